@@ -1,0 +1,61 @@
+"""The ``lnstaging`` command. Thin: each sub-command lives in LNStagingLib/commands/<name>.py.
+
+A sub-command module defines ``register(subparsers)`` which adds its parser and sets ``func``.
+User errors (LNStagingError) print one line and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import NOT_FOR_CLINICAL_USE, __version__
+from .errors import LNStagingError
+
+# Order is the order shown in --help.
+COMMAND_MODULES = (
+    "run", "run_batch", "demo", "suv", "phantom", "dataset", "attention", "priors",
+    "train", "evaluate", "export", "review",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lnstaging",
+        description=f"Lymph node detection, classification and contouring on PET/CT. {NOT_FOR_CLINICAL_USE}",
+    )
+    parser.add_argument("--version", action="version", version=f"lnstaging {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output (never patient identifiers)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}.commands.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__package__}.commands.{name}":
+                raise
+            continue  # not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except LNStagingError as error:
+        print(f"lnstaging {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"lnstaging {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``lnstaging`` sub-command; each defines ``register(subparsers)``. Keep them thin."""
