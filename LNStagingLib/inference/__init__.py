@@ -1,0 +1,1 @@
+"""Inference: running trained networks on whole images (sliding windows, batching, progress and cancel)."""

@@ -1,0 +1,100 @@
+"""Stage-1 inference: sliding-window LN segmentation that skips windows with no attention.
+
+Windows tile the volume nnU-Net style (step = window x (1 - overlap), the last window flush with the far edge) and
+are blended with MONAI's Gaussian importance map. A window whose attention is zero everywhere is not run: the
+attention gate sits right before the 1x1x1 head (models/unet.py), so such a window's logits are the head's bias at
+every voxel, exactly. The skipped window contributes exactly what the network would have produced, through the same
+arithmetic, so the skipping result is identical to the full sliding window (Testing/test_stage1_inference.py), not
+an approximation. The baseline network (no attention) never skips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.data.utils import compute_importance_map
+
+from ..models.seg_inputs import attention_array, network_channels
+from ..progress import Progress
+
+
+def window_starts(size: int, window: int, overlap: float) -> list[int]:
+    """Start indices along one axis: regular steps, the last window ending at the volume's edge."""
+    if size <= window:
+        return [0]
+    step = max(1, int(window * (1.0 - overlap)))
+    n = math.ceil((size - window) / step) + 1
+    return sorted({min(i * step, size - window) for i in range(n)})
+
+
+def window_slices(shape: tuple[int, int, int], window: tuple[int, int, int], overlap: float) -> list[tuple[slice, ...]]:
+    axes = [window_starts(s, w, overlap) for s, w in zip(shape, window)]
+    return [tuple(slice(a, a + w) for a, w in zip(starts, window)) for starts in itertools.product(*axes)]
+
+
+def sliding_window_logits(model, channels: np.ndarray, attention: np.ndarray | None, *, window=None,
+                          overlap: float = 0.5, skip_empty: bool = True, device: str = "cpu",
+                          progress: Progress | None = None) -> tuple[np.ndarray, dict]:
+    """Blended logits [n_classes, z, y, x] of ``model`` over ``channels`` [C, z, y, x] (+ attention [1, z, y, x]).
+
+    Returns (logits, stats) with stats = {"windows": n, "run": n_run, "skipped": n_skipped}. Volumes smaller than the
+    window are zero-padded (attention 0 there) and cropped back.
+    """
+    config = model.config
+    window = tuple(window or config.patch_size)
+    skip_empty = skip_empty and config.use_attention
+    shape = channels.shape[1:]
+    padded = tuple(max(s, w) for s, w in zip(shape, window))
+    pad = [(0, 0)] + [(0, p - s) for p, s in zip(padded, shape)]
+    image = torch.from_numpy(np.pad(channels, pad).astype(np.float32))
+    att = torch.from_numpy(np.pad(attention, pad).astype(np.float32)) if attention is not None else None
+
+    weight = compute_importance_map(window, mode="gaussian", sigma_scale=0.125, device="cpu")
+    logit_sum = torch.zeros((config.n_classes, *padded), dtype=torch.float32)
+    weight_sum = torch.zeros(padded, dtype=torch.float32)
+    zero_logits = model.zero_attention_logits().float().cpu().view(-1, 1, 1, 1) if skip_empty else None
+    slices = window_slices(padded, window, overlap)
+    n_run = 0
+    model.eval()
+    with torch.inference_mode():
+        for i, region in enumerate(slices):
+            if progress is not None:
+                progress.step(i / len(slices), f"segmenting window {i + 1}/{len(slices)}")
+            win_att = att[(slice(None), *region)] if att is not None else None
+            if skip_empty and not bool(torch.any(win_att > 0)):
+                logits = zero_logits.expand(-1, *window)
+            else:
+                batch = image[(slice(None), *region)][None].to(device)
+                logits = model(batch, win_att[None].to(device) if win_att is not None else None)[0].float().cpu()
+                n_run += 1
+            logit_sum[(slice(None), *region)] += logits * weight
+            weight_sum[region] += weight
+    if progress is not None:
+        progress.step(1.0, "segmentation done")
+    logits = (logit_sum / weight_sum)[(slice(None), *(slice(0, s) for s in shape))]
+    return logits.numpy(), {"windows": len(slices), "run": n_run, "skipped": len(slices) - n_run}
+
+
+def foreground_probability(logits: np.ndarray) -> np.ndarray:
+    """Softmax probability of the LN class (channel 1) from [n_classes, ...] logits."""
+    return torch.softmax(torch.from_numpy(logits), dim=0)[1].numpy().astype(np.float32)
+
+
+def segment_lymph_nodes(model, ct: sitk.Image, attention: sitk.Image | None, pet: sitk.Image | None = None, *,
+                        overlap: float = 0.5, skip_empty: bool = True, device: str = "cpu",
+                        progress: Progress | None = None) -> tuple[sitk.Image, dict]:
+    """LN probability map (float32, on the CT grid, geometry copied) and window statistics.
+
+    ``attention`` and ``pet`` must be on the CT grid; the attention is required when the model uses it.
+    """
+    channels = network_channels(model.config, ct, pet)
+    att = attention_array(attention, ct) if (attention is not None and model.config.use_attention) else None
+    logits, stats = sliding_window_logits(model, channels, att, overlap=overlap, skip_empty=skip_empty,
+                                          device=device, progress=progress)
+    probability = sitk.GetImageFromArray(foreground_probability(logits))
+    probability.CopyInformation(ct)
+    return probability, stats

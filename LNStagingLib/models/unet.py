@@ -1,0 +1,200 @@
+"""Stage 1: the distance-guided attention 3D U-Net (ln_attention_metastasis_pdac, sec. III-A).
+
+An nnU-Net-style encoder/decoder: every stage is (conv3x3x3 - InstanceNorm - LeakyReLU) x 2, the first conv of an
+encoder stage is strided (downsampling), decoders upsample with a transposed conv and concatenate the skip.
+Deep supervision: a 1x1x1 segmentation head on the finest decoder level and on the next coarser ones.
+
+The attention gate (the paper's contribution) multiplies the features that feed each segmentation head by the
+attention map A_all, downsampled to that head's resolution (paper: "the deep features at the penultimate layer are
+extracted and multiplied element-wisely with A_all ... injected to the intermediate decoder feature for each deep
+supervision output"). Because the head is a 1x1x1 convolution, a voxel with zero attention gets exactly the head's
+bias as logits, whatever the image: ``zero_attention_logits()``. That makes skipping all-zero-attention windows in
+sliding-window inference exact, not approximate (inference/segmentation.py).
+
+``use_attention=False`` gives the same network without the gate: the nnU-Net baseline of the paper's ablation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ModelError
+from .checkpoint import register_model
+
+Triple = tuple[int, int, int]
+
+
+def _triples(values) -> tuple[Triple, ...]:
+    """Strides given as ints or (z, y, x) triples (lists after a JSON/checkpoint round trip) -> tuple of triples."""
+    out = []
+    for v in values:
+        if isinstance(v, int):
+            out.append((v, v, v))
+        else:
+            out.append(tuple(int(x) for x in v))
+    return tuple(out)
+
+
+@dataclass
+class UNetConfig:
+    """Size and inputs of the stage-1 network. Patch sizes and strides are in array order (z, y, x)."""
+
+    features: tuple[int, ...] = (32, 64, 128, 256, 320, 320)
+    strides: tuple = ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2))
+    use_pet: bool = False
+    n_classes: int = 2
+    use_attention: bool = True
+    deep_supervision_outputs: int = 4  # heads on the finest decoder levels (final output included)
+    patch_size: Triple = (80, 192, 160)
+    negative_slope: float = 0.01
+    # intensity normalisation (fixed windows: CT soft tissue, PET SUV) -- see models/seg_inputs.py
+    ct_window: tuple[float, float] = (-200.0, 300.0)
+    pet_max_suv: float = 20.0
+    preset: str = "paper"
+
+    def __post_init__(self) -> None:
+        self.features = tuple(int(f) for f in self.features)
+        self.strides = _triples(self.strides)
+        self.patch_size = tuple(int(p) for p in self.patch_size)
+        self.ct_window = tuple(float(v) for v in self.ct_window)
+        if len(self.strides) != len(self.features):
+            raise ModelError(f"U-Net config: {len(self.features)} stages but {len(self.strides)} strides.")
+        if len(self.features) < 2:
+            raise ModelError("U-Net config: at least two stages are needed.")
+        total = self.total_stride
+        if any(p % t for p, t in zip(self.patch_size, total)):
+            raise ModelError(f"U-Net config: patch size {self.patch_size} must be divisible by the total stride {total}.")
+        self.deep_supervision_outputs = max(1, min(int(self.deep_supervision_outputs), len(self.features) - 1))
+
+    @property
+    def in_channels(self) -> int:
+        return 2 if self.use_pet else 1
+
+    @property
+    def total_stride(self) -> Triple:
+        total = [1, 1, 1]
+        for s in self.strides:
+            total = [t * k for t, k in zip(total, s)]
+        return tuple(total)
+
+    def replace(self, **changes) -> "UNetConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# nnU-Net sized (3d_fullres for a ~160x192x80 patch), CPU-trainable in minutes, and for tests.
+PRESETS: dict[str, dict] = {
+    "paper": dict(features=(32, 64, 128, 256, 320, 320),
+                  strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)),
+                  deep_supervision_outputs=4, patch_size=(80, 192, 160)),
+    "small": dict(features=(8, 16, 32, 64), strides=(1, 2, 2, 2), deep_supervision_outputs=3, patch_size=(32, 64, 64)),
+    "tiny": dict(features=(4, 8, 8, 16), strides=(1, 2, 2, 2), deep_supervision_outputs=2, patch_size=(16, 32, 32)),
+}
+
+
+def unet_config(preset: str = "small", **overrides) -> UNetConfig:
+    """A configuration from a named preset ("paper", "small", "tiny") with optional field overrides."""
+    if preset not in PRESETS:
+        raise ModelError(f"Unknown network size {preset!r}; use one of {', '.join(PRESETS)}.")
+    return UNetConfig(**(PRESETS[preset] | {"preset": preset} | overrides))
+
+
+class ConvBlock(nn.Module):
+    """(conv3x3x3 - InstanceNorm - LeakyReLU) x 2; the first conv carries the stage's stride."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: Triple, negative_slope: float):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv3d(in_ch, out_ch, 3, stride=stride, padding=1),
+            nn.InstanceNorm3d(out_ch, affine=True),
+            nn.LeakyReLU(negative_slope, inplace=True),
+            nn.Conv3d(out_ch, out_ch, 3, padding=1),
+            nn.InstanceNorm3d(out_ch, affine=True),
+            nn.LeakyReLU(negative_slope, inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class UNetEncoder(nn.Module):
+    """The contracting path; returns the features of every stage (finest first). Shared with the identifier."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        channels = [config.in_channels, *config.features]
+        self.stages = nn.ModuleList(
+            ConvBlock(channels[i], channels[i + 1], config.strides[i], config.negative_slope)
+            for i in range(len(config.features)))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        skips = []
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        return skips
+
+
+def attention_at(attention: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The attention map averaged down to a decoder level's grid (a window with any attention keeps some)."""
+    if tuple(attention.shape[2:]) == tuple(shape):
+        return attention
+    return F.adaptive_avg_pool3d(attention, shape)
+
+
+@register_model("ln_seg_unet", UNetConfig)
+class AttentionUNet(nn.Module):
+    """3D U-Net with deep supervision and the distance-guided attention gate in front of every head.
+
+    forward(x, attention) -> logits [B, n_classes, z, y, x] in eval mode; in training mode a list of logits, finest
+    first, one per deep-supervision head (each at its decoder level's resolution).
+    ``x``: [B, in_channels, z, y, x] normalised CT (+ PET); ``attention``: [B, 1, z, y, x] in [0, 1].
+    """
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = config
+        f, s = config.features, config.strides
+        self.encoder = UNetEncoder(config)
+        n_up = len(f) - 1
+        # decoder level j (0 = finest) upsamples from stage j+1 to stage j's grid
+        self.upsamples = nn.ModuleList(nn.ConvTranspose3d(f[j + 1], f[j], kernel_size=s[j + 1], stride=s[j + 1])
+                                       for j in range(n_up))
+        self.decoders = nn.ModuleList(ConvBlock(2 * f[j], f[j], (1, 1, 1), config.negative_slope) for j in range(n_up))
+        self.heads = nn.ModuleList(nn.Conv3d(f[j], config.n_classes, 1) for j in range(config.deep_supervision_outputs))
+
+    def forward(self, x: torch.Tensor, attention: torch.Tensor | None = None):
+        if self.config.use_attention and attention is None:
+            raise ModelError("This segmentation model was trained with the attention map; compute it from the organ "
+                             "masks (lnstaging attention) and pass it.")
+        skips = self.encoder(x)
+        y = skips[-1]
+        decoded: list[torch.Tensor] = []
+        for j in reversed(range(len(self.decoders))):
+            y = self.upsamples[j](y)
+            y = self.decoders[j](torch.cat([y, skips[j]], dim=1))
+            decoded.append(y)
+        decoded.reverse()  # finest first
+        n_out = len(self.heads) if self.training else 1
+        outputs = [self.heads[k](self.gate(decoded[k], attention)) for k in range(n_out)]
+        return outputs if self.training else outputs[0]
+
+    def gate(self, features: torch.Tensor, attention: torch.Tensor | None) -> torch.Tensor:
+        """Spatially scale the features by the attention map (identity for the baseline)."""
+        if not self.config.use_attention:
+            return features
+        return features * attention_at(attention.to(features.dtype), features.shape[2:])
+
+    def zero_attention_logits(self) -> torch.Tensor:
+        """The exact logits [n_classes] of any voxel whose attention is 0 (the final head's bias)."""
+        if not self.config.use_attention:
+            raise ModelError("The baseline network has no attention gate; its output depends on every window.")
+        return self.heads[0].bias.detach().clone()
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
