@@ -59,7 +59,7 @@ def save_checkpoint(path: Path | str, model: torch.nn.Module, config: Any, *, tr
         "training_data": training_data or {},
         "metrics": metrics or {},
         "extra": extra or {},
-        "versions": {"lnstaging": __version__, "torch": torch.__version__},
+        "versions": {"lnstaging": __version__, "torch": str(torch.__version__)},
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
