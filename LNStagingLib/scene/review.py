@@ -1,0 +1,159 @@
+"""A case under review in a scene: show Results, jump, operating point, accept/reject, edits read back.
+
+``ReviewScene`` only holds the nodes and the Results; every rendering comes from Results, so the table, the
+segments and the markups cannot disagree with what is saved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..results import REVIEW_STATES, Results
+from . import markups, segments, table, views, volumes
+
+
+def threshold_for_fp_per_patient(froc: Sequence[Sequence[float]], fp_per_patient: float) -> float:
+    """Probability threshold reaching ``fp_per_patient`` on the model's validation FROC.
+
+    ``froc`` holds (fp_per_patient, threshold) pairs; the threshold is interpolated linearly in FP/patient and
+    clamped at the ends (fewer FP than the curve's minimum gives its highest threshold).
+    """
+    points = np.asarray(froc, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError("the FROC table must be (fp_per_patient, threshold) pairs")
+    points = points[np.argsort(points[:, 0])]
+    return float(np.interp(float(fp_per_patient), points[:, 0], points[:, 1]))
+
+
+def visible_candidate_ids(results: Results, threshold: float, show_rejected: bool = False) -> set[int]:
+    """Accepted candidates always show; pending ones at or above the threshold; rejected ones only on request."""
+    visible = set()
+    for c in results.candidates:
+        if c.review == "accepted":
+            visible.add(c.id)
+        elif c.review == "rejected":
+            if show_rejected:
+                visible.add(c.id)
+        elif c.probability is None or c.probability >= threshold:
+            visible.add(c.id)
+    return visible
+
+
+@dataclass
+class ReviewScene:
+    scene: object
+    results: Results
+    ct: object
+    pet: Optional[object] = None
+    attention: Optional[object] = None
+    segmentation: Optional[object] = None
+    table: Optional[object] = None
+    markups: Optional[object] = None
+    threshold: float = 0.0
+    show_rejected: bool = False
+    froc: list = field(default_factory=list)
+
+    # ---- building -------------------------------------------------------------------------------------------
+    @classmethod
+    def show(cls, scene, results: Results, ct_node, pet_node=None, froc: Sequence = (), overlay: str = "pet",
+             overlay_opacity: float = 0.5, pet_suv_max: float = 10.0) -> "ReviewScene":
+        """Put ``results`` into ``scene`` over an already loaded CT (and PET): attention volume, GTV_LN segments,
+        candidate table and centroid markups; CT in the background, PET or attention as the foreground."""
+        review = cls(scene, results, ct_node, pet_node, froc=[tuple(p) for p in froc])
+        volumes.show_ct(ct_node)
+        if pet_node is not None:
+            volumes.show_pet(pet_node, pet_suv_max)
+        if results.attention is not None:
+            review.attention = volumes.add_volume(scene, results.attention, "LNStaging attention")
+            volumes.show_attention(review.attention)
+        if results.gtv_ln is not None:
+            review.segmentation = segments.add_candidate_segments(scene, results, ct_node)
+        review.table = table.add_candidate_table(scene, results)
+        review.markups = markups.add_centroid_markups(scene, results)
+        point = results.patient.operating_point or {}
+        review.threshold = float(point.get("threshold", 0.0))
+        views.ensure_slice_views(scene)
+        review.set_overlay(overlay, overlay_opacity)
+        review.refresh()
+        return review
+
+    def set_overlay(self, which: str = "pet", opacity: Optional[float] = None) -> None:
+        """Foreground layer: 'pet', 'attention' or 'none'; CT stays the background."""
+        foreground = {"pet": self.pet, "attention": self.attention}.get(which)
+        views.set_layers(self.scene, background=self.ct, foreground=foreground, foreground_opacity=opacity)
+        if which == "none":
+            for composite in views.composite_nodes(self.scene):
+                composite.SetForegroundVolumeID(None)
+
+    # ---- review actions -------------------------------------------------------------------------------------
+    def jump_to(self, candidate_id: int) -> tuple[float, float, float]:
+        return views.jump_to_candidate(self.scene, self.results.candidate(candidate_id))
+
+    def set_operating_point(self, threshold: Optional[float] = None, fp_per_patient: Optional[float] = None) -> float:
+        """Set a probability threshold, or FP/patient on the FROC table; returns the threshold used."""
+        if fp_per_patient is not None:
+            if not self.froc:
+                raise ValueError("this model has no validation FROC table: set a probability threshold instead")
+            threshold = threshold_for_fp_per_patient(self.froc, fp_per_patient)
+            self.results.patient.operating_point = {"threshold": threshold, "fp_per_patient": float(fp_per_patient)}
+        elif threshold is not None:
+            self.results.patient.operating_point = {"threshold": float(threshold)}
+        else:
+            raise ValueError("give a threshold or an FP-per-patient value")
+        self.threshold = float(threshold)
+        self.refresh()
+        return self.threshold
+
+    def set_show_rejected(self, show: bool) -> None:
+        self.show_rejected = bool(show)
+        self.refresh()
+
+    def set_review(self, candidate_id: int, state: str) -> None:
+        if state not in REVIEW_STATES:
+            raise ValueError(f"review state must be one of {REVIEW_STATES}")
+        self.results.candidate(candidate_id).review = state
+        self.refresh()
+
+    def accept(self, candidate_id: int) -> None:
+        self.set_review(candidate_id, "accepted")
+
+    def reject(self, candidate_id: int) -> None:
+        self.set_review(candidate_id, "rejected")
+
+    def visible_ids(self) -> set[int]:
+        return visible_candidate_ids(self.results, self.threshold, self.show_rejected)
+
+    def refresh(self) -> None:
+        """Re-render table, segment and control point visibility from Results."""
+        visible = self.visible_ids()
+        if self.table is not None:
+            table.update_candidate_table(self.table, self.results)
+        if self.segmentation is not None:
+            segments.set_visible_candidates(self.segmentation, visible)
+        if self.markups is not None:
+            markups.set_visible_candidates(self.markups, visible)
+
+    def read_edits(self, pet_suv: Optional[sitk.Image] = None) -> dict:
+        """Pull the user's segment edits into Results, then re-render (new candidates get a row and a point)."""
+        if self.segmentation is None:
+            return {"changed": [], "removed": [], "added": []}
+        if pet_suv is None and self.pet is not None:
+            pet_suv = volumes.image_from_volume(self.pet)
+            if not _same_grid(pet_suv, self.results.gtv_ln):
+                pet_suv = None  # PET not on the CT grid: keep the SUVmax measured by the pipeline
+        report = segments.read_edits(self.segmentation, self.ct, self.results, pet_suv)
+        markups.update_centroid_markups(self.markups, self.results)
+        segments.recolor(self.segmentation, self.results)
+        self.refresh()
+        return report
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool:
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance))

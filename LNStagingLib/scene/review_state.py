@@ -1,0 +1,127 @@
+"""Save and restore a whole review so nothing the user did is lost when Slicer closes or the run is repeated.
+
+A review folder is a results folder (Results.write, with GTV_LN updated from the user's edits) plus:
+  GTV_LN.seg.nrrd      the segmentation exactly as edited (segment names, colours, terminology, candidate tags)
+  candidates.tsv       the candidate table as shown
+  centroids.mrk.json   the centroid markups
+  review.json          the decisions: review state per candidate, operating point, show-rejected, FROC
+It is written atomically (complete or absent). ``save_review_mrb`` also writes a Slicer scene bundle (.mrb).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import slicer
+
+from .. import NOT_FOR_CLINICAL_USE
+from ..errors import InputFileError
+from ..io.atomic import atomic_directory
+from ..results import Results
+from . import markups, table
+from .review import ReviewScene
+
+SEGMENTATION_FILE = "GTV_LN.seg.nrrd"
+TABLE_FILE = "candidates.tsv"
+MARKUPS_FILE = "centroids.mrk.json"
+REVIEW_FILE = "review.json"
+
+
+def _write_node(node, storage_class: str, path: Path) -> None:
+    storage = getattr(slicer, storage_class)()
+    storage.SetFileName(str(path))
+    if not storage.WriteData(node):
+        raise OSError(f"could not write {path.name}")
+
+
+def review_decisions(review: ReviewScene) -> dict:
+    return {
+        "disclaimer": NOT_FOR_CLINICAL_USE,
+        "decisions": {str(c.id): c.review for c in review.results.candidates},
+        "notes": {str(c.id): c.note for c in review.results.candidates if c.note},
+        "operating_point": dict(review.results.patient.operating_point),
+        "threshold": review.threshold,
+        "show_rejected": review.show_rejected,
+        "froc": [list(p) for p in review.froc],
+    }
+
+
+def save_review(review: ReviewScene, folder: Path | str, read_edits_first: bool = True) -> Path:
+    """Write the review folder (see module docstring). The user's segment edits are read back first."""
+    if read_edits_first:
+        review.read_edits()
+    folder = Path(folder)
+    with atomic_directory(folder) as tmp:
+        review.results.write(tmp)
+        if review.segmentation is not None:
+            _write_node(review.segmentation, "vtkMRMLSegmentationStorageNode", tmp / SEGMENTATION_FILE)
+        if review.table is not None:
+            _write_node(review.table, "vtkMRMLTableStorageNode", tmp / TABLE_FILE)
+        if review.markups is not None:
+            _write_node(review.markups, "vtkMRMLMarkupsJsonStorageNode", tmp / MARKUPS_FILE)
+        (tmp / REVIEW_FILE).write_text(json.dumps(review_decisions(review), indent=1))
+    return folder
+
+
+def read_decisions(folder: Path | str) -> dict:
+    path = Path(folder) / REVIEW_FILE
+    if not path.is_file():
+        raise InputFileError(f"{folder} has no {REVIEW_FILE}: it is not a saved LNStaging review.")
+    return json.loads(path.read_text())
+
+
+def apply_decisions(results: Results, decisions: dict) -> None:
+    """Set review states (and notes) from a review.json onto Results; unknown ids are ignored."""
+    ids = {c.id for c in results.candidates}
+    for key, state in decisions.get("decisions", {}).items():
+        if int(key) in ids:
+            results.candidate(int(key)).review = state
+    for key, note in decisions.get("notes", {}).items():
+        if int(key) in ids:
+            results.candidate(int(key)).note = note
+    if decisions.get("operating_point"):
+        results.patient.operating_point = dict(decisions["operating_point"])
+
+
+def restore_review(scene, folder: Path | str, ct_node, pet_node=None) -> ReviewScene:
+    """Rebuild a saved review in ``scene`` over a loaded CT (and PET): the edited segmentation as saved,
+    decisions, operating point; table and markups re-rendered from the restored Results."""
+    folder = Path(folder)
+    decisions = read_decisions(folder)
+    results = Results.read(folder)
+    apply_decisions(results, decisions)
+    segmentation_path = folder / SEGMENTATION_FILE
+    gtv_ln, results.gtv_ln = results.gtv_ln, None  # the saved segmentation replaces the one built from labels
+    review = ReviewScene.show(scene, results, ct_node, pet_node, froc=decisions.get("froc", []))
+    results.gtv_ln = gtv_ln
+    if segmentation_path.is_file():
+        node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "GTV_LN")
+        storage = slicer.vtkMRMLSegmentationStorageNode()
+        storage.SetFileName(str(segmentation_path))
+        if not storage.ReadData(node):
+            raise InputFileError(f"{segmentation_path} could not be read: the review folder is damaged.")
+        node.CreateDefaultDisplayNodes()
+        review.segmentation = node
+    elif gtv_ln is not None:
+        from . import segments
+
+        review.segmentation = segments.add_candidate_segments(scene, results, ct_node)
+    review.threshold = float(decisions.get("threshold", review.threshold))
+    review.show_rejected = bool(decisions.get("show_rejected", False))
+    review.refresh()
+    return review
+
+
+def save_review_mrb(review: ReviewScene, path: Path | str) -> Path:
+    """Write the whole scene as a Slicer data bundle (.mrb) after reading edits back into Results."""
+    review.read_edits()
+    path = Path(path)
+    scene = review.scene
+    for node in (review.ct, review.pet, review.attention, review.segmentation, review.table, review.markups):
+        if node is not None and node.GetStorageNode() is None:
+            node.AddDefaultStorageNode()
+    if not scene.WriteToMRB(str(path)):
+        raise OSError(f"could not write the scene bundle {path}")
+    return path

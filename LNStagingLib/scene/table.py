@@ -1,0 +1,68 @@
+"""The candidate table as a vtkMRMLTableNode, rows in rank order (most probable first)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import vtk
+
+from ..results import Results
+
+COLUMNS = (  # (name, vtk array class, title)
+    ("id", vtk.vtkIntArray, "ID"),
+    ("name", vtk.vtkStringArray, "Name"),
+    ("probability", vtk.vtkDoubleArray, "Probability"),
+    ("volume_ml", vtk.vtkDoubleArray, "Volume (ml)"),
+    ("short_axis_mm", vtk.vtkDoubleArray, "Short axis (mm)"),
+    ("suv_max", vtk.vtkDoubleArray, "SUVmax"),
+    ("review", vtk.vtkStringArray, "Review"),
+)
+TABLE_NAME = "LNStaging candidates"
+
+
+def add_candidate_table(scene, results: Results, name: str = TABLE_NAME):
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    node.SetLocked(True)  # the table mirrors Results; edits go through accept/reject, not cell typing
+    update_candidate_table(node, results)
+    return node
+
+
+def update_candidate_table(node, results: Results) -> None:
+    """Rewrite every row from ``results`` (ranked by probability)."""
+    results.rank_candidates()
+    ordered = sorted(results.candidates, key=lambda c: c.rank)
+    table = vtk.vtkTable()
+    for column, array_class, _ in COLUMNS:
+        array = array_class()
+        array.SetName(column)
+        for c in ordered:
+            value = getattr(c, column)
+            if column == "probability":
+                value = float("nan") if value is None else value
+            array.InsertNextValue(value)
+        table.AddColumn(array)
+    was_modifying = node.StartModify()
+    node.SetAndObserveTable(table)
+    for column, _, title in COLUMNS:
+        node.SetColumnTitle(column, title)
+    node.EndModify(was_modifying)
+
+
+def candidate_id_at_row(node, row: int) -> Optional[int]:
+    """The candidate id shown in a table row (for click-to-jump); None outside the table."""
+    if not 0 <= row < node.GetNumberOfRows():
+        return None
+    return int(node.GetTable().GetColumnByName("id").GetValue(row))
+
+
+def row_of_candidate(node, candidate_id: int) -> Optional[int]:
+    ids = node.GetTable().GetColumnByName("id")
+    for row in range(ids.GetNumberOfValues()):
+        if ids.GetValue(row) == candidate_id:
+            return row
+    return None
+
+
+def column_values(node, column: str) -> list:
+    array = node.GetTable().GetColumnByName(column)
+    return [array.GetValue(i) for i in range(array.GetNumberOfValues())]

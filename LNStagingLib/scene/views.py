@@ -1,0 +1,69 @@
+"""Slice view layers (CT background, PET or attention foreground) and jumping to a candidate."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import slicer
+
+from .coordinates import lps_to_ras
+
+STANDARD_VIEWS = (("Red", "Axial"), ("Yellow", "Sagittal"), ("Green", "Coronal"))
+
+
+def _nodes(scene, class_name: str) -> list:
+    return [scene.GetNthNodeByClass(i, class_name) for i in range(scene.GetNumberOfNodesByClass(class_name))]
+
+
+def ensure_slice_views(scene) -> list:
+    """Slice and slice-composite nodes for Red/Yellow/Green. Slicer's layout creates them; outside Slicer we do."""
+    slice_nodes = _nodes(scene, "vtkMRMLSliceNode")
+    if slice_nodes:
+        return slice_nodes
+    default = scene.GetDefaultNodeByClass("vtkMRMLSliceNode")
+    if default is None or default.GetNumberOfSliceOrientationPresets() == 0:
+        slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene, True)
+    for layout_name, orientation in STANDARD_VIEWS:
+        slice_node = scene.CreateNodeByClass("vtkMRMLSliceNode")
+        slice_node.SetName(layout_name)
+        slice_node.SetLayoutName(layout_name)
+        slice_node.SetSingletonTag(layout_name)
+        scene.AddNode(slice_node)
+        slice_node.SetOrientation(orientation)
+        composite = slicer.vtkMRMLSliceCompositeNode()
+        composite.SetLayoutName(layout_name)
+        composite.SetSingletonTag(layout_name)
+        scene.AddNode(composite)
+    return _nodes(scene, "vtkMRMLSliceNode")
+
+
+def composite_nodes(scene) -> list:
+    return _nodes(scene, "vtkMRMLSliceCompositeNode")
+
+
+def set_layers(scene, background=None, foreground=None, foreground_opacity: Optional[float] = None) -> None:
+    """Like slicer.util.setSliceViewerLayers, but on the given scene. ``None`` keeps the current layer."""
+    for composite in composite_nodes(scene):
+        if background is not None:
+            composite.SetBackgroundVolumeID(background.GetID())
+        if foreground is not None:
+            composite.SetForegroundVolumeID(foreground.GetID())
+        if foreground_opacity is not None:
+            composite.SetForegroundOpacity(float(foreground_opacity))
+
+
+def set_foreground_opacity(scene, opacity: float) -> None:
+    set_layers(scene, foreground_opacity=opacity)
+
+
+def jump_to_ras(scene, ras: Sequence[float]) -> None:
+    """Move every slice view so that it passes through ``ras`` (offset jump: the views do not pan)."""
+    for slice_node in _nodes(scene, "vtkMRMLSliceNode"):
+        slice_node.JumpSliceByOffsetting(float(ras[0]), float(ras[1]), float(ras[2]))
+
+
+def jump_to_candidate(scene, candidate) -> tuple[float, float, float]:
+    """Jump all slice views to a candidate's centroid; return the RAS point."""
+    ras = lps_to_ras(candidate.centroid_lps)
+    jump_to_ras(scene, ras)
+    return ras

@@ -1,0 +1,98 @@
+"""SimpleITK images (LPS) <-> MRML volume nodes (RAS), and how CT, PET and the attention map are displayed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+import vtk
+from vtk.util import numpy_support
+
+from .coordinates import geometry_from_ijk_to_ras, ijk_to_ras_matrix, numpy_matrix, vtk_matrix
+
+PET_COLOR_NODE_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
+ATTENTION_COLOR_NODE_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
+CT_WINDOW_LEVEL = (400.0, 40.0)  # soft-tissue / mediastinal window in HU
+
+
+def image_data_from_array(array: np.ndarray) -> vtk.vtkImageData:
+    """A vtkImageData (origin 0, spacing 1) holding a copy of a [z, y, x] numpy array."""
+    array = np.ascontiguousarray(array)
+    image_data = vtk.vtkImageData()
+    image_data.SetDimensions(array.shape[2], array.shape[1], array.shape[0])
+    scalars = numpy_support.numpy_to_vtk(array.ravel(), deep=True)
+    image_data.GetPointData().SetScalars(scalars)
+    return image_data
+
+
+def add_volume(scene, image: sitk.Image, name: str, labelmap: bool = False):
+    """Add a 3D SimpleITK image as a scalar (or labelmap) volume node with its geometry converted to RAS."""
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"{name}: a 3D single-component image is needed")
+    class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(class_name, name)
+    node.SetAndObserveImageData(image_data_from_array(sitk.GetArrayViewFromImage(image)))
+    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras_matrix(image)))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def update_volume(node, image: sitk.Image) -> None:
+    """Replace a node's voxels and geometry by those of ``image`` (keeps display settings)."""
+    node.SetAndObserveImageData(image_data_from_array(sitk.GetArrayViewFromImage(image)))
+    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras_matrix(image)))
+
+
+def array_from_volume(node) -> np.ndarray:
+    """A copy of a volume node's voxels as a [z, y, x] numpy array."""
+    image_data = node.GetImageData()
+    nx, ny, nz = image_data.GetDimensions()
+    return numpy_support.vtk_to_numpy(image_data.GetPointData().GetScalars()).reshape(nz, ny, nx).copy()
+
+
+def image_from_volume(node) -> sitk.Image:
+    """The SimpleITK image (LPS geometry) of a volume node."""
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    origin, spacing, direction = geometry_from_ijk_to_ras(numpy_matrix(matrix))
+    image = sitk.GetImageFromArray(array_from_volume(node))
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction)
+    return image
+
+
+def load_volume_file(scene, path: Path | str, name: Optional[str] = None, labelmap: bool = False):
+    """Read an image file (NIfTI, NRRD, ...) with SimpleITK and add it; DICOM folders go through LNStagingLib.io."""
+    path = Path(path)
+    image = sitk.ReadImage(str(path))
+    return add_volume(scene, image, name or path.name.split(".")[0], labelmap=labelmap)
+
+
+def show_ct(node, window_level: tuple[float, float] = CT_WINDOW_LEVEL) -> None:
+    display = node.GetDisplayNode()
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevel(*window_level)
+    display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+
+
+def show_pet(node, suv_max: float = 10.0, color_node_id: str = PET_COLOR_NODE_ID) -> None:
+    """Display a PET in SUV from 0 (transparent-black end of the colour map) to ``suv_max``."""
+    display = node.GetDisplayNode()
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevelMinMax(0.0, float(suv_max))
+    display.SetAndObserveColorNodeID(color_node_id)
+    display.SetApplyThreshold(True)
+    display.SetLowerThreshold(0.05 * float(suv_max))  # background uptake stays see-through over CT
+
+
+def show_attention(node, color_node_id: str = ATTENTION_COLOR_NODE_ID) -> None:
+    """Attention is in [0, 1]: full range of the heat map, zero transparent."""
+    display = node.GetDisplayNode()
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevelMinMax(0.0, 1.0)
+    display.SetAndObserveColorNodeID(color_node_id)
+    display.SetApplyThreshold(True)
+    display.SetLowerThreshold(1e-3)
