@@ -1,0 +1,124 @@
+"""Load a PET/CT pair: CT in HU, PET in SUVbw resampled onto the CT grid, both in LPS world coordinates.
+
+Refuses pairs that cannot be fused safely: different FrameOfReferenceUIDs (when both are DICOM) without a
+registration, or images that do not overlap in space.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import GeometryError, ImageFormatError, InputFileError
+from ..progress import Progress
+from .dicom_series import DicomSeries, read_dicom_series
+from .images import is_dicom_file, read_image, require_exists
+from .resample import isotropic_grid, require_overlap, resample_to_reference
+from .suv import SuvFactor, pet_to_suv
+
+log = logging.getLogger(__name__)
+
+#: A PET file given without DICOM tags whose maximum exceeds this is Bq/ml, not SUV (SUVmax of a patient is < ~100).
+MAX_PLAUSIBLE_SUV = 500.0
+
+
+@dataclass
+class PetCt:
+    """CT (HU, float32) and PET (SUVbw, float32) on one grid, with what is known about their DICOM origin."""
+
+    ct: sitk.Image
+    pet_suv: sitk.Image
+    suv: SuvFactor | None = None
+    ct_series: DicomSeries | None = None
+    pet_series: DicomSeries | None = None
+
+    @property
+    def frame_of_reference_uid(self) -> str | None:
+        return self.ct_series.frame_of_reference_uid if self.ct_series else None
+
+    def on_working_grid(self, spacing_mm: float = 1.0) -> "PetCt":
+        """Both images on the isotropic working grid of the CT (direction kept); DICOM metadata carried along."""
+        grid = isotropic_grid(self.ct, spacing_mm)
+        return PetCt(
+            ct=resample_to_reference(self.ct, grid, "linear", -1024.0),
+            pet_suv=resample_to_reference(self.pet_suv, grid, "linear", 0.0),
+            suv=self.suv, ct_series=self.ct_series, pet_series=self.pet_series,
+        )
+
+
+def _is_dicom(path: Path) -> bool:
+    return path.is_dir() or is_dicom_file(path)
+
+
+def _read_registration(registration) -> sitk.Transform | None:
+    if registration is None or isinstance(registration, sitk.Transform):
+        return registration
+    path = require_exists(registration, "registration")
+    try:
+        return sitk.ReadTransform(str(path))
+    except RuntimeError:
+        raise InputFileError(f"registration '{path}' is not an ITK transform file (.tfm/.h5/.txt): export the "
+                             f"PET-to-CT registration as an ITK transform.") from None
+
+
+def load_ct(path: os.PathLike | str, series_uid: str | None = None) -> tuple[sitk.Image, DicomSeries | None]:
+    path = require_exists(path, "CT")
+    if _is_dicom(path):
+        series = read_dicom_series(path, modality=None if series_uid else "CT", series_uid=series_uid, what="CT")
+        return sitk.Cast(series.image, sitk.sitkFloat32), series
+    return sitk.Cast(read_image(path, what="CT"), sitk.sitkFloat32), None
+
+
+def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_overrides):
+    """PET in SUVbw: DICOM is converted from its tags; NIfTI/NRRD/MHA is taken as SUV already (checked for Bq/ml)."""
+    path = require_exists(path, "PET")
+    if _is_dicom(path):
+        series = read_dicom_series(path, modality=None if series_uid else "PT", series_uid=series_uid, what="PET")
+        image, factor = pet_to_suv(series, **suv_overrides)
+        return image, factor, series
+    image = sitk.Cast(read_image(path, what="PET"), sitk.sitkFloat32)
+    peak = float(np.max(sitk.GetArrayViewFromImage(image)))
+    if peak > MAX_PLAUSIBLE_SUV:
+        raise ImageFormatError(f"PET '{path}' has values up to {peak:.3g}, which is Bq/ml rather than SUV: give the PET "
+                               f"DICOM series (converted from its tags) or convert it with 'lnstaging suv' first.")
+    if any(value is not None for value in suv_overrides.values()):
+        log.warning("weight/dose options ignored: a PET file without DICOM tags is taken as SUVbw already")
+    log.info("PET from '%s' has no DICOM tags: taken as SUVbw already", path.suffix)
+    return image, None, None
+
+
+def load_pet_ct(ct: os.PathLike | str, pet: os.PathLike | str, *, weight_kg: float | None = None,
+                dose_bq: float | None = None, injection_time: str | None = None, half_life_s: float | None = None,
+                ct_series_uid: str | None = None, pet_series_uid: str | None = None, registration=None,
+                progress: Progress | None = None) -> PetCt:
+    """CT and SUVbw PET on the CT grid.
+
+    ``registration``: an ITK transform (object or file) mapping CT points to PET points; with it, PET and CT may
+    have different frames of reference. Without it they must share one (when both are DICOM) and overlap.
+    """
+    progress = progress or Progress()
+    progress.step(0.0, "reading CT")
+    ct_image, ct_series = load_ct(ct, ct_series_uid)
+    progress.step(0.4, "reading PET")
+    pet_image, factor, pet_series = load_pet_suv(pet, pet_series_uid, weight_kg=weight_kg, dose_bq=dose_bq,
+                                                 injection_time=injection_time, half_life_s=half_life_s)
+    transform = _read_registration(registration)
+    if transform is None:
+        ct_for = ct_series.frame_of_reference_uid if ct_series else None
+        pet_for = pet_series.frame_of_reference_uid if pet_series else None
+        if ct_for and pet_for and ct_for != pet_for:
+            raise GeometryError("PET and CT have different frames of reference (FrameOfReferenceUID): they were not "
+                                "acquired together; register them first and give the registration (--registration).")
+        require_overlap(pet_image, ct_image)
+    progress.step(0.8, "resampling PET onto the CT grid")
+    pet_on_ct = resample_to_reference(pet_image, ct_image, "linear", 0.0, transform=transform)
+    if transform is not None and not np.any(sitk.GetArrayViewFromImage(pet_on_ct)):
+        raise GeometryError("after the registration the PET does not overlap the CT: check the registration direction "
+                            "(it must map CT points to PET points).")
+    progress.step(1.0, "PET/CT loaded")
+    return PetCt(ct=ct_image, pet_suv=pet_on_ct, suv=factor, ct_series=ct_series, pet_series=pet_series)

@@ -1,0 +1,186 @@
+"""PET activity (Bq/ml) to body-weight SUV from the DICOM tags, the vendor-neutral way (QIBA SUV recipe).
+
+SUVbw = activity * weight_g / (injected dose decayed to the scan start). Units GML means the PET is already SUVbw
+and passes through with factor 1. A missing tag is a MissingTagError naming the tag and the CLI option that
+supplies it; implausible values are refused rather than turned into a silently wrong SUV.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass
+
+import SimpleITK as sitk
+from pydicom.dataset import Dataset
+
+from ..errors import DicomError, MissingTagError
+
+log = logging.getLogger(__name__)
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SuvFactor:
+    """The multiplicative factor (g/ml per Bq/ml) and the values it came from, for provenance."""
+
+    factor: float
+    units: str
+    weight_kg: float | None = None
+    dose_bq: float | None = None
+    half_life_s: float | None = None
+    decay_time_s: float | None = None
+    decay_correction: str | None = None
+    supplied_by_user: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.units == "GML":
+            return "PET is already SUVbw (Units GML): factor 1"
+        text = (f"SUVbw factor {self.factor:.8g} g/Bq (weight {self.weight_kg:g} kg, dose {self.dose_bq:.6g} Bq, "
+                f"half-life {self.half_life_s:g} s, decay {self.decay_time_s:.0f} s, correction {self.decay_correction})")
+        if self.supplied_by_user:
+            text += f"; given on the command line: {', '.join(self.supplied_by_user)}"
+        return text
+
+
+def _missing(tag: str, keyword: str, option: str, what: str) -> MissingTagError:
+    return MissingTagError(f"PET DICOM tag {keyword} {tag} ({what}) is missing or empty: give it with {option}.")
+
+
+def _float_tag(ds: Dataset, keyword: str) -> float | None:
+    value = ds.get(keyword)
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def parse_dicom_datetime(date: str | None, time: str | None) -> dt.datetime | None:
+    """DA + TM (or a DT split at 8) to a naive datetime; fractional seconds kept; None when absent."""
+    if not time:
+        return None
+    time = str(time).strip().replace(":", "")
+    hours, minutes = int(time[0:2]), int(time[2:4] or 0)
+    seconds = float(time[4:] or 0) if len(time) > 4 else 0.0
+    day = dt.datetime.strptime(str(date).strip()[:8], "%Y%m%d") if date else dt.datetime(1900, 1, 1)
+    return day + dt.timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _parse_dt(value) -> dt.datetime | None:
+    value = str(value or "").strip()
+    if len(value) < 10:
+        return None
+    value = value.split("+")[0].split("-")[0] if len(value) > 14 else value  # drop a UTC offset
+    return parse_dicom_datetime(value[:8], value[8:])
+
+
+def scan_start(headers: list[Dataset]) -> dt.datetime:
+    """Scan start: SeriesDate/SeriesTime, unless a slice was acquired earlier (vendors that rewrite the series
+    time after reconstruction); then the earliest acquisition time (QIBA vendor-neutral rule)."""
+    first = headers[0]
+    series = parse_dicom_datetime(first.get("SeriesDate") or first.get("AcquisitionDate"), first.get("SeriesTime"))
+    acquisitions = [parse_dicom_datetime(ds.get("AcquisitionDate") or ds.get("SeriesDate"), ds.get("AcquisitionTime"))
+                    for ds in headers]
+    acquisitions = [a for a in acquisitions if a is not None]
+    earliest = min(acquisitions) if acquisitions else None
+    if series is None and earliest is None:
+        raise MissingTagError("PET DICOM tags SeriesTime (0008,0031) and AcquisitionTime (0008,0032) are both missing: "
+                              "the scan time is unknown; give the injection time with --injection-time and check the series.")
+    if series is None or (earliest is not None and earliest < series):
+        return earliest
+    return series
+
+
+def injection_start(first: Dataset, scan: dt.datetime, injection_time: str | None = None) -> dt.datetime:
+    """Injection time from RadiopharmaceuticalStartDateTime, else StartTime on the scan day (the day before when
+    that time is after the scan: injection before midnight, scan after), else the user's HHMMSS."""
+    info = first.get("RadiopharmaceuticalInformationSequence")
+    item = info[0] if info else Dataset()
+    if injection_time:
+        start = parse_dicom_datetime(scan.strftime("%Y%m%d"), injection_time)
+    else:
+        start = _parse_dt(item.get("RadiopharmaceuticalStartDateTime"))
+        if start is not None:
+            return start
+        start = parse_dicom_datetime(scan.strftime("%Y%m%d"), item.get("RadiopharmaceuticalStartTime"))
+        if start is None:
+            raise _missing("(0018,1072)", "RadiopharmaceuticalStartTime", "--injection-time HHMMSS", "injection time")
+    if start > scan:
+        start -= ONE_DAY
+    return start
+
+
+def suv_factor(headers: list[Dataset] | Dataset, *, weight_kg: float | None = None, dose_bq: float | None = None,
+               injection_time: str | None = None, half_life_s: float | None = None) -> SuvFactor:
+    """The SUVbw factor for a PET series from its headers (slice order irrelevant); user values override tags."""
+    headers = [headers] if isinstance(headers, Dataset) else list(headers)
+    first = headers[0]
+    units = str(first.get("Units", "") or "").upper()
+    if units == "GML":
+        return SuvFactor(1.0, "GML")
+    if not units:
+        raise MissingTagError("PET DICOM tag Units (0054,1001) is missing: it is unknown whether the PET is Bq/ml or "
+                              "SUV; export the PET again with its Units tag.")
+    if units != "BQML":
+        raise DicomError(f"PET Units are {units}, not Bq/ml (BQML) or SUV (GML): convert the PET to Bq/ml in the "
+                         f"scanner software first.")
+    decay_correction = str(first.get("DecayCorrection", "") or "").upper()
+    if decay_correction not in ("START", "ADMIN"):
+        raise DicomError(f"PET DecayCorrection is '{decay_correction or 'missing'}', not START or ADMIN: this program "
+                         f"cannot compute SUV for it; reconstruct with decay correction to scan start.")
+    info = first.get("RadiopharmaceuticalInformationSequence")
+    item = info[0] if info else Dataset()
+    supplied = []
+    if weight_kg is None:
+        weight_kg = _float_tag(first, "PatientWeight")
+        if weight_kg is None:
+            raise _missing("(0010,1030)", "PatientWeight", "--weight-kg", "patient weight")
+    else:
+        supplied.append("weight")
+    if not 1.0 <= weight_kg <= 500.0:
+        raise DicomError(f"patient weight {weight_kg:g} kg is implausible: give the weight in kilograms with --weight-kg.")
+    if dose_bq is None:
+        dose_bq = _float_tag(item, "RadionuclideTotalDose")
+        if dose_bq is None:
+            raise _missing("(0018,1074)", "RadionuclideTotalDose", "--dose-bq", "injected dose")
+    else:
+        supplied.append("dose")
+    if not 1e6 <= dose_bq <= 1e11:
+        raise DicomError(f"injected dose {dose_bq:g} Bq is implausible (MBq given as Bq?): give the dose in becquerel, "
+                         f"e.g. --dose-bq 3.7e8.")
+    if half_life_s is None:
+        half_life_s = _float_tag(item, "RadionuclideHalfLife")
+        if half_life_s is None:
+            raise _missing("(0018,1075)", "RadionuclideHalfLife", "--half-life-s (6586.2 for F-18)", "half-life")
+    else:
+        supplied.append("half-life")
+    if decay_correction == "ADMIN":
+        decay_time_s = 0.0
+    else:
+        scan = scan_start(headers)
+        if injection_time:
+            supplied.append("injection time")
+        decay_time_s = (scan - injection_start(first, scan, injection_time)).total_seconds()
+        if not 0.0 <= decay_time_s <= 12 * 3600:
+            raise DicomError(f"time from injection to scan is {decay_time_s / 3600:.1f} h, which is implausible: check "
+                             f"the injection time (give it with --injection-time HHMMSS).")
+    decayed_dose = dose_bq * 2.0 ** (-decay_time_s / half_life_s)
+    factor = weight_kg * 1000.0 / decayed_dose
+    return SuvFactor(factor, units, weight_kg, dose_bq, half_life_s, decay_time_s, decay_correction, tuple(supplied))
+
+
+def pet_to_suv(series, **overrides) -> tuple[sitk.Image, SuvFactor]:
+    """SUVbw image (float32) of a read PET DicomSeries, and the factor used."""
+    if series.modality != "PT":
+        raise DicomError(f"the series given as PET has modality {series.modality}: give the PET (PT) series.")
+    factor = suv_factor(series.headers, **overrides)
+    image = sitk.Cast(series.image, sitk.sitkFloat32)
+    if factor.factor != 1.0:
+        image = image * factor.factor
+    log.info("%s", factor.describe())
+    return image, factor
