@@ -1,0 +1,166 @@
+"""Graph heads over a patient's candidates (paper 1, sec. 2.3), parts named as in eq. 2-7.
+
+    s' = T(s),  x = (f || s')                      eq. 2   (T: MLP, 640-d in the paper; x = f without priors)
+    h  = phi_h(f)                                   eq. 3   (1024 -> 256)
+    GNNb: m_u = sum_v alpha_uv phi_e(x_v)           eq. 4   (alpha learned, GAT: torch_geometric GATConv)
+    GNNp: m_u = sum_v phi_e(G(x_u, x_v))            eq. 6   (G = concatenation, 2 x 1664 = 3328; phi_e: 3328 -> 256)
+    h'_u = phi_u(h_u, m_u)                          eq. 5
+    y_u  = phi_y(h'_u)                              eq. 7   (a logit here; sigmoid gives the probability)
+
+The graph is the fully connected graph with self loops over one patient's candidates, so N(u) is every node.
+GNNp is computed densely: phi_e's first layer applied to G(x_u, x_v) = [x_u || x_v] equals W_u x_u + W_v x_v, so
+the N^2 pair messages never materialise 3328-d vectors (same numbers, O(N^2 x 256) memory instead of O(N^2 x 3328)).
+Aggregation is the sum of eq. 6 ("sum") or its mean ("mean": the same up to 1/N, steadier when patients have very
+different numbers of candidates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+@dataclass
+class GNNConfig:
+    f_dim: int = 1024
+    prior_dim: int = 6
+    use_priors: bool = True
+    t_dim: int = 640
+    h_dim: int = 256
+    msg_dim: int = 256
+    aggregation: str = "sum"  # "sum" (eq. 6) | "mean"
+    gat_heads: int = 4
+
+    @property
+    def x_dim(self) -> int:
+        return self.f_dim + (self.t_dim if self.use_priors else 0)
+
+
+GNN_PRESETS = {
+    "paper": dict(t_dim=640, h_dim=256, msg_dim=256, aggregation="sum", gat_heads=4),
+    "small": dict(t_dim=80, h_dim=32, msg_dim=32, aggregation="mean", gat_heads=4),
+    "tiny": dict(t_dim=16, h_dim=8, msg_dim=8, aggregation="mean", gat_heads=2),
+}
+
+
+def mlp(din: int, dout: int, hidden: Optional[int] = None) -> nn.Sequential:
+    """Linear + ReLU, optionally with a hidden layer."""
+    if hidden is None:
+        return nn.Sequential(nn.Linear(din, dout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Linear(din, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dout), nn.ReLU(inplace=True))
+
+
+def G(x_u: torch.Tensor, x_v: torch.Tensor) -> torch.Tensor:
+    """The pair fusion of eq. 6: concatenation of target and source representations (its learning is in phi_e)."""
+    return torch.cat([x_u, x_v], dim=-1)
+
+
+class NodeRepresentation(nn.Module):
+    """Eq. 2 and 3: x = (f || T(s)) and h = phi_h(f)."""
+
+    def __init__(self, config: GNNConfig):
+        super().__init__()
+        self.config = config
+        self.T = mlp(config.prior_dim, config.t_dim, hidden=config.t_dim) if config.use_priors else None
+        self.phi_h = mlp(config.f_dim, config.h_dim)
+
+    def forward(self, f: torch.Tensor, s: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.T is None:
+            x = f
+        else:
+            if s is None:
+                raise ValueError("this head was built with spatial priors; pass s")
+            x = torch.cat([f, self.T(s)], dim=1)
+        return x, self.phi_h(f)
+
+
+class PairMessage(nn.Module):
+    """phi_e(G(x_u, x_v)) for all pairs at once: a 2-layer MLP whose first layer is split over u and v."""
+
+    def __init__(self, x_dim: int, msg_dim: int):
+        super().__init__()
+        self.x_dim = x_dim
+        self.first = nn.Linear(2 * x_dim, msg_dim)  # acts on G(x_u, x_v): 3328 -> 256 in the paper configuration
+        self.second = nn.Linear(msg_dim, msg_dim)
+
+    def forward_pair(self, g: torch.Tensor) -> torch.Tensor:
+        """phi_e of explicit fused pairs g = G(x_u, x_v) [..., 2 * x_dim] (reference path, used by tests)."""
+        return torch.relu(self.second(torch.relu(self.first(g))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, x_dim] -> [N, N, msg_dim]: entry (u, v) is phi_e(G(x_u, x_v))."""
+        w_u, w_v = self.first.weight[:, : self.x_dim], self.first.weight[:, self.x_dim:]
+        pre = (x @ w_u.T)[:, None, :] + (x @ w_v.T)[None, :, :] + self.first.bias
+        return torch.relu(self.second(torch.relu(pre)))
+
+
+class GNNp(nn.Module):
+    """The proposed GNN: messages from fused node pairs (eq. 6), update (eq. 5), output (eq. 7)."""
+
+    def __init__(self, config: GNNConfig):
+        super().__init__()
+        self.config = config
+        self.nodes = NodeRepresentation(config)
+        self.phi_e = PairMessage(config.x_dim, config.msg_dim)
+        self.phi_u = mlp(config.h_dim + config.msg_dim, config.h_dim)
+        self.phi_y = nn.Linear(config.h_dim, 1)
+
+    def messages(self, x: torch.Tensor) -> torch.Tensor:
+        """m_u = sum (or mean) over v in N(u) = all nodes (incl. u) of phi_e(G(x_u, x_v))."""
+        pair = self.phi_e(x)
+        return pair.mean(dim=1) if self.config.aggregation == "mean" else pair.sum(dim=1)
+
+    def forward(self, f: torch.Tensor, s: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """f [N, f_dim], s [N, prior_dim] of ONE patient -> logits [N]."""
+        x, h = self.nodes(f, s)
+        m = self.messages(x)
+        h_new = self.phi_u(torch.cat([h, m], dim=1))
+        return self.phi_y(h_new).squeeze(1)
+
+
+def complete_graph(n: int, device=None) -> torch.Tensor:
+    """edge_index [2, n^2] of the fully connected graph with self loops (source row 0, target row 1)."""
+    idx = torch.arange(n, device=device)
+    return torch.stack([idx.repeat_interleave(n), idx.repeat(n)])
+
+
+class GNNb(nn.Module):
+    """The baseline GNN: messages weighted by learned attention alpha_uv (eq. 4, GAT [20])."""
+
+    def __init__(self, config: GNNConfig):
+        super().__init__()
+        from torch_geometric.nn import GATConv
+
+        if config.msg_dim % config.gat_heads:
+            raise ValueError("msg_dim must be a multiple of gat_heads")
+        self.config = config
+        self.nodes = NodeRepresentation(config)
+        # alpha_uv * phi_e(x_v) with phi_e linear; heads concatenated to msg_dim. Self loops are in the graph.
+        self.phi_e = GATConv(config.x_dim, config.msg_dim // config.gat_heads, heads=config.gat_heads,
+                             concat=True, add_self_loops=False)
+        self.phi_u = mlp(config.h_dim + config.msg_dim, config.h_dim)
+        self.phi_y = nn.Linear(config.h_dim, 1)
+
+    def forward(self, f: torch.Tensor, s: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x, h = self.nodes(f, s)
+        m = self.phi_e(x, complete_graph(x.shape[0], x.device))
+        h_new = self.phi_u(torch.cat([h, m], dim=1))
+        return self.phi_y(h_new).squeeze(1)
+
+
+class InstanceHead(nn.Module):
+    """No graph: each candidate on its own from x = (f || T(s)) (the "CNN + spatial prior" rows of Table 1)."""
+
+    def __init__(self, config: GNNConfig):
+        super().__init__()
+        self.config = config
+        self.nodes = NodeRepresentation(config)
+        self.phi_x = mlp(config.x_dim, config.h_dim)
+        self.phi_y = nn.Linear(config.h_dim, 1)
+
+    def forward(self, f: torch.Tensor, s: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x, _ = self.nodes(f, s)
+        return self.phi_y(self.phi_x(x)).squeeze(1)
