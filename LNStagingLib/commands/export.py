@@ -1,0 +1,72 @@
+"""``lnstaging export {rtstruct,seg}``: reviewed lymph nodes to DICOM for RT planning (docs/EXPORT.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from ..errors import InputFileError
+
+
+def _candidates(path: Path | None):
+    from ..results import Candidate
+
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+        rows = data["candidates"] if isinstance(data, dict) else data
+        return [Candidate(**row) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputFileError(f"Cannot read candidates from {path} ({error}): give the candidates.json of 'lnstaging run'.") from None
+
+
+def _labels(path: Path) -> sitk.Image:
+    if not Path(path).is_file():
+        raise InputFileError(f"Label map {path} does not exist: give the gtv_ln.nii.gz of a results folder.")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError:
+        raise InputFileError(f"Cannot read the label map {path}: give a NIfTI/NRRD instance label map.") from None
+
+
+def main(args) -> int:
+    from ..export.exporter import export_label_map
+    from ..progress import tqdm_progress
+
+    labels_path, candidates_path = args.labels, args.candidates
+    if args.results is not None:
+        labels_path = labels_path or args.results / "gtv_ln.nii.gz"
+        if candidates_path is None and (args.results / "candidates.json").is_file():
+            candidates_path = args.results / "candidates.json"
+    if labels_path is None:
+        raise InputFileError("Give the label map with --labels gtv_ln.nii.gz (or a results folder with --results).")
+    out = args.out or Path(f"{'RS' if args.kind == 'rtstruct' else 'SEG'}_LNStaging.dcm")
+    summary = export_label_map(
+        _labels(labels_path), args.ct_dicom, out, kind=args.kind, candidates=_candidates(candidates_path),
+        only_accepted=args.only_accepted, combined=args.combined, resample=args.resample,
+        progress=None if args.quiet else tqdm_progress(f"export {args.kind}"))
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("export", help="write reviewed nodes as DICOM RTSTRUCT or SEG on the planning CT",
+                            description="Write the GTV_LN nodes as DICOM RTSTRUCT (RT planning) or SEG (PACS, viewers), "
+                                        "referencing the CT series. See docs/EXPORT.md.")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, text in (("rtstruct", "DICOM RT Structure Set, one ROI per node"), ("seg", "DICOM Segmentation, one segment per node")):
+        p = kinds.add_parser(kind, help=text, description=text)
+        p.add_argument("--ct-dicom", type=Path, required=True, help="folder holding the one CT series to reference")
+        p.add_argument("--labels", type=Path, help="instance label map (gtv_ln.nii.gz: value = candidate id)")
+        p.add_argument("--candidates", type=Path, help="candidates.json (names, probabilities, review states)")
+        p.add_argument("--results", type=Path, help="a results folder: takes gtv_ln.nii.gz and candidates.json from it")
+        p.add_argument("--only-accepted", action="store_true", help="export only nodes a reviewer accepted (default: all but rejected)")
+        p.add_argument("--combined", action="store_true", help="one structure 'GTVn' holding all exported nodes")
+        p.add_argument("--resample", action="store_true", help="resample a label map on another grid onto the CT (nearest neighbour)")
+        p.add_argument("--out", type=Path, help="output file (default RS_LNStaging.dcm / SEG_LNStaging.dcm)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=main)

@@ -1,0 +1,47 @@
+"""What every DICOM object we create shares: identity of the software, the disclaimer, dates, UIDs."""
+
+from __future__ import annotations
+
+import datetime
+
+import pydicom
+from pydicom.uid import generate_uid
+
+from .. import NOT_FOR_CLINICAL_USE, __version__
+
+MANUFACTURER = "LNStaging"
+MODEL_NAME = "LNStagingLib"
+SOFTWARE_VERSION = f"LNStagingLib {__version__}"
+DISCLAIMER = f"LNStaging lymph node GTV. {NOT_FOR_CLINICAL_USE}"
+SERIES_DESCRIPTION = "LNStaging GTVn, research only: NOT FOR CLINICAL USE"  # LO: at most 64 characters
+
+# Patient and General Study module attributes copied verbatim from the CT (Type 2 ones are created empty if absent).
+PATIENT_STUDY_TAGS = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
+    "PatientIdentityRemoved", "DeidentificationMethod", "IssuerOfPatientID",
+    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+    "StudyDescription",
+)
+TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                       "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def now() -> tuple[str, str]:
+    t = datetime.datetime.now()
+    return t.strftime("%Y%m%d"), t.strftime("%H%M%S")
+
+
+def new_uid() -> str:
+    return generate_uid()
+
+
+def copy_patient_study(source: pydicom.Dataset, target: pydicom.Dataset) -> None:
+    """Copy the patient and study identifiers so that the new object files under the CT's patient and study."""
+    for keyword in PATIENT_STUDY_TAGS:
+        if keyword in source:
+            target[keyword] = source[keyword]
+    for keyword in TYPE2_PATIENT_STUDY:
+        if keyword not in target:
+            setattr(target, keyword, "")
+    if "SpecificCharacterSet" in source:
+        target.SpecificCharacterSet = source.SpecificCharacterSet

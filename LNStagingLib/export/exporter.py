@@ -1,0 +1,70 @@
+"""Export reviewed lymph nodes to DICOM (RTSTRUCT or SEG) referencing the planning CT.
+
+The library entry points the CLI, the Slicer module (without SlicerRT) and the web review call:
+
+    export_results(results, ct_dicom_folder, out_file, kind="rtstruct", only_accepted=False, combined=False)
+    export_label_map(labels_image, ct_dicom_folder, out_file, kind="seg", candidates=[...])
+
+Every check runs before anything is written, and the file is written atomically: an error leaves no file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from ..errors import ExportError
+from ..progress import Progress
+from ..results import Candidate, Results
+from .ct_reference import read_ct_reference
+from .rois import RoiSpec, labels_on_ct_grid, select_rois
+from .rtstruct import build_rtstruct, write_dataset
+from .seg import build_seg
+
+KINDS = ("rtstruct", "seg")
+
+
+@dataclass
+class ExportSummary:
+    path: Path
+    kind: str
+    rois: list[RoiSpec]
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        names = ", ".join(r.name for r in self.rois)
+        return [f"wrote {self.kind.upper()} {self.path} with {len(self.rois)} structure(s): {names}"] + [f"note: {n}" for n in self.notes]
+
+
+def export_label_map(labels: sitk.Image, ct_dicom: Path | str, out: Path | str, kind: str = "rtstruct",
+                     candidates: list[Candidate] | None = None, only_accepted: bool = False, combined: bool = False,
+                     resample: bool = False, structure_set_label: str = "LNStaging GTVn",
+                     progress: Progress | None = None) -> ExportSummary:
+    """Write ``labels`` (instance label map, value = candidate id) as an RTSTRUCT or SEG on the CT in ``ct_dicom``."""
+    if kind not in KINDS:
+        raise ExportError(f"Unknown export kind {kind!r}: choose one of {', '.join(KINDS)}.")
+    progress = progress or Progress()
+    progress.step(0.0, "reading the CT series")
+    ct = read_ct_reference(ct_dicom)
+    label_array = labels_on_ct_grid(labels, ct.image, resample=resample)
+    rois, notes = select_rois(label_array, candidates, only_accepted=only_accepted, combined=combined)
+    build = progress.sub(0.1, 0.95)
+    if kind == "rtstruct":
+        ds = build_rtstruct(ct, label_array, rois, label=structure_set_label, progress=build)
+    else:
+        ds = build_seg(ct, label_array, rois, progress=build)
+    path = write_dataset(ds, out)
+    progress.step(1.0, f"{kind} written")
+    return ExportSummary(Path(path), kind, rois, notes)
+
+
+def export_results(results: Results, ct_dicom: Path | str, out: Path | str, kind: str = "rtstruct",
+                   only_accepted: bool = False, combined: bool = False, resample: bool = False,
+                   progress: Progress | None = None) -> ExportSummary:
+    """Export the GTV_LN of a Results object, honouring each candidate's review state."""
+    if results.gtv_ln is None:
+        raise ExportError("These results hold no GTV_LN label map (gtv_ln.nii.gz): run the pipeline or load a results folder first.")
+    return export_label_map(results.gtv_ln, ct_dicom, out, kind=kind, candidates=list(results.candidates),
+                            only_accepted=only_accepted, combined=combined, resample=resample, progress=progress)

@@ -1,0 +1,131 @@
+"""Which nodes leave as which ROIs/segments: names, colours, review filtering, and the label map on the CT grid.
+
+One place decides this so that the RTSTRUCT and the SEG of the same export hold the same structures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import ExportError, GeometryError, ImageFormatError
+from ..results import Candidate
+
+COMBINED_NAME = "GTVn"
+# Distinct colours for nodes without a probability (RGB 0-255); with a probability the colour encodes it.
+PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+           (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40), (128, 0, 0))
+
+
+@dataclass
+class RoiSpec:
+    """One exported structure: ROI Number (RTSTRUCT) = segment number (SEG)."""
+
+    number: int
+    name: str
+    label_values: tuple[int, ...]
+    colour: tuple[int, int, int]
+    probability: float | None = None
+    algorithm: str = "AUTOMATIC"  # AUTOMATIC | SEMIAUTOMATIC | MANUAL (DICOM enumerated values)
+    description: str = ""
+
+
+def colour_for_probability(p: float) -> tuple[int, int, int]:
+    """Yellow (p = 0) to red (p = 1): the hotter, the more likely metastatic."""
+    p = min(max(float(p), 0.0), 1.0)
+    return (255, int(round(255 * (1.0 - p))), 0)
+
+
+def _algorithm(c: Candidate | None) -> str:
+    if c is None:
+        return "AUTOMATIC"
+    if c.source == "user":
+        return "MANUAL"
+    return "SEMIAUTOMATIC" if c.review == "accepted" else "AUTOMATIC"
+
+
+def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    """Same voxel grid up to the float32 rounding NIfTI headers introduce (1e-3 of a voxel)."""
+    if a.GetSize() != b.GetSize():
+        return False
+    spacing = np.array(b.GetSpacing())
+    return (np.allclose(a.GetSpacing(), spacing, rtol=1e-4, atol=1e-5)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4)
+            and np.all(np.abs(np.subtract(a.GetOrigin(), b.GetOrigin())) <= 1e-3 * spacing.min() + 1e-4))
+
+
+def _grid_text(image: sitk.Image) -> str:
+    return (f"size {image.GetSize()}, spacing {tuple(round(s, 4) for s in image.GetSpacing())} mm, "
+            f"origin {tuple(round(o, 2) for o in image.GetOrigin())}")
+
+
+def labels_on_ct_grid(labels: sitk.Image, ct: sitk.Image, resample: bool = False) -> np.ndarray:
+    """The instance label map as an integer array [z, y, x] on the CT slices; refuse or resample another grid."""
+    if labels.GetDimension() != 3 or labels.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageFormatError("The label map must be a 3D single-component image of node ids (0 = background).")
+    if not same_grid(labels, ct):
+        if not resample:
+            raise GeometryError(
+                f"The label map ({_grid_text(labels)}) is not on the CT series grid ({_grid_text(ct)}): resample it onto "
+                "the CT with nearest-neighbour interpolation first, or pass --resample to let the exporter do that.")
+        labels = sitk.Resample(labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, labels.GetPixelID())
+    array = sitk.GetArrayFromImage(labels)
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise ImageFormatError("The label map holds non-integer values: give the instance label map (gtv_ln.nii.gz), not a probability map.")
+        array = array.astype(np.int64)
+    if array.min() < 0:
+        raise ImageFormatError("The label map holds negative values: node ids must be 1, 2, ... and 0 for background.")
+    return array
+
+
+def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = None, only_accepted: bool = False,
+                combined: bool = False) -> tuple[list[RoiSpec], list[str]]:
+    """Pick the nodes to export and describe them. Returns (rois, notes for the user).
+
+    Without ``only_accepted`` every node except those a reviewer rejected is exported; with it, only accepted ones.
+    """
+    present = [int(v) for v in np.unique(label_array) if v != 0]
+    if not present:
+        raise ExportError("The label map holds no nodes (all voxels are 0): nothing to export.")
+    by_id = {c.id: c for c in (candidates or [])}
+    notes: list[str] = []
+    chosen: list[tuple[int, Candidate | None]] = []
+    for value in present:
+        c = by_id.get(value)
+        if candidates is not None and c is None:
+            notes.append(f"label {value} is not in the candidate list")
+        review = c.review if c is not None else "pending"
+        if review == "rejected" or (only_accepted and review != "accepted"):
+            continue
+        chosen.append((value, c))
+    for c in candidates or []:
+        if c.id not in present and c.review != "rejected":
+            notes.append(f"{c.name} has no voxels in the label map and is not exported")
+    if not chosen:
+        what = "accepted " if only_accepted else "non-rejected "
+        raise ExportError(f"No {what}nodes to export: review the candidates first (accept at least one node).")
+    if combined:
+        probabilities = [c.probability for _, c in chosen if c is not None and c.probability is not None]
+        p = max(probabilities) if probabilities else None
+        algorithms = {_algorithm(c) for _, c in chosen}
+        algorithm = algorithms.pop() if len(algorithms) == 1 else "SEMIAUTOMATIC"
+        ids = ", ".join(f"{v:02d}" for v, _ in chosen)
+        return [RoiSpec(1, COMBINED_NAME, tuple(v for v, _ in chosen), (255, 0, 0), p, algorithm,
+                        f"Union of nodes {ids}")], notes
+    rois = []
+    for number, (value, c) in enumerate(chosen, start=1):
+        name = c.name if c is not None else f"GTVn_{value:02d}"
+        p = c.probability if c is not None else None
+        colour = colour_for_probability(p) if p is not None else PALETTE[(value - 1) % len(PALETTE)]
+        description = f"Lymph node candidate {value}" + (f", metastasis probability {p:.3f}" if p is not None else "")
+        if c is not None:
+            description += f", review {c.review}"
+        rois.append(RoiSpec(number, name, (value,), colour, p, _algorithm(c), description))
+    return rois, notes
+
+
+def roi_mask(label_array: np.ndarray, roi: RoiSpec) -> np.ndarray:
+    return np.isin(label_array, roi.label_values)
