@@ -124,9 +124,14 @@ BUILTIN_MAPPINGS: dict[str, StructureMapping] = {
 def mapping_from_json(data: dict, name: str = "user") -> StructureMapping:
     """A user mapping: {"structures": {"tc_sa": [17, "celiac trunk"], ...}, "labels": {"1": "spleen", ...}}.
 
+    The short form {"spleen": [1], ...} (as dataset.json's "organ_mapping") is accepted too.
     Integers are label values, strings are label/segment/file names (case-insensitive). "labels" is optional;
     when given it declares every value of the label map, and any other value is reported as unknown.
     """
+    if isinstance(data, dict) and "structures" not in data and data and set(data) - {"name", "labels"} <= set(
+            STRUCTURE_KEYS):
+        data = {"structures": {k: v for k, v in data.items() if k in STRUCTURE_KEYS}, **{
+            k: v for k, v in data.items() if k in ("name", "labels")}}  # the short form {"spleen": [1], ...}
     if not isinstance(data, dict) or not isinstance(data.get("structures"), dict):
         raise AnatomyError('A mapping file must be a JSON object with a "structures" object, e.g. '
                            '{"structures": {"spleen": [1], "pancreas": [11, "tumour"]}}.')
@@ -182,6 +187,7 @@ class OrganLabels:
 
     image: sitk.Image
     names: dict[int, str] = field(default_factory=dict)
+    from_files: bool = False  # values were assigned per mask file: only names mean anything
 
 
 def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> bool:
@@ -293,7 +299,7 @@ def read_organs(path: str | Path, reference: sitk.Image | None = None, resample:
             raise InputFileError(f"Folder {path.name} holds no binary mask files.")
         image = sitk.GetImageFromArray(label_array)
         image.CopyInformation(grid)
-        return OrganLabels(image, found)
+        return OrganLabels(image, found, from_files=True)
     if not path.is_file():
         raise InputFileError(f"Organ masks {path} not found: give a label map file, a .seg.nrrd or a folder of masks.")
     image = _read(path)
@@ -342,6 +348,9 @@ def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMap
     if not values:
         raise AnatomyError("The organ label map is empty (all zero): segment the organs and vessels first "
                            "(e.g. with TotalSegmentator) and pass that label map.")
+    if organs.from_files and mapping.mode == "ids":
+        raise AnatomyError(f"A folder of mask files is matched by file names, but the {mapping.name!r} mapping uses "
+                           "label values; use --mapping totalsegmentator or slicer, or a JSON mapping with names.")
     if mapping.known_labels is not None or mapping.known_max_label is not None:
         if mapping.mode != "names_else_ids" or not organs.names:
             known = set(mapping.known_labels or range(1, (mapping.known_max_label or 0) + 1))

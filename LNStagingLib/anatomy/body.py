@@ -1,0 +1,115 @@
+"""Body mask and a normalised z position found without a trained body-part regressor.
+
+Paper 1 (sec. 2.2) takes z from an unsupervised body-part regressor trained on its own cohort. We have no such
+weights, so the substitute is anatomical: z is measured between two landmarks of the lung mask, the lung base
+(most inferior lung voxel, 0) and the lung apex (most superior lung voxel, 1), in patient coordinates (LPS,
++z superior). It is defined only when both landmarks lie inside the scan (the lungs must not touch the first or
+last slice); otherwise it is reported as unavailable rather than guessed. See docs/PRIORS.md for the limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+AIR_HU = -400.0  # below this: air or lung (lung parenchyma is about -850 HU)
+PURE_GAS_HU = -940.0  # a component whose MEDIAN is this dark is gas (outside air, bowel gas, airway), not lung;
+# lung parenchyma has a median near -850 HU (the mean is pulled up by the partial-volume rim of gas regions)
+
+
+def ct_array(ct: sitk.Image) -> np.ndarray:
+    """CT in HU as a float32 numpy array [z, y, x]."""
+    return sitk.GetArrayFromImage(ct).astype(np.float32, copy=False)
+
+
+def outside_air(hu: np.ndarray) -> np.ndarray:
+    """Air outside the patient: dark components that touch the scan border and are pure gas (median HU).
+
+    Lungs also touch the border of a tight crop, but their mean HU (parenchyma, vessels) is well above pure air.
+    """
+    labels, n = ndimage.label(hu < AIR_HU)
+    if n == 0:
+        return np.zeros(hu.shape, bool)
+    border = np.zeros(n + 1, bool)
+    for axis in range(3):
+        for index in (0, -1):
+            border[np.unique(np.take(labels, index, axis=axis))] = True
+    outside = np.zeros(n + 1, bool)
+    touching = np.nonzero(border)[0]
+    touching = touching[touching > 0]
+    if touching.size:
+        outside[touching] = ndimage.median(hu, labels, touching) < PURE_GAS_HU
+    outside[0] = False
+    return outside[labels]
+
+
+def body_mask(ct: sitk.Image, hu: np.ndarray | None = None) -> sitk.Image:
+    """The patient's body: the largest connected region that is not outside air (table and clothes drop out as
+    separate, smaller regions). uint8 on the CT grid."""
+    hu = ct_array(ct) if hu is None else hu
+    labels, n = ndimage.label(~outside_air(hu))
+    mask = np.zeros(hu.shape, np.uint8)
+    if n:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        mask[labels == int(np.argmax(sizes))] = 1
+    image = sitk.GetImageFromArray(mask)
+    image.CopyInformation(ct)
+    return image
+
+
+@dataclass(frozen=True)
+class LungLandmarks:
+    """World z (mm, LPS +z superior) of the lung base and apex, and whether each lies inside the scan."""
+
+    base_z: float
+    apex_z: float
+    base_in_scan: bool
+    apex_in_scan: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.base_in_scan and self.apex_in_scan and self.apex_z > self.base_z
+
+    def why_incomplete(self) -> str:
+        missing = [name for name, ok in (("lung base", self.base_in_scan), ("lung apex", self.apex_in_scan)) if not ok]
+        return (f"normalised z needs the lung apex and base inside the scan; the lungs reach the edge of the scan "
+                f"({', '.join(missing)} not imaged)")
+
+
+def world_points(image: sitk.Image, index_zyx: np.ndarray) -> np.ndarray:
+    """(n, 3) numpy indices [z, y, x] -> (n, 3) LPS world points (mm)."""
+    index_xyz = np.asarray(index_zyx, np.float64)[:, ::-1]
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    return np.asarray(image.GetOrigin()) + (index_xyz * np.asarray(image.GetSpacing())) @ direction.T
+
+
+def lung_landmarks(lung: sitk.Image) -> LungLandmarks:
+    """Lung base and apex (world z) from a lung mask; whether the scan's first/last slice cuts the lungs."""
+    array = sitk.GetArrayViewFromImage(lung) != 0
+    if not array.any():
+        raise ValueError("empty lung mask")
+    index = np.argwhere(array)
+    z = world_points(lung, index)[:, 2]
+    # a slice is "at the edge" if it is the first or last along any image axis whose direction has a z component
+    direction = np.array(lung.GetDirection()).reshape(3, 3)
+    shape_xyz = lung.GetSize()
+    lo_cut = hi_cut = False
+    for axis in range(3):
+        dz = direction[2, axis]
+        if abs(dz) < 1e-6:
+            continue
+        column = index[:, 2 - axis]
+        first, last = column.min() == 0, column.max() == shape_xyz[axis] - 1
+        low, high = (first, last) if dz > 0 else (last, first)
+        lo_cut |= bool(low)
+        hi_cut |= bool(high)
+    return LungLandmarks(float(z.min()), float(z.max()), not lo_cut, not hi_cut)
+
+
+def normalised_z(z_mm: np.ndarray, landmarks: LungLandmarks) -> np.ndarray:
+    """0 at the lung base, 1 at the apex; below the base negative, above the apex > 1 (not clipped)."""
+    return (np.asarray(z_mm, np.float64) - landmarks.base_z) / (landmarks.apex_z - landmarks.base_z)

@@ -1,0 +1,127 @@
+"""Per-candidate spatial priors s of paper 1 (sec. 2.2), one row per candidate, ready for the GNN.
+
+Columns (PRIOR_NAMES, fixed order):
+- x_norm, y_norm: LPS x and y of the candidate centre normalised by the lung mask's extent (min -> 0,
+  max -> 1, clipped to [0, 1] as the paper uses the extent as cutoffs). x: patient right 0 -> left 1;
+  y: anterior 0 -> posterior 1.
+- z_norm: 0 at the lung base, 1 at the lung apex (anatomy.body; the substitute for the body-part regressor).
+- tumor_distance_mm: distance from the candidate centre to the tumour boundary (Maurer distance map; 0 inside).
+- tumor_elevation_deg, tumor_azimuth_deg: direction from the tumour centre (or the nearest point of its
+  axial centreline) to the candidate in LPS: elevation = angle above the axial plane (+ superior),
+  azimuth = angle in the axial plane from +x (patient left) towards +y (posterior), in (-180, 180].
+A prior that cannot be computed (no tumour mask; lung apex or base outside the scan) is NaN in `values`,
+absent from the row dicts, and explained in `missing`: it is never invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..anatomy.body import lung_landmarks, normalised_z, world_points
+from ..anatomy.lung import lung_mask as compute_lung_mask
+from ..anatomy.structures import same_grid
+from ..errors import AnatomyError, GeometryError
+from ..progress import Progress
+from .attention import signed_distance_mm
+
+PRIOR_NAMES: tuple[str, ...] = ("x_norm", "y_norm", "z_norm", "tumor_distance_mm", "tumor_elevation_deg",
+                                "tumor_azimuth_deg")
+TUMOR_PRIORS = PRIOR_NAMES[3:]
+
+
+@dataclass
+class PriorTable:
+    names: tuple[str, ...]
+    values: np.ndarray  # (n_candidates, len(names)) float64, NaN where missing
+    missing: dict[str, str] = field(default_factory=dict)  # prior name -> why it is absent
+    lung_extent_mm: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, float]]:
+        """One dict per candidate, without the missing priors."""
+        present = [i for i, name in enumerate(self.names) if name not in self.missing]
+        return [{self.names[i]: float(row[i]) for i in present} for row in self.values]
+
+
+def _check_on_grid(image: sitk.Image | None, ct: sitk.Image, what: str) -> None:
+    if image is not None and not same_grid(image, ct):
+        raise GeometryError(f"The {what} is not on the CT grid (size {image.GetSize()} vs {ct.GetSize()}); "
+                            f"resample the {what} onto the CT first.")
+
+
+def _tumor_centreline(tumor: sitk.Image) -> np.ndarray:
+    """Centroid (LPS mm) of the tumour in each image slice along the axis closest to patient z: (k, 3)."""
+    array = sitk.GetArrayViewFromImage(tumor) != 0
+    direction = np.array(tumor.GetDirection()).reshape(3, 3)
+    axis_xyz = int(np.argmax(np.abs(direction[2])))  # image axis most aligned with S
+    axis_np = 2 - axis_xyz
+    points = []
+    for k in np.nonzero(array.any(axis=tuple(a for a in range(3) if a != axis_np)))[0]:
+        index = np.argwhere(np.take(array, k, axis=axis_np))
+        full = np.insert(index.astype(np.float64), axis_np, k, axis=1)
+        points.append(world_points(tumor, full).mean(axis=0))
+    return np.asarray(points)
+
+
+def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk.Image | None = None,
+                     lung: sitk.Image | None = None, tumor_reference: str = "centre",
+                     progress: Progress | None = None) -> PriorTable:
+    """The spatial priors of every candidate of one case (see the module docstring for the columns).
+
+    centres_lps: (n, 3) candidate centres in LPS mm. tumor / lung: masks on the CT grid (lung computed from the
+    CT when None). tumor_reference: "centre" (tumour centroid) or "centreline" (nearest per-slice centroid,
+    for elongated tumours such as oesophageal ones).
+    """
+    progress = progress or Progress()
+    centres = np.asarray(centres_lps, np.float64).reshape(-1, 3)
+    _check_on_grid(tumor, ct, "tumour mask")
+    _check_on_grid(lung, ct, "lung mask")
+    if tumor_reference not in ("centre", "centreline"):
+        raise ValueError("tumor_reference must be 'centre' or 'centreline'")
+    for point in centres:
+        index = ct.TransformPhysicalPointToContinuousIndex(tuple(point))
+        if any(i < -0.5 or i > n - 0.5 for i, n in zip(index, ct.GetSize())):
+            raise GeometryError(f"Candidate centre {tuple(round(p, 1) for p in point)} (LPS mm) lies outside the CT; "
+                                "candidates and CT must share a frame of reference (LPS coordinates).")
+    values = np.full((len(centres), len(PRIOR_NAMES)), np.nan)
+    missing: dict[str, str] = {}
+
+    progress.step(0.0, "priors: lung mask")
+    if lung is None:
+        lung = compute_lung_mask(ct, progress.sub(0.0, 0.6))
+    lung_index = np.argwhere(sitk.GetArrayViewFromImage(lung) != 0)
+    if lung_index.size == 0:
+        raise AnatomyError("The lung mask is empty: x, y priors need the lungs (or at least their bases) in the scan.")
+    lung_points = world_points(lung, lung_index)
+    low, high = lung_points.min(axis=0), lung_points.max(axis=0)
+    for column, axis in ((0, 0), (1, 1)):
+        values[:, column] = np.clip((centres[:, axis] - low[axis]) / max(high[axis] - low[axis], 1e-6), 0.0, 1.0)
+    landmarks = lung_landmarks(lung)
+    if landmarks.complete:
+        values[:, 2] = normalised_z(centres[:, 2], landmarks)
+    else:
+        missing["z_norm"] = landmarks.why_incomplete()
+    extent = {"x": (float(low[0]), float(high[0])), "y": (float(low[1]), float(high[1])),
+              "z": (landmarks.base_z, landmarks.apex_z)}
+
+    progress.step(0.7, "priors: tumour")
+    tumor_array = None if tumor is None else sitk.GetArrayViewFromImage(tumor)
+    if tumor_array is None or not tumor_array.any():
+        reason = "no tumour mask given" if tumor is None else "the tumour mask is empty"
+        missing.update({name: reason for name in TUMOR_PRIORS})
+    else:
+        distance = signed_distance_mm(sitk.Cast(tumor != 0, sitk.sitkUInt8))
+        values[:, 3] = [max(distance.EvaluateAtPhysicalPoint(tuple(p), sitk.sitkLinear), 0.0) for p in centres]
+        if tumor_reference == "centre":
+            origins = np.repeat(world_points(tumor, np.argwhere(tumor_array != 0)).mean(axis=0)[None], len(centres), 0)
+        else:
+            line = _tumor_centreline(tumor)
+            nearest = np.argmin(((centres[:, None, :] - line[None, :, :]) ** 2).sum(-1), axis=1)
+            origins = line[nearest]
+        v = centres - origins
+        values[:, 4] = np.degrees(np.arctan2(v[:, 2], np.hypot(v[:, 0], v[:, 1])))
+        values[:, 5] = np.degrees(np.arctan2(v[:, 1], v[:, 0]))
+    progress.step(1.0, "priors done")
+    return PriorTable(PRIOR_NAMES, values, missing, extent)
