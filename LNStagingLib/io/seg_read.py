@@ -1,0 +1,117 @@
+"""DICOM SEG to a label map (segment number = label) with the segment descriptions, via highdicom.
+
+The label map is on the SEG's own frame geometry (highdicom builds the volume from the frame positions) or
+resampled with nearest neighbour onto a given reference grid after a frame-of-reference check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from ..errors import DicomError, InputFileError
+from .dicom_series import DicomSeries
+from .images import require_exists
+from .resample import require_overlap, resample_to_reference
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Code:
+    value: str
+    scheme: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """One segment's description: label value in the map, name and its standard terms."""
+
+    label: int
+    name: str
+    category: Code | None
+    type: Code | None
+    anatomic_region: Code | None
+    algorithm_type: str
+
+
+@dataclass
+class SegLabels:
+    label_map: sitk.Image  # uint16, 0 = background, value = segment number
+    segments: list[SegmentInfo]
+    frame_of_reference_uid: str | None
+    referenced_series_uids: list[str]
+
+
+def _code(sequence) -> Code | None:
+    if not sequence:
+        return None
+    item = sequence[0]
+    return Code(str(item.get("CodeValue", "")), str(item.get("CodingSchemeDesignator", "")), str(item.get("CodeMeaning", "")))
+
+
+def segment_infos(seg: hd.seg.Segmentation) -> list[SegmentInfo]:
+    return [
+        SegmentInfo(
+            label=int(item.SegmentNumber),
+            name=str(item.get("SegmentLabel", "")),
+            category=_code(item.get("SegmentedPropertyCategoryCodeSequence")),
+            type=_code(item.get("SegmentedPropertyTypeCodeSequence")),
+            anatomic_region=_code(item.get("AnatomicRegionSequence")),
+            algorithm_type=str(item.get("SegmentAlgorithmType", "")),
+        )
+        for item in seg.SegmentSequence
+    ]
+
+
+def _label_volume(seg: hd.seg.Segmentation, path) -> sitk.Image:
+    """Segments combined into one label map (slice axis last, LPS-oriented); where segments overlap the higher
+    segment number wins, with a warning."""
+    try:
+        try:
+            volume = seg.get_volume(combine_segments=True, relabel=False)
+            array = volume.array
+        except ValueError:  # overlapping segments cannot be combined directly
+            volume = seg.get_volume(combine_segments=False)
+            numbers = volume.get_channel_values(volume.channel_descriptors[0])
+            log.warning("segments of the DICOM SEG overlap; the higher segment number is kept where they do")
+            array = np.zeros(volume.spatial_shape, dtype=np.uint16)
+            for index, number in enumerate(numbers):
+                array[volume.array[..., index] > 0] = int(number)
+    except (RuntimeError, AttributeError, ValueError) as error:
+        raise DicomError(f"DICOM SEG '{path}' has no regular 3D frame geometry ({error}): export it on the image "
+                         f"series' slices.") from None
+    image = volume.with_array(np.asarray(array, dtype=np.uint16)).to_simpleitk()
+    return sitk.DICOMOrient(sitk.Cast(image, sitk.sitkUInt16), "LPS")
+
+
+def read_seg(path: os.PathLike | str, reference: sitk.Image | DicomSeries | None = None) -> SegLabels:
+    """Label map + segment descriptions; on ``reference``'s grid when given (else the SEG's own geometry)."""
+    path = require_exists(path, "DICOM SEG")
+    try:
+        dataset = pydicom.dcmread(path)
+    except (pydicom.errors.InvalidDicomError, OSError, EOFError):
+        raise InputFileError(f"'{path}' is not a DICOM file: give the DICOM SEG file.") from None
+    if str(dataset.get("Modality", "")) != "SEG":
+        raise InputFileError(f"'{path}' is a DICOM {dataset.get('Modality', 'object')}, not a segmentation (SEG).")
+    seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
+    frame = str(dataset.get("FrameOfReferenceUID", "")) or None
+    series = [str(item.SeriesInstanceUID) for item in dataset.get("ReferencedSeriesSequence", [])
+              if item.get("SeriesInstanceUID")]
+    labels = _label_volume(seg, path)
+    if reference is not None:
+        image = reference.image if isinstance(reference, DicomSeries) else reference
+        if isinstance(reference, DicomSeries) and frame and reference.frame_of_reference_uid \
+                and frame != reference.frame_of_reference_uid:
+            raise DicomError(f"DICOM SEG '{path}' belongs to another frame of reference than the "
+                             f"{reference.modality} images given: give the images it was made on.")
+        require_overlap(labels, image, "SEG", "reference image")
+        labels = resample_to_reference(labels, image, "nearest", 0)
+    return SegLabels(labels, segment_infos(seg), frame, series)
