@@ -153,3 +153,12 @@ def dicompyler_masks(ct_folder: Path, rtstruct: Path) -> dict[str, np.ndarray]:
                 mask[k] ^= inside
         masks[structure["name"]] = mask
     return masks
+
+
+def lnstaging_masks(ct_folder: Path, rtstruct: Path) -> dict[str, np.ndarray]:
+    """ROI masks [z, y, x] read back by our own reader (LNStagingLib.io.rtstruct_read), on the CT series."""
+    from LNStagingLib.io.dicom_series import read_dicom_series
+    from LNStagingLib.io.rtstruct_read import read_rtstruct
+
+    masks = read_rtstruct(rtstruct, read_dicom_series(ct_folder))
+    return {name: sitk.GetArrayFromImage(mask) > 0 for name, mask in masks.items()}

@@ -46,7 +46,7 @@ def main(args) -> int:
     out = args.out or Path(f"{'RS' if args.kind == 'rtstruct' else 'SEG'}_LNStaging.dcm")
     summary = export_label_map(
         _labels(labels_path), args.ct_dicom, out, kind=args.kind, candidates=_candidates(candidates_path),
-        only_accepted=args.only_accepted, combined=args.combined, resample=args.resample,
+        only_accepted=args.only_accepted, combined=args.combined, resample=args.resample, series_uid=args.series_uid,
         progress=None if args.quiet else tqdm_progress(f"export {args.kind}"))
     for line in summary.lines():
         print(line)
@@ -61,6 +61,7 @@ def register(sub) -> None:
     for kind, text in (("rtstruct", "DICOM RT Structure Set, one ROI per node"), ("seg", "DICOM Segmentation, one segment per node")):
         p = kinds.add_parser(kind, help=text, description=text)
         p.add_argument("--ct-dicom", type=Path, required=True, help="folder holding the one CT series to reference")
+        p.add_argument("--series-uid", help="SeriesInstanceUID of the CT when the folder holds several series")
         p.add_argument("--labels", type=Path, help="instance label map (gtv_ln.nii.gz: value = candidate id)")
         p.add_argument("--candidates", type=Path, help="candidates.json (names, probabilities, review states)")
         p.add_argument("--results", type=Path, help="a results folder: takes gtv_ln.nii.gz and candidates.json from it")

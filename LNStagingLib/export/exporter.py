@@ -41,13 +41,13 @@ class ExportSummary:
 def export_label_map(labels: sitk.Image, ct_dicom: Path | str, out: Path | str, kind: str = "rtstruct",
                      candidates: list[Candidate] | None = None, only_accepted: bool = False, combined: bool = False,
                      resample: bool = False, structure_set_label: str = "LNStaging GTVn",
-                     progress: Progress | None = None) -> ExportSummary:
+                     series_uid: str | None = None, progress: Progress | None = None) -> ExportSummary:
     """Write ``labels`` (instance label map, value = candidate id) as an RTSTRUCT or SEG on the CT in ``ct_dicom``."""
     if kind not in KINDS:
         raise ExportError(f"Unknown export kind {kind!r}: choose one of {', '.join(KINDS)}.")
     progress = progress or Progress()
     progress.step(0.0, "reading the CT series")
-    ct = read_ct_reference(ct_dicom)
+    ct = read_ct_reference(ct_dicom, series_uid=series_uid)
     label_array = labels_on_ct_grid(labels, ct.image, resample=resample)
     rois, notes = select_rois(label_array, candidates, only_accepted=only_accepted, combined=combined)
     build = progress.sub(0.1, 0.95)
@@ -62,9 +62,10 @@ def export_label_map(labels: sitk.Image, ct_dicom: Path | str, out: Path | str, 
 
 def export_results(results: Results, ct_dicom: Path | str, out: Path | str, kind: str = "rtstruct",
                    only_accepted: bool = False, combined: bool = False, resample: bool = False,
-                   progress: Progress | None = None) -> ExportSummary:
+                   series_uid: str | None = None, progress: Progress | None = None) -> ExportSummary:
     """Export the GTV_LN of a Results object, honouring each candidate's review state."""
     if results.gtv_ln is None:
         raise ExportError("These results hold no GTV_LN label map (gtv_ln.nii.gz): run the pipeline or load a results folder first.")
     return export_label_map(results.gtv_ln, ct_dicom, out, kind=kind, candidates=list(results.candidates),
-                            only_accepted=only_accepted, combined=combined, resample=resample, progress=progress)
+                            only_accepted=only_accepted, combined=combined, resample=resample,
+                            series_uid=series_uid, progress=progress)

@@ -19,7 +19,8 @@ from ..errors import ExportError
 from ..io.atomic import atomic_file
 from ..progress import Progress
 from .contours import mask_contours
-from .ct_reference import CtReference
+from ..io.dicom_series import DicomSeries
+from .ct_reference import sop_class_uid
 from .dicom_common import DISCLAIMER, MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid, now
 from .iod_check import missing_rtstruct_attributes
 from .rois import RoiSpec, roi_mask
@@ -35,14 +36,14 @@ def _ds_number(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def _image_reference(ct: CtReference, k: int) -> pydicom.Dataset:
+def _image_reference(ct: DicomSeries, k: int) -> pydicom.Dataset:
     item = pydicom.Dataset()
-    item.ReferencedSOPClassUID = ct.sop_class_uid
+    item.ReferencedSOPClassUID = sop_class_uid(ct)
     item.ReferencedSOPInstanceUID = ct.sop_instance_uids[k]
     return item
 
 
-def _referenced_frame_of_reference(ct: CtReference) -> Sequence:
+def _referenced_frame_of_reference(ct: DicomSeries) -> Sequence:
     series = pydicom.Dataset()
     series.SeriesInstanceUID = ct.series_instance_uid
     series.ContourImageSequence = Sequence([_image_reference(ct, k) for k in range(len(ct.sop_instance_uids))])
@@ -56,7 +57,7 @@ def _referenced_frame_of_reference(ct: CtReference) -> Sequence:
     return Sequence([frame])
 
 
-def build_rtstruct(ct: CtReference, label_array: np.ndarray, rois: list[RoiSpec], label: str = "LNStaging GTVn",
+def build_rtstruct(ct: DicomSeries, label_array: np.ndarray, rois: list[RoiSpec], label: str = "LNStaging GTVn",
                    series_number: int = 901, progress: Progress | None = None) -> pydicom.Dataset:
     """The RT Structure Set dataset for ``rois`` drawn from ``label_array`` ([z, y, x] on the CT slices)."""
     if label_array.shape != tuple(reversed(ct.image.GetSize())):
@@ -64,7 +65,7 @@ def build_rtstruct(ct: CtReference, label_array: np.ndarray, rois: list[RoiSpec]
     progress = progress or Progress()
     date, time = now()
     ds = pydicom.Dataset()
-    copy_patient_study(ct.header, ds)
+    copy_patient_study(ct.first_dataset, ds)
     ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
     ds.SOPInstanceUID = new_uid()
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
@@ -79,7 +80,7 @@ def build_rtstruct(ct: CtReference, label_array: np.ndarray, rois: list[RoiSpec]
     ds.SoftwareVersions = SOFTWARE_VERSION
     ds.InstanceNumber = 1
     ds.FrameOfReferenceUID = ct.frame_of_reference_uid  # Frame of Reference module (the CT's frame)
-    ds.PositionReferenceIndicator = ct.header.get("PositionReferenceIndicator", "")
+    ds.PositionReferenceIndicator = ct.first_dataset.get("PositionReferenceIndicator", "")
     ds.StructureSetLabel = label[:16]
     ds.StructureSetName = label[:64]
     ds.StructureSetDescription = DISCLAIMER

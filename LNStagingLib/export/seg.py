@@ -15,7 +15,7 @@ from pydicom.sr.coding import Code
 
 from .. import __version__
 from ..progress import Progress
-from .ct_reference import CtReference
+from ..io.dicom_series import DicomSeries
 from .dicom_common import MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid
 from .rois import RoiSpec, roi_mask
 
@@ -45,7 +45,7 @@ def segment_descriptions(rois: list[RoiSpec]) -> list[hd.seg.SegmentDescription]
     return descriptions
 
 
-def build_seg(ct: CtReference, label_array: np.ndarray, rois: list[RoiSpec], progress: Progress | None = None) -> pydicom.Dataset:
+def build_seg(ct: DicomSeries, label_array: np.ndarray, rois: list[RoiSpec], progress: Progress | None = None) -> pydicom.Dataset:
     """A highdicom Segmentation of ``rois`` on the CT slices (frames in the CT's slice order)."""
     progress = progress or Progress()
     progress.step(0.0, "reading CT headers for the SEG")
@@ -69,6 +69,6 @@ def build_seg(ct: CtReference, label_array: np.ndarray, rois: list[RoiSpec], pro
         content_label="LNSTAGING_GTVN",
         series_description=SERIES_DESCRIPTION,
     )
-    copy_patient_study(ct.header, seg)  # highdicom copies most of these already; keep them identical to the RTSTRUCT
+    copy_patient_study(ct.first_dataset, seg)  # highdicom copies most of these already; keep them identical to the RTSTRUCT
     progress.step(1.0, "SEG built")
     return seg
