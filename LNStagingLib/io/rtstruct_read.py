@@ -27,6 +27,7 @@ from .images import require_exists
 
 log = logging.getLogger(__name__)
 
+MODALITY_NAMES = {"PT": "PET"}
 #: A contour is on a slice when its index along the normal is within this many slices of an integer.
 PLANE_TOLERANCE = 0.1
 

@@ -111,7 +111,7 @@ def read_seg(path: os.PathLike | str, reference: sitk.Image | DicomSeries | None
         if isinstance(reference, DicomSeries) and frame and reference.frame_of_reference_uid \
                 and frame != reference.frame_of_reference_uid:
             raise DicomError(f"DICOM SEG '{path}' belongs to another frame of reference than the "
-                             f"{reference.modality} images given: give the images it was made on.")
+                             f"{'PET' if reference.modality == 'PT' else reference.modality} images given: give the images it was made on.")
         require_overlap(labels, image, "SEG", "reference image")
         labels = resample_to_reference(labels, image, "nearest", 0)
     return SegLabels(labels, segment_infos(seg), frame, series)
