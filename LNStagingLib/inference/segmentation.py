@@ -18,7 +18,7 @@ import SimpleITK as sitk
 import torch
 from monai.data.utils import compute_importance_map
 
-from ..models.seg_inputs import attention_array, network_channels
+from ..models.seg_inputs import attention_array, channel_pad_values, network_channels, pad_channels
 from ..progress import Progress
 
 
@@ -42,16 +42,15 @@ def sliding_window_logits(model, channels: np.ndarray, attention: np.ndarray | N
     """Blended logits [n_classes, z, y, x] of ``model`` over ``channels`` [C, z, y, x] (+ attention [1, z, y, x]).
 
     Returns (logits, stats) with stats = {"windows": n, "run": n_run, "skipped": n_skipped}. Volumes smaller than the
-    window are zero-padded (attention 0 there) and cropped back.
+    window are padded (CT air, PET 0, attention 0) and cropped back.
     """
     config = model.config
     window = tuple(window or config.patch_size)
     skip_empty = skip_empty and config.use_attention
     shape = channels.shape[1:]
     padded = tuple(max(s, w) for s, w in zip(shape, window))
-    pad = [(0, 0)] + [(0, p - s) for p, s in zip(padded, shape)]
-    image = torch.from_numpy(np.pad(channels, pad).astype(np.float32))
-    att = torch.from_numpy(np.pad(attention, pad).astype(np.float32)) if attention is not None else None
+    image = torch.from_numpy(pad_channels(channels, padded, channel_pad_values(config)).astype(np.float32))
+    att = torch.from_numpy(pad_channels(attention, padded, [0.0]).astype(np.float32)) if attention is not None else None
 
     weight = compute_importance_map(window, mode="gaussian", sigma_scale=0.125, device="cpu")
     logit_sum = torch.zeros((config.n_classes, *padded), dtype=torch.float32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ..anatomy.structures import same_grid
 from ..errors import GeometryError
 
 
@@ -22,13 +23,6 @@ def normalise_ct(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
 def normalise_pet(suv: np.ndarray, max_suv: float) -> np.ndarray:
     """SUV clipped to [0, max_suv] and scaled to [0, 1] x 4 (so a node with SUV 5 is about 1)."""
     return (np.clip(suv.astype(np.float32), 0.0, max_suv) * (4.0 / max_suv)).astype(np.float32)
-
-
-def same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
-    if a.GetSize() != b.GetSize():
-        return False
-    pairs = zip((a.GetSpacing(), a.GetOrigin(), a.GetDirection()), (b.GetSpacing(), b.GetOrigin(), b.GetDirection()))
-    return all(abs(x - y) <= tol * max(1.0, abs(y)) for u, v in pairs for x, y in zip(u, v))
 
 
 def require_same_grid(image: sitk.Image, reference: sitk.Image, what: str) -> None:
@@ -53,3 +47,16 @@ def attention_array(attention: sitk.Image, ct: sitk.Image) -> np.ndarray:
     require_same_grid(attention, ct, "attention map")
     values = sitk.GetArrayFromImage(attention).astype(np.float32)
     return np.clip(values, 0.0, 1.0)[None]
+
+
+def channel_pad_values(config) -> list[float]:
+    """Value of each input channel outside the image: air for the CT (window minimum), 0 SUV for the PET."""
+    return [-1.0] + ([0.0] if config.use_pet else [])
+
+
+def pad_channels(channels: np.ndarray, shape: tuple[int, ...], values: list[float]) -> np.ndarray:
+    """Pad [C, z, y, x] at the far end of each axis up to ``shape`` (no-op where already large enough)."""
+    pad = [(0, max(0, t - s)) for s, t in zip(channels.shape[1:], shape)]
+    if not any(p for _, p in pad):
+        return channels
+    return np.stack([np.pad(c, pad, constant_values=v) for c, v in zip(channels, values)])

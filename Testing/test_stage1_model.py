@@ -1,0 +1,131 @@
+"""Stage-1 network: shapes, deep supervision, the exact zero-attention output, loss, overfit, checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+from LNStagingLib.models.checkpoint import load_model, save_checkpoint
+from LNStagingLib.models.identification import InstanceIdentifier, identify_instances, instance_patch
+from LNStagingLib.models.seg_loss import SegmentationLoss, deep_supervision_weights
+from LNStagingLib.models.unet import AttentionUNet, unet_config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread, above all on a shared machine; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def _tiny(seed=0, **overrides):
+    torch.manual_seed(seed)
+    model = AttentionUNet(unet_config("tiny", **overrides))
+    with torch.no_grad():  # non-trivial biases so "exactly the bias" is a real check
+        for head in model.heads:
+            head.bias.copy_(torch.tensor([0.7, -1.3]))
+    return model
+
+
+def test_shapes_and_deep_supervision_outputs():
+    model = _tiny(use_pet=True)
+    x, a = torch.randn(2, 2, 16, 32, 32), torch.rand(2, 1, 16, 32, 32)
+    model.train()
+    outputs = model(x, a)
+    assert [tuple(o.shape) for o in outputs] == [(2, 2, 16, 32, 32), (2, 2, 8, 16, 16)]
+    model.eval()
+    assert tuple(model(x, a).shape) == (2, 2, 16, 32, 32)
+    paper = unet_config("paper")
+    assert paper.total_stride == (16, 32, 32) and paper.deep_supervision_outputs == 4
+
+
+def test_zero_attention_gives_exactly_the_background_logits():
+    model = _tiny().eval()
+    x = torch.randn(1, 1, 16, 32, 32) * 3
+    attention = torch.rand(1, 1, 16, 32, 32)
+    attention[..., :, :, :12] = 0  # a slab without attention
+    with torch.no_grad():
+        logits = model(x, attention)
+        other = model(torch.randn(1, 1, 16, 32, 32), attention)  # a different image
+    bias = model.zero_attention_logits().view(2, 1, 1, 1)
+    assert torch.equal(logits[0, :, :, :, :12], bias.expand(2, 16, 32, 12))
+    assert torch.equal(other[0, :, :, :, :12], logits[0, :, :, :, :12])
+    assert not torch.equal(logits[0, :, :, :, 12:], bias.expand(2, 16, 32, 20))
+    # the gate at the coarser deep-supervision head too
+    model.train()
+    coarse = model(x, torch.zeros(1, 1, 16, 32, 32))[1]
+    assert torch.equal(coarse[0], model.heads[1].bias.detach().view(2, 1, 1, 1).expand(2, 8, 16, 16))
+
+
+def test_baseline_ignores_attention():
+    model = _tiny(use_attention=False).eval()
+    x = torch.randn(1, 1, 16, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x, torch.zeros(1, 1, 16, 32, 32)), model(x, torch.ones(1, 1, 16, 32, 32)))
+    with pytest.raises(Exception):
+        model.zero_attention_logits()
+    with pytest.raises(Exception, match="attention"):
+        _tiny().eval()(x)
+
+
+def test_loss_is_ce_plus_paper_tversky():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 2, 4, 5, 6)
+    target = (torch.rand(2, 1, 4, 5, 6) > 0.7).long()
+    p1 = torch.softmax(logits, 1)[:, 1]
+    y1 = target[:, 0].float()
+    tp, fp, fn = (p1 * y1).sum(), (p1 * (1 - y1)).sum(), ((1 - p1) * y1).sum()
+    tversky = 1 - 2 * tp / (2 * tp + 0.5 * fp + 1.5 * fn)  # eq. 3 (as 1 - index), alpha 0.5, beta 1.5
+    ce = torch.nn.functional.cross_entropy(logits, target[:, 0])
+    assert float(SegmentationLoss()(logits, target)) == pytest.approx(float(ce + tversky), rel=1e-4)
+    assert deep_supervision_weights(3) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+
+
+def test_toy_overfit_loss_decreases():
+    torch.manual_seed(0)
+    model = AttentionUNet(unet_config("tiny"))
+    x = torch.randn(2, 1, 16, 32, 32)
+    y = torch.zeros(2, 1, 16, 32, 32, dtype=torch.long)
+    y[:, :, 6:10, 12:20, 12:20] = 1
+    x[y.bool()] += 2.0
+    attention = torch.ones(2, 1, 16, 32, 32)
+    loss_fn, optimizer = SegmentationLoss(), torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(12):
+        optimizer.zero_grad()
+        loss = loss_fn(model(x, attention), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_checkpoint_round_trip_rebuilds_identical_outputs(tmp_path):
+    model = _tiny(use_pet=True).eval()
+    sha = save_checkpoint(tmp_path / "seg.pt", model, model.config, training_data={"dataset": "toy"})
+    rebuilt, config, payload = load_model(tmp_path / "seg.pt", expected_sha256=sha)
+    assert config == model.config and payload["training_data"] == {"dataset": "toy"}
+    x, a = torch.randn(1, 2, 16, 32, 32), torch.rand(1, 1, 16, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x, a), rebuilt(x, a))
+
+
+def test_identifier_starts_from_segmentation_encoder(tmp_path):
+    seg = _tiny()
+    identifier = InstanceIdentifier.from_segmentation(seg)
+    for (name, a), b in zip(seg.encoder.state_dict().items(), identifier.encoder.state_dict().values()):
+        assert torch.equal(a, b), name
+    sha = save_checkpoint(tmp_path / "id.pt", identifier, identifier.config)
+    rebuilt = load_model(tmp_path / "id.pt", expected_sha256=sha)[0]
+    channels = np.random.default_rng(0).normal(size=(1, 30, 40, 50)).astype(np.float32)
+    labels = np.zeros((30, 40, 50), np.int32)
+    labels[2:6, 3:8, 4:9] = 3  # near the corner: the patch is padded
+    labels[20:25, 20:30, 30:40] = 7
+    x, m = instance_patch(channels, labels, 3, identifier.config.id_patch_size, [-1.0])
+    assert x.shape == (1, 16, 32, 32) and m.sum() == (labels == 3).sum() and (x == -1.0).any()
+    probs = identify_instances(rebuilt, channels, labels)
+    assert set(probs) == {3, 7} and all(0 <= p <= 1 for p in probs.values())
+    assert probs == identify_instances(identifier, channels, labels)
