@@ -1,0 +1,169 @@
+"""One synthetic PET/CT patient with ground truth: ``generate_case(seed, size=...)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..progress import Progress
+from .anatomy import TISSUE, TISSUES, TUMOR_CODES, build_anatomy
+from .grid import Grid
+from .lesions import (
+    Lesion, fit_to_room, make_room, make_look_alikes, node_appearance, place_node_centres, spread_status, spread_tree,
+)
+from .render import lookup_tables, max_in_sphere, paint_anatomy, paint_lesion, synthesize_ct, synthesize_pet
+
+# name -> (size (nx, ny, nz), spacing (mm), PET block factors)
+SIZES = {
+    "small": ((96, 96, 64), (1.5, 1.5, 2.5), (2, 2, 1)),
+    "medium": ((160, 160, 96), (1.8, 1.8, 2.5), (2, 2, 1)),
+    "benchmark": ((512, 512, 300), (0.9, 0.9, 1.5), (4, 4, 2)),
+}
+CENTRE = np.array([22.0, 12.0, 12.0])  # patient-frame point the field of view is centred on (peripancreatic region)
+
+
+@dataclass
+class PhantomCase:
+    """Images (SimpleITK, LPS) and ground truth of one phantom patient."""
+
+    seed: int
+    ct: sitk.Image
+    pet: sitk.Image
+    organs: sitk.Image
+    tumor: sitk.Image
+    gtv_ln: sitk.Image
+    lymph_nodes: sitk.Image
+    candidates: list[dict]
+    metastasis: int
+    info: dict = field(default_factory=dict)
+
+    def images(self) -> dict[str, sitk.Image]:
+        return {"ct": self.ct, "pet": self.pet, "organs": self.organs, "tumor": self.tumor, "gtv_ln": self.gtv_ln,
+                "lymph_nodes": self.lymph_nodes}
+
+
+def resolve_size(size, spacing=None):
+    """(size, spacing, pet factors) for a size name, an (nx, ny, nz) tuple or an 'NXxNYxNZ' string."""
+    if isinstance(size, str) and size in SIZES:
+        shape, default_spacing, factors = SIZES[size]
+    else:
+        if isinstance(size, str):
+            try:
+                size = tuple(int(v) for v in size.lower().split("x"))
+            except ValueError:
+                raise ValueError(f"size must be small, medium, benchmark or NXxNYxNZ, not {size!r}") from None
+        shape = tuple(int(v) for v in size)
+        if len(shape) != 3 or min(shape) < 24:
+            raise ValueError(f"size must have three dimensions of at least 24 voxels, not {size!r}")
+        default_spacing = (1.5, 1.5, 2.5)
+        factors = (2, 2, 1) if max(shape) <= 256 else (4, 4, 2)
+    spacing = tuple(float(v) for v in (spacing or default_spacing))
+    return shape, spacing, factors
+
+
+def anatomy_scale(shape, spacing) -> float:
+    """Shrink the anatomy so that a small field of view still holds every structure (1.0 = adult size)."""
+    fov = np.asarray(shape, float) * np.asarray(spacing)
+    return float(np.clip(min(fov[0] / 250.0, fov[1] / 250.0, fov[2] / 220.0), 0.5, 1.0))
+
+
+def generate_case(seed: int, size="small", spacing=None, direction="identity",
+                  progress: Progress | None = None) -> PhantomCase:
+    """A deterministic synthetic patient: same seed and arguments give identical images and tables.
+
+    ``direction``: 'identity', 'ras' (diag(-1,-1,1)), 'oblique' (rotated ~14 deg about z, ~6 deg about x),
+    or a 3x3 orthonormal matrix. Anatomy is defined in world space, so the grid is what rotates.
+    """
+    progress = progress or Progress()
+    rng = np.random.default_rng(seed)
+    shape, spacing, factors = resolve_size(size, spacing)
+    scale = anatomy_scale(shape, spacing)
+    grid = Grid.centred(shape, spacing, CENTRE * scale, direction)
+
+    progress.step(0.02, "anatomy")
+    anatomy = build_anatomy(rng, scale)
+    tissue = paint_anatomy(grid, anatomy)
+    objects = np.zeros(grid.shape, np.uint16)
+    tumor_voxels = np.isin(tissue, TUMOR_CODES)
+    if not tumor_voxels.any():
+        raise RuntimeError("phantom tumour fell outside the field of view; use a larger size")
+    tumor_shape = next(s.shape for s in anatomy.structures if s.name == "tumor")
+
+    progress.step(0.35, "lymph nodes")
+    n_wanted = int(rng.integers(5, 31))
+    centres, anchors = place_node_centres(rng, grid, tissue, objects, anatomy, n_wanted)
+    parents, lengths = spread_tree(centres, tumor_shape.centre, float(tumor_shape.semi.mean()))
+    status = spread_status(rng, parents, lengths, anatomy.scale)
+    nodes = []
+    for n, centre in enumerate(centres):
+        node = node_appearance(rng, centre, bool(status[n]))
+        node.node_id, node.parent, node.anchor = n + 1, int(parents[n]), anchors[n]
+        nodes.append(node)
+    for node in sorted(nodes, key=lambda l: -l.diameter):  # big nodes claim their room first
+        fit_to_room(node, make_room(grid, tissue, objects, node, 7.0))
+        paint_lesion(grid, tissue, objects, node, node.node_id)
+
+    progress.step(0.5, "look-alikes")
+    n_fake = int(rng.integers(max(6, len(nodes) // 2), 26))
+    fakes = make_look_alikes(rng, grid, tissue, objects, anatomy, n_fake, [n.centre for n in nodes])
+    lesions: list[Lesion] = nodes + [f for f in fakes]
+    kept = []
+    for index, fake in enumerate(fakes, start=len(nodes) + 1):
+        if paint_lesion(grid, tissue, objects, fake, index) > 0:
+            kept.append(fake)
+
+    progress.step(0.6, "CT")
+    tumor_suv = float(rng.uniform(4.0, 12.0))
+    tissue_hu, tissue_suv, obj_hu, obj_suv = lookup_tables(lesions, tumor_suv)
+    ct = synthesize_ct(grid, tissue, objects, tissue_hu, obj_hu, rng, noise_hu=float(rng.uniform(10, 18)))
+    progress.step(0.8, "PET")
+    pet_grid, pet = synthesize_pet(grid, tissue, objects, tissue_suv, obj_suv, factors, rng)
+
+    progress.step(0.9, "labels")
+    organ_lut = np.array([t.organ_label for t in TISSUES], np.uint8)
+    organs = organ_lut[tissue]
+    tumor = tumor_voxels.astype(np.uint8)
+    del tumor_voxels
+    node_lut = np.zeros(len(obj_hu), np.uint16)
+    positive_lut = np.zeros(len(obj_hu), np.uint16)
+    for node in nodes:
+        node_lut[2 * node.node_id: 2 * node.node_id + 2] = node.node_id
+        if node.positive:
+            positive_lut[2 * node.node_id: 2 * node.node_id + 2] = node.node_id
+    lymph_nodes = node_lut[objects]
+    gtv_ln = positive_lut[objects]
+    del objects, tissue
+
+    candidates = _candidate_rows(rng, nodes, kept, pet_grid, pet)
+    n_positive = int(sum(n.positive for n in nodes))
+    info = {"seed": int(seed), "n_nodes": len(nodes), "n_positive": n_positive, "n_look_alikes": len(kept),
+            "tumor_suv": round(tumor_suv, 3), "anatomy_scale": round(scale, 4), "generator": "LNStagingLib.phantom"}
+    progress.step(1.0, "done")
+    return PhantomCase(
+        seed=int(seed), ct=grid.image(ct), pet=pet_grid.image(pet), organs=grid.image(organs), tumor=grid.image(tumor),
+        gtv_ln=grid.image(gtv_ln), lymph_nodes=grid.image(lymph_nodes), candidates=candidates,
+        metastasis=int(n_positive > 0), info=info)
+
+
+def _candidate_rows(rng, nodes, fakes, pet_grid, pet) -> list[dict]:
+    """Ground-truthed candidate list (nodes + look-alikes) in shuffled order, so ids carry no label."""
+    rows = []
+    for lesion in nodes + fakes:
+        radius = lesion.diameter / 2
+        rows.append({
+            "x": float(lesion.centre[0]), "y": float(lesion.centre[1]), "z": float(lesion.centre[2]),
+            "label": int(lesion.positive), "node_id": lesion.node_id, "kind": lesion.kind,
+            "diameter_mm": round(float(lesion.diameter), 2),
+            "suv_max": round(max_in_sphere(pet_grid, pet, lesion.centre, radius), 3),
+            "parent": lesion.parent if lesion.node_id else -1,
+        })
+    order = rng.permutation(len(rows))
+    out = []
+    for new_id, index in enumerate(order, start=1):
+        out.append({"id": new_id, **rows[index]})
+    return out
+
+
+__all__ = ["PhantomCase", "SIZES", "generate_case", "resolve_size", "TISSUE"]
