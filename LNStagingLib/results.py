@@ -34,7 +34,8 @@ class Candidate:
     short_axis_mm: float = 0.0
     suv_max: float = float("nan")
     priors: dict[str, float] = field(default_factory=dict)
-    probability: Optional[float] = None
+    probability: Optional[float] = None  # the GTV_LN probability shown to the user (stage 2 when it ran)
+    scores: dict[str, float] = field(default_factory=dict)  # every model's score, e.g. stage1, identification, stage2
     rank: int = 0
     source: str = "stage1"  # stage1 | file | user
     review: str = "pending"  # pending | accepted | rejected
@@ -142,5 +143,6 @@ def candidate_row(c: Candidate) -> dict:
         "source": c.source,
         "review": c.review,
     }
+    row.update({f"score_{k}": round(v, 6) for k, v in c.scores.items()})
     row.update({f"prior_{k}": round(v, 6) for k, v in c.priors.items()})
     return row

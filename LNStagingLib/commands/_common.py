@@ -1,0 +1,63 @@
+"""Options shared by several sub-commands: model choice and progress output."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import ModelError
+from ..pipeline import ModelSelection
+from ..progress import Progress, tqdm_progress
+
+STAGES = ("seg", "cls", "identification", "patient")
+STAGE_TASK = {"seg": "seg", "cls": "cls", "identification": "seg", "patient": "patient"}
+
+
+def add_model_arguments(parser) -> None:
+    parser.add_argument("--models", default="default", metavar="SPEC",
+                        help="'default' (the catalogue's default model per stage, e.g. the bundled demo weights), "
+                             "'none', or stage=ID_OR_FILE[,stage=...] with stage in seg, cls, identification, patient; "
+                             "a FILE is a checkpoint path (its sha256 is recorded but not checked against a catalogue)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run (default cpu)")
+
+
+def add_progress_arguments(parser) -> None:
+    parser.add_argument("--progress-lines", action="store_true",
+                        help="print 'PROGRESS <fraction> <message>' lines on stdout (for the Slicer module) instead of a bar")
+
+
+def make_progress(args, description: str) -> Progress:
+    if getattr(args, "progress_lines", False):
+        def emit(fraction: float, message: str) -> None:
+            print(f"PROGRESS {fraction:.4f} {message}", flush=True)
+        return Progress(emit)
+    if sys.stderr.isatty():
+        return tqdm_progress(description)
+    return Progress()
+
+
+def select_models(spec: str) -> ModelSelection:
+    """Parse --models into verified model files."""
+    from ..models.catalogue import Catalogue
+
+    spec = (spec or "default").strip()
+    if spec == "none":
+        return ModelSelection()
+    catalogue = Catalogue.read()
+    if spec == "default":
+        ids = {stage: catalogue.default_id(stage) for stage in STAGES}
+        return ModelSelection.from_catalogue(ids, catalogue)
+    selection = ModelSelection()
+    for item in spec.split(","):
+        stage, _, value = item.partition("=")
+        stage = stage.strip()
+        if stage not in STAGES or not value:
+            raise ModelError(f"--models item {item!r} is not stage=ID_OR_FILE with stage in {', '.join(STAGES)}.")
+        if Path(value).expanduser().is_file():
+            setattr(selection, stage, Path(value).expanduser())
+        else:
+            one = ModelSelection.from_catalogue({stage: value}, catalogue)
+            setattr(selection, stage, getattr(one, stage))
+            selection.sha256.update(one.sha256)
+            selection.ids.update(one.ids)
+    return selection

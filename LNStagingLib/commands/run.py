@@ -1,0 +1,56 @@
+"""``lnstaging run``: one case from PET/CT to a results folder (see LNStagingLib/pipeline.py)."""
+
+from pathlib import Path
+
+from .. import NOT_FOR_CLINICAL_USE
+from ..pipeline import CaseInputs, RunOptions, run_to_folder
+from ._common import add_model_arguments, add_progress_arguments, make_progress, select_models
+
+
+def add_case_arguments(parser) -> None:
+    parser.add_argument("--ct", required=True, type=Path, help="CT: NIfTI/NRRD/MHA file or DICOM folder")
+    parser.add_argument("--pet", required=True, type=Path, help="PET: DICOM folder (converted to SUVbw) or an SUV image file")
+    parser.add_argument("--organs", type=Path, help="organ/vessel label map, Slicer .seg.nrrd, or a folder of masks")
+    parser.add_argument("--organ-mapping", help="label mapping: totalsegmentator, pdac20, slicer, or a JSON file")
+    parser.add_argument("--tumor", type=Path, help="primary tumour mask")
+    parser.add_argument("--candidates", type=Path, help="extra candidates: CSV/JSON with x,y,z (LPS mm)[,radius_mm]")
+    parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
+    parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
+    parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
+    parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several series")
+    parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
+
+
+def case_inputs(args) -> CaseInputs:
+    return CaseInputs(ct=args.ct, pet=args.pet, organs=args.organs, organ_mapping=args.organ_mapping, tumor=args.tumor,
+                      candidates=args.candidates, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
+                      injection_time=args.injection_time, ct_series_uid=args.ct_series_uid,
+                      pet_series_uid=args.pet_series_uid)
+
+
+def print_summary(results, out: Path) -> None:
+    n_pos = sum(1 for c in results.candidates if c.probability is not None and c.probability >= results.patient.operating_point.get("threshold", 0.5))
+    print(f"{len(results.candidates)} candidates, {n_pos} at or above the operating point.")
+    if results.patient.metastasis_probability is not None:
+        print(f"Patient metastasis probability: {results.patient.metastasis_probability:.3f}")
+    for line in results.skipped:
+        print(f"Skipped: {line}")
+    print(f"Report: {Path(out).absolute() / 'report.html'}")
+    print(NOT_FOR_CLINICAL_USE)
+
+
+def register(sub):
+    parser = sub.add_parser("run", help="run the pipeline on one PET/CT case and write a results folder")
+    add_case_arguments(parser)
+    add_model_arguments(parser)
+    add_progress_arguments(parser)
+    parser.add_argument("--threshold", type=float, default=0.5, help="operating point: probability threshold (default 0.5)")
+    parser.add_argument("--out", required=True, type=Path, help="results folder (written atomically)")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold)
+    results = run_to_folder(case_inputs(args), args.out, options, make_progress(args, "lnstaging run"))
+    print_summary(results, args.out)
+    return 0

@@ -1,0 +1,386 @@
+"""The main job: PET/CT (+ organs, tumour, candidates) in, one Results out.
+
+Steps (each skipped, with the reason recorded in Results.skipped, when its input or model is missing):
+  load PET/CT (SUV) -> organ structures -> attention map -> stage-1 LN segmentation -> instances = candidates
+  (+ candidates from a file) -> spatial priors -> stage-2 CNN+GNN probabilities -> instance identification ->
+  patient-level metastasis probability.
+Nothing is invented: without organs there is no attention map, without a tumour no tumour priors and no
+patient-level prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import NOT_FOR_CLINICAL_USE, __version__
+from .errors import InputFileError, LNStagingError
+from .io.atomic import atomic_directory
+from .io.petct import PetCt, load_pet_ct
+from .io.resample import resample_to_reference
+from .progress import Progress
+from .results import Candidate, PatientResult, Results
+
+DEFAULT_THRESHOLD = 0.5
+FILE_CANDIDATE_RADIUS_MM = 5.0
+
+
+@dataclass
+class CaseInputs:
+    """Paths of one case. CT/PET may be files (NIfTI/NRRD/MHA) or DICOM folders."""
+
+    ct: Path
+    pet: Path
+    organs: Optional[Path] = None
+    organ_mapping: Optional[str | dict] = None  # a built-in mapping name, a JSON file, or a mapping dict
+    tumor: Optional[Path] = None
+    candidates: Optional[Path] = None  # CSV/JSON with x,y,z in LPS mm (optional radius_mm)
+    weight_kg: Optional[float] = None
+    dose_bq: Optional[float] = None
+    injection_time: Optional[str] = None
+    ct_series_uid: Optional[str] = None
+    pet_series_uid: Optional[str] = None
+
+
+@dataclass
+class ModelSelection:
+    """Checkpoint files (already verified or to be verified against ``sha256``) for each stage; None = skip it."""
+
+    seg: Optional[Path] = None
+    cls: Optional[Path] = None
+    identification: Optional[Path] = None
+    patient: Optional[Path] = None
+    sha256: dict[str, str] = field(default_factory=dict)  # stage -> expected sha256
+    ids: dict[str, str] = field(default_factory=dict)  # stage -> catalogue id
+
+    @classmethod
+    def from_catalogue(cls, ids: dict[str, Optional[str]], catalogue=None) -> "ModelSelection":
+        """Resolve catalogue ids (stage -> id) to verified local files."""
+        from .models.catalogue import Catalogue
+
+        catalogue = catalogue or Catalogue.read()
+        selection = cls()
+        for stage, model_id in ids.items():
+            if not model_id:
+                continue
+            task = "seg" if stage == "identification" else stage
+            entry = catalogue.get(model_id)
+            setattr(selection, stage, catalogue.resolve(model_id, task if entry.task == task else None))
+            selection.sha256[stage] = entry.sha256
+            selection.ids[stage] = model_id
+        return selection
+
+
+@dataclass
+class RunOptions:
+    models: ModelSelection = field(default_factory=ModelSelection)
+    device: str = "cpu"
+    threshold: float = DEFAULT_THRESHOLD
+    skip_empty_windows: bool = True
+
+
+@dataclass
+class CaseImages:
+    """What the run saw, for faces that draw it (report, scene)."""
+
+    petct: PetCt
+    tumor: Optional[sitk.Image] = None
+    structures: Optional[sitk.Image] = None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in paths:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_mask_on(path: Path, reference: sitk.Image, what: str) -> sitk.Image:
+    from .io.images import read_label_map
+
+    mask = read_label_map(path, what=what)
+    mask = resample_to_reference(mask, reference, "nearest", 0)
+    mask = sitk.Cast(mask != 0, sitk.sitkUInt8)
+    return mask
+
+
+def read_candidate_file(path: Path) -> list[dict]:
+    """Candidates given by the user or another detector: rows with x, y, z (LPS mm) and optional radius_mm."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"candidate file '{path}' does not exist: give a CSV or JSON with x,y,z columns (LPS mm).")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+            rows = data["candidates"] if isinstance(data, dict) else data
+            rows = [dict(r, **dict(zip("xyz", r["centroid_lps"]))) if "centroid_lps" in r else r for r in rows]
+        else:
+            with open(path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        parsed = []
+        for row in rows:
+            radius = row.get("radius_mm") or (float(row["diameter_mm"]) / 2 if row.get("diameter_mm") else None)
+            parsed.append({"xyz": (float(row["x"]), float(row["y"]), float(row["z"])),
+                           "radius_mm": float(radius) if radius else FILE_CANDIDATE_RADIUS_MM})
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+        raise InputFileError(f"candidate file '{path.name}' cannot be read ({type(error).__name__}: {error}): it needs "
+                             "columns x, y, z in LPS millimetres (and optionally radius_mm).") from None
+    return parsed
+
+
+def _add_file_candidates(labels: sitk.Image, rows: list[dict]) -> tuple[sitk.Image, dict[int, str]]:
+    """Paint each file candidate as a sphere with a new id; a point inside an existing instance reuses it."""
+    array = sitk.GetArrayFromImage(labels).astype(np.uint16)
+    sources: dict[int, str] = {}
+    next_id = int(array.max()) + 1
+    spacing = np.array(labels.GetSpacing())
+    for row in rows:
+        index = labels.TransformPhysicalPointToIndex(row["xyz"])
+        if not all(0 <= i < n for i, n in zip(index, labels.GetSize())):
+            raise InputFileError(f"a candidate at {tuple(round(v, 1) for v in row['xyz'])} (LPS mm) lies outside the CT: "
+                                 "candidate coordinates must be LPS millimetres in the CT's frame of reference.")
+        existing = int(array[index[2], index[1], index[0]])
+        if existing:
+            sources[existing] = "stage1+file"
+            continue
+        r_vox = np.ceil(row["radius_mm"] / spacing).astype(int) + 1
+        lo = np.maximum(np.array(index) - r_vox, 0)
+        hi = np.minimum(np.array(index) + r_vox + 1, labels.GetSize())
+        zz, yy, xx = np.meshgrid(*(np.arange(lo[a], hi[a]) for a in (2, 1, 0)), indexing="ij")
+        points = np.stack([xx, yy, zz], axis=-1).reshape(-1, 3)
+        world = np.array([labels.TransformIndexToPhysicalPoint([int(v) for v in p]) for p in points])
+        inside = np.linalg.norm(world - np.array(row["xyz"]), axis=1) <= row["radius_mm"]
+        block = array[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]].reshape(-1)
+        block[inside & (block == 0)] = next_id
+        array[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] = block.reshape(hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0])
+        sources[next_id] = "file"
+        next_id += 1
+    out = sitk.GetImageFromArray(array)
+    out.CopyInformation(labels)
+    return out, sources
+
+
+def _empty_labels(reference: sitk.Image) -> sitk.Image:
+    labels = sitk.Image(reference.GetSize(), sitk.sitkUInt16)
+    labels.CopyInformation(reference)
+    return labels
+
+
+def run_case(inputs: CaseInputs, options: RunOptions | None = None,
+             progress: Progress | None = None) -> tuple[Results, CaseImages]:
+    """Run every step that its inputs and models allow; return the Results and the images it used."""
+    from .models.checkpoint import load_model
+
+    options = options or RunOptions()
+    progress = progress or Progress()
+    timings: dict[str, float] = {}
+    skipped: list[str] = []
+    models = options.models
+
+    def timed(name: str, start: float) -> None:
+        timings[name] = round(time.perf_counter() - start, 3)
+
+    t = time.perf_counter()
+    petct = load_pet_ct(inputs.ct, inputs.pet, weight_kg=inputs.weight_kg, dose_bq=inputs.dose_bq,
+                        injection_time=inputs.injection_time, ct_series_uid=inputs.ct_series_uid,
+                        pet_series_uid=inputs.pet_series_uid, progress=progress.sub(0.0, 0.1))
+    ct, pet = petct.ct, petct.pet_suv
+    timed("load", t)
+    images = CaseImages(petct)
+
+    tumor = None
+    if inputs.tumor is not None:
+        tumor = _read_mask_on(Path(inputs.tumor), ct, "tumour mask")
+        if not np.any(sitk.GetArrayViewFromImage(tumor)):
+            raise InputFileError(f"the tumour mask '{Path(inputs.tumor).name}' is empty: give the primary tumour "
+                                 "segmentation, or leave --tumor out.")
+        images.tumor = tumor
+    else:
+        skipped.append("No tumour mask: the tumour priors (distance, elevation, azimuth) and the patient-level "
+                       "metastasis prediction were not computed.")
+
+    attention = None
+    t = time.perf_counter()
+    if inputs.organs is not None:
+        from .anatomy.structures import map_structures, read_organs
+        from .priors.attention import attention_map
+
+        progress.step(0.1, "organ structures")
+        organs = read_organs(inputs.organs, reference=ct, resample=True)
+        structure_map = map_structures(organs, inputs.organ_mapping)
+        images.structures = structure_map.image
+        if structure_map.absent:
+            skipped.append("Attention map: " + structure_map.describe_absent())
+        attention = attention_map(structure_map.image, progress=progress.sub(0.1, 0.2))
+    else:
+        skipped.append("No organ/vessel masks: no attention map; stage 1 ran without distance-guided attention "
+                       "(expect more false positives) where its model allows it.")
+    timed("attention", t)
+
+    # ---- stage 1: LN segmentation -> instances ---------------------------------------------------------------
+    t = time.perf_counter()
+    probability = None
+    labels = _empty_labels(ct)
+    if models.seg is not None:
+        from .candidates.instances import instances_from_probability
+        from .inference.segmentation import segment_lymph_nodes
+
+        seg_model, seg_config, _ = load_model(models.seg, models.sha256.get("seg"), options.device)
+        if seg_config.use_attention and attention is None:
+            skipped.append("Stage-1 segmentation skipped: its model needs the attention map, which needs organ masks "
+                           "(--organs).")
+        else:
+            progress.step(0.2, "stage 1: lymph node segmentation")
+            probability, _stats = segment_lymph_nodes(seg_model, ct, attention, pet, skip_empty=options.skip_empty_windows,
+                                                      device=options.device, progress=progress.sub(0.2, 0.6))
+            labels = instances_from_probability(probability)
+    else:
+        skipped.append("No stage-1 model: lymph nodes were not segmented; only given candidates were classified.")
+    timed("stage1", t)
+
+    sources: dict[int, str] = {}
+    if inputs.candidates is not None:
+        labels, sources = _add_file_candidates(labels, read_candidate_file(Path(inputs.candidates)))
+
+    from .candidates.measure import measure_instances
+
+    candidates = measure_instances(labels, pet)
+    for c in candidates:
+        c.source = sources.get(c.id, "stage1")
+    if probability is not None and candidates:
+        prob_array = sitk.GetArrayViewFromImage(probability)
+        label_array = sitk.GetArrayViewFromImage(labels)
+        for c in candidates:
+            c.scores["stage1"] = float(prob_array[label_array == c.id].mean())
+
+    # ---- spatial priors + stage 2 ------------------------------------------------------------------------------
+    t = time.perf_counter()
+    centroids = np.array([c.centroid_lps for c in candidates], np.float64).reshape(-1, 3)
+    prior_table = None
+    if candidates:
+        from .priors.candidate_priors import candidate_priors
+
+        progress.step(0.6, "spatial priors")
+        try:
+            prior_table = candidate_priors(ct, centroids, tumor=tumor, progress=progress.sub(0.6, 0.7))
+        except LNStagingError as error:
+            skipped.append(f"Spatial priors not computed: {error}")
+        if prior_table is not None:
+            for c, row in zip(candidates, prior_table.rows()):
+                c.priors = row
+            for name, why in prior_table.missing.items():
+                skipped.append(f"Prior {name} missing: {why}")
+    timed("priors", t)
+
+    t = time.perf_counter()
+    if models.cls is not None and candidates:
+        from .inference.classification import classify_candidates
+
+        cls_model, cls_config, _ = load_model(models.cls, models.sha256.get("cls"), options.device)
+        if getattr(cls_config, "use_priors", False) and prior_table is None:
+            skipped.append("Stage-2 classification skipped: its model needs the spatial priors, which could not be "
+                           "computed (see above).")
+        else:
+            progress.step(0.7, f"stage 2: classifying {len(candidates)} candidates")
+            probs = classify_candidates(cls_model, ct, centroids, pet=pet, label_map=labels,
+                                        label_ids=[c.id for c in candidates], priors=prior_table, tumor=tumor,
+                                        device=options.device, progress=progress.sub(0.7, 0.85))
+            for c, p in zip(candidates, probs):
+                c.scores["stage2"] = float(p)
+    elif models.cls is None:
+        skipped.append("No stage-2 model: candidates were not classified by CNN+GNN.")
+    timed("stage2", t)
+
+    t = time.perf_counter()
+    if models.identification is not None and candidates:
+        from .models.identification import identify_instances
+        from .models.seg_inputs import network_channels
+
+        progress.step(0.85, "instance identification")
+        id_model, id_config, _ = load_model(models.identification, models.sha256.get("identification"), options.device)
+        scores = identify_instances(id_model, network_channels(id_config, ct, pet), sitk.GetArrayFromImage(labels),
+                                    progress=progress.sub(0.85, 0.9))
+        for c in candidates:
+            if c.id in scores:
+                c.scores["identification"] = float(scores[c.id])
+    timed("identification", t)
+
+    for c in candidates:
+        for key in ("stage2", "identification", "stage1"):
+            if key in c.scores:
+                c.probability = c.scores[key]
+                break
+
+    # ---- patient level -----------------------------------------------------------------------------------------
+    t = time.perf_counter()
+    positives = [c for c in candidates if c.probability is not None and c.probability >= options.threshold]
+    largest_ml = max((c.volume_ml for c in positives), default=0.0)
+    patient = PatientResult(operating_point={"threshold": options.threshold}, largest_positive_ln_volume_ml=largest_ml)
+    if models.patient is not None and tumor is not None:
+        from .models.patient import patient_inputs, predict_patient
+
+        progress.step(0.9, "patient-level metastasis")
+        patient_model, patient_config, _ = load_model(models.patient, models.sha256.get("patient"), options.device)
+        patient.metastasis_probability = predict_patient(
+            patient_model, patient_inputs(ct, tumor, patient_config, ln_volume_mm3=largest_ml * 1000.0))
+    elif models.patient is None:
+        skipped.append("No patient-level model: the metastasis probability was not computed.")
+    timed("patient", t)
+
+    results = Results(gtv_ln=labels, attention=attention, ln_probability=probability, candidates=candidates,
+                      patient=patient, skipped=skipped)
+    results.rank_candidates()
+    results.provenance = provenance(inputs, options, petct, timings)
+    progress.step(1.0, "done")
+    return results, images
+
+
+def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: dict) -> dict:
+    """What produced these results: software, models (id + sha256), input checksums, timings. No patient identifiers."""
+    import torch
+
+    models = {}
+    for stage in ("seg", "cls", "identification", "patient"):
+        path = getattr(options.models, stage)
+        if path is not None:
+            models[stage] = {"id": options.models.ids.get(stage, Path(path).name), "sha256": _sha256(Path(path))}
+    given = {k: getattr(inputs, k) for k in ("ct", "pet", "organs", "tumor", "candidates")}
+    return {
+        "software": {"lnstaging": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "SimpleITK": sitk.Version_VersionString(), "numpy": np.__version__},
+        "disclaimer": NOT_FOR_CLINICAL_USE,
+        "models": models,
+        "inputs": {k: {"sha256": _sha256(Path(v))} for k, v in given.items() if v is not None},
+        "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
+        "options": {"device": options.device, "threshold": options.threshold,
+                    "skip_empty_windows": options.skip_empty_windows},
+        "timings_s": timings,
+    }
+
+
+def run_to_folder(inputs: CaseInputs, out_dir: Path | str, options: RunOptions | None = None,
+                  progress: Progress | None = None) -> Results:
+    """Run and write the results folder atomically (a failed or cancelled run leaves no folder behind)."""
+    from .report import write_report
+
+    progress = progress or Progress()
+    t = time.perf_counter()
+    with atomic_directory(out_dir) as tmp:
+        results, images = run_case(inputs, options, progress.sub(0.0, 0.95))
+        progress.step(0.96, "writing results")
+        write_report(tmp / "report.html", results, images.petct.ct, images.petct.pet_suv)
+        results.provenance["timings_s"]["total"] = round(time.perf_counter() - t, 3)
+        results.write(tmp)
+    return results
