@@ -12,7 +12,6 @@ from typing import Iterable, Optional
 import numpy as np
 import SimpleITK as sitk
 import vtk
-from scipy import ndimage
 
 import slicer
 
@@ -65,14 +64,16 @@ def add_candidate_segments(scene, results: Results, reference_volume_node, name:
     node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume_node)
     labels = sitk.GetArrayViewFromImage(results.gtv_ln)
     matrix = ijk_to_ras_matrix(results.gtv_ln)
-    boxes = ndimage.find_objects(labels.astype(np.int32, copy=False))
+    shapes = sitk.LabelShapeStatisticsImageFilter()  # SimpleITK, not scipy: Slicer ships it
+    shapes.Execute(sitk.Cast(results.gtv_ln, sitk.sitkUInt32))
+    present = set(shapes.GetLabels())
     terminology = lymph_node_terminology()
     for candidate in sorted(results.candidates, key=lambda c: c.id):
-        box = boxes[candidate.id - 1] if 0 < candidate.id <= len(boxes) else None
-        if box is None:  # a candidate without voxels (e.g. a point from a file): an empty segment keeps its row
+        if candidate.id not in present:  # a candidate without voxels (e.g. a point from a file): an empty segment keeps its row
             mask, offset = np.zeros((1, 1, 1), np.uint8), (0, 0, 0)
         else:
-            mask, offset = labels[box] == candidate.id, tuple(s.start for s in box)
+            x, y, z, nx, ny, nz = shapes.GetBoundingBox(candidate.id)
+            mask, offset = labels[z:z + nz, y:y + ny, x:x + nx] == candidate.id, (z, y, x)
         segment = slicer.vtkSegment()
         segment.SetName(candidate.name)
         segment.SetColor(*probability_color(candidate.probability))

@@ -22,6 +22,7 @@ TABLE_NAME = "LNStaging candidates"
 
 def add_candidate_table(scene, results: Results, name: str = TABLE_NAME):
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    node.SetUseColumnTitleAsColumnHeader(True)  # header = titles, so view row i = table row i
     node.SetLocked(True)  # the table mirrors Results; edits go through accept/reject, not cell typing
     update_candidate_table(node, results)
     return node

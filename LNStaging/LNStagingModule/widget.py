@@ -1,0 +1,293 @@
+"""LNStagingWidget: maps GUI events to LNStagingLogic / the scene adapter. Dialogs live here, not in the logic."""
+
+from __future__ import annotations
+
+import qt
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+from LNStagingLib.errors import LNStagingError
+from LNStagingLib.scene import table
+
+from . import process
+from .logic import LNStagingLogic
+from .parameters import LNStagingParameterNode
+
+OPERATING_MODES = ("Probability threshold", "FP per patient")
+OVERLAYS = (("PET", "pet"), ("Attention map", "attention"), ("None", "none"))
+SHORTCUTS = (("Alt+A", "onAccept"), ("Alt+R", "onReject"), ("Alt+N", "onNext"), ("Alt+P", "onPrevious"))
+
+
+class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._guiConnection = None
+        self._timer = qt.QTimer()
+        self._timer.setInterval(200)
+        self._timer.connect("timeout()", self.onPoll)
+        self._shortcuts = []
+
+    # ---- set-up -----------------------------------------------------------------------------------------------
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LNStaging.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LNStagingLogic()
+
+        self.ui.modelComboBox.addItems(self.logic.modelIds() or ["(no model installed)"])
+        self.ui.deviceComboBox.addItem("CPU", "cpu")
+        self.ui.deviceComboBox.addItem("GPU (CUDA)", "cuda")
+        self.ui.operatingModeComboBox.addItems(list(OPERATING_MODES))
+        for text, key in OVERLAYS:
+            self.ui.overlayComboBox.addItem(text, key)
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(
+            slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "LNStaging segment editor"))
+
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.importWeightsButton.connect("clicked(bool)", self.onImportWeights)
+        self.ui.loadResultsButton.connect("clicked(bool)", self.onLoadResults)
+        self.ui.candidateTableView.connect("selectionChanged()", self.onTableSelection)
+        self.ui.acceptButton.connect("clicked(bool)", self.onAccept)
+        self.ui.rejectButton.connect("clicked(bool)", self.onReject)
+        self.ui.nextButton.connect("clicked(bool)", self.onNext)
+        self.ui.previousButton.connect("clicked(bool)", self.onPrevious)
+        self.ui.operatingModeComboBox.connect("currentIndexChanged(int)", self.onOperatingPoint)
+        self.ui.thresholdSlider.connect("valueChanged(double)", self.onOperatingPoint)
+        self.ui.fpSlider.connect("valueChanged(double)", self.onOperatingPoint)
+        self.ui.overlayComboBox.connect("currentIndexChanged(int)", self.onOverlay)
+        self.ui.opacitySlider.connect("valueChanged(double)", self.onOverlay)
+        self.ui.showRejectedCheckBox.connect("toggled(bool)", self.onShowRejected)
+        self.ui.saveReviewButton.connect("clicked(bool)", self.onSaveReview)
+        self.ui.restoreReviewButton.connect("clicked(bool)", self.onLoadResults)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        self.removeObservers()
+        self.logic.cancel()
+        self._disconnectGui()
+
+    def enter(self):
+        self.initializeParameterNode()
+        for keys, slot in SHORTCUTS:
+            shortcut = qt.QShortcut(qt.QKeySequence(keys), slicer.util.mainWindow())
+            shortcut.connect("activated()", getattr(self, slot))
+            self._shortcuts.append(shortcut)
+
+    def exit(self):
+        self._disconnectGui()
+        for shortcut in self._shortcuts:
+            shortcut.setParent(None)
+        self._shortcuts = []
+
+    def onSceneStartClose(self, caller, event):
+        self.logic.review = None
+        self._disconnectGui()
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self._disconnectGui()
+        self._parameterNode = LNStagingParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.ct:
+            self._parameterNode.ct = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        self._guiConnection = self._parameterNode.connectGui(self.ui)
+        self.addObserver(self._parameterNode, vtk_modified_event(), self.updateApplyButton)
+        self.updateApplyButton()
+
+    def _disconnectGui(self):
+        if self._parameterNode is not None:
+            if self._guiConnection is not None:
+                self._parameterNode.disconnectGui(self._guiConnection)
+                self._guiConnection = None
+            self.removeObserver(self._parameterNode, vtk_modified_event(), self.updateApplyButton)
+
+    def updateApplyButton(self, caller=None, event=None):
+        if self.logic.child is not None:
+            return
+        ok, reason = self._parameterNode.isValid() if self._parameterNode else (False, "")
+        self.ui.applyButton.enabled = ok
+        self.ui.applyButton.toolTip = reason
+
+    # ---- running ----------------------------------------------------------------------------------------------
+    def onApply(self):
+        if self.logic.child is not None:  # the button reads "Cancel" while running
+            self.logic.cancel()
+            return
+        if not self._ensureDependencies():
+            return
+        device = self.ui.deviceComboBox.currentData
+        if device == "cuda" and not self.logic.cudaAvailable():
+            slicer.util.errorDisplay("No usable GPU was found (PyTorch reports no CUDA device): choose CPU.")
+            return
+        p = self._parameterNode
+        try:
+            files = self.logic.writeInputs(p.ct, p.pet, p.organs, self.ui.tumourSelector.currentNode(),
+                                           self.ui.tumourSelector.currentSegmentID())
+            modelId = self.ui.modelComboBox.currentText if self.logic.modelIds() else None
+            self.logic.startRun(files, modelId, device)
+        except LNStagingError as error:
+            slicer.util.errorDisplay(str(error))
+            return
+        self.ui.logTextEdit.clear()
+        self.ui.progressBar.visible = True
+        self.ui.progressBar.value = 0
+        self.ui.applyButton.text = "Cancel"
+        self._timer.start()
+
+    def onPoll(self):
+        child = self.logic.child
+        for line in child.poll():
+            parsed = process.parse_progress(line)
+            if parsed:
+                self.ui.progressBar.value = int(parsed[0] * 100)
+                self.ui.progressBar.format = f"%p% {parsed[1]}"
+            else:
+                self.ui.logTextEdit.appendPlainText(line)
+        if child.returncode is None:
+            return
+        self._timer.stop()
+        self.ui.applyButton.text = "Apply"
+        self.ui.progressBar.visible = False
+        try:
+            folder = self.logic.finishRun()
+            self._showReview(folder)
+        except LNStagingError as error:
+            slicer.util.errorDisplay(str(error))
+        self.updateApplyButton()
+
+    def _ensureDependencies(self) -> bool:
+        missing = self.logic.missingDependencies()
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+                "LNStaging needs these Python packages, which will be downloaded and installed now "
+                f"(Slicer's own numpy, SimpleITK and VTK are not changed):\n\n{', '.join(missing)}"):
+            return False
+        with slicer.util.tryWithErrorDisplay("Installing the packages failed.", waitCursor=True):
+            self.logic.installDependencies()
+            return True
+        return False
+
+    def onImportWeights(self):
+        path = qt.QFileDialog.getOpenFileName(self.parent, "Weights file", "", "PyTorch weights (*.pt *.pth)")
+        if path:
+            with slicer.util.tryWithErrorDisplay("The weights file was not imported.", waitCursor=True):
+                target = self.logic.importWeights(path, self.ui.modelComboBox.currentText)
+                slicer.util.infoDisplay(f"Imported and verified: {target}")
+
+    # ---- review -----------------------------------------------------------------------------------------------
+    def onLoadResults(self):
+        folder = qt.QFileDialog.getExistingDirectory(self.parent, "Results or saved review folder")
+        if folder:
+            self._showReview(folder)
+
+    def _showReview(self, folder):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("The results could not be shown.", waitCursor=True):
+            review = self.logic.loadResults(folder, p.ct, p.pet)
+            self.ui.candidateTableView.setMRMLTableNode(review.table)
+            self.ui.segmentEditorWidget.setSegmentationNode(review.segmentation)
+            self.ui.segmentEditorWidget.setSourceVolumeNode(p.ct)
+            probability = review.results.patient.metastasis_probability
+            self.ui.patientProbabilityLabel.text = "-" if probability is None else f"{probability:.2f}"
+            self.ui.reviewCollapsibleButton.enabled = True
+            self.onOperatingPoint()
+            self.onOverlay()
+
+    def _currentCandidateId(self):
+        review = self.logic.review
+        if review is None:
+            return None
+        return table.candidate_id_at_row(review.table, self.ui.candidateTableView.currentIndex().row())
+
+    def onTableSelection(self):
+        candidateId = self._currentCandidateId()
+        if candidateId is not None:
+            self.logic.review.jump_to(candidateId)
+
+    def _decide(self, state):
+        candidateId = self._currentCandidateId()
+        if candidateId is None:
+            return
+        row = self.ui.candidateTableView.currentIndex().row()
+        self.logic.review.set_review(candidateId, state)
+        self._selectRow(min(row + 1, self.logic.review.table.GetNumberOfRows() - 1))
+
+    def onAccept(self):
+        self._decide("accepted")
+
+    def onReject(self):
+        self._decide("rejected")
+
+    def _selectRow(self, row):
+        if self.logic.review is not None and row >= 0:
+            self.ui.candidateTableView.selectRow(row)
+
+    def onNext(self):
+        self._selectRow(self.ui.candidateTableView.currentIndex().row() + 1)
+
+    def onPrevious(self):
+        self._selectRow(max(self.ui.candidateTableView.currentIndex().row() - 1, 0))
+
+    def onOperatingPoint(self, *args):
+        review = self.logic.review
+        byFp = self.ui.operatingModeComboBox.currentIndex == 1
+        self.ui.fpSlider.enabled = byFp
+        self.ui.thresholdSlider.enabled = not byFp
+        if review is None:
+            return
+        if byFp and not review.froc:
+            self.ui.operatingModeComboBox.currentIndex = 0
+            slicer.util.warningDisplay("This model has no validation FROC table: use a probability threshold.")
+            return
+        if byFp:
+            threshold = review.set_operating_point(fp_per_patient=self.ui.fpSlider.value)
+            self.ui.thresholdSlider.blockSignals(True)
+            self.ui.thresholdSlider.value = threshold
+            self.ui.thresholdSlider.blockSignals(False)
+        else:
+            review.set_operating_point(threshold=self.ui.thresholdSlider.value)
+
+    def onOverlay(self, *args):
+        if self.logic.review is not None:
+            self.logic.review.set_overlay(self.ui.overlayComboBox.currentData, self.ui.opacitySlider.value)
+
+    def onShowRejected(self, show):
+        if self.logic.review is not None:
+            self.logic.review.set_show_rejected(show)
+
+    def onSaveReview(self):
+        folder = qt.QFileDialog.getExistingDirectory(self.parent, "Save the review into (a new sub-folder 'review')")
+        if folder:
+            with slicer.util.tryWithErrorDisplay("The review was not saved.", waitCursor=True):
+                saved = self.logic.saveReview(qt.QDir(folder).filePath("review"))
+                slicer.util.showStatusMessage(f"Review saved to {saved}", 5000)
+
+    def onExport(self):
+        ctDicom = None
+        if not hasattr(slicer.modules, "dicomrtimportexport"):
+            ctDicom = qt.QFileDialog.getExistingDirectory(self.parent, "Folder of the CT's DICOM series")
+            if not ctDicom:
+                return
+        out = qt.QFileDialog.getExistingDirectory(self.parent, "Write the RTSTRUCT into")
+        if out:
+            with slicer.util.tryWithErrorDisplay("The export failed.", waitCursor=True):
+                slicer.util.infoDisplay(f"Exported: {self.logic.export(out, ctDicom)}")
+
+
+def vtk_modified_event():
+    import vtk
+
+    return vtk.vtkCommand.ModifiedEvent
