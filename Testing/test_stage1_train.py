@@ -1,0 +1,79 @@
+"""`lnstaging train seg` and `lnstaging evaluate seg` end to end on a small phantom cohort (tiny network)."""
+
+import json
+
+import pytest
+import SimpleITK as sitk
+import torch
+
+from LNStagingLib.cli import main as cli
+from LNStagingLib.dataset.format import PDAC20_LABELS, write_candidates, write_description
+from LNStagingLib.models.checkpoint import load_model, sha256_of
+from LNStagingLib.phantom.case import generate_case
+
+SEEDS = {"p1": 1, "p4": 4, "p3": 3}  # seeds whose phantoms hold positive and negative nodes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cohort")
+    for case_id, seed in SEEDS.items():
+        case = generate_case(seed, size=(64, 64, 40), direction="oblique")
+        folder = root / "cases" / case_id
+        folder.mkdir(parents=True)
+        for key in ("ct", "pet", "organs", "tumor", "gtv_ln", "lymph_nodes"):
+            sitk.WriteImage(getattr(case, key), str(folder / f"{key}.nii.gz"))
+        write_candidates(folder / "candidates.csv", case.candidates)
+        (folder / "patient.json").write_text(json.dumps({"metastasis": case.metastasis}))
+    write_description(root, name="stage1-smoke", case_ids=list(SEEDS), organ_labels=PDAC20_LABELS,
+                      organ_mapping="pdac20", folds={"p1": 0, "p4": 1}, test=["p3"])
+    return root
+
+
+def test_train_resume_and_evaluate(cohort, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(["train", "seg", "--data", str(cohort), "--out", str(out), "--config", "tiny", "--epochs", "1",
+                "--fold", "0", "--seed", "7"]) == 0
+    seg, config, payload = load_model(out / "seg_model.pt", expected_sha256=(out / "seg_model.pt.sha256").read_text().strip())
+    assert config.preset == "tiny" and config.use_attention
+    assert payload["training_data"]["n_train"] == 1 and payload["training_data"]["target"] == "lymph_nodes"
+    assert "p4" not in json.dumps(payload["training_data"])  # no case identifiers in the checkpoint
+    assert "val_loss" in payload["metrics"] and payload["extra"]["train_config"]["seed"] == 7
+    identifier, id_config, id_payload = load_model(out / "identifier.pt")
+    assert id_payload["extra"]["initialised_from"] == "seg_model.pt" and id_config.features == config.features
+
+    # resume to 2 epochs == training 2 epochs at once (same seed -> same patches, same weights)
+    assert cli(["train", "seg", "--data", str(cohort), "--out", str(out), "--config", "tiny", "--epochs", "2",
+                "--fold", "0", "--seed", "7", "--phase", "seg", "--resume"]) == 0
+    straight = tmp_path / "straight"
+    assert cli(["train", "seg", "--data", str(cohort), "--out", str(straight), "--config", "tiny", "--epochs", "2",
+                "--fold", "0", "--seed", "7", "--phase", "seg"]) == 0
+    resumed_sd = load_model(out / "seg_model.pt")[0].state_dict()
+    straight_sd = load_model(straight / "seg_model.pt")[0].state_dict()
+    assert all(torch.equal(resumed_sd[k], straight_sd[k]) for k in resumed_sd)
+    assert (out / "seg_model.pt.sha256").read_text().strip() == sha256_of(out / "seg_model.pt")
+
+    metrics_path = tmp_path / "metrics.json"
+    assert cli(["evaluate", "seg", "--data", str(cohort), "--model", str(out / "seg_model.pt"),
+                "--identifier", str(out / "identifier.pt"), "--split", "test", "--out", str(metrics_path)]) == 0
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["n_cases"] == 1 and set(metrics) >= {"class_agnostic", "positive", "negative"}
+    for group in ("class_agnostic", "positive", "negative"):
+        assert {"dice", "recall", "precision", "f_measure", "n_ref"} <= set(metrics[group])
+    assert metrics["class_agnostic"]["n_ref"] > 0
+    assert metrics["sliding_windows"]["run"] <= metrics["sliding_windows"]["windows"]
+
+
+def test_user_errors_are_one_line(cohort, tmp_path, capsys):
+    assert cli(["train", "seg", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) != 0
+    assert cli(["train", "seg", "--data", str(cohort), "--out", str(tmp_path / "o"), "--fold", "5"]) != 0
+    err = capsys.readouterr().err
+    assert "Fold 5 does not exist" in err and "Traceback" not in err
