@@ -32,9 +32,25 @@ def _labels(path: Path) -> sitk.Image:
         raise InputFileError(f"Cannot read the label map {path}: give a NIfTI/NRRD instance label map.") from None
 
 
+def _run_with_bar(kind: str, quiet: bool, work):
+    """Run ``work(progress)`` under a tqdm bar that is closed (and cleared) even when the export fails."""
+    from tqdm import tqdm
+
+    from ..progress import Progress
+
+    if quiet:
+        return work(None)
+    with tqdm(total=1000, desc=f"export {kind}", leave=False, bar_format="{desc} {percentage:3.0f}% |{bar}| {postfix}") as bar:
+        def update(fraction: float, message: str) -> None:
+            bar.n = int(fraction * 1000)
+            bar.set_postfix_str(message[:60], refresh=False)
+            bar.refresh()
+
+        return work(Progress(update))
+
+
 def main(args) -> int:
     from ..export.exporter import export_label_map
-    from ..progress import tqdm_progress
 
     labels_path, candidates_path = args.labels, args.candidates
     if args.results is not None:
@@ -44,10 +60,10 @@ def main(args) -> int:
     if labels_path is None:
         raise InputFileError("Give the label map with --labels gtv_ln.nii.gz (or a results folder with --results).")
     out = args.out or Path(f"{'RS' if args.kind == 'rtstruct' else 'SEG'}_LNStaging.dcm")
-    summary = export_label_map(
-        _labels(labels_path), args.ct_dicom, out, kind=args.kind, candidates=_candidates(candidates_path),
-        only_accepted=args.only_accepted, combined=args.combined, resample=args.resample, series_uid=args.series_uid,
-        progress=None if args.quiet else tqdm_progress(f"export {args.kind}"))
+    labels, candidates = _labels(labels_path), _candidates(candidates_path)
+    summary = _run_with_bar(args.kind, args.quiet, lambda progress: export_label_map(
+        labels, args.ct_dicom, out, kind=args.kind, candidates=candidates, only_accepted=args.only_accepted,
+        combined=args.combined, resample=args.resample, series_uid=args.series_uid, progress=progress))
     for line in summary.lines():
         print(line)
     return 0

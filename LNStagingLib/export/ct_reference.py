@@ -8,13 +8,23 @@ object cannot be referenced slice by slice, so it is refused here, before anythi
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from ..errors import ExportError
-from ..io.dicom_series import DicomSeries, read_dicom_series
+import pydicom
+
+from ..errors import ExportError, InputFileError
+from ..io.dicom_series import NON_IMAGE_MODALITIES, DicomSeries, read_dicom_series
 
 
 def read_ct_reference(folder: os.PathLike | str, series_uid: str | None = None) -> DicomSeries:
     """The one image series in ``folder`` (or the one with ``series_uid``), slices in order along the normal."""
+    if Path(folder).is_file():
+        try:
+            modality = str(pydicom.dcmread(folder, stop_before_pixels=True).get("Modality", "")).upper()
+        except Exception:
+            modality = ""
+        if modality in NON_IMAGE_MODALITIES:
+            raise InputFileError(f"'{folder}' is an {modality}, not a CT image: give the folder holding the CT series.")
     ct = read_dicom_series(folder, series_uid=series_uid, what="CT")
     missing = [name for name, value in (("SeriesInstanceUID", ct.series_instance_uid),
                                         ("StudyInstanceUID", ct.study_instance_uid),

@@ -10,6 +10,8 @@ Every check runs before anything is written, and the file is written atomically:
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from .rtstruct import build_rtstruct, write_dataset
 from .seg import build_seg
 
 KINDS = ("rtstruct", "seg")
+QUIET_WARNINGS = (".*exceeds the maximum length.*", ".*unlikely to represent the intended person name.*")
 
 
 @dataclass
@@ -47,16 +50,29 @@ def export_label_map(labels: sitk.Image, ct_dicom: Path | str, out: Path | str, 
         raise ExportError(f"Unknown export kind {kind!r}: choose one of {', '.join(KINDS)}.")
     progress = progress or Progress()
     progress.step(0.0, "reading the CT series")
-    ct = read_ct_reference(ct_dicom, series_uid=series_uid)
-    label_array = labels_on_ct_grid(labels, ct.image, resample=resample)
-    rois, notes = select_rois(label_array, candidates, only_accepted=only_accepted, combined=combined)
-    build = progress.sub(0.1, 0.95)
-    if kind == "rtstruct":
-        ds = build_rtstruct(ct, label_array, rois, label=structure_set_label, progress=build)
-    else:
-        ds = build_seg(ct, label_array, rois, progress=build)
-    path = write_dataset(ds, out)
-    progress.step(1.0, f"{kind} written")
+    pydicom_log = logging.getLogger("pydicom")
+    level = pydicom_log.level
+    pydicom_log.setLevel(logging.ERROR)  # pydicom also logs its value warnings
+    try:
+        with warnings.catch_warnings():
+            # Values copied verbatim from the CT (an over-long Study ID, a one-component Patient's Name) are the
+            # CT's; we keep them identical so the planning system matches the objects, and do not alarm about them.
+            for message in QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            ct = read_ct_reference(ct_dicom, series_uid=series_uid)
+            label_array = labels_on_ct_grid(labels, ct.image, resample=resample)
+            rois, notes = select_rois(label_array, candidates, only_accepted=only_accepted, combined=combined)
+            build = progress.sub(0.1, 0.95)
+            if kind == "rtstruct":
+                ds = build_rtstruct(ct, label_array, rois, label=structure_set_label, progress=build)
+            else:
+                ds = build_seg(ct, label_array, rois, progress=build)
+            progress.step(0.97, f"writing the {kind.upper()}")  # last chance to cancel: after this the file exists
+            path = write_dataset(ds, out)
+    finally:
+        pydicom_log.setLevel(level)
+    if progress.callback is not None:
+        progress.callback(1.0, f"{kind} written")
     return ExportSummary(Path(path), kind, rois, notes)
 
 
