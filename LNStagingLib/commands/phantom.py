@@ -1,0 +1,49 @@
+"""``lnstaging phantom``: write synthetic PET/CT patients with ground truth as a cohort folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DatasetError
+from ..progress import tqdm_progress
+
+
+def register(sub):
+    parser = sub.add_parser("phantom", help="write synthetic PET/CT patients (docs/DATASET.md format)",
+                            description="Deterministic synthetic PET/CT patients with lymph-node ground truth, in the "
+                                        "cohort folder format of docs/DATASET.md. Same seed, same files.")
+    parser.add_argument("--seed", type=int, required=True, help="cohort seed")
+    parser.add_argument("--out", required=True, help="output cohort folder (written atomically)")
+    parser.add_argument("--cases", type=int, default=1, help="number of patients (default 1)")
+    parser.add_argument("--size", default="small",
+                        help="small (96x96x64), medium (160x160x96), benchmark (512x512x300) or NXxNYxNZ")
+    parser.add_argument("--spacing", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="CT voxel size in mm")
+    parser.add_argument("--direction", default="identity", choices=("identity", "oblique", "ras", "mixed"),
+                        help="orientation of the voxel grid; mixed cycles identity/oblique/ras over the cases")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds in dataset.json (default 5)")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out test share (default 0.2)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..phantom import write_cohort
+    from ..phantom.case import resolve_size
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise DatasetError(f"{out} already exists and is not empty; choose another --out or pass --overwrite.")
+    if args.cases < 1:
+        raise DatasetError("--cases must be at least 1.")
+    if args.folds < 1 or not 0 <= args.test_fraction < 1:
+        raise DatasetError("--folds must be >= 1 and --test-fraction in [0, 1).")
+    try:
+        resolve_size(args.size, args.spacing)
+    except ValueError as error:
+        raise DatasetError(f"--size: {error}.") from None
+    if args.spacing and min(args.spacing) <= 0:
+        raise DatasetError("--spacing values must be positive millimetres.")
+    write_cohort(out, args.seed, cases=args.cases, size=args.size, folds=args.folds, test_fraction=args.test_fraction,
+                 direction=args.direction, spacing=args.spacing, progress=tqdm_progress("phantom"))
+    print(f"wrote {args.cases} phantom case(s) to {out}")
+    return 0
