@@ -124,9 +124,26 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         if (folder / review_state.REVIEW_FILE).is_file():
             self.review = review_state.restore_review(slicer.mrmlScene, folder, ctNode, petNode)
         else:
-            self.review = ReviewScene.show(slicer.mrmlScene, Results.read(folder), ctNode, petNode, froc=froc)
+            results = Results.read(folder)
+            self.review = ReviewScene.show(slicer.mrmlScene, results, ctNode, petNode,
+                                           froc=froc or self.validationFroc(results))
         self._placeUnderStudy(ctNode)
         return self.review
+
+    def validationFroc(self, results) -> list:
+        """(fp_per_patient, threshold) pairs of the classifier's validation FROC: from the run's provenance
+        ("froc"), else from the catalogue entry's metrics["froc"] of a model named in provenance["models"]."""
+        if results.provenance.get("froc"):
+            return [tuple(p) for p in results.provenance["froc"]]
+        try:
+            catalogue = self.catalogue()
+        except ModelError:
+            return []
+        for modelId in results.provenance.get("models", {}) or {}:
+            entry = catalogue.entries.get(modelId)
+            if entry is not None and entry.metrics.get("froc"):
+                return [tuple(p) for p in entry.metrics["froc"]]
+        return []
 
     def _placeUnderStudy(self, ctNode) -> None:
         """Put the new nodes beside the CT in the subject hierarchy (under its study)."""
