@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 from monai.networks.nets import ResNet
 from torch import nn
@@ -113,6 +114,13 @@ class PatientMetastasisNet(nn.Module):
             volume_cm3 = ln_volume_mm3.reshape(-1, 1).to(f.dtype) / 1000.0  # cm3 for numeric range; BN is scale-free
             f = f + self.volume_fc(self.volume_norm(volume_cm3))  # eq. 7
         return self.head(self.dropout(f)).squeeze(1)
+
+
+def largest_node_volume_mm3(node_labels) -> float:
+    """V_max_pLN of eq. 7: volume of the largest instance in a label map of positive nodes (0 when there is none)."""
+    array = sitk.GetArrayViewFromImage(node_labels)
+    counts = np.bincount(array[array > 0].ravel().astype(np.int64)) if array.any() else np.zeros(1, np.int64)
+    return float(counts.max() * np.prod(node_labels.GetSpacing()))
 
 
 def normalise_ct(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:

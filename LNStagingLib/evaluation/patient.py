@@ -1,0 +1,134 @@
+"""``lnstaging evaluate patient``: metastasis-status metrics of a patient model on a cohort (paper 2, sec. IV-E).
+
+Balanced accuracy, AUC, sensitivity, specificity (and accuracy) at a probability threshold, each with a
+1000-bootstrap 95% CI over patients. The LN volume feature comes from gtv_ln.nii.gz by default (an upper bound:
+ground-truth nodes), or from a file of volumes the pipeline measured (``--ln-volumes``: CSV case,volume_mm3 or a
+JSON object), which is the honest end-to-end number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from ..errors import DatasetError, InputFileError, ModelError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="cohort folder (docs/DATASET.md)")
+    parser.add_argument("--model", required=True, help="checkpoint file (patient_model.pt) or catalogue model id")
+    parser.add_argument("--split", default="test", choices=("test", "val", "trainval", "all"),
+                        help="cases to evaluate: the held-out test list, the --fold validation cases, every non-test "
+                             "case, or all cases (default: test)")
+    parser.add_argument("--fold", type=int, default=0, help="fold for --split val")
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold for a positive patient")
+    parser.add_argument("--ln-volumes", metavar="FILE", help="largest positive LN volume per case (CSV case,volume_mm3 "
+                        "or JSON {case: mm3}); default: from gtv_ln.nii.gz")
+    parser.add_argument("--n-bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--out", metavar="FILE", help="write the JSON here (default: print it)")
+
+
+def main(args) -> int:
+    from ..dataset.format import read_dataset
+
+    model, config, payload, sha = load_patient_model(args.model, args.device)
+    dataset = read_dataset(args.data)
+    case_ids = select_cases(dataset, args.split, args.fold)
+    volumes = read_ln_volumes(args.ln_volumes) if args.ln_volumes else None
+    report = evaluate(model, config, dataset, case_ids, threshold=args.threshold, ln_volumes=volumes,
+                      n_boot=args.n_bootstrap, seed=args.seed, device=args.device)
+    report.update({"model": {"file": Path(args.model).name, "sha256": sha, "registry_name": payload["model"],
+                             "training_data": payload.get("training_data", {})},
+                   "dataset": dataset.name, "split": args.split,
+                   "ln_volume_source": Path(args.ln_volumes).name if args.ln_volumes else "gtv_ln.nii.gz"})
+    text = json.dumps(report, indent=1)
+    if args.out:
+        write_json(Path(args.out), text)
+        summary = report["metrics"]
+        print(f"{len(case_ids)} patients: " + ", ".join(
+            f"{k} {v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" for k, v in summary.items()) + f" -> {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def write_json(path: Path, text: str) -> None:
+    from ..io.atomic import atomic_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(text + "\n")
+
+
+def load_patient_model(model: str, device: str = "cpu"):
+    """A checkpoint path, or a catalogue id (sha256-verified). Returns (model, config, payload, sha256)."""
+    from ..models import patient  # noqa: F401  (registers the network)
+    from ..models.catalogue import Catalogue
+    from ..models.checkpoint import load_model, sha256_of
+
+    path = Path(model)
+    if not path.is_file() and (path.suffix.lower() in (".pt", ".pth", ".ckpt") or "/" in model or "\\" in model):
+        raise InputFileError(f"Model file {model} does not exist; give a checkpoint file or a catalogue model id.")
+    if path.is_file():
+        net, config, payload = load_model(path, map_location=device)
+        sha = sha256_of(path)
+    else:
+        catalogue = Catalogue.read()
+        net, config, payload = catalogue.load(model, task="patient", map_location=device)
+        sha = catalogue.get(model).sha256
+    if payload["model"] != patient.REGISTRY_NAME:
+        raise ModelError(f"{path.name} holds a {payload['model']!r} model, not a patient-level model.")
+    return net.to(device).eval(), config, payload, sha
+
+
+def select_cases(dataset, split: str, fold: int) -> list[str]:
+    if split == "test":
+        ids = list(dataset.test_ids)
+    elif split == "val":
+        ids = dataset.split(fold)[1]
+    elif split == "trainval":
+        ids = dataset.trainval_ids
+    else:
+        ids = list(dataset.case_ids)
+    if not ids:
+        raise DatasetError(f"The {split!r} split of {dataset.name} has no cases; choose another --split.")
+    return ids
+
+
+def read_ln_volumes(path: str | Path) -> dict[str, float]:
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+            return {str(k): float(v) for k, v in data.items()}
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return {row["case"]: float(row["volume_mm3"]) for row in rows}
+    except FileNotFoundError:
+        raise InputFileError(f"{path} does not exist.") from None
+    except (KeyError, ValueError, TypeError, AttributeError, json.JSONDecodeError):
+        raise InputFileError(f"{path.name} must be a CSV with columns case,volume_mm3 or a JSON object "
+                             "{case: volume in mm3}.") from None
+
+
+def evaluate(model, config, dataset, case_ids: list[str], *, threshold: float = 0.5, ln_volumes=None,
+             n_boot: int = 1000, seed: int = 0, device: str = "cpu", progress=None) -> dict:
+    """Per-patient probabilities and metrics with bootstrap CIs (JSON-ready)."""
+    from ..training.patient import load_examples, predict_examples
+    from .bootstrap import bootstrap_binary_metrics
+    from .metrics import binary_metrics
+
+    examples = load_examples(dataset, case_ids, config, progress, ln_volumes)
+    probs = predict_examples(model, examples, device)
+    labels = [e.label for e in examples]
+    cis = bootstrap_binary_metrics(labels, probs, threshold, n_boot=n_boot, seed=seed)
+    counts = binary_metrics(labels, probs, threshold)
+    return {"n_patients": len(examples), "n_positive": int(sum(labels)), "threshold": threshold,
+            "bootstrap": {"n": n_boot, "seed": seed, "level": 0.95},
+            "metrics": {k: v.as_dict() for k, v in cis.items()},
+            "confusion": {k: counts[k] for k in ("tp", "fp", "tn", "fn")},
+            "patients": [{"case": e.case_id, "label": e.label, "probability": float(p),
+                          "ln_volume_mm3": e.ln_volume_mm3} for e, p in zip(examples, probs)]}

@@ -1,0 +1,262 @@
+"""``lnstaging train patient``: train the patient-level metastasis network (paper 2, sec. III-B) on a cohort.
+
+Each training patient gives its nine tumour patches (CT + tumour mask), its label from patient.json, and the volume
+of its largest positive lymph node, taken here from gtv_ln.nii.gz (at inference it comes from the pipeline's
+GTV_LN). Every patch carries the patient's label; a step takes ``patients_per_step`` patients (9 patches each).
+Paper optimiser: SGD with Nesterov momentum 0.95, learning rate 5e-4, weight decay 1e-4.
+
+Outputs in --out: patient_model.pt (final checkpoint; sha256 printed and in patient_model.pt.sha256),
+patient_last.pt (resume point with optimiser state) and train_patient_log.json. Deterministic for a given --seed on
+the CPU: the patient order of epoch e comes from (seed, e), so a resumed run continues as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AnatomyError, DatasetError, ModelError
+
+FINAL, LAST, LOG = "patient_model.pt", "patient_last.pt", "train_patient_log.json"
+
+
+@dataclass
+class PatientTrainConfig:
+    epochs: int = 100
+    patients_per_step: int = 4
+    optimizer: str = "sgd"
+    learning_rate: float = 5e-4
+    momentum: float = 0.95
+    weight_decay: float = 1e-4
+    seed: int = 0
+    flip_augment: bool = True  # random left-right flips of the patches (tumour texture has no handedness)
+
+
+TRAIN_PRESETS = {
+    "paper": {},
+    "small": dict(epochs=30, optimizer="adam", learning_rate=1e-3),
+    "tiny": dict(epochs=1, patients_per_step=2, optimizer="adam", learning_rate=1e-3),
+}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="cohort folder (docs/DATASET.md)")
+    parser.add_argument("--out", required=True, help="output folder for checkpoints and logs")
+    parser.add_argument("--fold", type=int, default=0, help="validation fold K (train on the other folds)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--resume", action="store_true", help=f"continue from {LAST} in --out")
+    parser.add_argument("--config", default="small", choices=("tiny", "small", "paper"), help="network size")
+    parser.add_argument("--epochs", type=int, help="epochs (default: by --config)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-weights", metavar="FILE",
+                        help="state dict to start from (e.g. an ImageNet ResNet-18); loaded with weights_only=True, "
+                             "tensors that do not fit are reported and left at their initial values")
+    parser.add_argument("--no-ln-volume", action="store_true", help="ablation: tumour slices only")
+    parser.add_argument("--no-texture-encoding", action="store_true", help="ablation: global average pooling only")
+    parser.add_argument("--no-mask-branch", action="store_true", help="ablation: no tumour-mask side branch")
+
+
+def main(args) -> int:
+    from ..models.patient import preset
+    from ..progress import tqdm_progress
+
+    train_config = PatientTrainConfig(**TRAIN_PRESETS[args.config], seed=args.seed)
+    if args.epochs is not None:
+        train_config.epochs = args.epochs
+    model_config = preset(args.config, use_ln_volume=not args.no_ln_volume,
+                          use_texture_encoding=not args.no_texture_encoding, use_mask_branch=not args.no_mask_branch)
+    device = _device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cohort = load_cohort(args.data, args.fold, model_config, progress=tqdm_progress("loading cases"))
+    sha = train(cohort, model_config, train_config, out, device=device, resume=args.resume,
+                init_weights=args.init_weights, progress=tqdm_progress("train patient"))
+    print(f"patient model: {out / FINAL} (sha256 {sha})")
+    return 0
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda was asked for, but no CUDA GPU is available to PyTorch; use --device cpu.")
+    return name
+
+
+# ---- data --------------------------------------------------------------------------------------------------------
+@dataclass
+class PatientExample:
+    case_id: str
+    label: int
+    ln_volume_mm3: float
+    inputs: dict  # image (9,1,S,S), mask (9,1,S,S), ln_volume_mm3 (9,) tensors
+
+
+@dataclass
+class PatientCohort:
+    name: str
+    fold: int | None
+    train: list[PatientExample]
+    val: list[PatientExample]
+
+    def description(self) -> dict:
+        """What the model was trained on, without case identifiers (a digest of the sorted ids instead)."""
+        ids = sorted(e.case_id for e in self.train)
+        return {"dataset": self.name, "fold": self.fold, "n_train": len(self.train), "n_val": len(self.val),
+                "n_train_positive": sum(e.label for e in self.train),
+                "train_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+                "ln_volume_source": "gtv_ln.nii.gz (ground truth)"}
+
+
+def load_example(dataset, case_id: str, config, ln_volume_mm3: float | None = None) -> PatientExample:
+    """One patient's patches and label; the LN volume from gtv_ln.nii.gz unless given."""
+    from ..models.patient import largest_node_volume_mm3, patient_inputs
+
+    files = dataset.case(case_id)
+    ct, tumor = files.load("ct"), files.load("tumor")
+    if ln_volume_mm3 is None:
+        ln_volume_mm3 = largest_node_volume_mm3(files.load("gtv_ln")) if config.use_ln_volume else 0.0
+    try:
+        inputs = patient_inputs(ct, tumor, config, ln_volume_mm3)
+    except AnatomyError as error:  # name the case the problem is in
+        raise DatasetError(f"Case {case_id}: {error}") from error
+    return PatientExample(case_id, files.metastasis, float(ln_volume_mm3), inputs)
+
+
+def load_examples(dataset, case_ids, config, progress=None, ln_volumes: dict | None = None) -> list[PatientExample]:
+    examples = []
+    for i, case_id in enumerate(case_ids):
+        if progress is not None:
+            progress.step(i / max(len(case_ids), 1), f"case {i + 1}/{len(case_ids)}")
+        volume = None if ln_volumes is None else ln_volumes.get(case_id)
+        if ln_volumes is not None and volume is None and config.use_ln_volume:
+            raise DatasetError(f"No LN volume given for case {case_id}; add it to the volumes file.")
+        examples.append(load_example(dataset, case_id, config, volume))
+    return examples
+
+
+def load_cohort(root, fold: int, config, progress=None) -> PatientCohort:
+    from ..dataset.format import read_dataset
+
+    dataset = read_dataset(root)
+    train_ids, val_ids = dataset.split(fold)
+    if len(train_ids) < 2:
+        raise DatasetError(f"Fold {fold} leaves {len(train_ids)} training case(s); the patient model needs more.")
+    examples = load_examples(dataset, train_ids + val_ids, config, progress)
+    train_examples = examples[:len(train_ids)]
+    if len({e.label for e in train_examples}) < 2:
+        raise DatasetError("The training cases are all metastasis-positive or all negative; the patient model needs "
+                           "both (check patient.json of the cases, or the folds).")
+    return PatientCohort(dataset.name, fold, train_examples, examples[len(train_ids):])
+
+
+# ---- training ----------------------------------------------------------------------------------------------------
+def _batch(examples: list[PatientExample], device, rng: np.random.Generator | None = None):
+    import torch
+
+    image = torch.cat([e.inputs["image"] for e in examples])
+    if rng is not None:  # left-right flip of whole patches, drawn per patch
+        flip = torch.from_numpy(rng.random(len(image)) < 0.5)
+        image = torch.where(flip[:, None, None, None], image.flip(-1), image)
+        mask = torch.cat([e.inputs["mask"] for e in examples])
+        mask = torch.where(flip[:, None, None, None], mask.flip(-1), mask)
+    else:
+        mask = torch.cat([e.inputs["mask"] for e in examples])
+    volume = torch.cat([e.inputs["ln_volume_mm3"] for e in examples])
+    label = torch.cat([torch.full((len(e.inputs["image"]),), float(e.label)) for e in examples])
+    return image.to(device), mask.to(device), volume.to(device), label.to(device)
+
+
+def predict_examples(model, examples: list[PatientExample], device: str = "cpu") -> np.ndarray:
+    """Patient probabilities (mean of the patch probabilities)."""
+    from ..models.patient import predict_patient
+
+    return np.array([predict_patient(model, {k: v.to(device) for k, v in e.inputs.items()}) for e in examples])
+
+
+def _validate(model, examples, device) -> dict:
+    from ..evaluation.metrics import binary_metrics
+
+    if not examples:
+        return {}
+    probs = predict_examples(model, examples, device)
+    m = binary_metrics([e.label for e in examples], probs)
+    return {f"val_{k}": m[k] for k in ("balanced_accuracy", "auc", "sensitivity", "specificity")}
+
+
+def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig, out: Path, *, device: str = "cpu",
+          resume: bool = False, init_weights: str | None = None, progress=None) -> str:
+    """Train; write patient_last.pt every epoch and patient_model.pt at the end. Returns the final sha256."""
+    import torch
+
+    from ..models.checkpoint import load_checkpoint, save_checkpoint
+    from ..models.patient import PatientMetastasisNet, load_init_weights
+
+    out = Path(out)
+    torch.manual_seed(train_config.seed)
+    model = PatientMetastasisNet(model_config)
+    init_note = None
+    if init_weights and not (resume and (out / LAST).is_file()):
+        report = load_init_weights(model, init_weights)
+        init_note = {"file": Path(init_weights).name, "summary": report.summary()}
+        print(f"initial weights {Path(init_weights).name}: {report.summary()}")
+    model.to(device)
+    params = model.parameters()
+    if train_config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=train_config.learning_rate, momentum=train_config.momentum,
+                                    nesterov=True, weight_decay=train_config.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(params, lr=train_config.learning_rate, weight_decay=train_config.weight_decay)
+    history: list[dict] = []
+    start = 0
+    if resume and (out / LAST).is_file():
+        payload = load_checkpoint(out / LAST)
+        if payload["config"] != dataclasses.asdict(model_config):
+            raise ModelError(f"{out / LAST} was trained with other network settings; resume with the same --config "
+                             "and ablation flags, or use another --out.")
+        model.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["extra"]["optimizer"])
+        start, history = int(payload["extra"]["epoch"]) + 1, list(payload["extra"]["history"])
+        init_note = payload["extra"].get("init_weights")
+    labels = np.array([e.label for e in cohort.train])
+    pos_weight = torch.tensor(max((labels == 0).sum(), 1) / max((labels == 1).sum(), 1), device=device)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)  # class balance at the patch level
+    step = max(1, train_config.patients_per_step)
+    steps_per_epoch = -(-len(cohort.train) // step)
+    for epoch in range(start, train_config.epochs):
+        torch.manual_seed(train_config.seed * 100_003 + epoch)
+        rng = np.random.default_rng([train_config.seed, epoch])
+        order = rng.permutation(len(cohort.train))
+        model.train()
+        losses, t0 = [], time.perf_counter()
+        for k in range(steps_per_epoch):
+            chosen = [cohort.train[i] for i in order[k * step:(k + 1) * step]]
+            image, mask, volume, label = _batch(chosen, device, rng if train_config.flip_augment else None)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(image, mask, volume), label)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            if progress is not None:
+                done = (epoch * steps_per_epoch + k + 1) / (train_config.epochs * steps_per_epoch)
+                progress.step(done, f"epoch {epoch + 1}/{train_config.epochs} loss {np.mean(losses):.3f}")
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
+                  **_validate(model, cohort.val, device)}
+        history.append(record)
+        save_checkpoint(out / LAST, model, model_config, training_data=cohort.description(), metrics=record,
+                        extra={"optimizer": optimizer.state_dict(), "epoch": epoch, "history": history,
+                               "train_config": dataclasses.asdict(train_config), "init_weights": init_note})
+        (out / LOG).write_text(json.dumps({"patient": history}, indent=1))
+    model.eval()
+    sha = save_checkpoint(out / FINAL, model, model_config, training_data=cohort.description(),
+                          metrics=history[-1] if history else {},
+                          extra={"train_config": dataclasses.asdict(train_config), "history": history,
+                                 "init_weights": init_note})
+    (out / (FINAL + ".sha256")).write_text(sha + "\n")
+    return sha
