@@ -14,12 +14,12 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import AnatomyError, GeometryError, InputFileError
+from ..io.resample import describe_grid, resample_to_reference, same_grid
 
 log = logging.getLogger(__name__)
 
@@ -190,30 +190,15 @@ class OrganLabels:
     from_files: bool = False  # values were assigned per mask file: only names mean anything
 
 
-def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> bool:
-    """True when two images share size, spacing, origin and direction (to `tolerance`, mm or cosine)."""
-    return (a.GetSize() == b.GetSize()
-            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
-            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
-            and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance))
-
-
-def resample_labels_to(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """Nearest-neighbour resampling of a label image onto `reference`'s grid (outside -> 0)."""
-    return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, image.GetPixelID())
-
-
 def _check_grid(image: sitk.Image, reference: sitk.Image, what: str, resample: bool) -> sitk.Image:
     if same_grid(image, reference):
         return image
     if not resample:
-        raise GeometryError(f"{what} is on a different grid (size {image.GetSize()}, spacing "
-                            f"{tuple(round(s, 3) for s in image.GetSpacing())}, origin "
-                            f"{tuple(round(o, 1) for o in image.GetOrigin())}) from the reference "
-                            f"(size {reference.GetSize()}); resample it onto the reference first "
+        raise GeometryError(f"{what} is on a different grid ({describe_grid(image)}) from the reference "
+                            f"({describe_grid(reference)}); resample it onto the reference first "
                             "(or allow resampling: --resample-masks).")
     log.warning("%s resampled (nearest neighbour) onto the reference grid", what)
-    return resample_labels_to(image, reference)
+    return resample_to_reference(image, reference, "nearest")
 
 
 def _integer_labels(image: sitk.Image, what: str) -> sitk.Image:
@@ -389,12 +374,3 @@ def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMap
     image = sitk.GetImageFromArray(out)
     image.CopyInformation(organs.image)
     return StructureMap(image, present, absent, sources)
-
-
-def structure_keys_present(structure_map: sitk.Image) -> list[str]:
-    values = _label_values(sitk.GetArrayViewFromImage(structure_map))
-    return [STRUCTURE_BY_INDEX[v].key for v in values if v in STRUCTURE_BY_INDEX]
-
-
-def iter_structures(keys: Iterable[str]) -> Iterable[Structure]:
-    return (STRUCTURE_BY_KEY[k] for k in keys)

@@ -22,8 +22,8 @@ import SimpleITK as sitk
 
 from ..anatomy.body import lung_landmarks, normalised_z, world_points
 from ..anatomy.lung import lung_mask as compute_lung_mask
-from ..anatomy.structures import same_grid
 from ..errors import AnatomyError, GeometryError
+from ..io.resample import require_same_grid
 from ..progress import Progress
 from .attention import signed_distance_mm
 
@@ -43,12 +43,6 @@ class PriorTable:
         """One dict per candidate, without the missing priors."""
         present = [i for i, name in enumerate(self.names) if name not in self.missing]
         return [{self.names[i]: float(row[i]) for i in present} for row in self.values]
-
-
-def _check_on_grid(image: sitk.Image | None, ct: sitk.Image, what: str) -> None:
-    if image is not None and not same_grid(image, ct):
-        raise GeometryError(f"The {what} is not on the CT grid (size {image.GetSize()} vs {ct.GetSize()}); "
-                            f"resample the {what} onto the CT first.")
 
 
 def _tumor_centreline(tumor: sitk.Image) -> np.ndarray:
@@ -76,8 +70,9 @@ def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk
     """
     progress = progress or Progress()
     centres = np.asarray(centres_lps, np.float64).reshape(-1, 3)
-    _check_on_grid(tumor, ct, "tumour mask")
-    _check_on_grid(lung, ct, "lung mask")
+    for mask, what in ((tumor, "tumour mask"), (lung, "lung mask")):
+        if mask is not None:
+            require_same_grid(mask, ct, what)
     if tumor_reference not in ("centre", "centreline"):
         raise ValueError("tumor_reference must be 'centre' or 'centreline'")
     for point in centres:
