@@ -196,6 +196,9 @@ def test_phantom_roundtrip_non_trivial_orientation(orientation, pixel_spacing, r
     assert missing_rtstruct_attributes(pydicom.dcmread(out)) == []
     figures = assert_roundtrip(ct_folder, out, labels, uids, {1: "GTVn_01", 2: "GTVn_02"}, readers)
     assert min(figures.values()) > 0.99
+    if shutil.which("dciodvfy"):  # on a clean CT, dciodvfy has nothing at all to say about our file
+        result = subprocess.run(["dciodvfy", str(out)], capture_output=True, text=True, timeout=60)
+        assert [x for x in (result.stdout + result.stderr).splitlines() if x.startswith(("Error", "Warning"))] == []
 
 
 def test_review_state_and_combined(ibsi_case, tmp_path):

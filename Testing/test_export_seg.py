@@ -80,6 +80,9 @@ def test_seg_on_oblique_phantom(tmp_path):
     image.CopyInformation(ct)
     export_label_map(image, ct_folder, tmp_path / "SEG.dcm", kind="seg")
     assert dice(masks_from_seg(tmp_path / "SEG.dcm", uids, labels.shape)["GTVn_03"], labels == 3) == 1.0
+    if shutil.which("dciodvfy"):  # on a clean CT, dciodvfy has nothing at all to say about our file
+        result = subprocess.run(["dciodvfy", str(tmp_path / "SEG.dcm")], capture_output=True, text=True, timeout=60)
+        assert [x for x in (result.stdout + result.stderr).splitlines() if x.startswith(("Error", "Warning"))] == []
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian package dicom3tools) is not installed")
