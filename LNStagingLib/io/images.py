@@ -41,21 +41,68 @@ def require_exists(path: os.PathLike | str, what: str = "input") -> Path:
     return path
 
 
-def _diagnose_unreadable(path: Path, what: str, error: Exception) -> InputFileError:
+def _diagnose_unreadable(path: Path, what: str) -> InputFileError:
     """Turn ITK's long RuntimeError into one actionable line."""
     if path.stat().st_size == 0:
         return InputFileError(f"{what} '{path}' is an empty file (0 bytes): copy it again.")
-    if path.name.endswith(".gz"):
-        try:
-            with gzip.open(path, "rb") as handle:
-                while handle.read(1 << 20):
-                    pass
-        except (EOFError, OSError, zlib.error):
-            return InputFileError(f"{what} '{path}' is truncated or corrupt (incomplete gzip data): copy the file again.")
     return InputFileError(
         f"{what} '{path}' is not an image this program can read: give a NIfTI (.nii/.nii.gz), NRRD, MHA file "
         f"or a folder of DICOM files."
     )
+
+
+NIFTI_FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
+CHUNK = 1 << 22
+
+
+def _nifti_float_layout(header: bytes) -> tuple[np.dtype, int] | None:
+    """(voxel dtype, data offset) of a float NIfTI-1/2 header, or None for other types/formats."""
+    for endian in "<>":
+        size = int(np.frombuffer(header[:4], dtype=f"{endian}i4")[0]) if len(header) >= 4 else 0
+        if size == 348 and len(header) >= 348:
+            code = int(np.frombuffer(header[70:72], dtype=f"{endian}i2")[0])
+            offset = int(np.frombuffer(header[108:112], dtype=f"{endian}f4")[0])
+        elif size == 540 and len(header) >= 540:
+            code = int(np.frombuffer(header[12:14], dtype=f"{endian}i2")[0])
+            offset = int(np.frombuffer(header[168:176], dtype=f"{endian}i8")[0])
+        else:
+            continue
+        return (np.dtype(f"{endian}{NIFTI_FLOAT_TYPES[code]}"), offset) if code in NIFTI_FLOAT_TYPES else None
+    return None
+
+
+def scan_file(path: Path, what: str) -> int:
+    """Read a .gz or NIfTI file once before ITK does: a truncated gzip stream is an error, and for a float NIfTI
+    the number of NaN/Inf voxels is returned (ITK's NIfTI reader silently turns NaN into 0)."""
+    if not path.name.endswith((".nii", ".gz")):
+        return 0
+    try:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
+            data = handle.read(CHUNK)
+            layout = _nifti_float_layout(data[:540]) if path.name.endswith((".nii", ".nii.gz")) else None
+            if layout is None:
+                while handle.read(CHUNK):  # only the gzip integrity matters
+                    pass
+                return 0
+            dtype, offset = layout
+            bad, pending = 0, data[offset:]
+            while True:
+                usable = len(pending) - len(pending) % dtype.itemsize
+                values = np.frombuffer(pending[:usable], dtype=dtype)
+                bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+                chunk = handle.read(CHUNK)
+                if not chunk:
+                    return bad
+                pending = pending[usable:] + chunk
+    except (EOFError, zlib.error):
+        raise InputFileError(f"{what} '{path}' is truncated or corrupt (incomplete gzip data): copy the file again.") from None
+    except gzip.BadGzipFile:
+        return 0  # not gzip at all: ITK will say what it is
+
+
+def _nonfinite_error(path, what: str, count: int) -> ImageFormatError:
+    return ImageFormatError(f"{what} '{path}' has {count} voxels that are NaN or infinite: fix or re-export the image "
+                            f"(e.g. replace them with 0 / background) before using it.")
 
 
 def check_volume(image: sitk.Image, path: os.PathLike | str, what: str = "image", allow_nonfinite: bool = False) -> sitk.Image:
@@ -82,10 +129,7 @@ def check_volume(image: sitk.Image, path: os.PathLike | str, what: str = "image"
         array = sitk.GetArrayViewFromImage(image)
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         if bad:
-            raise ImageFormatError(
-                f"{what} '{path}' has {bad} voxels that are NaN or infinite: fix or re-export the image "
-                f"(e.g. replace them with 0 / background) before using it."
-            )
+            raise _nonfinite_error(path, what, bad)
     return image
 
 
@@ -107,11 +151,15 @@ def read_image(
         from .dicom_series import read_dicom_series
 
         return read_dicom_series(path, modality=modality, series_uid=series_uid, what=what).image
+    nonfinite = scan_file(path, what)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise _diagnose_unreadable(path, what, error) from None
-    return check_volume(image, path, what, allow_nonfinite)
+        raise _diagnose_unreadable(path, what) from None
+    image = check_volume(image, path, what, allow_nonfinite)
+    if nonfinite and not allow_nonfinite:
+        raise _nonfinite_error(path, what, nonfinite)
+    return image
 
 
 def read_label_map(path: os.PathLike | str, *, what: str = "label map") -> sitk.Image:
