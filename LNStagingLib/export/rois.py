@@ -129,3 +129,16 @@ def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = No
 
 def roi_mask(label_array: np.ndarray, roi: RoiSpec) -> np.ndarray:
     return np.isin(label_array, roi.label_values)
+
+
+def roi_boxes(label_array: np.ndarray, rois: list[RoiSpec]) -> dict[int, tuple[slice, slice, slice]]:
+    """ROI number -> the bounding box (z, y, x slices) of its voxels, from one pass over the label map."""
+    from scipy import ndimage
+
+    objects = ndimage.find_objects(label_array)
+    boxes = {}
+    for roi in rois:
+        parts = [objects[v - 1] for v in roi.label_values if v - 1 < len(objects) and objects[v - 1] is not None]
+        if parts:
+            boxes[roi.number] = tuple(slice(min(p[a].start for p in parts), max(p[a].stop for p in parts)) for a in range(3))
+    return boxes

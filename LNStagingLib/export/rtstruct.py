@@ -23,7 +23,7 @@ from ..io.dicom_series import DicomSeries
 from .ct_reference import sop_class_uid
 from .dicom_common import DISCLAIMER, MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid, now
 from .iod_check import missing_rtstruct_attributes
-from .rois import RoiSpec, roi_mask
+from .rois import RoiSpec, roi_boxes, roi_mask
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 # Conventional Referenced SOP Class UID for a study reference in RT Referenced Study Sequence (retired
@@ -89,6 +89,7 @@ def build_rtstruct(ct: DicomSeries, label_array: np.ndarray, rois: list[RoiSpec]
     ds.ReferencedFrameOfReferenceSequence = _referenced_frame_of_reference(ct)
 
     roi_items, contour_items, observation_items = [], [], []
+    boxes = roi_boxes(label_array, rois)
     for n, roi in enumerate(rois):
         progress.step(n / max(len(rois), 1), f"contouring {roi.name}")
         item = pydicom.Dataset()
@@ -102,7 +103,9 @@ def build_rtstruct(ct: DicomSeries, label_array: np.ndarray, rois: list[RoiSpec]
         roi_items.append(item)
 
         contours = []
-        for k, loops in mask_contours(roi_mask(label_array, roi), ct.image).items():
+        box = boxes.get(roi.number, (slice(0, 0),) * 3)
+        crop = roi_mask(label_array[box], roi)
+        for k, loops in mask_contours(crop, ct.image, offset=tuple(b.start for b in box)).items():
             for loop in loops:
                 contour = pydicom.Dataset()
                 contour.ContourImageSequence = Sequence([_image_reference(ct, k)])

@@ -17,7 +17,7 @@ from .. import __version__
 from ..progress import Progress
 from ..io.dicom_series import DicomSeries
 from .dicom_common import MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid
-from .rois import RoiSpec, roi_mask
+from .rois import RoiSpec
 
 CATEGORY = Code("49755003", "SCT", "Morphologically Altered Structure")
 TYPE = Code("14799000", "SCT", "Neoplasm, Secondary")
@@ -50,7 +50,12 @@ def build_seg(ct: DicomSeries, label_array: np.ndarray, rois: list[RoiSpec], pro
     progress = progress or Progress()
     progress.step(0.0, "reading CT headers for the SEG")
     sources = [pydicom.dcmread(path) for path in ct.files]  # highdicom wants full source datasets, in slice order
-    pixels = np.stack([roi_mask(label_array, roi) for roi in rois], axis=-1).astype(np.uint8)  # (frames, rows, cols, segments)
+    # A label map of segment numbers (frames, rows, cols): nodes never overlap, and a stack of one binary volume
+    # per segment would need gigabytes on a 512 x 512 x 300 CT with 20 nodes.
+    lookup = np.zeros(int(label_array.max()) + 1, np.uint16)
+    for roi in rois:
+        lookup[list(roi.label_values)] = roi.number
+    pixels = lookup[label_array]
     progress.step(0.3, "encoding the SEG")
     seg = hd.seg.Segmentation(
         source_images=sources,
