@@ -1,0 +1,34 @@
+"""``lnstaging demo``: the pipeline on the bundled phantom case with the bundled demo weights, on the CPU."""
+
+from pathlib import Path
+
+from ..errors import InputFileError
+from ..models.catalogue import RESOURCES_DIR
+from ..pipeline import RunOptions, run_to_folder
+from ._common import add_progress_arguments, make_progress, select_models
+from .run import print_summary
+from .run_batch import case_inputs_from_dataset
+
+DEMO_DATA = RESOURCES_DIR / "DemoCase"
+
+
+def register(sub):
+    parser = sub.add_parser("demo", help="run the pipeline on the bundled phantom PET/CT case with the demo weights")
+    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="results folder (default demo_output)")
+    parser.add_argument("--data", type=Path, default=DEMO_DATA, help=f"cohort folder of the demo case (default {DEMO_DATA})")
+    add_progress_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..dataset.format import read_dataset
+
+    if not (args.data / "dataset.json").is_file():
+        raise InputFileError(f"the demo case is missing from {args.data}: reinstall LNStaging or give --data.")
+    dataset = read_dataset(args.data)
+    case_id = dataset.case_ids[0]
+    print(f"Demo: synthetic phantom patient '{case_id}' (not patient data), demo weights trained on phantoms, CPU.")
+    options = RunOptions(models=select_models("default"), device="cpu")
+    results = run_to_folder(case_inputs_from_dataset(dataset, case_id), args.out, options, make_progress(args, "demo"))
+    print_summary(results, args.out)
+    return 0
