@@ -33,8 +33,9 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from ..dataset.format import read_dataset
+    from ..training.seg import resolve_device
 
-    model, config, payload, sha = load_patient_model(args.model, args.device)
+    model, config, payload, sha = load_patient_model(args.model, resolve_device(args.device))
     dataset = read_dataset(args.data)
     case_ids = select_cases(dataset, args.split, args.fold)
     volumes = read_ln_volumes(args.ln_volumes) if args.ln_volumes else None

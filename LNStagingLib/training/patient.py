@@ -65,13 +65,14 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from ..models.patient import preset
     from ..progress import tqdm_progress
+    from .seg import resolve_device
 
     train_config = PatientTrainConfig(**TRAIN_PRESETS[args.config], seed=args.seed)
     if args.epochs is not None:
         train_config.epochs = args.epochs
     model_config = preset(args.config, use_ln_volume=not args.no_ln_volume,
                           use_texture_encoding=not args.no_texture_encoding, use_mask_branch=not args.no_mask_branch)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cohort = load_cohort(args.data, args.fold, model_config, progress=tqdm_progress("loading cases"))
@@ -79,14 +80,6 @@ def main(args) -> int:
                 init_weights=args.init_weights, progress=tqdm_progress("train patient"))
     print(f"patient model: {out / FINAL} (sha256 {sha})")
     return 0
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for, but no CUDA GPU is available to PyTorch; use --device cpu.")
-    return name
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
