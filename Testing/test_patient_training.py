@@ -115,3 +115,11 @@ def test_init_weights_and_user_errors(cohort, tmp_path, capsys):
         from LNStagingLib.dataset.format import read_dataset
         from LNStagingLib.training.patient import load_cohort
         load_cohort(cohort, fold=5, config=preset("tiny"))
+
+
+def test_undefined_metrics_are_null_in_the_json():
+    from LNStagingLib.evaluation.patient import json_safe
+
+    safe = json_safe({"metrics": {"specificity": {"value": float("nan"), "low": 0.5}}, "x": [float("inf"), 1.0]})
+    assert safe == {"metrics": {"specificity": {"value": None, "low": 0.5}}, "x": [None, 1.0]}
+    json.dumps(safe, allow_nan=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 from ..errors import DatasetError, InputFileError, ModelError
@@ -45,15 +46,31 @@ def main(args) -> int:
                              "training_data": payload.get("training_data", {})},
                    "dataset": dataset.name, "split": args.split,
                    "ln_volume_source": Path(args.ln_volumes).name if args.ln_volumes else "gtv_ln.nii.gz"})
-    text = json.dumps(report, indent=1)
+    report = json_safe(report)
+    text = json.dumps(report, indent=1, allow_nan=False)
     if args.out:
         write_json(Path(args.out), text)
-        summary = report["metrics"]
         print(f"{len(case_ids)} patients: " + ", ".join(
-            f"{k} {v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" for k, v in summary.items()) + f" -> {args.out}")
+            f"{k} {_fmt(v['value'])} [{_fmt(v['low'])}, {_fmt(v['high'])}]" for k, v in report["metrics"].items())
+            + f" -> {args.out}")
     else:
         print(text)
     return 0
+
+
+def json_safe(value):
+    """Undefined metrics (nan, e.g. specificity without a negative patient) become null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def write_json(path: Path, text: str) -> None:
