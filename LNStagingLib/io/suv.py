@@ -46,7 +46,7 @@ class SuvFactor:
 
 
 def _missing(tag: str, keyword: str, option: str, what: str) -> MissingTagError:
-    return MissingTagError(f"PET DICOM tag {keyword} {tag} ({what}) is missing or empty: give it with {option}.")
+    return MissingTagError(f"PET DICOM tag {keyword} {tag} ({what}) is missing or empty: give the value with {option}.")
 
 
 def _float_tag(ds: Dataset, keyword: str) -> float | None:
@@ -135,30 +135,26 @@ def suv_factor(headers: list[Dataset] | Dataset, *, weight_kg: float | None = No
                          f"cannot compute SUV for it; reconstruct with decay correction to scan start.")
     info = first.get("RadiopharmaceuticalInformationSequence")
     item = info[0] if info else Dataset()
-    supplied = []
-    if weight_kg is None:
-        weight_kg = _float_tag(first, "PatientWeight")
-        if weight_kg is None:
-            raise _missing("(0010,1030)", "PatientWeight", "--weight-kg", "patient weight")
-    else:
-        supplied.append("weight")
+    supplied: list[str] = []
+
+    def value(user: float | None, holder: Dataset, keyword: str, tag: str, option: str, what: str) -> float:
+        if user is not None:
+            supplied.append(what)
+            return float(user)
+        found = _float_tag(holder, keyword)
+        if found is None:
+            raise _missing(tag, keyword, option, what)
+        return found
+
+    weight_kg = value(weight_kg, first, "PatientWeight", "(0010,1030)", "--weight-kg", "weight")
     if not 1.0 <= weight_kg <= 500.0:
         raise DicomError(f"patient weight {weight_kg:g} kg is implausible: give the weight in kilograms with --weight-kg.")
-    if dose_bq is None:
-        dose_bq = _float_tag(item, "RadionuclideTotalDose")
-        if dose_bq is None:
-            raise _missing("(0018,1074)", "RadionuclideTotalDose", "--dose-bq", "injected dose")
-    else:
-        supplied.append("dose")
+    dose_bq = value(dose_bq, item, "RadionuclideTotalDose", "(0018,1074)", "--dose-bq", "dose")
     if not 1e6 <= dose_bq <= 1e11:
         raise DicomError(f"injected dose {dose_bq:g} Bq is implausible (MBq given as Bq?): give the dose in becquerel, "
                          f"e.g. --dose-bq 3.7e8.")
-    if half_life_s is None:
-        half_life_s = _float_tag(item, "RadionuclideHalfLife")
-        if half_life_s is None:
-            raise _missing("(0018,1075)", "RadionuclideHalfLife", "--half-life-s (6586.2 for F-18)", "half-life")
-    else:
-        supplied.append("half-life")
+    half_life_s = value(half_life_s, item, "RadionuclideHalfLife", "(0018,1075)", "--half-life-s (6586.2 for F-18)",
+                        "half-life")
     if decay_correction == "ADMIN":
         decay_time_s = 0.0
     else:
