@@ -98,10 +98,11 @@ def scan_folder(folder: os.PathLike | str) -> dict[str, list[tuple[Path, Dataset
 
 
 def _is_image_series(headers: list[Dataset]) -> bool:
+    """Image objects have a position (single-frame) or several frames; RTSTRUCT, SEG etc. are not image series."""
     ds = headers[0]
-    return str(ds.get("Modality", "")).upper() not in NON_IMAGE_MODALITIES and "ImagePositionPatient" in ds or (
-        "NumberOfFrames" in ds and str(ds.get("Modality", "")).upper() not in NON_IMAGE_MODALITIES
-    )
+    if str(ds.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
+        return False
+    return "ImagePositionPatient" in ds or "NumberOfFrames" in ds
 
 
 def list_series(folder: os.PathLike | str) -> list[SeriesInfo]:
