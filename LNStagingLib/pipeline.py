@@ -72,10 +72,8 @@ class ModelSelection:
         for stage, model_id in ids.items():
             if not model_id:
                 continue
-            task = "seg" if stage == "identification" else stage
-            entry = catalogue.get(model_id)
-            setattr(selection, stage, catalogue.resolve(model_id, task if entry.task == task else None))
-            selection.sha256[stage] = entry.sha256
+            setattr(selection, stage, catalogue.resolve(model_id, stage))
+            selection.sha256[stage] = catalogue.get(model_id).sha256
             selection.ids[stage] = model_id
         return selection
 

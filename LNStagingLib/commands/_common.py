@@ -10,7 +10,6 @@ from ..pipeline import ModelSelection
 from ..progress import Progress, tqdm_progress
 
 STAGES = ("seg", "cls", "identification", "patient")
-STAGE_TASK = {"seg": "seg", "cls": "cls", "identification": "seg", "patient": "patient"}
 
 
 def add_model_arguments(parser) -> None:

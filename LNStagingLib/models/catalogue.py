@@ -21,7 +21,7 @@ from ..errors import ModelError
 from .checkpoint import load_model, sha256_of
 
 CATALOGUE_FORMAT = "lnstaging-models/1"
-TASKS = ("seg", "cls", "patient")
+TASKS = ("seg", "cls", "identification", "patient")
 RESOURCES_DIR = Path(__file__).resolve().parents[2] / "Resources"
 CACHE_ENV = "LNSTAGING_CACHE"
 
@@ -44,6 +44,7 @@ class ModelEntry:
     model_card: str
     metrics: dict
     description: str = ""
+    default: bool = False
 
     @property
     def is_url(self) -> bool:
@@ -96,6 +97,14 @@ class Catalogue:
     def for_task(self, task: str) -> list[ModelEntry]:
         return [e for e in self.entries.values() if e.task == task]
 
+    def default_id(self, task: str) -> str | None:
+        """The entry marked "default" for ``task``, else the task's only entry, else None (the stage is skipped)."""
+        entries = self.for_task(task)
+        marked = [e.id for e in entries if e.default]
+        if marked:
+            return marked[0]
+        return entries[0].id if len(entries) == 1 else None
+
     def cached_path(self, entry: ModelEntry) -> Path:
         return self.cache_dir / entry.id / entry.version / entry.file_name
 
@@ -147,7 +156,8 @@ class Catalogue:
 def _entry(raw: dict) -> ModelEntry:
     return ModelEntry(id=raw["id"], version=raw["version"], task=raw["task"], file=raw["file"], sha256=raw["sha256"],
                       inputs=tuple(raw["inputs"]), training_data=raw["training_data"], model_card=raw["model_card"],
-                      metrics=raw["metrics"], description=raw.get("description", ""))
+                      metrics=raw["metrics"], description=raw.get("description", ""),
+                      default=bool(raw.get("default", False)))
 
 
 def _bundled_schema() -> dict:

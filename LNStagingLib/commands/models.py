@@ -1,0 +1,36 @@
+"""``lnstaging models {list,import}``: the model catalogue, and offline import of a weights file (sha256-checked)."""
+
+from pathlib import Path
+
+from ..models.catalogue import Catalogue
+
+
+def register(sub):
+    parser = sub.add_parser("models", help="list the model catalogue or import a weights file for offline use")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="models in Resources/Models.json and whether their weights are here")
+    listing.set_defaults(func=list_models)
+    importing = actions.add_parser("import", help="copy a weights file into the cache after checking its sha256")
+    importing.add_argument("file", type=Path)
+    importing.add_argument("--id", required=True, help="catalogue id the file belongs to")
+    importing.set_defaults(func=import_model)
+
+
+def list_models(args) -> int:
+    catalogue = Catalogue.read()
+    if not catalogue.entries:
+        print("The catalogue is empty.")
+    for entry in catalogue.entries.values():
+        try:
+            where = str(catalogue.resolve(entry.id))
+        except Exception as error:  # report, do not stop the listing
+            where = f"not available ({error})"
+        default = " (default)" if entry.default else ""
+        print(f"{entry.id} {entry.version} [{entry.task}]{default}: {where}")
+    return 0
+
+
+def import_model(args) -> int:
+    target = Catalogue.read().import_weights(args.file, args.id)
+    print(f"Imported {args.file.name} as {args.id}: {target}")
+    return 0
