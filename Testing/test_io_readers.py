@@ -1,5 +1,7 @@
 """DICOM series, RTSTRUCT and SEG readers on real data, with the oracles from Testing/Data/SOURCES.md."""
 
+import functools
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -14,20 +16,26 @@ from LNStagingLib.io.seg_read import read_seg
 IBSI = "ibsi_validation_sts"
 
 
+@functools.lru_cache(maxsize=None)
+def series(path):
+    """Each real series is read once per test module (read-only use)."""
+    return read_dicom_series(path)
+
+
 def dice(a: sitk.Image, b: sitk.Image) -> float:
     x, y = sitk.GetArrayViewFromImage(a) > 0, sitk.GetArrayViewFromImage(b) > 0
     return 2.0 * np.logical_and(x, y).sum() / (x.sum() + y.sum())
 
 
 def test_jpeg2000_ct_series_loads_in_slice_order(data_dir):
-    series = read_dicom_series(data_dir / "totalsegmentator/example_ct_dicom")
-    image = series.image
+    ct = read_dicom_series(data_dir / "totalsegmentator/example_ct_dicom")
+    image = ct.image
     assert image.GetSize() == (512, 512, 20)
     assert image.GetSpacing() == pytest.approx((0.9765625, 0.9765625, 2.0))
     values = sitk.GetArrayViewFromImage(image)
     assert values.min() == -1024 and values.max() > 1000  # decoded HU, not zeros
-    assert len(set(series.sop_instance_uids)) == 20 and series.files[0].name.endswith(series.sop_instance_uids[0])
-    z = [float(h.ImagePositionPatient[2]) for h in series.headers]
+    assert len(set(ct.sop_instance_uids)) == 20 and ct.files[0].name.endswith(ct.sop_instance_uids[0])
+    z = [float(h.ImagePositionPatient[2]) for h in ct.headers]
     assert z == sorted(z) and z[0] == pytest.approx(image.GetOrigin()[2])
     # The label map shipped for this series (LAS on disk) lines up voxel for voxel after reorientation.
     labels = sitk.DICOMOrient(sitk.ReadImage(str(data_dir / "totalsegmentator/example_seg_dicom.nii.gz")), "LPS")
@@ -36,8 +44,8 @@ def test_jpeg2000_ct_series_loads_in_slice_order(data_dir):
 
 def test_folder_with_ct_and_pet_lists_both_and_picks_by_modality(data_dir):
     folder = data_dir / IBSI / "dicom/STS_001"
-    series = list_series(folder)
-    assert sorted(s.modality for s in series) == ["CT", "PT"]  # RTSTRUCTs are not image series
+    found = list_series(folder)
+    assert sorted(s.modality for s in found) == ["CT", "PT"]  # RTSTRUCTs are not image series
     ct = read_dicom_series(folder, modality="CT")
     pet = read_dicom_series(folder, modality="PET")
     assert ct.frame_of_reference_uid == pet.frame_of_reference_uid
@@ -59,8 +67,8 @@ def test_dicom_and_nifti_of_the_same_ct_agree(data_dir):
 @pytest.mark.parametrize("patient", ["STS_001", "STS_002"])
 @pytest.mark.parametrize("modality", ["CT", "PET"])
 def test_ibsi_rtstruct_rasterises_to_shipped_mask(data_dir, patient, modality):
-    series = read_dicom_series(data_dir / IBSI / f"dicom/{patient}/{modality}/image")
-    masks = read_rtstruct(data_dir / IBSI / f"dicom/{patient}/{modality}/mask/RS.dcm", series)
+    reference = series(data_dir / IBSI / f"dicom/{patient}/{modality}/image")
+    masks = read_rtstruct(data_dir / IBSI / f"dicom/{patient}/{modality}/mask/RS.dcm", reference)
     assert list(masks) == [f"GTV_Mass_{modality}"]
     expected = sitk.ReadImage(str(data_dir / IBSI / f"nifti/{patient}/{modality}_mask.nii.gz"))
     mask = masks[f"GTV_Mass_{modality}"]
@@ -70,8 +78,8 @@ def test_ibsi_rtstruct_rasterises_to_shipped_mask(data_dir, patient, modality):
 
 def test_ct_rtstruct_on_pet_grid_and_on_1mm_grid(data_dir):
     """Same frame of reference, other series: accepted; off-slice planes go through the intermediate grid."""
-    ct = read_dicom_series(data_dir / IBSI / "dicom/STS_001/CT/image")
-    pet = read_dicom_series(data_dir / IBSI / "dicom/STS_001/PET/image")
+    ct = series(data_dir / IBSI / "dicom/STS_001/CT/image")
+    pet = series(data_dir / IBSI / "dicom/STS_001/PET/image")
     rs = data_dir / IBSI / "dicom/STS_001/CT/mask/RS.dcm"
     on_ct = read_rtstruct(rs, ct)["GTV_Mass_CT"]
     on_pet = read_rtstruct(rs, pet)["GTV_Mass_CT"]
@@ -87,7 +95,7 @@ def test_ct_rtstruct_on_pet_grid_and_on_1mm_grid(data_dir):
 
 
 def test_rtstruct_on_flipped_reference_is_the_flipped_mask(data_dir):
-    ct = read_dicom_series(data_dir / IBSI / "dicom/STS_001/CT/image")
+    ct = series(data_dir / IBSI / "dicom/STS_001/CT/image")
     rs = data_dir / IBSI / "dicom/STS_001/CT/mask/RS.dcm"
     lps = read_rtstruct(rs, ct)["GTV_Mass_CT"]
     ras_reference = sitk.DICOMOrient(ct.image, "RAS")
@@ -127,7 +135,7 @@ def test_rt_utils_mock_rtstructs(data_dir):
 
 
 def test_rtstruct_of_another_patient_is_refused(data_dir):
-    ct = read_dicom_series(data_dir / IBSI / "dicom/STS_001/CT/image")
+    ct = series(data_dir / IBSI / "dicom/STS_001/CT/image")
     with pytest.raises(DicomError, match="drawn on another image series"):
         read_rtstruct(data_dir / IBSI / "dicom/STS_002/CT/mask/RS.dcm", ct)
 
