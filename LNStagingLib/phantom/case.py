@@ -101,16 +101,22 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity",
         node = node_appearance(rng, centre, bool(status[n]))
         node.node_id, node.parent, node.anchor = n + 1, int(parents[n]), anchors[n]
         nodes.append(node)
+    all_nodes, lost = list(nodes), {}
     for node in sorted(nodes, key=lambda l: -l.diameter):  # big nodes claim their room first
         fit_to_room(node, make_room(grid, tissue, objects, node, 7.0))
-        paint_lesion(grid, tissue, objects, node, node.node_id)
+        if paint_lesion(grid, tissue, objects, node, node.node_id) == 0:
+            lost[node.node_id] = node.parent  # swallowed by a bigger neighbour: drop it, keep the chain
+    for node in nodes:
+        while node.parent in lost:
+            node.parent = lost[node.parent]
+    nodes = [n for n in nodes if n.node_id not in lost]
 
     progress.step(0.5, "look-alikes")
     n_fake = int(rng.integers(max(6, len(nodes) // 2), 26))
     fakes = make_look_alikes(rng, grid, tissue, objects, anatomy, n_fake, [n.centre for n in nodes])
-    lesions: list[Lesion] = nodes + [f for f in fakes]
+    lesions: list[Lesion] = list(all_nodes) + list(fakes)  # position in this list = index used for painting
     kept = []
-    for index, fake in enumerate(fakes, start=len(nodes) + 1):
+    for index, fake in enumerate(fakes, start=len(all_nodes) + 1):
         if paint_lesion(grid, tissue, objects, fake, index) > 0:
             kept.append(fake)
 

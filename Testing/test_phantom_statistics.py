@@ -1,0 +1,64 @@
+"""The phantom is meaningful: classes overlap in appearance, and status clusters along chains of nodes."""
+
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from LNStagingLib.phantom import generate_case
+
+N_CASES = 20
+
+
+def auc(score, label):
+    ranks = rankdata(score)
+    n1, n0 = int(label.sum()), int((1 - label).sum())
+    return (ranks[label == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    nodes, fakes, patients = [], [], []
+    for seed in range(N_CASES):
+        case = generate_case(500 + seed, size="small")
+        status = {r["node_id"]: r["label"] for r in case.candidates if r["node_id"]}
+        for r in case.candidates:
+            if r["node_id"]:
+                parent = r["parent"]
+                nodes.append({**r, "parent_label": -1 if parent == 0 else status[parent]})
+            else:
+                fakes.append(r)
+        patients.append(case.metastasis)
+    return nodes, fakes, np.array(patients)
+
+
+def test_positive_share_and_patient_rate(cohort):
+    nodes, _, patients = cohort
+    label = np.array([n["label"] for n in nodes])
+    assert 0.1 <= label.mean() <= 0.4, label.mean()
+    assert 0.3 <= patients.mean() <= 0.85, patients.mean()
+    assert 5 <= len(nodes) / N_CASES <= 30
+
+
+def test_positives_cluster_along_chains(cohort):
+    nodes, _, _ = cohort
+    label = np.array([n["label"] for n in nodes])
+    parent = np.array([n["parent_label"] for n in nodes])
+    p_after_positive = label[parent == 1].mean()
+    p_after_negative = label[parent == 0].mean()
+    assert (parent == 1).sum() >= 10 and (parent == 0).sum() >= 10
+    assert p_after_positive > p_after_negative + 0.2, (p_after_positive, p_after_negative)
+
+
+def test_appearance_overlaps_between_classes(cohort):
+    nodes, fakes, _ = cohort
+    label = np.array([n["label"] for n in nodes])
+    suv = np.array([n["suv_max"] for n in nodes])
+    diameter = np.array([n["diameter_mm"] for n in nodes])
+    pos, neg = suv[label == 1], suv[label == 0]
+    assert np.median(pos) > np.median(neg), "uptake is informative"
+    assert np.percentile(pos, 25) < np.percentile(neg, 90), "low-avid or small hot (blurred) positives overlap negatives"
+    assert 0.6 < auc(suv, label) < 0.95, "SUVmax alone does not separate the classes"
+    assert (diameter[label == 1] < 8).any() and (diameter[label == 0] > 12).any(), "small positives and large negatives"
+    fake_suv = np.array([f["suv_max"] for f in fakes])
+    assert (fake_suv > np.median(pos)).any(), "some look-alikes are as hot as a typical positive node"
+    assert {f["kind"] for f in fakes} == {"vessel", "bowel", "hot_spot"}
