@@ -123,14 +123,18 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity",
     progress.step(0.6, "CT")
     tumor_suv = float(rng.uniform(4.0, 12.0))
     tissue_hu, tissue_suv, obj_hu, obj_suv = lookup_tables(lesions, tumor_suv)
-    ct = synthesize_ct(grid, tissue, objects, tissue_hu, obj_hu, rng, noise_hu=float(rng.uniform(10, 18)))
+    # Each array becomes an image at once and is freed, so a benchmark case never holds two copies of a volume.
+    images = {"ct": grid.image(synthesize_ct(grid, tissue, objects, tissue_hu, obj_hu, rng,
+                                             noise_hu=float(rng.uniform(10, 18))))}
     progress.step(0.8, "PET")
     pet_grid, pet = synthesize_pet(grid, tissue, objects, tissue_suv, obj_suv, factors, rng)
+    images["pet"] = pet_grid.image(pet)
 
     progress.step(0.9, "labels")
     organ_lut = np.array([t.organ_label for t in TISSUES], np.uint8)
-    organs = organ_lut[tissue]
-    tumor = tumor_voxels.astype(np.uint8)
+    images["organs"] = grid.image(organ_lut[tissue])
+    del tissue
+    images["tumor"] = grid.image(tumor_voxels.view(np.uint8))
     del tumor_voxels
     node_lut = np.zeros(len(obj_hu), np.uint16)
     positive_lut = np.zeros(len(obj_hu), np.uint16)
@@ -138,19 +142,16 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity",
         node_lut[2 * node.node_id: 2 * node.node_id + 2] = node.node_id
         if node.positive:
             positive_lut[2 * node.node_id: 2 * node.node_id + 2] = node.node_id
-    lymph_nodes = node_lut[objects]
-    gtv_ln = positive_lut[objects]
-    del objects, tissue
+    images["lymph_nodes"] = grid.image(node_lut[objects])
+    images["gtv_ln"] = grid.image(positive_lut[objects])
+    del objects
 
     candidates = _candidate_rows(rng, nodes, kept, pet_grid, pet)
     n_positive = int(sum(n.positive for n in nodes))
     info = {"seed": int(seed), "n_nodes": len(nodes), "n_positive": n_positive, "n_look_alikes": len(kept),
             "tumor_suv": round(tumor_suv, 3), "anatomy_scale": round(scale, 4), "generator": "LNStagingLib.phantom"}
     progress.step(1.0, "done")
-    return PhantomCase(
-        seed=int(seed), ct=grid.image(ct), pet=pet_grid.image(pet), organs=grid.image(organs), tumor=grid.image(tumor),
-        gtv_ln=grid.image(gtv_ln), lymph_nodes=grid.image(lymph_nodes), candidates=candidates,
-        metastasis=int(n_positive > 0), info=info)
+    return PhantomCase(seed=int(seed), **images, candidates=candidates, metastasis=int(n_positive > 0), info=info)
 
 
 def _candidate_rows(rng, nodes, fakes, pet_grid, pet) -> list[dict]:
