@@ -29,18 +29,15 @@ def main(args: argparse.Namespace) -> int:
     import SimpleITK as sitk
 
     from ..anatomy.structures import map_structures, read_organs
-    from ..errors import InputFileError
     from ..io.atomic import atomic_file
+    from ..io.images import read_image
     from ..priors.attention import attention_map
     from ..priors.profile import load_profile
     from ..progress import Progress, tqdm_progress
 
     reference = None
     if args.reference is not None:
-        try:
-            reference = sitk.ReadImage(str(args.reference))
-        except RuntimeError:
-            raise InputFileError(f"Cannot read the reference image {args.reference}.") from None
+        reference = read_image(args.reference, what="reference image")
     profile = load_profile(args.profile)
     organs = read_organs(args.organs, reference=reference, resample=args.resample_masks)
     structures = map_structures(organs, args.mapping)

@@ -8,6 +8,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..errors import InputFileError
+from ..io.images import read_label_map
 
 
 def _candidates(path: Path | None):
@@ -26,10 +27,7 @@ def _candidates(path: Path | None):
 def _labels(path: Path) -> sitk.Image:
     if not Path(path).is_file():
         raise InputFileError(f"Label map {path} does not exist: give the gtv_ln.nii.gz of a results folder.")
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError:
-        raise InputFileError(f"Cannot read the label map {path}: give a NIfTI/NRRD instance label map.") from None
+    return read_label_map(path, what="label map")
 
 
 def _run_with_bar(kind: str, quiet: bool, work):

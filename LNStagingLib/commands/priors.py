@@ -49,15 +49,10 @@ def main_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path: Path):
-    import SimpleITK as sitk
+def _read(path: Path, what: str):
+    from ..io.images import read_image
 
-    from ..errors import InputFileError
-
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError:
-        raise InputFileError(f"Cannot read the image {path}.") from None
+    return read_image(path, what=what)
 
 
 def main_candidates(args: argparse.Namespace) -> int:
@@ -73,8 +68,8 @@ def main_candidates(args: argparse.Namespace) -> int:
     except (OSError, KeyError, ValueError) as error:
         raise InputFileError(f"Cannot read candidates from {args.candidates} ({error}): need columns id,x,y,z "
                              "(LPS mm).") from None
-    table = candidate_priors(_read(args.ct), centres, tumor=_read(args.tumor) if args.tumor else None,
-                             lung=_read(args.lung) if args.lung else None,
+    table = candidate_priors(_read(args.ct, "CT"), centres, tumor=_read(args.tumor, "tumour mask") if args.tumor else None,
+                             lung=_read(args.lung, "lung mask") if args.lung else None,
                              tumor_reference="centreline" if args.centreline else "centre")
     with atomic_file(args.out) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
