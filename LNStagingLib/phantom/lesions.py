@@ -125,7 +125,9 @@ def spread_status(rng, parents: np.ndarray, lengths: np.ndarray, scale: float) -
     n = len(parents)
     status = np.zeros(n, bool)
     aggressiveness = 0.0 if rng.uniform() < 0.35 else rng.uniform(0.7, 1.0)
-    reach = 65.0 * scale
+    # Scale-free reaches, relative to this patient's tree, so small (shrunken) and adult phantoms behave alike.
+    reach = 3.0 * float(np.median(lengths)) if len(lengths) else 1.0
+    reach_tumour = 3.0 * float(np.median(lengths[parents == 0])) if np.any(parents == 0) else 1.0
     children = [[] for _ in range(n + 1)]
     for child, parent in enumerate(parents, start=1):
         children[parent].append(child)
@@ -135,9 +137,9 @@ def spread_status(rng, parents: np.ndarray, lengths: np.ndarray, scale: float) -
         parent = parents[node - 1]
         length = lengths[node - 1]
         if parent == 0:
-            p = 0.95 * np.exp(-length / reach)
+            p = 0.95 * np.exp(-length / reach_tumour)
         elif status[parent - 1]:
-            p = 0.9 * np.exp(-length / (1.2 * reach))
+            p = 0.9 * np.exp(-length / reach)
         else:
             p = 0.07
         status[node - 1] = rng.uniform() < aggressiveness * p
