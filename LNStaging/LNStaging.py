@@ -80,8 +80,7 @@ class LNStagingTest(ScriptedLoadableModuleTest):
         pet = slicer.util.loadVolume(str(case / "pet.nii.gz"))
         self.delayDisplay("Phantom loaded; running on CPU")
 
-        modelIds = logic.modelIds()
-        folder = logic.runBlocking(ct, pet, modelIds[0] if modelIds else None, "cpu", onLine=lambda line: None)
+        folder = logic.runBlocking(ct, pet, None, "cpu", onLine=lambda line: None)  # the catalogue's defaults
         review = logic.loadResults(folder, ct, pet)
         self.assertEqual(review.table.GetNumberOfRows(), len(review.results.candidates))
         self.delayDisplay(f"{len(review.results.candidates)} candidates")

@@ -26,6 +26,7 @@ def wait_for(predicate, timeout=20.0):
 def test_parse_progress_reads_the_cli_tqdm_bar():
     assert process.parse_progress("run  42% |####      | stage 2: classifying") == (0.42, "stage 2: classifying")
     assert process.parse_progress("run 100% |##########| done") == (1.0, "done")
+    assert process.parse_progress("PROGRESS 0.2500 stage 1: segmenting") == (0.25, "stage 1: segmenting")
     assert process.parse_progress("WARNING something") is None
 
 
@@ -38,9 +39,14 @@ def test_failure_messages():
 
 
 def test_run_argv_and_environment():
-    argv = process.run_argv("PythonSlicer", "/o", "/ct.nrrd", pet="/pet.nrrd", model_id="demo", device="cuda")
+    argv = process.run_argv("PythonSlicer", "/o", "/ct.nrrd", "/pet.nrrd", models="cls=demo", device="cuda",
+                            organ_mapping="slicer")
     assert argv[:4] == ["PythonSlicer", "-m", "LNStagingLib.cli", "run"]
-    assert argv[argv.index("--pet") + 1] == "/pet.nrrd" and "--organs" not in argv
+    assert argv[argv.index("--pet") + 1] == "/pet.nrrd" and "--organs" not in argv and "--organ-mapping" not in argv
+    assert "--progress-lines" in argv and argv[argv.index("--models") + 1] == "cls=demo"
+    with_organs = process.run_argv("PythonSlicer", "/o", "/ct", "/pet", organs="/organs.seg.nrrd", tumor="/t.nrrd",
+                                   organ_mapping="slicer")
+    assert with_organs[with_organs.index("--organ-mapping") + 1] == "slicer" and "--tumor" in with_organs
     env = process.child_environment({"PYTHONPATH": "/x"})
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(process.LIBRARY_DIR)
     assert (process.LIBRARY_DIR / "LNStagingLib").is_dir()
@@ -90,6 +96,19 @@ def test_cancel_kills_the_process_tree(tmp_path):
 
     assert wait_for(gone, 10), "the grandchild survived cancel"
     assert "Cancelled" in process.failure_message("\n".join(child.output), 130)
+
+
+def test_run_argv_is_accepted_by_the_library_cli():
+    """The flags the module passes are the flags `lnstaging run` defines (parsed, not run)."""
+    from LNStagingLib.cli import build_parser
+
+    argv = process.run_argv("PythonSlicer", "/o", "/ct.nrrd", "/pet.nrrd", organs="/o.seg.nrrd", tumor="/t.nrrd",
+                            models="default", device="cpu", organ_mapping="slicer")
+    args = build_parser().parse_args(argv[3:])
+    assert args.command == "run" and str(args.tumor) == "/t.nrrd" and args.organ_mapping == "slicer"
+    assert args.progress_lines
+    phantom = build_parser().parse_args(process.phantom_argv("PythonSlicer", "/p")[3:])
+    assert phantom.command == "phantom" and phantom.cases == 1
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")

@@ -41,7 +41,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
     def modelIds(self) -> list[str]:
         try:
-            return [entry.id for entry in self.catalogue().for_task("cls")] or sorted(self.catalogue().entries)
+            return sorted(self.catalogue().entries)
         except ModelError:
             return []
 
@@ -58,41 +58,43 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             return False
 
     # ---- running ----------------------------------------------------------------------------------------------
+    def modelsSpec(self, modelId: Optional[str]) -> str:
+        """The CLI's --models spec for a model chosen in the list ('default' when none is chosen)."""
+        if not modelId:
+            return "default"
+        entry = self.catalogue().get(modelId)
+        return f"{entry.task}={entry.id}"
+
     def writeInputs(self, ctNode, petNode, organsNode=None, tumourSegmentation=None, tumourSegmentId="") -> dict:
-        """Save the input nodes as NRRD files in a fresh work folder for the child process."""
+        """Save the input nodes in a fresh work folder for the child process: CT/PET as NRRD, the organ
+        segmentation as .seg.nrrd (the CLI maps it by segment name), the tumour segment as a label map."""
         self.workDir = Path(tempfile.mkdtemp(prefix="LNStaging-"))
-        files = {"ct": self.workDir / "ct.nrrd"}
+        files = {"ct": self.workDir / "ct.nrrd", "pet": self.workDir / "pet.nrrd"}
         slicer.util.saveNode(ctNode, str(files["ct"]))
-        if petNode is not None:
-            files["pet"] = self.workDir / "pet.nrrd"
-            slicer.util.saveNode(petNode, str(files["pet"]))
-        segmentations = slicer.modules.segmentations.logic()
+        slicer.util.saveNode(petNode, str(files["pet"]))
         if organsNode is not None:
-            files["organs"] = self._exportLabelmap(organsNode, None, ctNode, "organs", segmentations)
+            files["organs"] = self.workDir / "organs.seg.nrrd"
+            slicer.util.saveNode(organsNode, str(files["organs"]))
         if tumourSegmentation is not None and tumourSegmentId:
-            files["tumour"] = self._exportLabelmap(tumourSegmentation, [tumourSegmentId], ctNode, "tumour", segmentations)
+            files["tumor"] = self._exportSegmentLabelmap(tumourSegmentation, tumourSegmentId, ctNode, "tumor")
         return files
 
-    def _exportLabelmap(self, segmentationNode, segmentIds, ctNode, name, segmentations) -> Path:
-        """Segments as a label map on the CT grid; a JSON beside it names the labels (organ names)."""
-        import json
-
+    def _exportSegmentLabelmap(self, segmentationNode, segmentId, ctNode, name) -> Path:
+        """One segment as a 0/1 label map on the CT grid."""
         labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", f"LNStaging_{name}")
         try:
-            ids = segmentIds or list(segmentationNode.GetSegmentation().GetSegmentIDs())
-            segmentations.ExportSegmentsToLabelmapNode(segmentationNode, ids, labelmap, ctNode)
+            slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
+                segmentationNode, [segmentId], labelmap, ctNode)
             path = self.workDir / f"{name}.nrrd"
             slicer.util.saveNode(labelmap, str(path))
-            names = {i + 1: segmentationNode.GetSegmentation().GetSegment(s).GetName() for i, s in enumerate(ids)}
-            (self.workDir / f"{name}.json").write_text(json.dumps(names, indent=1))
             return path
         finally:
             slicer.mrmlScene.RemoveNode(labelmap)
 
     def startRun(self, files: dict, modelId: Optional[str], device: str) -> process.ChildProcess:
         out = self.workDir / "results"
-        argv = process.run_argv(python_slicer(), out, files["ct"], files.get("pet"), files.get("organs"),
-                                files.get("tumour"), modelId, device)
+        argv = process.run_argv(python_slicer(), out, files["ct"], files["pet"], files.get("organs"),
+                                files.get("tumor"), self.modelsSpec(modelId), device, organ_mapping="slicer")
         self.child = process.ChildProcess(argv, env=process.child_environment())
         return self.child
 

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-# tqdm bar of LNStagingLib.progress.tqdm_progress: "<desc>  42% |####      | <message>"
+# --progress-lines output of the CLI: "PROGRESS 0.4200 <message>"; or a tqdm bar "<desc>  42% |####   | <message>"
+_LINE = re.compile(r"^PROGRESS\s+(?P<fraction>[0-9.]+)\s?(?P<message>.*)$")
 _TQDM = re.compile(r"(?P<percent>\d{1,3})%\s*\|[^|]*\|\s*(?P<message>.*)$")
 _CLI_ERROR = re.compile(r"^lnstaging [\w-]+: (error: )?(?P<message>.+)$")
 
@@ -33,12 +34,17 @@ def library_dir() -> Path:
 LIBRARY_DIR = library_dir()
 
 
-def run_argv(python: str, out_dir: Path | str, ct: Path | str, pet: Optional[Path | str] = None,
-             organs: Optional[Path | str] = None, tumour: Optional[Path | str] = None,
-             model_id: Optional[str] = None, device: str = "cpu") -> list[str]:
-    """``PythonSlicer -m LNStagingLib.cli run ...`` for one case (flags as documented in docs/SLICER.md)."""
-    argv = [python, "-m", "LNStagingLib.cli", "run", "--ct", str(ct), "--out", str(out_dir), "--device", device]
-    for flag, value in (("--pet", pet), ("--organs", organs), ("--tumour", tumour), ("--model", model_id)):
+def run_argv(python: str, out_dir: Path | str, ct: Path | str, pet: Path | str,
+             organs: Optional[Path | str] = None, tumor: Optional[Path | str] = None,
+             models: str = "default", device: str = "cpu", organ_mapping: Optional[str] = None) -> list[str]:
+    """``PythonSlicer -m LNStagingLib.cli run ...`` for one case, with machine-readable progress lines.
+
+    ``models`` is the CLI's --models spec ('default' or stage=ID[,...]); ``organ_mapping`` e.g. 'slicer' for a
+    .seg.nrrd whose segment names say which organ is which.
+    """
+    argv = [python, "-m", "LNStagingLib.cli", "run", "--ct", str(ct), "--pet", str(pet), "--out", str(out_dir),
+            "--device", device, "--models", models or "default", "--progress-lines"]
+    for flag, value in (("--organs", organs), ("--organ-mapping", organ_mapping if organs else None), ("--tumor", tumor)):
         if value:
             argv += [flag, str(value)]
     return argv
@@ -46,7 +52,8 @@ def run_argv(python: str, out_dir: Path | str, ct: Path | str, pet: Optional[Pat
 
 def phantom_argv(python: str, out_dir: Path | str, seed: int = 1, cases: int = 1) -> list[str]:
     """A small synthetic PET/CT patient in the dataset format (docs/DATASET.md), for the self-test."""
-    return [python, "-m", "LNStagingLib.cli", "phantom", "--seed", str(seed), "--cases", str(cases), "--out", str(out_dir)]
+    return [python, "-m", "LNStagingLib.cli", "phantom", "--seed", str(seed), "--cases", str(cases), "--size", "small",
+            "--out", str(out_dir)]
 
 
 def child_environment(base: Optional[dict] = None) -> dict:
@@ -60,6 +67,12 @@ def child_environment(base: Optional[dict] = None) -> dict:
 
 def parse_progress(line: str) -> Optional[tuple[float, str]]:
     """(fraction, message) from a progress line of the CLI, or None."""
+    match = _LINE.match(line.strip())
+    if match:
+        try:
+            return min(max(float(match["fraction"]), 0.0), 1.0), match["message"].strip()
+        except ValueError:
+            return None
     match = _TQDM.search(line.strip())
     if not match:
         return None

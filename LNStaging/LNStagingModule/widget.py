@@ -40,7 +40,9 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = LNStagingLogic()
 
-        self.ui.modelComboBox.addItems(self.logic.modelIds() or ["(no model installed)"])
+        self.ui.modelComboBox.addItem("Default models (catalogue)", "")
+        for modelId in self.logic.modelIds():
+            self.ui.modelComboBox.addItem(modelId, modelId)
         self.ui.deviceComboBox.addItem("CPU", "cpu")
         self.ui.deviceComboBox.addItem("GPU (CUDA)", "cuda")
         self.ui.operatingModeComboBox.addItems(list(OPERATING_MODES))
@@ -135,7 +137,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             files = self.logic.writeInputs(p.ct, p.pet, p.organs, self.ui.tumourSelector.currentNode(),
                                            self.ui.tumourSelector.currentSegmentID())
-            modelId = self.ui.modelComboBox.currentText if self.logic.modelIds() else None
+            modelId = self.ui.modelComboBox.currentData or None
             self.logic.startRun(files, modelId, device)
         except LNStagingError as error:
             slicer.util.errorDisplay(str(error))
@@ -184,7 +186,9 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         path = qt.QFileDialog.getOpenFileName(self.parent, "Weights file", "", "PyTorch weights (*.pt *.pth)")
         if path:
             with slicer.util.tryWithErrorDisplay("The weights file was not imported.", waitCursor=True):
-                target = self.logic.importWeights(path, self.ui.modelComboBox.currentText)
+                if not self.ui.modelComboBox.currentData:
+                    raise LNStagingError("Choose the model these weights belong to in the Model list first.")
+                target = self.logic.importWeights(path, self.ui.modelComboBox.currentData)
                 slicer.util.infoDisplay(f"Imported and verified: {target}")
 
     # ---- review -----------------------------------------------------------------------------------------------

@@ -122,6 +122,14 @@ def save_review_mrb(review: ReviewScene, path: Path | str) -> Path:
     for node in (review.ct, review.pet, review.attention, review.segmentation, review.table, review.markups):
         if node is not None and node.GetStorageNode() is None:
             node.AddDefaultStorageNode()
-    if not scene.WriteToMRB(str(path)):
+    import vtk
+
+    was_shown = vtk.vtkObject.GetGlobalWarningDisplay()
+    vtk.vtkObject.GlobalWarningDisplayOff()  # the zip writer logs every file it adds
+    try:
+        written = scene.WriteToMRB(str(path))
+    finally:
+        vtk.vtkObject.SetGlobalWarningDisplay(was_shown)
+    if not written:
         raise OSError(f"could not write the scene bundle {path}")
     return path
