@@ -91,3 +91,13 @@ def test_large_node_is_resized_to_keep_an_8_voxel_margin(ct):
     sphere = extract_patches(ct, centres[:1]).masks[0, 0]
     assert sphere.sum() == np.sum(np.sum((np.indices((48,) * 3) - 24) ** 2, axis=0) <= 25)
     assert sphere[24, 24, 24] == 1 and sphere[24, 24, 30] == 0
+
+
+def test_batches_equal_one_at_a_time(ct):
+    rng = np.random.default_rng(3)
+    points = _voxel_points(ct, rng.integers(5, np.array(ct.GetSize()) - 5, size=(7, 3))) + rng.normal(size=(7, 3))
+    pet = sitk.Cast(sitk.Clamp(ct, lowerBound=0, upperBound=1000), sitk.sitkFloat32) / 100.0
+    batched = extract_patches(ct, points, pet=pet, batch_size=3)
+    for i in range(7):
+        single = extract_patches(ct, points[i:i + 1], pet=pet)
+        assert np.array_equal(batched.images[i], single.images[0]) and np.array_equal(batched.masks[i], single.masks[0])

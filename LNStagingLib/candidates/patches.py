@@ -129,12 +129,14 @@ class _GridSampler:
         self.filter.SetOutputPixelType(pixel_type)
         self.filter.SetTransform(sitk.Transform())
 
-    def sample(self, centre_lps: Sequence[float], scale: float) -> np.ndarray:
+    def sample(self, centre_lps: Sequence[float], scale: float, out: np.ndarray) -> None:
+        """Write the patch at ``centre_lps`` into ``out`` [S, S, S] (cast to out's dtype)."""
         origin, spacing, direction = patch_geometry(centre_lps, scale, self.image, self.config)
         self.filter.SetOutputOrigin(origin)
         self.filter.SetOutputSpacing(spacing)
         self.filter.SetOutputDirection(direction)
-        return sitk.GetArrayViewFromImage(self.filter.Execute(self.image))
+        patch = self.filter.Execute(self.image)  # keep the image alive while its array view is read
+        out[...] = sitk.GetArrayViewFromImage(patch)
 
 
 def _check_image(image: sitk.Image, what: str) -> None:
@@ -178,11 +180,13 @@ def iter_patch_batches(ct: sitk.Image, centroids_lps: np.ndarray, *, pet: Option
         stop = min(n, start + batch_size)
         images = np.empty((stop - start, len(samplers), s, s, s), dtype=np.float32)
         masks = np.zeros((stop - start, 1, s, s, s), dtype=np.float32)
+        labels = np.empty((s, s, s), dtype=np.int64)
         for j, i in enumerate(range(start, stop)):
             for c, sampler in enumerate(samplers):
-                images[j, c] = sampler.sample(centroids[i], scales[i])
+                sampler.sample(centroids[i], scales[i], images[j, c])
             if label_sampler is not None and ids[i] > 0:
-                masks[j, 0] = label_sampler.sample(centroids[i], scales[i]) == ids[i]
+                label_sampler.sample(centroids[i], scales[i], labels)
+                masks[j, 0] = labels == ids[i]
             if not masks[j, 0].any():  # no mask, or the mask misses the patch: a sphere around the centre
                 r = config.roi_radius_mm / (config.spacing_mm * scales[i])
                 masks[j, 0] = radius_vox2 <= max(r, 1.0) ** 2

@@ -3,7 +3,10 @@
 Design for speed: patches come out of ``iter_patch_batches`` in batches, the CNN (which works per candidate) runs
 over whole batches under ``torch.inference_mode``, and the graph head runs once over all of the patient's f. The
 per-candidate loop (``classify_candidates_naive``: one patch, one CNN call at a time) is kept as the reference that
-tests and benchmarks/stage2_benchmark.py compare against; both give the same probabilities.
+tests and benchmarks/stage2_benchmark.py compare against; both give bit-identical probabilities. Two things make
+that hold: the CNN's FC layers are row-wise (models/roi_cnn.RowwiseLinear), and the convolutions run on PyTorch's
+native kernels (oneDNN off inside this module only), whose result for a candidate does not depend on the batch
+size; oneDNN's 3D convolutions differ in the last bits between batch sizes and were not faster here.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from ..candidates.patches import CandidatePatches, extract_patches, iter_patch_b
 from ..errors import ModelError
 from ..models.stage2 import Stage2Model
 from ..progress import Progress
+
+
+def _batch_invariant():
+    """Convolutions whose per-candidate result does not depend on the batch (see the module docstring)."""
+    return torch.backends.mkldnn.flags(enabled=False)
 
 
 def patch_arguments(model: Stage2Model, ct: sitk.Image, centroids_lps: np.ndarray, pet: Optional[sitk.Image],
@@ -63,6 +71,11 @@ def classify_patches(model: Stage2Model, patches: CandidatePatches | Sequence[Ca
                      priors: Optional[np.ndarray], device: str = "cpu", batch_size: int = 16) -> np.ndarray:
     """Probabilities for ONE patient's candidates from their patches (one CandidatePatches or an iterable of batches)."""
     model.eval()
+    with _batch_invariant():
+        return _classify_patches(model, patches, priors, device, batch_size)
+
+
+def _classify_patches(model, patches, priors, device, batch_size) -> np.ndarray:
     logits_parts, f_parts = [], []
     batches = [patches] if isinstance(patches, CandidatePatches) else patches
     for batch in batches:
@@ -107,6 +120,11 @@ def classify_candidates_naive(model: Stage2Model, ct: sitk.Image, centroids_lps,
     model.eval()
     centroids = np.asarray(centroids_lps, dtype=np.float64).reshape(-1, 3)
     s = prior_matrix(model, ct, centroids, priors, tumor, lung)
+    with _batch_invariant():
+        return _naive(model, ct, centroids, s, pet, label_map, label_ids, device)
+
+
+def _naive(model, ct, centroids, s, pet, label_map, label_ids, device) -> np.ndarray:
     logits, features = [], []
     for i, centre in enumerate(centroids):
         ids = None if label_ids is None else [label_ids[i]]

@@ -60,6 +60,16 @@ def roi_gap(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (features * weights).sum(dim=(2, 3, 4)) / total
 
 
+class RowwiseLinear(nn.Linear):
+    """nn.Linear computed as one matrix-vector product per row (bmm), so a candidate's output is bit-for-bit the
+    same whatever else shares its batch: batched inference then equals the per-candidate loop exactly (a plain
+    GEMM picks different kernels for 1 and for B rows, which changes the last bits)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.t().unsqueeze(0).expand(x.shape[0], -1, -1)
+        return torch.bmm(x.unsqueeze(1), weight).squeeze(1) + self.bias
+
+
 class BasicBlock3d(nn.Module):
     """The ResNet basic block in 3D (two 3x3x3 convs, batch norm, identity or 1x1x1 shortcut)."""
 
@@ -95,10 +105,10 @@ class RoiCNN(nn.Module):
                                           for b in range(n_blocks)]))
             cin = width
         self.stages = nn.ModuleList(stages)
-        self.roi_fc = nn.ModuleList(nn.Sequential(nn.Linear(width, config.feature_dim), nn.ReLU(inplace=True))
+        self.roi_fc = nn.ModuleList(nn.Sequential(RowwiseLinear(width, config.feature_dim), nn.ReLU(inplace=True))
                                     for width in config.widths)
         self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.f_dim, 1)
+        self.classifier = RowwiseLinear(config.f_dim, 1)
 
     def features(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """f: the concatenated per-stage ROI-GAP + FC vectors."""

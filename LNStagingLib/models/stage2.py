@@ -135,7 +135,8 @@ class Stage2Model(nn.Module):
         if self.config.use_priors:
             if priors is None:
                 raise ModelError("This model uses spatial priors: compute them for the candidates first.")
-            s = (priors.to(f.dtype) - self.prior_mean) / self.prior_std
+            # A prior that could not be computed (NaN, e.g. no tumour mask) enters as the training mean.
+            s = torch.nan_to_num((priors.to(f.dtype) - self.prior_mean) / self.prior_std, nan=0.0)
         return self.head(f, s)
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor, priors: Optional[torch.Tensor] = None) -> torch.Tensor:
