@@ -5,20 +5,12 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from stage1_support import one_thread  # noqa: F401  (autouse fixture)
+
 from LNStagingLib.errors import Cancelled
 from LNStagingLib.inference.segmentation import segment_lymph_nodes, sliding_window_logits, window_starts
 from LNStagingLib.models.unet import AttentionUNet, unet_config
 from LNStagingLib.progress import Progress
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread, above all on a shared machine; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 
 @pytest.fixture(scope="module")

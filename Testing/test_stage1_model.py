@@ -4,20 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from stage1_support import one_thread  # noqa: F401  (autouse fixture)
+
 from LNStagingLib.models.checkpoint import load_model, save_checkpoint
 from LNStagingLib.models.identification import InstanceIdentifier, identify_instances, instance_patch
 from LNStagingLib.models.seg_loss import SegmentationLoss, deep_supervision_weights
 from LNStagingLib.models.unet import AttentionUNet, unet_config
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread, above all on a shared machine; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 
 def _tiny(seed=0, **overrides):

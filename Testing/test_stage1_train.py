@@ -6,20 +6,14 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from stage1_support import one_thread  # noqa: F401  (autouse fixture)
+
 from LNStagingLib.cli import main as cli
 from LNStagingLib.dataset.format import PDAC20_LABELS, write_candidates, write_description
 from LNStagingLib.models.checkpoint import load_model, sha256_of
 from LNStagingLib.phantom.case import generate_case
 
 SEEDS = {"p1": 1, "p4": 4, "p3": 3}  # seeds whose phantoms hold positive and negative nodes
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

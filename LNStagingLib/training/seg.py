@@ -224,6 +224,21 @@ def _optimizer(name: str, params, lr: float, momentum: float, weight_decay: floa
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
+def resume_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
+    """Load a *_last.pt resume point into model and optimiser; (first epoch to run, history). (0, []) if absent."""
+    from ..models.checkpoint import load_checkpoint
+
+    if not path.is_file():
+        return 0, []
+    payload = load_checkpoint(path)
+    if payload["config"] != dataclasses.asdict(model.config):
+        raise ModelError(f"{path} was trained with other network settings; resume with the same "
+                         "--config/--no-attention/--pet, or use another --out.")
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["extra"]["optimizer"])
+    return int(payload["extra"]["epoch"]) + 1, list(payload["extra"]["history"])
+
+
 def _poly(optimizer, base_lr: float, epoch: int, epochs: int) -> None:
     for group in optimizer.param_groups:
         group["lr"] = base_lr * (1 - epoch / max(epochs, 1)) ** 0.9
@@ -241,7 +256,7 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
     """Train phase 1; write seg_last.pt every epoch and seg_model.pt at the end. Returns the final sha256."""
     import torch
 
-    from ..models.checkpoint import load_checkpoint, save_checkpoint
+    from ..models.checkpoint import save_checkpoint
     from ..models.seg_loss import SegmentationLoss
     from ..models.unet import AttentionUNet
     from .sampling import PatchSampler
@@ -250,16 +265,7 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
     model = AttentionUNet(model_config).to(device)
     optimizer = _optimizer(train_config.optimizer, model.parameters(), train_config.learning_rate,
                            train_config.momentum, train_config.weight_decay)
-    history: list[dict] = []
-    start = 0
-    if resume and (out / SEG_LAST).is_file():
-        payload = load_checkpoint(out / SEG_LAST)
-        if payload["config"] != dataclasses.asdict(model_config):
-            raise ModelError(f"{out / SEG_LAST} was trained with other network settings; resume with the same "
-                             "--config/--no-attention/--pet, or use another --out.")
-        model.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["extra"]["optimizer"])
-        start, history = int(payload["extra"]["epoch"]) + 1, list(payload["extra"]["history"])
+    start, history = resume_state(out / SEG_LAST, model, optimizer) if resume else (0, [])
     loss_fn = SegmentationLoss()
     sampler = PatchSampler(training_cases(data.train, model_config, train_config.seed), model_config.patch_size,
                            train_config.batch_size, train_config.informative_negatives)
@@ -358,7 +364,7 @@ def train_identification(data: Cohort, seg_checkpoint: Path, train_config: SegTr
     """Phase 2: fine-tune the encoder + a new head to classify GT nodes; writes identifier.pt. Returns its sha256."""
     import torch
 
-    from ..models.checkpoint import load_checkpoint, load_model, save_checkpoint
+    from ..models.checkpoint import load_model, save_checkpoint
     from ..models.identification import InstanceIdentifier
 
     if not Path(seg_checkpoint).is_file():
@@ -369,13 +375,7 @@ def train_identification(data: Cohort, seg_checkpoint: Path, train_config: SegTr
     config = model.config
     optimizer = _optimizer(train_config.id_optimizer, model.parameters(), train_config.id_learning_rate,
                            train_config.id_momentum, train_config.id_weight_decay)
-    history: list[dict] = []
-    start = 0
-    if resume and (out / ID_LAST).is_file():
-        payload = load_checkpoint(out / ID_LAST)
-        model.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["extra"]["optimizer"])
-        start, history = int(payload["extra"]["epoch"]) + 1, list(payload["extra"]["history"])
+    start, history = resume_state(out / ID_LAST, model, optimizer) if resume else (0, [])
     x_all, m_all, y_all = instance_examples(data.train, config)
     if len(set(y_all.tolist())) < 2:
         raise DatasetError("Identification needs both positive and negative nodes in the training cases "
