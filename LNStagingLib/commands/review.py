@@ -1,0 +1,59 @@
+"""``lnstaging review DIR``: review the results of a run (or a batch) in a web browser (docs/REVIEW.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from .. import NOT_FOR_CLINICAL_USE
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("review", help="review results in a web browser (trame-slicer; loopback by default)",
+                            description="Serve the review of a results folder of 'lnstaging run' (or of a 'run-batch' "
+                                        "output folder: a case chooser) as a web page: PET/CT views, candidates, "
+                                        "accept/reject, operating point, contour correction, RTSTRUCT export. "
+                                        "Every change is saved at once to CASE/review/. See docs/REVIEW.md.")
+    parser.add_argument("dir", type=Path, metavar="DIR", help="results folder, or a folder of results folders")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any free port)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; any other address requires the printed token)")
+    parser.add_argument("--ct", type=Path, help="the CT of the case (a results folder holds no images)")
+    parser.add_argument("--pet", type=Path, help="the PET (SUV) of the case")
+    parser.add_argument("--data", type=Path, help="cohort folder (docs/DATASET.md) holding each case's ct/pet")
+    parser.add_argument("--ct-dicom", type=Path,
+                        help="CT DICOM folder for the RTSTRUCT export (a batch: a folder with one sub-folder per case)")
+    parser.add_argument("--require-token", action="store_true",
+                        help="require the access token even on loopback (a machine shared with other users)")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..web.cases import find_cases
+    from ..web.security import is_loopback, new_token
+
+    cases = find_cases(args.dir, ct=args.ct, pet=args.pet, data=args.data, ct_dicom=args.ct_dicom)
+    token = new_token() if args.require_token or not is_loopback(args.host) else None
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # server-side rendering, no display
+    start = time.perf_counter()
+    from ..web.app import ReviewApp, review_url
+
+    sys.argv = sys.argv[:1]  # trame parses sys.argv for its own options; ours are already parsed
+    app = ReviewApp(cases, token=token)
+
+    def announce(**_):
+        port = app.server.port
+        print(f"LNStaging review of {len(cases)} case(s) ready in {time.perf_counter() - start:.1f} s: "
+              f"{review_url(args.host, port, token)}", flush=True)
+        if token:
+            print("The page needs the token in the URL above; requests without it are refused.", flush=True)
+        print(NOT_FOR_CLINICAL_USE, flush=True)
+
+    app.server.controller.on_server_ready.add(announce)
+    try:
+        app.start(args.host, args.port)
+    finally:
+        app.shutdown()
+    return 0

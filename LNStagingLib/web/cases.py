@@ -1,0 +1,113 @@
+"""Which cases a review serves, and where each case's images, review state and exports live.
+
+``lnstaging review DIR`` accepts the results folder of ``lnstaging run`` (one case) or the output folder of
+``lnstaging run-batch`` (one results folder per case: a case chooser). A results folder holds no CT or PET
+(see LNStagingLib/results.py), so the images come from, in this order: ``--ct``/``--pet`` (one case only),
+files named ct.*/pet.* in the case folder, or the cohort folder given with ``--data`` (docs/DATASET.md:
+DATA/cases/<case_id>/ct.nii.gz). The CT DICOM folder for the RTSTRUCT export is ``--ct-dicom`` (one case) or
+``--ct-dicom ROOT`` with ROOT/<case_id>/ (a batch).
+
+The review state is written to CASE/review/ by the scene adapter's ``save_review`` (a review folder: the edited
+results, GTV_LN.seg.nrrd, candidates.tsv, centroids.mrk.json, review.json); exports go to CASE/export/.
+Pure Python: no trame, no MRML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..errors import InputFileError
+
+REVIEW_SUBDIR = "review"
+EXPORT_SUBDIR = "export"
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+@dataclass
+class ReviewCase:
+    case_id: str
+    results_dir: Path
+    ct: Path
+    pet: Optional[Path] = None
+    ct_dicom: Optional[Path] = None
+
+    @property
+    def review_dir(self) -> Path:
+        return self.results_dir / REVIEW_SUBDIR
+
+    @property
+    def export_dir(self) -> Path:
+        return self.results_dir / EXPORT_SUBDIR
+
+    def has_saved_review(self) -> bool:
+        return (self.review_dir / "review.json").is_file()
+
+    def export_disabled_reason(self) -> str:
+        """Empty when the RTSTRUCT export can run; otherwise why not, in the user's words."""
+        if self.ct_dicom is None:
+            return ("RTSTRUCT export needs the planning CT as DICOM: restart with "
+                    "'lnstaging review DIR --ct-dicom CT_DICOM_FOLDER'.")
+        if not self.ct_dicom.is_dir():
+            return f"The CT DICOM folder {self.ct_dicom} does not exist: check --ct-dicom."
+        return ""
+
+
+def is_results_folder(folder: Path) -> bool:
+    return (Path(folder) / "candidates.json").is_file()
+
+
+def _image_in(folder: Path, stem: str) -> Optional[Path]:
+    for suffix in IMAGE_SUFFIXES:
+        path = folder / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _cohort_case_dir(data: Optional[Path], case_id: str) -> Optional[Path]:
+    if data is None:
+        return None
+    for folder in (Path(data) / "cases" / case_id, Path(data) / case_id):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path] = None,
+               data: Optional[Path] = None, ct_dicom: Optional[Path] = None) -> list[ReviewCase]:
+    """The cases under ``folder`` (a results folder, or a folder of results folders), with their images.
+
+    Raises InputFileError with what to do when the folder holds no results or a case has no CT.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"{folder} is not a folder: give the --out folder of 'lnstaging run' or 'run-batch'.")
+    if is_results_folder(folder):
+        case_dirs = [folder]
+    else:
+        case_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and is_results_folder(p))
+    if not case_dirs:
+        raise InputFileError(f"{folder} holds no results of 'lnstaging run' (no candidates.json in it or its "
+                             "sub-folders): run the pipeline first.")
+    single = len(case_dirs) == 1 and case_dirs[0] == folder
+    if not single and (ct is not None or pet is not None):
+        raise InputFileError("--ct/--pet name the images of one case; for a batch give the cohort folder with --data.")
+    cases = []
+    for case_dir in case_dirs:
+        case_id = case_dir.name
+        cohort_dir = _cohort_case_dir(data, case_id)
+        ct_path = ct if single and ct is not None else (_image_in(case_dir, "ct") or (cohort_dir and _image_in(cohort_dir, "ct")))
+        pet_path = pet if single and pet is not None else (_image_in(case_dir, "pet") or (cohort_dir and _image_in(cohort_dir, "pet")))
+        if not ct_path:
+            raise InputFileError(f"No CT for case '{case_id}': give it with --ct FILE (one case) or the cohort folder "
+                                 "with --data DIR (a batch), or put ct.nii.gz into the results folder.")
+        for path, what in ((ct_path, "CT"), (pet_path, "PET")):
+            if path and not Path(path).exists():
+                raise InputFileError(f"The {what} {path} does not exist: check --{what.lower()}.")
+        dicom = None
+        if ct_dicom is not None:
+            dicom = Path(ct_dicom) if single else Path(ct_dicom) / case_id
+        cases.append(ReviewCase(case_id, case_dir, Path(ct_path), Path(pet_path) if pet_path else None, dicom))
+    return cases

@@ -1,0 +1,333 @@
+"""The browser review (lnstaging review) driven in headless Chromium: a phantom run is served by a real server
+process (trame-slicer, server-side rendering through EGL), and the page is used as a reviewer would: jump to a
+candidate, reject one, paint a contour and undo, export the RTSTRUCT; then the server is killed (SIGKILL) and
+restarted, and the review must be there. A second server bound to a non-loopback address refuses requests without
+the token. Screenshots of each step go to Testing/artifacts/web/.
+
+Needs Debian's chromium (``apt-get install -y chromium``); Playwright drives it through ``executable_path`` (never
+``playwright install``). Skipped, saying so, only when chromium is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("trame_slicer")
+pytest.importorskip("playwright")
+
+from export_roundtrip import write_phantom_ct  # noqa: E402
+
+from LNStagingLib.phantom.cohort import write_cohort  # noqa: E402
+from LNStagingLib.pipeline import CaseInputs, RunOptions, run_to_folder  # noqa: E402
+from LNStagingLib.results import Results  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+START_TIMEOUT_S = 90
+VIEWPORT = {"width": 1400, "height": 850}
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium): the browser tests need it")
+    return path
+
+
+# ---- the case: a phantom run with probabilities, and its CT as DICOM -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    root = tmp_path_factory.mktemp("web_review")
+    write_cohort(root / "cohort", seed=0, cases=1, size="small", direction="oblique")
+    src = root / "cohort" / "cases" / "case000"
+    run = root / "case000"
+    run_to_folder(CaseInputs(ct=src / "ct.nii.gz", pet=src / "pet.nii.gz", organs=src / "organs.nii.gz",
+                             organ_mapping="pdac20", tumor=src / "tumor.nii.gz", candidates=src / "candidates.csv"),
+                  run, RunOptions())
+    # No trained model here: give the candidates probabilities spread over [0.05, 0.95], hottest (SUVmax) first.
+    results = Results.read(run)
+    by_suv = sorted(results.candidates, key=lambda c: (-c.suv_max, c.id))
+    for k, c in enumerate(by_suv):
+        c.probability = 0.95 - 0.9 * k / max(len(by_suv) - 1, 1)
+    results.patient.metastasis_probability = 0.81
+    results.patient.operating_point = {"threshold": 0.5}
+    results.rank_candidates()
+    results.write(run)
+    ct = sitk.ReadImage(str(src / "ct.nii.gz"))
+    direction = np.array(ct.GetDirection()).reshape(3, 3)
+    size, spacing = ct.GetSize(), ct.GetSpacing()
+    write_phantom_ct(root / "ct_dicom", rows=size[1], columns=size[0], slices=size[2],
+                     pixel_spacing=(spacing[1], spacing[0]), slice_spacing=spacing[2],
+                     row_direction=direction[:, 0], column_direction=direction[:, 1], origin=ct.GetOrigin())
+    return {"root": root, "run": run, "ct": src / "ct.nii.gz", "pet": src / "pet.nii.gz", "ct_dicom": root / "ct_dicom"}
+
+
+# ---- the server process --------------------------------------------------------------------------------------------
+
+class Server:
+    """``lnstaging review`` as a child process in its own process group; ``url`` once it printed its ready line."""
+
+    def __init__(self, args: list[str], log_path: Path):
+        env = dict(os.environ, VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow", PYTHONUNBUFFERED="1")
+        self.log = open(log_path, "ab")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "LNStagingLib", "review", *args], cwd=REPO, env=env,
+                                     stdout=subprocess.PIPE, stderr=self.log, start_new_session=True)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url, self.start_seconds = self._wait_ready()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode(errors="replace"))
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the review server exited with {self.proc.returncode}; see {self.log.name}")
+                continue
+            match = re.search(r"ready in .*?: (http://\S+)", line)
+            if match:
+                return match.group(1), time.perf_counter() - self.started
+        raise RuntimeError(f"the review server did not start in {START_TIMEOUT_S} s; see {self.log.name}")
+
+    @property
+    def base(self) -> str:
+        return self.url.split("?")[0].rstrip("/")
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=20)
+        self.log.close()
+
+
+@pytest.fixture
+def start_server(case):
+    servers = []
+
+    def start(*extra):
+        args = [str(case["run"]), "--ct", str(case["ct"]), "--pet", str(case["pet"]), "--ct-dicom", str(case["ct_dicom"]),
+                "--port", "0", *extra]
+        if "--host" not in extra:
+            args += ["--host", "127.0.0.1"]
+        server = Server(args, case["root"] / "server.log")
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# ---- helpers -------------------------------------------------------------------------------------------------------
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.wait_for_timeout(600)  # let the server-side render reach the page
+    page.screenshot(path=str(path))
+    return path
+
+
+def labels_on_disk(review_dir: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(review_dir / "gtv_ln.nii.gz")))
+
+
+def decisions_on_disk(review_dir: Path) -> dict:
+    return json.loads((review_dir / "review.json").read_text())["decisions"]
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport=VIEWPORT)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    page.wait_for_selector("#cand-1", timeout=30000)
+    return page, requests
+
+
+# ---- the review, step by step ----------------------------------------------------------------------------------------
+
+def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start_server, browser):
+    server = start_server()
+    review_dir = case["run"] / "review"
+    page, requests = open_page(browser, server.url)
+    status = get_json(server.base + "/lnstaging/status.json")
+    assert status["case"] == "case000"
+    assert (review_dir / "review.json").is_file()  # the review folder exists from the first moment
+    assert "not for clinical use" in page.inner_text("#disclaimer")
+    assert "0.81" in page.inner_text("#patient-probability")
+    # the page loads nothing from outside this server
+    origin = server.base
+    outside = [u for u in requests if not (u.startswith(origin) or u.startswith(("blob:", "data:")))]
+    assert outside == []
+    # candidates sorted by probability
+    ranked = sorted(Results.read(case["run"]).candidates, key=lambda c: -c.probability)
+    names = page.locator("#candidates tbody tr td:first-child").all_inner_texts()
+    assert names == [c.name for c in ranked]
+    shot(page, "01_loaded")
+
+    # click a candidate: every view moves to it
+    target = ranked[2]
+    before = status["slice_offsets"]
+    page.click(f"#cand-{target.id}")
+    moved = wait_for(lambda: (s := get_json(server.base + "/lnstaging/status.json"))["selected"]["id"] == target.id and s,
+                     what="the jump")
+    assert moved["slice_offsets"] != before
+    assert moved["selected"]["centroid_ras"] == pytest.approx(
+        [-target.centroid_lps[0], -target.centroid_lps[1], target.centroid_lps[2]], abs=1e-3)
+    for view in ("axial", "coronal", "sagittal"):  # each slice plane passes through the node (oblique CT grid)
+        assert abs(moved["selected"]["views"][view]["plane_distance_mm"]) < 1e-3
+    axial_text = f"axial {moved['slice_offsets']['axial']:.1f} mm"
+    wait_for(lambda: axial_text in page.inner_text("#slice-positions"), what="the slice position text")
+    shot(page, "02_jumped")
+
+    # reject one: saved to review.json at once
+    rejected = ranked[-1]
+    page.click(f"#reject-{rejected.id}")
+    wait_for(lambda: decisions_on_disk(review_dir).get(str(rejected.id)) == "rejected", what="rejection on disk")
+    accepted = ranked[0]
+    page.click(f"#accept-{accepted.id}")
+    wait_for(lambda: decisions_on_disk(review_dir).get(str(accepted.id)) == "accepted", what="acceptance on disk")
+    page.check("input[type=checkbox]")  # show rejected, so the rejected node is drawn in the screenshot
+    shot(page, "03_decisions")
+
+    # paint: grow the selected node's contour with a brush stroke in the axial view
+    original = int((labels_on_disk(review_dir) == target.id).sum())
+    page.click("#tool-paint")
+    wait_for(lambda: get_json(server.base + "/lnstaging/status.json")["tool"] == "paint", what="the paint tool")
+    axial = page.locator("#views img").first.bounding_box()
+    vx, vy = get_json(server.base + "/lnstaging/status.json")["selected"]["views"]["axial"]["xy"]
+    page.mouse.move(axial["x"] + vx, axial["y"] + vy)
+    page.mouse.down()
+    page.mouse.move(axial["x"] + vx + 45, axial["y"] + vy + 10, steps=12)
+    page.mouse.up()
+    grown = wait_for(lambda: (n := int((labels_on_disk(review_dir) == target.id).sum())) > original and n,
+                     what="the painted voxels on disk")
+    page.click("#tool-none")
+    shot(page, "04_painted")
+
+    # undo: back to the original contour, on disk
+    page.click("#undo")
+    wait_for(lambda: int((labels_on_disk(review_dir) == target.id).sum()) == original, what="the undo on disk")
+    shot(page, "05_undone")
+
+    # export the reviewed RTSTRUCT and read it back
+    page.click("#export")
+    rtstruct = case["run"] / "export" / "RS_LNStaging.dcm"
+    wait_for(rtstruct.is_file, timeout=60, what="the RTSTRUCT")
+    import pydicom
+
+    from LNStagingLib.io.rtstruct_read import read_contours, roi_names
+
+    ds = pydicom.dcmread(rtstruct)
+    names = set(roi_names(ds).values())
+    assert rejected.name not in names
+    assert {accepted.name, target.name} <= names
+    assert len(read_contours(ds, {target.name})[target.name]) > 0
+    with urllib.request.urlopen(server.base + "/lnstaging/download/review.json") as response:
+        assert json.loads(response.read())["decisions"][str(rejected.id)] == "rejected"
+    with urllib.request.urlopen(server.base + "/lnstaging/download/gtv_ln.nii.gz") as response:
+        assert response.read(2) == b"\x1f\x8b"
+    shot(page, "06_exported")
+    page.close()
+
+    # kill the server (no chance to save anything more) and start again: the same review
+    voxels = get_json(server.base + "/lnstaging/status.json")["voxels"]
+    server.kill(signal.SIGKILL)
+    again = start_server()
+    page, _ = open_page(browser, again.url)
+    restored = get_json(again.base + "/lnstaging/status.json")
+    assert restored["decisions"][str(rejected.id)] == "rejected"
+    assert restored["decisions"][str(accepted.id)] == "accepted"
+    assert restored["show_rejected"] is True
+    assert restored["voxels"] == voxels
+    assert page.inner_text(f"#state-{rejected.id}") == "rejected"
+    shot(page, "07_restarted")
+    page.close()
+    print(f"server start {server.start_seconds:.1f} s, restart {again.start_seconds:.1f} s")
+
+
+def _non_loopback_address() -> str | None:
+    """An address of this machine that is not loopback (no packet is sent), or None."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            address = s.getsockname()[0]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((address, 0))
+        return None if address.startswith("127.") else address
+    except OSError:
+        return None
+
+
+def test_non_loopback_server_refuses_requests_without_the_token(start_server, browser):
+    address = _non_loopback_address()
+    # Where the machine has no other address, 127.0.0.2 with --require-token exercises the same check.
+    server = start_server("--host", address) if address else start_server("--host", "127.0.0.2", "--require-token")
+    token = re.search(r"token=([\w-]+)", server.url).group(1)
+    for path in ("/", "/index.html", "/lnstaging/status.json", "/lnstaging/download/review.json"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server.base + path, timeout=10)
+        assert refused.value.code == 403
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(server.base + "/lnstaging/status.json?token=wrong" + token[:4], timeout=10)
+    assert get_json(server.base + f"/lnstaging/status.json?token={token}")["case"] == "case000"
+    page, _ = open_page(browser, server.url)  # with the token the page works (the cookie carries it on)
+    assert page.inner_text("#disclaimer")
+    page.close()
