@@ -28,15 +28,18 @@ def case(data_dir):
 
 
 @pytest.mark.parametrize("head,roi", [("gnnp", "label"), ("gnnb", "sphere"), ("cnn", "label")])
-def test_batched_equals_per_candidate_exactly(case, head, roi):
+def test_batched_equals_per_candidate(case, head, roi):
     ct, pet, centres, labels, ids, priors = case
     torch.manual_seed(0)
     model = Stage2Model(stage2_config("tiny", head=head, prior_names=NAMES, roi_source=roi)).eval()
-    batched = classify_candidates(model, ct, centres, pet=pet, label_map=labels, label_ids=ids, priors=priors,
-                                  batch_size=4)
-    naive = classify_candidates_naive(model, ct, centres, pet=pet, label_map=labels, label_ids=ids, priors=priors)
+    args = dict(pet=pet, label_map=labels, label_ids=ids, priors=priors)
+    batched = classify_candidates(model, ct, centres, batch_size=4, exact=True, **args)
+    naive = classify_candidates_naive(model, ct, centres, exact=True, **args)
     assert batched.shape == (9,) and np.all((batched > 0) & (batched < 1))
     assert np.array_equal(batched, naive)
+    # The fast (oneDNN) path agrees to rounding.
+    fast = classify_candidates(model, ct, centres, batch_size=4, **args)
+    assert np.allclose(fast, naive, rtol=0, atol=1e-5)
 
 
 def test_missing_pet_and_prior_order(case):

@@ -3,10 +3,13 @@
 Design for speed: patches come out of ``iter_patch_batches`` in batches, the CNN (which works per candidate) runs
 over whole batches under ``torch.inference_mode``, and the graph head runs once over all of the patient's f. The
 per-candidate loop (``classify_candidates_naive``: one patch, one CNN call at a time) is kept as the reference that
-tests and benchmarks/stage2_benchmark.py compare against; both give bit-identical probabilities. Two things make
-that hold: the CNN's FC layers are row-wise (models/roi_cnn.RowwiseLinear), and the convolutions run on PyTorch's
-native kernels (oneDNN off inside this module only), whose result for a candidate does not depend on the batch
-size; oneDNN's 3D convolutions differ in the last bits between batch sizes and were not faster here.
+tests and benchmarks/stage2_benchmark.py compare against.
+
+Identical outputs. oneDNN (PyTorch's fast CPU convolution) picks different kernels for a batch of 1 and of B, so
+by default the two paths agree to ~1e-6 in probability, not bit for bit. ``exact=True`` makes them bit-identical:
+the CNN's FC layers are row-wise already (models/roi_cnn.RowwiseLinear) and the convolutions then run on PyTorch's
+native kernels, whose per-candidate result does not depend on the batch, at ~10x the CPU time (measured in
+benchmarks/stage2_benchmark.py).
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from ..models.stage2 import Stage2Model
 from ..progress import Progress
 
 
-def _batch_invariant():
-    """Convolutions whose per-candidate result does not depend on the batch (see the module docstring)."""
-    return torch.backends.mkldnn.flags(enabled=False)
+def _convolutions(exact: bool):
+    """exact: convolutions whose per-candidate result does not depend on the batch (see the module docstring)."""
+    return torch.backends.mkldnn.flags(enabled=torch.backends.mkldnn.is_available() and not exact)
 
 
 def patch_arguments(model: Stage2Model, ct: sitk.Image, centroids_lps: np.ndarray, pet: Optional[sitk.Image],
@@ -68,10 +71,11 @@ def prior_matrix(model: Stage2Model, ct: sitk.Image, centroids_lps: np.ndarray, 
 
 @torch.inference_mode()
 def classify_patches(model: Stage2Model, patches: CandidatePatches | Sequence[CandidatePatches],
-                     priors: Optional[np.ndarray], device: str = "cpu", batch_size: int = 16) -> np.ndarray:
+                     priors: Optional[np.ndarray], device: str = "cpu", batch_size: int = 16,
+                     exact: bool = False) -> np.ndarray:
     """Probabilities for ONE patient's candidates from their patches (one CandidatePatches or an iterable of batches)."""
     model.eval()
-    with _batch_invariant():
+    with _convolutions(exact):
         return _classify_patches(model, patches, priors, device, batch_size)
 
 
@@ -95,7 +99,8 @@ def _classify_patches(model, patches, priors, device, batch_size) -> np.ndarray:
 def classify_candidates(model: Stage2Model, ct: sitk.Image, centroids_lps, *, pet: Optional[sitk.Image] = None,
                         label_map: Optional[sitk.Image] = None, label_ids: Optional[Sequence[int]] = None,
                         priors=None, tumor: Optional[sitk.Image] = None, lung: Optional[sitk.Image] = None,
-                        batch_size: int = 16, device: str = "cpu", progress: Optional[Progress] = None) -> np.ndarray:
+                        batch_size: int = 16, device: str = "cpu", exact: bool = False,
+                        progress: Optional[Progress] = None) -> np.ndarray:
     """Probability per candidate (same order as ``centroids_lps`` [N, 3] LPS mm) for one case.
 
     label_map + label_ids: the candidates' instance masks (stage-1 GTV_LN labels), for ROI masks and resizing.
@@ -108,19 +113,20 @@ def classify_candidates(model: Stage2Model, ct: sitk.Image, centroids_lps, *, pe
     s = prior_matrix(model, ct, centroids, priors, tumor, lung)
     kwargs = patch_arguments(model, ct, centroids, pet, label_map, label_ids)
     batches = iter_patch_batches(ct, centroids, batch_size=batch_size, progress=progress.sub(0.0, 0.9), **kwargs)
-    probabilities = classify_patches(model, batches, s, device=device, batch_size=batch_size)
+    probabilities = classify_patches(model, batches, s, device=device, batch_size=batch_size, exact=exact)
     progress.step(1.0, f"classified {len(centroids)} candidates")
     return probabilities
 
 
 @torch.inference_mode()
 def classify_candidates_naive(model: Stage2Model, ct: sitk.Image, centroids_lps, *, pet=None, label_map=None,
-                              label_ids=None, priors=None, tumor=None, lung=None, device: str = "cpu") -> np.ndarray:
+                              label_ids=None, priors=None, tumor=None, lung=None, device: str = "cpu",
+                              exact: bool = False) -> np.ndarray:
     """Reference path: one candidate at a time (patch, CNN), then the head. Same result as classify_candidates."""
     model.eval()
     centroids = np.asarray(centroids_lps, dtype=np.float64).reshape(-1, 3)
     s = prior_matrix(model, ct, centroids, priors, tumor, lung)
-    with _batch_invariant():
+    with _convolutions(exact):
         return _naive(model, ct, centroids, s, pet, label_map, label_ids, device)
 
 
