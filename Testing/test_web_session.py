@@ -98,6 +98,7 @@ def test_session_saves_decisions_and_edits_as_they_happen_and_switches_cases(ses
     assert session.status()["slice_offsets"] != {}
     assert not np.allclose(session.status()["selected"]["centroid_ras"], ras)
 
+    attention = (review_dir / "attention.nii.gz").stat()
     session.set_review(2, "rejected")
     assert json.loads((review_dir / "review.json").read_text())["decisions"]["2"] == "rejected"
     session.set_threshold(0.7)
@@ -115,6 +116,10 @@ def test_session_saves_decisions_and_edits_as_they_happen_and_switches_cases(ses
     session.editor.active_segmentation.trigger_modified()  # what a paint stroke emits
     on_disk = sitk.GetArrayFromImage(sitk.ReadImage(str(review_dir / "gtv_ln.nii.gz")))
     assert int((on_disk == 3).sum()) == int(grown.sum()) > int(voxels.sum())
+    # decisions and edits rewrote only what they touch (scene.review_autosave): the attention image is as first saved
+    assert (review_dir / "attention.nii.gz").stat().st_ino == attention.st_ino
+    assert (review_dir / "attention.nii.gz").stat().st_mtime_ns == attention.st_mtime_ns
+    assert not list(review_dir.parent.glob(".*"))  # no temporary files left beside the review folder
 
     session.open_case("p02")  # the other case replaces this one in the scene
     assert session.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1

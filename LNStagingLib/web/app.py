@@ -100,6 +100,8 @@ class ReviewApp:
                         f"to {session.case.review_dir}" if session.saved_at else "")
         s.export_disabled_reason = session.case.export_disabled_reason()
         s.has_export = session.last_export is not None
+        if session.last_error:
+            s.message = session.last_error
         self._push_slice_text(flush=False)
         s.flush()
 

@@ -9,6 +9,7 @@ app (web/app.py) binds this to the page; tests and the status endpoint read ``st
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ import vtk
 
 from ..errors import LNStagingError
 from ..results import Results
-from ..scene import review_state, segments, views, volumes
+from ..scene import review_autosave, review_state, segments, views, volumes
 from ..scene.coordinates import lps_to_ras
 from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
@@ -33,6 +34,7 @@ TOOLS = ("none", "paint", "erase")
 VIEW_NAMES = {"Red": "axial", "Green": "coronal", "Yellow": "sagittal"}
 SEGMENT_FILL_OPACITY = 0.3  # the outline carries the contour; a light fill shows the probability colour
 RTSTRUCT_NAME = "RS_LNStaging.dcm"
+EDIT_SAVE_DELAY_S = 0.05  # after a stroke: long enough to draw it first, short enough that a kill loses nothing
 
 
 class ReviewSession:
@@ -64,6 +66,7 @@ class ReviewSession:
         self.editor.segmentation_modified.connect(self._on_segmentation_modified)
         self._loading = False
         self._edits_pending = False
+        self._save_scheduled = False
 
     # ---- opening a case ------------------------------------------------------------------------------------
     def open_case(self, case_id: str) -> None:
@@ -148,15 +151,15 @@ class ReviewSession:
 
     def set_review(self, candidate_id: int, state: str) -> None:
         self.review.set_review(int(candidate_id), state)
-        self.save()
+        self.save(edits=False)
 
     def set_threshold(self, threshold: float) -> None:
         self.review.set_operating_point(threshold=float(threshold))
-        self.save()
+        self.save(edits=False)
 
     def set_show_rejected(self, show: bool) -> None:
         self.review.set_show_rejected(bool(show))
-        self.save()
+        self.save(edits=False)
 
     def set_overlay(self, which: str, opacity: Optional[float] = None) -> None:
         if which not in OVERLAYS:
@@ -199,27 +202,49 @@ class ReviewSession:
             self.undo_stack.redo()
 
     def _on_segmentation_modified(self, *_args) -> None:
+        """A stroke, an undo or a redo: save right after the event (coalesced, so the stroke is drawn first)."""
         if self._loading or self.review is None:
             return
         self._edits_pending = True
-        self.save()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.save()
+            return
+        if not self._save_scheduled:
+            self._save_scheduled = True
+            loop.call_later(EDIT_SAVE_DELAY_S, self._scheduled_save)
+
+    def _scheduled_save(self) -> None:
+        self._save_scheduled = False
+        try:
+            self.flush()
+        except Exception as error:  # shown on the page; the edit stays pending and is saved with the next change
+            log.exception("saving the review failed")
+            self.last_error = f"Saving failed ({type(error).__name__}: {error})"
+            self.on_change()
 
     def flush(self) -> None:
         if self._edits_pending:
             self.save()
 
     # ---- saving and export ----------------------------------------------------------------------------------
-    def save(self) -> Path:
-        """Write the review folder (the scene adapter's save_review: edits read back first, atomic)."""
+    def save(self, edits: bool = True) -> Path:
+        """Write the review folder: after a decision only its small files; after an edit (``edits``) the edits are
+        read back and the segmentation and GTV_LN written too (scene.review_autosave; save_review the first time)."""
         if self.review is None:
             raise LNStagingError("No case is open.")
         start = time.perf_counter()
         self._loading = True  # reading edits back renames/removes segments: not a user edit
         try:
-            review_state.save_review(self.review, self.case.review_dir)
+            if edits or self._edits_pending:
+                review_autosave.save_edits(self.review, self.case.review_dir)
+            else:
+                review_autosave.save_decisions(self.review, self.case.review_dir)
         finally:
             self._loading = False
         self._edits_pending = False
+        self.last_error = ""
         self.saved_at = time.time()
         self.save_seconds = time.perf_counter() - start
         if self.selected_id is not None and self.selected_id not in {c.id for c in self.review.results.candidates}:
@@ -303,6 +328,8 @@ class ReviewSession:
             "review_dir": str(self.case.review_dir),
             "export_disabled_reason": self.case.export_disabled_reason(),
             "last_export": str(self.last_export) if self.last_export else None,
+            "edits_pending": self._edits_pending,
+            "last_error": self.last_error,
         }
 
 
