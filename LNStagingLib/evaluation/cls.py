@@ -1,0 +1,59 @@
+"""``lnstaging evaluate cls``: candidate FROC, mFROC (mean sensitivity at 2, 3, 4, 6 FP/patient) and F1 of a stage-2 model.
+
+Counting follows evaluation/froc.py (a GTV_LN counts once, with its best candidate; lesions that no candidate hits are
+misses). Patches are cut with the settings stored in the checkpoint, so evaluation sees what training saw.
+Writes eval_cls_<split>.json (metrics, FROC curve, per-candidate probabilities) next to the model unless --out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import DatasetError, ModelError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="cohort folder (docs/DATASET.md) with candidates.csv per case")
+    parser.add_argument("--model", required=True, help="stage-2 checkpoint (cls_model.pt)")
+    parser.add_argument("--split", default="test", choices=("test", "val"), help="held-out test cases or fold K's")
+    parser.add_argument("--fold", type=int, default=0, help="the fold whose validation cases --split val uses")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--out", help="metrics JSON (default: eval_cls_<split>.json next to the model)")
+
+
+def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold: int = 0, device: str = "cpu") -> dict:
+    from tqdm import tqdm
+
+    from ..dataset.format import read_dataset
+    from ..models import stage2  # noqa: F401  (registers the "stage2" model for load_model)
+    from ..models.checkpoint import load_model, sha256_of
+    from ..training.cls import evaluate_cases, load_case_candidates
+    from ..training.seg import resolve_device
+
+    device = resolve_device(device)
+    model, config, payload = load_model(model_path, map_location=device)
+    if payload["model"] != "stage2":
+        raise ModelError(f"{Path(model_path).name} is a {payload['model']} model, not a stage-2 classifier.")
+    model.to(device)
+    dataset = read_dataset(data)
+    case_ids = dataset.test_ids if split == "test" else dataset.split(fold)[1]
+    if not case_ids:
+        raise DatasetError(f"The {split} split of {dataset.name} has no cases; choose --split val --fold K.")
+    cases = [load_case_candidates(dataset, c, config) for c in tqdm(case_ids, desc=f"patches ({split})")]
+    metrics, probabilities, curve = evaluate_cases(model, cases, device)
+    return {"model": Path(model_path).name, "model_sha256": sha256_of(model_path), "dataset": dataset.name,
+            "split": split, "fold": fold if split == "val" else None, "head": config.head, "use_pet": config.use_pet,
+            "use_priors": config.use_priors, "metrics": metrics, "froc": curve.as_dict(),
+            "probabilities": {c.case_id: [float(p) for p in probs] for c, probs in zip(cases, probabilities)}}
+
+
+def main(args) -> int:
+    report = evaluate(args.data, args.model, args.split, args.fold, args.device)
+    out = Path(args.out) if args.out else Path(args.model).with_name(f"eval_cls_{args.split}.json")
+    out.write_text(json.dumps(report, indent=1))
+    m = report["metrics"]
+    print(f"{report['split']}: {m['patients']} patients, {m['lesions']} GTV_LN, {m['candidates']} candidates | "
+          f"mFROC {m['mFROC']:.3f} (sens@2/3/4/6 FP {m['sens@2FP']:.3f}/{m['sens@3FP']:.3f}/{m['sens@4FP']:.3f}/"
+          f"{m['sens@6FP']:.3f}) | F1@0.5 {m['F1@0.5']:.3f} | best F1 {m['best_F1']['f1']:.3f} -> {out}")
+    return 0

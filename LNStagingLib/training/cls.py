@@ -1,0 +1,301 @@
+"""``lnstaging train cls``: train the stage-2 candidate classifier (CNN, CNN+GNNb, CNN+GNNp) on a cohort.
+
+Paper 1, sec. 3: Adam, learning rate 1e-4; one patient (graph) per step with gradient accumulation over 8 patients;
+the CNN initialised from a trained CNN baseline (``--init-cnn``; ``--init-scope first`` loads only the first layer as
+in the paper, ``backbone`` (default) the whole CNN, which trains faster on small cohorts).
+
+Data: each case's candidates.csv (ground-truthed candidates: label 1 = GTV_LN), ct/pet, tumor (for the spatial
+priors, LNStagingLib.priors.candidate_priors), and lymph_nodes/gtv_ln for the node sizes that decide patch resizing.
+Candidate ROIs for ROI-GAP are spheres of roi_radius_mm by default (``--roi sphere``): candidates.csv gives no mask
+for look-alikes, and giving masks only to real nodes would let the network learn "has a mask" instead of anatomy.
+Class imbalance: BCE with pos_weight = negatives / positives of the training set (capped at 50).
+Patches are cached per case in <out>/cache (keyed by the patch settings and the case files' sizes and times), so
+only the first epoch reads images. Deterministic on the CPU for a given --seed: epoch e shuffles and augments with
+the seed (seed, e), so a resumed run continues exactly as an uninterrupted one.
+
+Outputs in --out: cls_model.pt (the epoch with the best validation mFROC, or the last without validation cases),
+cls_last.pt (resume point: weights + optimiser state), train_cls_log.json; sha256 printed and in cls_model.sha256.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import AnatomyError, DatasetError, ModelError
+
+FINAL, LAST, LOG = "cls_model.pt", "cls_last.pt", "train_cls_log.json"
+DEFAULT_EPOCHS = {"tiny": 1, "small": 30, "paper": 30}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="cohort folder (docs/DATASET.md) with candidates.csv per case")
+    parser.add_argument("--out", required=True, help="output folder for checkpoints, log and patch cache")
+    parser.add_argument("--fold", type=int, default=0, help="validation fold (default 0)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--resume", action="store_true", help=f"continue from {LAST} in --out")
+    parser.add_argument("--config", choices=("tiny", "small", "paper"), default="small", help="network size")
+    parser.add_argument("--head", choices=("cnn", "gnnb", "gnnp"), default="gnnp")
+    parser.add_argument("--no-pet", action="store_true", help="CT only (Table 1 ablation)")
+    parser.add_argument("--no-priors", action="store_true", help="without spatial priors s (Table 1 ablation)")
+    parser.add_argument("--init-cnn", metavar="CKPT", help="stage-2 checkpoint of a trained CNN baseline")
+    parser.add_argument("--init-scope", choices=("first", "backbone"), default="backbone",
+                        help="what --init-cnn loads: the first conv layer (paper) or the whole CNN (default)")
+    parser.add_argument("--roi", choices=("sphere", "label"), default="sphere", help="candidate ROI for ROI-GAP")
+    parser.add_argument("--epochs", type=int, help="default: 1 (tiny), 30 (small, paper)")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--accumulate", type=int, default=8, help="patients per optimiser step (default 8)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+# ---- data --------------------------------------------------------------------------------------------------------
+@dataclass
+class CaseCandidates:
+    """One case's candidates as network inputs (images float16 in the cache, float32 when used)."""
+
+    case_id: str
+    images: np.ndarray  # [N, C, S, S, S] (C = 2 when the case has PET)
+    masks: np.ndarray  # [N, 1, S, S, S] uint8
+    scales: np.ndarray  # [N]
+    labels: np.ndarray  # [N] 0/1
+    node_ids: np.ndarray  # [N]
+    priors: np.ndarray  # [N, P] raw, NaN where missing
+    prior_names: tuple[str, ...]
+    n_lesions: int  # GTV_LN instances in gtv_ln (lesions no candidate hit count as misses)
+
+
+def _file_key(case_files) -> str:
+    parts = []
+    for key in ("ct", "pet", "tumor", "gtv_ln", "lymph_nodes", "candidates"):
+        path = case_files.path(key)
+        if path.exists():
+            stat = path.stat()
+            parts.append(f"{key}:{stat.st_size}:{int(stat.st_mtime)}")
+    return ";".join(parts)
+
+
+def load_case_candidates(dataset, case_id: str, config, cache_dir: Optional[Path] = None) -> CaseCandidates:
+    """Patches, labels and priors of one case, read from the cache when the case files are unchanged."""
+    from ..candidates.patches import extract_patches, label_extents_mm
+
+    case = dataset.case(case_id)
+    patch_config = config.patch_config()
+    key = hashlib.sha256(f"{_file_key(case)}|{dataclasses.asdict(patch_config)}|{config.roi_source}".encode()).hexdigest()
+    cached = None if cache_dir is None else Path(cache_dir) / f"{case_id}-{key[:16]}.npz"
+    if cached is not None and cached.is_file():
+        with np.load(cached) as z:
+            return CaseCandidates(case_id, z["images"], z["masks"], z["scales"], z["labels"], z["node_ids"],
+                                  z["priors"], tuple(str(n) for n in z["prior_names"]), int(z["n_lesions"]))
+    rows = case.candidates()
+    if not rows:
+        raise DatasetError(f"Case {case_id}: candidates.csv has no rows; stage 2 needs candidates to classify.")
+    centres = np.array([[r["x"], r["y"], r["z"]] for r in rows], dtype=np.float64)
+    labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
+    node_ids = np.array([int(r["node_id"]) for r in rows], dtype=np.int64)
+    ct = case.load("ct")
+    pet = case.load("pet") if case.has("pet") else None
+    gtv = case.load("gtv_ln")
+    nodes = case.load("lymph_nodes") if case.has("lymph_nodes") else gtv
+    mask_ids = np.where((node_ids > 0) & ((labels == 1) | case.has("lymph_nodes")), node_ids, 0)
+    kwargs = dict(pet=pet, config=patch_config)
+    if config.roi_source == "label":
+        kwargs.update(label_map=nodes, label_ids=mask_ids)
+    else:
+        kwargs["extents_mm"] = label_extents_mm(nodes, mask_ids, centres, patch_config)
+    patches = extract_patches(ct, centres, **kwargs)
+    priors, names = _case_priors(case, ct, centres)
+    import SimpleITK as sitk
+
+    n_lesions = len([v for v in np.unique(sitk.GetArrayViewFromImage(gtv)) if v != 0])
+    out = CaseCandidates(case_id, patches.images.astype(np.float16), patches.masks.astype(np.uint8), patches.scales,
+                         labels, node_ids, priors, names, n_lesions)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(cached.stem + ".partial.npz")
+        np.savez(tmp, images=out.images, masks=out.masks, scales=out.scales, labels=labels, node_ids=node_ids,
+                 priors=priors, prior_names=np.array(names), n_lesions=n_lesions)
+        tmp.replace(cached)
+    return out
+
+
+def _case_priors(case, ct, centres) -> tuple[np.ndarray, tuple[str, ...]]:
+    from ..priors.candidate_priors import PRIOR_NAMES, candidate_priors
+
+    tumor = case.load("tumor") if case.has("tumor") else None
+    try:
+        table = candidate_priors(ct, centres, tumor=tumor)
+    except AnatomyError:  # e.g. no lungs in the field of view: every prior is missing, the model sees the mean
+        return np.full((len(centres), len(PRIOR_NAMES)), np.nan), tuple(PRIOR_NAMES)
+    return np.asarray(table.values, dtype=np.float64), tuple(table.names)
+
+
+def as_tensors(case: CaseCandidates, device: str, flip_axes: tuple[int, ...] = ()):
+    import torch
+
+    images = torch.from_numpy(case.images.astype(np.float32))
+    masks = torch.from_numpy(case.masks.astype(np.float32))
+    if flip_axes:
+        images, masks = images.flip(flip_axes), masks.flip(flip_axes)
+    return (images.to(device), masks.to(device), torch.from_numpy(case.priors).float().to(device),
+            torch.from_numpy(case.labels).float().to(device))
+
+
+# ---- training ----------------------------------------------------------------------------------------------------
+def _seed(seed: int, epoch: int) -> np.random.Generator:
+    import torch
+
+    torch.manual_seed(seed * 100_003 + epoch)
+    return np.random.default_rng([seed, epoch])
+
+
+def prior_normalisation(cases: list[CaseCandidates]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    import warnings
+
+    values = np.concatenate([c.priors for c in cases])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing prior column: mean 0, std 1
+        mean = np.nan_to_num(np.nanmean(values, axis=0), nan=0.0)
+        std = np.nan_to_num(np.nanstd(values, axis=0), nan=1.0)
+    std[std < 1e-6] = 1.0
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def init_cnn_from(model, path: str, scope: str) -> list[str]:
+    """Copy CNN weights from a trained stage-2 (or roi_cnn) checkpoint; returns the names copied."""
+    from ..models.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    state = payload["state_dict"]
+    prefix = "cnn." if payload["model"] == "stage2" else ""
+    own = model.cnn.state_dict()
+    wanted = [k for k in own if (scope == "backbone" and not k.startswith("classifier"))
+              or (scope == "first" and k.startswith("stem."))]
+    copied = {k: state[prefix + k] for k in wanted if prefix + k in state and state[prefix + k].shape == own[k].shape}
+    if not copied:
+        raise ModelError(f"{Path(path).name} holds no CNN weights that fit this network (other --config or --no-pet?).")
+    model.cnn.load_state_dict(copied, strict=False)
+    return sorted(copied)
+
+
+def case_lesions(case: CaseCandidates) -> int:
+    """GTV_LN lesions of a case: its gtv_ln instances, at least the distinct positive nodes among the candidates."""
+    hit_nodes = {int(n) for n, label in zip(case.node_ids, case.labels) if label and n}
+    unnamed = int(np.sum((case.labels == 1) & (case.node_ids == 0)))
+    return max(case.n_lesions, len(hit_nodes) + unnamed)
+
+
+def evaluate_cases(model, cases: list[CaseCandidates], device: str):
+    """(metrics, probabilities per case, FROC curve): mFROC at 2, 3, 4, 6 FP/patient, F1 at 0.5, best F1."""
+    from ..candidates.patches import CandidatePatches
+    from ..evaluation.froc import best_f1, candidate_detections, f1_at, froc_curve, mean_sensitivity, sensitivity_at
+    from ..inference.classification import classify_patches
+
+    probabilities, detections, lesions = [], [], []
+    for case in cases:
+        patches = CandidatePatches(case.images.astype(np.float32), case.masks.astype(np.float32), case.scales)
+        p = classify_patches(model, patches, case.priors if model.config.use_priors else None, device=device)
+        probabilities.append(p)
+        detections.append(candidate_detections(p, case.labels, case.node_ids))
+        lesions.append(case_lesions(case))
+    curve = froc_curve(detections, lesions)
+    metrics = {"mFROC": mean_sensitivity(curve), **{f"sens@{f:g}FP": sensitivity_at(curve, f) for f in (2, 3, 4, 6)},
+               "F1@0.5": f1_at(detections, lesions, 0.5).f1, "best_F1": best_f1(detections, lesions).as_dict(),
+               "patients": len(cases), "lesions": int(sum(lesions)),
+               "candidates": int(sum(len(c.labels) for c in cases))}
+    return metrics, probabilities, curve
+
+
+def train(args) -> str:
+    import torch
+    from tqdm import tqdm
+
+    from ..dataset.format import read_dataset
+    from ..models.checkpoint import save_checkpoint
+    from ..models.stage2 import Stage2Model, describe, stage2_config
+    from .seg import resolve_device, resume_state
+
+    device = resolve_device(args.device)
+    dataset = read_dataset(args.data)
+    train_ids, val_ids = dataset.split(args.fold)
+    if not train_ids:
+        raise DatasetError(f"Fold {args.fold} leaves no training cases; use more cases or another fold.")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "cache"
+    probe = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=False,
+                          roi_source=args.roi)
+    train_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(train_ids, desc="patches (train)")]
+    val_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(val_ids, desc="patches (val)")]
+    if not args.no_pet and any(c.images.shape[1] < 2 for c in train_cases):
+        raise DatasetError("Some training cases have no PET; train a CT-only model with --no-pet.")
+    names = train_cases[0].prior_names
+    mean, std = prior_normalisation(train_cases)
+    config = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=not args.no_priors,
+                           roi_source=args.roi, **({} if args.no_priors else
+                                                   dict(prior_names=names, prior_mean=mean, prior_std=std)))
+    torch.manual_seed(args.seed)  # the initial weights
+    model = Stage2Model(config).to(device)
+    initialised = init_cnn_from(model, args.init_cnn, args.init_scope) if args.init_cnn else []
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    start, history = resume_state(out / LAST, model, optimizer) if args.resume else (0, [])
+    labels = np.concatenate([c.labels for c in train_cases])
+    n_pos, n_neg = int(labels.sum()), int(len(labels) - labels.sum())
+    pos_weight = torch.tensor(float(np.clip(n_neg / max(n_pos, 1), 1.0, 50.0)), device=device)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    epochs = args.epochs or DEFAULT_EPOCHS[args.config]
+    description = {"dataset": dataset.name, "fold": args.fold, "train_cases": len(train_ids),
+                   "val_cases": len(val_ids), "train_candidates": len(labels), "train_positives": n_pos,
+                   "dataset_json_sha256": hashlib.sha256((dataset.root / "dataset.json").read_bytes()).hexdigest(),
+                   "seed": args.seed, "epochs": epochs, "lr": args.lr, "accumulate": args.accumulate,
+                   "init_cnn": Path(args.init_cnn).name if args.init_cnn else None, "init_scope": args.init_scope,
+                   "init_cnn_tensors": len(initialised)}
+    best = max((h.get("val", {}).get("mFROC", -1.0) for h in history), default=-1.0)
+    for epoch in range(start, epochs):
+        rng = _seed(args.seed, epoch)
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        order = rng.permutation(len(train_cases))
+        total, bar = 0.0, tqdm(order, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
+        for step, k in enumerate(bar):
+            flips = tuple(int(a) for a in 2 + np.flatnonzero(rng.random(3) < 0.5))
+            images, masks, priors, y = as_tensors(train_cases[k], device, flips)
+            loss = loss_fn(model(images, masks, priors if config.use_priors else None), y)
+            (loss / args.accumulate).backward()
+            total += loss.item()
+            if (step + 1) % args.accumulate == 0 or step == len(order) - 1:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            bar.set_postfix(loss=f"{total / (step + 1):.4f}")
+        record = {"epoch": epoch, "train_loss": total / len(order)}
+        if val_cases:
+            record["val"] = evaluate_cases(model, val_cases, device)[0]
+        history.append(record)
+        print(json.dumps({k: v for k, v in record.items()}, default=float))
+        save_checkpoint(out / LAST, model, config, training_data=description, metrics=record,
+                        extra={"optimizer": optimizer.state_dict(), "epoch": epoch, "history": history})
+        score = record.get("val", {}).get("mFROC", 0.0)
+        if not val_cases or score > best:
+            best = score
+            sha = save_checkpoint(out / FINAL, model, config, training_data=description, metrics=record,
+                                  extra={"config": describe(config), "history": history})
+        (out / LOG).write_text(json.dumps(history, indent=1, default=float))
+    if not (out / FINAL).is_file():  # resumed after the last epoch: keep the last weights
+        sha = save_checkpoint(out / FINAL, model, config, training_data=description, metrics=history[-1] if history
+                              else {}, extra={"config": describe(config), "history": history})
+    from ..models.checkpoint import sha256_of
+
+    sha = sha256_of(out / FINAL)
+    (out / "cls_model.sha256").write_text(f"{sha}  {FINAL}\n")
+    return sha
+
+
+def main(args) -> int:
+    sha = train(args)
+    print(f"stage-2 model written to {Path(args.out) / FINAL} (sha256 {sha})")
+    return 0
