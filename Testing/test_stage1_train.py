@@ -3,15 +3,15 @@
 import json
 
 import pytest
-import SimpleITK as sitk
 import torch
 
 from stage1_support import one_thread  # noqa: F401  (autouse fixture)
 
 from LNStagingLib.cli import main as cli
-from LNStagingLib.dataset.format import PDAC20_LABELS, write_candidates, write_description
+from LNStagingLib.dataset.format import PDAC20_LABELS, write_description
 from LNStagingLib.models.checkpoint import load_model, sha256_of
 from LNStagingLib.phantom.case import generate_case
+from LNStagingLib.phantom.cohort import write_case
 
 SEEDS = {"p1": 1, "p4": 4, "p3": 3}  # seeds whose phantoms hold positive and negative nodes
 
@@ -20,13 +20,7 @@ SEEDS = {"p1": 1, "p4": 4, "p3": 3}  # seeds whose phantoms hold positive and ne
 def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
     for case_id, seed in SEEDS.items():
-        case = generate_case(seed, size=(64, 64, 40), direction="oblique")
-        folder = root / "cases" / case_id
-        folder.mkdir(parents=True)
-        for key in ("ct", "pet", "organs", "tumor", "gtv_ln", "lymph_nodes"):
-            sitk.WriteImage(getattr(case, key), str(folder / f"{key}.nii.gz"))
-        write_candidates(folder / "candidates.csv", case.candidates)
-        (folder / "patient.json").write_text(json.dumps({"metastasis": case.metastasis}))
+        write_case(generate_case(seed, size=(64, 64, 40), direction="oblique"), root / "cases" / case_id)
     write_description(root, name="stage1-smoke", case_ids=list(SEEDS), organ_labels=PDAC20_LABELS,
                       organ_mapping="pdac20", folds={"p1": 0, "p4": 1}, test=["p3"])
     return root

@@ -33,6 +33,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from ..dataset.format import read_dataset
+    from ..models import identification, unet  # noqa: F401  (register the networks before loading checkpoints)
     from ..models.checkpoint import load_model
     from ..progress import tqdm_progress
     from ..training.seg import resolve_device
