@@ -12,6 +12,11 @@ from LNStagingLib.models.stage2 import Stage2Model, stage2_config
 PRIORS = ("x", "y", "z", "distance", "elevation", "azimuth")
 
 
+def exact():
+    """PyTorch's native convolutions: bit-reproducible (oneDNN may pick other kernels from call to call)."""
+    return torch.backends.mkldnn.flags(enabled=False)
+
+
 def _patches(n, seed=0, channels=2, size=48):
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(n, channels, size, size, size, generator=g)
@@ -108,12 +113,12 @@ def test_checkpoint_round_trip_gives_identical_probabilities(tmp_path):
     config = stage2_config("tiny", head="gnnp", prior_names=PRIORS, prior_mean=(0.5,) * 6, prior_std=(0.2,) * 6)
     model = Stage2Model(config).eval()
     images, masks, priors = _patches(4)
-    with torch.no_grad():
+    with torch.no_grad(), exact():
         before = torch.sigmoid(model(images, masks, priors))
     save_checkpoint(tmp_path / "m.pt", model, config, training_data={"cases": 2})
     loaded, loaded_config, _ = load_model(tmp_path / "m.pt")
     assert loaded_config == config
-    with torch.no_grad():
+    with torch.no_grad(), exact():
         after = torch.sigmoid(loaded(images, masks, priors))
     assert torch.equal(before, after)
 
@@ -124,7 +129,7 @@ def test_same_seed_same_weights_same_outputs():
         torch.manual_seed(7)
         model = Stage2Model(stage2_config("tiny", head="gnnb", prior_names=PRIORS)).eval()
         images, masks, priors = _patches(3, seed=5)
-        with torch.no_grad():
+        with torch.no_grad(), exact():
             outs.append(model(images, masks, priors))
     assert torch.equal(outs[0], outs[1])
 
