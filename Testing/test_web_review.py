@@ -237,6 +237,19 @@ def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start
     wait_for(lambda: axial_text in page.inner_text("#slice-positions"), what="the slice position text")
     shot(page, "02_jumped")
 
+    # the attention overlay, and the operating point from the keyboard on its slider (saved at once)
+    page.click("#overlay-attention")
+    wait_for(lambda: get_json(server.base + "/lnstaging/status.json")["overlay"] == "attention", what="the overlay")
+    page.locator("#drawer-threshold .v-slider-thumb").focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")
+    wait_for(lambda: json.loads((review_dir / "review.json").read_text())["threshold"] == pytest.approx(0.4),
+             what="the operating point on disk")
+    assert get_json(server.base + "/lnstaging/status.json")["threshold"] == pytest.approx(0.4)
+    shot(page, "02b_attention_threshold")
+    page.click("#overlay-pet")
+    wait_for(lambda: get_json(server.base + "/lnstaging/status.json")["overlay"] == "pet", what="the PET overlay")
+
     # reject one: saved to review.json at once
     rejected = ranked[-1]
     page.click(f"#reject-{rejected.id}")
@@ -260,6 +273,7 @@ def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start
     grown = wait_for(lambda: (n := int((labels_on_disk(review_dir) == target.id).sum())) > original and n,
                      what="the painted voxels on disk")
     page.click("#tool-none")
+    stroke_save_s = get_json(server.base + "/lnstaging/status.json")["save_seconds"]
     shot(page, "04_painted")
 
     # undo: back to the original contour, on disk
@@ -300,7 +314,8 @@ def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start
     assert page.inner_text(f"#state-{rejected.id}") == "rejected"
     shot(page, "07_restarted")
     page.close()
-    print(f"server start {server.start_seconds:.1f} s, restart {again.start_seconds:.1f} s")
+    print(f"server start {server.start_seconds:.1f} s, restart {again.start_seconds:.1f} s, "
+          f"save after a stroke {stroke_save_s:.2f} s")
 
 
 def _non_loopback_address() -> str | None:

@@ -235,19 +235,20 @@ class ReviewApp:
                               density="compact", hide_details=True, v_show="case_items.length > 1")
                     html.Div("{{ patient_text }}", id="patient-probability", classes="text-subtitle-2")
                     html.Div("Operating point (probability threshold): {{ Number(threshold).toFixed(2) }}")
-                    v.VSlider(v_model=("threshold",), min=0, max=1, step=0.01, density="compact",
-                              hide_details=True, id="threshold")
+                    with html.Div(id="drawer-threshold"):
+                        v.VSlider(v_model=("threshold",), min=0, max=1, step=0.01, density="compact",
+                                  hide_details=True, id="threshold")
                     v.VCheckbox(v_model=("show_rejected",), label="Show rejected", density="compact",
                                 hide_details=True)
-                    with v.VRow(dense=True, align="center"):
-                        with v.VCol(cols=6):
-                            v.VSelect(label="Overlay", v_model=("overlay",), density="compact", hide_details=True,
-                                      items=("has_attention ? [{title: 'PET', value: 'pet'}, {title: 'Attention',"
-                                             " value: 'attention'}, {title: 'None', value: 'none'}] : [{title: 'PET',"
-                                             " value: 'pet'}, {title: 'None', value: 'none'}]",), id="overlay")
-                        with v.VCol(cols=6):
-                            v.VSlider(v_model=("overlay_opacity",), min=0, max=1, step=0.05, label="Opacity",
-                                      density="compact", hide_details=True, id="overlay-opacity")
+                    with v.VRow(dense=True, align="center", classes="ma-0"):
+                        html.Span("Overlay", classes="mr-2")
+                        with v.VBtnToggle(v_model=("overlay",), density="compact", mandatory=True, id="overlay"):
+                            v.VBtn("PET", value="pet", id="overlay-pet", size="small")
+                            v.VBtn("Attention", value="attention", id="overlay-attention", size="small",
+                                   disabled=("!has_attention",))
+                            v.VBtn("None", value="none", id="overlay-none", size="small")
+                    v.VSlider(v_model=("overlay_opacity",), min=0, max=1, step=0.05, label="Opacity",
+                              density="compact", hide_details=True, id="overlay-opacity")
                     html.Div("{{ slice_text }}", id="slice-positions", classes="text-caption")
                     self._candidate_table(html, v)
                     self._edit_tools(html, v)
