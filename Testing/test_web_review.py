@@ -130,9 +130,12 @@ class Server:
 def start_server(case):
     servers = []
 
-    def start(*extra):
-        args = [str(case["run"]), "--ct", str(case["ct"]), "--pet", str(case["pet"]), "--ct-dicom", str(case["ct_dicom"]),
-                "--port", "0", *extra]
+    def start(*extra, folder=None):
+        if folder is None:  # the fixture's run, with its images and CT DICOM
+            args = [str(case["run"]), "--ct", str(case["ct"]), "--pet", str(case["pet"]),
+                    "--ct-dicom", str(case["ct_dicom"]), "--port", "0", *extra]
+        else:
+            args = [str(folder), "--port", "0", *extra]
         if "--host" not in extra:
             args += ["--host", "127.0.0.1"]
         server = Server(args, case["root"] / "server.log")
@@ -346,3 +349,25 @@ def test_non_loopback_server_refuses_requests_without_the_token(start_server, br
     page, _ = open_page(browser, server.url)  # with the token the page works (the cookie carries it on)
     assert page.inner_text("#disclaimer")
     page.close()
+
+
+def test_batch_case_chooser_switches_cases_with_their_own_reviews(case, start_server, browser):
+    batch = case["root"] / "batch"
+    for name in ("p01", "p02"):
+        shutil.copytree(case["run"], batch / name, ignore=shutil.ignore_patterns("review", "export"))
+        for image in ("ct", "pet"):  # images found beside the results (docs/REVIEW.md)
+            shutil.copy(case[image], batch / name / f"{image}.nii.gz")
+    server = start_server(folder=batch)
+    page, _ = open_page(browser, server.url)
+    assert get_json(server.base + "/lnstaging/status.json")["case"] == "p01"
+    page.click("#reject-1")
+    wait_for(lambda: decisions_on_disk(batch / "p01" / "review").get("1") == "rejected", what="p01's decision")
+    page.locator("#case-chooser .v-field").click()
+    page.get_by_role("option", name="p02").click()
+    status = wait_for(lambda: (s := get_json(server.base + "/lnstaging/status.json"))["case"] == "p02" and s,
+                      what="the switch to p02")
+    assert status["decisions"]["1"] == "pending"
+    wait_for(lambda: page.inner_text("#state-1") == "", what="p02's list")
+    shot(page, "08_batch_p02")
+    page.close()
+

@@ -30,11 +30,30 @@ def register(sub) -> None:
     parser.set_defaults(func=main)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail with a one-line message before loading anything when the address cannot be bound."""
+    import socket
+
+    from ..errors import LNStagingError
+
+    if port == 0:
+        return
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise LNStagingError(f"Cannot listen on {host}:{port} ({error.strerror}): choose another --port "
+                             "(0 = any free port) or --host.") from None
+
+
 def main(args) -> int:
     from ..web.cases import find_cases
     from ..web.security import is_loopback, new_token
 
     cases = find_cases(args.dir, ct=args.ct, pet=args.pet, data=args.data, ct_dicom=args.ct_dicom)
+    check_port_free(args.host, args.port)
     token = new_token() if args.require_token or not is_loopback(args.host) else None
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # server-side rendering, no display
     start = time.perf_counter()

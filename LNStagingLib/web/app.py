@@ -231,8 +231,9 @@ class ReviewApp:
                 html.Div("{{ disclaimer }}", id="disclaimer", classes="text-warning font-weight-bold mx-4")
             with layout.drawer:
                 with html.Div(classes="pa-3 d-flex flex-column", style="gap: 6px; font-size: 0.85rem"):
-                    v.VSelect(label="Case", id="case-select", v_model=("case_id",), items=("case_items",),
-                              density="compact", hide_details=True, v_show="case_items.length > 1")
+                    with html.Div(id="case-chooser", v_show="case_items.length > 1"):
+                        v.VSelect(label="Case", id="case-select", v_model=("case_id",), items=("case_items",),
+                                  density="compact", hide_details=True)
                     html.Div("{{ patient_text }}", id="patient-probability", classes="text-subtitle-2")
                     html.Div("Operating point (probability threshold): {{ Number(threshold).toFixed(2) }}")
                     with html.Div(id="drawer-threshold"):
