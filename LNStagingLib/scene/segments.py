@@ -220,27 +220,12 @@ def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[
 
 
 def _measure(candidate: Candidate, labels: sitk.Image, cid: int, pet_suv: Optional[sitk.Image]) -> None:
-    """Volume, centroid (LPS) and axial short axis of one label; SUVmax inside it when a PET is given."""
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(labels)
-    candidate.volume_ml = stats.GetPhysicalSize(cid) / 1000.0
-    candidate.centroid_lps = tuple(stats.GetCentroid(cid))
-    candidate.short_axis_mm = axial_short_axis_mm(labels == cid)
+    """Re-measure one edited label with the pipeline's own definitions (candidates/measure.py)."""
+    from ..candidates.measure import measure_instances
+
+    (measured,) = measure_instances(sitk.Cast(labels == cid, sitk.sitkUInt8), pet_suv)
+    candidate.volume_ml = measured.volume_ml
+    candidate.centroid_lps = measured.centroid_lps
+    candidate.short_axis_mm = measured.short_axis_mm
     if pet_suv is not None:
-        mask = sitk.GetArrayViewFromImage(labels) == cid
-        candidate.suv_max = float(sitk.GetArrayViewFromImage(pet_suv)[mask].max())
-
-
-def axial_short_axis_mm(mask: sitk.Image) -> float:
-    """Largest minor diameter of the equivalent ellipse over the axial slices of a binary mask (RECIST-like)."""
-    array = sitk.GetArrayViewFromImage(mask)
-    best = 0.0
-    spacing = mask.GetSpacing()[:2]
-    for z in np.flatnonzero(array.reshape(array.shape[0], -1).any(axis=1)):
-        slice_image = sitk.GetImageFromArray(array[z].astype(np.uint8))
-        slice_image.SetSpacing(spacing)
-        stats = sitk.LabelShapeStatisticsImageFilter()
-        stats.Execute(slice_image)
-        diameters = stats.GetEquivalentEllipsoidDiameter(1)
-        best = max(best, float(min(diameters)))
-    return best
+        candidate.suv_max = measured.suv_max

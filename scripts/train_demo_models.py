@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Train every model of both papers on a phantom cohort, evaluate on its held-out test cases, and (with --install)
+copy the demo weights into Resources/models with model cards and Models.json entries.
+
+Reproduces every number of docs/RESULTS.md. Not run in CI (about an hour on 2 CPU cores). Each experiment is
+skipped when its evaluation JSON exists, so an interrupted run resumes. Experiments run one per process with one
+torch thread each; --jobs N runs N at once (2 on a 2-core machine).
+
+  python scripts/train_demo_models.py --work /path/to/work [--jobs 2] [--only NAME ...] [--install]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COHORT_ARGS = ["--seed", "11", "--cases", "48", "--size", "medium", "--direction", "mixed", "--folds", "4",
+               "--test-fraction", "0.25"]
+CLS_EPOCHS = "15"
+
+
+def experiments(work: Path) -> dict[str, dict]:
+    """name -> {train: argv, evaluate: argv, after: [names it needs]}. Paths are inside ``work``."""
+    data = str(work / "phantom_medium")
+    run = lambda name: str(work / name)  # noqa: E731
+
+    def cls(name, *flags, init=None):
+        train = ["train", "cls", "--data", data, "--out", run(name), "--config", "small", "--epochs", CLS_EPOCHS,
+                 "--seed", "1", *flags]
+        if init:
+            train += ["--init-cnn", str(work / init / "cls_model.pt")]
+        return {"train": train, "evaluate": ["evaluate", "cls", "--data", data, "--model", run(name) + "/cls_model.pt"],
+                "result": run(name) + "/eval_cls_test.json", "after": [init] if init else []}
+
+    def seg(name, *flags):
+        return {"train": ["train", "seg", "--data", data, "--out", run(name), "--config", "small", "--seed", "1",
+                          "--phase", "all", *flags],
+                "evaluate": ["evaluate", "seg", "--data", data, "--model", run(name) + "/seg_model.pt",
+                             "--identifier", run(name) + "/identifier.pt"],
+                "result": run(name) + "/eval_seg_test.json", "after": []}
+
+    return {
+        # paper 1, Table 1 rows
+        "cls_cnn_ct": cls("cls_cnn_ct", "--head", "cnn", "--no-pet", "--no-priors"),
+        "cls_cnn_pet": cls("cls_cnn_pet", "--head", "cnn", "--no-priors"),
+        "cls_cnn_prior": cls("cls_cnn_prior", "--head", "cnn"),
+        "cls_gnnb": cls("cls_gnnb", "--head", "gnnb", init="cls_cnn_prior"),
+        "cls_gnnp": cls("cls_gnnp", "--head", "gnnp", init="cls_cnn_prior"),
+        # paper 2, segmentation with and without the distance-guided attention (+ identification)
+        "seg_attention": seg("seg_attention"),
+        "seg_plain": seg("seg_plain", "--no-attention"),
+        # paper 2, patient level
+        "patient": {"train": ["train", "patient", "--data", data, "--out", run("patient"), "--config", "small",
+                              "--seed", "1"],
+                    "evaluate": ["evaluate", "patient", "--data", data, "--model", run("patient") + "/patient_model.pt"],
+                    "result": run("patient") + "/eval_patient_test.json", "after": []},
+    }
+
+
+def lnstaging(argv: list[str], log: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with open(log, "a") as fh:
+        fh.write(f"\n$ lnstaging {' '.join(argv)}\n")
+        fh.flush()
+        subprocess.run([sys.executable, "-m", "LNStagingLib.cli", *argv], cwd=ROOT, env=env, stdout=fh,
+                       stderr=subprocess.STDOUT, check=True)
+
+
+def run_experiment(name: str, spec: dict, work: Path) -> float:
+    if Path(spec["result"]).is_file():
+        return 0.0
+    t = time.perf_counter()
+    log = work / f"{name}.log"
+    lnstaging(spec["train"], log)
+    lnstaging(spec["evaluate"], log)
+    seconds = time.perf_counter() - t
+    (work / f"{name}.seconds").write_text(f"{seconds:.0f}\n")
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="folder for the cohort, runs and logs")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", nargs="*", help="experiment names (default: all)")
+    parser.add_argument("--install", action="store_true", help="copy the demo weights into Resources/ afterwards")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if not (args.work / "phantom_medium" / "dataset.json").is_file():
+        lnstaging(["phantom", "--out", str(args.work / "phantom_medium"), *COHORT_ARGS], args.work / "phantom.log")
+    specs = experiments(args.work)
+    wanted = args.only or list(specs)
+    done: set[str] = {n for n in specs if Path(specs[n]["result"]).is_file()}
+    pending = [n for n in wanted if n not in done]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        while pending:
+            ready = [n for n in pending if all(a in done for a in specs[n]["after"])]
+            if not ready:
+                raise SystemExit(f"cannot run {pending}: their prerequisites were not asked for")
+            futures = {pool.submit(run_experiment, n, specs[n], args.work): n for n in ready[: args.jobs]}
+            for future, name in futures.items():
+                print(f"{name}: {future.result():.0f} s", flush=True)
+                done.add(name)
+                pending.remove(name)
+    if args.install:
+        from install_demo_models import install  # noqa: E402  (same folder)
+
+        install(args.work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
