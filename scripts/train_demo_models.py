@@ -42,7 +42,7 @@ def experiments(work: Path) -> dict[str, dict]:
 
     def seg(name, *flags):
         return {"train": ["train", "seg", "--data", data, "--out", run(name), "--config", "small", "--seed", "1",
-                          "--phase", "all", *flags],
+                          "--phase", "all", "--pet", *flags],
                 "evaluate": ["evaluate", "seg", "--data", data, "--model", run(name) + "/seg_model.pt",
                              "--identifier", run(name) + "/identifier.pt"],
                 "result": run(name) + "/eval_seg_test.json", "after": []}

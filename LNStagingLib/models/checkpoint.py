@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,15 @@ FORMAT = "lnstaging-checkpoint/1"
 
 # name -> (module class, config dataclass). Filled by @register_model in each network's module.
 MODEL_REGISTRY: dict[str, tuple[type, type]] = {}
+
+# name -> the module that registers it, imported on demand so that loading a checkpoint needs no prior import.
+MODEL_MODULES = {
+    "ln_seg_unet": "LNStagingLib.models.unet",
+    "ln_instance_identifier": "LNStagingLib.models.identification",
+    "roi_cnn": "LNStagingLib.models.roi_cnn",
+    "stage2": "LNStagingLib.models.stage2",
+    "patient_metastasis_resnet2d": "LNStagingLib.models.patient",
+}
 
 
 def register_model(name: str, config_class: type) -> Callable[[type], type]:
@@ -91,6 +101,8 @@ def load_checkpoint(path: Path | str, expected_sha256: str | None = None, map_lo
 def build_model(payload: dict) -> tuple[torch.nn.Module, Any]:
     """Instantiate the registered network from a loaded checkpoint and load its weights (strict)."""
     name = payload["model"]
+    if name not in MODEL_REGISTRY and name in MODEL_MODULES:
+        importlib.import_module(MODEL_MODULES[name])
     if name not in MODEL_REGISTRY:
         raise ModelError(f"Checkpoint holds model {name!r}, which this version of LNStaging does not know.")
     cls, config_class = MODEL_REGISTRY[name]
