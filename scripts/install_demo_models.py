@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Copy the demo models trained by train_demo_models.py into Resources/: weights, model cards, Models.json entries
+(sha256, headline metrics, the FROC operating points), and one held-out phantom case as Resources/DemoCase.
+Also writes docs/RESULTS.md from the evaluation JSONs.
+
+  python scripts/install_demo_models.py --work /path/to/work
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from LNStagingLib import NOT_FOR_CLINICAL_USE  # noqa: E402
+from LNStagingLib.models.checkpoint import load_checkpoint, sha256_of  # noqa: E402
+
+RESOURCES = ROOT / "Resources"
+DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JSON, inputs)
+    "demo-seg": ("seg", "seg_attention/seg_model.pt", "seg_attention/eval_seg_test.json", ["ct", "pet", "attention"]),
+    "demo-identification": ("identification", "seg_attention/identifier.pt", "seg_attention/eval_seg_test.json",
+                            ["ct", "pet", "gtv_ln instances"]),
+    "demo-cls": ("cls", "cls_gnnp/cls_model.pt", "cls_gnnp/eval_cls_test.json", ["ct", "pet", "candidates", "tumor"]),
+    "demo-patient": ("patient", "patient/patient_model.pt", "patient/eval_patient_test.json",
+                     ["ct", "tumor", "ln_volume"]),
+}
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def headline(task: str, report: dict) -> dict:
+    if task == "cls":
+        m = report.get("metrics", {})
+        return {k: m.get(k) for k in ("mFROC", "sens@2FP", "sens@3FP", "sens@4FP", "sens@6FP", "F1@0.5")}
+    if task in ("seg", "identification"):
+        return {k: report.get(k) for k in ("class_agnostic", "positive") if k in report}
+    if task == "patient":
+        return {k: v.get("value") for k, v in report.get("metrics", {}).items()}
+    return {}
+
+
+def froc_operating_points(report: dict) -> list[list[float]]:
+    """[fp_per_patient, threshold] pairs for the FP-per-patient operating point control."""
+    froc = report.get("froc", {})
+    pairs = sorted(zip(froc.get("fp_per_patient", []), froc.get("thresholds", [])))
+    return [[round(float(fp), 4), round(float(t), 6)] for fp, t in pairs]
+
+
+def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int) -> str:
+    return f"""# Model card: {model_id}
+
+{NOT_FOR_CLINICAL_USE} These weights were trained on **synthetic phantoms only** (`lnstaging phantom`); they
+demonstrate the pipeline and are not expected to work on patient images. Train on your own cohort (docs/TRAINING.md).
+
+- Task: {task}
+- Network: `{payload['model']}`, configuration below (travels inside the checkpoint)
+- File size: {size / 1e6:.2f} MB; sha256 in Resources/Models.json
+- Training data: {json.dumps(payload.get('training_data', {}))}
+- Reproduce: `python scripts/train_demo_models.py --work WORK` then `python scripts/install_demo_models.py --work WORK --demo-case ID`
+- Held-out phantom test metrics: {json.dumps(metrics)}
+
+## Configuration
+
+```json
+{json.dumps(payload['config'], indent=1)}
+```
+
+## Limitations
+
+Phantom anatomy is simplified (tubes and ellipsoids), node appearance is synthetic, and the cohort is small (36
+training/validation cases at 1.8 x 1.8 x 2.5 mm). Stage 1 runs on the CT's own grid: images at a very different
+spacing from the training phantoms will be segmented poorly.
+"""
+
+
+def install_models(work: Path) -> list[dict]:
+    target = RESOURCES / "models"
+    target.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for model_id, (task, checkpoint, evaluation, inputs) in DEMO_MODELS.items():
+        source = work / checkpoint
+        if not source.is_file():
+            print(f"skipped {model_id}: {source} is missing")
+            continue
+        payload = load_checkpoint(source)
+        report = _json(work / evaluation)
+        shutil.copyfile(source, target / f"{model_id}.pt")
+        size = (target / f"{model_id}.pt").stat().st_size
+        metrics = headline(task, report)
+        if task == "cls":
+            metrics["froc"] = froc_operating_points(report)
+        (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size))
+        entries.append({"id": model_id, "version": "0.1.0", "task": task, "file": f"models/{model_id}.pt",
+                        "sha256": sha256_of(target / f"{model_id}.pt"), "inputs": inputs,
+                        "training_data": {"cohort": "phantom seed 11, 48 medium cases, 4 folds + 12 test",
+                                          "kind": "synthetic", **payload.get("training_data", {})},
+                        "model_card": f"models/{model_id}.md", "metrics": metrics, "default": True,
+                        "size_bytes": size, "license": "Apache-2.0",
+                        "description": f"Demo {task} model trained on phantoms (small preset). Not for clinical use."})
+    catalogue = {"$schema": "Models.schema.json", "format": "lnstaging-models/1", "models": entries}
+    (RESOURCES / "Models.json").write_text(json.dumps(catalogue, indent=2) + "\n")
+    return entries
+
+
+def install_demo_case(work: Path, case_id: str) -> None:
+    from LNStagingLib.dataset.format import PDAC20_LABELS, read_dataset, write_description
+
+    cohort = read_dataset(work / "phantom_medium")
+    demo = RESOURCES / "DemoCase"
+    shutil.rmtree(demo, ignore_errors=True)
+    shutil.copytree(cohort.case(case_id).root, demo / "cases" / case_id)
+    write_description(demo, name="lnstaging-demo", case_ids=[case_id], organ_labels=PDAC20_LABELS,
+                      organ_mapping="pdac20", folds={}, test=[case_id],
+                      description=f"One held-out phantom patient ({case_id} of lnstaging phantom --seed 11 --cases 48 "
+                                  "--size medium --direction mixed). Synthetic, not patient data.")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--demo-case", required=True, help="a test case id of the phantom cohort to bundle")
+    args = parser.parse_args()
+    entries = install_models(args.work)
+    install_demo_case(args.work, args.demo_case)
+    print(f"installed {len(entries)} models and demo case {args.demo_case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Write docs/RESULTS.md from the evaluation JSONs of scripts/train_demo_models.py (nothing is typed by hand).
+
+  python scripts/results_tables.py --work /path/to/work
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from train_demo_models import COHORT_ARGS, experiments  # noqa: E402
+
+CLS_ROWS = (("CNN (CT)", "cls_cnn_ct"), ("+PET", "cls_cnn_pet"), ("+spatial prior", "cls_cnn_prior"),
+            ("+GNNb", "cls_gnnb"), ("+GNNp", "cls_gnnp"))
+SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"), ("distance-guided attention", "seg_attention"))
+
+
+def _load(path: str) -> dict | None:
+    return json.loads(Path(path).read_text()) if Path(path).is_file() else None
+
+
+def _f(value, digits: int = 3) -> str:
+    return "–" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _command(spec: dict) -> str:
+    return "`lnstaging " + " ".join(spec["train"]).replace(str(Path(spec["result"]).parents[1]) + "/", "WORK/") + "`"
+
+
+def cls_table(specs: dict) -> str:
+    lines = ["| row | mFROC | sens@2 FP | @3 FP | @4 FP | @6 FP | F1@0.5 | best F1 | training + evaluation |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, name in CLS_ROWS:
+        report = _load(specs[name]["result"])
+        if report is None:
+            lines.append(f"| {label} | not run | | | | | | | {_command(specs[name])} |")
+            continue
+        m = report["metrics"]
+        lines.append(f"| {label} | {_f(m['mFROC'])} | {_f(m['sens@2FP'])} | {_f(m['sens@3FP'])} | {_f(m['sens@4FP'])} | "
+                     f"{_f(m['sens@6FP'])} | {_f(m['F1@0.5'])} | {_f(m['best_F1']['f1'])} | {_command(specs[name])} |")
+    return "\n".join(lines)
+
+
+def seg_table(specs: dict) -> str:
+    lines = ["| model | Dice (all LN) | instance recall | precision | F (IoU >= 0.3) | positive LN: instance recall | "
+             "precision | F (after identification) |", "|---|---|---|---|---|---|---|---|"]
+    for label, name in SEG_ROWS:
+        report = _load(specs[name]["result"])
+        if report is None:
+            lines.append(f"| {label} | not run | | | | | | |")
+            continue
+        a, p = report["class_agnostic"], report.get("positive", {})
+        lines.append(f"| {label} | {_f(a['dice'])} | {_f(a['recall'])} | {_f(a['precision'])} | {_f(a['f_measure'])} | "
+                     f"{_f(p.get('recall'))} | {_f(p.get('precision'))} | {_f(p.get('f_measure'))} |")
+    return "\n".join(lines)
+
+
+def patient_table(specs: dict) -> str:
+    report = _load(specs["patient"]["result"])
+    if report is None:
+        return "Not run."
+    lines = ["| metric | value | 95% CI (1000 bootstrap) |", "|---|---|---|"]
+    for key, value in report["metrics"].items():
+        lines.append(f"| {key} | {_f(value['value'])} | [{_f(value['low'])}, {_f(value['high'])}] |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "RESULTS.md")
+    parser.add_argument("--notes", type=Path, help="a Markdown file of observations appended verbatim")
+    args = parser.parse_args()
+    specs = experiments(args.work)
+    seconds = {n: (args.work / f"{n}.seconds").read_text().strip() for n in specs if (args.work / f"{n}.seconds").is_file()}
+    text = f"""# Results on the phantom cohort
+
+Research software: not for clinical use. Every figure below comes from the evaluation JSON of
+`scripts/train_demo_models.py --work WORK` (this file is written by `scripts/results_tables.py`); nothing is typed by
+hand. Cohort: `lnstaging phantom {' '.join(COHORT_ARGS)}` (48 synthetic PET/CT patients, 1.8 x 1.8 x 2.5 mm, mixed
+identity/oblique/RAS orientations; 4 folds of 9 cases, fold 0 for validation, 12 held-out test patients). All models
+use the `small` preset and were trained on 2 CPU cores with one torch thread per run. These are phantom figures: they
+show the code paths work and compare the variants, they say nothing about accuracy on patients.
+
+## Paper 1 (Chao et al. 2020), Table 1: GTV_LN classification of ground-truthed candidates
+
+Held-out test patients; candidates are the phantom's true nodes and look-alikes (candidates.csv). FROC counts a
+GTV_LN once (its best candidate); FP per patient over all test patients.
+
+{cls_table(specs)}
+
+## Paper 2: LN segmentation with and without distance-guided attention, before/after identification
+
+Held-out test patients; instances are connected components of the probability map (threshold 0.5, 30 mm^3 minimum);
+"all LN" are positive and negative nodes; instance metrics at IoU >= 0.3, pooled over patients; Dice is the mean
+over patients.
+
+{seg_table(specs)}
+
+## Paper 2: patient-level metastasis
+
+{patient_table(specs)}
+
+## Run times (training + evaluation, seconds, 1 torch thread, 2 runs sharing 2 cores)
+
+{json.dumps(seconds)}
+"""
+    if args.notes and args.notes.is_file():
+        text += "\n" + args.notes.read_text()
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
