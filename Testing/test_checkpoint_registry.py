@@ -7,7 +7,10 @@ from LNStagingLib.models import checkpoint, identification, patient, roi_cnn, st
 
 
 def test_model_modules_cover_every_registered_network():
-    assert set(checkpoint.MODEL_MODULES) == set(checkpoint.MODEL_REGISTRY)
+    library = {name for name, (cls, _) in checkpoint.MODEL_REGISTRY.items() if cls.__module__.startswith("LNStagingLib.")}
+    assert set(checkpoint.MODEL_MODULES) == library
+    for name, module in checkpoint.MODEL_MODULES.items():
+        assert checkpoint.MODEL_REGISTRY[name][0].__module__ == module
 
 
 def test_fresh_process_loads_a_checkpoint_by_name(tmp_path):
