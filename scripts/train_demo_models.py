@@ -43,7 +43,7 @@ def experiments(work: Path) -> dict[str, dict]:
 
     def seg(name, *flags):
         return {"train": ["train", "seg", "--data", data, "--out", run(name), "--config", "small", "--seed", "1",
-                          "--phase", "all", "--pet", "--epochs", "20", *flags],
+                          "--phase", "all", "--pet", "--epochs", "60", *flags],
                 "evaluate": ["evaluate", "seg", "--data", data, "--model", run(name) + "/seg_model.pt",
                              "--identifier", run(name) + "/identifier.pt"],
                 "result": run(name) + "/eval_seg_test.json", "after": []}
