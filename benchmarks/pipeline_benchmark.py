@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""The whole `lnstaging run` on a benchmark-size phantom PET/CT (default 512 x 512 x 300) with the catalogue's
+default models, on the CPU: total time, per-step timings (from provenance.json) and peak resident memory.
+
+With --naive the same case is also run the naive way in the same invocation (stage 1 over every sliding window,
+skip_empty_windows=False) and the two outputs are compared voxel for voxel.
+
+  python benchmarks/pipeline_benchmark.py [--size 512x512x300] [--naive] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_once(case: Path, out: Path, skip: bool, threads: int) -> dict:
+    """One pipeline run in a fresh process; returns its timings and peak RSS."""
+    code = f"""
+import json, resource, sys, time, torch
+torch.set_num_threads({threads})
+from LNStagingLib.commands._common import select_models
+from LNStagingLib.pipeline import CaseInputs, RunOptions, run_to_folder
+case = {str(case)!r}
+inputs = CaseInputs(ct=case + '/ct.nii.gz', pet=case + '/pet.nii.gz', organs=case + '/organs.nii.gz',
+                    organ_mapping='pdac20', tumor=case + '/tumor.nii.gz')
+t = time.perf_counter()
+results = run_to_folder(inputs, {str(out)!r}, RunOptions(models=select_models('default'), skip_empty_windows={skip}))
+print(json.dumps({{"seconds": time.perf_counter() - t, "candidates": len(results.candidates),
+                  "timings": results.provenance["timings_s"],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="benchmark", help="phantom size: benchmark (512x512x300) or NXxNYxNZ")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--naive", action="store_true", help="also run every sliding window (slow: tens of minutes)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from LNStagingLib.phantom.cohort import write_cohort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        cohort = write_cohort(Path(tmp) / "cohort", seed=args.seed, cases=1, size=args.size, folds=1, test_fraction=0.0,
+                              direction="oblique")
+        print(f"phantom {args.size} written in {time.perf_counter() - t:.1f} s")
+        case = cohort / "cases" / "case000"
+        report = {"size": args.size, "threads": args.threads, "fast": run_once(case, Path(tmp) / "fast", True, args.threads)}
+        if args.naive:
+            report["naive"] = run_once(case, Path(tmp) / "naive", False, args.threads)
+            import numpy as np
+            import SimpleITK as sitk
+
+            a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(Path(tmp) / k / "ln_probability.nii.gz")))
+                    for k in ("fast", "naive"))
+            report["max_abs_probability_difference"] = float(np.abs(a - b).max())
+            report["stage1_ratio"] = report["naive"]["timings"]["stage1"] / report["fast"]["timings"]["stage1"]
+            report["total_ratio"] = report["naive"]["seconds"] / report["fast"]["seconds"]
+    report["benchmark_process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
