@@ -56,3 +56,11 @@ def test_atomic_directory_leaves_nothing_on_failure(tmp_path):
 def test_review_state_is_checked():
     with pytest.raises(ValueError):
         Candidate(1, (0, 0, 0), review="maybe")
+
+
+def test_ctrl_c_inside_atomic_directory_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(tmp_path / "run") as tmp:
+            (tmp / "gtv_ln.nii.gz").write_bytes(b"partial")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
