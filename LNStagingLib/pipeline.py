@@ -61,6 +61,7 @@ class ModelSelection:
     patient: Optional[Path] = None
     sha256: dict[str, str] = field(default_factory=dict)  # stage -> expected sha256
     ids: dict[str, str] = field(default_factory=dict)  # stage -> catalogue id
+    froc: list = field(default_factory=list)  # the cls model's [fp_per_patient, threshold] pairs (operating points)
 
     @classmethod
     def from_catalogue(cls, ids: dict[str, Optional[str]], catalogue=None) -> "ModelSelection":
@@ -74,6 +75,8 @@ class ModelSelection:
                 continue
             setattr(selection, stage, catalogue.resolve(model_id, stage))
             selection.sha256[stage] = catalogue.get(model_id).sha256
+            if stage == "cls":
+                selection.froc = list(catalogue.get(model_id).metrics.get("froc", []))
             selection.ids[stage] = model_id
         return selection
 
@@ -325,7 +328,10 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     t = time.perf_counter()
     positives = [c for c in candidates if c.probability is not None and c.probability >= options.threshold]
     largest_ml = max((c.volume_ml for c in positives), default=0.0)
-    patient = PatientResult(operating_point={"threshold": options.threshold}, largest_positive_ln_volume_ml=largest_ml)
+    operating_point = {"threshold": options.threshold}
+    if models.froc:
+        operating_point["expected_fp_per_patient"] = expected_fp_per_patient(models.froc, options.threshold)
+    patient = PatientResult(operating_point=operating_point, largest_positive_ln_volume_ml=largest_ml)
     if models.patient is not None and tumor is not None:
         from .models.patient import patient_inputs, predict_patient
 
@@ -345,6 +351,13 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     return results, images
 
 
+def expected_fp_per_patient(froc: list, threshold: float) -> float:
+    """FP per patient the model showed on its held-out set at ``threshold`` (from its catalogue FROC pairs)."""
+    pairs = sorted((float(t), float(fp)) for fp, t in froc)
+    thresholds, fps = zip(*pairs)
+    return round(float(np.interp(threshold, thresholds, fps)), 3)
+
+
 def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: dict) -> dict:
     """What produced these results: software, models (id + sha256), input checksums, timings. No patient identifiers."""
     import torch
@@ -360,6 +373,7 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
                      "SimpleITK": sitk.Version_VersionString(), "numpy": np.__version__},
         "disclaimer": NOT_FOR_CLINICAL_USE,
         "models": models,
+        "froc": options.models.froc,  # [fp_per_patient, threshold] of the stage-2 model, for the operating point
         "inputs": {k: {"sha256": _sha256(Path(v))} for k, v in given.items() if v is not None},
         "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
         "options": {"device": options.device, "threshold": options.threshold,

@@ -82,3 +82,12 @@ def test_cancel_leaves_no_output(sts_case, tmp_path):
         run_to_folder(CaseInputs(ct=sts_case["ct"], pet=sts_case["pet"], candidates=sts_case["candidates"]),
                       tmp_path / "out", progress=Progress(cancel_on_first_report, cancel))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.csv"]
+
+
+def test_expected_fp_per_patient_interpolates_the_froc_pairs():
+    from LNStagingLib.pipeline import expected_fp_per_patient
+
+    froc = [[0.5, 0.9], [2.0, 0.5], [6.0, 0.1]]  # [fp_per_patient, threshold]
+    assert expected_fp_per_patient(froc, 0.5) == 2.0
+    assert expected_fp_per_patient(froc, 0.7) == 1.25
+    assert expected_fp_per_patient(froc, 0.95) == 0.5  # beyond the curve: its end
