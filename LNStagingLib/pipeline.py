@@ -87,6 +87,7 @@ class RunOptions:
     device: str = "cpu"
     threshold: float = DEFAULT_THRESHOLD
     skip_empty_windows: bool = True
+    threads: Optional[int] = None  # torch CPU threads; None = torch's default
 
 
 @dataclass
@@ -186,6 +187,10 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     options = options or RunOptions()
     progress = progress or Progress()
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
     timings: dict[str, float] = {}
     skipped: list[str] = []
     models = options.models
@@ -377,7 +382,7 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         "inputs": {k: {"sha256": _sha256(Path(v))} for k, v in given.items() if v is not None},
         "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
         "options": {"device": options.device, "threshold": options.threshold,
-                    "skip_empty_windows": options.skip_empty_windows},
+                    "skip_empty_windows": options.skip_empty_windows, "threads": options.threads},
         "timings_s": timings,
     }
 

@@ -18,6 +18,8 @@ def add_model_arguments(parser) -> None:
                              "'none', or stage=ID_OR_FILE[,stage=...] with stage in seg, cls, identification, patient; "
                              "a FILE is a checkpoint path (its sha256 is recorded but not checked against a catalogue)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run (default cpu)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the networks (default: all cores; 1 is faster "
+                                                    "when other programs keep the cores busy)")
 
 
 def add_progress_arguments(parser) -> None:

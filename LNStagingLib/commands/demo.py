@@ -16,6 +16,7 @@ def register(sub):
     parser = sub.add_parser("demo", help="run the pipeline on the bundled phantom PET/CT case with the demo weights")
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="results folder (default demo_output)")
     parser.add_argument("--data", type=Path, default=DEMO_DATA, help=f"cohort folder of the demo case (default {DEMO_DATA})")
+    parser.add_argument("--threads", type=int, help="CPU threads for the networks (default: all cores)")
     add_progress_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -28,7 +29,7 @@ def main(args) -> int:
     dataset = read_dataset(args.data)
     case_id = dataset.case_ids[0]
     print(f"Demo: synthetic phantom patient '{case_id}' (not patient data), demo weights trained on phantoms, CPU.")
-    options = RunOptions(models=select_models("default"), device="cpu")
+    options = RunOptions(models=select_models("default"), device="cpu", threads=args.threads)
     results = run_to_folder(case_inputs_from_dataset(dataset, case_id), args.out, options, make_progress(args, "demo"))
     print_summary(results, args.out)
     return 0

@@ -50,7 +50,8 @@ def register(sub):
 
 
 def main(args) -> int:
-    options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold)
+    options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
+                         threads=args.threads)
     results = run_to_folder(case_inputs(args), args.out, options, make_progress(args, "lnstaging run"))
     print_summary(results, args.out)
     return 0

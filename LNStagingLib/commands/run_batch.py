@@ -51,7 +51,8 @@ def main(args) -> int:
     from ..dataset.format import read_dataset
 
     dataset = read_dataset(args.data)
-    options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold)
+    options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
+                         threads=args.threads)
     wanted = args.cases or dataset.case_ids
     unknown = sorted(set(wanted) - set(dataset.case_ids))
     if unknown:
