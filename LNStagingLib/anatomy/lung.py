@@ -75,7 +75,8 @@ def lung_mask(ct: sitk.Image, progress: Progress | None = None) -> sitk.Image:
     progress.step(0.0, "lung mask: body")
     lps, code = _to_lps(ct)
     hu = sitk.GetArrayFromImage(lps).astype(np.float32, copy=False)
-    body = sitk.GetArrayViewFromImage(body_mask(lps, hu)) != 0
+    body_image = body_mask(lps, hu)  # kept alive: an array view must not outlive its image
+    body = sitk.GetArrayViewFromImage(body_image) != 0
     air = (hu < AIR_HU) & body
     progress.step(0.3, "lung mask: airways")
     air &= ~_airway(hu, air, lps.GetSpacing())
