@@ -192,6 +192,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
         torch.set_num_threads(options.threads)
     timings: dict[str, float] = {}
+    windows: dict = {}
     skipped: list[str] = []
     models = options.models
 
@@ -249,7 +250,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                            "(--organs).")
         else:
             progress.step(0.2, "stage 1: lymph node segmentation")
-            probability, _stats = segment_lymph_nodes(seg_model, ct, attention, pet, skip_empty=options.skip_empty_windows,
+            probability, windows = segment_lymph_nodes(seg_model, ct, attention, pet, skip_empty=options.skip_empty_windows,
                                                       device=options.device, progress=progress.sub(0.2, 0.6))
             labels = instances_from_probability(probability)
     else:
@@ -352,6 +353,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                       patient=patient, skipped=skipped)
     results.rank_candidates()
     results.provenance = provenance(inputs, options, petct, timings)
+    results.provenance["stage1_windows"] = windows
     progress.step(1.0, "done")
     return results, images
 
