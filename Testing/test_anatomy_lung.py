@@ -28,7 +28,7 @@ def _check_plausible(ct, lung, min_ml_each):
     assert not (mask & outside_air(hu.astype(np.float32))).any()  # no air outside the body
     # both lungs: lung tissue on the patient's right (LPS x < midline) and left, each a plausible volume
     points = world_points(lung, np.argwhere(mask))
-    body = world_points(ct, np.argwhere(sitk.GetArrayViewFromImage(body_mask(ct)) != 0))
+    body = world_points(ct, np.argwhere(sitk.GetArrayFromImage(body_mask(ct)) != 0))
     midline = np.median(body[:, 0])
     voxel_ml = np.prod(ct.GetSpacing()) / 1000
     right, left = (points[:, 0] < midline).sum() * voxel_ml, (points[:, 0] > midline).sum() * voxel_ml
@@ -50,7 +50,7 @@ def test_lung_mask_of_an_abdominal_ct_with_lung_bases_and_bowel_gas(abdomen):
     mask, hu = _check_plausible(abdomen, lung, 20)
     assert ndimage.label(mask)[1] == 2
     lowest_lung = np.nonzero(mask.any(axis=(1, 2)))[0].min()
-    gas = (hu < -900) & (sitk.GetArrayViewFromImage(body_mask(abdomen)) != 0)
+    gas = (hu < -900) & (sitk.GetArrayFromImage(body_mask(abdomen)) != 0)
     assert gas[: lowest_lung - 5].sum() > 1000 and not mask[: lowest_lung].any()  # bowel gas below: not lung
 
 

@@ -85,7 +85,8 @@ def test_pet_on_flipped_ct_equals_flipped_pet_on_ct(data_dir, tmp_path):
     lps_pair = load_pet_ct(data_dir / IBSI / "nifti/STS_001/CT_image.nii.gz", pet)
     ras_pair = load_pet_ct(ras, pet)
     assert ras_pair.ct.GetDirection() == (-1, 0, 0, 0, -1, 0, 0, 0, 1)
-    expected = sitk.GetArrayViewFromImage(sitk.DICOMOrient(lps_pair.pet_suv, "RAS"))
+    expected_image = sitk.DICOMOrient(lps_pair.pet_suv, "RAS")  # kept alive while its array view is read
+    expected = sitk.GetArrayViewFromImage(expected_image)
     assert np.allclose(sitk.GetArrayViewFromImage(ras_pair.pet_suv), expected, atol=1e-4)
 
 
