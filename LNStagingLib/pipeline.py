@@ -174,6 +174,19 @@ def _add_file_candidates(labels: sitk.Image, rows: list[dict]) -> tuple[sitk.Ima
     return out, sources
 
 
+def stage1_grid(ct: sitk.Image, model_spacing_mm, tolerance: float = 0.2) -> sitk.Image:
+    """The grid stage 1 runs on: the CT's own, unless the model was trained at a voxel size more than ``tolerance``
+    (relative) away on some axis; then the CT's extent and direction at the model's voxel size."""
+    if not model_spacing_mm:
+        return ct
+    model = np.asarray(model_spacing_mm, float)
+    if np.all(np.abs(np.asarray(ct.GetSpacing()) - model) <= tolerance * model):
+        return ct
+    from .io.resample import grid_with_spacing
+
+    return grid_with_spacing(ct, model)
+
+
 def _empty_labels(reference: sitk.Image) -> sitk.Image:
     labels = sitk.Image(reference.GetSize(), sitk.sitkUInt16)
     labels.CopyInformation(reference)
@@ -244,14 +257,22 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         from .candidates.instances import instances_from_probability
         from .inference.segmentation import segment_lymph_nodes
 
-        seg_model, seg_config, _ = load_model(models.seg, models.sha256.get("seg"), options.device)
+        seg_model, seg_config, seg_payload = load_model(models.seg, models.sha256.get("seg"), options.device)
         if seg_config.use_attention and attention is None:
             skipped.append("Stage-1 segmentation skipped: its model needs the attention map, which needs organ masks "
                            "(--organs).")
         else:
             progress.step(0.2, "stage 1: lymph node segmentation")
-            probability, windows = segment_lymph_nodes(seg_model, ct, attention, pet, skip_empty=options.skip_empty_windows,
-                                                      device=options.device, progress=progress.sub(0.2, 0.6))
+            grid = stage1_grid(ct, seg_payload.get("training_data", {}).get("spacing_mm"))
+            on_grid = (ct, attention, pet)
+            if grid is not ct:  # the model's voxel size: faster on fine CTs, and the size it was trained at
+                on_grid = tuple(None if image is None else resample_to_reference(image, grid, "linear", fill)
+                                for image, fill in zip(on_grid, (-1024.0, 0.0, 0.0)))
+            probability, windows = segment_lymph_nodes(seg_model, *on_grid, skip_empty=options.skip_empty_windows,
+                                                       device=options.device, progress=progress.sub(0.2, 0.6))
+            windows["grid_spacing_mm"] = list(grid.GetSpacing())
+            if grid is not ct:
+                probability = resample_to_reference(probability, ct, "linear", 0.0)
             labels = instances_from_probability(probability)
     else:
         skipped.append("No stage-1 model: lymph nodes were not segmented; only given candidates were classified.")

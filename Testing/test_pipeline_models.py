@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
 from LNStagingLib.models.checkpoint import save_checkpoint
@@ -31,7 +32,8 @@ def tiny_models(tmp_path_factory):
     selection = ModelSelection()
     for stage, net in networks.items():
         path = folder / f"{stage}.pt"
-        selection.sha256[stage] = save_checkpoint(path, net, net.config)
+        trained_at = {"spacing_mm": [3.0, 3.0, 5.0]} if stage == "seg" else {}  # the phantom is 1.5 x 1.5 x 2.5 mm
+        selection.sha256[stage] = save_checkpoint(path, net, net.config, training_data=trained_at)
         setattr(selection, stage, path)
     return selection
 
@@ -65,6 +67,10 @@ def test_every_stage_runs_and_is_deterministic(phantom_case, tiny_models, tmp_pa
     assert set(provenance["models"]) == {"seg", "cls", "identification", "patient"}
     assert provenance["models"]["cls"]["sha256"] == tiny_models.sha256["cls"]
     assert not any("No stage" in s or "No organ" in s or "No tumour" in s for s in first.skipped)
+    assert provenance["stage1_windows"]["grid_spacing_mm"] == [3.0, 3.0, 5.0]  # run at the model's voxel size
+    ct = sitk.ReadImage(str(phantom_case / "ct.nii.gz"))
+    probability = sitk.ReadImage(str(tmp_path / "a" / "ln_probability.nii.gz"))
+    assert probability.GetSize() == ct.GetSize() and np.allclose(probability.GetDirection(), ct.GetDirection())
 
     second = _run(phantom_case, tiny_models, tmp_path / "b")
     assert [c.probability for c in second.candidates] == [c.probability for c in first.candidates]
@@ -78,3 +84,15 @@ def test_wrong_checksum_is_refused_before_loading(phantom_case, tiny_models, tmp
     with pytest.raises(ModelError, match="sha256"):
         _run(phantom_case, bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_stage1_grid_follows_the_model_voxel_size():
+    from LNStagingLib.pipeline import stage1_grid
+
+    ct = sitk.Image([100, 80, 40], sitk.sitkFloat32)
+    ct.SetSpacing((0.9, 0.9, 1.5))
+    ct.SetDirection((0, 1, 0, -1, 0, 0, 0, 0, 1))
+    assert stage1_grid(ct, None) is ct and stage1_grid(ct, [1.0, 0.95, 1.6]) is ct  # within 20 %: CT grid
+    grid = stage1_grid(ct, [1.8, 1.8, 2.5])
+    assert grid.GetSpacing() == (1.8, 1.8, 2.5) and grid.GetSize() == (50, 40, 24)
+    assert grid.GetDirection() == ct.GetDirection()

@@ -75,8 +75,8 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 ## Limitations
 
 Phantom anatomy is simplified (tubes and ellipsoids), node appearance is synthetic, and the cohort is small (36
-training/validation cases at 1.8 x 1.8 x 2.5 mm). Stage 1 runs on the CT's own grid: images at a very different
-spacing from the training phantoms will be segmented poorly.
+training/validation cases at 1.8 x 1.8 x 2.5 mm). `lnstaging run` resamples stage 1's input to that voxel size
+(recorded in the checkpoint as training_data.spacing_mm) and the probabilities back onto the CT grid.
 """
 
 

@@ -105,13 +105,18 @@ def resample_to_reference(image: sitk.Image, reference: sitk.Image, interpolatio
 
 
 def isotropic_grid(image: sitk.Image, spacing_mm: float = 1.0) -> sitk.Image:
-    """An empty reference image covering the same world extent with ``spacing_mm`` voxels and the same direction.
+    """An empty reference image covering the same world extent with ``spacing_mm`` voxels and the same direction."""
+    return grid_with_spacing(image, (spacing_mm,) * 3)
+
+
+def grid_with_spacing(image: sitk.Image, spacing_xyz) -> sitk.Image:
+    """An empty reference image covering the same world extent with voxels of ``spacing_xyz`` mm, same direction.
 
     The first voxel's outer corner stays where the input's is, so the extent is preserved (up to one voxel).
     """
     old_spacing = np.array(image.GetSpacing(), dtype=float)
     old_size = np.array(image.GetSize(), dtype=float)
-    new_spacing = np.full(3, float(spacing_mm))
+    new_spacing = np.array(spacing_xyz, dtype=float).reshape(3)
     new_size = [max(1, int(math.ceil(n - 1e-6))) for n in old_size * old_spacing / new_spacing]
     direction = np.array(image.GetDirection()).reshape(3, 3)
     corner = np.array(image.GetOrigin()) - direction @ (old_spacing / 2.0)

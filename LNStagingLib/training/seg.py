@@ -133,6 +133,7 @@ class CaseVolumes:
     nodes: np.ndarray  # instance labels of all nodes (target of segmentation)
     positive_ids: set[int]  # node ids that are GTV_LN (metastatic)
     has_all_nodes: bool  # lymph_nodes.nii.gz given (negatives known)
+    spacing_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)  # CT voxel size (x, y, z)
 
 
 @dataclass
@@ -151,7 +152,9 @@ class Cohort:
         ids = sorted(c.case_id for c in self.train)
         return {"dataset": self.name, "fold": self.fold, "n_train": len(self.train), "n_val": len(self.val),
                 "train_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-                "target": "lymph_nodes" if all(c.has_all_nodes for c in self.train) else "gtv_ln (some or all cases)"}
+                "target": "lymph_nodes" if all(c.has_all_nodes for c in self.train) else "gtv_ln (some or all cases)",
+                # the pipeline runs stage 1 at this voxel size (median over the training cases)
+                "spacing_mm": [round(float(v), 4) for v in np.median([c.spacing_mm for c in self.train], axis=0)]}
 
 
 def case_attention(dataset, case_files, ct):
@@ -185,7 +188,8 @@ def load_case(dataset, case_id: str, config, need_attention: bool = True) -> Cas
     if nodes.shape != channels.shape[1:]:
         raise DatasetError(f"Case {case_id}: the node label map is not on the CT grid; resample it onto the CT.")
     positive = {int(v) for v in np.unique(gtv) if v != 0}
-    return CaseVolumes(case_id, channels, attention, nodes.astype(np.int32), positive, has_all)
+    return CaseVolumes(case_id, channels, attention, nodes.astype(np.int32), positive, has_all,
+                       tuple(float(v) for v in ct.GetSpacing()))
 
 
 def load_cohort(root, fold: int, config, need_attention: bool = True, progress=None) -> Cohort:
