@@ -29,18 +29,15 @@ from typing import Optional
 import numpy as np
 
 from ..errors import AnatomyError, DatasetError, ModelError
+from .options import add_common_arguments
 
 FINAL, LAST, LOG = "cls_model.pt", "cls_last.pt", "train_cls_log.json"
 DEFAULT_EPOCHS = {"tiny": 1, "small": 30, "paper": 30}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True, help="cohort folder (docs/DATASET.md) with candidates.csv per case")
-    parser.add_argument("--out", required=True, help="output folder for checkpoints, log and patch cache")
-    parser.add_argument("--fold", type=int, default=0, help="validation fold (default 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--resume", action="store_true", help=f"continue from {LAST} in --out")
-    parser.add_argument("--config", choices=("tiny", "small", "paper"), default="small", help="network size")
+    add_common_arguments(parser, data_help="cohort folder (docs/DATASET.md) with candidates.csv per case",
+                         out_help="output folder for checkpoints, log and patch cache", resume_file=LAST)
     parser.add_argument("--head", choices=("cnn", "gnnb", "gnnp"), default="gnnp")
     parser.add_argument("--no-pet", action="store_true", help="CT only (Table 1 ablation)")
     parser.add_argument("--no-priors", action="store_true", help="without spatial priors s (Table 1 ablation)")
@@ -51,7 +48,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, help="default: 1 (tiny), 30 (small, paper)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--accumulate", type=int, default=8, help="patients per optimiser step (default 8)")
-    parser.add_argument("--seed", type=int, default=0)
 
 
 # ---- data --------------------------------------------------------------------------------------------------------

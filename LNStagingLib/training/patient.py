@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AnatomyError, DatasetError, ModelError
+from .options import add_common_arguments
 
 FINAL, LAST, LOG = "patient_model.pt", "patient_last.pt", "train_patient_log.json"
 
@@ -46,14 +47,8 @@ TRAIN_PRESETS = {
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True, help="cohort folder (docs/DATASET.md)")
-    parser.add_argument("--out", required=True, help="output folder for checkpoints and logs")
-    parser.add_argument("--fold", type=int, default=0, help="validation fold K (train on the other folds)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--resume", action="store_true", help=f"continue from {LAST} in --out")
-    parser.add_argument("--config", default="small", choices=("tiny", "small", "paper"), help="network size")
+    add_common_arguments(parser, resume_file=LAST)
     parser.add_argument("--epochs", type=int, help="epochs (default: by --config)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-weights", metavar="FILE",
                         help="state dict to start from (e.g. an ImageNet ResNet-18); loaded with weights_only=True, "
                              "tensors that do not fit are reported and left at their initial values")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError, ModelError
+from .options import add_common_arguments
 
 SEG_FINAL, SEG_LAST = "seg_model.pt", "seg_last.pt"
 ID_FINAL, ID_LAST = "identifier.pt", "identifier_last.pt"
@@ -66,12 +67,7 @@ TRAIN_PRESETS = {
 
 # ---- command line ------------------------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True, help="cohort folder (docs/DATASET.md)")
-    parser.add_argument("--out", required=True, help="output folder for checkpoints and logs")
-    parser.add_argument("--fold", type=int, default=0, help="validation fold K (train on the other folds)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--resume", action="store_true", help="continue from the *_last.pt checkpoints in --out")
-    parser.add_argument("--config", default="small", choices=("tiny", "small", "paper"), help="network size")
+    add_common_arguments(parser)
     parser.add_argument("--no-attention", action="store_true", help="the nnU-Net baseline (no attention gate)")
     parser.add_argument("--no-informative-negatives", action="store_true",
                         help="ablation: negative patches anywhere, not only where attention > 0")
@@ -80,7 +76,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--id-epochs", type=int, help="identification epochs (default: by --config)")
     parser.add_argument("--phase", default="all", choices=("seg", "identification", "all"),
                         help="train the segmentation, the identifier (from seg_model.pt in --out), or both")
-    parser.add_argument("--seed", type=int, default=0)
 
 
 def main(args) -> int:
