@@ -11,7 +11,6 @@ patient-level prediction.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import platform
 import time
@@ -99,14 +98,11 @@ class CaseImages:
     structures: Optional[sitk.Image] = None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in paths:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+def _input_sha256(path: Path) -> str:
+    """Checksum of an input file, or of a DICOM folder's files in sorted order."""
+    from .models.checkpoint import sha256_of
+
+    return sha256_of(*sorted(p for p in path.rglob("*") if p.is_file())) if path.is_dir() else sha256_of(path)
 
 
 def _read_mask_on(path: Path, reference: sitk.Image, what: str) -> sitk.Image:
@@ -394,7 +390,9 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
     for stage in ("seg", "cls", "identification", "patient"):
         path = getattr(options.models, stage)
         if path is not None:
-            models[stage] = {"id": options.models.ids.get(stage, Path(path).name), "sha256": _sha256(Path(path))}
+            # a catalogue model's sha256 was checked when it was loaded; a model given as a file is hashed here
+            sha = options.models.sha256.get(stage) or _input_sha256(Path(path))
+            models[stage] = {"id": options.models.ids.get(stage, Path(path).name), "sha256": sha}
     given = {k: getattr(inputs, k) for k in ("ct", "pet", "organs", "tumor", "candidates")}
     return {
         "software": {"lnstaging": __version__, "python": platform.python_version(), "torch": torch.__version__,
@@ -402,7 +400,7 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         "disclaimer": NOT_FOR_CLINICAL_USE,
         "models": models,
         "froc": options.models.froc,  # [fp_per_patient, threshold] of the stage-2 model, for the operating point
-        "inputs": {k: {"sha256": _sha256(Path(v))} for k, v in given.items() if v is not None},
+        "inputs": {k: {"sha256": _input_sha256(Path(v))} for k, v in given.items() if v is not None},
         "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
         "options": {"device": options.device, "threshold": options.threshold,
                     "skip_empty_windows": options.skip_empty_windows, "threads": options.threads},

@@ -45,11 +45,13 @@ def register_model(name: str, config_class: type) -> Callable[[type], type]:
     return decorate
 
 
-def sha256_of(path: Path | str) -> str:
+def sha256_of(*paths: Path | str) -> str:
+    """sha256 of a file, or of several files read one after the other in the order given."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
