@@ -15,20 +15,32 @@ def auc(score, label):
     return (ranks[label == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
-@pytest.fixture(scope="module")
-def cohort():
+def make_cohort(relations: str):
     nodes, fakes, patients = [], [], []
     for seed in range(N_CASES):
-        case = generate_case(500 + seed, size="small")
+        case = generate_case(500 + seed, size="small", relations=relations)
         status = {r["node_id"]: r["label"] for r in case.candidates if r["node_id"]}
         for r in case.candidates:
             if r["node_id"]:
                 parent = r["parent"]
-                nodes.append({**r, "parent_label": -1 if parent == 0 else status[parent]})
+                nodes.append({**r, "parent_label": -1 if parent == 0 else status[parent], "patient": seed})
             else:
                 fakes.append(r)
         patients.append(case.metastasis)
     return nodes, fakes, np.array(patients)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return make_cohort("default")
+
+
+def chain_probabilities(nodes) -> tuple[float, float]:
+    """P(positive | parent positive), P(positive | parent negative) over nodes whose parent is a node."""
+    label = np.array([n["label"] for n in nodes])
+    parent = np.array([n["parent_label"] for n in nodes])
+    assert (parent == 1).sum() >= 10 and (parent == 0).sum() >= 10
+    return label[parent == 1].mean(), label[parent == 0].mean()
 
 
 def test_positive_share_and_patient_rate(cohort):
@@ -40,13 +52,30 @@ def test_positive_share_and_patient_rate(cohort):
 
 
 def test_positives_cluster_along_chains(cohort):
-    nodes, _, _ = cohort
-    label = np.array([n["label"] for n in nodes])
-    parent = np.array([n["parent_label"] for n in nodes])
-    p_after_positive = label[parent == 1].mean()
-    p_after_negative = label[parent == 0].mean()
-    assert (parent == 1).sum() >= 10 and (parent == 0).sum() >= 10
+    p_after_positive, p_after_negative = chain_probabilities(cohort[0])
     assert p_after_positive > p_after_negative + 0.2, (p_after_positive, p_after_negative)
+
+
+def test_strong_relations_make_status_follow_the_neighbours(cohort):
+    """--relations strong: chains of positives, few skips, and one phenotype per patient's metastases."""
+    nodes, _, _ = make_cohort("strong")
+    strong_pos, strong_neg = chain_probabilities(nodes)
+    default_pos, default_neg = chain_probabilities(cohort[0])
+    assert strong_pos > default_pos + 0.1 and strong_pos > 0.7, (strong_pos, default_pos)
+    assert strong_neg < 0.1, strong_neg
+    strong_spread, default_spread = within_patient_suv_spread(nodes), within_patient_suv_spread(cohort[0])
+    assert strong_spread < 0.8 * default_spread, (strong_spread, default_spread)
+
+
+def within_patient_suv_spread(nodes) -> float:
+    """Mean over patients (>= 2 positive nodes) of the SD of log SUVmax of their positive nodes."""
+    by_patient: dict = {}
+    for n in nodes:
+        if n["label"]:
+            by_patient.setdefault(n["patient"], []).append(n["suv_max"])
+    spreads = [np.std(np.log(v)) for v in by_patient.values() if len(v) >= 2]
+    assert len(spreads) >= 5
+    return float(np.mean(spreads))
 
 
 def test_appearance_overlaps_between_classes(cohort):

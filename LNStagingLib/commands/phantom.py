@@ -22,6 +22,9 @@ def register(sub):
                         help="orientation of the voxel grid; mixed cycles identity/oblique/ras over the cases")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds in dataset.json (default 5)")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out test share (default 0.2)")
+    parser.add_argument("--relations", default="default", choices=("default", "strong"),
+                        help="how much a node's status follows its neighbours: strong = chains of positive nodes "
+                             "sharing one phenotype (tests what the graph head adds)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.set_defaults(func=main)
 
@@ -44,6 +47,6 @@ def main(args) -> int:
     if args.spacing and min(args.spacing) <= 0:
         raise DatasetError("--spacing values must be positive millimetres.")
     write_cohort(out, args.seed, cases=args.cases, size=args.size, folds=args.folds, test_fraction=args.test_fraction,
-                 direction=args.direction, spacing=args.spacing, progress=tqdm_progress("phantom"))
+                 direction=args.direction, spacing=args.spacing, relations=args.relations, progress=tqdm_progress("phantom"))
     print(f"wrote {args.cases} phantom case(s) to {out}")
     return 0

@@ -11,7 +11,8 @@ from ..progress import Progress
 from .anatomy import TISSUE, TISSUES, TUMOR_CODES, build_anatomy
 from .grid import Grid
 from .lesions import (
-    Lesion, fit_to_room, make_room, make_look_alikes, node_appearance, place_node_centres, spread_status, spread_tree,
+    POSITIVE_SUBTYPES, RELATIONS, Lesion, fit_to_room, make_room, make_look_alikes, node_appearance, place_node_centres,
+    spread_status, spread_tree,
 )
 from .render import lookup_tables, max_in_sphere, paint_anatomy, paint_lesion, synthesize_ct, synthesize_pet
 
@@ -69,13 +70,17 @@ def anatomy_scale(shape, spacing) -> float:
     return float(np.clip(min(fov[0] / 250.0, fov[1] / 250.0, fov[2] / 220.0), 0.5, 1.0))
 
 
-def generate_case(seed: int, size="small", spacing=None, direction="identity",
+def generate_case(seed: int, size="small", spacing=None, direction="identity", relations: str = "default",
                   progress: Progress | None = None) -> PhantomCase:
     """A deterministic synthetic patient: same seed and arguments give identical images and tables.
 
     ``direction``: 'identity', 'ras' (diag(-1,-1,1)), 'oblique' (rotated ~14 deg about z, ~6 deg about x),
     or a 3x3 orthonormal matrix. Anatomy is defined in world space, so the grid is what rotates.
+    ``relations``: 'default', or 'strong' (spread along chains of positive nodes, and the metastases of a patient
+    share one phenotype: a node's status is then better told from its neighbours than from itself).
     """
+    if relations not in RELATIONS:
+        raise ValueError(f"relations must be one of {RELATIONS}")
     progress = progress or Progress()
     rng = np.random.default_rng(seed)
     shape, spacing, factors = resolve_size(size, spacing)
@@ -95,10 +100,11 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity",
     n_wanted = int(rng.integers(5, 31))
     centres, anchors = place_node_centres(rng, grid, tissue, objects, anatomy, n_wanted)
     parents, lengths = spread_tree(centres, tumor_shape.centre, float(tumor_shape.semi.mean()))
-    status = spread_status(rng, parents, lengths, anatomy.scale)
+    status = spread_status(rng, parents, lengths, anatomy.scale, relations)
+    phenotype = int(rng.choice(3, p=POSITIVE_SUBTYPES)) if relations == "strong" else None
     nodes = []
     for n, centre in enumerate(centres):
-        node = node_appearance(rng, centre, bool(status[n]))
+        node = node_appearance(rng, centre, bool(status[n]), phenotype)
         node.node_id, node.parent, node.anchor = n + 1, int(parents[n]), anchors[n]
         nodes.append(node)
     all_nodes, lost = list(nodes), {}
@@ -148,7 +154,7 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity",
 
     candidates = _candidate_rows(rng, nodes, kept, pet_grid, pet)
     n_positive = int(sum(n.positive for n in nodes))
-    info = {"seed": int(seed), "n_nodes": len(nodes), "n_positive": n_positive, "n_look_alikes": len(kept),
+    info = {"seed": int(seed), "relations": relations, "n_nodes": len(nodes), "n_positive": n_positive, "n_look_alikes": len(kept),
             "tumor_suv": round(tumor_suv, 3), "anatomy_scale": round(scale, 4), "generator": "LNStagingLib.phantom"}
     progress.step(1.0, "done")
     return PhantomCase(seed=int(seed), **images, candidates=candidates, metastasis=int(n_positive > 0), info=info)

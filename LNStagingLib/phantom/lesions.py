@@ -120,8 +120,16 @@ def spread_tree(centres: np.ndarray, tumour_centre: np.ndarray, tumour_radius: f
     return parents, lengths
 
 
-def spread_status(rng, parents: np.ndarray, lengths: np.ndarray, scale: float) -> np.ndarray:
-    """Metastatic status of each node, drawn from the tumour outwards along the tree."""
+RELATIONS = ("default", "strong")
+
+
+def spread_status(rng, parents: np.ndarray, lengths: np.ndarray, scale: float, relations: str = "default") -> np.ndarray:
+    """Metastatic status of each node, drawn from the tumour outwards along the tree.
+
+    ``relations='strong'``: spread continues along a chain of positive nodes whatever the edge length (p 0.9) and
+    almost never skips a negative node (p 0.02), so a node's status follows its neighbours' far more than its
+    distance to the tumour (the structure paper 1's graph head is meant to exploit).
+    """
     n = len(parents)
     status = np.zeros(n, bool)
     aggressiveness = 0.0 if rng.uniform() < 0.35 else rng.uniform(0.7, 1.0)
@@ -139,20 +147,28 @@ def spread_status(rng, parents: np.ndarray, lengths: np.ndarray, scale: float) -
         if parent == 0:
             p = 0.95 * np.exp(-length / reach_tumour)
         elif status[parent - 1]:
-            p = 0.9 * np.exp(-length / reach)
+            p = 0.9 if relations == "strong" else 0.9 * np.exp(-length / reach)
         else:
-            p = 0.07
+            p = 0.02 if relations == "strong" else 0.07
         status[node - 1] = rng.uniform() < aggressiveness * p
         queue.extend(children[node])
     return status
 
 
-def node_appearance(rng, centre, positive: bool) -> Lesion:
-    """Size, shape, density and uptake of a node, by status, with deliberate overlap between classes."""
+POSITIVE_SUBTYPES = (0.45, 0.3, 0.25)  # bulky avid, small hot, low-avid
+
+
+def node_appearance(rng, centre, positive: bool, positive_subtype: int | None = None) -> Lesion:
+    """Size, shape, density and uptake of a node, by status, with deliberate overlap between classes.
+
+    ``positive_subtype`` forces the subtype of a positive node (a patient whose metastases share one phenotype).
+    """
     rotation = random_rotation(rng)
     lognormal = lambda median, sd: float(np.exp(rng.normal(np.log(median), sd)))  # noqa: E731
     if positive:
-        subtype = rng.choice(3, p=[0.45, 0.3, 0.25])
+        subtype = rng.choice(3, p=POSITIVE_SUBTYPES)
+        if positive_subtype is not None:
+            subtype = positive_subtype
         if subtype == 0:    # bulky, avid
             diameter, suv = lognormal(12.0, 0.3), rng.uniform(3.0, 10.0)
         elif subtype == 1:  # small but hot: the PET blur hides most of its uptake
