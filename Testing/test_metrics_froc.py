@@ -122,3 +122,41 @@ def test_monai_lacks_the_all_detections_point_when_every_lesion_is_found():
     assert curve.sensitivity[-1] == 1.0
     assert len(curve.fp_per_patient) == len(mon_fp) + 1  # documented difference: MONAI drops the lowest threshold
     np.testing.assert_allclose(curve.fp_per_patient[:-1], mon_fp[::-1])
+
+
+def _random_patients(rng, n_patients: int, shift: float):
+    """Patients with 3 lesions each; each lesion one detection whose probability rises with ``shift``, plus 5 FPs."""
+    detections = []
+    for _ in range(n_patients):
+        hits = [(float(1 / (1 + np.exp(-(rng.normal() + shift)))), lesion) for lesion in (1, 2, 3)]
+        fps = [(float(1 / (1 + np.exp(-rng.normal()))), None) for _ in range(5)]
+        detections.append(hits + fps)
+    return detections, [3] * n_patients
+
+
+def test_bootstrap_mfroc_brackets_the_value_and_narrows_with_more_patients():
+    rng = np.random.default_rng(0)
+    small = froc.bootstrap_mfroc(*_random_patients(rng, 10, 1.0), n_boot=300)
+    large = froc.bootstrap_mfroc(*_random_patients(rng, 160, 1.0), n_boot=300)
+    for ci in (small, large):
+        assert ci.low <= ci.value <= ci.high and ci.n_valid == 300
+    assert (large.high - large.low) < 0.5 * (small.high - small.low)
+
+
+def test_paired_difference_of_a_model_with_itself_is_exactly_zero():
+    detections, lesions = _random_patients(np.random.default_rng(1), 12, 1.0)
+    ci = froc.paired_mfroc_difference(detections, detections, lesions, n_boot=200)
+    assert ci.value == ci.low == ci.high == 0.0
+
+
+def test_paired_difference_finds_a_better_model_that_unpaired_intervals_overlap():
+    """Model a = model b with every true lesion's probability raised a little: pairing shows it, overlap hides it."""
+    rng = np.random.default_rng(2)
+    b, lesions = _random_patients(rng, 12, 0.5)
+    a = [[(min(p + 0.05, 1.0), hit) if hit is not None else (p, hit) for p, hit in dets] for dets in b]
+    diff = froc.paired_mfroc_difference(a, b, lesions, n_boot=500)
+    ci_a, ci_b = froc.bootstrap_mfroc(a, lesions, 500), froc.bootstrap_mfroc(b, lesions, 500)
+    assert diff.value > 0 and diff.low > 0
+    assert ci_a.low < ci_b.high, "the separate intervals overlap"
+    with pytest.raises(ValueError):
+        froc.paired_mfroc_difference(a, b[:-1], lesions)

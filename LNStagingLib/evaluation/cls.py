@@ -2,7 +2,9 @@
 
 Counting follows evaluation/froc.py (a GTV_LN counts once, with its best candidate; lesions that no candidate hits are
 misses). Patches are cut with the settings stored in the checkpoint, so evaluation sees what training saw.
-Writes eval_cls_<split>.json (metrics, FROC curve, per-candidate probabilities) next to the model unless --out.
+Writes eval_cls_<split>.json (metrics with a 1000-bootstrap 95% CI on the mFROC, FROC curve, per-candidate
+probabilities and their ground truth, so two models can be compared on paired patients with
+evaluation.froc.paired_mfroc_difference) next to the model unless --out.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold
     from ..dataset.format import read_dataset
     from ..models import stage2  # noqa: F401  (registers the "stage2" model for load_model)
     from ..models.checkpoint import load_model, sha256_of
-    from ..training.cls import evaluate_cases, load_case_candidates
+    from ..training.cls import case_lesions, evaluate_cases, load_case_candidates
     from ..training.seg import resolve_device
 
     device = resolve_device(device)
@@ -45,7 +47,9 @@ def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold
     return {"model": Path(model_path).name, "model_sha256": sha256_of(model_path), "dataset": dataset.name,
             "split": split, "fold": fold if split == "val" else None, "head": config.head, "use_pet": config.use_pet,
             "use_priors": config.use_priors, "metrics": metrics, "froc": curve.as_dict(),
-            "probabilities": {c.case_id: [float(p) for p in probs] for c, probs in zip(cases, probabilities)}}
+            "probabilities": {c.case_id: [float(p) for p in probs] for c, probs in zip(cases, probabilities)},
+            "truth": {c.case_id: {"labels": c.labels.tolist(), "node_ids": c.node_ids.tolist(),
+                                  "n_lesions": int(case_lesions(c))} for c in cases}}
 
 
 def main(args) -> int:
@@ -54,6 +58,6 @@ def main(args) -> int:
     out.write_text(json.dumps(report, indent=1))
     m = report["metrics"]
     print(f"{report['split']}: {m['patients']} patients, {m['lesions']} GTV_LN, {m['candidates']} candidates | "
-          f"mFROC {m['mFROC']:.3f} (sens@2/3/4/6 FP {m['sens@2FP']:.3f}/{m['sens@3FP']:.3f}/{m['sens@4FP']:.3f}/"
+          f"mFROC {m['mFROC']:.3f} [{m['mFROC_95ci'][0]:.3f}, {m['mFROC_95ci'][1]:.3f}] (sens@2/3/4/6 FP {m['sens@2FP']:.3f}/{m['sens@3FP']:.3f}/{m['sens@4FP']:.3f}/"
           f"{m['sens@6FP']:.3f}) | F1@0.5 {m['F1@0.5']:.3f} | best F1 {m['best_F1']['f1']:.3f} -> {out}")
     return 0
