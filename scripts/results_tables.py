@@ -14,10 +14,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_demo_models import COHORT_ARGS, experiments  # noqa: E402
+from train_demo_models import COHORT_ARGS, COHORTS, experiments  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from LNStagingLib.evaluation.froc import candidate_detections, paired_mfroc_difference  # noqa: E402
 
 CLS_ROWS = (("CNN (CT)", "cls_cnn_ct"), ("+PET", "cls_cnn_pet"), ("+spatial prior", "cls_cnn_prior"),
             ("+GNNb", "cls_gnnb"), ("+GNNp", "cls_gnnp"))
+STRONG_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNb", "strong_cls_gnnb"),
+               ("+GNNp", "strong_cls_gnnp"))
 SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"), ("distance-guided attention", "seg_attention"))
 
 
@@ -33,17 +38,49 @@ def _command(spec: dict) -> str:
     return "`lnstaging " + " ".join(spec["train"]).replace(str(Path(spec["result"]).parents[1]) + "/", "WORK/") + "`"
 
 
-def cls_table(specs: dict) -> str:
-    lines = ["| row | mFROC | sens@2 FP | @3 FP | @4 FP | @6 FP | F1@0.5 | best F1 | training + evaluation |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for label, name in CLS_ROWS:
+def _detections(report: dict) -> tuple[list, list]:
+    """Per-patient detections and lesion counts from an eval_cls JSON (patients in a fixed order)."""
+    cases = sorted(report["truth"])
+    detections = [candidate_detections(report["probabilities"][c], report["truth"][c]["labels"],
+                                       report["truth"][c]["node_ids"]) for c in cases]
+    return detections, [report["truth"][c]["n_lesions"] for c in cases]
+
+
+def _paired(report: dict | None, reference: dict | None) -> str:
+    """mFROC(report) - mFROC(reference) with its paired 1000-bootstrap 95% CI, or a dash."""
+    if report is None or reference is None or report is reference or "truth" not in report or "truth" not in reference:
+        return "–"
+    (a, lesions), (b, _) = _detections(report), _detections(reference)
+    ci = paired_mfroc_difference(a, b, lesions)
+    return f"{ci.value:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]"
+
+
+def cls_table(specs: dict, rows=CLS_ROWS, reference: str = "cls_cnn_prior") -> str:
+    lines = ["| row | mFROC [95% CI] | sens@2 FP | @3 FP | @4 FP | @6 FP | F1@0.5 | best F1 | mFROC - CNN+prior "
+             "[paired 95% CI] | training + evaluation |", "|---|---|---|---|---|---|---|---|---|---|"]
+    base = _load(specs[reference]["result"])
+    for label, name in rows:
         report = _load(specs[name]["result"])
         if report is None:
-            lines.append(f"| {label} | not run | | | | | | | {_command(specs[name])} |")
+            lines.append(f"| {label} | not run | | | | | | | | {_command(specs[name])} |")
             continue
         m = report["metrics"]
-        lines.append(f"| {label} | {_f(m['mFROC'])} | {_f(m['sens@2FP'])} | {_f(m['sens@3FP'])} | {_f(m['sens@4FP'])} | "
-                     f"{_f(m['sens@6FP'])} | {_f(m['F1@0.5'])} | {_f(m['best_F1']['f1'])} | {_command(specs[name])} |")
+        ci = m.get("mFROC_95ci")
+        mfroc = _f(m["mFROC"]) + (f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else "")
+        lines.append(f"| {label} | {mfroc} | {_f(m['sens@2FP'])} | {_f(m['sens@3FP'])} | {_f(m['sens@4FP'])} | "
+                     f"{_f(m['sens@6FP'])} | {_f(m['F1@0.5'])} | {_f(m['best_F1']['f1'])} | "
+                     f"{_paired(report, base) if name != reference else '–'} | {_command(specs[name])} |")
+    return "\n".join(lines)
+
+
+def relational_signal_table(work: Path) -> str:
+    lines = ["| cohort | patients | GTV_LN | oracle, own features: mFROC | own + neighbours: mFROC | gain |",
+             "|---|---|---|---|---|---|"]
+    for cohort in COHORTS:
+        r = _load(str(work / f"relational_signal_{cohort}.json"))
+        if r is not None:
+            lines.append(f"| {cohort} | {r['patients']} | {r['gtv_ln']} | {_f(r['own']['mFROC'])} | "
+                         f"{_f(r['own_and_neighbours']['mFROC'])} | {r['neighbour_gain_mFROC']:+.3f} |")
     return "\n".join(lines)
 
 
@@ -94,6 +131,22 @@ Held-out test patients; candidates are the phantom's true nodes and look-alikes 
 GTV_LN once (its best candidate); FP per patient over all test patients.
 
 {cls_table(specs)}
+
+## Paper 1 on phantoms whose relations matter (`--relations strong`)
+
+The same cohort recipe with `--relations strong`: metastasis spreads along chains of positive nodes whatever the
+edge length and the metastases of a patient share one phenotype, so a node's status follows its neighbours' more
+than its own distance to the tumour. `lnstaging phantom {' '.join(COHORTS['phantom_strong'])}`; same splits,
+same recipe.
+
+{cls_table(specs, STRONG_ROWS, "strong_cls_cnn_prior")}
+
+How much the neighbours can tell at best: `scripts/relational_signal.py --data COHORT` fits two logistic
+regressions, cross-validated by patient, on the phantom's ground-truth appearance (SUVmax, diameter, lesion kind,
+which no CNN sees) and the distance to the tumour, without and with the scores of the patient's other nodes (the
+best one, the best within 40 mm, the nearest). Their mFROC difference estimates what the neighbours add when the appearance is known perfectly.
+
+{relational_signal_table(args.work)}
 
 ## Paper 2: LN segmentation with and without distance-guided attention, before/after identification
 

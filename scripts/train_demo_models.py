@@ -26,6 +26,8 @@ COHORT_ARGS = ["--seed", "11", "--cases", "48", "--size", "medium", "--direction
 # CPU recipe for the small preset: more optimiser steps than the paper's (Adam 1e-4, accumulation 8), which on 27
 # training patients would give only ~3 steps an epoch.
 CLS_RECIPE = ["--epochs", "20", "--lr", "5e-4", "--accumulate", "2"]
+# The same cohort drawn with --relations strong: a node's status follows its neighbours (does GNNp then beat the CNN?).
+COHORTS = {"phantom_medium": COHORT_ARGS, "phantom_strong": [*COHORT_ARGS, "--relations", "strong"]}
 
 
 def experiments(work: Path) -> dict[str, dict]:
@@ -33,12 +35,13 @@ def experiments(work: Path) -> dict[str, dict]:
     data = str(work / "phantom_medium")
     run = lambda name: str(work / name)  # noqa: E731
 
-    def cls(name, *flags, init=None):
-        train = ["train", "cls", "--data", data, "--out", run(name), "--config", "small", *CLS_RECIPE,
+    def cls(name, *flags, init=None, cohort="phantom_medium"):
+        train = ["train", "cls", "--data", str(work / cohort), "--out", run(name), "--config", "small", *CLS_RECIPE,
                  "--seed", "1", *flags]
         if init:
             train += ["--init-cnn", str(work / init / "cls_model.pt")]
-        return {"train": train, "evaluate": ["evaluate", "cls", "--data", data, "--model", run(name) + "/cls_model.pt"],
+        return {"train": train,
+                "evaluate": ["evaluate", "cls", "--data", str(work / cohort), "--model", run(name) + "/cls_model.pt"],
                 "result": run(name) + "/eval_cls_test.json", "after": [init] if init else []}
 
     def seg(name, *flags):
@@ -55,6 +58,10 @@ def experiments(work: Path) -> dict[str, dict]:
         "cls_cnn_prior": cls("cls_cnn_prior", "--head", "cnn"),
         "cls_gnnb": cls("cls_gnnb", "--head", "gnnb", init="cls_cnn_prior"),
         "cls_gnnp": cls("cls_gnnp", "--head", "gnnp", init="cls_cnn_prior"),
+        # the CNN + prior and GNN rows again on the cohort with strong relations between nodes
+        "strong_cls_cnn_prior": cls("strong_cls_cnn_prior", "--head", "cnn", cohort="phantom_strong"),
+        "strong_cls_gnnp": cls("strong_cls_gnnp", "--head", "gnnp", init="strong_cls_cnn_prior", cohort="phantom_strong"),
+        "strong_cls_gnnb": cls("strong_cls_gnnb", "--head", "gnnb", init="strong_cls_cnn_prior", cohort="phantom_strong"),
         # paper 2, segmentation with and without the distance-guided attention (+ identification)
         "seg_attention": seg("seg_attention"),
         "seg_plain": seg("seg_plain", "--no-attention"),
@@ -95,8 +102,14 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="experiment names (default: all)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    if not (args.work / "phantom_medium" / "dataset.json").is_file():
-        lnstaging(["phantom", "--out", str(args.work / "phantom_medium"), *COHORT_ARGS], args.work / "phantom.log")
+    for cohort, cohort_args in COHORTS.items():
+        if not (args.work / cohort / "dataset.json").is_file():
+            lnstaging(["phantom", "--out", str(args.work / cohort), *cohort_args], args.work / "phantom.log")
+        signal = args.work / f"relational_signal_{cohort}.json"
+        if not signal.is_file():  # the oracle's measure of what neighbours tell (seconds)
+            with open(signal, "w") as fh:
+                subprocess.run([sys.executable, str(ROOT / "scripts" / "relational_signal.py"), "--data",
+                                str(args.work / cohort)], stdout=fh, check=True)
     specs = experiments(args.work)
     wanted = args.only or list(specs)
     done: set[str] = {n for n in specs if Path(specs[n]["result"]).is_file()}
