@@ -25,6 +25,22 @@ def ct_array(ct: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(ct).astype(np.float32, copy=False)
 
 
+def median_by_label(values: np.ndarray, labels: np.ndarray, index) -> np.ndarray:
+    """The median of ``values`` over each label in ``index``, as ndimage.median(values, labels, index), without
+    sorting the whole volume (ndimage sorts every voxel: 35 s on a 512 x 512 x 300 CT): each label's voxels are
+    gathered from its bounding box and partitioned."""
+    index = np.asarray(index, np.int64).reshape(-1)
+    if index.size == 0:
+        return np.zeros(0)
+    boxes = ndimage.find_objects(labels, max_label=int(index.max()))
+    out = np.full(index.size, np.nan)
+    for i, label in enumerate(index):
+        box = boxes[label - 1] if label >= 1 else None
+        if box is not None:
+            out[i] = np.median(values[box][labels[box] == label])
+    return out
+
+
 def outside_air(hu: np.ndarray) -> np.ndarray:
     """Air outside the patient: dark components that touch the scan border and are pure gas (median HU).
 
@@ -41,7 +57,7 @@ def outside_air(hu: np.ndarray) -> np.ndarray:
     touching = np.nonzero(border)[0]
     touching = touching[touching > 0]
     if touching.size:
-        outside[touching] = ndimage.median(hu, labels, touching) < PURE_GAS_HU
+        outside[touching] = median_by_label(hu, labels, touching) < PURE_GAS_HU
     outside[0] = False
     return outside[labels]
 

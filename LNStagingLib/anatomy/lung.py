@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from ..errors import AnatomyError
 from ..progress import Progress
-from .body import AIR_HU, PURE_GAS_HU, body_mask
+from .body import AIR_HU, PURE_GAS_HU, body_mask, median_by_label
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def lung_mask(ct: sitk.Image, progress: Progress | None = None) -> sitk.Image:
     body_image = body_mask(lps, hu)  # kept alive: an array view must not outlive its image
     body = sitk.GetArrayViewFromImage(body_image) != 0
     air = (hu < AIR_HU) & body
+    del body, body_image
     progress.step(0.3, "lung mask: airways")
     air &= ~_airway(hu, air, lps.GetSpacing())
     progress.step(0.6, "lung mask: components")
@@ -91,7 +92,7 @@ def lung_mask(ct: sitk.Image, progress: Progress | None = None) -> sitk.Image:
     sizes[sizes < min_voxels] = 0
     large = index[sizes > 0]
     if large.size:
-        gas = large[ndimage.median(hu, labels, large) < PURE_GAS_HU]  # bowel/stomach gas, isolated airways
+        gas = large[median_by_label(hu, labels, large) < PURE_GAS_HU]  # bowel/stomach gas, isolated airways
         sizes[gas - 1] = 0
     order = np.argsort(sizes)[::-1]
     keep = [order[0]] if sizes[order[0]] >= min_voxels else []
