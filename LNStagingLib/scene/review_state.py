@@ -32,6 +32,10 @@ REVIEW_FILE = "review.json"
 def _write_node(node, storage_class: str, path: Path) -> None:
     storage = getattr(slicer, storage_class)()
     storage.SetFileName(str(path))
+    if storage_class == "vtkMRMLSegmentationStorageNode":
+        # Only the box that holds segments (world position kept, reference geometry stored as a tag): on a
+        # 512x512x150 CT 0.5 s instead of 3 s per save, which is after every brush stroke in the review.
+        storage.SetCropToMinimumExtent(True)
     if not storage.WriteData(node):
         raise OSError(f"could not write {path.name}")
 

@@ -180,17 +180,27 @@ def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[
     segment_ids = list(by_segment)
     merged = labelmap_on_reference(node, reference_volume_node, segment_ids) if segment_ids else None
     reference = results.gtv_ln
-    new_labels = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint16)
-    if merged is not None:
-        if merged.shape != new_labels.shape:
+    old_labels = sitk.GetArrayViewFromImage(reference)
+    if merged is None:
+        new_labels = np.zeros(old_labels.shape, np.uint16)
+    else:
+        if merged.shape != old_labels.shape:
             raise RuntimeError("the reference volume is not on the GTV_LN grid")
         lookup = np.array([0] + [by_segment[s] for s in segment_ids], dtype=np.uint16)
-        new_labels = lookup[merged.astype(np.intp)]
-    old_labels = sitk.GetArrayViewFromImage(reference)
+        new_labels = merged.astype(np.uint16)  # merged holds 0..len(segment_ids); map the foreground only
+        del merged
+        if not np.array_equal(lookup, np.arange(len(lookup))):
+            foreground = np.flatnonzero(new_labels)
+            new_labels.flat[foreground] = lookup[new_labels.flat[foreground]]
     new_image = sitk.GetImageFromArray(new_labels)
     new_image.CopyInformation(reference)
 
-    present = set(np.unique(new_labels)) - {0}
+    # One pass over the grid finds every label a stroke touched; only those are measured again, on their box.
+    differs = old_labels != new_labels
+    touched = set(np.unique(old_labels[differs]).tolist()) | set(np.unique(new_labels[differs]).tolist())
+    del differs
+    boxes = _label_boxes(new_labels)
+    present = set(boxes)
     old = {c.id: c for c in results.candidates}
     report = {"changed": [], "removed": [], "added": []}
     kept = []
@@ -198,14 +208,14 @@ def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[
         if cid not in present:
             report["removed"].append(cid)
             continue
-        if not np.array_equal(old_labels == cid, new_labels == cid):
+        if cid in touched:
             report["changed"].append(cid)
-            _measure(candidate, new_image, cid, pet_suv)
+            _measure(candidate, new_image, cid, boxes[cid], pet_suv)
         kept.append(candidate)
     for segment_id, cid in by_segment.items():
         if cid not in old and cid in present:
             candidate = Candidate(id=cid, centroid_lps=(0.0, 0.0, 0.0), source="user", review="accepted")
-            _measure(candidate, new_image, cid, pet_suv)
+            _measure(candidate, new_image, cid, boxes[cid], pet_suv)
             kept.append(candidate)
             report["added"].append(cid)
             if segment_id != candidate.name and segmentation.GetSegment(candidate.name) is None:
@@ -219,11 +229,24 @@ def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[
     return report
 
 
-def _measure(candidate: Candidate, labels: sitk.Image, cid: int, pet_suv: Optional[sitk.Image]) -> None:
-    """Re-measure one edited label with the pipeline's own definitions (candidates/measure.py)."""
+def _label_boxes(labels: np.ndarray) -> dict[int, tuple[slice, ...]]:
+    """The [z, y, x] bounding box of every label present (scipy's find_objects: one pass for all labels)."""
+    from scipy import ndimage
+
+    return {cid: box for cid, box in enumerate(ndimage.find_objects(labels), start=1) if box is not None}
+
+
+def _measure(candidate: Candidate, labels: sitk.Image, cid: int, box: tuple[slice, ...],
+             pet_suv: Optional[sitk.Image]) -> None:
+    """Re-measure one edited label with the pipeline's own definitions (candidates/measure.py), on its box only
+    (a cropped SimpleITK image keeps its place in the world, so centroids stay in LPS mm)."""
     from ..candidates.measure import measure_instances
 
-    (measured,) = measure_instances(sitk.Cast(labels == cid, sitk.sitkUInt8), pet_suv)
+    index = [box[2].start, box[1].start, box[0].start]
+    size = [box[2].stop - index[0], box[1].stop - index[1], box[0].stop - index[2]]
+    crop = sitk.RegionOfInterest(labels, size, index)
+    pet_crop = sitk.RegionOfInterest(pet_suv, size, index) if pet_suv is not None else None
+    (measured,) = measure_instances(sitk.Cast(crop == cid, sitk.sitkUInt8), pet_crop)
     candidate.volume_ml = measured.volume_ml
     candidate.centroid_lps = measured.centroid_lps
     candidate.short_axis_mm = measured.short_axis_mm
