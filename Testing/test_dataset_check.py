@@ -121,6 +121,9 @@ PLANTED = {
     "float label map": (lambda root, pos: edit_image(pos / "organs.nii.gz", lambda a, i: a.astype(np.float32)),
                         "must hold integer labels"),
     "candidate outside CT": (lambda root, pos: move_candidate_outside(pos), "lies outside the CT"),
+    "CT in stored values, not HU": (lambda root, pos: edit_image(pos / "ct.nii.gz", lambda a, i: (a + 1024).astype(np.uint16)),
+                                    "not Hounsfield units"),
+    "PET saved as the CT": (lambda root, pos: shutil.copy(pos / "pet.nii.gz", pos / "ct.nii.gz"), "not a CT"),
     "unlisted case folder": (lambda root, pos: shutil.copytree(pos, root / "cases" / "stray"), "cases/stray is not listed"),
 }
 

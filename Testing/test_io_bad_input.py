@@ -52,6 +52,8 @@ def bad(tmp_path_factory, data_dir):
     far.SetOrigin(np.add(pet.GetOrigin(), (0, 0, 3000)).tolist())
     write(far, "pet_far.nii.gz")
     write(sitk.Compose(pet, pet, pet), "pet_rgb.nii.gz")
+    ct = sitk.ReadImage(str(made["ct_nifti"]))
+    write(sitk.Cast(ct + 1024.0, sitk.sitkUInt16), "ct_unrescaled.nii.gz")  # stored values, rescale not applied
 
     (tmp / "empty_dir").mkdir()
     made["empty_dir"] = tmp / "empty_dir"
@@ -134,6 +136,10 @@ CASES = [
     ("label map on another grid",
      lambda b, d: [D(d, f"{IBSI}/dicom/STS_001/PET/image"), "--masks", D(d, f"{IBSI}/nifti/STS_001/CT_mask.nii.gz")],
      "not on the PET grid"),
+    ("CT without the DICOM rescale",
+     lambda b, d: [str(b["pet_nifti"]), "--ct", str(b["ct_unrescaled"])], "not Hounsfield units"),
+    ("PET given as the CT",
+     lambda b, d: [str(b["pet_nifti"]), "--ct", str(b["pet_nifti"])], "were not swapped"),
     ("mask is an image, not RTSTRUCT/SEG",
      lambda b, d: [D(d, f"{IBSI}/dicom/STS_001/PET/image"), "--masks", D(d, "rt_utils_mock_data/ct_1.dcm")],
      "not an RTSTRUCT"),

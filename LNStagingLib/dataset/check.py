@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import DatasetError
+from ..io.ct_values import ct_value_problem
 from .format import (
     CANDIDATE_COLUMNS, CANDIDATES_CSV, CASES_DIR, DATASET_JSON, IMAGE_KEYS, PATIENT_JSON, REQUIRED_IMAGE_KEYS,
     CaseFiles, _same_grid, description_problems, load_description,
@@ -117,6 +118,10 @@ def _check_case(case: CaseFiles, organ_ids: set[int], report: CheckReport) -> No
             say("pet.nii.gz does not overlap ct.nii.gz in space; check that both come from the same study and frame.")
     if ct is not None and not _is_integer(ct) and ct.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
         say(f"ct.nii.gz has pixel type {ct.GetPixelIDTypeAsString()}; store HU as int16.")
+    elif ct is not None:
+        problem = ct_value_problem(ct, "ct.nii.gz")
+        if problem:
+            say(problem)
 
     if "organs" in arrays:
         unknown = sorted(set(np.unique(arrays["organs"]).tolist()) - organ_ids - {0})

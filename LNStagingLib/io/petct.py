@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from ..errors import GeometryError, ImageFormatError, InputFileError
 from ..progress import Progress
 from .dicom_series import DicomSeries, read_dicom_series
+from .ct_values import ct_value_problem
 from .images import is_dicom_file, read_image, require_exists
 from .resample import isotropic_grid, require_overlap, resample_to_reference
 from .suv import SuvFactor, pet_to_suv
@@ -70,8 +71,13 @@ def load_ct(path: os.PathLike | str, series_uid: str | None = None) -> tuple[sit
     path = require_exists(path, "CT")
     if _is_dicom(path):
         series = read_dicom_series(path, modality=None if series_uid else "CT", series_uid=series_uid, what="CT")
-        return sitk.Cast(series.image, sitk.sitkFloat32), series
-    return sitk.Cast(read_image(path, what="CT"), sitk.sitkFloat32), None
+        image = sitk.Cast(series.image, sitk.sitkFloat32)
+    else:
+        image, series = sitk.Cast(read_image(path, what="CT"), sitk.sitkFloat32), None
+    problem = ct_value_problem(image, f"CT '{path.name}'")
+    if problem:
+        raise ImageFormatError(problem)
+    return image, series
 
 
 def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_overrides):
