@@ -73,6 +73,17 @@ def cls_table(specs: dict, rows=CLS_ROWS, reference: str = "cls_cnn_prior") -> s
     return "\n".join(lines)
 
 
+def attention_coverage_table(work: Path) -> str:
+    r = _load(str(work / "attention_coverage_phantom_medium.json"))
+    if r is None:
+        return "Not run."
+    lines = [f"Attention > 0 in {r['volume_with_attention_percent']:.1f} % of the volume ({r['cases']} {r['split']} cases).",
+             "", "| candidate centres | n | attention = 0 | mean attention |", "|---|---|---|---|"]
+    for kind, v in r["centres"].items():
+        lines.append(f"| {kind} | {v['n']} | {v['attention_zero_percent']:.1f} % | {_f(v['mean_attention'])} |")
+    return "\n".join(lines)
+
+
 def relational_signal_table(work: Path) -> str:
     lines = ["| cohort | patients | GTV_LN | oracle, own features: mFROC | own + neighbours: mFROC | gain |",
              "|---|---|---|---|---|---|"]
@@ -155,6 +166,11 @@ Held-out test patients; instances are connected components of the probability ma
 over patients.
 
 {seg_table(specs)}
+
+Where the attention map puts the phantom's nodes and look-alikes (`scripts/attention_coverage.py --data
+WORK/phantom_medium`, held-out test cases; the gate can only suppress what lies where attention = 0):
+
+{attention_coverage_table(args.work)}
 
 ## Paper 2: patient-level metastasis
 

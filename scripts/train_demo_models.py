@@ -105,11 +105,12 @@ def main() -> int:
     for cohort, cohort_args in COHORTS.items():
         if not (args.work / cohort / "dataset.json").is_file():
             lnstaging(["phantom", "--out", str(args.work / cohort), *cohort_args], args.work / "phantom.log")
-        signal = args.work / f"relational_signal_{cohort}.json"
-        if not signal.is_file():  # the oracle's measure of what neighbours tell (seconds)
-            with open(signal, "w") as fh:
-                subprocess.run([sys.executable, str(ROOT / "scripts" / "relational_signal.py"), "--data",
-                                str(args.work / cohort)], stdout=fh, check=True)
+        for script in ("relational_signal", "attention_coverage"):  # analyses of the cohort itself (seconds)
+            target = args.work / f"{script}_{cohort}.json"
+            if not target.is_file():
+                with open(target, "w") as fh:
+                    subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--data",
+                                    str(args.work / cohort)], stdout=fh, check=True)
     specs = experiments(args.work)
     wanted = args.only or list(specs)
     done: set[str] = {n for n in specs if Path(specs[n]["result"]).is_file()}
