@@ -37,7 +37,7 @@ def median_by_label(values: np.ndarray, labels: np.ndarray, index) -> np.ndarray
     for i, label in enumerate(index):
         box = boxes[label - 1] if label >= 1 else None
         if box is not None:
-            out[i] = np.median(values[box][labels[box] == label])
+            out[i] = np.median(values[box][labels[box] == label], overwrite_input=True)  # a gathered copy
     return out
 
 

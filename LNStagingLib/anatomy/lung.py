@@ -35,8 +35,10 @@ def _to_lps(image: sitk.Image) -> tuple[sitk.Image, str]:
     return sitk.DICOMOrient(image, "LPS"), code
 
 
-def _airway(hu: np.ndarray, air: np.ndarray, spacing_xyz: tuple[float, ...]) -> np.ndarray:
-    """Trachea + main bronchi as a boolean array, or all False if no airway seed is found (e.g. abdomen scan)."""
+def _airway(image: sitk.Image, hu: np.ndarray, air: np.ndarray) -> np.ndarray:
+    """Trachea + main bronchi as a boolean array, or all False if no airway seed is found (e.g. abdomen scan).
+    ``hu`` is the array of ``image`` (the region growing runs on the image itself, not on a copy)."""
+    spacing_xyz = image.GetSpacing()
     voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
     pixel_cm2 = spacing_xyz[0] * spacing_xyz[1] / 100.0
     slices = np.nonzero(air.any(axis=(1, 2)))[0]
@@ -59,7 +61,6 @@ def _airway(hu: np.ndarray, air: np.ndarray, spacing_xyz: tuple[float, ...]) -> 
     if not dark[best[1], best[2]]:  # centre of mass outside a crescent-shaped region: take any of its pixels
         ys, xs = np.nonzero(dark == dark[best[1]].max())
         best = (top, int(ys[0]), int(xs[0]))
-    image = sitk.GetImageFromArray(hu)
     for upper in np.arange(AIRWAY_HU, -1001.0, -15.0):
         grown = sitk.GetArrayFromImage(sitk.ConnectedThreshold(image, seedList=[best[::-1]], lower=-3000.0,
                                                                 upper=float(upper))) != 0
@@ -74,13 +75,15 @@ def lung_mask(ct: sitk.Image, progress: Progress | None = None) -> sitk.Image:
     progress = progress or Progress()
     progress.step(0.0, "lung mask: body")
     lps, code = _to_lps(ct)
-    hu = sitk.GetArrayFromImage(lps).astype(np.float32, copy=False)
+    if lps.GetPixelID() != sitk.sitkFloat32:  # the pipeline's CT is float32 already: no copy of it then
+        lps = sitk.Cast(lps, sitk.sitkFloat32)
+    hu = sitk.GetArrayViewFromImage(lps)  # a view of a named image that lives until the end
     body_image = body_mask(lps, hu)  # kept alive: an array view must not outlive its image
     body = sitk.GetArrayViewFromImage(body_image) != 0
     air = (hu < AIR_HU) & body
     del body, body_image
     progress.step(0.3, "lung mask: airways")
-    air &= ~_airway(hu, air, lps.GetSpacing())
+    air &= ~_airway(lps, hu, air)
     progress.step(0.6, "lung mask: components")
     labels, n = ndimage.label(air)
     if n == 0:

@@ -59,6 +59,21 @@ def _tumor_centreline(tumor: sitk.Image) -> np.ndarray:
     return np.asarray(points)
 
 
+def _distance_box(inside: np.ndarray, image: sitk.Image, centres: np.ndarray) -> tuple[slice, slice, slice]:
+    """SimpleITK (x, y, z) slices of the box holding the tumour with one voxel of background around it and every
+    voxel the linear interpolation at a candidate centre reads: the tumour distance map on this box has the same
+    values there as on the whole CT, for a fraction of the time and memory."""
+    index = np.argwhere(inside)[:, ::-1]  # x, y, z
+    lo, hi = index.min(axis=0) - 1, index.max(axis=0) + 2
+    for point in centres:
+        continuous = np.asarray(image.TransformPhysicalPointToContinuousIndex(tuple(point)))
+        lo = np.minimum(lo, np.floor(continuous).astype(int))
+        hi = np.maximum(hi, np.floor(continuous).astype(int) + 2)
+    size = np.asarray(image.GetSize())
+    lo, hi = np.clip(lo, 0, size), np.clip(hi, 0, size)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
 def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk.Image | None = None,
                      lung: sitk.Image | None = None, tumor_reference: str = "centre",
                      progress: Progress | None = None) -> PriorTable:
@@ -107,7 +122,9 @@ def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk
         reason = "no tumour mask given" if tumor is None else "the tumour mask is empty"
         missing.update({name: reason for name in TUMOR_PRIORS})
     else:
-        distance = signed_distance_mm(sitk.Cast(tumor != 0, sitk.sitkUInt8))
+        box = _distance_box(tumor_array != 0, tumor, centres)
+        tumor_box = tumor[box]  # named: the crop must live as long as the distance map made from it
+        distance = signed_distance_mm(sitk.Cast(tumor_box != 0, sitk.sitkUInt8))
         values[:, 3] = [max(distance.EvaluateAtPhysicalPoint(tuple(p), sitk.sitkLinear), 0.0) for p in centres]
         if tumor_reference == "centre":
             origins = np.repeat(world_points(tumor, np.argwhere(tumor_array != 0)).mean(axis=0)[None], len(centres), 0)
