@@ -41,6 +41,16 @@ def median_by_label(values: np.ndarray, labels: np.ndarray, index) -> np.ndarray
     return out
 
 
+def label_sizes(labels: np.ndarray, n: int) -> np.ndarray:
+    """Voxel count of every label 0..n (int64), slab by slab: np.bincount of the whole volume would first copy the
+    labels to int64 (630 MB on a 512 x 512 x 300 CT), ndimage.sum_labels makes a float64 copy."""
+    sizes = np.zeros(n + 1, np.int64)
+    step = max(1, (1 << 22) // max(1, labels[0].size))  # ~4 M voxels per slab
+    for start in range(0, labels.shape[0], step):
+        sizes += np.bincount(labels[start:start + step].ravel(), minlength=n + 1)
+    return sizes
+
+
 def outside_air(hu: np.ndarray) -> np.ndarray:
     """Air outside the patient: dark components that touch the scan border and are pure gas (median HU).
 
@@ -69,7 +79,7 @@ def body_mask(ct: sitk.Image, hu: np.ndarray | None = None) -> sitk.Image:
     labels, n = ndimage.label(~outside_air(hu))
     mask = np.zeros(hu.shape, np.uint8)
     if n:
-        sizes = np.bincount(labels.ravel())
+        sizes = label_sizes(labels, n)
         sizes[0] = 0
         mask[labels == int(np.argmax(sizes))] = 1
     image = sitk.GetImageFromArray(mask)

@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from ..errors import AnatomyError
 from ..progress import Progress
-from .body import AIR_HU, PURE_GAS_HU, body_mask, median_by_label
+from .body import AIR_HU, PURE_GAS_HU, body_mask, label_sizes, median_by_label
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ SECOND_LUNG_FRACTION = 0.05
 
 def _to_lps(image: sitk.Image) -> tuple[sitk.Image, str]:
     code = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
-    return sitk.DICOMOrient(image, "LPS"), code
+    return (image if code == "LPS" else sitk.DICOMOrient(image, "LPS")), code  # no copy of an LPS-ordered CT
 
 
 def _airway(image: sitk.Image, hu: np.ndarray, air: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def lung_mask(ct: sitk.Image, progress: Progress | None = None) -> sitk.Image:
         raise AnatomyError("No air-filled region inside the body: this CT shows no lung (lung-based priors "
                            "need a scan that includes at least the lung bases).")
     index = np.arange(1, n + 1)
-    sizes = ndimage.sum_labels(air, labels, index)
+    sizes = label_sizes(labels, n)[1:].astype(np.float64)  # as ndimage.sum_labels(air, labels, index)
     min_voxels = 5.0 * 1000.0 / float(np.prod(lps.GetSpacing()))  # 5 mL: smaller is not a lung
     sizes[sizes < min_voxels] = 0
     large = index[sizes > 0]
@@ -110,7 +110,8 @@ def lung_mask(ct: sitk.Image, progress: Progress | None = None) -> sitk.Image:
         lung[z] = ndimage.binary_fill_holes(lung[z])
     out = sitk.GetImageFromArray(lung.astype(np.uint8))
     out.CopyInformation(lps)
-    out = sitk.DICOMOrient(out, code)
+    if code != "LPS":
+        out = sitk.DICOMOrient(out, code)
     out.CopyInformation(ct)  # same grid; removes round-off from the reorientation
     progress.step(1.0, "lung mask done")
     return out
