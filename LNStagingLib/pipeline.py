@@ -273,17 +273,25 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                            "(--organs).")
         else:
             progress.step(0.2, "stage 1: lymph node segmentation")
+            parts: dict[str, float] = {}  # seconds of each part of stage 1, for provenance and benchmarks
+            clock = time.perf_counter()
             grid = stage1_grid(ct, seg_payload.get("training_data", {}).get("spacing_mm"))
             on_grid = (ct, attention, pet)
             if grid is not ct:  # the model's voxel size: faster on fine CTs, and the size it was trained at
                 on_grid = tuple(None if image is None else resample_to_reference(image, grid, "linear", fill)
                                 for image, fill in zip(on_grid, (-1024.0, 0.0, 0.0)))
+            parts["resample_in"], clock = time.perf_counter() - clock, time.perf_counter()
             probability, windows = segment_lymph_nodes(seg_model, *on_grid, skip_empty=options.skip_empty_windows,
                                                        device=options.device, progress=progress.sub(0.2, 0.6))
+            del on_grid
+            parts["sliding_windows"], clock = time.perf_counter() - clock, time.perf_counter()
             windows["grid_spacing_mm"] = list(grid.GetSpacing())
             if grid is not ct:
                 probability = resample_to_reference(probability, ct, "linear", 0.0)
+            parts["resample_out"], clock = time.perf_counter() - clock, time.perf_counter()
             labels = instances_from_probability(probability)
+            parts["instances"] = time.perf_counter() - clock
+            windows["seconds"] = {k: round(v, 3) for k, v in parts.items()}
     else:
         skipped.append("No stage-1 model: lymph nodes were not segmented; only given candidates were classified.")
     timed("stage1", t)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -23,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_once(case: Path, out: Path, skip: bool, threads: int) -> dict:
-    """One pipeline run in a fresh process; returns its timings and peak RSS."""
+    """One pipeline run in a fresh process (OMP_NUM_THREADS = torch threads); returns its timings, peak RSS and the
+    machine's load average before and after (other people's jobs share the cores)."""
     code = f"""
 import json, resource, sys, time, torch
 torch.set_num_threads({threads})
@@ -38,8 +40,13 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "candidates": len(results
                   "timings": results.provenance["timings_s"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    load_before = os.getloadavg()
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report["load_average_1_5_15_before"] = [round(v, 2) for v in load_before]
+    report["load_average_1_5_15_after"] = [round(v, 2) for v in os.getloadavg()]
+    return report
 
 
 def main() -> int:
@@ -67,6 +74,12 @@ def main() -> int:
             a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(Path(tmp) / k / "ln_probability.nii.gz")))
                     for k in ("fast", "naive"))
             report["max_abs_probability_difference"] = float(np.abs(a - b).max())
+            a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(Path(tmp) / k / "gtv_ln.nii.gz"))) for k in ("fast", "naive"))
+            report["same_instance_labels"] = bool(np.array_equal(a, b))
+            a, b = ([c["probability"] for c in json.loads((Path(tmp) / k / "candidates.json").read_text())["candidates"]]
+                    for k in ("fast", "naive"))
+            report["max_abs_candidate_probability_difference"] = (float(np.abs(np.subtract(a, b)).max())
+                                                                  if len(a) == len(b) else "different candidates")
             report["stage1_ratio"] = report["naive"]["timings"]["stage1"] / report["fast"]["timings"]["stage1"]
             report["total_ratio"] = report["naive"]["seconds"] / report["fast"]["seconds"]
     report["benchmark_process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
