@@ -37,7 +37,7 @@ inputs = CaseInputs(ct=case + '/ct.nii.gz', pet=case + '/pet.nii.gz', organs=cas
 t = time.perf_counter()
 results = run_to_folder(inputs, {str(out)!r}, RunOptions(models=select_models('default'), skip_empty_windows={skip}))
 print(json.dumps({{"seconds": time.perf_counter() - t, "candidates": len(results.candidates),
-                  "timings": results.provenance["timings_s"],
+                  "timings": results.provenance["timings_s"], "stage1": results.provenance.get("stage1_windows"),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
