@@ -5,7 +5,8 @@ are blended with MONAI's Gaussian importance map. A window whose attention is ze
 attention gate sits right before the 1x1x1 head (models/unet.py), so such a window's logits are the head's bias at
 every voxel, exactly. The skipped window contributes exactly what the network would have produced, through the same
 arithmetic, so the skipping result is identical to the full sliding window (Testing/test_stage1_inference.py), not
-an approximation. The baseline network (no attention) never skips.
+an approximation. The baseline network (no attention) never skips. The windows that run go through the network in
+batches of a fixed size (3x faster per window on one CPU thread; docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
