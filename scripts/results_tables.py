@@ -123,12 +123,20 @@ def seg_table(specs: dict) -> str:
 
 
 def patient_table(specs: dict) -> str:
-    report = _load(specs["patient"]["result"])
-    if report is None:
+    rows = (("with the largest positive LN volume (paper 2)", "patient"), ("tumour slices only (--no-ln-volume)",
+                                                                         "patient_image_only"))
+    reports = [(label, _load(specs[name]["result"])) for label, name in rows]
+    if all(r is None for _, r in reports):
         return "Not run."
-    lines = ["| metric | value | 95% CI (1000 bootstrap) |", "|---|---|---|"]
-    for key, value in report["metrics"].items():
-        lines.append(f"| {key} | {_f(value['value'])} | [{_f(value['low'])}, {_f(value['high'])}] |")
+    lines = ["| metric | " + " | ".join(f"{label}: value [95% CI, 1000 bootstrap]" for label, _ in reports) + " |",
+             "|---|" + "---|" * len(reports)]
+    keys = next(r for _, r in reports if r is not None)["metrics"]
+    for key in keys:
+        cells = []
+        for _, report in reports:
+            v = report["metrics"].get(key) if report else None
+            cells.append(f"{_f(v['value'])} [{_f(v['low'])}, {_f(v['high'])}]" if v else "not run")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
