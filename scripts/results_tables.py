@@ -168,9 +168,9 @@ def main() -> int:
     seconds = {n: (args.work / f"{n}.seconds").read_text().strip() for n in specs if (args.work / f"{n}.seconds").is_file()}
     text = f"""# Results on the phantom cohort
 
-Research software: not for clinical use. Every figure below comes from the evaluation JSON of
-`scripts/train_demo_models.py --work WORK` (this file is written by `scripts/results_tables.py`); nothing is typed by
-hand. Cohort: `lnstaging phantom {' '.join(COHORT_ARGS)}` (48 synthetic PET/CT patients, 1.8 x 1.8 x 2.5 mm, mixed
+Research software: not for clinical use. Every table below is written by `scripts/results_tables.py` from the
+evaluation JSONs of `scripts/train_demo_models.py --work WORK`; no table figure is typed by hand. The observations at
+the end quote those tables. Cohort: `lnstaging phantom {' '.join(COHORT_ARGS)}` (48 synthetic PET/CT patients, 1.8 x 1.8 x 2.5 mm, mixed
 identity/oblique/RAS orientations; 4 folds of 9 cases, fold 0 for validation, 12 held-out test patients). All models
 use the `small` preset and were trained on 2 CPU cores with one torch thread per run. These are phantom figures: they
 show the code paths work and compare the variants, they say nothing about accuracy on patients.
