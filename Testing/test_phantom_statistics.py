@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from scipy.stats import rankdata
 
 from LNStagingLib.phantom import generate_case
@@ -91,3 +92,29 @@ def test_appearance_overlaps_between_classes(cohort):
     fake_suv = np.array([f["suv_max"] for f in fakes])
     assert (fake_suv > np.median(pos)).any(), "some look-alikes are as hot as a typical positive node"
     assert {f["kind"] for f in fakes} == {"vessel", "bowel", "hot_spot"}
+
+
+def look_alike_attention(look_alikes: str, n_cases: int = 6) -> np.ndarray:
+    """Paper 2's attention at the centre of every look-alike of ``n_cases`` small phantoms."""
+    from LNStagingLib.anatomy.structures import OrganLabels, map_structures
+    from LNStagingLib.dataset.format import PDAC20_LABELS
+    from LNStagingLib.priors.attention import attention_map
+
+    values = []
+    for seed in range(n_cases):
+        case = generate_case(700 + seed, size="small", look_alikes=look_alikes)
+        structures = map_structures(OrganLabels(case.organs, dict(PDAC20_LABELS)), "pdac20")
+        attention = attention_map(structures.image)
+        array = sitk.GetArrayFromImage(attention)
+        for row in case.candidates:
+            if not row["node_id"]:
+                i, j, k = attention.TransformPhysicalPointToIndex((row["x"], row["y"], row["z"]))
+                values.append(array[k, j, i])
+    return np.asarray(values)
+
+
+def test_spread_look_alikes_lie_where_attention_is_zero():
+    """--look-alikes spread puts about half the false candidates beyond the attention bands; near keeps them inside."""
+    near, spread = look_alike_attention("near"), look_alike_attention("spread")
+    assert np.mean(near == 0) < 0.1, np.mean(near == 0)
+    assert np.mean(spread == 0) > 0.3, np.mean(spread == 0)

@@ -29,7 +29,9 @@ COHORT_ARGS = ["--seed", "11", "--cases", "48", "--size", "medium", "--direction
 # training patients would give only ~3 steps an epoch.
 CLS_RECIPE = ["--epochs", "20", "--lr", "5e-4", "--accumulate", "2"]
 # The same cohort drawn with --relations strong: a node's status follows its neighbours (does GNNp then beat the CNN?).
-COHORTS = {"phantom_medium": COHORT_ARGS, "phantom_strong": [*COHORT_ARGS, "--relations", "strong"]}
+# And drawn with --look-alikes spread: half the false candidates beyond the attention bands (does attention help then?).
+COHORTS = {"phantom_medium": COHORT_ARGS, "phantom_strong": [*COHORT_ARGS, "--relations", "strong"],
+           "phantom_spread": [*COHORT_ARGS, "--look-alikes", "spread"]}
 # Independent test cohorts (another seed, 48 of 49 cases held out): four times the test patients of the cohorts
 # above, for the classifier rows whose differences are small.
 EXTERNAL_ARGS = ["--seed", "12", "--cases", "49", "--size", "medium", "--direction", "mixed", "--folds", "1",
@@ -57,7 +59,8 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
                              "--out", run(name) + "/eval_cls_external.json"],
                 "external_result": run(name) + "/eval_cls_external.json"}
 
-    def seg(name, *flags):
+    def seg(name, *flags, cohort="phantom_medium"):
+        data = str(work / cohort)
         return {"train": ["train", "seg", "--data", data, "--out", run(name), "--config", "small", "--seed", str(seed),
                           "--phase", "all", "--pet", "--epochs", "60", *flags],
                 "evaluate": ["evaluate", "seg", "--data", data, "--model", run(name) + "/seg_model.pt",
@@ -91,6 +94,9 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
         # paper 2, segmentation with and without the distance-guided attention (+ identification)
         "seg_attention": seg("seg_attention"),
         "seg_plain": seg("seg_plain", "--no-attention"),
+        # the same pair on the cohort whose look-alikes lie partly beyond the attention bands
+        "spread_seg_attention": seg("spread_seg_attention", cohort="phantom_spread"),
+        "spread_seg_plain": seg("spread_seg_plain", "--no-attention", cohort="phantom_spread"),
         # paper 2, patient level
         "patient": patient("patient"),
         # the image branch alone: without the largest positive LN volume, which gives the phantom's label away

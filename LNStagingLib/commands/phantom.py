@@ -25,6 +25,9 @@ def register(sub):
     parser.add_argument("--relations", default="default", choices=("default", "strong"),
                         help="how much a node's status follows its neighbours: strong = chains of positive nodes "
                              "sharing one phenotype (tests what the graph head adds)")
+    parser.add_argument("--look-alikes", default="near", choices=("near", "spread"),
+                        help="where the false candidates lie: near the attention structures (default), or half of "
+                             "them beyond the structures' attention bands (tests what the attention gate adds)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.set_defaults(func=main)
 
@@ -47,6 +50,7 @@ def main(args) -> int:
     if args.spacing and min(args.spacing) <= 0:
         raise DatasetError("--spacing values must be positive millimetres.")
     write_cohort(out, args.seed, cases=args.cases, size=args.size, folds=args.folds, test_fraction=args.test_fraction,
-                 direction=args.direction, spacing=args.spacing, relations=args.relations, progress=tqdm_progress("phantom"))
+                 direction=args.direction, spacing=args.spacing, relations=args.relations,
+                 look_alikes=args.look_alikes, progress=tqdm_progress("phantom"))
     print(f"wrote {args.cases} phantom case(s) to {out}")
     return 0

@@ -8,11 +8,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..progress import Progress
-from .anatomy import TISSUE, TISSUES, TUMOR_CODES, build_anatomy
+from .anatomy import ANCHORS, TISSUE, TISSUES, TUMOR_CODES, build_anatomy
+
+# pdac20 organ label of each attention structure, in ANCHORS order (dataset/format.py PDAC20_LABELS)
+ANCHOR_LABELS = (1, 5, 7, 8, 11, 14, 16, 17, 18, 20)
 from .grid import Grid
 from .lesions import (
-    POSITIVE_SUBTYPES, RELATIONS, Lesion, fit_to_room, make_room, make_look_alikes, node_appearance, place_node_centres,
-    spread_status, spread_tree,
+    LOOK_ALIKES, POSITIVE_SUBTYPES, RELATIONS, Lesion, fit_to_room, make_look_alikes, make_room, node_appearance,
+    outside_attention_bands, place_node_centres, spread_status, spread_tree,
 )
 from .render import lookup_tables, max_in_sphere, paint_anatomy, paint_lesion, synthesize_ct, synthesize_pet
 
@@ -71,16 +74,20 @@ def anatomy_scale(shape, spacing) -> float:
 
 
 def generate_case(seed: int, size="small", spacing=None, direction="identity", relations: str = "default",
-                  progress: Progress | None = None) -> PhantomCase:
+                  look_alikes: str = "near", progress: Progress | None = None) -> PhantomCase:
     """A deterministic synthetic patient: same seed and arguments give identical images and tables.
 
     ``direction``: 'identity', 'ras' (diag(-1,-1,1)), 'oblique' (rotated ~14 deg about z, ~6 deg about x),
     or a 3x3 orthonormal matrix. Anatomy is defined in world space, so the grid is what rotates.
     ``relations``: 'default', or 'strong' (spread along chains of positive nodes, and the metastases of a patient
     share one phenotype: a node's status is then better told from its neighbours than from itself).
+    ``look_alikes``: 'near' (3-25 mm from the attention structures) or 'spread' (half of them beyond the structures'
+    attention bands, where the attention map is 0).
     """
     if relations not in RELATIONS:
         raise ValueError(f"relations must be one of {RELATIONS}")
+    if look_alikes not in LOOK_ALIKES:
+        raise ValueError(f"look_alikes must be one of {LOOK_ALIKES}")
     progress = progress or Progress()
     rng = np.random.default_rng(seed)
     shape, spacing, factors = resolve_size(size, spacing)
@@ -119,7 +126,11 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity", r
 
     progress.step(0.5, "look-alikes")
     n_fake = int(rng.integers(max(6, len(nodes) // 2), 26))
-    fakes = make_look_alikes(rng, grid, tissue, objects, anatomy, n_fake, [n.centre for n in nodes])
+    far_from = None
+    if look_alikes == "spread":
+        labels = {name: label for name, label in zip(ANCHORS, ANCHOR_LABELS)}
+        far_from = outside_attention_bands(grid, tissue, np.array([t.organ_label for t in TISSUES], np.uint8), labels)
+    fakes = make_look_alikes(rng, grid, tissue, objects, anatomy, n_fake, [n.centre for n in nodes], far_from)
     lesions: list[Lesion] = list(all_nodes) + list(fakes)  # position in this list = index used for painting
     kept = []
     for index, fake in enumerate(fakes, start=len(all_nodes) + 1):
@@ -154,7 +165,7 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity", r
 
     candidates = _candidate_rows(rng, nodes, kept, pet_grid, pet)
     n_positive = int(sum(n.positive for n in nodes))
-    info = {"seed": int(seed), "relations": relations, "n_nodes": len(nodes), "n_positive": n_positive, "n_look_alikes": len(kept),
+    info = {"seed": int(seed), "relations": relations, "look_alikes": look_alikes, "n_nodes": len(nodes), "n_positive": n_positive, "n_look_alikes": len(kept),
             "tumor_suv": round(tumor_suv, 3), "anatomy_scale": round(scale, 4), "generator": "LNStagingLib.phantom"}
     progress.step(1.0, "done")
     return PhantomCase(seed=int(seed), **images, candidates=candidates, metastasis=int(n_positive > 0), info=info)

@@ -34,7 +34,7 @@ def write_case(case: PhantomCase, case_dir: Path, compression_level: int = 1) ->
 
 
 def write_cohort(out_dir, seed: int, cases: int = 10, size="small", folds: int = 5, test_fraction: float = 0.2,
-                 direction: str = "identity", spacing=None, relations: str = "default",
+                 direction: str = "identity", spacing=None, relations: str = "default", look_alikes: str = "near",
                  progress: Progress | None = None) -> Path:
     """Generate ``cases`` phantom patients into ``out_dir`` (complete or absent: written atomically).
 
@@ -49,7 +49,7 @@ def write_cohort(out_dir, seed: int, cases: int = 10, size="small", folds: int =
             progress.step(k / cases, f"case {k + 1}/{cases}")
             case_direction = DIRECTION_CYCLE[k % 3] if direction == "mixed" else direction
             case = generate_case(case_seed(seed, k), size=size, spacing=spacing, direction=case_direction,
-                                 relations=relations, progress=progress.sub(k / cases, (k + 0.8) / cases))
+                                 relations=relations, look_alikes=look_alikes, progress=progress.sub(k / cases, (k + 0.8) / cases))
             case.info["direction"] = case_direction
             write_case(case, tmp / CASES_DIR / case_id)
         fold_map, test = assign_splits(case_ids, folds=folds, test_fraction=test_fraction, seed=seed)
@@ -58,6 +58,8 @@ def write_cohort(out_dir, seed: int, cases: int = 10, size="small", folds: int =
                           description=f"Synthetic PET/CT phantoms: lnstaging phantom --seed {seed} --cases {cases} "
                                       f"--size {size if isinstance(size, str) else 'x'.join(map(str, size))} "
                                       f"--direction {direction}"
-                                      f"{'' if relations == 'default' else ' --relations ' + relations}. Not patient data.")
+                                      f"{'' if relations == 'default' else ' --relations ' + relations}"
+                                      f"{'' if look_alikes == 'near' else ' --look-alikes ' + look_alikes}. "
+                                      "Not patient data.")
         progress.step(1.0, "done")
     return Path(out_dir)

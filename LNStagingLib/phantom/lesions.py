@@ -66,8 +66,9 @@ def _voxel_tissue(grid: Grid, tissue: np.ndarray, point: np.ndarray) -> int:
 
 
 def sample_site(rng, grid, tissue, objects, anatomy: Anatomy, names, weights, gap, margin, min_clear, others,
-                min_sep, tries=60):
-    """A centre near one of the anchor structures, in fat, inside the grid, away from ``others``; or None."""
+                min_sep, tries=60, allowed=None):
+    """A centre near one of the anchor structures, in fat, inside the grid, away from ``others`` (and where
+    ``allowed(centre)`` holds, if given); or None."""
     p = np.asarray(weights, float) / np.sum(weights)
     for _ in range(tries):
         name = names[rng.choice(len(names), p=p)]
@@ -79,6 +80,8 @@ def sample_site(rng, grid, tissue, objects, anatomy: Anatomy, names, weights, ga
         if _voxel_tissue(grid, tissue, centre) not in NODE_ALLOWED:
             continue
         if others and np.min(np.linalg.norm(np.asarray(others) - centre, axis=1)) < min_sep:
+            continue
+        if allowed is not None and not allowed(centre):
             continue
         room = clearance(grid, tissue, objects, centre, MAX_NODE_RADIUS)
         if room < min_clear:
@@ -282,13 +285,42 @@ def look_alike(rng, centre, room: float) -> Lesion:
                   core_hu=-900.0 if gas else rng.uniform(-20, 20), core_suv=0.1 if gas else 1.0, diameter=2 * radius)
 
 
-def make_look_alikes(rng, grid, tissue, objects, anatomy: Anatomy, count: int, others) -> list[Lesion]:
+LOOK_ALIKES = ("near", "spread")
+BAND_MARGIN_MM = 3.0  # the trapezoid's border beyond d_max (priors/trapezoid.py)
+
+
+def outside_attention_bands(grid: Grid, tissue: np.ndarray, organ_lut: np.ndarray, structure_labels: dict[str, int]):
+    """A test ``centre -> bool``: True where the centre is farther than d_max + the border from all ten structures,
+    i.e. where paper 2's attention map is 0 (distance maps on the voxel grid, in mm)."""
+    from scipy import ndimage
+
+    organs = organ_lut[tissue]
+    inside_band = np.zeros(tissue.shape, bool)
+    for name, label in structure_labels.items():
+        mask = organs == label
+        if mask.any():
+            distance = ndimage.distance_transform_edt(~mask, sampling=tuple(grid.spacing)[::-1])
+            inside_band |= distance <= ANCHORS[name][1] + BAND_MARGIN_MM
+
+    def allowed(centre) -> bool:
+        i, j, k = np.round(grid.to_index(centre)).astype(int)
+        return not inside_band[k, j, i]
+    return allowed
+
+
+def make_look_alikes(rng, grid, tissue, objects, anatomy: Anatomy, count: int, others, far_from=None) -> list[Lesion]:
+    """False candidates 3-25 mm from the ten attention structures. With ``far_from`` (a test from
+    outside_attention_bands), every second one lies beyond all the structures' attention bands instead, where real
+    bowel and uptake often lie and paper 2's attention map is 0."""
     names = list(ANCHORS)
     weights = [ANCHORS[n][2] for n in names]
     out, centres = [], list(others)
-    for _ in range(count):
-        site = sample_site(rng, grid, tissue, objects, anatomy, names, weights, lambda n: rng.uniform(3.0, 25.0),
-                           8.0, 1.5, centres, 6.0)
+    near = lambda n: rng.uniform(3.0, 25.0)  # noqa: E731
+    far = lambda n: rng.uniform(ANCHORS[n][1] + 6.0, ANCHORS[n][1] + 60.0)  # noqa: E731
+    for k in range(count):
+        spread = far_from is not None and k % 2 == 1
+        site = sample_site(rng, grid, tissue, objects, anatomy, names, weights, far if spread else near, 8.0, 1.5,
+                           centres, 6.0, tries=200 if spread else 60, allowed=far_from if spread else None)
         if site is not None:
             out.append(look_alike(rng, site[0], site[2]))
             centres.append(site[0])
