@@ -27,6 +27,8 @@ STRONG_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNb", "stron
                ("control: CNN + spatial prior, 20 epochs more", "strong_cls_cnn_prior_more"))
 REPLICATE_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNp", "strong_cls_gnnp"))
 SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"), ("distance-guided attention", "seg_attention"))
+SPREAD_SEG_ROWS = (("nnU-Net-style baseline (no attention)", "spread_seg_plain"),
+                   ("distance-guided attention", "spread_seg_attention"))
 
 
 def _load(path: str) -> dict | None:
@@ -104,8 +106,8 @@ def against_control(specs: dict, heads: tuple[str, ...], control: str) -> str:
     return "\n".join(lines)
 
 
-def attention_coverage_table(work: Path) -> str:
-    r = _load(str(work / "attention_coverage_phantom_medium.json"))
+def attention_coverage_table(work: Path, cohort: str = "phantom_medium") -> str:
+    r = _load(str(work / f"attention_coverage_{cohort}.json"))
     if r is None:
         return "Not run."
     lines = [f"Attention > 0 in {r['volume_with_attention_percent']:.1f} % of the volume ({r['cases']} {r['split']} cases).",
@@ -126,10 +128,10 @@ def relational_signal_table(work: Path) -> str:
     return "\n".join(lines)
 
 
-def seg_table(specs: dict) -> str:
+def seg_table(specs: dict, rows=SEG_ROWS) -> str:
     lines = ["| model | Dice (all LN) | instance recall | precision | F (IoU >= 0.3) | positive LN: instance recall | "
              "precision | F (after identification) |", "|---|---|---|---|---|---|---|---|"]
-    for label, name in SEG_ROWS:
+    for label, name in rows:
         report = _load(specs[name]["result"])
         if report is None:
             lines.append(f"| {label} | not run | | | | | | |")
@@ -226,6 +228,16 @@ Where the attention map puts the phantom's nodes and look-alikes (`scripts/atten
 WORK/phantom_medium`, held-out test cases; the gate can only suppress what lies where attention = 0):
 
 {attention_coverage_table(args.work)}
+
+## Paper 2 on phantoms whose look-alikes lie partly beyond the attention bands (`--look-alikes spread`)
+
+The same cohort recipe with `--look-alikes spread` (`lnstaging phantom {' '.join(COHORTS['phantom_spread'])}`): every
+second look-alike is placed where the attention map is 0, as much real bowel and non-nodal uptake is. Same
+training recipe, both models trained straight for 60 epochs.
+
+{seg_table(specs, SPREAD_SEG_ROWS)}
+
+{attention_coverage_table(args.work, "phantom_spread")}
 
 ## Paper 2: patient-level metastasis
 
