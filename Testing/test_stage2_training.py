@@ -75,5 +75,9 @@ def test_evaluate_cls_reports_froc_and_f1(cohort, cnn_run, tmp_path):
     m = report["metrics"]
     assert set(["mFROC", "sens@2FP", "sens@6FP", "F1@0.5", "best_F1"]) <= set(m)
     assert 0.0 <= m["mFROC"] <= 1.0 and m["patients"] == 1
+    low, high = m["mFROC_95ci"]
+    assert low <= m["mFROC"] <= high
+    for case_id, truth in report["truth"].items():  # what a paired comparison of two models needs
+        assert len(truth["labels"]) == len(truth["node_ids"]) == len(report["probabilities"][case_id])
     probabilities = np.concatenate([np.asarray(v) for v in report["probabilities"].values()])
     assert len(probabilities) == m["candidates"] and np.all((probabilities >= 0) & (probabilities <= 1))

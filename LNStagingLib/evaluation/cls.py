@@ -43,7 +43,7 @@ def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold
     if not case_ids:
         raise DatasetError(f"The {split} split of {dataset.name} has no cases; choose --split val --fold K.")
     cases = [load_case_candidates(dataset, c, config) for c in tqdm(case_ids, desc=f"patches ({split})")]
-    metrics, probabilities, curve = evaluate_cases(model, cases, device)
+    metrics, probabilities, curve = evaluate_cases(model, cases, device, confidence_interval=True)
     return {"model": Path(model_path).name, "model_sha256": sha256_of(model_path), "dataset": dataset.name,
             "split": split, "fold": fold if split == "val" else None, "head": config.head, "use_pet": config.use_pet,
             "use_priors": config.use_priors, "metrics": metrics, "froc": curve.as_dict(),
