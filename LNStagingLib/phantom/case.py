@@ -8,10 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..progress import Progress
-from .anatomy import ANCHORS, TISSUE, TISSUES, TUMOR_CODES, build_anatomy
-
-# pdac20 organ label of each attention structure, in ANCHORS order (dataset/format.py PDAC20_LABELS)
-ANCHOR_LABELS = (1, 5, 7, 8, 11, 14, 16, 17, 18, 20)
+from .anatomy import TISSUE, TISSUES, TUMOR_CODES, build_anatomy
 from .grid import Grid
 from .lesions import (
     LOOK_ALIKES, POSITIVE_SUBTYPES, RELATIONS, Lesion, fit_to_room, make_look_alikes, make_room, node_appearance,
@@ -126,10 +123,7 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity", r
 
     progress.step(0.5, "look-alikes")
     n_fake = int(rng.integers(max(6, len(nodes) // 2), 26))
-    far_from = None
-    if look_alikes == "spread":
-        labels = {name: label for name, label in zip(ANCHORS, ANCHOR_LABELS)}
-        far_from = outside_attention_bands(grid, tissue, np.array([t.organ_label for t in TISSUES], np.uint8), labels)
+    far_from = outside_attention_bands(grid, tissue) if look_alikes == "spread" else None
     fakes = make_look_alikes(rng, grid, tissue, objects, anatomy, n_fake, [n.centre for n in nodes], far_from)
     lesions: list[Lesion] = list(all_nodes) + list(fakes)  # position in this list = index used for painting
     kept = []
@@ -165,8 +159,8 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity", r
 
     candidates = _candidate_rows(rng, nodes, kept, pet_grid, pet)
     n_positive = int(sum(n.positive for n in nodes))
-    info = {"seed": int(seed), "relations": relations, "look_alikes": look_alikes, "n_nodes": len(nodes), "n_positive": n_positive, "n_look_alikes": len(kept),
-            "tumor_suv": round(tumor_suv, 3), "anatomy_scale": round(scale, 4), "generator": "LNStagingLib.phantom"}
+    info = {"seed": int(seed), "relations": relations, "look_alikes": look_alikes, "n_nodes": len(nodes),
+            "n_positive": n_positive, "n_look_alikes": len(kept), "tumor_suv": round(tumor_suv, 3), "anatomy_scale": round(scale, 4), "generator": "LNStagingLib.phantom"}
     progress.step(1.0, "done")
     return PhantomCase(seed=int(seed), **images, candidates=candidates, metastasis=int(n_positive > 0), info=info)
 

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 from scipy.spatial.distance import cdist
 
-from .anatomy import ANCHORS, NODE_ALLOWED, Anatomy
+from .anatomy import ANCHORS, NODE_ALLOWED, TISSUES, Anatomy
 from .grid import Grid
 from .shapes import Ellipsoid, Tube, bent_tube, random_rotation, unit
 
@@ -289,18 +289,20 @@ LOOK_ALIKES = ("near", "spread")
 BAND_MARGIN_MM = 3.0  # the trapezoid's border beyond d_max (priors/trapezoid.py)
 
 
-def outside_attention_bands(grid: Grid, tissue: np.ndarray, organ_lut: np.ndarray, structure_labels: dict[str, int]):
+def outside_attention_bands(grid: Grid, tissue: np.ndarray):
     """A test ``centre -> bool``: True where the centre is farther than d_max + the border from all ten structures,
-    i.e. where paper 2's attention map is 0 (distance maps on the voxel grid, in mm)."""
+    i.e. where paper 2's attention map is 0 (distance maps on the voxel grid, in mm). A structure is every tissue
+    that carries its organ label (stomach wall, content and gas are the stomach)."""
     from scipy import ndimage
 
-    organs = organ_lut[tissue]
+    organs = np.array([t.organ_label for t in TISSUES], np.uint8)[tissue]
     inside_band = np.zeros(tissue.shape, bool)
-    for name, label in structure_labels.items():
+    for name, (_, d_max, _) in ANCHORS.items():
+        label = next(t.organ_label for t in TISSUES if t.name == name or t.name.startswith(name + "_"))
         mask = organs == label
         if mask.any():
             distance = ndimage.distance_transform_edt(~mask, sampling=tuple(grid.spacing)[::-1])
-            inside_band |= distance <= ANCHORS[name][1] + BAND_MARGIN_MM
+            inside_band |= distance <= d_max + BAND_MARGIN_MM
 
     def allowed(centre) -> bool:
         i, j, k = np.round(grid.to_index(centre)).astype(int)
