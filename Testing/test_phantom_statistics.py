@@ -3,17 +3,11 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from scipy.stats import rankdata
 
+from LNStagingLib.evaluation.metrics import roc_auc
 from LNStagingLib.phantom import generate_case
 
 N_CASES = 20
-
-
-def auc(score, label):
-    ranks = rankdata(score)
-    n1, n0 = int(label.sum()), int((1 - label).sum())
-    return (ranks[label == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
 def make_cohort(relations: str):
@@ -87,7 +81,7 @@ def test_appearance_overlaps_between_classes(cohort):
     pos, neg = suv[label == 1], suv[label == 0]
     assert np.median(pos) > np.median(neg), "uptake is informative"
     assert np.percentile(pos, 25) < np.percentile(neg, 90), "low-avid or small hot (blurred) positives overlap negatives"
-    assert 0.6 < auc(suv, label) < 0.95, "SUVmax alone does not separate the classes"
+    assert 0.6 < roc_auc(label, suv) < 0.95, "SUVmax alone does not separate the classes"
     assert (diameter[label == 1] < 8).any() and (diameter[label == 0] > 12).any(), "small positives and large negatives"
     fake_suv = np.array([f["suv_max"] for f in fakes])
     assert (fake_suv > np.median(pos)).any(), "some look-alikes are as hot as a typical positive node"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from LNStagingLib.evaluation.metrics import roc_auc
 from LNStagingLib.models.gnn import GNNb, GNNConfig, GNNp, InstanceHead
 
 F_DIM = 4
@@ -30,13 +31,6 @@ def patients(n_patients: int, seed: int):
     return out
 
 
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    ranks = np.empty(len(scores))
-    ranks[np.argsort(scores)] = np.arange(len(scores))
-    positives = labels == 1
-    return float((ranks[positives].mean() - (positives.sum() - 1) / 2) / (~positives).sum())
-
-
 def train_and_score(head_class, train, test, steps: int = 600) -> float:
     torch.manual_seed(0)
     config = GNNConfig(f_dim=F_DIM, use_priors=False, h_dim=16, msg_dim=16, aggregation="mean", gat_heads=2)
@@ -51,7 +45,7 @@ def train_and_score(head_class, train, test, steps: int = 600) -> float:
         optimiser.step()
     with torch.no_grad():
         scores = np.concatenate([head(f).numpy() for f, _ in test])
-    return auc(np.concatenate([y.numpy() for _, y in test]), scores)
+    return roc_auc(np.concatenate([y.numpy() for _, y in test]), scores)
 
 
 @pytest.fixture(scope="module")

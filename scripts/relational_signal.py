@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from LNStagingLib.dataset.format import read_dataset  # noqa: E402
 from LNStagingLib.evaluation.froc import candidate_detections, froc_curve, mean_sensitivity  # noqa: E402
+from LNStagingLib.evaluation.metrics import roc_auc  # noqa: E402
 
 NEAR_MM = 40.0
 FOLDS = 6
@@ -100,11 +101,8 @@ def cross_validated(tables: list[dict], features) -> list[np.ndarray]:
 def summary(tables: list[dict], scores: list[np.ndarray]) -> dict:
     detections = [candidate_detections(1 / (1 + np.exp(-s)), t["labels"], t["node_ids"]) for t, s in zip(tables, scores)]
     curve = froc_curve(detections, [t["n_lesions"] for t in tables])
-    y, s = np.concatenate([t["labels"] for t in tables]), np.concatenate(scores)
-    ranks = np.empty(len(s))
-    ranks[np.argsort(s)] = np.arange(len(s))
-    auc = (ranks[y == 1].mean() - (y.sum() - 1) / 2) / (len(y) - y.sum())
-    return {"mFROC": round(float(mean_sensitivity(curve)), 3), "AUC": round(float(auc), 3)}
+    auc = roc_auc(np.concatenate([t["labels"] for t in tables]), np.concatenate(scores))
+    return {"mFROC": round(float(mean_sensitivity(curve)), 3), "AUC": round(auc, 3)}
 
 
 def main() -> int:
