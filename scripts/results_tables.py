@@ -43,9 +43,6 @@ def _command(spec: dict) -> str:
     return "`lnstaging " + " ".join(spec["train"]).replace(str(Path(spec["result"]).parents[1]) + "/", "WORK/") + "`"
 
 
-
-
-
 def _detections(report: dict) -> tuple[list, list]:
     """Per-patient detections and lesion counts from an eval_cls JSON (patients in a fixed order)."""
     cases = sorted(report["truth"])
@@ -56,7 +53,7 @@ def _detections(report: dict) -> tuple[list, list]:
 
 def _paired(report: dict | None, reference: dict | None) -> str:
     """mFROC(report) - mFROC(reference) with its paired 1000-bootstrap 95% CI, or a dash."""
-    if report is None or reference is None or report is reference or "truth" not in report or "truth" not in reference:
+    if report is None or reference is None or "truth" not in report or "truth" not in reference:
         return "–"
     (a, lesions), (b, _) = _detections(report), _detections(reference)
     ci = paired_mfroc_difference(a, b, lesions)

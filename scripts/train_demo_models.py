@@ -43,7 +43,6 @@ EXTERNAL = {"phantom_medium": ("phantom_medium_test", EXTERNAL_ARGS),
 def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
     """name -> {train: argv, evaluate: argv, after: [names it needs]}. Paths are inside ``work``; ``seed`` is every
     training run's seed (a replicate in another work folder, e.g. --seed 2, shows the seed-to-seed spread)."""
-    data = str(work / "phantom_medium")
     run = lambda name: str(work / name)  # noqa: E731
 
     def cls(name, *flags, init=None, cohort="phantom_medium"):
@@ -68,6 +67,7 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
                 "result": run(name) + "/eval_seg_test.json", "after": []}
 
     def patient(name, *flags):
+        data = str(work / "phantom_medium")
         return {"train": ["train", "patient", "--data", data, "--out", run(name), "--config", "small", "--seed", str(seed),
                           *flags],
                 "evaluate": ["evaluate", "patient", "--data", data, "--model", run(name) + "/patient_model.pt",

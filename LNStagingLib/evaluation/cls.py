@@ -57,7 +57,8 @@ def main(args) -> int:
     out = Path(args.out) if args.out else Path(args.model).with_name(f"eval_cls_{args.split}.json")
     out.write_text(json.dumps(report, indent=1))
     m = report["metrics"]
+    low, high = m["mFROC_95ci"]
     print(f"{report['split']}: {m['patients']} patients, {m['lesions']} GTV_LN, {m['candidates']} candidates | "
-          f"mFROC {m['mFROC']:.3f} [{m['mFROC_95ci'][0]:.3f}, {m['mFROC_95ci'][1]:.3f}] (sens@2/3/4/6 FP {m['sens@2FP']:.3f}/{m['sens@3FP']:.3f}/{m['sens@4FP']:.3f}/"
-          f"{m['sens@6FP']:.3f}) | F1@0.5 {m['F1@0.5']:.3f} | best F1 {m['best_F1']['f1']:.3f} -> {out}")
+          f"mFROC {m['mFROC']:.3f} [{low:.3f}, {high:.3f}] (sens@2/3/4/6 FP {m['sens@2FP']:.3f}/{m['sens@3FP']:.3f}/"
+          f"{m['sens@4FP']:.3f}/{m['sens@6FP']:.3f}) | F1@0.5 {m['F1@0.5']:.3f} | best F1 {m['best_F1']['f1']:.3f} -> {out}")
     return 0
