@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,9 @@ def register(sub) -> None:
                         help="CT DICOM folder for the RTSTRUCT export (a batch: a folder with one sub-folder per case)")
     parser.add_argument("--require-token", action="store_true",
                         help="require the access token even on loopback (a machine shared with other users)")
+    parser.add_argument("--allow-other-images", action="store_true",
+                        help="accept a CT/PET whose checksum differs from the run's inputs (provenance.json), e.g. "
+                             "the same scan converted to another format; by default such images are refused")
     parser.set_defaults(func=main)
 
 
@@ -48,12 +52,56 @@ def check_port_free(host: str, port: int) -> None:
                              "(0 = any free port) or --host.") from None
 
 
+def note(text: str) -> None:
+    print(f"lnstaging review: {text}", file=sys.stderr, flush=True)
+
+
+def check_cases(cases, allow_other_images: bool) -> None:
+    """Before loading anything: saved reviews readable, images those of the run (one-line errors, notes)."""
+    from ..web.cases import check_images_match_run
+    from ..web.validation import check_review_folder
+
+    for case in cases:
+        for text in check_review_folder(case.review_dir):
+            note(text)
+        if not allow_other_images:
+            text = check_images_match_run(case)
+            if text:
+                note(text)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the server like Ctrl-C (the lock is released, the review flushed); while serving, aiohttp's own
+    handler does the same."""
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(args) -> int:
+    from ..web import review_lock
     from ..web.cases import find_cases
-    from ..web.security import is_loopback, new_token
 
     cases = find_cases(args.dir, ct=args.ct, pet=args.pet, data=args.data, ct_dicom=args.ct_dicom)
-    check_port_free(args.host, args.port)
+    _stop_on_sigterm()
+    locks = review_lock.acquire_all(case.results_dir for case in cases)
+    try:
+        for lock in locks:
+            if lock.takeover_message():
+                note(lock.takeover_message())
+            for text in review_lock.clean_stale_temporaries(lock.folder):
+                note(f"{lock.folder}: {text}")
+        check_cases(cases, args.allow_other_images)
+        check_port_free(args.host, args.port)
+        return serve(args, cases)
+    finally:
+        review_lock.release_all(locks)
+
+
+def serve(args, cases) -> int:
+    from ..web.security import is_loopback, new_token
+
     token = new_token() if args.require_token or not is_loopback(args.host) else None
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # server-side rendering, no display
     start = time.perf_counter()

@@ -16,6 +16,7 @@ from typing import Optional
 
 from .. import NOT_FOR_CLINICAL_USE, __version__
 from ..errors import LNStagingError
+from . import security
 from .cases import ReviewCase
 from .session import RTSTRUCT_NAME, ReviewSession
 
@@ -43,6 +44,9 @@ class ReviewApp:
         self.server.enable_module(trame_slicer_module)
         self.state, self.ctrl = self.server.state, self.server.controller
         self.token = token
+        self.host = "127.0.0.1"  # set by start(); the Host/Origin check allows it
+        self.secret = security.new_secret()
+        security.use_secret(self.server, self.secret)  # not wslink's public default
         self.slicer_app = SlicerApp()
         register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=_slice_slider_only)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
@@ -119,6 +123,8 @@ class ReviewApp:
 
     # ---- actions from the page -------------------------------------------------------------------------------
     def _guard(self, action, *args) -> None:
+        """Run a page action; a refused or failed one shows its message and the page state is reset from the
+        session (the values in ``args`` come from the page unchecked: the session validates them)."""
         try:
             action(*args)
             self.state.message = ""
@@ -130,16 +136,16 @@ class ReviewApp:
         self.push_state()
 
     def select(self, candidate_id) -> None:
-        self._guard(self.session.select, int(candidate_id))
+        self._guard(self.session.select, candidate_id)
 
     def accept(self, candidate_id) -> None:
-        self._guard(self.session.set_review, int(candidate_id), "accepted")
+        self._guard(self.session.set_review, candidate_id, "accepted")
 
     def reject(self, candidate_id) -> None:
-        self._guard(self.session.set_review, int(candidate_id), "rejected")
+        self._guard(self.session.set_review, candidate_id, "rejected")
 
     def reset_decision(self, candidate_id) -> None:
-        self._guard(self.session.set_review, int(candidate_id), "pending")
+        self._guard(self.session.set_review, candidate_id, "pending")
 
     def undo(self) -> None:
         self._guard(self.session.undo)
@@ -164,37 +170,37 @@ class ReviewApp:
 
         @self.state.change("threshold")
         def on_threshold(threshold, **_):
-            if self.session.review is not None and float(threshold) != self.session.review.threshold:
-                self._guard(self.session.set_threshold, float(threshold))
+            if self.session.review is not None and threshold != self.session.review.threshold:
+                self._guard(self.session.set_threshold, threshold)
 
         @self.state.change("show_rejected")
         def on_show_rejected(show_rejected, **_):
-            if self.session.review is not None and bool(show_rejected) != self.session.review.show_rejected:
-                self._guard(self.session.set_show_rejected, bool(show_rejected))
+            if self.session.review is not None and show_rejected != self.session.review.show_rejected:
+                self._guard(self.session.set_show_rejected, show_rejected)
 
         @self.state.change("overlay", "overlay_opacity")
         def on_overlay(overlay, overlay_opacity, **_):
             if self.session.review is None:
                 return
             if overlay != self.session.overlay:
-                self._guard(self.session.set_overlay, overlay, float(overlay_opacity))
-            elif float(overlay_opacity) != self.session.overlay_opacity:
-                self.session.set_overlay_opacity(float(overlay_opacity))
+                self._guard(self.session.set_overlay, overlay, overlay_opacity)
+            elif overlay_opacity != self.session.overlay_opacity:
+                self._guard(self.session.set_overlay_opacity, overlay_opacity)
 
         @self.state.change("tool", "brush_mm")
         def on_tool(tool, brush_mm, **_):
             if self.session.review is not None:
-                self._guard(self.session.set_tool, tool, float(brush_mm))
+                self._guard(self.session.set_tool, tool, brush_mm)
 
     # ---- HTTP routes -----------------------------------------------------------------------------------------
     def _bind_http(self, wslink_server) -> None:
         from aiohttp import web
 
-        from .security import token_middleware
-
         app = wslink_server.app
+        app.middlewares.append(security.origin_host_middleware(self.host))  # first: DNS rebinding, foreign pages
         if self.token:
-            app.middlewares.append(token_middleware(self.token))
+            app.middlewares.append(security.token_middleware(self.token))
+        app.router.add_post("/paraview/", security.launcher_handler(self.secret))  # trame's client gets the secret
 
         async def status(_request):
             return web.json_response(self.session.status() | {"version": __version__, "disclaimer": NOT_FOR_CLINICAL_USE})
@@ -313,6 +319,7 @@ class ReviewApp:
 
     # ---- running ---------------------------------------------------------------------------------------------
     def start(self, host: str, port: int) -> None:
+        self.host = host
         self.server.start(host=host, port=port, open_browser=False, show_connection_info=False, timeout=0,
                           exec_mode="main")
 

@@ -111,3 +111,44 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
             dicom = Path(ct_dicom) if single else Path(ct_dicom) / case_id
         cases.append(ReviewCase(case_id, case_dir, Path(ct_path), Path(pet_path) if pet_path else None, dicom))
     return cases
+
+
+def input_sha256(path: Path) -> str:
+    """The checksum ``lnstaging run`` records for an input (pipeline._input_sha256: a file's sha256, or that of a
+    DICOM folder's files read in sorted order), without importing the pipeline (and torch) into the server."""
+    import hashlib
+
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_images_match_run(case: ReviewCase) -> Optional[str]:
+    """Refuse a CT or PET that is not the one the run read: their sha256 must equal the input checksums that
+    ``lnstaging run`` recorded in provenance.json (another patient's images would show these contours on the wrong
+    anatomy). Returns a note when the run recorded no checksums (nothing to compare); raises InputFileError on a
+    mismatch."""
+    import json
+
+    path = case.results_dir / "provenance.json"
+    try:
+        inputs = json.loads(path.read_text()).get("inputs") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        inputs = None
+    if not isinstance(inputs, dict) or not inputs:
+        return (f"case '{case.case_id}': the run recorded no input checksums (provenance.json), so the CT/PET cannot "
+                "be checked against the run's inputs.")
+    for what, image in (("ct", case.ct), ("pet", case.pet)):
+        recorded = (inputs.get(what) or {}).get("sha256") if isinstance(inputs.get(what), dict) else None
+        if image is None or not recorded:
+            continue
+        if input_sha256(Path(image)) != recorded:
+            raise InputFileError(
+                f"The {what.upper()} {image} is not the {what.upper()} that case '{case.case_id}' was run on (its "
+                f"sha256 differs from provenance.json): give the run's own images, or add --allow-other-images "
+                "if it is the same scan in another format.")
+    return None

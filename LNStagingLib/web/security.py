@@ -1,19 +1,38 @@
-"""Access control for the review server: loopback is open to the local user, anything else needs a token.
+"""Access control for the review server: who may load the page, drive the websocket and download the review.
 
-A review page shows patient images, so a server reachable from the network must not serve them to anyone who
-finds the port. When bound to a non-loopback address, every HTTP request and the websocket must carry the
-token printed at start: ``?token=...`` in the first URL, after which an HttpOnly, SameSite=Strict cookie carries
-it (the page's own asset and websocket requests do not repeat the query string).
+Three layers, each checked on every HTTP request and on the websocket handshake (docs/REVIEW.md, Security):
+
+- **Host and Origin** (``origin_host_middleware``): the ``Host`` header must name this server (a loopback name,
+  ``--host``, this machine's name or the address the connection arrived on) with the server's port, and an ``Origin``
+  or ``Sec-Fetch-Site`` header, when a browser sends one, must say the request comes from this server's own page.
+  This stops DNS rebinding (a foreign name resolving to 127.0.0.1 reads ``/lnstaging/download/*``) and any web page
+  the user visits from opening the websocket and driving the review (cross-site websocket hijacking).
+- **A per-session wslink secret** (``new_secret`` / ``launcher_handler``): trame's client asks ``POST /paraview/``
+  (the wslink launcher protocol) for its session settings and receives the secret with them; that route is under the
+  same Host/Origin checks, so only this server's page can learn it. A client that knows only wslink's public default
+  (``wslink-secret``) is refused.
+- **The token** (``token_middleware``): off loopback (or with ``--require-token``) every request must carry the
+  token printed at start: ``?token=...`` in the first URL, after which an HttpOnly, SameSite=Strict cookie carries it
+  (the page's own asset and websocket requests do not repeat the query string).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import secrets
 import socket
+from typing import Iterable, Optional
+from urllib.parse import urlsplit
 
 COOKIE = "lnstaging_token"
 QUERY = "token"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+SAME_ORIGIN_FETCH_SITES = ("same-origin", "none")  # Sec-Fetch-Site of the page's own requests, or a typed URL
+WEBSOCKET_PATH = "/ws"
+
+log = logging.getLogger(__name__)
 
 
 def is_loopback(host: str) -> bool:
@@ -33,6 +52,117 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def new_secret() -> str:
+    """The wslink secret of one server run (replaces wslink's public default 'wslink-secret')."""
+    return secrets.token_urlsafe(32)
+
+
+# ---- Host and Origin ------------------------------------------------------------------------------------------------
+
+def _normal_name(name: str) -> str:
+    """Lower case, no brackets around an IPv6 literal, no trailing dot."""
+    name = name.strip().lower().rstrip(".")
+    return name[1:-1] if name.startswith("[") and name.endswith("]") else name
+
+
+def split_authority(authority: str, default_port: int = 80) -> Optional[tuple[str, int]]:
+    """'host:port' (or '[v6]:port', or 'host' meaning port ``default_port``) as (name, port); None if malformed."""
+    try:
+        parts = urlsplit("//" + authority.strip())
+        port = parts.port
+        name = parts.hostname
+    except ValueError:
+        return None
+    if not name or parts.username is not None or parts.path or parts.query:
+        return None
+    return _normal_name(name), port if port is not None else default_port
+
+
+def server_names(configured_host: str) -> set[str]:
+    """The names a browser may use for this server: loopback names, --host, and when --host is a wildcard
+    (0.0.0.0, ::) this machine's own names. The address a connection arrives on is added per request."""
+    names = {_normal_name(n) for n in LOOPBACK_NAMES}
+    host = _normal_name(configured_host or "")
+    if host in WILDCARD_HOSTS:
+        for name in (socket.gethostname(), socket.getfqdn()):
+            if name:
+                names.add(_normal_name(name))
+    elif host:
+        names.add(host)
+    return names
+
+
+def request_problem(headers, local_address: Optional[str], local_port: int, names: Iterable[str]) -> Optional[str]:
+    """Why a request must be refused (its Host, Origin or Sec-Fetch-Site is not this server's page), or None.
+
+    ``headers`` is a case-insensitive mapping; ``local_address``/``local_port`` are where the connection arrived
+    (an IP literal equal to that address can never be a rebinding name)."""
+    allowed = set(names)
+    if local_address:
+        allowed.add(_normal_name(local_address))
+    host_header = headers.get("Host")
+    if not host_header:
+        return "no Host header"
+    host = split_authority(host_header)
+    if host is None or host[0] not in allowed or host[1] != local_port:
+        return f"Host '{host_header}' is not this server"
+    origin = headers.get("Origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        if parts.scheme != "http":
+            return f"Origin '{origin}' is not this server's page"
+        authority = split_authority(parts.netloc)
+        if authority is None or authority[0] not in allowed or authority[1] != local_port:
+            return f"Origin '{origin}' is not this server's page"
+    fetch_site = headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site.lower() not in SAME_ORIGIN_FETCH_SITES:
+        return f"a request from another site (Sec-Fetch-Site: {fetch_site})"
+    return None
+
+
+def origin_host_middleware(configured_host: str):
+    """An aiohttp middleware refusing (403) any request, the websocket upgrade included, whose Host or Origin is
+    not this server's own page. Runs before routing, so unknown paths get 403 too."""
+    from aiohttp import web
+
+    names = frozenset(server_names(configured_host))
+
+    @web.middleware
+    async def check_origin_and_host(request, handler):
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        local_address, local_port = (sockname[0], sockname[1]) if sockname else (None, -1)
+        problem = request_problem(request.headers, local_address, local_port, names)
+        if problem:
+            log.warning("refused %s %s: %s", request.method, request.path, problem)
+            return web.Response(status=403, text=f"LNStaging review: refused: {problem}. Open the address the "
+                                                 "server printed at start.\n")
+        return await handler(request)
+
+    return check_origin_and_host
+
+
+# ---- the wslink secret --------------------------------------------------------------------------------------------
+
+def launcher_handler(secret: str):
+    """``POST /paraview/``: what trame's client asks before connecting (the wslink launcher protocol): the websocket
+    URL (USE_HOST is replaced by the page's own host:port) and this run's secret."""
+    from aiohttp import web
+
+    async def launcher(_request):
+        return web.json_response({"sessionURL": f"ws://USE_HOST{WEBSOCKET_PATH}", "secret": secret},
+                                 headers={"Cache-Control": "no-store"})
+
+    return launcher
+
+
+def use_secret(server, secret: str) -> None:
+    """Make ``secret`` the wslink secret of this trame server (its ``--authKey`` option, set as the default so
+    nothing appears on a command line)."""
+    server.cli.set_defaults(authKey=secret, authKeyFile=None)
+
+
+# ---- the token ----------------------------------------------------------------------------------------------------
+
 def token_middleware(token: str):
     """An aiohttp middleware that refuses (403) any request without the token, in the query or the cookie."""
     from aiohttp import web
@@ -41,7 +171,8 @@ def token_middleware(token: str):
     async def check_token(request, handler):
         given_query = request.query.get(QUERY, "")
         given_cookie = request.cookies.get(COOKIE, "")
-        if not (secrets.compare_digest(given_query, token) or secrets.compare_digest(given_cookie, token)):
+        if not (secrets.compare_digest(given_query.encode(), token.encode())
+                or secrets.compare_digest(given_cookie.encode(), token.encode())):
             return web.Response(status=403, text="LNStaging review: this server needs the access token printed "
                                                  "when it started (open the URL with ?token=...).\n")
         response = await handler(request)

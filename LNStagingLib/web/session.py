@@ -25,12 +25,13 @@ from ..scene import review_autosave, review_state, segments, views, volumes
 from ..scene.coordinates import lps_to_ras
 from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
+from . import validation
 from .cases import ReviewCase
 
 log = logging.getLogger(__name__)
 
-OVERLAYS = ("pet", "attention", "none")
-TOOLS = ("none", "paint", "erase")
+OVERLAYS = validation.OVERLAYS
+TOOLS = validation.TOOLS
 VIEW_NAMES = {"Red": "axial", "Green": "coronal", "Yellow": "sagittal"}
 SEGMENT_FILL_OPACITY = 0.3  # the outline carries the contour; a light fill shows the probability colour
 RTSTRUCT_NAME = "RS_LNStaging.dcm"
@@ -72,8 +73,7 @@ class ReviewSession:
     def open_case(self, case_id: str) -> None:
         """Load the CT (shown first: trame-slicer 2.0 hides the CT under the segment fill otherwise), the PET, and
         the saved review if there is one, else the run's results."""
-        if case_id not in self.cases:
-            raise LNStagingError(f"Unknown case '{case_id}'.")
+        case_id = validation.case_id(case_id, self.cases)
         self.close_case()
         case = self.cases[case_id]
         self._loading = True
@@ -92,6 +92,7 @@ class ReviewSession:
                 review = ReviewScene.show(self.scene, Results.read(case.results_dir), ct_node, pet_node,
                                           froc=case_froc(case))
             self.review, self.case = review, case
+            note = self._replace_unusable_threshold()
             self._nodes += [n for n in (review.attention, review.segmentation, review.table, review.markups) if n]
             self._style_segmentation()
             self.set_overlay(self.overlay if (self.overlay != "attention" or review.attention) else "pet")
@@ -108,7 +109,20 @@ class ReviewSession:
             self._loading = False
         if not case.has_saved_review():
             self.save()  # the review folder exists from the first moment: restarting shows the same state
+        elif note:
+            self.save(edits=False)  # the replaced operating point, so NaN is not read again
+        self.last_error = note or ""
         self.on_change()
+
+    def _replace_unusable_threshold(self) -> Optional[str]:
+        """A saved operating point that is not a number in [0, 1] (NaN from an old run or review.json) is replaced,
+        saying so: NaN never reaches the page, where it restarted a save at every push."""
+        point = self.review.results.patient.operating_point or {}
+        value, note = validation.usable_threshold(self.review.threshold, point.get("threshold"))
+        if note:
+            log.warning("case %s: %s", self.case.case_id, note)
+            self.review.set_operating_point(threshold=value)
+        return note
 
     def close_case(self) -> None:
         if self.review is None:
@@ -138,8 +152,14 @@ class ReviewSession:
         self.review.results.rank_candidates()
         return sorted(self.review.results.candidates, key=lambda c: c.rank)
 
+    def _candidate_id(self, candidate_id) -> int:
+        if self.review is None:
+            raise LNStagingError("No case is open.")
+        return validation.candidate_id(candidate_id, (c.id for c in self.review.results.candidates))
+
     def select(self, candidate_id: int) -> tuple[float, float, float]:
         """Jump every view to the candidate and make its segment the one that paint/erase edit."""
+        candidate_id = self._candidate_id(candidate_id)
         ras = self.review.jump_to(int(candidate_id))
         self.selected_id = int(candidate_id)
         if self.review.segmentation is not None and self.editor.active_segmentation is not None:
@@ -150,27 +170,28 @@ class ReviewSession:
         return ras
 
     def set_review(self, candidate_id: int, state: str) -> None:
-        self.review.set_review(int(candidate_id), state)
+        candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
+        self.review.set_review(candidate_id, state)
         self.save(edits=False)
 
     def set_threshold(self, threshold: float) -> None:
-        self.review.set_operating_point(threshold=float(threshold))
+        threshold = validation.threshold(threshold)
+        self.review.set_operating_point(threshold=threshold)
         self.save(edits=False)
 
     def set_show_rejected(self, show: bool) -> None:
-        self.review.set_show_rejected(bool(show))
+        self.review.set_show_rejected(validation.flag(show))
         self.save(edits=False)
 
     def set_overlay(self, which: str, opacity: Optional[float] = None) -> None:
-        if which not in OVERLAYS:
-            raise ValueError(f"overlay must be one of {OVERLAYS}")
+        which = validation.overlay(which)
         if opacity is not None:
-            self.overlay_opacity = float(opacity)
+            self.overlay_opacity = validation.opacity(opacity)
         self.overlay = which
         self.review.set_overlay(which, self.overlay_opacity)
 
     def set_overlay_opacity(self, opacity: float) -> None:
-        self.overlay_opacity = float(opacity)
+        self.overlay_opacity = validation.opacity(opacity)
         views.set_foreground_opacity(self.scene, self.overlay_opacity)
 
     # ---- contour editing ------------------------------------------------------------------------------------
@@ -179,10 +200,9 @@ class ReviewSession:
         from trame_slicer.segmentation import (BrushDiameterMode, SegmentationEffectErase,
                                                SegmentationEffectNoTool, SegmentationEffectPaint)
 
-        if tool not in TOOLS:
-            raise ValueError(f"tool must be one of {TOOLS}")
+        tool = validation.tool(tool)
         if brush_mm is not None:
-            self.brush_mm = float(brush_mm)
+            self.brush_mm = validation.brush_mm(brush_mm)
         if self.editor.active_segmentation is None:
             tool = "none"
         effect_type = {"none": SegmentationEffectNoTool, "paint": SegmentationEffectPaint,
