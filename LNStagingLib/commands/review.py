@@ -70,13 +70,13 @@ def check_cases(cases, allow_other_images: bool) -> None:
                 note(text)
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_sigterm():
     """SIGTERM ends the server like Ctrl-C (the lock is released, the review flushed); while serving, aiohttp's own
     handler does the same."""
     def stop(signum, _frame):
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, stop)
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def main(args) -> int:
@@ -84,9 +84,10 @@ def main(args) -> int:
     from ..web.cases import find_cases
 
     cases = find_cases(args.dir, ct=args.ct, pet=args.pet, data=args.data, ct_dicom=args.ct_dicom)
-    _stop_on_sigterm()
-    locks = review_lock.acquire_all(case.results_dir for case in cases)
+    previous_handler = _stop_on_sigterm()
+    locks = []
     try:
+        locks = review_lock.acquire_all(case.results_dir for case in cases)
         for lock in locks:
             if lock.takeover_message():
                 note(lock.takeover_message())
@@ -97,6 +98,7 @@ def main(args) -> int:
         return serve(args, cases)
     finally:
         review_lock.release_all(locks)
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 def serve(args, cases) -> int:

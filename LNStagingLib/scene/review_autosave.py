@@ -63,7 +63,7 @@ def save_decisions(review: ReviewScene, folder: Path | str) -> Path:
     if not _is_complete(folder):
         return save_review(review, folder, read_edits_first=False)
     with atomic_file(folder / REVIEW_FILE) as tmp:
-        tmp.write_text(json.dumps(review_decisions(review), indent=1))
+        tmp.write_text(json.dumps(review_decisions(review), indent=1, allow_nan=False))
     _write_results_tables(review.results, folder)
     if review.table is not None:
         _write_node_into(review.table, "vtkMRMLTableStorageNode", folder, TABLE_FILE)

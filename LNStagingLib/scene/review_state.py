@@ -65,7 +65,7 @@ def save_review(review: ReviewScene, folder: Path | str, read_edits_first: bool 
             _write_node(review.table, "vtkMRMLTableStorageNode", tmp / TABLE_FILE)
         if review.markups is not None:
             _write_node(review.markups, "vtkMRMLMarkupsJsonStorageNode", tmp / MARKUPS_FILE)
-        (tmp / REVIEW_FILE).write_text(json.dumps(review_decisions(review), indent=1))
+        (tmp / REVIEW_FILE).write_text(json.dumps(review_decisions(review), indent=1, allow_nan=False))
     return folder
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -362,4 +363,9 @@ def case_froc(case: ReviewCase) -> list:
         froc = json.loads(path.read_text()).get("froc") if path.is_file() else None
     except ValueError:
         froc = None
-    return [tuple(p) for p in froc] if froc else []
+    if not isinstance(froc, list):
+        return []
+    pairs = [p for p in froc if isinstance(p, (list, tuple)) and len(p) == 2]
+    # finite numbers only: a NaN here would make review.json unwritable (it is saved without NaN)
+    return [tuple(float(v) for v in p) for p in pairs
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p)]

@@ -1,0 +1,545 @@
+"""Hostile requests and inputs against the review server (issue 12): Host/Origin checks, the per-run wslink secret,
+validation of every page update, the one-server-per-folder lock, saved reviews that are damaged or hold NaN, images
+that are not the run's, SIGTERM and kill -9.
+
+``REVIEW_HOSTILE_CASES`` is the table for docs/RELIABILITY.md: (case, expected outcome or message). Every row is
+asserted by a test below (the tests look their expected text up in the table, so the table cannot drift from what
+is checked). The fast tests run in-process; the ``served`` ones start real ``lnstaging review`` processes on
+loopback and talk to them with aiohttp (HTTP and a wslink websocket client, Testing/review_server.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("trame_slicer")
+
+from review_server import REPO, Server, WslinkClient, get_json  # noqa: E402
+from scene_fixtures import make_case  # noqa: E402
+
+from LNStagingLib.errors import InputFileError  # noqa: E402
+from LNStagingLib.web import review_lock, validation  # noqa: E402
+from LNStagingLib.web.cases import check_images_match_run, find_cases, input_sha256  # noqa: E402
+from LNStagingLib.web.security import request_problem, server_names  # noqa: E402
+
+REVIEW_HOSTILE_CASES = [
+    # (case, expected outcome / message)
+    ("review: HTTP request with a foreign Host header (DNS rebinding), any path incl. /lnstaging/download/*",
+     "403 refused: Host 'evil.example:PORT' is not this server"),
+    ("review: websocket handshake from a foreign Origin (another web site)",
+     "403 refused: Origin 'http://evil.example' is not this server's page"),
+    ("review: POST /paraview/ (the secret) from a foreign Origin", "403 refused: Origin"),
+    ("review: request marked Sec-Fetch-Site: cross-site (e.g. <img src> on another site)",
+     "403 refused: a request from another site"),
+    ("review: Origin 'null' (sandboxed frame, file:// page)", "403 refused: Origin 'null' is not this server's page"),
+    ("review: websocket client with wslink's default secret 'wslink-secret'", "Authentication failed"),
+    ("review: websocket sets the threshold to NaN", "Refused: the operating point (probability threshold) must be a "
+                                                    "number from 0 to 1"),
+    ("review: websocket sets the threshold to 7", "Refused: the operating point (probability threshold) must be a "
+                                                  "number from 0 to 1"),
+    ("review: websocket sets the threshold to a string", "Refused: the operating point (probability threshold) must "
+                                                         "be a number"),
+    ("review: websocket sets the opacity to -1", "Refused: the overlay opacity must be a number from 0 to 1"),
+    ("review: websocket sets the brush size to 1e9 mm", "Refused: the brush size (mm) must be a number from 1 to 30"),
+    ("review: websocket sets an unknown tool", "Refused: the tool must be one of none, paint, erase"),
+    ("review: websocket sets an unknown overlay", "Refused: the overlay must be one of pet, attention, none"),
+    ("review: websocket sets show_rejected to a string", "Refused: the show-rejected switch must be true or false"),
+    ("review: websocket opens an unknown case", "Refused: the case must be one of"),
+    ("review: accept/reject a candidate id that does not exist", "Refused: this case has no candidate 999"),
+    ("review: accept/reject with a candidate id that is not a number", "is not a candidate id"),
+    ("review: review.json is empty", "review/review.json is empty: the saved review of this case is damaged"),
+    ("review: review.json is not JSON", "is not valid JSON"),
+    ("review: review.json holds a list", "does not hold a JSON object"),
+    ("review: review.json holds an unknown decision", "holds decisions that are not candidate id -> one of"),
+    ("review: review.json holds a NaN threshold", "the saved operating point nan is not a number from 0 to 1; it is "
+                                                  "replaced when the case opens"),
+    ("review: run with a NaN operating point (run --threshold nan), then review",
+     "The saved operating point (nan) is not a number from 0 to 1; using 0.5 instead"),
+    ("review: a second server on the same results folder", "is already being reviewed by another 'lnstaging review' "
+                                                          "(PID"),
+    ("review: the lock of a server killed with kill -9", "Took over the review lock"),
+    ("review: a lock file written on another host", "whose state cannot be checked from"),
+    ("review: temporary files of a save interrupted by kill -9", "removed .review.partial-"),
+    ("review: --ct of another patient (checksum differs from provenance.json)",
+     "is not the CT that case 'run' was run on"),
+    ("review: SIGTERM while serving", "exits, lock released"),
+]
+
+
+def expected(prefix: str) -> str:
+    """The expected message of the table row whose case starts with ``prefix``."""
+    rows = [message for case, message in REVIEW_HOSTILE_CASES if case.startswith(prefix)]
+    assert len(rows) == 1, prefix
+    return rows[0]
+
+
+def write_run(folder: Path, provenance_inputs: bool = True) -> Path:
+    """A results folder (real CT grid with a non-identity direction, scene_fixtures) with ct/pet beside it and,
+    like ``lnstaging run``, the input checksums in provenance.json."""
+    ct, pet, results = make_case()
+    folder.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(ct, str(folder / "ct.nii.gz"))
+    sitk.WriteImage(pet, str(folder / "pet.nii.gz"))
+    if provenance_inputs:
+        results.provenance = {"inputs": {"ct": {"sha256": input_sha256(folder / "ct.nii.gz")},
+                                         "pet": {"sha256": input_sha256(folder / "pet.nii.gz")}}}
+    results.write(folder)
+    return folder
+
+
+# ---- Host / Origin (in-process) -------------------------------------------------------------------------------------
+
+NAMES = server_names("127.0.0.1")
+
+
+@pytest.mark.parametrize("headers, problem", [
+    ({"Host": "127.0.0.1:8080"}, None),
+    ({"Host": "localhost:8080", "Origin": "http://localhost:8080", "Sec-Fetch-Site": "same-origin"}, None),
+    ({"Host": "[::1]:8080", "Origin": "http://[::1]:8080"}, None),
+    ({"Host": "LOCALHOST.:8080"}, None),
+    ({"Host": "127.0.0.1:8080", "Sec-Fetch-Site": "none"}, None),  # a typed URL or a bookmark
+    ({"Host": "evil.example:8080"}, "Host 'evil.example:8080' is not this server"),
+    ({"Host": "127.0.0.1:9999"}, "is not this server"),  # another port
+    ({"Host": "127.0.0.1"}, "is not this server"),  # port 80 implied
+    ({"Host": "127.0.0.1:8080@evil.example"}, "is not this server"),
+    ({"Host": "127.0.0.1:8080/x"}, "is not this server"),
+    ({}, "no Host header"),
+    ({"Host": "127.0.0.1:8080", "Origin": "http://evil.example"}, "Origin 'http://evil.example' is not this"),
+    ({"Host": "127.0.0.1:8080", "Origin": "http://127.0.0.1:9999"}, "is not this server's page"),
+    ({"Host": "127.0.0.1:8080", "Origin": "https://127.0.0.1:8080"}, "is not this server's page"),
+    ({"Host": "127.0.0.1:8080", "Origin": "null"}, "Origin 'null' is not this server's page"),
+    ({"Host": "127.0.0.1:8080", "Sec-Fetch-Site": "cross-site"}, "a request from another site"),
+    ({"Host": "127.0.0.1:8080", "Sec-Fetch-Site": "same-site"}, "a request from another site"),  # localhost:3000
+])
+def test_request_problem(headers, problem):
+    found = request_problem(headers, "127.0.0.1", 8080, NAMES)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_configured_host_and_arrival_address_are_allowed():
+    assert request_problem({"Host": "review.lan:8080"}, "10.1.2.3", 8080, server_names("review.lan")) is None
+    assert request_problem({"Host": "10.1.2.3:8080"}, "10.1.2.3", 8080, server_names("0.0.0.0")) is None
+    assert request_problem({"Host": socket.gethostname() + ":8080"}, "10.1.2.3", 8080, server_names("0.0.0.0")) is None
+    assert request_problem({"Host": "review.lan:8080"}, "10.1.2.3", 8080, server_names("0.0.0.0")) is not None
+
+
+def test_middleware_refuses_foreign_host_and_origin_with_a_real_client():
+    from aiohttp import ClientSession, web
+    from aiohttp.test_utils import TestServer
+
+    from LNStagingLib.web.security import launcher_handler, origin_host_middleware
+
+    async def scenario():
+        async def ok(_request):
+            return web.Response(text="ok")
+
+        app = web.Application(middlewares=[origin_host_middleware("127.0.0.1")])
+        app.router.add_get("/lnstaging/download/{name}", ok)
+        app.router.add_post("/paraview/", launcher_handler("s3cret"))
+        async with TestServer(app, host="127.0.0.1") as server, ClientSession() as http:
+            base = f"http://127.0.0.1:{server.port}"
+            async with http.get(base + "/lnstaging/download/review.json") as r:
+                assert r.status == 200
+            async with http.get(base + "/lnstaging/download/review.json",
+                                headers={"Host": f"evil.example:{server.port}"}) as r:
+                assert r.status == 403
+                assert expected("review: HTTP request with a foreign Host").replace(
+                    "403 refused: ", "").replace("PORT", str(server.port)) in await r.text()
+            async with http.get(base + "/nothing-here", headers={"Host": "evil.example"}) as r:
+                assert r.status == 403  # before routing: unknown paths too
+            async with http.get(base + "/lnstaging/download/x", headers={"Sec-Fetch-Site": "cross-site"}) as r:
+                assert r.status == 403 and "a request from another site" in await r.text()
+            async with http.get(base + "/lnstaging/download/x", headers={"Origin": "null"}) as r:
+                assert r.status == 403 and "Origin 'null'" in await r.text()
+            async with http.post(base + "/paraview/", headers={"Origin": "http://evil.example"}) as r:
+                assert r.status == 403 and "Origin" in await r.text()
+            async with http.post(base + "/paraview/", headers={"Origin": base}) as r:
+                config = await r.json()
+                assert config == {"sessionURL": "ws://USE_HOST/ws", "secret": "s3cret"}
+
+    asyncio.run(scenario())
+
+
+# ---- page updates (in-process, on a real trame-slicer scene) ------------------------------------------------------
+
+@pytest.mark.parametrize("check, value, prefix", [
+    (validation.threshold, float("nan"), "review: websocket sets the threshold to NaN"),
+    (validation.threshold, float("inf"), "review: websocket sets the threshold to NaN"),
+    (validation.threshold, 7, "review: websocket sets the threshold to 7"),
+    (validation.threshold, -0.01, "review: websocket sets the threshold to 7"),
+    (validation.threshold, "0.5", "review: websocket sets the threshold to a string"),
+    (validation.threshold, True, "review: websocket sets the threshold to a string"),
+    (validation.threshold, None, "review: websocket sets the threshold to a string"),
+    (validation.opacity, -1, "review: websocket sets the opacity"),
+    (validation.brush_mm, 1e9, "review: websocket sets the brush size"),
+    (validation.brush_mm, float("nan"), "review: websocket sets the brush size"),
+    (validation.tool, "rm -rf", "review: websocket sets an unknown tool"),
+    (validation.tool, ["paint"], "review: websocket sets an unknown tool"),
+    (validation.overlay, "ct", "review: websocket sets an unknown overlay"),
+    (validation.flag, "yes", "review: websocket sets show_rejected"),
+])
+def test_validation_refuses_with_one_line(check, value, prefix):
+    with pytest.raises(validation.InvalidUpdate) as refused:
+        check(value)
+    message = str(refused.value)
+    assert expected(prefix) in message and "\n" not in message and "nothing was changed" in message
+
+
+def test_validation_accepts_what_the_page_sends():
+    assert validation.threshold(0) == 0.0 and validation.threshold(1) == 1.0 and validation.threshold(0.37) == 0.37
+    assert validation.opacity(0.05) == 0.05 and validation.brush_mm(30) == 30.0
+    assert validation.candidate_id(3, [1, 2, 3]) == 3 and validation.candidate_id(3.0, [3]) == 3
+    for bad in (3.5, "3", True, float("nan"), -1, 2**40):
+        with pytest.raises(validation.InvalidUpdate, match="is not a candidate id"):
+            validation.candidate_id(bad, [3])
+    with pytest.raises(validation.InvalidUpdate, match=expected("review: accept/reject a candidate id that")):
+        validation.candidate_id(999, [1, 2, 3])
+
+
+@pytest.fixture
+def session(tmp_path):
+    from trame_slicer.core import SlicerApp
+
+    from LNStagingLib.web.session import ReviewSession
+
+    write_run(tmp_path / "run")
+    session = ReviewSession(SlicerApp(), find_cases(tmp_path / "run"))
+    yield session
+    session.close_case()
+
+
+def test_session_refuses_invalid_updates_and_keeps_state_and_files(session, tmp_path):
+    from LNStagingLib.errors import LNStagingError
+
+    session.open_case("run")
+    session.set_threshold(0.4)
+    review_file = tmp_path / "run" / "review" / "review.json"
+    before_file, before_status = review_file.read_bytes(), session.status()
+    hostile = [(session.set_threshold, (float("nan"),)), (session.set_threshold, (float("inf"),)),
+               (session.set_threshold, ("0.3",)), (session.set_overlay, ("evil",)), (session.set_overlay, ("pet", 9)),
+               (session.set_overlay_opacity, (float("nan"),)), (session.set_tool, ("paint", -5)),
+               (session.set_tool, ("drill",)), (session.set_show_rejected, ("yes",)), (session.select, (999,)),
+               (session.set_review, (999, "accepted")), (session.set_review, (1, "maybe")),
+               (session.set_review, ("1; rm", "accepted")), (session.open_case, ("../other",))]
+    for action, args in hostile:
+        with pytest.raises(LNStagingError) as refused:
+            action(*args)
+        assert str(refused.value).startswith("Refused:"), (action.__name__, args, refused.value)
+    assert session.status() == before_status
+    assert review_file.read_bytes() == before_file  # nothing saved
+    json.loads(review_file.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in review.json"))
+
+
+def test_saved_nan_threshold_is_replaced_with_a_message_and_never_saved(session, tmp_path):
+    session.open_case("run")
+    session.close_case()
+    review_file = tmp_path / "run" / "review" / "review.json"
+    data = json.loads(review_file.read_text())
+    data["threshold"] = float("nan")
+    review_file.write_text(json.dumps(data))  # what an older version could write: "threshold": NaN
+    notes = validation.check_review_folder(review_file.parent)
+    assert len(notes) == 1 and expected("review: review.json holds a NaN threshold") in notes[0]
+    session.open_case("run")
+    assert session.review.threshold == validation.DEFAULT_THRESHOLD
+    assert math.isfinite(session.status()["threshold"])
+    assert "is not a number from 0 to 1" in session.last_error
+    saved = json.loads(review_file.read_text(), parse_constant=lambda c: pytest.fail(f"{c} saved"))
+    assert saved["threshold"] == session.review.threshold  # replaced on disk too: not read again
+
+
+def test_run_with_nan_operating_point_opens_with_a_message(tmp_path):
+    from trame_slicer.core import SlicerApp
+
+    from LNStagingLib.results import Results
+    from LNStagingLib.web.session import ReviewSession
+
+    run = write_run(tmp_path / "run")
+    results = Results.read(run)
+    results.patient.operating_point = {"threshold": float("nan")}  # what 'run --threshold nan' wrote
+    results.write(run)
+    session = ReviewSession(SlicerApp(), find_cases(run))
+    try:
+        session.open_case("run")
+        assert session.review.threshold == validation.DEFAULT_THRESHOLD
+        assert expected("review: run with a NaN operating point") in session.last_error
+        saved = json.loads((run / "review" / "review.json").read_text(),
+                           parse_constant=lambda c: pytest.fail(f"{c} saved"))
+        assert saved["threshold"] == validation.DEFAULT_THRESHOLD
+    finally:
+        session.close_case()
+
+
+# ---- saved reviews, images, lock: through the CLI, before anything is loaded ---------------------------------------
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "LNStagingLib", "review", *map(str, args), "--port", "0"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def review_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """``lnstaging review ARGS`` in this process (for refusals that come before the server loads anything)."""
+    from LNStagingLib.cli import main
+
+    capsys.readouterr()
+    code = main(["review", *map(str, args), "--port", "0"])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("lnstaging review: error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("content, prefix", [
+    ("", "review: review.json is empty"),
+    ("{not json", "review: review.json is not JSON"),
+    ("[1, 2]", "review: review.json holds a list"),
+    ('{"decisions": {"1": "maybe"}}', "review: review.json holds an unknown decision"),
+])
+def test_damaged_review_json_is_one_line_and_nothing_is_written(tmp_path, capsys, content, prefix):
+    run = write_run(tmp_path / "run")
+    (run / "review").mkdir()
+    (run / "review" / "review.json").write_text(content)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    handler = signal.getsignal(signal.SIGTERM)
+    line = one_line_error(review_in_process(capsys, run))
+    assert signal.getsignal(signal.SIGTERM) == handler  # restored
+    assert expected(prefix) in line
+    assert "move the folder" in line
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # the lock file is gone again, nothing else changed
+
+
+def test_images_of_another_patient_are_refused(tmp_path, capsys):
+    run = write_run(tmp_path / "run")
+    (case,) = find_cases(run)
+    assert check_images_match_run(case) is None
+    other = tmp_path / "other_ct.nii.gz"
+    image = sitk.ReadImage(str(run / "ct.nii.gz"))
+    sitk.WriteImage(image + 1, str(other))  # same grid, other values: another scan
+    (case,) = find_cases(run, ct=other)
+    with pytest.raises(InputFileError, match=expected("review: --ct of another patient")):
+        check_images_match_run(case)
+    line = one_line_error(review_in_process(capsys, run, "--ct", other, "--pet", run / "pet.nii.gz"))
+    assert "--allow-other-images" in line
+    # the checksum is the one the pipeline records
+    from LNStagingLib.pipeline import _input_sha256
+
+    assert input_sha256(other) == _input_sha256(other)
+    assert input_sha256(run) == _input_sha256(run)  # a folder (DICOM series): its files in sorted order
+    # no checksums recorded (an older run): a note, not a refusal
+    bare = write_run(tmp_path / "bare", provenance_inputs=False)
+    assert "recorded no input checksums" in check_images_match_run(find_cases(bare)[0])
+
+
+def test_lock_second_owner_refused_stale_taken_over_foreign_host_refused(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    first = review_lock.ReviewLock.acquire(folder)
+    owner = json.loads((folder / review_lock.LOCK_NAME).read_text())
+    assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname() and owner["started"]
+    with pytest.raises(review_lock.ReviewLockedError, match=r"\(PID") as refused:
+        review_lock.ReviewLock.acquire(folder)  # another open file description: flock conflicts
+    assert f"PID {os.getpid()} on host {socket.gethostname()}" in str(refused.value)
+    first.release()
+    assert not (folder / review_lock.LOCK_NAME).exists()
+    # a lock left by a killed owner on this host (no flock any more): taken over, saying so
+    (folder / review_lock.LOCK_NAME).write_text(json.dumps({"pid": 999999, "host": socket.gethostname(),
+                                                            "started": "2026-01-01T00:00:00+00:00"}))
+    lock = review_lock.ReviewLock.acquire(folder)
+    assert expected("review: the lock of a server killed") in lock.takeover_message()
+    assert "PID 999999" in lock.takeover_message()
+    lock.release()
+    # written on another host: never taken over automatically
+    (folder / review_lock.LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "other-host.example"}))
+    with pytest.raises(review_lock.ReviewLockedError, match=expected("review: a lock file written on another host")):
+        review_lock.ReviewLock.acquire(folder)
+    assert "other-host.example" in (folder / review_lock.LOCK_NAME).read_text()  # left as it was
+
+
+def test_locks_of_a_batch_are_all_or_nothing(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    held = review_lock.ReviewLock.acquire(b)
+    with pytest.raises(review_lock.ReviewLockedError):
+        review_lock.acquire_all([a, b])
+    assert not (a / review_lock.LOCK_NAME).exists()  # a's lock was released again
+    held.release()
+
+
+def test_stale_temporaries_cleaned_and_a_review_renamed_aside_restored(tmp_path):
+    run = write_run(tmp_path / "run")
+    review = run / "review"
+    review.mkdir()
+    (review / "review.json").write_text("{}")
+    (review / ".review.json.partial-abc.json").write_text("{")
+    (run / ".review.partial-x1").mkdir()
+    (run / ".review.partial-x1" / "candidates.json").write_text("{}")
+    (run / ".node-q").mkdir()
+    (run / ".tables-z").mkdir()
+    (run / ".review.old-123").mkdir()
+    done = review_lock.clean_stale_temporaries(run)
+    assert any(expected("review: temporary files of a save") in line for line in done)
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    assert [p.name for p in review.iterdir()] == ["review.json"]
+    # killed between atomic_directory's two renames: review/ missing, the complete previous one renamed aside
+    review.rename(run / ".review.old-456")
+    (run / ".review.partial-y").mkdir()
+    done = review_lock.clean_stale_temporaries(run)
+    assert (review / "review.json").read_text() == "{}" and any("restored" in line for line in done)
+    assert not list(run.glob(".review.*"))
+
+
+# ---- served: real server processes on loopback --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("web_security")
+    run = write_run(root / "run")
+    server = Server([str(run), "--port", "0", "--host", "127.0.0.1"], root / "server.log")
+    try:
+        yield {"server": server, "run": run, "root": root}
+    finally:
+        server.kill()
+
+
+def secret_of(server) -> str:
+    import urllib.request
+
+    request = urllib.request.Request(server.base + "/paraview/", data=b"{}", method="POST",
+                                     headers={"Origin": server.base})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["secret"]
+
+
+@pytest.mark.slow
+def test_served_foreign_host_refused_on_every_route(served):
+    import urllib.error
+    import urllib.request
+
+    server = served["server"]
+    get_json(server.base + "/lnstaging/download/review.json")  # the right Host: served
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}"):
+        request = urllib.request.Request(server.base + "/lnstaging/status.json", headers={"Host": host})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    for path in ("/", "/index.html", "/lnstaging/status.json", "/lnstaging/download/review.json",
+                 "/lnstaging/download/gtv_ln.nii.gz", "/ws"):
+        request = urllib.request.Request(server.base + path, headers={"Host": f"evil.example:{server.port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403, path
+        assert f"Host 'evil.example:{server.port}' is not this server" in refused.value.read().decode()
+
+
+@pytest.mark.slow
+def test_served_websocket_origin_secret_and_nan_threshold(served):
+    import aiohttp
+
+    server, run = served["server"], served["run"]
+    review_file = run / "review" / "review.json"
+
+    async def scenario():
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await WslinkClient.connect(http, server.port, origin="http://evil.example")
+            assert refused.value.status == 403
+            # the right Origin but wslink's public default secret: connected, not authenticated
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            reply = await client.hello("wslink-secret")
+            assert expected("review: websocket client with wslink's default") in reply["error"]["message"]
+            assert "error" in await client.update_state(threshold=0.9)  # nothing applied
+            await client.close()
+            assert get_json(server.base + "/lnstaging/status.json")["threshold"] != 0.9
+            # the right Origin and the secret the page receives
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            assert "clientID" in (await client.hello(secret_of(server)))["result"]
+            assert "result" in await client.update_state(threshold=0.3)
+            await client.drain(1.0)
+            status = get_json(server.base + "/lnstaging/status.json")
+            assert status["threshold"] == pytest.approx(0.3)
+            assert json.loads(review_file.read_text())["threshold"] == pytest.approx(0.3)
+            saved_at, before = status["saved_at"], review_file.read_bytes()
+            # hostile values: each refused with its message, state and file unchanged, server responsive
+            for key, value, prefix in (("threshold", float("nan"), "review: websocket sets the threshold to NaN"),
+                                       ("threshold", 7, "review: websocket sets the threshold to 7"),
+                                       ("threshold", "x", "review: websocket sets the threshold to a string"),
+                                       ("overlay_opacity", -1, "review: websocket sets the opacity"),
+                                       ("tool", "drill", "review: websocket sets an unknown tool"),
+                                       ("case_id", "../etc", "review: websocket opens an unknown case")):
+                client.published.clear()
+                assert "result" in await client.update_state(**{key: value})
+                await client.drain(1.0)
+                messages = client.published_values("message")
+                assert any(expected(prefix) in m for m in messages), (key, value, messages)
+                start = time.perf_counter()
+                status = get_json(server.base + "/lnstaging/status.json", timeout=5)
+                assert time.perf_counter() - start < 5
+                assert status["threshold"] == pytest.approx(0.3) and status["saved_at"] == saved_at, (key, value)
+                assert review_file.read_bytes() == before
+            await client.close()
+        return True
+
+    assert asyncio.run(scenario())
+    assert served["server"].proc.poll() is None
+
+
+@pytest.mark.slow
+def test_served_second_server_refused_then_sigterm_releases_the_lock(served, tmp_path):
+    server, run = served["server"], served["run"]
+    lock = run / review_lock.LOCK_NAME
+    owner = json.loads(lock.read_text())
+    assert owner["pid"] == server.proc.pid
+    start = time.perf_counter()
+    line = one_line_error(run_cli(run))
+    assert expected("review: a second server on the same") in line
+    assert f"PID {server.proc.pid} on host {socket.gethostname()}" in line
+    print(f"second server refused in {time.perf_counter() - start:.1f} s")
+    # kill -9 while a burst of saves runs: every review file readable, the next server takes the lock over
+    import aiohttp
+
+    async def burst():
+        async with aiohttp.ClientSession() as http:
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            await client.hello(secret_of(server))
+            for k in range(20):
+                await client._send({"wslink": "1.0", "id": f"rpc:c0:{100 + k}", "method": "trame.state.update",
+                                    "args": [[{"key": "threshold", "value": 0.2 + 0.01 * k}]], "kwargs": {}})
+            await asyncio.sleep(0.3)
+            server.kill(signal.SIGKILL)
+
+    asyncio.run(burst())
+    for path in (run / "review").glob("*.json"):
+        json.loads(path.read_text())
+    assert lock.exists()  # left by the kill
+    again = Server([str(run), "--port", "0"], served["root"] / "server2.log")
+    try:
+        assert expected("review: the lock of a server killed") in again.stderr_text()
+        assert json.loads(lock.read_text())["pid"] == again.proc.pid
+        assert 0.2 <= get_json(again.base + "/lnstaging/status.json")["threshold"] <= 0.4
+        seconds = again.kill(signal.SIGTERM)
+        assert again.proc.returncode is not None
+        assert not lock.exists()  # released on SIGTERM
+        print(f"SIGTERM: exited in {seconds:.1f} s")
+        assert seconds < 30
+    finally:
+        again.kill()
