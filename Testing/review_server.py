@@ -90,6 +90,7 @@ class WslinkClient:
 
         self.ws = ws
         self.unchunker = UnChunker()
+        self.unchunker.set_max_message_size(1 << 30)  # the server's messages (wslink limits only the server side)
         self.published: list = []  # every 'trame.state.topic' payload received
         self._next = 1
 
