@@ -503,6 +503,69 @@ def test_served_websocket_origin_secret_and_nan_threshold(served):
     assert served["server"].proc.poll() is None
 
 
+HOSTILE_PAGE = """<!doctype html><html><body><script>
+window.results = {};
+const ws = new WebSocket("ws://127.0.0.1:PORT/ws");
+ws.onopen = () => { window.results.ws = "open"; };
+ws.onerror = () => { window.results.ws = "refused"; };
+fetch("http://127.0.0.1:PORT/paraview/", {method: "POST", body: "{}"})
+  .then(r => r.text()).then(t => { window.results.secret = t; }).catch(() => { window.results.secret = "blocked"; });
+fetch("http://127.0.0.1:PORT/lnstaging/status.json")
+  .then(r => r.text()).then(t => { window.results.status = t; }).catch(() => { window.results.status = "blocked"; });
+</script></body></html>"""
+
+
+@pytest.mark.slow
+def test_served_page_of_another_site_cannot_drive_the_review_but_our_page_can(served):
+    """In Chromium: a page from another origin (another port of this machine) can neither open the websocket nor
+    read the secret or the status; the review's own page gets its secret from POST /paraview/ and works."""
+    import shutil
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium): the browser tests need it")
+    playwright = pytest.importorskip("playwright.sync_api")
+    server = served["server"]
+    body = HOSTILE_PAGE.replace("PORT", str(server.port)).encode()
+
+    class Hostile(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    hostile = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=hostile.serve_forever, daemon=True).start()
+    before = get_json(server.base + "/lnstaging/status.json")
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{hostile.server_address[1]}/")
+            page.wait_for_function("window.results.ws && window.results.secret && window.results.status",
+                                   timeout=30000)
+            results = page.evaluate("window.results")
+            assert results == {"ws": "refused", "secret": "blocked", "status": "blocked"}, results
+            # the review's own page: its client asks POST /paraview/ for the secret and connects
+            page = browser.new_page()
+            posts = []
+            page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+            page.goto(server.url)
+            page.wait_for_selector("#cand-1", timeout=60000)
+            assert posts == [server.base + "/paraview/"]
+            browser.close()
+    finally:
+        hostile.shutdown()
+    assert get_json(server.base + "/lnstaging/status.json")["saved_at"] == before["saved_at"]
+    assert f"refused GET /ws: Origin 'http://127.0.0.1:{hostile.server_address[1]}'" in server.stderr_text()
+
+
 @pytest.mark.slow
 def test_served_second_server_refused_then_sigterm_releases_the_lock(served, tmp_path):
     server, run = served["server"], served["run"]
