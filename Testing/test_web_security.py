@@ -122,6 +122,10 @@ NAMES = server_names("127.0.0.1")
     ({"Host": "127.0.0.1:8080", "Origin": "null"}, "Origin 'null' is not this server's page"),
     ({"Host": "127.0.0.1:8080", "Sec-Fetch-Site": "cross-site"}, "a request from another site"),
     ({"Host": "127.0.0.1:8080", "Sec-Fetch-Site": "same-site"}, "a request from another site"),  # localhost:3000
+    ({"Host": "127.0.0.1:8080", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+      "Sec-Fetch-Dest": "iframe"}, "a request from another site"),  # framed by another site
+    ({"Host": "127.0.0.1:8080", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+      "Sec-Fetch-Dest": "document"}, None),  # a link followed from another site: the page opens, reads nothing back
 ])
 def test_request_problem(headers, problem):
     found = request_problem(headers, "127.0.0.1", 8080, NAMES)
@@ -155,6 +159,7 @@ def test_middleware_refuses_foreign_host_and_origin_with_a_real_client():
             base = f"http://127.0.0.1:{server.port}"
             async with http.get(base + "/lnstaging/download/review.json") as r:
                 assert r.status == 200
+                assert r.headers["X-Frame-Options"] == "DENY"
             async with http.get(base + "/lnstaging/download/review.json",
                                 headers={"Host": f"evil.example:{server.port}"}) as r:
                 assert r.status == 403

@@ -92,7 +92,8 @@ def server_names(configured_host: str) -> set[str]:
     return names
 
 
-def request_problem(headers, local_address: Optional[str], local_port: int, names: Iterable[str]) -> Optional[str]:
+def request_problem(headers, local_address: Optional[str], local_port: int, names: Iterable[str],
+                    method: str = "GET") -> Optional[str]:
     """Why a request must be refused (its Host, Origin or Sec-Fetch-Site is not this server's page), or None.
 
     ``headers`` is a case-insensitive mapping; ``local_address``/``local_port`` are where the connection arrived
@@ -115,7 +116,9 @@ def request_problem(headers, local_address: Optional[str], local_port: int, name
         if authority is None or authority[0] not in allowed or authority[1] != local_port:
             return f"Origin '{origin}' is not this server's page"
     fetch_site = headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site.lower() not in SAME_ORIGIN_FETCH_SITES:
+    top_level_navigation = (method == "GET" and headers.get("Sec-Fetch-Mode") == "navigate"
+                            and headers.get("Sec-Fetch-Dest") == "document")  # a followed link: reads nothing back
+    if fetch_site is not None and fetch_site.lower() not in SAME_ORIGIN_FETCH_SITES and not top_level_navigation:
         return f"a request from another site (Sec-Fetch-Site: {fetch_site})"
     return None
 
@@ -131,12 +134,16 @@ def origin_host_middleware(configured_host: str):
     async def check_origin_and_host(request, handler):
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         local_address, local_port = (sockname[0], sockname[1]) if sockname else (None, -1)
-        problem = request_problem(request.headers, local_address, local_port, names)
+        problem = request_problem(request.headers, local_address, local_port, names, request.method)
         if problem:
             log.warning("refused %s %s: %s", request.method, request.path, problem)
             return web.Response(status=403, text=f"LNStaging review: refused: {problem}. Open the address the "
                                                  "server printed at start.\n")
-        return await handler(request)
+        response = await handler(request)
+        if not getattr(response, "prepared", True):  # not framed by another site (clickjacking)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        return response
 
     return check_origin_and_host
 
