@@ -95,6 +95,7 @@ class ReviewApp:
         s.threshold = session.review.threshold
         s.show_rejected = session.review.show_rejected
         s.overlay, s.overlay_opacity, s.tool = session.overlay, session.overlay_opacity, session.tool
+        s.brush_mm = session.brush_mm  # a refused value on the page is replaced by the session's
         s.has_attention = session.review.attention is not None
         s.can_undo, s.can_redo = bool(session.undo_stack.can_undo()), bool(session.undo_stack.can_redo())
         probability = session.review.results.patient.metastasis_probability
