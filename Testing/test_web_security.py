@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import SimpleITK as sitk
 
 pytest.importorskip("trame_slicer")
 
-from review_server import REPO, Server, WslinkClient, get_json  # noqa: E402
+from review_server import Server, WslinkClient, get_json  # noqa: E402
 from scene_fixtures import make_case  # noqa: E402
 
 from LNStagingLib.errors import InputFileError  # noqa: E402
@@ -291,12 +290,6 @@ def test_run_with_nan_operating_point_opens_with_a_message(tmp_path):
 
 # ---- saved reviews, images, lock: through the CLI, before anything is loaded ---------------------------------------
 
-def run_cli(*args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "LNStagingLib", "review", *map(str, args), "--port", "0"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-
-
 def review_in_process(capsys, *args) -> subprocess.CompletedProcess:
     """``lnstaging review ARGS`` in this process (for refusals that come before the server loads anything)."""
     from LNStagingLib.cli import main
@@ -490,6 +483,9 @@ def test_served_websocket_origin_secret_and_nan_threshold(served):
                                        ("threshold", "x", "review: websocket sets the threshold to a string"),
                                        ("overlay_opacity", -1, "review: websocket sets the opacity"),
                                        ("tool", "drill", "review: websocket sets an unknown tool"),
+                                       ("brush_mm", 1e9, "review: websocket sets the brush size"),
+                                       ("overlay", "ct", "review: websocket sets an unknown overlay"),
+                                       ("show_rejected", "yes", "review: websocket sets show_rejected"),
                                        ("case_id", "../etc", "review: websocket opens an unknown case")):
                 client.published.clear()
                 assert "result" in await client.update_state(**{key: value})
@@ -501,6 +497,11 @@ def test_served_websocket_origin_secret_and_nan_threshold(served):
                 assert time.perf_counter() - start < 5
                 assert status["threshold"] == pytest.approx(0.3) and status["saved_at"] == saved_at, (key, value)
                 assert review_file.read_bytes() == before
+            # after a refused brush size the page state is the session's again: a later tool change works
+            assert "result" in await client.update_state(tool="paint")
+            await client.drain(0.5)
+            assert get_json(server.base + "/lnstaging/status.json")["tool"] == "paint"
+            assert "result" in await client.update_state(tool="none")
             await client.close()
         return True
 
@@ -572,13 +573,13 @@ def test_served_page_of_another_site_cannot_drive_the_review_but_our_page_can(se
 
 
 @pytest.mark.slow
-def test_served_second_server_refused_then_sigterm_releases_the_lock(served, tmp_path):
+def test_served_second_server_refused_then_sigterm_releases_the_lock(served, capsys):
     server, run = served["server"], served["run"]
     lock = run / review_lock.LOCK_NAME
     owner = json.loads(lock.read_text())
     assert owner["pid"] == server.proc.pid
     start = time.perf_counter()
-    line = one_line_error(run_cli(run))
+    line = one_line_error(review_in_process(capsys, run))  # this process is the second server
     assert expected("review: a second server on the same") in line
     assert f"PID {server.proc.pid} on host {socket.gethostname()}" in line
     print(f"second server refused in {time.perf_counter() - start:.1f} s")
