@@ -5,6 +5,9 @@ A checkpoint is a plain dict saved with torch.save and loaded with ``torch.load(
    "state_dict": {...tensors...}, "training_data": {...}, "metrics": {...}, "versions": {...}}
 No pickled objects. The configuration travels inside, so loading never guesses the network's size.
 The file's sha256 is checked against the catalogue (Resources/Models.json) before torch sees it.
+
+torch is imported inside the functions that need it: the catalogue (and so the Slicer panel and ``lnstaging
+--help``) imports this module before the user has installed torch.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import dataclasses
 import hashlib
 import importlib
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "lnstaging-checkpoint/1"
 
@@ -58,6 +62,8 @@ def sha256_of(*paths: Path | str) -> str:
 def save_checkpoint(path: Path | str, model: torch.nn.Module, config: Any, *, training_data: dict | None = None,
                     metrics: dict | None = None, extra: dict | None = None) -> str:
     """Save a checkpoint; return its sha256. ``config`` is the model's config dataclass instance."""
+    import torch
+
     from .. import __version__
 
     name = getattr(model, "registry_name", None)
@@ -83,6 +89,8 @@ def save_checkpoint(path: Path | str, model: torch.nn.Module, config: Any, *, tr
 
 def load_checkpoint(path: Path | str, expected_sha256: str | None = None, map_location: str = "cpu") -> dict:
     """Read a checkpoint dict after checking its sha256 (when given). Never unpickles objects."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"Model file {path} does not exist: check the model catalogue or import the weights file.")
