@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean browser
+.PHONY: demo test venv bench clean browser test-slicer-stable
 
 venv: $(STAMP)
 
@@ -29,8 +29,29 @@ browser:
 test: $(STAMP) browser
 	VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow $(BIN)/python -m pytest -q -p no:cacheprovider Testing
 
+# The scene tests again on Slicer's current stable release (slicer-core 5.12, same vtk 9.6.0 as the pinned 5.11),
+# in a small separate venv: the lock file's pins with slicer-core swapped, and only what the scene tests import.
+STABLE_VENV := .venv-slicer-stable
+STABLE_SLICER := slicer-core==5.12.4.0
+STABLE_STAMP := $(STABLE_VENV)/.installed
+SCENE_TESTS := Testing/test_scene_geometry.py Testing/test_scene_review.py Testing/test_scene_module.py \
+	Testing/test_slicer_api_contract.py Testing/test_slicer_export.py Testing/test_slicer_without_torch.py
+
+$(STABLE_STAMP): requirements.lock Makefile
+	test -x $(STABLE_VENV)/bin/python || $(PY) -m venv $(STABLE_VENV)
+	sed 's/^slicer-core==.*/$(STABLE_SLICER)/' requirements.lock > $(STABLE_VENV)/constraints.txt
+	$(STABLE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(STABLE_VENV)/bin/python -m pip install --quiet -c $(STABLE_VENV)/constraints.txt \
+	  slicer-core vtk numpy scipy simpleitk pytest pytest-timeout pillow packaging
+	touch $(STABLE_STAMP)
+
+test-slicer-stable: $(STABLE_STAMP)
+	$(STABLE_VENV)/bin/python -c "import slicer, vtk; print('slicer-core', slicer.app.majorVersion if hasattr(slicer, 'app') else '', 'vtk', vtk.vtkVersion.GetVTKVersion())"
+	PYTHONPATH=$(CURDIR) VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow $(STABLE_VENV)/bin/python -m pytest -q \
+	  -p no:cacheprovider $(SCENE_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) demo_output
+	rm -rf $(VENV) $(STABLE_VENV) demo_output

@@ -52,7 +52,11 @@ def test_module_metadata_and_disclaimer():
     source = (MODULE / "LNStaging.py").read_text()
     tree = ast.parse(source)
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
-    assert {"LNStaging", "LNStagingTest"} <= classes
+    imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert "LNStaging" in classes
+    assert "LNStagingTest" in imported  # Slicer finds <Module>Test by name in LNStaging.py's namespace
+    selftest = ast.parse((MODULE / "LNStagingModule" / "selftest.py").read_text())
+    assert "LNStagingTest" in {n.name for n in selftest.body if isinstance(n, ast.ClassDef)}
     assert "LNStagingWidget" in source and "LNStagingLogic" in source
     assert 'self.parent.title = "LNStaging"' in source
     assert "not for clinical use" in source.lower()
@@ -73,12 +77,31 @@ def test_cmake_ships_every_module_file_and_the_library():
     for resource in ("Resources/UI/${MODULE_NAME}.ui", "Resources/Icons/${MODULE_NAME}.png", "Resources/requirements.txt"):
         assert resource in module_cmake
     top = (ROOT / "CMakeLists.txt").read_text()
-    for needle in ("set(EXTENSION_NAME LNStaging)", 'set(EXTENSION_DEPENDS "SlicerRT PyTorch")', "find_package(Slicer",
-                   "include(${Slicer_USE_FILE})", "add_subdirectory(LNStaging)", "install(DIRECTORY LNStagingLib",
-                   "${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}", "include(${Slicer_EXTENSION_CPACK})",
+    for needle in ("set(EXTENSION_NAME LNStaging)", 'set(EXTENSION_DEPENDS "SlicerRT PyTorch")',
+                   "set(LNStaging_MINIMUM_SLICER_VERSION 5.10)", "find_package(Slicer ${LNStaging_MINIMUM_SLICER_VERSION} REQUIRED)",
+                   "include(${Slicer_USE_FILE})", "add_subdirectory(LNStaging)",
+                   "ctkMacroCompilePythonScript(", "LNStagingLib/*.py", "Resources/DemoCase/*", "Resources/models/*.pt",
+                   "DESTINATION_DIR ${CMAKE_BINARY_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}",
+                   "INSTALL_DIR ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}", "include(${Slicer_EXTENSION_CPACK})",
                    "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY",
                    "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION"):
         assert needle in top, needle
+    assert "install(DIRECTORY LNStagingLib" not in top  # install-only copies left the build tree without the library
+
+
+def test_extension_urls_name_files_in_the_repository():
+    """The icon and screenshot URLs point at raw files of this repository: each must exist here."""
+    top = (ROOT / "CMakeLists.txt").read_text()
+    urls = re.findall(r'set\(EXTENSION_(?:ICONURL|SCREENSHOTURLS) "([^"]+)"\)', top)
+    assert len(urls) == 2
+    prefix = "https://raw.githubusercontent.com/lnstaging/LNStaging/main/"
+    for url in " ".join(urls).split():
+        assert url.startswith(prefix), url
+        path = ROOT / url[len(prefix):]
+        assert path.is_file(), f"{url} names {path.relative_to(ROOT)}, which is not in the repository"
+    docs = (ROOT / "docs" / "SLICER.md").read_text()
+    assert "5.10" in docs and "5.12" in docs and "images/slicer-review.png" in docs
+    assert "5.10" in (ROOT / "README.md").read_text()
 
 
 def test_icon_is_128_square_png():

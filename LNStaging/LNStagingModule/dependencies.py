@@ -1,5 +1,6 @@
 """Python dependencies installed on first use (after asking), never at import, never replacing Slicer's own
-numpy / SimpleITK / vtk. torch comes from the PyTorch extension (PyTorchUtils), not from this file."""
+numpy / SimpleITK / vtk / pydicom / scipy (a pip constraints file pins them at the installed versions). torch comes
+from the PyTorch extension (PyTorchUtils), not from this file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 from typing import Iterable
 
 REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "requirements.txt"
-PROTECTED = ("numpy", "SimpleITK", "vtk", "torch")  # Slicer's own, or the PyTorch extension's
+PROTECTED = ("numpy", "SimpleITK", "vtk", "pydicom", "torch")  # Slicer's own, or the PyTorch extension's
+# Pinned at their installed versions while installing (Slicer ships scipy and pillow too): never up- or downgraded.
+CONSTRAINED = (*PROTECTED, "scipy", "pillow")
 
 
 def _normalise(name: str) -> str:
@@ -61,9 +64,9 @@ def missing(requirements: Iterable[str]) -> list[str]:
 
 
 def constraints_text() -> str:
-    """Pins of the protected packages as installed now (a pip constraints file): pip may not touch them."""
+    """Pins of Slicer's own packages as installed now (a pip constraints file): pip may not touch them."""
     lines = []
-    for name in PROTECTED:
+    for name in CONSTRAINED:
         try:
             lines.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -71,24 +74,31 @@ def constraints_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def install(requirements: list[str]) -> None:
-    """Install inside Slicer: slicer.pydeps.pip_ensure (Slicer >= 5.11) or slicer.util.pip_install with a
-    constraints file. The caller has asked the user first."""
+def write_constraints(folder: Path | str | None = None) -> Path:
     import tempfile
 
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="LNStaging-pip-"))
+    path = folder / "constraints.txt"
+    path.write_text(constraints_text())
+    return path
+
+
+def install(requirements: list[str]) -> bool:
+    """Install inside Slicer with Slicer's own numpy/SimpleITK/vtk/pydicom/scipy pinned by a constraints file:
+    ``slicer.packaging.pip_ensure`` (Slicer 5.12; it offers the restart itself), else ``slicer.util.pip_install``
+    (Slicer 5.10). Returns True when the caller should offer a restart. The caller has asked the user first."""
     import slicer
 
     if protected_in(requirements):
         raise ValueError(f"refusing to install Slicer's own packages: {protected_in(requirements)}")
+    constraints = write_constraints()
     try:
-        import slicer.pydeps as pydeps
+        from slicer import packaging as slicer_packaging
     except ImportError:
-        pydeps = None
-    if pydeps is not None and hasattr(pydeps, "pip_ensure"):
-        from packaging.requirements import Requirement
-
-        pydeps.pip_ensure([Requirement(r) for r in requirements], skip_packages=list(PROTECTED), requester="LNStaging")
-        return
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
-        fh.write(constraints_text())
-    slicer.util.pip_install(["-c", fh.name, *requirements])
+        slicer_packaging = None
+    if slicer_packaging is not None and hasattr(slicer_packaging, "pip_ensure"):
+        slicer_packaging.pip_ensure(list(requirements), constraints=str(constraints), prompt_install=False,
+                                    prompt_restart=True, requester="LNStaging")
+        return False
+    slicer.util.pip_install(["-c", str(constraints), *requirements])
+    return True

@@ -12,12 +12,12 @@ from typing import Callable, Optional
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
-from LNStagingLib.errors import LNStagingError, ModelError
+from LNStagingLib.errors import ExportError, LNStagingError
 from LNStagingLib.results import Results
-from LNStagingLib.scene import review_state, volumes
-from LNStagingLib.scene.review import ReviewScene
+from LNStagingLib.scene import review_state, rt_export
+from LNStagingLib.scene.review import ReviewScene, remove_review_nodes
 
-from . import process
+from . import gpu, process
 
 
 def python_slicer() -> str:
@@ -40,9 +40,13 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         return Catalogue.read()
 
     def modelIds(self) -> list[str]:
+        """The catalogue's model ids; empty (never an exception) so the panel always builds."""
         try:
             return sorted(self.catalogue().entries)
-        except ModelError:
+        except (LNStagingError, ImportError, OSError) as error:
+            import logging
+
+            logging.warning(f"LNStaging: the model catalogue could not be read ({error})")
             return []
 
     def importWeights(self, path: str, modelId: str) -> Path:
@@ -50,12 +54,12 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def cudaAvailable() -> bool:
-        try:
-            import torch
+        return gpu.torch_cuda_available()
 
-            return bool(torch.cuda.is_available())
-        except ImportError:
-            return False
+    @staticmethod
+    def gpuDescription() -> str:
+        """One line for the panel: the CUDA device and its memory, or why there is none."""
+        return gpu.describe()
 
     # ---- running ----------------------------------------------------------------------------------------------
     def modelsSpec(self, modelId: Optional[str]) -> str:
@@ -70,11 +74,11 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         segmentation as .seg.nrrd (the CLI maps it by segment name), the tumour segment as a label map."""
         self.workDir = Path(tempfile.mkdtemp(prefix="LNStaging-"))
         files = {"ct": self.workDir / "ct.nrrd", "pet": self.workDir / "pet.nrrd"}
-        slicer.util.saveNode(ctNode, str(files["ct"]))
-        slicer.util.saveNode(petNode, str(files["pet"]))
+        exportCopy(ctNode, files["ct"])
+        exportCopy(petNode, files["pet"])
         if organsNode is not None:
             files["organs"] = self.workDir / "organs.seg.nrrd"
-            slicer.util.saveNode(organsNode, str(files["organs"]))
+            exportCopy(organsNode, files["organs"])
         if tumourSegmentation is not None and tumourSegmentId:
             files["tumor"] = self._exportSegmentLabelmap(tumourSegmentation, tumourSegmentId, ctNode, "tumor")
         return files
@@ -86,7 +90,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
                 segmentationNode, [segmentId], labelmap, ctNode)
             path = self.workDir / f"{name}.nrrd"
-            slicer.util.saveNode(labelmap, str(path))
+            exportCopy(labelmap, path)
             return path
         finally:
             slicer.mrmlScene.RemoveNode(labelmap)
@@ -102,6 +106,10 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         """After the child ended: the results folder, or LNStagingError with the reason."""
         child, self.child = self.child, None
         code = child.wait()
+        try:
+            (self.workDir / "lnstaging.log").write_text("\n".join(child.output) + "\n")
+        except OSError:
+            pass  # the log is a convenience; the results decide success
         if child.cancelled or code != 0:
             raise LNStagingError(process.failure_message("\n".join(child.output), code if not child.cancelled else 130))
         return self.workDir / "results"
@@ -123,6 +131,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
     def loadResults(self, folder, ctNode, petNode=None, froc=()) -> ReviewScene:
         """Results of a run (or a saved review) into the scene, over the given CT/PET."""
         folder = Path(folder)
+        self.review = None
+        remove_review_nodes(slicer.mrmlScene)  # Apply or Load again replaces the previous review's nodes
         if (folder / review_state.REVIEW_FILE).is_file():
             self.review = review_state.restore_review(slicer.mrmlScene, folder, ctNode, petNode)
         else:
@@ -139,7 +149,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             return [tuple(p) for p in results.provenance["froc"]]
         try:
             catalogue = self.catalogue()
-        except ModelError:
+        except LNStagingError:
             return []
         for modelId in results.provenance.get("models", {}) or {}:
             entry = catalogue.entries.get(modelId)
@@ -158,46 +168,30 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
     def saveReview(self, folder) -> Path:
         return review_state.save_review(self.review, folder)
 
-    def export(self, outFolder, ctDicomFolder: Optional[str] = None) -> str:
-        """RTSTRUCT of the reviewed nodes: SlicerRT's exporter when installed, else the library's exporter."""
+    def pendingNodeNames(self) -> list[str]:
+        """Unreviewed nodes, for the widget's confirmation before they are included in an export."""
+        return rt_export.pending_names(self.review.results)
+
+    def export(self, outFolder, ctDicomFolder: Optional[str] = None, includePending: bool = False) -> str:
+        """RTSTRUCT of the reviewed nodes (accepted; pending too only with includePending; never rejected):
+        SlicerRT's exporter when installed, else the library's exporter against the CT's DICOM folder."""
+        if self.review is None:
+            raise ExportError("Load or compute results first: there is nothing to export.")
         self.review.read_edits()
         if hasattr(slicer.modules, "dicomrtimportexport"):
-            return self._exportWithSlicerRT(outFolder)
+            import DicomRtImportExportPlugin
+
+            plugin = DicomRtImportExportPlugin.DicomRtImportExportPluginClass()
+            names = rt_export.export_with_slicerrt(slicer.mrmlScene, self.review, outFolder, plugin, includePending)
+            return f"{outFolder} ({len(names)} ROIs: {', '.join(names)})"
         if not ctDicomFolder:
-            raise LNStagingError("SlicerRT is not installed: give the CT's DICOM folder so the RTSTRUCT can reference it.")
+            raise ExportError("SlicerRT is not installed: give the CT's DICOM folder so the RTSTRUCT can reference it.")
         from LNStagingLib.export.exporter import export_label_map
 
         out = Path(outFolder) / "RS_LNStaging.dcm"
         export_label_map(self.review.results.gtv_ln, ctDicomFolder, out, kind="rtstruct",
-                         candidates=self.review.results.candidates)
+                         candidates=self.review.results.candidates, only_accepted=not includePending)
         return str(out)
-
-    def _exportWithSlicerRT(self, outFolder) -> str:
-        """Pass only the CT and the segmentation (with rejected candidates removed) to SlicerRT's plugin."""
-        import DicomRtImportExportPlugin
-
-        segmentation = self.review.segmentation
-        rejected = [c.name for c in self.review.results.candidates if c.review == "rejected"]
-        exportNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "GTVn")
-        exportNode.Copy(segmentation)
-        for name in rejected:
-            exportNode.GetSegmentation().RemoveSegment(name)
-        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
-        study = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(self.review.ct))
-        hierarchy.SetItemParent(hierarchy.GetItemByDataNode(exportNode), study)
-        try:
-            plugin = DicomRtImportExportPlugin.DicomRtImportExportPluginClass()
-            exportables = plugin.examineForExport(hierarchy.GetItemByDataNode(exportNode))
-            if not exportables:
-                raise LNStagingError("SlicerRT cannot export this segmentation: load the CT from DICOM first.")
-            for exportable in exportables:
-                exportable.directory = str(outFolder)
-            message = plugin.export(exportables)
-            if message:
-                raise LNStagingError(f"SlicerRT export failed: {message}")
-        finally:
-            slicer.mrmlScene.RemoveNode(exportNode)
-        return str(outFolder)
 
     # ---- dependencies -----------------------------------------------------------------------------------------
     @staticmethod
@@ -212,10 +206,12 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         return missing
 
     @staticmethod
-    def installDependencies() -> None:
-        """Install what is missing; the widget asked the user first."""
+    def installDependencies() -> bool:
+        """Install what is missing (the widget asked the user first). True when the caller should offer a restart
+        (Slicer 5.12's pip_ensure asks about restarting itself)."""
         from . import dependencies
 
+        restart = False
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -223,6 +219,15 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
             if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
                 raise LNStagingError("PyTorch could not be installed: install it from the PyTorch module, then retry.")
+            restart = True
         todo = dependencies.missing(dependencies.read_requirements())
         if todo:
-            dependencies.install(todo)
+            restart = dependencies.install(todo) or restart
+        return restart
+
+
+def exportCopy(node, path: Path) -> None:
+    """Write a node to a file for the child process without touching the node's storage node (saveNode would
+    re-point the user's own storage node, and so the next Save, at our temporary folder)."""
+    if not slicer.util.exportNode(node, str(path)):
+        raise LNStagingError(f"{node.GetName()} could not be written to {path.parent}: check the free disk space.")

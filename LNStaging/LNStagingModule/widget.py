@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import traceback
+
 import qt
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
@@ -17,6 +21,32 @@ from .parameters import LNStagingParameterNode
 OPERATING_MODES = ("Probability threshold", "FP per patient")
 OVERLAYS = (("PET", "pet"), ("Attention map", "attention"), ("None", "none"))
 SHORTCUTS = (("Alt+A", "onAccept"), ("Alt+R", "onReject"), ("Alt+N", "onNext"), ("Alt+P", "onPrevious"))
+SEGMENT_EDITOR_TAG = "LNStaging"  # singleton tag of the embedded Segment Editor's parameter node
+SETTINGS = "LNStaging/"  # QSettings keys: device, model, folders/<purpose>
+
+
+def settingValue(key, default=""):
+    value = qt.QSettings().value(SETTINGS + key)
+    return default if value is None else str(value)
+
+
+def setSetting(key, value):
+    qt.QSettings().setValue(SETTINGS + key, value)
+
+
+@contextlib.contextmanager
+def reportErrors(context):
+    """One dialog per failure, never a re-raise (slicer.util.tryWithErrorDisplay re-raises: a second dialog or a
+    console traceback). A user mistake (LNStagingError) is one sentence; anything else also gets the traceback in
+    the dialog's details and the log."""
+    try:
+        with slicer.util.WaitCursor():
+            yield
+    except LNStagingError as error:
+        slicer.util.errorDisplay(f"{context}\n\n{error}")
+    except Exception as error:  # a bug: show it, keep Slicer running
+        logging.exception(context)
+        slicer.util.errorDisplay(f"{context}\n\n{type(error).__name__}: {error}", detailedText=traceback.format_exc())
 
 
 class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -41,16 +71,22 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = LNStagingLogic()
 
         self.ui.modelComboBox.addItem("Default models (catalogue)", "")
-        for modelId in self.logic.modelIds():
+        for modelId in self.logic.modelIds():  # never raises: the panel builds before torch is installed
             self.ui.modelComboBox.addItem(modelId, modelId)
         self.ui.deviceComboBox.addItem("CPU", "cpu")
         self.ui.deviceComboBox.addItem("GPU (CUDA)", "cuda")
+        self._selectComboData(self.ui.modelComboBox, settingValue("model"))
+        self._selectComboData(self.ui.deviceComboBox, settingValue("device", "cpu"))
+        self.ui.gpuLabel.text = self.logic.gpuDescription()
         self.ui.operatingModeComboBox.addItems(list(OPERATING_MODES))
         for text, key in OVERLAYS:
             self.ui.overlayComboBox.addItem(text, key)
-        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(
-            slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "LNStaging segment editor"))
+        self._selectSegmentEditorNode()
 
+        self.ui.modelComboBox.connect("currentIndexChanged(int)",
+                                      lambda i: setSetting("model", self.ui.modelComboBox.currentData or ""))
+        self.ui.deviceComboBox.connect("currentIndexChanged(int)",
+                                       lambda i: setSetting("device", self.ui.deviceComboBox.currentData))
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.importWeightsButton.connect("clicked(bool)", self.onImportWeights)
         self.ui.loadResultsButton.connect("clicked(bool)", self.onLoadResults)
@@ -86,6 +122,8 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._shortcuts.append(shortcut)
 
     def exit(self):
+        self.ui.segmentEditorWidget.setActiveEffect(None)  # a paint brush must not stay active in other modules
+        self.ui.segmentEditorWidget.removeViewObservations()
         self._disconnectGui()
         for shortcut in self._shortcuts:
             shortcut.setParent(None)
@@ -93,11 +131,38 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event):
         self.logic.review = None
+        self.ui.segmentEditorWidget.setSegmentationNode(None)
+        self.ui.segmentEditorWidget.removeViewObservations()
+        self.ui.candidateTableView.setMRMLTableNode(None)
         self._disconnectGui()
 
     def onSceneEndClose(self, caller, event):
+        self._selectSegmentEditorNode()  # Close Scene removed the editor's parameter node
         if self.parent.isEntered:
             self.initializeParameterNode()
+
+    def _selectSegmentEditorNode(self):
+        """The embedded editor's parameter node: one per scene (singleton), created when missing."""
+        node = slicer.mrmlScene.GetSingletonNode(SEGMENT_EDITOR_TAG, "vtkMRMLSegmentEditorNode")
+        if node is None:
+            node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLSegmentEditorNode")
+            node.UnRegister(None)
+            node.SetSingletonTag(SEGMENT_EDITOR_TAG)
+            node = slicer.mrmlScene.AddNode(node)
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(node)
+
+    @staticmethod
+    def _selectComboData(comboBox, data):
+        index = comboBox.findData(data)
+        if index >= 0:
+            comboBox.currentIndex = index
+
+    def _folderDialog(self, purpose, title):
+        """A folder dialog that starts in the folder last used for the same purpose (kept in QSettings)."""
+        folder = qt.QFileDialog.getExistingDirectory(self.parent, title, settingValue(f"folders/{purpose}"))
+        if folder:
+            setSetting(f"folders/{purpose}", folder)
+        return folder
 
     def initializeParameterNode(self):
         self._disconnectGui()
@@ -131,6 +196,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         device = self.ui.deviceComboBox.currentData
         if device == "cuda" and not self.logic.cudaAvailable():
+            self.ui.gpuLabel.text = self.logic.gpuDescription()
             slicer.util.errorDisplay("No usable GPU was found (PyTorch reports no CUDA device): choose CPU.")
             return
         p = self._parameterNode
@@ -143,6 +209,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(str(error))
             return
         self.ui.logTextEdit.clear()
+        self.ui.logTextEdit.appendPlainText(" ".join(map(str, self.logic.child.process.args)))
         self.ui.progressBar.visible = True
         self.ui.progressBar.value = 0
         self.ui.applyButton.text = "Cancel"
@@ -164,9 +231,11 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.visible = False
         try:
             folder = self.logic.finishRun()
-            self._showReview(folder)
         except LNStagingError as error:
+            self.ui.logTextEdit.appendPlainText(str(error))
             slicer.util.errorDisplay(str(error))
+        else:
+            self._showReview(folder)
         self.updateApplyButton()
 
     def _ensureDependencies(self) -> bool:
@@ -177,15 +246,24 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "LNStaging needs these Python packages, which will be downloaded and installed now "
                 f"(Slicer's own numpy, SimpleITK and VTK are not changed):\n\n{', '.join(missing)}"):
             return False
-        with slicer.util.tryWithErrorDisplay("Installing the packages failed.", waitCursor=True):
-            self.logic.installDependencies()
-            return True
-        return False
+        restart = None
+        with reportErrors("Installing the packages failed."):
+            restart = self.logic.installDependencies()
+        if restart is None:
+            return False
+        if restart and slicer.util.confirmYesNoDisplay(
+                "The packages are installed. Restart Slicer now so that they load cleanly? (Recommended; the "
+                "analysis can also run now, in its own process.)", windowTitle="LNStaging - Restart recommended"):
+            slicer.util.restart()
+            return False
+        return True
 
     def onImportWeights(self):
-        path = qt.QFileDialog.getOpenFileName(self.parent, "Weights file", "", "PyTorch weights (*.pt *.pth)")
+        path = qt.QFileDialog.getOpenFileName(self.parent, "Weights file", settingValue("folders/weights"),
+                                              "PyTorch weights (*.pt *.pth)")
         if path:
-            with slicer.util.tryWithErrorDisplay("The weights file was not imported.", waitCursor=True):
+            setSetting("folders/weights", qt.QFileInfo(path).absolutePath())
+            with reportErrors("The weights file was not imported."):
                 if not self.ui.modelComboBox.currentData:
                     raise LNStagingError("Choose the model these weights belong to in the Model list first.")
                 target = self.logic.importWeights(path, self.ui.modelComboBox.currentData)
@@ -193,13 +271,13 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ---- review -----------------------------------------------------------------------------------------------
     def onLoadResults(self):
-        folder = qt.QFileDialog.getExistingDirectory(self.parent, "Results or saved review folder")
+        folder = self._folderDialog("results", "Results or saved review folder")
         if folder:
             self._showReview(folder)
 
     def _showReview(self, folder):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("The results could not be shown.", waitCursor=True):
+        with reportErrors("The results could not be shown."):
             review = self.logic.loadResults(folder, p.ct, p.pet)
             self.ui.candidateTableView.setMRMLTableNode(review.table)
             self.ui.segmentEditorWidget.setSegmentationNode(review.segmentation)
@@ -207,8 +285,26 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             probability = review.results.patient.metastasis_probability
             self.ui.patientProbabilityLabel.text = "-" if probability is None else f"{probability:.2f}"
             self.ui.reviewCollapsibleButton.enabled = True
-            self.onOperatingPoint()
+            self._showOperatingPoint(review)  # the review's own (saved) operating point, not the slider default
             self.onOverlay()
+
+    def _showOperatingPoint(self, review):
+        """Set mode and sliders from the review without calling back into set_operating_point."""
+        controls = operatingPointControls(review)
+        for widget, value in ((self.ui.operatingModeComboBox, controls["mode"]),
+                              (self.ui.thresholdSlider, controls["threshold"]),
+                              (self.ui.fpSlider, controls["fp_per_patient"])):
+            if value is None:
+                continue
+            widget.blockSignals(True)
+            if widget is self.ui.operatingModeComboBox:
+                widget.currentIndex = value
+            else:
+                widget.value = value
+            widget.blockSignals(False)
+        byFp = controls["mode"] == 1
+        self.ui.fpSlider.enabled = byFp
+        self.ui.thresholdSlider.enabled = not byFp
 
     def _currentCandidateId(self):
         review = self.logic.review
@@ -273,22 +369,41 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.review.set_show_rejected(show)
 
     def onSaveReview(self):
-        folder = qt.QFileDialog.getExistingDirectory(self.parent, "Save the review into (a new sub-folder 'review')")
+        folder = self._folderDialog("review", "Save the review into (a new sub-folder 'review')")
         if folder:
-            with slicer.util.tryWithErrorDisplay("The review was not saved.", waitCursor=True):
+            with reportErrors("The review was not saved."):
                 saved = self.logic.saveReview(qt.QDir(folder).filePath("review"))
                 slicer.util.showStatusMessage(f"Review saved to {saved}", 5000)
 
     def onExport(self):
+        if self.logic.review is None:
+            return
+        includePending = self.ui.includePendingCheckBox.checked
+        if includePending:
+            pending = self.logic.pendingNodeNames()
+            if pending and not slicer.util.confirmOkCancelDisplay(
+                    f"These {len(pending)} nodes have not been reviewed and will be exported as GTVn too:\n\n"
+                    f"{', '.join(pending)}\n\nExport them with the accepted nodes?",
+                    windowTitle="LNStaging - Export unreviewed nodes"):
+                return
         ctDicom = None
         if not hasattr(slicer.modules, "dicomrtimportexport"):
-            ctDicom = qt.QFileDialog.getExistingDirectory(self.parent, "Folder of the CT's DICOM series")
+            ctDicom = self._folderDialog("ctDicom", "Folder of the CT's DICOM series")
             if not ctDicom:
                 return
-        out = qt.QFileDialog.getExistingDirectory(self.parent, "Write the RTSTRUCT into")
+        out = self._folderDialog("export", "Write the RTSTRUCT into")
         if out:
-            with slicer.util.tryWithErrorDisplay("The export failed.", waitCursor=True):
-                slicer.util.infoDisplay(f"Exported: {self.logic.export(out, ctDicom)}")
+            with reportErrors("The export failed."):
+                slicer.util.infoDisplay(f"Exported: {self.logic.export(out, ctDicom, includePending)}")
+
+
+def operatingPointControls(review) -> dict:
+    """Mode index (0 threshold, 1 FP/patient) and slider values that show ``review``'s operating point."""
+    point = review.results.patient.operating_point or {}
+    fp = point.get("fp_per_patient")
+    byFp = fp is not None and bool(review.froc)
+    return {"mode": 1 if byFp else 0, "threshold": float(review.threshold),
+            "fp_per_patient": float(fp) if byFp else None}
 
 
 def vtk_modified_event():

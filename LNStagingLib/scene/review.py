@@ -15,6 +15,19 @@ import SimpleITK as sitk
 from ..results import REVIEW_STATES, Results
 from . import markups, segments, table, views, volumes
 
+# Attribute on every node a review adds (attention, GTV_LN, table, markups): a new Apply or Load replaces them
+# instead of piling up a second GTV_LN, even when the previous review came from a saved scene.
+ROLE_ATTRIBUTE = "LNStaging.Role"
+
+
+def remove_review_nodes(scene) -> int:
+    """Remove the nodes of an earlier review (those carrying ROLE_ATTRIBUTE); returns how many."""
+    doomed = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+    doomed = [node for node in doomed if node is not None and node.GetAttribute(ROLE_ATTRIBUTE)]
+    for node in doomed:
+        scene.RemoveNode(node)
+    return len(doomed)
+
 
 def threshold_for_fp_per_patient(froc: Sequence[Sequence[float]], fp_per_patient: float) -> float:
     """Probability threshold reaching ``fp_per_patient`` on the model's validation FROC.
@@ -79,7 +92,15 @@ class ReviewScene:
         views.ensure_slice_views(scene)
         review.set_overlay(overlay, overlay_opacity)
         review.refresh()
+        review.tag_nodes()
         return review
+
+    def tag_nodes(self) -> None:
+        """Mark the nodes this review added (see ROLE_ATTRIBUTE); the CT and PET are the user's and stay unmarked."""
+        for role in ("attention", "segmentation", "table", "markups"):
+            node = getattr(self, role)
+            if node is not None:
+                node.SetAttribute(ROLE_ATTRIBUTE, role)
 
     def set_overlay(self, which: str = "pet", opacity: Optional[float] = None) -> None:
         """Foreground layer: 'pet', 'attention' or 'none'; CT stays the background."""

@@ -115,6 +115,7 @@ def restore_review(scene, folder: Path | str, ct_node, pet_node=None) -> ReviewS
     review.threshold = float(decisions.get("threshold", review.threshold))
     review.show_rejected = bool(decisions.get("show_rejected", False))
     review.refresh()
+    review.tag_nodes()
     return review
 
 
