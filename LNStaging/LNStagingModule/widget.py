@@ -289,20 +289,24 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.onOverlay()
 
     def _showOperatingPoint(self, review):
-        """Set mode and sliders from the review without calling back into set_operating_point."""
-        controls = operatingPointControls(review)
-        for widget, value in ((self.ui.operatingModeComboBox, controls["mode"]),
-                              (self.ui.thresholdSlider, controls["threshold"]),
-                              (self.ui.fpSlider, controls["fp_per_patient"])):
-            if value is None:
-                continue
+        """Show the review's own operating point (a restored review keeps its saved one). Signals are blocked so
+        the slider defaults are never pushed back into the review; the parameter node gets the same values so its
+        GUI binding does not reset the sliders later."""
+        controls = review.operating_point()
+        byFp = controls["mode"] == "fp_per_patient"
+        widgets = (self.ui.operatingModeComboBox, self.ui.thresholdSlider, self.ui.fpSlider)
+        for widget in widgets:
             widget.blockSignals(True)
-            if widget is self.ui.operatingModeComboBox:
-                widget.currentIndex = value
-            else:
-                widget.value = value
-            widget.blockSignals(False)
-        byFp = controls["mode"] == 1
+        try:
+            self.ui.operatingModeComboBox.currentIndex = 1 if byFp else 0
+            self._parameterNode.threshold = controls["threshold"]
+            self.ui.thresholdSlider.value = controls["threshold"]
+            if byFp:
+                self._parameterNode.fpPerPatient = controls["fp_per_patient"]
+                self.ui.fpSlider.value = controls["fp_per_patient"]
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
         self.ui.fpSlider.enabled = byFp
         self.ui.thresholdSlider.enabled = not byFp
 
@@ -395,15 +399,6 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if out:
             with reportErrors("The export failed."):
                 slicer.util.infoDisplay(f"Exported: {self.logic.export(out, ctDicom, includePending)}")
-
-
-def operatingPointControls(review) -> dict:
-    """Mode index (0 threshold, 1 FP/patient) and slider values that show ``review``'s operating point."""
-    point = review.results.patient.operating_point or {}
-    fp = point.get("fp_per_patient")
-    byFp = fp is not None and bool(review.froc)
-    return {"mode": 1 if byFp else 0, "threshold": float(review.threshold),
-            "fp_per_patient": float(fp) if byFp else None}
 
 
 def vtk_modified_event():

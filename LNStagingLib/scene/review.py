@@ -129,6 +129,16 @@ class ReviewScene:
         self.refresh()
         return self.threshold
 
+    def operating_point(self) -> dict:
+        """What a GUI shows for this review: {"mode": "threshold" | "fp_per_patient", "threshold", "fp_per_patient"}.
+
+        A restored review keeps its saved point; a GUI sets its controls from this (signals blocked) instead of
+        pushing its slider defaults back into the review."""
+        fp = (self.results.patient.operating_point or {}).get("fp_per_patient")
+        by_fp = fp is not None and bool(self.froc)
+        return {"mode": "fp_per_patient" if by_fp else "threshold", "threshold": float(self.threshold),
+                "fp_per_patient": float(fp) if by_fp else None}
+
     def set_show_rejected(self, show: bool) -> None:
         self.show_rejected = bool(show)
         self.refresh()
