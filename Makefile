@@ -35,7 +35,8 @@ STABLE_VENV := .venv-slicer-stable
 STABLE_SLICER := slicer-core==5.12.4.0
 STABLE_STAMP := $(STABLE_VENV)/.installed
 SCENE_TESTS := Testing/test_scene_geometry.py Testing/test_scene_review.py Testing/test_scene_module.py \
-	Testing/test_slicer_api_contract.py Testing/test_slicer_export.py Testing/test_slicer_without_torch.py
+	Testing/test_slicer_api_contract.py Testing/test_slicer_export.py Testing/test_slicer_without_torch.py \
+	Testing/test_slicer_module_logic.py
 
 $(STABLE_STAMP): requirements.lock Makefile
 	test -x $(STABLE_VENV)/bin/python || $(PY) -m venv $(STABLE_VENV)
@@ -46,7 +47,8 @@ $(STABLE_STAMP): requirements.lock Makefile
 	touch $(STABLE_STAMP)
 
 test-slicer-stable: $(STABLE_STAMP)
-	$(STABLE_VENV)/bin/python -c "import slicer, vtk; print('slicer-core', slicer.app.majorVersion if hasattr(slicer, 'app') else '', 'vtk', vtk.vtkVersion.GetVTKVersion())"
+	$(STABLE_VENV)/bin/python -c "from importlib.metadata import version as v; import vtk; \
+	  print('slicer-core', v('slicer-core'), 'vtk', vtk.vtkVersion.GetVTKVersion())"
 	PYTHONPATH=$(CURDIR) VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow $(STABLE_VENV)/bin/python -m pytest -q \
 	  -p no:cacheprovider $(SCENE_TESTS)
 
