@@ -115,6 +115,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._disconnectGui()
 
     def enter(self):
+        self._selectSegmentEditorNode()
         self.initializeParameterNode()
         for keys, slot in SHORTCUTS:
             shortcut = qt.QShortcut(qt.QKeySequence(keys), slicer.util.mainWindow())
@@ -200,13 +201,13 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay("No usable GPU was found (PyTorch reports no CUDA device): choose CPU.")
             return
         p = self._parameterNode
-        try:
+        started = False
+        with reportErrors("The analysis could not start."):
             files = self.logic.writeInputs(p.ct, p.pet, p.organs, self.ui.tumourSelector.currentNode(),
                                            self.ui.tumourSelector.currentSegmentID())
-            modelId = self.ui.modelComboBox.currentData or None
-            self.logic.startRun(files, modelId, device)
-        except LNStagingError as error:
-            slicer.util.errorDisplay(str(error))
+            self.logic.startRun(files, self.ui.modelComboBox.currentData or None, device)
+            started = True
+        if not started:
             return
         self.ui.logTextEdit.clear()
         self.ui.logTextEdit.appendPlainText(" ".join(map(str, self.logic.child.process.args)))
@@ -244,7 +245,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return True
         if not slicer.util.confirmOkCancelDisplay(
                 "LNStaging needs these Python packages, which will be downloaded and installed now "
-                f"(Slicer's own numpy, SimpleITK and VTK are not changed):\n\n{', '.join(missing)}"):
+                f"(Slicer's own numpy, SimpleITK, VTK and pydicom are not changed):\n\n{', '.join(missing)}"):
             return False
         restart = None
         with reportErrors("Installing the packages failed."):
