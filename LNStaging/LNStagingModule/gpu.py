@@ -27,7 +27,7 @@ def nvidia_smi_devices(run: Callable = subprocess.run) -> list[tuple[str, int]]:
     if tool is None:
         return []
     try:
-        done = run([tool, *NVIDIA_SMI_QUERY], capture_output=True, text=True, timeout=10)
+        done = run([tool, *NVIDIA_SMI_QUERY], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return []
     return parse_nvidia_smi(done.stdout) if done.returncode == 0 else []
