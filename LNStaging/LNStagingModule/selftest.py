@@ -37,7 +37,8 @@ class LNStagingTest(ScriptedLoadableModuleTest):
         logic = LNStagingLogic()
         self.assertTrue(logic.modelIds(), "the model catalogue lists no model")
         ct, pet = loadDemoCase()
-        self.assertEqual(ct.GetImageData().GetDimensions(), pet.GetImageData().GetDimensions())
+        self.assertEqual(ct.GetImageData().GetDimensions(), (160, 160, 96))  # the demo CT (its PET: 80 x 80 x 96)
+        self.assertEqual(pet.GetImageData().GetDimensions(), (80, 80, 96))
         if slicer.app.majorVersion * 100 + slicer.app.minorVersion < MINIMUM_SLICER[0] * 100 + MINIMUM_SLICER[1]:
             self.fail(f"LNStaging needs Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later")
         missing = logic.missingDependencies()
