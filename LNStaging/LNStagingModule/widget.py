@@ -278,6 +278,10 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _showReview(self, folder):
         p = self._parameterNode
+        if self.logic.review is not None and not slicer.util.confirmOkCancelDisplay(
+                "The review on screen (GTV_LN, table, centroids) will be replaced. Contour edits and decisions "
+                "not saved with Save review... are lost.", windowTitle="LNStaging - Replace the review"):
+            return
         with reportErrors("The results could not be shown."):
             review = self.logic.loadResults(folder, p.ct, p.pet)
             self.ui.candidateTableView.setMRMLTableNode(review.table)
