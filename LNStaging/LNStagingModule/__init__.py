@@ -1,2 +1,2 @@
-"""Pieces of the LNStaging Slicer module. ``process`` and ``dependencies`` are pure Python (tested with pytest);
-``widget`` and ``logic`` need the Slicer application."""
+"""Pieces of the LNStaging Slicer module. ``process``, ``dependencies`` and ``gpu`` are pure Python (tested with
+pytest); ``logic`` runs on slicer-core too; ``widget``, ``demo`` and ``selftest`` need the Slicer application."""
