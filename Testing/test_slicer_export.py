@@ -130,3 +130,17 @@ def test_a_fake_without_the_ct_would_be_refused_like_slicerrt(review, mrml):
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(mrml.scene)
     only_segmentation = plugin.examineForExport(rt_export.subject_item(hierarchy, review.segmentation))
     assert plugin.export(only_segmentation) == "Must export the primary anatomical (CT/MR) image"
+
+
+def test_review_rule_keyword_follows_the_library():
+    """Accepted-only unless pending nodes are asked for, whichever keyword the library's exporter takes."""
+    def new_style(labels, candidates=None, include_pending=False):
+        return include_pending
+
+    def old_style(labels, candidates=None, only_accepted=False):
+        return only_accepted
+
+    assert rt_export.review_rule_kwargs(new_style, False) == {"include_pending": False}
+    assert rt_export.review_rule_kwargs(new_style, True) == {"include_pending": True}
+    assert rt_export.review_rule_kwargs(old_style, False) == {"only_accepted": True}
+    assert rt_export.review_rule_kwargs(old_style, True) == {"only_accepted": False}

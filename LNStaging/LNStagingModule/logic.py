@@ -190,7 +190,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
         out = Path(outFolder) / "RS_LNStaging.dcm"
         export_label_map(self.review.results.gtv_ln, ctDicomFolder, out, kind="rtstruct",
-                         candidates=self.review.results.candidates, only_accepted=not includePending)
+                         candidates=self.review.results.candidates,
+                         **rt_export.review_rule_kwargs(export_label_map, includePending))
         return str(out)
 
     # ---- dependencies -----------------------------------------------------------------------------------------

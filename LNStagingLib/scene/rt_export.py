@@ -15,6 +15,7 @@ test can hand in a fake that records the call.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -28,6 +29,15 @@ from . import segments
 
 DICOM_PREFIX = "DICOM."
 EXPORT_NODE_NAME = "GTVn (RTSTRUCT export)"
+
+
+def review_rule_kwargs(function, include_pending: bool) -> dict:
+    """The keyword that asks ``function`` (select_rois, export_label_map) for accepted nodes only, or accepted plus
+    pending: ``include_pending`` where the library has it, else the older ``only_accepted`` (same rule, inverted).
+    Transitional: drop the fallback once every exporter takes ``include_pending``."""
+    if "include_pending" in inspect.signature(function).parameters:
+        return {"include_pending": bool(include_pending)}
+    return {"only_accepted": not include_pending}
 
 
 def subject_item(hierarchy, node) -> int:
@@ -67,7 +77,7 @@ def export_segmentation(scene, review, include_pending: bool = False):
     references, so the review's own node is untouched and nothing points at the user's files.
     """
     labels = sitk.GetArrayViewFromImage(review.results.gtv_ln)
-    rois, _notes = select_rois(labels, review.results.candidates, only_accepted=not include_pending)
+    rois, _notes = select_rois(labels, review.results.candidates, **review_rule_kwargs(select_rois, include_pending))
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", EXPORT_NODE_NAME)
     node.SetReferenceImageGeometryParameterFromVolumeNode(review.ct)
     source = review.segmentation.GetSegmentation()
