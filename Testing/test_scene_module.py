@@ -89,6 +89,24 @@ def test_cmake_ships_every_module_file_and_the_library():
     assert "install(DIRECTORY LNStagingLib" not in top  # install-only copies left the build tree without the library
 
 
+def test_cmake_globs_ship_every_library_and_resource_file():
+    """Every file the library needs at run time (its .py/.json/.html, and all of Resources/: catalogue, schema,
+    demo weights, model cards, demo case) matches a glob of the top-level CMakeLists.txt."""
+    import fnmatch
+    import subprocess
+
+    top = (ROOT / "CMakeLists.txt").read_text()
+    globs = re.findall(r"\$\{CMAKE_CURRENT_SOURCE_DIR\}/([\w/.*-]+\*[\w.]*)", top)
+    assert "LNStagingLib/*.py" in globs and "Resources/DemoCase/*" in globs
+    tracked = subprocess.run(["git", "ls-files", "LNStagingLib", "Resources"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    needed = [f for f in tracked if f.startswith("Resources/") or f.endswith((".py", ".json", ".html"))]
+    assert len(needed) > 50
+    # GLOB_RECURSE: '*' also crosses folders, as fnmatch's '*' does
+    missed = [f for f in needed if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert not missed, f"not shipped by CMakeLists.txt: {missed}"
+
+
 def test_extension_urls_name_files_in_the_repository():
     """The icon and screenshot URLs point at raw files of this repository: each must exist here."""
     top = (ROOT / "CMakeLists.txt").read_text()
