@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lnstaging demo --out demo_output
+	$(BIN)/lnstaging demo --out demo_output --overwrite
 
 # The browser tests drive Debian's chromium (never a downloaded browser). Installed here when missing and root;
 # in CI (CI=true) a failed install fails the run, elsewhere the browser tests are skipped with a reason.

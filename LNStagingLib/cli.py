@@ -55,6 +55,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lnstaging {args.command}: interrupted; nothing was written.", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"lnstaging {args.command}: error: out of memory: close other programs, use a machine with more memory, "
+              "or crop the images to the region of interest.", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"lnstaging {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for a file-system failure (disk full, read-only, permission): what failed, and what to do."""
+    import errno
+
+    where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+    reason = error.strerror or type(error).__name__
+    advice = {errno.ENOSPC: "free some space or write to another disk",
+              errno.EDQUOT: "free some space or write to another disk",
+              errno.EROFS: "write to a folder on a writable disk",
+              errno.EACCES: "check the permissions, or write to another folder",
+              errno.EPERM: "check the permissions (or an immutable file), or write to another folder",
+              errno.ENOENT: "check the path"}.get(error.errno, "check the path and the disk")
+    return f"{reason}{where}: {advice}; files already there were left as they were."
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ class ExportError(LNStagingError):
     """A DICOM export cannot be written correctly."""
 
 
+class OutputError(LNStagingError):
+    """An output cannot be written safely: it would replace an input, a working folder or a review, or the disk
+    cannot hold it. Raised before any work is done (LNStagingLib/io/outputs.py)."""
+
+
 class Cancelled(LNStagingError):
     """The user cancelled a long-running step."""
 

@@ -47,6 +47,7 @@ class CaseInputs:
     weight_kg: Optional[float] = None
     dose_bq: Optional[float] = None
     injection_time: Optional[str] = None
+    accept_timing: bool = False  # the user confirmed an uptake time outside 10 min to 5 h
     ct_series_uid: Optional[str] = None
     pet_series_uid: Optional[str] = None
 
@@ -88,6 +89,27 @@ class RunOptions:
     threshold: float = DEFAULT_THRESHOLD
     skip_empty_windows: bool = True
     threads: Optional[int] = None  # torch CPU threads; None = torch's default
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold)
+        check_threads(self.threads)
+
+
+def check_threshold(value, option: str = "--threshold") -> float:
+    """An operating point is a probability: finite and in [0, 1] (NaN would compare false everywhere)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise LNStagingError(f"{option} {value!r} is not a number: give a probability between 0 and 1.") from None
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise LNStagingError(f"{option} {value} is not a probability: give a value between 0 and 1 (e.g. 0.5).")
+    return value
+
+
+def check_threads(value, option: str = "--threads") -> Optional[int]:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise LNStagingError(f"{option} {value} is not a thread count: give 1 or more, or leave it out (all cores).")
+    return value
 
 
 @dataclass
@@ -224,7 +246,8 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     t = time.perf_counter()
     petct = load_pet_ct(inputs.ct, inputs.pet, weight_kg=inputs.weight_kg, dose_bq=inputs.dose_bq,
-                        injection_time=inputs.injection_time, ct_series_uid=inputs.ct_series_uid,
+                        injection_time=inputs.injection_time, accept_timing=inputs.accept_timing,
+                        ct_series_uid=inputs.ct_series_uid,
                         pet_series_uid=inputs.pet_series_uid, progress=progress.sub(0.0, 0.1))
     ct, pet = petct.ct, petct.pet_suv
     timed("load", t)
@@ -433,14 +456,41 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
     }
 
 
+def named_inputs(inputs: CaseInputs, options: RunOptions | None = None) -> dict[str, Path]:
+    """Every file or folder a run reads, by the option that gave it (an output may never be or contain one)."""
+    named = {f"--{key}": getattr(inputs, key) for key in ("ct", "pet", "organs", "tumor", "candidates")}
+    if isinstance(inputs.organ_mapping, (str, Path)) and str(inputs.organ_mapping).lower().endswith(".json"):
+        named["--organ-mapping"] = inputs.organ_mapping
+    for stage in ("seg", "cls", "identification", "patient"):
+        named[f"--models {stage}"] = getattr(options.models, stage) if options else None
+    return {name: Path(path) for name, path in named.items() if path is not None}
+
+
+def check_results_folder(inputs: CaseInputs, out_dir: Path | str, options: RunOptions | None = None,
+                         overwrite: bool = False, option: str = "--out") -> Path:
+    """The output rule (LNStagingLib/io/outputs.py) for a results folder, before any work is done."""
+    from .io.outputs import MB, RESULTS_MARKER, check_output, input_bytes
+
+    named = named_inputs(inputs, options)
+    needed = input_bytes([named.get("--ct"), named.get("--pet")]) + 10 * MB  # the maps are about the CT's size
+    return check_output(out_dir, kind="folder", inputs=named, overwrite=overwrite, marker=RESULTS_MARKER,
+                        needed_bytes=needed, option=option)
+
+
 def run_to_folder(inputs: CaseInputs, out_dir: Path | str, options: RunOptions | None = None,
-                  progress: Progress | None = None) -> Results:
-    """Run and write the results folder atomically (a failed or cancelled run leaves no folder behind)."""
+                  progress: Progress | None = None, overwrite: bool = False) -> Results:
+    """Run and write the results folder atomically (a failed or cancelled run leaves no folder behind).
+
+    The folder is checked first (LNStagingLib/io/outputs.py): an existing one is replaced only with ``overwrite``,
+    and only when lnstaging wrote it, it holds no review, and it is neither an input nor the working folder."""
+    from .io.outputs import RESULTS_MARKER
     from .report import write_report
 
     progress = progress or Progress()
+    options = options or RunOptions()
+    check_results_folder(inputs, out_dir, options, overwrite)
     t = time.perf_counter()
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, replace_marker=RESULTS_MARKER if overwrite else None) as tmp:
         results, images = run_case(inputs, options, progress.sub(0.0, 0.95))
         progress.step(0.96, "writing results")
         write_report(tmp / "report.html", results, images.petct.ct, images.petct.pet_suv)

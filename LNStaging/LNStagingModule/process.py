@@ -40,10 +40,11 @@ def run_argv(python: str, out_dir: Path | str, ct: Path | str, pet: Path | str,
     """``PythonSlicer -m LNStagingLib.cli run ...`` for one case, with machine-readable progress lines.
 
     ``models`` is the CLI's --models spec ('default' or stage=ID[,...]); ``organ_mapping`` e.g. 'slicer' for a
-    .seg.nrrd whose segment names say which organ is which.
+    .seg.nrrd whose segment names say which organ is which. ``--overwrite``: the module reuses its results folder
+    (one lnstaging wrote); the output rule still refuses a folder holding a review or an input.
     """
     argv = [python, "-m", "LNStagingLib.cli", "run", "--ct", str(ct), "--pet", str(pet), "--out", str(out_dir),
-            "--device", device, "--models", models or "default", "--progress-lines"]
+            "--device", device, "--models", models or "default", "--progress-lines", "--overwrite"]
     for flag, value in (("--organs", organs), ("--organ-mapping", organ_mapping if organs else None), ("--tumor", tumor)):
         if value:
             argv += [flag, str(value)]

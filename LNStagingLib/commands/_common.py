@@ -22,6 +22,12 @@ def add_model_arguments(parser) -> None:
                                                     "when other programs keep the cores busy)")
 
 
+def add_overwrite_argument(parser, what: str = "results lnstaging wrote there") -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace an existing output ({what}); never an input, the working folder or a review "
+                             "(docs/RELIABILITY.md)")
+
+
 def add_progress_arguments(parser) -> None:
     parser.add_argument("--progress-lines", action="store_true",
                         help="print 'PROGRESS <fraction> <message>' lines on stdout (for the Slicer module) instead of a bar")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_overwrite_argument
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -22,6 +24,7 @@ def register(sub) -> None:
     parser.add_argument("--structures-out", type=Path, help="also write the 10-structure label map here")
     parser.add_argument("--out", required=True, type=Path, help="output attention map (.nii.gz/.nrrd)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite_argument(parser, "file")
     parser.set_defaults(func=main)
 
 
@@ -29,11 +32,23 @@ def main(args: argparse.Namespace) -> int:
     import SimpleITK as sitk
 
     from ..anatomy.structures import map_structures, read_organs
+    from ..errors import OutputError
     from ..io.atomic import atomic_file
     from ..io.images import read_image
+    from ..io.outputs import IMAGE_EXTENSIONS, MB, check_output, input_bytes, resolved
     from ..priors.attention import attention_map
     from ..priors.profile import load_profile
     from ..progress import Progress, tqdm_progress
+
+    inputs = {"--organs": args.organs, "--profile": args.profile, "--reference": args.reference}
+    outputs = {"--out": args.out, "--structures-out": args.structures_out}
+    needed = 4 * input_bytes([args.organs]) + MB  # a float map compresses less than a label map
+    for option, path in outputs.items():
+        if path is not None:
+            check_output(path, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS,
+                         needed_bytes=needed, option=option)
+    if args.structures_out is not None and resolved(args.out) == resolved(args.structures_out):
+        raise OutputError("--out and --structures-out are the same file: give two file names.")
 
     reference = None
     if args.reference is not None:

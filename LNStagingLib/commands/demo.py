@@ -4,8 +4,8 @@ from pathlib import Path
 
 from ..errors import InputFileError
 from ..models.catalogue import RESOURCES_DIR
-from ..pipeline import RunOptions, run_to_folder
-from ._common import add_progress_arguments, make_progress, select_models
+from ..pipeline import RunOptions, check_results_folder, run_to_folder
+from ._common import add_overwrite_argument, add_progress_arguments, make_progress, select_models
 from .run import print_summary
 from .run_batch import case_inputs_from_dataset
 
@@ -17,6 +17,7 @@ def register(sub):
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="results folder (default demo_output)")
     parser.add_argument("--data", type=Path, default=DEMO_DATA, help=f"cohort folder of the demo case (default {DEMO_DATA})")
     parser.add_argument("--threads", type=int, help="CPU threads for the networks (default: all cores)")
+    add_overwrite_argument(parser, "a previous demo's results; `make demo` passes it")
     add_progress_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -29,7 +30,10 @@ def main(args) -> int:
     dataset = read_dataset(args.data)
     case_id = dataset.case_ids[0]
     print(f"Demo: synthetic phantom patient '{case_id}' (not patient data), demo weights trained on phantoms, CPU.")
+    inputs = case_inputs_from_dataset(dataset, case_id)
+    RunOptions(threads=args.threads)
+    check_results_folder(inputs, args.out, overwrite=args.overwrite)
     options = RunOptions(models=select_models("default"), device="cpu", threads=args.threads)
-    results = run_to_folder(case_inputs_from_dataset(dataset, case_id), args.out, options, make_progress(args, "demo"))
+    results = run_to_folder(inputs, args.out, options, make_progress(args, "demo"), overwrite=args.overwrite)
     print_summary(results, args.out)
     return 0

@@ -8,7 +8,9 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..errors import InputFileError
+from ._common import add_overwrite_argument
 from ..io.images import read_label_map
+from ..io.outputs import check_output
 
 
 def _candidates(path: Path | None):
@@ -58,6 +60,8 @@ def main(args) -> int:
     if labels_path is None:
         raise InputFileError("Give the label map with --labels gtv_ln.nii.gz (or a results folder with --results).")
     out = args.out or Path(f"{'RS' if args.kind == 'rtstruct' else 'SEG'}_LNStaging.dcm")
+    check_output(out, kind="file", overwrite=args.overwrite, extensions=(".dcm",), inputs={
+        "--ct-dicom": args.ct_dicom, "--labels": labels_path, "--candidates": candidates_path, "--results": args.results})
     labels, candidates = _labels(labels_path), _candidates(candidates_path)
     summary = _run_with_bar(args.kind, args.quiet, lambda progress: export_label_map(
         labels, args.ct_dicom, out, kind=args.kind, candidates=candidates, only_accepted=args.only_accepted,
@@ -84,4 +88,5 @@ def register(sub) -> None:
         p.add_argument("--resample", action="store_true", help="resample a label map on another grid onto the CT (nearest neighbour)")
         p.add_argument("--out", type=Path, help="output file (default RS_LNStaging.dcm / SEG_LNStaging.dcm)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_overwrite_argument(p, "file")
         p.set_defaults(func=main)

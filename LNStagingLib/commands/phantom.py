@@ -28,7 +28,8 @@ def register(sub):
     parser.add_argument("--look-alikes", default="near", choices=("near", "spread"),
                         help="where the false candidates lie: near the attention structures (default), or half of "
                              "them beyond the structures' attention bands (tests what the attention gate adds)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a cohort folder lnstaging phantom wrote (never an input, the working folder or a "
+                             "review)")
     parser.set_defaults(func=main)
 
 
@@ -36,9 +37,9 @@ def main(args) -> int:
     from ..phantom import write_cohort
     from ..phantom.case import resolve_size
 
+    from ..io.outputs import check_output
+
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise DatasetError(f"{out} already exists and is not empty; choose another --out or pass --overwrite.")
     if args.cases < 1:
         raise DatasetError("--cases must be at least 1.")
     if args.folds < 1 or not 0 <= args.test_fraction < 1:
@@ -49,8 +50,10 @@ def main(args) -> int:
         raise DatasetError(f"--size: {error}.") from None
     if args.spacing and min(args.spacing) <= 0:
         raise DatasetError("--spacing values must be positive millimetres.")
+    check_output(out, kind="folder", overwrite=args.overwrite, marker="dataset.json")
     write_cohort(out, args.seed, cases=args.cases, size=args.size, folds=args.folds, test_fraction=args.test_fraction,
                  direction=args.direction, spacing=args.spacing, relations=args.relations,
-                 look_alikes=args.look_alikes, progress=tqdm_progress("phantom"))
+                 look_alikes=args.look_alikes, progress=tqdm_progress("phantom"),
+                 overwrite=args.overwrite)
     print(f"wrote {args.cases} phantom case(s) to {out}")
     return 0

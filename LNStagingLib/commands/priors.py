@@ -7,6 +7,8 @@ import csv
 import json
 from pathlib import Path
 
+from ._common import add_overwrite_argument
+
 
 def register(sub) -> None:
     parser = sub.add_parser("priors", help="attention profile fitting and per-candidate spatial priors",
@@ -21,6 +23,7 @@ def register(sub) -> None:
     fit.add_argument("--gtv-only", action="store_true",
                      help="use gtv_ln.nii.gz even where lymph_nodes.nii.gz (all nodes) exists")
     fit.add_argument("--quiet", action="store_true")
+    add_overwrite_argument(fit, "file")
     fit.set_defaults(func=main_fit)
 
     cand = tasks.add_parser("candidates", help="spatial priors s of each candidate (paper 1, sec. 2.2)")
@@ -30,14 +33,17 @@ def register(sub) -> None:
     cand.add_argument("--lung", type=Path, help="lung mask on the CT grid (computed from the CT without)")
     cand.add_argument("--centreline", action="store_true", help="angles from the tumour centreline, not its centre")
     cand.add_argument("--out", required=True, type=Path, help="CSV to write (id + one column per prior)")
+    add_overwrite_argument(cand, "file")
     cand.set_defaults(func=main_candidates)
 
 
 def main_fit(args: argparse.Namespace) -> int:
     from ..priors.fit import fit_profile
     from ..priors.profile import save_profile
+    from ..io.outputs import check_output
     from ..progress import Progress, tqdm_progress
 
+    check_output(args.out, kind="file", inputs={"--data": args.data}, overwrite=args.overwrite, extensions=(".json",))
     progress = Progress() if args.quiet else tqdm_progress("priors fit")
     profile = fit_profile(args.data, percentile=args.percentile, use_all_nodes=not args.gtv_only, progress=progress)
     save_profile(profile, args.out)
@@ -58,8 +64,11 @@ def _read(path: Path, what: str):
 def main_candidates(args: argparse.Namespace) -> int:
     from ..errors import InputFileError
     from ..io.atomic import atomic_file
+    from ..io.outputs import check_output
     from ..priors.candidate_priors import candidate_priors
 
+    check_output(args.out, kind="file", overwrite=args.overwrite, extensions=(".csv",),
+                 inputs={"--ct": args.ct, "--candidates": args.candidates, "--tumor": args.tumor, "--lung": args.lung})
     try:
         with open(args.candidates, newline="") as handle:
             rows = list(csv.DictReader(handle))

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
-from ..pipeline import CaseInputs, RunOptions, run_to_folder
-from ._common import add_model_arguments, add_progress_arguments, make_progress, select_models
+from ..pipeline import CaseInputs, RunOptions, check_results_folder, run_to_folder
+from ._common import add_model_arguments, add_overwrite_argument, add_progress_arguments, make_progress, select_models
 
 
 def add_case_arguments(parser) -> None:
@@ -17,6 +17,8 @@ def add_case_arguments(parser) -> None:
     parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
     parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
     parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
+    parser.add_argument("--accept-timing", action="store_true",
+                        help="accept an injection-to-scan time outside 10 min to 5 h (an unusual protocol you checked)")
     parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several series")
     parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
 
@@ -24,7 +26,8 @@ def add_case_arguments(parser) -> None:
 def case_inputs(args) -> CaseInputs:
     return CaseInputs(ct=args.ct, pet=args.pet, organs=args.organs, organ_mapping=args.organ_mapping, tumor=args.tumor,
                       candidates=args.candidates, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
-                      injection_time=args.injection_time, ct_series_uid=args.ct_series_uid,
+                      injection_time=args.injection_time, accept_timing=args.accept_timing,
+                      ct_series_uid=args.ct_series_uid,
                       pet_series_uid=args.pet_series_uid)
 
 
@@ -45,13 +48,18 @@ def register(sub):
     add_model_arguments(parser)
     add_progress_arguments(parser)
     parser.add_argument("--threshold", type=float, default=0.5, help="operating point: probability threshold (default 0.5)")
-    parser.add_argument("--out", required=True, type=Path, help="results folder (written atomically)")
+    parser.add_argument("--out", required=True, type=Path, help="results folder (written atomically; a new folder, or "
+                                                                 "one lnstaging wrote with --overwrite)")
+    add_overwrite_argument(parser)
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
+    inputs = case_inputs(args)
+    RunOptions(threshold=args.threshold, threads=args.threads)  # options and output checked before any work
+    check_results_folder(inputs, args.out, overwrite=args.overwrite)
     options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
                          threads=args.threads)
-    results = run_to_folder(case_inputs(args), args.out, options, make_progress(args, "lnstaging run"))
+    results = run_to_folder(inputs, args.out, options, make_progress(args, "lnstaging run"), overwrite=args.overwrite)
     print_summary(results, args.out)
     return 0

@@ -6,6 +6,8 @@ import argparse
 import csv
 from pathlib import Path
 
+from ._common import add_overwrite_argument
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -20,6 +22,8 @@ def register(sub) -> None:
     parser.add_argument("--dose-bq", type=float, help="injected dose in Bq (overrides RadionuclideTotalDose)")
     parser.add_argument("--injection-time", help="injection time HHMMSS (overrides RadiopharmaceuticalStartTime)")
     parser.add_argument("--half-life-s", type=float, help="half-life in s (overrides RadionuclideHalfLife; F-18: 6586.2)")
+    parser.add_argument("--accept-timing", action="store_true",
+                        help="accept an injection-to-scan time outside 10 min to 5 h (an unusual protocol you checked)")
     parser.add_argument("--ct", type=Path, help="CT (DICOM folder or file): write the SUV resampled onto the CT grid")
     parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several CT series")
     parser.add_argument("--registration", type=Path, help="ITK transform mapping CT to PET points, when PET and CT "
@@ -29,6 +33,7 @@ def register(sub) -> None:
     parser.add_argument("--resample-masks", action="store_true",
                         help="resample a label map on another grid onto the output grid (nearest) instead of refusing")
     parser.add_argument("--stats-out", type=Path, help="also write the per-structure statistics as CSV")
+    add_overwrite_argument(parser, "file")
     parser.set_defaults(func=main)
 
 
@@ -53,10 +58,19 @@ def main(args: argparse.Namespace) -> int:
 
     from ..io.atomic import atomic_file
     from ..io.labels import read_masks
+    from ..io.outputs import IMAGE_EXTENSIONS, MB, check_output, input_bytes
     from ..io.petct import load_pet_ct, load_pet_suv
 
+    inputs = {"PET": args.pet, "--ct": args.ct, "--registration": args.registration, "--masks": args.masks}
+    needed = input_bytes([args.pet, args.ct]) + MB
+    check_output(args.out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS,
+                 needed_bytes=needed)
+    if args.stats_out is not None:
+        check_output(args.stats_out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=(".csv",),
+                     option="--stats-out")
+
     overrides = dict(weight_kg=args.weight_kg, dose_bq=args.dose_bq, injection_time=args.injection_time,
-                     half_life_s=args.half_life_s)
+                     half_life_s=args.half_life_s, accept_timing=args.accept_timing)
     if args.ct is not None:
         pair = load_pet_ct(args.ct, args.pet, pet_series_uid=args.series_uid, ct_series_uid=args.ct_series_uid,
                            registration=args.registration, **overrides)

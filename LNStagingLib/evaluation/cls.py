@@ -22,6 +22,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fold", type=int, default=0, help="the fold whose validation cases --split val uses")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--out", help="metrics JSON (default: eval_cls_<split>.json next to the model)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing metrics JSON")
 
 
 def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold: int = 0, device: str = "cpu") -> dict:
@@ -53,9 +54,15 @@ def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold
 
 
 def main(args) -> int:
+    from ..io.atomic import atomic_file
+    from ..io.outputs import check_output
+
+    out = check_output(args.out or Path(args.model).with_name(f"eval_cls_{args.split}.json"), kind="file",
+                       extensions=(".json",), overwrite=args.overwrite,
+                       inputs={"--data": args.data, "--model": args.model, "--identifier": getattr(args, "identifier", None)})
     report = evaluate(args.data, args.model, args.split, args.fold, args.device)
-    out = Path(args.out) if args.out else Path(args.model).with_name(f"eval_cls_{args.split}.json")
-    out.write_text(json.dumps(report, indent=1))
+    with atomic_file(out) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
     m = report["metrics"]
     low, high = m["mFROC_95ci"]
     print(f"{report['split']}: {m['patients']} patients, {m['lesions']} GTV_LN, {m['candidates']} candidates | "

@@ -30,12 +30,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--out", metavar="FILE", help="write the JSON here (default: print it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def main(args) -> int:
     from ..dataset.format import read_dataset
+    from ..io.outputs import check_output
     from ..training.seg import resolve_device
 
+    if args.out:
+        check_output(args.out, kind="file", extensions=(".json",), overwrite=args.overwrite,
+                     inputs={"--data": args.data, "--model": args.model, "--ln-volumes": args.ln_volumes})
     model, config, payload, sha = load_patient_model(args.model, resolve_device(args.device))
     dataset = read_dataset(args.data)
     case_ids = select_cases(dataset, args.split, args.fold)

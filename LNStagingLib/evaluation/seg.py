@@ -29,15 +29,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--min-volume", type=float, default=None, help="minimum instance volume in mm^3")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--out", help="metrics JSON (default: eval_seg_<split>.json next to the model)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing metrics JSON")
 
 
 def main(args) -> int:
     from ..dataset.format import read_dataset
+    from ..io.atomic import atomic_file
     from ..models import identification, unet  # noqa: F401  (register the networks before loading checkpoints)
     from ..models.checkpoint import load_model
     from ..progress import tqdm_progress
+    from ..io.outputs import check_output
     from ..training.seg import resolve_device
 
+    out = check_output(args.out or Path(args.model).with_name(f"eval_seg_{args.split}.json"), kind="file",
+                       extensions=(".json",), overwrite=args.overwrite,
+                       inputs={"--data": args.data, "--model": args.model, "--identifier": getattr(args, "identifier", None)})
     device = resolve_device(args.device)
     dataset = read_dataset(args.data)
     case_ids = dataset.test_ids if args.split == "test" else dataset.split(args.fold)[1]
@@ -49,8 +55,8 @@ def main(args) -> int:
                              min_volume_mm3=args.min_volume, device=device, progress=tqdm_progress("evaluate seg"))
     metrics |= {"split": args.split, "fold": args.fold if args.split == "val" else None,
                 "model": Path(args.model).name, "identifier": Path(args.identifier).name if args.identifier else None}
-    out = Path(args.out) if args.out else Path(args.model).with_name(f"eval_seg_{args.split}.json")
-    out.write_text(json.dumps(metrics, indent=1))
+    with atomic_file(out) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1))
     agnostic = metrics["class_agnostic"]
     print(f"Dice {agnostic['dice']:.3f}  instance F {agnostic['f_measure']:.3f} (recall {agnostic['recall']:.3f}, "
           f"precision {agnostic['precision']:.3f}) on {len(case_ids)} cases -> {out}")

@@ -1,7 +1,10 @@
-"""Write a folder of outputs so that it is either complete or absent.
+"""Write a folder or a file of outputs so that it is either complete or absent, and never destroys what was there.
 
-Outputs go to a hidden sibling temporary folder; only when the block finishes without error is it moved
-into place. A failed or cancelled run (including Ctrl-C) leaves nothing that looks like results.
+Outputs go to a hidden sibling temporary folder (file); only when the block finishes without error is it moved into
+place. A failed or cancelled run (including Ctrl-C) leaves nothing that looks like results. An existing folder is
+replaced only when the caller names the marker file that shows lnstaging wrote it (``replace_marker``), and never
+when it is the working folder, home, '/', or holds a review (LNStagingLib/io/outputs.py checks it again at the swap,
+since a review may have started while the run was working).
 """
 
 from __future__ import annotations
@@ -10,13 +13,39 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+
+from ..errors import OutputError
+
+
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def _check_target(final: Path, replace_marker: Optional[str]) -> None:
+    from .outputs import check_replaceable
+
+    if not (final.exists() or final.is_symlink()) or _is_empty_folder(final):
+        return
+    if not final.is_dir() or final.is_symlink():
+        raise OutputError(f"{final} exists and is not a folder: give a new folder for the results.")
+    if replace_marker is None:
+        raise OutputError(f"{final} already exists: give a new folder, or pass --overwrite to replace results "
+                          "lnstaging wrote there.")
+    check_replaceable(final, replace_marker)
 
 
 @contextlib.contextmanager
-def atomic_directory(final: os.PathLike | str, overwrite: bool = True) -> Iterator[Path]:
+def atomic_directory(final: os.PathLike | str, replace_marker: Optional[str] = None) -> Iterator[Path]:
+    """Yield a temporary folder that becomes ``final`` on success.
+
+    ``replace_marker``: None = ``final`` must not exist (or be an empty folder); a file name (e.g. 'provenance.json')
+    = an existing folder holding that file, and no review, is replaced. Checked before and again after the work.
+    """
     final = Path(final).absolute()
+    _check_target(final, replace_marker)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
@@ -24,10 +53,13 @@ def atomic_directory(final: os.PathLike | str, overwrite: bool = True) -> Iterat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.exists():
-        if not overwrite:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(final)
+    try:
+        _check_target(final, replace_marker)
+    except OutputError as error:  # something appeared while working (e.g. a review): keep both, lose nothing
+        kept = final.with_name(f"{final.name}_{time.strftime('%Y%m%d-%H%M%S')}")
+        tmp.rename(kept)
+        raise OutputError(f"{error} The new results were kept in {kept}.") from None
+    if final.exists() or final.is_symlink():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         final.rename(old)
         tmp.rename(final)
@@ -38,7 +70,9 @@ def atomic_directory(final: os.PathLike | str, overwrite: bool = True) -> Iterat
 
 @contextlib.contextmanager
 def atomic_file(final: os.PathLike | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only on success."""
+    """Yield a temporary path beside ``final``; rename it onto ``final`` only on success.
+
+    The caller decides whether an existing ``final`` may be replaced (LNStagingLib/io/outputs.check_output)."""
     final = Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.partial-", dir=final.parent, suffix="".join(final.suffixes))

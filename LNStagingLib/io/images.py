@@ -71,33 +71,85 @@ def _nifti_float_layout(header: bytes) -> tuple[np.dtype, int] | None:
     return None
 
 
+def _nifti1_geometry_problem(header: bytes) -> str | None:
+    """What is wrong with a NIfTI-1 header's voxel size or orientation (ITK would read it as something else)."""
+    for endian in "<>":
+        if len(header) >= 348 and int(np.frombuffer(header[:4], dtype=f"{endian}i4")[0]) == 348:
+            break
+    else:
+        return None
+    ndim = int(np.frombuffer(header[40:42], dtype=f"{endian}i2")[0])
+    pixdim = np.frombuffer(header[76:108], dtype=f"{endian}f4")
+    spatial = pixdim[1:1 + min(max(ndim, 1), 3)]
+    if not np.all(np.isfinite(spatial)) or np.any(spatial <= 0):
+        return f"its header gives a zero, negative or undefined voxel size {tuple(float(v) for v in spatial)}"
+    if int(np.frombuffer(header[254:256], dtype=f"{endian}i2")[0]) > 0:  # sform_code: the affine is used
+        affine = np.frombuffer(header[280:328], dtype=f"{endian}f4").reshape(3, 4)[:, :3].astype(float)
+        norms = np.linalg.norm(affine, axis=0)
+        if not np.all(np.isfinite(affine)) or np.any(norms == 0):
+            return "its orientation matrix (sform) is undefined"
+        unit = affine / norms
+        if np.max(np.abs(unit.T @ unit - np.eye(3))) > 1e-3:
+            return "its orientation matrix (sform) is not orthogonal (sheared)"
+    return None
+
+
+def _nifti1_data_bytes(header: bytes) -> int | None:
+    """Bytes the header says the file holds (offset + voxels), for a NIfTI-1 header; None otherwise."""
+    for endian in "<>":
+        if len(header) >= 348 and int(np.frombuffer(header[:4], dtype=f"{endian}i4")[0]) == 348:
+            dims = np.frombuffer(header[40:56], dtype=f"{endian}i2").astype(np.int64)
+            bitpix = int(np.frombuffer(header[72:74], dtype=f"{endian}i2")[0])
+            offset = int(np.frombuffer(header[108:112], dtype=f"{endian}f4")[0])
+            if not 1 <= dims[0] <= 7 or bitpix <= 0:
+                return None
+            return offset + int(np.prod(np.maximum(dims[1:1 + dims[0]], 1))) * bitpix // 8
+    return None
+
+
 def scan_file(path: Path, what: str) -> int:
-    """Read a .gz or NIfTI file once before ITK does: a truncated gzip stream is an error, and for a float NIfTI
-    the number of NaN/Inf voxels is returned (ITK's NIfTI reader silently turns NaN into 0)."""
+    """Read a .gz or NIfTI file once before ITK does: a truncated or corrupt gzip stream (CRC), a NIfTI shorter
+    than its header says, a negative voxel size or a sheared orientation are errors; for a float NIfTI the number
+    of NaN/Inf voxels is returned (ITK's NIfTI reader silently turns NaN into 0, and pads a short file)."""
     if not path.name.endswith((".nii", ".gz")):
         return 0
+    is_nifti = path.name.endswith((".nii", ".nii.gz"))
     try:
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
             data = handle.read(CHUNK)
-            layout = _nifti_float_layout(data[:540]) if path.name.endswith((".nii", ".nii.gz")) else None
+            total = len(data)
+            if is_nifti:
+                problem = _nifti1_geometry_problem(data[:348])
+                if problem:
+                    raise ImageFormatError(f"{what} '{path}': {problem}: re-export the image from its source.")
+            expected = _nifti1_data_bytes(data[:348]) if is_nifti else None
+            layout = _nifti_float_layout(data[:540]) if is_nifti else None
+            bad = 0
             if layout is None:
-                while handle.read(CHUNK):  # only the gzip integrity matters
-                    pass
-                return 0
-            dtype, offset = layout
-            bad, pending = 0, data[offset:]
-            while True:
-                usable = len(pending) - len(pending) % dtype.itemsize
-                values = np.frombuffer(pending[:usable], dtype=dtype)
-                bad += int(values.size - np.count_nonzero(np.isfinite(values)))
-                chunk = handle.read(CHUNK)
-                if not chunk:
-                    return bad
-                pending = pending[usable:] + chunk
+                while chunk := handle.read(CHUNK):  # the gzip integrity and the length matter
+                    total += len(chunk)
+            else:
+                dtype, offset = layout
+                pending = data[offset:]
+                while True:
+                    usable = len(pending) - len(pending) % dtype.itemsize
+                    values = np.frombuffer(pending[:usable], dtype=dtype)
+                    bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+                    chunk = handle.read(CHUNK)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    pending = pending[usable:] + chunk
     except (EOFError, zlib.error):
         raise InputFileError(f"{what} '{path}' is truncated or corrupt (incomplete gzip data): copy the file again.") from None
     except gzip.BadGzipFile:
+        with open(path, "rb") as raw:
+            if raw.read(2) == b"\x1f\x8b":  # a gzip file whose check sum or length does not match: corrupt
+                raise InputFileError(f"{what} '{path}' is corrupt (gzip check sum failed): copy the file again.") from None
         return 0  # not gzip at all: ITK will say what it is
+    if expected is not None and total < expected:
+        raise InputFileError(f"{what} '{path}' is truncated ({total} of {expected} bytes): copy the file again.")
+    return bad
 
 
 def _nonfinite_error(path, what: str, count: int) -> ImageFormatError:
@@ -121,6 +173,13 @@ def check_volume(image: sitk.Image, path: os.PathLike | str, what: str = "image"
             f"{what} '{path}' has {image.GetNumberOfComponentsPerPixel()} values per voxel (colour or vector image): "
             f"give a scalar (greyscale) volume."
         )
+    spacing, direction = np.array(image.GetSpacing()), np.array(image.GetDirection()).reshape(3, 3)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0) or not np.all(np.isfinite(image.GetOrigin())):
+        raise ImageFormatError(f"{what} '{path}' has an undefined, zero or negative voxel size or origin "
+                               f"(spacing {tuple(round(float(v), 4) for v in spacing)}): re-export the image.")
+    if not np.all(np.isfinite(direction)) or np.max(np.abs(direction.T @ direction - np.eye(3))) > 1e-3:
+        raise ImageFormatError(f"{what} '{path}' has a direction matrix that is not orthonormal (sheared or scaled "
+                               f"axes): re-export the image, or resample it onto an orthogonal grid first.")
     if min(image.GetSize()) < 2:
         raise ImageFormatError(
             f"{what} '{path}' has only one slice along an axis (size {image.GetSize()}): give the whole 3D volume."

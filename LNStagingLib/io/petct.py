@@ -92,7 +92,7 @@ def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_o
     if peak > MAX_PLAUSIBLE_SUV:
         raise ImageFormatError(f"PET '{path}' has values up to {peak:.3g}, which is Bq/ml rather than SUV: give the PET "
                                f"DICOM series (converted from its tags) or convert it with 'lnstaging suv' first.")
-    if any(value is not None for value in suv_overrides.values()):
+    if any(value not in (None, False) for value in suv_overrides.values()):
         log.warning("weight/dose options ignored: a PET file without DICOM tags is taken as SUVbw already")
     log.info("PET from '%s' has no DICOM tags: taken as SUVbw already", path.suffix)
     return image, None, None
@@ -101,7 +101,7 @@ def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_o
 def load_pet_ct(ct: os.PathLike | str, pet: os.PathLike | str, *, weight_kg: float | None = None,
                 dose_bq: float | None = None, injection_time: str | None = None, half_life_s: float | None = None,
                 ct_series_uid: str | None = None, pet_series_uid: str | None = None, registration=None,
-                progress: Progress | None = None) -> PetCt:
+                progress: Progress | None = None, accept_timing: bool = False) -> PetCt:
     """CT and SUVbw PET on the CT grid.
 
     ``registration``: an ITK transform (object or file) mapping CT points to PET points; with it, PET and CT may
@@ -112,7 +112,8 @@ def load_pet_ct(ct: os.PathLike | str, pet: os.PathLike | str, *, weight_kg: flo
     ct_image, ct_series = load_ct(ct, ct_series_uid)
     progress.step(0.4, "reading PET")
     pet_image, factor, pet_series = load_pet_suv(pet, pet_series_uid, weight_kg=weight_kg, dose_bq=dose_bq,
-                                                 injection_time=injection_time, half_life_s=half_life_s)
+                                                 injection_time=injection_time, half_life_s=half_life_s,
+                                                 accept_timing=accept_timing)
     transform = _read_registration(registration)
     if transform is None:
         ct_for = ct_series.frame_of_reference_uid if ct_series else None

@@ -20,6 +20,9 @@ from ..errors import DicomError, MissingTagError
 log = logging.getLogger(__name__)
 
 ONE_DAY = dt.timedelta(days=1)
+UPTAKE_RANGE_S = (10 * 60, 5 * 3600)  # plausible injection-to-scan time (FDG protocols: about 60 min)
+ACCEPTED_UPTAKE_MAX_S = 24 * 3600  # with --accept-timing: anything from injection up to a day
+HALF_LIFE_RANGE_S = (60.0, 1e7)  # O-15 (122 s) to I-124 (4.2 days); F-18 is 6586.2 s
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ def scan_start(headers: list[Dataset]) -> dt.datetime:
 
 def injection_start(first: Dataset, scan: dt.datetime, injection_time: str | None = None) -> dt.datetime:
     """Injection time from RadiopharmaceuticalStartDateTime, else StartTime on the scan day (the day before when
-    that time is after the scan: injection before midnight, scan after), else the user's HHMMSS."""
+    that time is after the scan and the day before gives a plausible uptake: injection before midnight, scan after;
+    otherwise the injection is after the scan and suv_factor refuses it), else the user's HHMMSS."""
     info = first.get("RadiopharmaceuticalInformationSequence")
     item = info[0] if info else Dataset()
     if injection_time:
@@ -110,14 +114,33 @@ def injection_start(first: Dataset, scan: dt.datetime, injection_time: str | Non
         start = parse_dicom_datetime(scan.strftime("%Y%m%d"), item.get("RadiopharmaceuticalStartTime"))
         if start is None:
             raise _missing("(0018,1072)", "RadiopharmaceuticalStartTime", "--injection-time HHMMSS", "injection time")
-    if start > scan:
+    if start > scan and (scan - (start - ONE_DAY)).total_seconds() <= UPTAKE_RANGE_S[1]:
         start -= ONE_DAY
     return start
 
 
+def check_uptake(scan: dt.datetime, start: dt.datetime, accept_timing: bool = False) -> float:
+    """Seconds from injection to scan start; refused when the injection is after the scan, and outside 10 min to
+    5 h unless the user confirms the timing (--accept-timing): a wrong time gives a wrong SUV, silently."""
+    seconds = (scan - start).total_seconds()
+    if seconds < 0:
+        raise DicomError(f"the injection ({start:%H:%M:%S}) is after the scan start ({scan:%H:%M:%S}): check the "
+                         "injection time (give it with --injection-time HHMMSS).")
+    low, high = (0.0, ACCEPTED_UPTAKE_MAX_S) if accept_timing else UPTAKE_RANGE_S
+    if not low <= seconds <= high:
+        hint = "" if accept_timing else ", or confirm an unusual protocol with --accept-timing"
+        raise DicomError(f"time from injection to scan is {seconds / 60:.0f} min, outside the plausible "
+                         f"{low / 60:.0f} min to {high / 3600:.0f} h: check the injection time (--injection-time "
+                         f"HHMMSS){hint}.")
+    return seconds
+
+
 def suv_factor(headers: list[Dataset] | Dataset, *, weight_kg: float | None = None, dose_bq: float | None = None,
-               injection_time: str | None = None, half_life_s: float | None = None) -> SuvFactor:
-    """The SUVbw factor for a PET series from its headers (slice order irrelevant); user values override tags."""
+               injection_time: str | None = None, half_life_s: float | None = None,
+               accept_timing: bool = False) -> SuvFactor:
+    """The SUVbw factor for a PET series from its headers (slice order irrelevant); user values override tags.
+
+    ``accept_timing``: the user confirms an uptake time outside 10 min to 5 h (never an injection after the scan)."""
     headers = [headers] if isinstance(headers, Dataset) else list(headers)
     first = headers[0]
     units = str(first.get("Units", "") or "").upper()
@@ -140,7 +163,10 @@ def suv_factor(headers: list[Dataset] | Dataset, *, weight_kg: float | None = No
     def value(user: float | None, holder: Dataset, keyword: str, tag: str, option: str, what: str) -> float:
         if user is not None:
             supplied.append(what)
-            return float(user)
+            user = float(user)
+            if not math.isfinite(user) or user <= 0:
+                raise DicomError(f"{option.split()[0]} {user:g} is not a positive number: give the {what}.")
+            return user
         found = _float_tag(holder, keyword)
         if found is None:
             raise _missing(tag, keyword, option, what)
@@ -155,16 +181,16 @@ def suv_factor(headers: list[Dataset] | Dataset, *, weight_kg: float | None = No
                          f"e.g. --dose-bq 3.7e8.")
     half_life_s = value(half_life_s, item, "RadionuclideHalfLife", "(0018,1075)", "--half-life-s (6586.2 for F-18)",
                         "half-life")
+    if not HALF_LIFE_RANGE_S[0] <= half_life_s <= HALF_LIFE_RANGE_S[1]:
+        raise DicomError(f"half-life {half_life_s:g} s is implausible (minutes or hours given as seconds?): give it in "
+                         "seconds, e.g. --half-life-s 6586.2 for F-18.")
     if decay_correction == "ADMIN":
         decay_time_s = 0.0
     else:
         scan = scan_start(headers)
         if injection_time:
             supplied.append("injection time")
-        decay_time_s = (scan - injection_start(first, scan, injection_time)).total_seconds()
-        if not 0.0 <= decay_time_s <= 12 * 3600:
-            raise DicomError(f"time from injection to scan is {decay_time_s / 3600:.1f} h, which is implausible: check "
-                             f"the injection time (give it with --injection-time HHMMSS).")
+        decay_time_s = check_uptake(scan, injection_start(first, scan, injection_time), accept_timing)
     decayed_dose = dose_bq * 2.0 ** (-decay_time_s / half_life_s)
     factor = weight_kg * 1000.0 / decayed_dose
     return SuvFactor(factor, units, weight_kg, dose_bq, half_life_s, decay_time_s, decay_correction, tuple(supplied))

@@ -35,16 +35,17 @@ def write_case(case: PhantomCase, case_dir: Path, compression_level: int = 1) ->
 
 def write_cohort(out_dir, seed: int, cases: int = 10, size="small", folds: int = 5, test_fraction: float = 0.2,
                  direction: str = "identity", spacing=None, relations: str = "default", look_alikes: str = "near",
-                 progress: Progress | None = None) -> Path:
+                 progress: Progress | None = None, overwrite: bool = False) -> Path:
     """Generate ``cases`` phantom patients into ``out_dir`` (complete or absent: written atomically).
 
+    ``overwrite`` replaces a cohort folder lnstaging wrote (one holding dataset.json and no review).
     ``direction='mixed'`` cycles identity / oblique / ras over the cases so consumers meet every orientation.
     """
     if cases < 1:
         raise ValueError("cases must be at least 1")
     progress = progress or Progress()
     case_ids = [f"case{k:03d}" for k in range(cases)]
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, replace_marker="dataset.json" if overwrite else None) as tmp:
         for k, case_id in enumerate(case_ids):
             progress.step(k / cases, f"case {k + 1}/{cases}")
             case_direction = DIRECTION_CYCLE[k % 3] if direction == "mixed" else direction

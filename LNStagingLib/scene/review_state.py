@@ -57,7 +57,7 @@ def save_review(review: ReviewScene, folder: Path | str, read_edits_first: bool 
     if read_edits_first:
         review.read_edits()
     folder = Path(folder)
-    with atomic_directory(folder) as tmp:
+    with atomic_directory(folder, replace_marker=REVIEW_FILE) as tmp:
         review.results.write(tmp)
         if review.segmentation is not None:
             _write_node(review.segmentation, "vtkMRMLSegmentationStorageNode", tmp / SEGMENTATION_FILE)

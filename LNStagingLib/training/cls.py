@@ -222,6 +222,9 @@ def train(args) -> str:
     from ..models.stage2 import Stage2Model, describe, stage2_config
     from .seg import resolve_device, resume_state
 
+    from .options import check_training_out
+
+    check_training_out(args, [FINAL], init_cnn=args.init_cnn)
     device = resolve_device(args.device)
     dataset = read_dataset(args.data)
     train_ids, val_ids = dataset.split(args.fold)

@@ -67,6 +67,9 @@ def main(args) -> int:
         train_config.epochs = args.epochs
     model_config = preset(args.config, use_ln_volume=not args.no_ln_volume,
                           use_texture_encoding=not args.no_texture_encoding, use_mask_branch=not args.no_mask_branch)
+    from .options import check_training_out
+
+    check_training_out(args, [FINAL], init_weights=args.init_weights)
     device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

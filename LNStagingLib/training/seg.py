@@ -82,6 +82,9 @@ def main(args) -> int:
     from ..models.unet import unet_config
     from ..progress import tqdm_progress
 
+    from .options import check_training_out
+
+    check_training_out(args, {"seg": [SEG_FINAL], "identification": [ID_FINAL]}.get(args.phase, [SEG_FINAL, ID_FINAL]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train_config = SegTrainConfig(**TRAIN_PRESETS[args.config], seed=args.seed,
