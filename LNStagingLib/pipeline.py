@@ -32,6 +32,7 @@ from .results import Candidate, PatientResult, Results
 
 DEFAULT_THRESHOLD = 0.5
 FILE_CANDIDATE_RADIUS_MM = 5.0
+MAX_CANDIDATE_RADIUS_MM = 50.0  # a 10 cm node is a bulky mass; a larger "radius" is a unit or column mistake
 
 
 @dataclass
@@ -149,15 +150,26 @@ def read_candidate_file(path: Path) -> list[dict]:
             rows = [dict(r, **dict(zip("xyz", r["centroid_lps"]))) if "centroid_lps" in r else r for r in rows]
         else:
             with open(path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
+                reader = csv.DictReader(fh)
+                missing = {"x", "y", "z"} - set(reader.fieldnames or ())
+                if missing:
+                    raise KeyError(f"no column {', '.join(sorted(missing))}")
+                rows = list(reader)
         parsed = []
         for row in rows:
             radius = row.get("radius_mm") or (float(row["diameter_mm"]) / 2 if row.get("diameter_mm") else None)
             parsed.append({"xyz": (float(row["x"]), float(row["y"]), float(row["z"])),
-                           "radius_mm": float(radius) if radius else FILE_CANDIDATE_RADIUS_MM})
-    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+                           "radius_mm": float(radius) if radius not in (None, "") else FILE_CANDIDATE_RADIUS_MM})
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputFileError(f"candidate file '{path.name}' cannot be read ({type(error).__name__}: {error}): it needs "
                              "columns x, y, z in LPS millimetres (and optionally radius_mm).") from None
+    for number, row in enumerate(parsed, 1):
+        if not all(np.isfinite(row["xyz"])):
+            raise InputFileError(f"candidate file '{path.name}' row {number}: the coordinates {row['xyz']} are not all "
+                                 "numbers: give x, y, z in LPS millimetres.")
+        if not 0 < row["radius_mm"] <= MAX_CANDIDATE_RADIUS_MM:  # also false for NaN
+            raise InputFileError(f"candidate file '{path.name}' row {number}: radius_mm {row['radius_mm']:g} is not a "
+                                 f"lymph node radius: give a value above 0 and at most {MAX_CANDIDATE_RADIUS_MM:g} mm.")
     return parsed
 
 

@@ -61,7 +61,7 @@ def main(args) -> int:
         raise InputFileError("Give the label map with --labels gtv_ln.nii.gz (or a results folder with --results).")
     out = args.out or Path(f"{'RS' if args.kind == 'rtstruct' else 'SEG'}_LNStaging.dcm")
     check_output(out, kind="file", overwrite=args.overwrite, extensions=(".dcm",), inputs={
-        "--ct-dicom": args.ct_dicom, "--labels": labels_path, "--candidates": candidates_path, "--results": args.results})
+        "--ct-dicom": args.ct_dicom, "--labels": labels_path, "--candidates": candidates_path})
     labels, candidates = _labels(labels_path), _candidates(candidates_path)
     summary = _run_with_bar(args.kind, args.quiet, lambda progress: export_label_map(
         labels, args.ct_dicom, out, kind=args.kind, candidates=candidates, only_accepted=args.only_accepted,

@@ -234,4 +234,8 @@ def read_label_map(path: os.PathLike | str, *, what: str = "label map") -> sitk.
         image = sitk.Cast(image, sitk.sitkInt32)
     if image.GetPixelID() in (sitk.sitkInt64, sitk.sitkUInt64):
         image = sitk.Cast(image, sitk.sitkInt32)
+    lowest = float(np.min(sitk.GetArrayViewFromImage(image)))
+    if lowest < 0:
+        raise ImageFormatError(f"{what} '{path}' holds negative values (down to {lowest:g}): it looks like a CT or "
+                               "another intensity image, not a label map; give the segmentation file.")
     return image

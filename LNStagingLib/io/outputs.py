@@ -133,14 +133,19 @@ def check_output(out: os.PathLike | str, *, kind: str = "folder", inputs: Inputs
     given = Path(os.path.expanduser(str(out)))
     out = resolved(given)
     extensions = tuple(e.lower() for e in extensions)
-    if kind == "file" and extensions and not out.name.lower().endswith(extensions):
-        raise OutputError(f"{option} {given} has an unknown extension: use one of {', '.join(extensions)}.")
     refuse_protected(out, option)
     for name, path in _named_inputs(inputs):
         if _within(path, out):
             relation = "is" if path == out else "contains"
             raise OutputError(f"{option} {out} {relation} the input {name} {path}: an output never replaces an input; "
                               f"give another {'folder' if kind == 'folder' else 'file'}.")
+    if kind == "file" and extensions and not out.name.lower().endswith(extensions):
+        raise OutputError(f"{option} {given} has an unknown extension: use one of {', '.join(extensions)}.")
+    if (out.exists() or out.is_symlink()) and not (kind == "folder" and write_into):
+        for name, path in _named_inputs(inputs):
+            if path.is_dir() and path in out.parents:
+                raise OutputError(f"{option} {out} is part of the input {name} {path}: an output never replaces an "
+                                  "input; write it outside that folder.")
     if out.exists() or out.is_symlink():
         if kind == "folder" and not out.is_dir():
             raise OutputError(f"{option} {given} is a file, not a folder: give a folder for the results.")

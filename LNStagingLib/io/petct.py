@@ -80,6 +80,9 @@ def load_ct(path: os.PathLike | str, series_uid: str | None = None) -> tuple[sit
     return image, series
 
 
+MAX_LABELS_IN_A_LABEL_MAP = 256  # an integer "PET" with this few values is a label map or a mask
+
+
 def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_overrides):
     """PET in SUVbw: DICOM is converted from its tags; NIfTI/NRRD/MHA is taken as SUV already (checked for Bq/ml)."""
     path = require_exists(path, "PET")
@@ -87,7 +90,13 @@ def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_o
         series = read_dicom_series(path, modality=None if series_uid else "PT", series_uid=series_uid, what="PET")
         image, factor = pet_to_suv(series, **suv_overrides)
         return image, factor, series
-    image = sitk.Cast(read_image(path, what="PET"), sitk.sitkFloat32)
+    stored = read_image(path, what="PET")
+    if stored.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        distinct = np.unique(sitk.GetArrayViewFromImage(stored))
+        if distinct.size <= MAX_LABELS_IN_A_LABEL_MAP:
+            raise ImageFormatError(f"PET '{path}' holds only {distinct.size} distinct whole numbers: it looks like a "
+                                   "label map or mask, not a PET; give the PET image.")
+    image = sitk.Cast(stored, sitk.sitkFloat32)
     peak = float(np.max(sitk.GetArrayViewFromImage(image)))
     if peak > MAX_PLAUSIBLE_SUV:
         raise ImageFormatError(f"PET '{path}' has values up to {peak:.3g}, which is Bq/ml rather than SUV: give the PET "

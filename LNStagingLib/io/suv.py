@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 from dataclasses import dataclass
 
 import SimpleITK as sitk
@@ -68,9 +69,15 @@ def parse_dicom_datetime(date: str | None, time: str | None) -> dt.datetime | No
     if not time:
         return None
     time = str(time).strip().replace(":", "")
-    hours, minutes = int(time[0:2]), int(time[2:4] or 0)
-    seconds = float(time[4:] or 0) if len(time) > 4 else 0.0
-    day = dt.datetime.strptime(str(date).strip()[:8], "%Y%m%d") if date else dt.datetime(1900, 1, 1)
+    try:
+        hours, minutes = int(time[0:2]), int(time[2:4] or 0)
+        seconds = float(time[4:] or 0) if len(time) > 4 else 0.0
+        day = dt.datetime.strptime(str(date).strip()[:8], "%Y%m%d") if date else dt.datetime(1900, 1, 1)
+    except ValueError:
+        raise DicomError(f"PET DICOM date/time '{date} {time}' is malformed (not YYYYMMDD HHMMSS): fix the tags or "
+                         "give the injection time with --injection-time HHMMSS.") from None
+    if not (0 <= hours < 24 and 0 <= minutes < 60 and 0 <= seconds < 61):
+        raise DicomError(f"PET DICOM time '{time}' is not a time of day: fix the tags or give --injection-time HHMMSS.")
     return day + dt.timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
@@ -106,6 +113,9 @@ def injection_start(first: Dataset, scan: dt.datetime, injection_time: str | Non
     info = first.get("RadiopharmaceuticalInformationSequence")
     item = info[0] if info else Dataset()
     if injection_time:
+        if not re.fullmatch(r"([01]\d|2[0-3])([0-5]\d)([0-5]\d(\.\d+)?)?", str(injection_time).strip().replace(":", "")):
+            raise DicomError(f"--injection-time {injection_time!r} is not a time of day HHMMSS (e.g. 103500 for "
+                             "10:35:00).")
         start = parse_dicom_datetime(scan.strftime("%Y%m%d"), injection_time)
     else:
         start = _parse_dt(item.get("RadiopharmaceuticalStartDateTime"))

@@ -109,17 +109,29 @@ def load_checkpoint(path: Path | str, expected_sha256: str | None = None, map_lo
 
 
 def build_model(payload: dict) -> tuple[torch.nn.Module, Any]:
-    """Instantiate the registered network from a loaded checkpoint and load its weights (strict)."""
-    name = payload["model"]
+    """Instantiate the registered network from a loaded checkpoint and load its weights (strict).
+
+    A checkpoint whose config or weights do not fit the network (edited, or from another version) is a one-line
+    ModelError, never a traceback."""
+    name = payload.get("model")
+    if not isinstance(name, str) or not isinstance(payload.get("config"), dict) \
+            or not isinstance(payload.get("state_dict"), dict):
+        raise ModelError("the checkpoint lacks its model name, config or weights: it is not a complete LNStaging "
+                         "checkpoint; train or download it again.")
     if name not in MODEL_REGISTRY and name in MODEL_MODULES:
         importlib.import_module(MODEL_MODULES[name])
     if name not in MODEL_REGISTRY:
         raise ModelError(f"Checkpoint holds model {name!r}, which this version of LNStaging does not know.")
     cls, config_class = MODEL_REGISTRY[name]
     field_names = {f.name for f in dataclasses.fields(config_class)}
-    config = config_class(**{k: _as_field(v) for k, v in payload["config"].items() if k in field_names})
-    model = cls(config)
-    model.load_state_dict(payload["state_dict"], strict=True)
+    try:
+        config = config_class(**{k: _as_field(v) for k, v in payload["config"].items() if k in field_names})
+        model = cls(config)
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError) as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise ModelError(f"the checkpoint's {name} config or weights do not fit the network ({first}): use a "
+                         "checkpoint written by this version of LNStaging.") from None
     model.eval()
     return model, config
 
