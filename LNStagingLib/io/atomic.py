@@ -1,7 +1,8 @@
 """Write a folder or a file of outputs so that it is either complete or absent, and never destroys what was there.
 
 Outputs go to a hidden sibling temporary folder (file); only when the block finishes without error is it moved into
-place. A failed or cancelled run (including Ctrl-C) leaves nothing that looks like results. An existing folder is
+place. A failed or cancelled run (including Ctrl-C) leaves nothing that looks like results; what a killed
+run (kill -9) left under hidden names is tidied by the next write of the same output (recover_after_kill). An existing folder is
 replaced only when the caller names the marker file that shows lnstaging wrote it (``replace_marker``), and never
 when it is the working folder, home, '/', or holds a review (LNStagingLib/io/outputs.py checks it again at the swap,
 since a review may have started while the run was working).
@@ -10,6 +11,7 @@ since a review may have started while the run was working).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -18,6 +20,35 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import OutputError
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def recover_after_kill(final: Path) -> None:
+    """Tidy what a killed writer (kill -9, power loss) left beside ``final``: its unfinished temporary folders are
+    removed, and a previous folder it had moved aside but not yet replaced is put back. Only leftovers of processes
+    that no longer run are touched (their PID is in the name)."""
+    if not final.parent.is_dir():
+        return
+    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*-*"):
+        kind, _, rest = leftover.name[len(final.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("partial", "old") or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if kind == "old" and not (final.exists() or final.is_symlink()):
+            leftover.rename(final)
+        elif leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def _is_empty_folder(path: Path) -> bool:
@@ -45,9 +76,10 @@ def atomic_directory(final: os.PathLike | str, replace_marker: Optional[str] = N
     = an existing folder holding that file, and no review, is replaced. Checked before and again after the work.
     """
     final = Path(final).absolute()
+    recover_after_kill(final)
     _check_target(final, replace_marker)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent))
     try:
         yield tmp
     except BaseException:
@@ -75,7 +107,9 @@ def atomic_file(final: os.PathLike | str) -> Iterator[Path]:
     The caller decides whether an existing ``final`` may be replaced (LNStagingLib/io/outputs.check_output)."""
     final = Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.partial-", dir=final.parent, suffix="".join(final.suffixes))
+    recover_after_kill(final)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent,
+                                suffix="".join(final.suffixes))
     os.close(fd)
     tmp = Path(name)
     try:
