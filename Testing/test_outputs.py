@@ -168,3 +168,15 @@ def test_kill_9_while_replacing_results_leaves_every_file_readable(cohort, tmp_p
     assert main(run_argv(cohort, out, "--overwrite")) == 0
     assert json.loads((out / "candidates.json").read_text())["candidates"] == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # the killed runs' leftovers were tidied
+
+
+@pytest.mark.parametrize("text", ["", "{not json", "[1, 2]", '{"decisions": "all accepted"}'])
+def test_empty_or_corrupt_review_json_is_one_line(tmp_path, text):
+    from LNStagingLib.errors import InputFileError
+    from LNStagingLib.scene.review_state import read_decisions
+
+    (tmp_path / "review.json").write_text(text)
+    with pytest.raises(InputFileError, match="review") as caught:
+        read_decisions(tmp_path)
+    assert "\n" not in str(caught.value)
+    assert (tmp_path / "review.json").read_text() == text  # left as it was

@@ -73,7 +73,15 @@ def read_decisions(folder: Path | str) -> dict:
     path = Path(folder) / REVIEW_FILE
     if not path.is_file():
         raise InputFileError(f"{folder} has no {REVIEW_FILE}: it is not a saved LNStaging review.")
-    return json.loads(path.read_text())
+    try:
+        decisions = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputFileError(f"{path} is empty or corrupt ({type(error).__name__}): the review cannot be restored from "
+                             "it; move it away to start the review again (the results are kept).") from None
+    if not isinstance(decisions, dict) or not isinstance(decisions.get("decisions", {}), dict):
+        raise InputFileError(f"{path} is not an LNStaging review (no 'decisions' table): move it away to start the "
+                             "review again.")
+    return decisions
 
 
 def apply_decisions(results: Results, decisions: dict) -> None:
