@@ -183,6 +183,10 @@ CASES = [
       "--models none --out SB/work/r", "is truncated"),
     C("images", "truncated gzip CT", "run --ct SB/bad/ct_cut.nii.gz --pet SB/case/pet.nii.gz --models none --out SB/work/r",
       "truncated or corrupt"),
+    C("images", "gzip NRRD CT with damaged voxel data (ITK returns garbage)", "run --ct SB/bad/ct_flip.nrrd --pet "
+      "SB/case/pet.nii.gz --models none --out SB/work/r", "fail their check"),
+    C("images", "compressed MHA PET cut short", "run --ct SB/case/ct.nii.gz --pet SB/bad/pet_cut.mha --models none "
+      "--out SB/work/r", "is truncated"),
     C("images", "negative voxel size in the NIfTI header", "run --ct SB/bad/ct_negative_spacing.nii --pet "
       "SB/case/pet.nii.gz --models none --out SB/work/r", "negative or undefined voxel size"),
     C("images", "sheared (non-orthogonal) orientation", "run --ct SB/bad/ct_sheared.nii --pet SB/case/pet.nii.gz "
@@ -317,6 +321,13 @@ def build_sandbox(root: Path) -> Path:
     raw = (bad / "pet_full.nii").read_bytes()
     (bad / "pet_short.nii").write_bytes(raw[: len(raw) - 4096])
     (bad / "pet_full.nii").unlink()
+    sitk.WriteImage(ct, str(bad / "ct_flip.nrrd"), True)
+    data = bytearray((bad / "ct_flip.nrrd").read_bytes())
+    data[-200] ^= 0xFF
+    (bad / "ct_flip.nrrd").write_bytes(bytes(data))
+    sitk.WriteImage(pet, str(bad / "pet_cut.mha"), True)
+    data = (bad / "pet_cut.mha").read_bytes()
+    (bad / "pet_cut.mha").write_bytes(data[: len(data) - 300])
     sitk.WriteImage(ct, str(bad / "ct_negative_spacing.nii"))
     header = bytearray((bad / "ct_negative_spacing.nii").read_bytes())
     header[80:84] = np.float32(-abs(ct.GetSpacing()[0])).tobytes()  # pixdim[1]

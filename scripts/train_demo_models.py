@@ -118,7 +118,7 @@ def run_experiment(name: str, spec: dict, work: Path) -> float:
     seconds = 0.0
     if not Path(spec["result"]).is_file():
         t = time.perf_counter()
-        lnstaging(spec["train"], log)
+        lnstaging([*spec["train"], "--overwrite"], log)  # no result yet: a model left by a failed run is retrained
         lnstaging(spec["evaluate"], log)
         seconds = time.perf_counter() - t
         (work / f"{name}.seconds").write_text(f"{seconds:.0f}\n")

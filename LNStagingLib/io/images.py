@@ -107,10 +107,57 @@ def _nifti1_data_bytes(header: bytes) -> int | None:
     return None
 
 
+def _embedded_stream_offset(path: Path) -> int | None:
+    """Byte offset of the compressed voxel data of a .nrrd (encoding gzip) or .mha (CompressedData = True) file with
+    the data in the same file; None when the file is not of that kind."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if path.name.lower().endswith(".nrrd"):
+        end = head.find(b"\n\n")
+        fields = head[:max(end, 0)].decode("latin-1").lower()
+        if end < 0 or "data file" in fields or not any(f"encoding: {e}" in fields for e in ("gzip", "gz")):
+            return None
+        return end + 2
+    if path.name.lower().endswith(".mha"):
+        marker = head.find(b"ElementDataFile")
+        line_end = head.find(b"\n", marker)
+        fields = head[:max(line_end, 0)].decode("latin-1").replace(" ", "").lower()
+        if marker < 0 or line_end < 0 or "compresseddata=true" not in fields or "elementdatafile=local" not in fields:
+            return None
+        return line_end + 1
+    return None
+
+
+def check_embedded_stream(path: Path, what: str) -> None:
+    """A compressed NRRD/MHA whose zlib/gzip stream is damaged: ITK prints 'Uncompress failed' and returns garbage
+    voxels, so the stream is decompressed (and its check sum verified) here first, without keeping the data."""
+    offset = _embedded_stream_offset(path)
+    if offset is None:
+        return
+    decompressor = zlib.decompressobj(wbits=47)  # gzip or zlib header, check sum verified at the end
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            while chunk := handle.read(CHUNK):
+                while chunk:
+                    decompressor.decompress(chunk, CHUNK)
+                    chunk = decompressor.unconsumed_tail
+                if decompressor.eof:
+                    break
+    except zlib.error:
+        raise InputFileError(f"{what} '{path}' is corrupt (its compressed voxel data fail their check): copy the file "
+                             "again.") from None
+    if not decompressor.eof:
+        raise InputFileError(f"{what} '{path}' is truncated (its compressed voxel data end early): copy the file again.")
+
+
 def scan_file(path: Path, what: str) -> int:
     """Read a .gz or NIfTI file once before ITK does: a truncated or corrupt gzip stream (CRC), a NIfTI shorter
     than its header says, a negative voxel size or a sheared orientation are errors; for a float NIfTI the number
     of NaN/Inf voxels is returned (ITK's NIfTI reader silently turns NaN into 0, and pads a short file)."""
+    if path.name.lower().endswith((".nrrd", ".mha")):
+        check_embedded_stream(path, what)
+        return 0
     if not path.name.endswith((".nii", ".gz")):
         return 0
     is_nifti = path.name.endswith((".nii", ".nii.gz"))
