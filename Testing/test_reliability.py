@@ -167,6 +167,15 @@ CASES = [
       "not a thread count"),
     C("options", "run-batch --cases of another cohort", "run-batch --data SB/cohort --out SB/work/b --cases nobody --models none",
       "are not in"),
+    C("options", "evaluate seg --threshold nan", "evaluate seg --data SB/cohort --model SB/trained/cls_model.pt "
+      "--threshold nan --out SB/work/m.json", "not a probability"),
+    C("options", "evaluate patient --threshold 2", "evaluate patient --data SB/cohort --model SB/trained/cls_model.pt "
+      "--threshold 2", "not a probability"),
+    C("options", "phantom --spacing nan 1 1", "phantom --seed 1 --spacing nan 1 1 --out SB/work/p", "positive millimetres"),
+    C("options", "priors fit --percentile 60", "priors fit --data SB/cohort --percentile 60 --out SB/work/p.json --quiet",
+      "not in [0, 50)"),
+    C("options", "priors fit --percentile nan", "priors fit --data SB/cohort --percentile nan --out SB/work/p.json --quiet",
+      "not in [0, 50)"),
     C("options", "demo --threads -2", "demo --threads -2 --out SB/work/d", "not a thread count"),
     C("options", "run --models not stage=file", f"run {CASE_IN.replace('--models none', '--models bogus')} --out SB/work/r",
       "is not stage=ID_OR_FILE"),

@@ -48,8 +48,8 @@ def main(args) -> int:
         resolve_size(args.size, args.spacing)
     except ValueError as error:
         raise DatasetError(f"--size: {error}.") from None
-    if args.spacing and min(args.spacing) <= 0:
-        raise DatasetError("--spacing values must be positive millimetres.")
+    if args.spacing and not all(0 < value < 100 for value in args.spacing):  # also refuses NaN
+        raise DatasetError("--spacing values must be positive millimetres (below 100).")
     check_output(out, kind="folder", overwrite=args.overwrite, marker="dataset.json")
     write_cohort(out, args.seed, cases=args.cases, size=args.size, folds=args.folds, test_fraction=args.test_fraction,
                  direction=args.direction, spacing=args.spacing, relations=args.relations,

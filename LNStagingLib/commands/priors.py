@@ -43,6 +43,11 @@ def main_fit(args: argparse.Namespace) -> int:
     from ..io.outputs import check_output
     from ..progress import Progress, tqdm_progress
 
+    from ..errors import LNStagingError
+
+    if not 0.0 <= args.percentile < 50.0:  # also refuses NaN
+        raise LNStagingError(f"--percentile {args.percentile} is not in [0, 50): give e.g. 1 for the 1st and 99th "
+                             "percentiles, or 0 for min and max.")
     check_output(args.out, kind="file", inputs={"--data": args.data}, overwrite=args.overwrite, extensions=(".json",))
     progress = Progress() if args.quiet else tqdm_progress("priors fit")
     profile = fit_profile(args.data, percentile=args.percentile, use_all_nodes=not args.gtv_only, progress=progress)

@@ -36,8 +36,10 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from ..dataset.format import read_dataset
     from ..io.outputs import check_output
+    from ..pipeline import check_threshold
     from ..training.seg import resolve_device
 
+    check_threshold(args.threshold)
     if args.out:
         check_output(args.out, kind="file", extensions=(".json",), overwrite=args.overwrite,
                      inputs={"--data": args.data, "--model": args.model, "--ln-volumes": args.ln_volumes})

@@ -39,11 +39,13 @@ def main(args) -> int:
     from ..models.checkpoint import load_model
     from ..progress import tqdm_progress
     from ..io.outputs import check_output
+    from ..pipeline import check_threshold
     from ..training.seg import resolve_device
 
     out = check_output(args.out or Path(args.model).with_name(f"eval_seg_{args.split}.json"), kind="file",
                        extensions=(".json",), overwrite=args.overwrite,
                        inputs={"--data": args.data, "--model": args.model, "--identifier": getattr(args, "identifier", None)})
+    check_threshold(args.threshold)
     device = resolve_device(args.device)
     dataset = read_dataset(args.data)
     case_ids = dataset.test_ids if args.split == "test" else dataset.split(args.fold)[1]
