@@ -185,6 +185,11 @@ CASES = [
       "--models seg=SB/no_weights.pt --out SB/work/r", "not a complete LNStaging checkpoint"),
     C("options", "text file as checkpoint", "run --ct SB/case/ct.nii.gz --pet SB/case/pet.nii.gz "
       "--models seg=SB/case/notes.txt --out SB/work/r", "not a readable LNStaging checkpoint"),
+    C("options", "models import of a file that is not the weights", "models import SB/case/notes.txt --id demo-seg",
+      "is not the weights file"),
+    C("options", "models import with an unknown id", "models import SB/case/notes.txt --id nobody", "is not in the catalogue"),
+    C("options", "run with a stage-2 model given as the stage-1 model",
+      f"run {CASE_IN.replace('--models none', '--models seg=demo-cls')} --out SB/work/r", "model is needed here"),
     # --- images ------------------------------------------------------------------------------------------------------
     C("images", "CT with a gzip check-sum (CRC) failure", "run --ct SB/bad/ct_crc.nii.gz --pet SB/case/pet.nii.gz "
       "--models none --out SB/work/r", "check sum failed"),
