@@ -59,6 +59,9 @@ CASES = [
     C("output", "run --out the input case folder", f"run {CASE_IN} --out SB/case", "contains the input --ct"),
     C("output", "run --out the input case folder, --overwrite", f"run {CASE_IN} --out SB/case --overwrite",
       "never replaces an input"),
+    C("output", "run on real DICOM --out the patient's DICOM folder",
+      "run --ct DATA/ibsi_validation_sts/dicom/STS_001/CT/image --pet DATA/ibsi_validation_sts/dicom/STS_001/PET/image "
+      "--models none --out DATA/ibsi_validation_sts/dicom/STS_001 --overwrite", "contains the input --ct"),
     C("output", "run --out . in the case folder", f"run {CASE_IN} --out .", "is the current working folder", cwd="case"),
     C("output", "run --out . in an empty working folder", f"run {CASE_IN} --out . --overwrite",
       "is the current working folder"),
@@ -411,7 +414,8 @@ def test_hostile_input(case, pristine, tmp_path, monkeypatch, capsys):
     sandbox = tmp_path / "SB"
     shutil.copytree(pristine, sandbox, symlinks=True)
     before = snapshot(sandbox)
-    data_before = snapshot(DATA / "ibsi_validation_sts/dicom/STS_001/CT") if "DATA/" in " ".join(case.argv) else None
+    real = DATA / "ibsi_validation_sts/dicom/STS_001"
+    data_before = snapshot(real) if "DATA/" in " ".join(case.argv) else None
     monkeypatch.chdir(sandbox / case.cwd)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir(exist_ok=True)
@@ -427,7 +431,7 @@ def test_hostile_input(case, pristine, tmp_path, monkeypatch, capsys):
     assert case.expect in errors[0], errors[0]
     assert snapshot(sandbox) == before, "a refused command changed files"
     if data_before is not None:
-        assert snapshot(DATA / "ibsi_validation_sts/dicom/STS_001/CT") == data_before
+        assert snapshot(real) == data_before
 
 
 def test_enough_cases_and_every_command():
