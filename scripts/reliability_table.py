@@ -43,8 +43,11 @@ injection time n minutes after/before that PET's scan start. Commands run in `SB
 SERVER = """
 ## Review server
 
-The review server's hostile inputs (foreign Origin/Host, websocket secret, invalid state updates, NaN threshold,
-two servers on one folder) are tested in the web review tests; their table is to be added here.
+`lnstaging review`: hostile requests and inputs against the review server, from `REVIEW_HOSTILE_CASES` in
+`Testing/test_web_security.py` (each row asserted there, with real HTTP and websocket clients for the served ones).
+
+| # | hostile input or action | expected message or outcome | checked to be unchanged |
+|---|---|---|---|
 """
 
 
@@ -52,10 +55,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render(cases) -> str:
+def render(cases, review_cases=()) -> str:
+    """The document: the command-line table (Case rows) and the review server's (case, message, unchanged) rows."""
     lines = [HEADER]
     areas = list(dict.fromkeys(c.area for c in cases))
-    lines.append(f"{len(cases)} cases.\n")
+    lines.append(f"{len(cases)} command-line cases; the review server's follow at the end.\n")
     for area in areas:
         lines.append(f"\n## {area.capitalize()}\n")
         lines.append("| # | hostile input or action | command | exit | the one line holds |")
@@ -65,16 +69,20 @@ def render(cases) -> str:
             expect = f"`{_cell(case.expect)}`" if case.code else "accepted (exit 0)"
             lines.append(f"| {number} | {_cell(case.name)}{where} | `lnstaging {_cell(' '.join(case.argv))}` | "
                          f"{case.code} | {expect} |")
-    return "\n".join(lines) + "\n" + SERVER
+    server = [f"| {n} | {_cell(case.removeprefix('review: '))} | {_cell(message)} | {_cell(unchanged)} |"
+              for n, (case, message, unchanged) in enumerate(review_cases, 1)]
+    total = f"\n{len(cases)} command-line cases and {len(review_cases)} review-server cases.\n"
+    return "\n".join(lines) + "\n" + SERVER + "\n".join(server) + "\n" + total
 
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "Testing"))
     sys.path.insert(0, str(ROOT))
     from test_reliability import CASES
+    from test_web_security import REVIEW_HOSTILE_CASES
 
-    DOC.write_text(render(CASES))
-    print(f"{DOC}: {len(CASES)} cases")
+    DOC.write_text(render(CASES, REVIEW_HOSTILE_CASES))
+    print(f"{DOC}: {len(CASES)} command-line and {len(REVIEW_HOSTILE_CASES)} review-server cases")
     return 0
 
 
