@@ -180,3 +180,18 @@ def test_empty_or_corrupt_review_json_is_one_line(tmp_path, text):
         read_decisions(tmp_path)
     assert "\n" not in str(caught.value)
     assert (tmp_path / "review.json").read_text() == text  # left as it was
+
+
+def test_run_out_dot_in_the_case_folder_exits_2_in_a_real_process(cohort, tmp_path):
+    """Issue 12's first reproduction as a user types it: the process exits 2 with one line; the case is untouched."""
+    import shutil
+
+    case = tmp_path / "case"
+    shutil.copytree(cohort / "cases" / "case000", case)
+    before = files(case)
+    result = subprocess.run([sys.executable, "-m", "LNStagingLib.cli", "run", "--ct", "ct.nii.gz", "--pet", "pet.nii.gz",
+                             "--models", "none", "--out", ".", "--overwrite"], cwd=case, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "is the current working folder" in result.stderr
+    assert files(case) == before and sorted(p.name for p in tmp_path.iterdir()) == ["case"]
