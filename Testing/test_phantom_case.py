@@ -138,3 +138,19 @@ def test_nodes_lie_near_the_attention_structures(small_cases):
         if r["node_id"]:
             i, j, k = case.organs.TransformPhysicalPointToIndex((r["x"], r["y"], r["z"]))
             assert 0 < distance[k, j, i] < 40, r
+
+
+@pytest.mark.parametrize("direction", ["identity", "ras"])
+def test_phantom_writes_the_pdac20_convention_beyond_the_attention_structures(small_cases, direction):
+    """Liver 6, kidneys 2 (right) / 3 (left), IVC 9 and portal vein 10 carry their published pdac20 labels; the
+    right kidney lies on the patient's right (smaller LPS x) in every grid orientation."""
+    case = small_cases[direction]
+    organs = case.images()["organs"]
+    a = sitk.GetArrayFromImage(organs)
+    assert {2, 3, 6, 9, 10} <= set(np.unique(a).tolist())
+    assert PDAC20_LABELS[2] == "right_kidney" and PDAC20_LABELS[9] == "inferior_vena_cava"
+
+    def mean_x(label):
+        index = np.argwhere(a == label)[:, ::-1].astype(float)
+        return np.mean([organs.TransformContinuousIndexToPhysicalPoint(p)[0] for p in index[::50]])
+    assert mean_x(2) < mean_x(3)

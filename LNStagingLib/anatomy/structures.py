@@ -74,9 +74,14 @@ TOTALSEG_TOTAL_IDS = {"spleen": (1,), "stomach": (6,), "pancreas": (7,), "esopha
                       "aorta": (52,)}
 TOTALSEG_TOTAL_MAX_ID = 117
 
-PDAC20_LABELS = {1: "spleen", 5: "esophagus", 7: "stomach", 8: "aorta", 11: "pancreas", 14: "duodenum",
-                 16: "superior_mesenteric_artery", 17: "celiac_trunk_and_splenic_artery", 18: "left_gastric_artery",
-                 19: "tumour", 20: "common_and_proper_hepatic_artery"}
+# The 20-label convention published with paper 2's code (pancreatic cancer): every value 1..20 is named; ten of
+# them make the attention structures of Table II, with the pancreas (11) and the PDAC (19) merged into one.
+PDAC20_LABELS = {1: "spleen", 2: "right_kidney", 3: "left_kidney", 4: "gallbladder", 5: "esophagus", 6: "liver",
+                 7: "stomach", 8: "aorta", 9: "inferior_vena_cava", 10: "portal_and_splenic_vein", 11: "pancreas",
+                 12: "right_adrenal_gland", 13: "left_adrenal_gland", 14: "duodenum",
+                 15: "superior_mesenteric_vein", 16: "superior_mesenteric_artery",
+                 17: "celiac_trunk_splenic_artery", 18: "left_gastric_artery", 19: "tumor",
+                 20: "common_proper_hepatic_artery"}
 PDAC20_IDS = {"spleen": (1,), "esophagus": (5,), "stomach": (7,), "aorta": (8,), "pancreas": (11, 19),
               "duodenum": (14,), "sma": (16,), "tc_sa": (17,), "lga": (18,), "cha_pha": (20,)}
 

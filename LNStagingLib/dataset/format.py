@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import SimpleITK as sitk
 
+from ..anatomy.structures import PDAC20_LABELS  # noqa: F401  the pdac20 convention, re-exported for datasets
 from ..errors import DatasetError
 
 FORMAT = "lnstaging-dataset/1"
@@ -31,14 +32,6 @@ OPTIONAL_IMAGE_KEYS = ("lymph_nodes",)
 IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
 CANDIDATE_COLUMNS = ("id", "x", "y", "z", "label", "node_id")
 ORGAN_MAPPINGS = ("pdac20", "totalsegmentator", "slicer")
-
-# The 20-label pancreatic convention the phantom writes (only the labels it uses).
-PDAC20_LABELS = {
-    1: "spleen", 5: "esophagus", 7: "stomach", 8: "aorta", 11: "pancreas", 14: "duodenum",
-    16: "superior_mesenteric_artery", 17: "celiac_trunk_splenic_artery", 18: "left_gastric_artery",
-    19: "tumor", 20: "common_proper_hepatic_artery",
-}
-
 
 def _int_or_float(text: str) -> Any:
     """Parse a CSV cell as int, then float; keep text that is neither (extra columns)."""

@@ -21,7 +21,7 @@ class Tissue:
     name: str
     hu: float
     suv: float
-    organ_label: int = 0  # pdac20 label written to organs.nii.gz (0 = not labelled)
+    organ_label: int = 0  # pdac20 label (anatomy.structures.PDAC20_LABELS) written to organs.nii.gz (0 = none)
 
 
 TISSUES = [
@@ -30,12 +30,12 @@ TISSUES = [
     Tissue(2, "muscle", 50, 0.7),
     Tissue(3, "visceral_fat", -90, 0.35),
     Tissue(4, "lung", -850, 0.3),
-    Tissue(5, "liver", 58, 2.3),
-    Tissue(6, "kidney", 35, 3.0),
+    Tissue(5, "liver", 58, 2.3, 6),
+    Tissue(6, "kidney", 35, 3.0, 2),  # the right kidney (patient right, -x)
     Tissue(7, "heart", 40, 2.6),
     Tissue(8, "bone", 700, 1.4),
     Tissue(9, "spinal_canal", 20, 0.8),
-    Tissue(10, "vein", 100, 1.6),
+    Tissue(10, "vein", 100, 1.6, 9),  # the inferior vena cava
     Tissue(11, "spleen", 48, 2.0, 1),
     Tissue(12, "esophagus", 40, 1.8, 5),
     Tissue(13, "esophagus_lumen", -900, 0.2, 5),
@@ -52,6 +52,9 @@ TISSUES = [
     Tissue(24, "hepatic_artery", 150, 1.7, 20),
     Tissue(25, "tumor", 28, 6.0, 19),
     Tissue(26, "tumor_necrosis", 12, 1.5, 19),
+    # Appended (codes above are stable): tissues that differ from one above only by their pdac20 label.
+    Tissue(27, "kidney_left", 35, 3.0, 3),
+    Tissue(28, "portal_vein", 100, 1.6, 10),
 ]
 TISSUE = {t.name: t.code for t in TISSUES}
 N_TISSUES = len(TISSUES)
@@ -109,7 +112,8 @@ def build_anatomy(rng: np.random.Generator, scale: float) -> Anatomy:
     add("heart", "heart", Ellipsoid(P(15, -35, 180, sd=3), np.array([65, 52, 62]) * s))
     add("liver", "liver", Ellipsoid(P(-90, 5, 66, sd=3), np.array([66, 80, 64]) * s))
     for side in (-1, 1):
-        add("kidney", "kidney", Ellipsoid(P(76 * side, 66, -22, sd=3), np.array([24, 21, 52]) * s))
+        add("kidney", "kidney" if side < 0 else "kidney_left", Ellipsoid(P(76 * side, 66, -22, sd=3),
+                                                                         np.array([24, 21, 52]) * s))
     a = np.deg2rad(rng.uniform(20, 40))
     spleen_rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     spleen = Ellipsoid(P(116, 46, 50, sd=3), np.array([21, 44, 52]) * s, spleen_rot)
@@ -145,7 +149,7 @@ def build_anatomy(rng: np.random.Generator, scale: float) -> Anatomy:
     add("spinal_canal", "spinal_canal", EllipticCylinder(0, R(97), R(8), R(8), -far, far))
 
     add("ivc", "vein", tube([(-25, 40, far / s), (-22, 38, 0), (-22, 38, -far / s)], 11, sd=1))
-    add("portal_vein", "vein", tube([(-10, -2, -110), (-14, -4, -30), (-17, -3, 0), (-35, -4, 25), (-52, 0, 45)],
+    add("portal_vein", "portal_vein", tube([(-10, -2, -110), (-14, -4, -30), (-17, -3, 0), (-35, -4, 25), (-52, 0, 45)],
                                    [6, 7, 8, 7, 6], sd=1.5))
     esophagus = tube([(-5, 32, far / s), (0, 28, 110), (15, 10, 75), (38, -8, 58)], 8.5, sd=1.5)
     add("esophagus", "esophagus", esophagus)
