@@ -102,7 +102,7 @@ PLANTED = {
     "missing case folder": (lambda root, pos: shutil.rmtree(pos), f"is missing"),
     "unreadable image": (lambda root, pos: (pos / "pet.nii.gz").write_bytes(b"\x1f\x8bnot really gzip"), "cannot be read"),
     "grid mismatch": (lambda root, pos: edit_image(pos / "organs.nii.gz", shift_origin), "not on the CT grid"),
-    "unknown organ label": (lambda root, pos: edit_image(pos / "organs.nii.gz", set_value(3)), "label(s) 3 not named"),
+    "unknown organ label": (lambda root, pos: edit_image(pos / "organs.nii.gz", set_value(21)), "label(s) 21 not named"),
     "empty tumour": (lambda root, pos: edit_image(pos / "tumor.nii.gz", lambda a, i: np.zeros_like(a)), "tumor.nii.gz is empty"),
     "gtv_ln id missing from candidates": (lambda root, pos: drop_positive_candidates(pos), "has no candidate with label 1"),
     "gtv_ln differs from lymph_nodes": (lambda root, pos: edit_image(pos / "gtv_ln.nii.gz", relabel_gtv), "not the same node"),
@@ -159,10 +159,10 @@ def test_every_problem_is_reported_not_just_the_first(clean, tmp_path):
     others = [c for c in cases if c != pos]
     (others[0] / "ct.nii.gz").unlink()
     edit_image(others[1] / "tumor.nii.gz", lambda a, i: np.zeros_like(a))
-    edit_image(others[2] / "organs.nii.gz", set_value(4))
+    edit_image(others[2] / "organs.nii.gz", set_value(21))
     drop_positive_candidates(pos)
     edit_json(root / "dataset.json", lambda m: m["test"].append("ghost"))
     problems = check_dataset(root).problems
     for expected in (f"{others[0].name}: ct.nii.gz is missing", f"{others[1].name}: tumor.nii.gz is empty",
-                     f"{others[2].name}: organs.nii.gz has label(s) 4", f"{pos.name}: gtv_ln id", "test case 'ghost'"):
+                     f"{others[2].name}: organs.nii.gz has label(s) 21", f"{pos.name}: gtv_ln id", "test case 'ghost'"):
         assert any(p.startswith(expected) or expected in p for p in problems), (expected, problems)

@@ -81,3 +81,31 @@ def test_evaluate_cls_reports_froc_and_f1(cohort, cnn_run, tmp_path):
         assert len(truth["labels"]) == len(truth["node_ids"]) == len(report["probabilities"][case_id])
     probabilities = np.concatenate([np.asarray(v) for v in report["probabilities"].values()])
     assert len(probabilities) == m["candidates"] and np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+def test_roi_gap_pools_the_candidates_own_mask_by_default(cohort, tmp_path):
+    """Default --roi label: a candidate with a node mask gets that mask as its ROI, a point candidate a sphere; the
+    phantom's look-alikes are points while its nodes have masks, so training warns about the imbalance."""
+    from dataclasses import replace
+
+    from LNStagingLib.dataset.format import read_dataset
+    from LNStagingLib.inference.case_inputs import load_case_candidates
+    from LNStagingLib.models import stage2  # noqa: F401
+    from LNStagingLib.training.cls import mask_class_imbalance
+
+    out = tmp_path / "label_roi"
+    assert cli(["train", "cls", "--data", str(cohort), "--out", str(out), "--config", "tiny", "--head", "cnn",
+                "--epochs", "1", "--no-priors"]) == 0
+    _, config, _ = load_model(out / "cls_model.pt")
+    assert config.roi_source == "label"
+    dataset = read_dataset(cohort)
+    cases = {case_id: load_case_candidates(dataset, case_id, config) for case_id in dataset.case_ids}
+    case_id = next(c for c, loaded in cases.items() if loaded.labels.any())  # a case with positives and negatives
+    own = cases[case_id]
+    spheres = load_case_candidates(dataset, case_id, replace(config, roi_source="sphere"))
+    assert own.has_mask.any() and not own.has_mask.all() and not spheres.has_mask.any()
+    assert np.array_equal(own.has_mask, own.node_ids > 0)
+    differs = [not np.array_equal(own.masks[i], spheres.masks[i]) for i in range(len(own.labels))]
+    assert all(differs[i] for i in np.flatnonzero(own.has_mask))
+    assert not any(differs[i] for i in np.flatnonzero(~own.has_mask))
+    assert mask_class_imbalance([own]) and not mask_class_imbalance([spheres])

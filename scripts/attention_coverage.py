@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from LNStagingLib.dataset.format import read_dataset  # noqa: E402
-from LNStagingLib.training.seg import case_attention  # noqa: E402
+from LNStagingLib.inference.case_inputs import case_attention  # noqa: E402
 
 
 def attention_at(attention, points_lps: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..models.seg_inputs import require_same_grid
+from ..io.resample import require_same_grid
 from ..results import Candidate
 
 

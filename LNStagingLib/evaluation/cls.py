@@ -25,14 +25,44 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing metrics JSON")
 
 
+def evaluate_cases(model, cases: list[CaseCandidates], device: str, confidence_interval: bool = False):
+    """(metrics, probabilities per case, FROC curve): mFROC at 2, 3, 4, 6 FP/patient, F1 at 0.5, best F1, and with
+    ``confidence_interval`` the mFROC's 1000-bootstrap 95% CI (evaluation only: not needed every training epoch)."""
+    import numpy as np
+
+    from ..candidates.patches import CandidatePatches
+    from .froc import (
+        best_f1, bootstrap_mfroc, candidate_detections, f1_at, froc_curve, mean_sensitivity, sensitivity_at,
+    )
+    from ..inference.case_inputs import case_lesions
+    from ..inference.classification import classify_patches
+
+    probabilities, detections, lesions = [], [], []
+    for case in cases:
+        patches = CandidatePatches(case.images.astype(np.float32), case.masks.astype(np.float32), case.scales)
+        p = classify_patches(model, patches, case.priors if model.config.use_priors else None, device=device)
+        probabilities.append(p)
+        detections.append(candidate_detections(p, case.labels, case.node_ids))
+        lesions.append(case_lesions(case))
+    curve = froc_curve(detections, lesions)
+    metrics = {"mFROC": mean_sensitivity(curve), **{f"sens@{f:g}FP": sensitivity_at(curve, f) for f in (2, 3, 4, 6)},
+               "F1@0.5": f1_at(detections, lesions, 0.5).f1, "best_F1": best_f1(detections, lesions).as_dict(),
+               "patients": len(cases), "lesions": int(sum(lesions)),
+               "candidates": int(sum(len(c.labels) for c in cases))}
+    if confidence_interval:
+        interval = bootstrap_mfroc(detections, lesions)
+        metrics["mFROC_95ci"] = [interval.low, interval.high]
+    return metrics, probabilities, curve
+
+
 def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold: int = 0, device: str = "cpu") -> dict:
     from tqdm import tqdm
 
     from ..dataset.format import read_dataset
     from ..models import stage2  # noqa: F401  (registers the "stage2" model for load_model)
     from ..models.checkpoint import load_model, sha256_of
-    from ..training.cls import case_lesions, evaluate_cases, load_case_candidates
-    from ..training.seg import resolve_device
+    from ..inference.case_inputs import case_lesions, load_case_candidates
+    from ..inference.device import resolve_device
 
     device = resolve_device(device)
     model, config, payload = load_model(model_path, map_location=device)

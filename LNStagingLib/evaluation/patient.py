@@ -37,7 +37,7 @@ def main(args) -> int:
     from ..dataset.format import read_dataset
     from ..io.outputs import check_output
     from ..pipeline import check_threshold
-    from ..training.seg import resolve_device
+    from ..inference.device import resolve_device
 
     check_threshold(args.threshold)
     if args.out:
@@ -142,7 +142,7 @@ def read_ln_volumes(path: str | Path) -> dict[str, float]:
 def evaluate(model, config, dataset, case_ids: list[str], *, threshold: float = 0.5, ln_volumes=None,
              n_boot: int = 1000, seed: int = 0, device: str = "cpu", progress=None) -> dict:
     """Per-patient probabilities and metrics with bootstrap CIs (JSON-ready)."""
-    from ..training.patient import load_examples, predict_examples
+    from ..inference.case_inputs import load_examples, predict_examples
     from .bootstrap import bootstrap_binary_metrics
     from .metrics import binary_metrics
 

@@ -40,7 +40,7 @@ def main(args) -> int:
     from ..progress import tqdm_progress
     from ..io.outputs import check_output
     from ..pipeline import check_threshold
-    from ..training.seg import resolve_device
+    from ..inference.device import resolve_device
 
     out = check_output(args.out or Path(args.model).with_name(f"eval_seg_{args.split}.json"), kind="file",
                        extensions=(".json",), overwrite=args.overwrite,
@@ -120,7 +120,7 @@ def evaluate_cases(dataset, case_ids: list[str], model, identifier=None, *, thre
     from ..models.identification import identify_instances
     from ..models.seg_inputs import network_channels
     from ..progress import Progress
-    from ..training.seg import case_attention
+    from ..inference.case_inputs import case_attention
 
     progress = progress or Progress()
     min_volume = DEFAULT_MIN_VOLUME_MM3 if min_volume_mm3 is None else min_volume_mm3

@@ -6,8 +6,11 @@ in the paper, ``backbone`` (default) the whole CNN, which trains faster on small
 
 Data: each case's candidates.csv (ground-truthed candidates: label 1 = GTV_LN), ct/pet, tumor (for the spatial
 priors, LNStagingLib.priors.candidate_priors), and lymph_nodes/gtv_ln for the node sizes that decide patch resizing.
-Candidate ROIs for ROI-GAP are spheres of roi_radius_mm by default (``--roi sphere``): candidates.csv gives no mask
-for look-alikes, and giving masks only to real nodes would let the network learn "has a mask" instead of anatomy.
+ROI-GAP pools over each candidate's own mask where one exists (``--roi label``, the default, as in paper 1: the
+node's instance in lymph_nodes/gtv_ln) and over a sphere of roi_radius_mm only for point candidates. When masks exist
+for one class far more often than for the other (e.g. look-alikes given as points while real nodes have masks), the
+network could learn "has a mask" instead of anatomy: training then prints a warning, and ``--roi sphere`` gives every
+candidate a sphere.
 Class imbalance: BCE with pos_weight = negatives / positives of the training set (capped at 50).
 Patches are cached per case in <out>/cache (keyed by the patch settings and the case files' sizes and times), so
 only the first epoch reads images. Deterministic on the CPU for a given --seed: epoch e shuffles and augments with
@@ -19,16 +22,15 @@ cls_last.pt (resume point: weights + optimiser state), train_cls_log.json; sha25
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from ..errors import AnatomyError, DatasetError, ModelError
+from ..errors import DatasetError, ModelError
+from ..evaluation.cls import evaluate_cases  # noqa: F401  (the validation metrics)
+from ..inference.case_inputs import CaseCandidates, case_lesions, load_case_candidates  # noqa: F401
 from .options import add_common_arguments
 
 FINAL, LAST, LOG = "cls_model.pt", "cls_last.pt", "train_cls_log.json"
@@ -44,93 +46,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init-cnn", metavar="CKPT", help="stage-2 checkpoint of a trained CNN baseline")
     parser.add_argument("--init-scope", choices=("first", "backbone"), default="backbone",
                         help="what --init-cnn loads: the first conv layer (paper) or the whole CNN (default)")
-    parser.add_argument("--roi", choices=("sphere", "label"), default="sphere", help="candidate ROI for ROI-GAP")
+    parser.add_argument("--roi", choices=("label", "sphere"), default="label",
+                        help="ROI-GAP region: the candidate's own mask where it has one, else a sphere (label, "
+                             "default), or a sphere for every candidate (sphere)")
     parser.add_argument("--epochs", type=int, help="default: 1 (tiny), 30 (small, paper)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--accumulate", type=int, default=8, help="patients per optimiser step (default 8)")
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
-@dataclass
-class CaseCandidates:
-    """One case's candidates as network inputs (images float16 in the cache, float32 when used)."""
-
-    case_id: str
-    images: np.ndarray  # [N, C, S, S, S] (C = 2 when the case has PET)
-    masks: np.ndarray  # [N, 1, S, S, S] uint8
-    scales: np.ndarray  # [N]
-    labels: np.ndarray  # [N] 0/1
-    node_ids: np.ndarray  # [N]
-    priors: np.ndarray  # [N, P] raw, NaN where missing
-    prior_names: tuple[str, ...]
-    n_lesions: int  # GTV_LN instances in gtv_ln (lesions no candidate hit count as misses)
-
-
-def _file_key(case_files) -> str:
-    parts = []
-    for key in ("ct", "pet", "tumor", "gtv_ln", "lymph_nodes", "candidates"):
-        path = case_files.path(key)
-        if path.exists():
-            stat = path.stat()
-            parts.append(f"{key}:{stat.st_size}:{int(stat.st_mtime)}")
-    return ";".join(parts)
-
-
-def load_case_candidates(dataset, case_id: str, config, cache_dir: Optional[Path] = None) -> CaseCandidates:
-    """Patches, labels and priors of one case, read from the cache when the case files are unchanged."""
-    from ..candidates.patches import extract_patches, label_extents_mm
-
-    case = dataset.case(case_id)
-    patch_config = config.patch_config()
-    key = hashlib.sha256(f"{_file_key(case)}|{dataclasses.asdict(patch_config)}|{config.roi_source}".encode()).hexdigest()
-    cached = None if cache_dir is None else Path(cache_dir) / f"{case_id}-{key[:16]}.npz"
-    if cached is not None and cached.is_file():
-        with np.load(cached) as z:
-            return CaseCandidates(case_id, z["images"], z["masks"], z["scales"], z["labels"], z["node_ids"],
-                                  z["priors"], tuple(str(n) for n in z["prior_names"]), int(z["n_lesions"]))
-    rows = case.candidates()
-    if not rows:
-        raise DatasetError(f"Case {case_id}: candidates.csv has no rows; stage 2 needs candidates to classify.")
-    centres = np.array([[r["x"], r["y"], r["z"]] for r in rows], dtype=np.float64)
-    labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
-    node_ids = np.array([int(r["node_id"]) for r in rows], dtype=np.int64)
-    ct = case.load("ct")
-    pet = case.load("pet") if case.has("pet") else None
-    gtv = case.load("gtv_ln")
-    nodes = case.load("lymph_nodes") if case.has("lymph_nodes") else gtv
-    mask_ids = np.where((node_ids > 0) & ((labels == 1) | case.has("lymph_nodes")), node_ids, 0)
-    kwargs = dict(pet=pet, config=patch_config)
-    if config.roi_source == "label":
-        kwargs.update(label_map=nodes, label_ids=mask_ids)
-    else:
-        kwargs["extents_mm"] = label_extents_mm(nodes, mask_ids, centres, patch_config)
-    patches = extract_patches(ct, centres, **kwargs)
-    priors, names = _case_priors(case, ct, centres)
-    import SimpleITK as sitk
-
-    n_lesions = len([v for v in np.unique(sitk.GetArrayViewFromImage(gtv)) if v != 0])
-    out = CaseCandidates(case_id, patches.images.astype(np.float16), patches.masks.astype(np.uint8), patches.scales,
-                         labels, node_ids, priors, names, n_lesions)
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(cached.stem + ".partial.npz")
-        np.savez(tmp, images=out.images, masks=out.masks, scales=out.scales, labels=labels, node_ids=node_ids,
-                 priors=priors, prior_names=np.array(names), n_lesions=n_lesions)
-        tmp.replace(cached)
-    return out
-
-
-def _case_priors(case, ct, centres) -> tuple[np.ndarray, tuple[str, ...]]:
-    from ..priors.candidate_priors import PRIOR_NAMES, candidate_priors
-
-    tumor = case.load("tumor") if case.has("tumor") else None
-    try:
-        table = candidate_priors(ct, centres, tumor=tumor)
-    except AnatomyError:  # e.g. no lungs in the field of view: every prior is missing, the model sees the mean
-        return np.full((len(centres), len(PRIOR_NAMES)), np.nan), tuple(PRIOR_NAMES)
-    return np.asarray(table.values, dtype=np.float64), tuple(table.names)
-
-
 def as_tensors(case: CaseCandidates, device: str, flip_axes: tuple[int, ...] = ()):
     import torch
 
@@ -162,6 +86,21 @@ def prior_normalisation(cases: list[CaseCandidates]) -> tuple[tuple[float, ...],
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
+def mask_class_imbalance(cases: list[CaseCandidates], tolerance: float = 0.1) -> str:
+    """A sentence when positives and negatives have their own ROI mask at very different rates ('' otherwise)."""
+    labels = np.concatenate([c.labels for c in cases])
+    has_mask = np.concatenate([c.has_mask if c.has_mask is not None else np.zeros(len(c.labels), bool)
+                               for c in cases])
+    if not has_mask.any() or labels.min() == labels.max():
+        return ""
+    positive, negative = float(has_mask[labels == 1].mean()), float(has_mask[labels == 0].mean())
+    if abs(positive - negative) <= tolerance:
+        return ""
+    return (f"{positive:.0%} of the positive and {negative:.0%} of the negative candidates have their own ROI mask; "
+            "the classifier may learn the ROI's shape instead of the anatomy (use --roi sphere, or give masks for "
+            "all candidates).")
+
+
 def init_cnn_from(model, path: str, scope: str) -> list[str]:
     """Copy CNN weights from a trained stage-2 (or roi_cnn) checkpoint; returns the names copied."""
     from ..models.checkpoint import load_checkpoint
@@ -177,40 +116,6 @@ def init_cnn_from(model, path: str, scope: str) -> list[str]:
         raise ModelError(f"{Path(path).name} holds no CNN weights that fit this network (other --config or --no-pet?).")
     model.cnn.load_state_dict(copied, strict=False)
     return sorted(copied)
-
-
-def case_lesions(case: CaseCandidates) -> int:
-    """GTV_LN lesions of a case: its gtv_ln instances, at least the distinct positive nodes among the candidates."""
-    hit_nodes = {int(n) for n, label in zip(case.node_ids, case.labels) if label and n}
-    unnamed = int(np.sum((case.labels == 1) & (case.node_ids == 0)))
-    return max(case.n_lesions, len(hit_nodes) + unnamed)
-
-
-def evaluate_cases(model, cases: list[CaseCandidates], device: str, confidence_interval: bool = False):
-    """(metrics, probabilities per case, FROC curve): mFROC at 2, 3, 4, 6 FP/patient, F1 at 0.5, best F1, and with
-    ``confidence_interval`` the mFROC's 1000-bootstrap 95% CI (evaluation only: not needed every training epoch)."""
-    from ..candidates.patches import CandidatePatches
-    from ..evaluation.froc import (
-        best_f1, bootstrap_mfroc, candidate_detections, f1_at, froc_curve, mean_sensitivity, sensitivity_at,
-    )
-    from ..inference.classification import classify_patches
-
-    probabilities, detections, lesions = [], [], []
-    for case in cases:
-        patches = CandidatePatches(case.images.astype(np.float32), case.masks.astype(np.float32), case.scales)
-        p = classify_patches(model, patches, case.priors if model.config.use_priors else None, device=device)
-        probabilities.append(p)
-        detections.append(candidate_detections(p, case.labels, case.node_ids))
-        lesions.append(case_lesions(case))
-    curve = froc_curve(detections, lesions)
-    metrics = {"mFROC": mean_sensitivity(curve), **{f"sens@{f:g}FP": sensitivity_at(curve, f) for f in (2, 3, 4, 6)},
-               "F1@0.5": f1_at(detections, lesions, 0.5).f1, "best_F1": best_f1(detections, lesions).as_dict(),
-               "patients": len(cases), "lesions": int(sum(lesions)),
-               "candidates": int(sum(len(c.labels) for c in cases))}
-    if confidence_interval:
-        interval = bootstrap_mfroc(detections, lesions)
-        metrics["mFROC_95ci"] = [interval.low, interval.high]
-    return metrics, probabilities, curve
 
 
 def train(args) -> str:
@@ -239,6 +144,9 @@ def train(args) -> str:
     val_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(val_ids, desc="patches (val)")]
     if not args.no_pet and any(c.images.shape[1] < 2 for c in train_cases):
         raise DatasetError("Some training cases have no PET; train a CT-only model with --no-pet.")
+    warning = mask_class_imbalance(train_cases)
+    if warning:
+        print(f"warning: {warning}")
     names = train_cases[0].prior_names
     mean, std = prior_normalisation(train_cases)
     config = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=not args.no_priors,

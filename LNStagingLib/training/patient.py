@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnatomyError, DatasetError, ModelError
+from ..errors import DatasetError, ModelError
+from ..inference.case_inputs import PatientExample, load_examples, predict_examples  # noqa: F401
 from .options import add_common_arguments
 
 FINAL, LAST, LOG = "patient_model.pt", "patient_last.pt", "train_patient_log.json"
@@ -60,7 +61,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from ..models.patient import preset
     from ..progress import tqdm_progress
-    from .seg import resolve_device
+    from ..inference.device import resolve_device
 
     train_config = PatientTrainConfig(**TRAIN_PRESETS[args.config], seed=args.seed)
     if args.epochs is not None:
@@ -82,14 +83,6 @@ def main(args) -> int:
 
 # ---- data --------------------------------------------------------------------------------------------------------
 @dataclass
-class PatientExample:
-    case_id: str
-    label: int
-    ln_volume_mm3: float
-    inputs: dict  # image (9,1,S,S), mask (9,1,S,S), ln_volume_mm3 (9,) tensors
-
-
-@dataclass
 class PatientCohort:
     name: str
     fold: int | None
@@ -103,33 +96,6 @@ class PatientCohort:
                 "n_train_positive": sum(e.label for e in self.train),
                 "train_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
                 "ln_volume_source": "gtv_ln.nii.gz (ground truth)"}
-
-
-def load_example(dataset, case_id: str, config, ln_volume_mm3: float | None = None) -> PatientExample:
-    """One patient's patches and label; the LN volume from gtv_ln.nii.gz unless given."""
-    from ..models.patient import largest_node_volume_mm3, patient_inputs
-
-    files = dataset.case(case_id)
-    ct, tumor = files.load("ct"), files.load("tumor")
-    if ln_volume_mm3 is None:
-        ln_volume_mm3 = largest_node_volume_mm3(files.load("gtv_ln")) if config.use_ln_volume else 0.0
-    try:
-        inputs = patient_inputs(ct, tumor, config, ln_volume_mm3)
-    except AnatomyError as error:  # name the case the problem is in
-        raise DatasetError(f"Case {case_id}: {error}") from error
-    return PatientExample(case_id, files.metastasis, float(ln_volume_mm3), inputs)
-
-
-def load_examples(dataset, case_ids, config, progress=None, ln_volumes: dict | None = None) -> list[PatientExample]:
-    examples = []
-    for i, case_id in enumerate(case_ids):
-        if progress is not None:
-            progress.step(i / max(len(case_ids), 1), f"case {i + 1}/{len(case_ids)}")
-        volume = None if ln_volumes is None else ln_volumes.get(case_id)
-        if ln_volumes is not None and volume is None and config.use_ln_volume:
-            raise DatasetError(f"No LN volume given for case {case_id}; add it to the volumes file.")
-        examples.append(load_example(dataset, case_id, config, volume))
-    return examples
 
 
 def load_cohort(root, fold: int, config, progress=None) -> PatientCohort:
@@ -162,13 +128,6 @@ def _batch(examples: list[PatientExample], device, rng: np.random.Generator | No
     volume = torch.cat([e.inputs["ln_volume_mm3"] for e in examples])
     label = torch.cat([torch.full((len(e.inputs["image"]),), float(e.label)) for e in examples])
     return image.to(device), mask.to(device), volume.to(device), label.to(device)
-
-
-def predict_examples(model, examples: list[PatientExample], device: str = "cpu") -> np.ndarray:
-    """Patient probabilities (mean of the patch probabilities)."""
-    from ..models.patient import predict_patient
-
-    return np.array([predict_patient(model, {k: v.to(device) for k, v in e.inputs.items()}) for e in examples])
 
 
 def _validate(model, examples, device) -> dict:
