@@ -276,7 +276,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         skipped.append("No tumour mask: the tumour priors (distance, elevation, azimuth) and the patient-level "
                        "metastasis prediction were not computed.")
 
-    attention = None
+    attention = organs = None
     t = time.perf_counter()
     if inputs.organs is not None:
         from .anatomy.structures import map_structures, read_organs
@@ -357,7 +357,12 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
         progress.step(0.6, "spatial priors")
         try:
-            prior_table = candidate_priors(ct, centroids, tumor=tumor, progress=progress.sub(0.6, 0.7))
+            landmarks = {}
+            if organs is not None:
+                from .anatomy.landmarks import landmark_values
+
+                landmarks = dict(organs=organs.image, organ_values=landmark_values(organs, inputs.organ_mapping))
+            prior_table = candidate_priors(ct, centroids, tumor=tumor, progress=progress.sub(0.6, 0.7), **landmarks)
         except LNStagingError as error:
             skipped.append(f"Spatial priors not computed: {error}")
         if prior_table is not None:
@@ -431,6 +436,8 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     results.rank_candidates()
     results.provenance = provenance(inputs, options, petct, timings)
     results.provenance["stage1_windows"] = windows
+    if prior_table is not None and prior_table.z_source:
+        results.provenance["z_norm_landmarks"] = prior_table.z_source
     progress.step(1.0, "done")
     return results, images
 

@@ -65,3 +65,25 @@ def test_user_errors_are_one_line(cohort, tmp_path, capsys):
     assert cli(["train", "seg", "--data", str(cohort), "--out", str(tmp_path / "o"), "--fold", "5"]) != 0
     err = capsys.readouterr().err
     assert "Fold 5 does not exist" in err and "Traceback" not in err
+
+
+def test_true_baseline_with_nnunet_normalisation_and_augmentation(cohort, tmp_path):
+    """--no-attention trains without the attention map at all; nnU-Net's CT statistics of the training fold travel
+    in the checkpoint and reach the identifier; --augment is recorded."""
+    from LNStagingLib.models.seg_inputs import network_channels
+    from LNStagingLib.training.seg import training_ct_statistics
+
+    out = tmp_path / "baseline"
+    assert cli(["train", "seg", "--data", str(cohort), "--out", str(out), "--config", "tiny", "--epochs", "1",
+                "--fold", "0", "--no-attention", "--ct-normalisation", "nnunet", "--augment"]) == 0
+    _, config, payload = load_model(out / "seg_model.pt")
+    assert not config.use_attention and config.ct_normalisation == "nnunet"
+    assert config.ct_statistics == pytest.approx(training_ct_statistics(cohort, 0))
+    low, high, mean, sd = config.ct_statistics
+    assert low < mean < high and sd > 0
+    train_config = payload["extra"]["train_config"]
+    assert train_config["augment"] and not train_config["informative_negatives"]
+    _, id_config, _ = load_model(out / "identifier.pt")
+    assert id_config.ct_statistics == config.ct_statistics
+    channels = network_channels(config, generate_case(1, size=(64, 64, 40), direction="oblique").ct)
+    assert channels.min() >= (low - mean) / sd - 1e-5 and channels.max() <= (high - mean) / sd + 1e-5

@@ -1,7 +1,8 @@
 """Network inputs of the stage-1 U-Net and the identifier: CT (+ PET) as normalised channels on the CT grid.
 
-Fixed intensity windows (not per-case statistics) so that a window's input depends only on its own voxels and the
-same CT gives the same input in training, sliding-window inference and identification.
+Normalisation uses fixed numbers, never per-case statistics, so that a window's input depends only on its own
+voxels and the same CT gives the same input in training, sliding-window inference and identification: either a
+fixed HU window, or nnU-Net's CT scheme with the training set's foreground statistics stored in the checkpoint.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..anatomy.structures import same_grid
-from ..errors import GeometryError
+from ..errors import DatasetError, GeometryError, ModelError
+from ..io.resample import require_same_grid
 
 
 def normalise_ct(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -20,20 +21,38 @@ def normalise_ct(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return ((np.clip(hu.astype(np.float32), low, high) - centre) / half).astype(np.float32)
 
 
+def normalise_ct_nnunet(hu: np.ndarray, statistics: tuple[float, ...]) -> np.ndarray:
+    """nnU-Net's CT normalisation: HU clipped to [p0.5, p99.5] of the training foreground, then (HU - mean) / sd."""
+    low, high, mean, sd = statistics
+    return ((np.clip(hu.astype(np.float32), low, high) - np.float32(mean)) / np.float32(sd)).astype(np.float32)
+
+
+def ct_foreground_statistics(foreground_hu: np.ndarray) -> tuple[float, float, float, float]:
+    """(p0.5, p99.5, mean, sd) of the training set's foreground HU, as nnU-Net's dataset fingerprint computes them."""
+    values = np.asarray(foreground_hu, np.float64).ravel()
+    if values.size < 2:
+        raise DatasetError("nnU-Net CT normalisation needs foreground voxels (lymph nodes) in the training cases.")
+    return (float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5)), float(values.mean()),
+            float(max(values.std(), 1e-8)))
+
+
+def _normalised_ct(config, hu: np.ndarray) -> np.ndarray:
+    if getattr(config, "ct_normalisation", "window") == "nnunet":
+        if not config.ct_statistics:
+            raise ModelError("This network normalises the CT with its training set's statistics, but none are "
+                                "stored in its configuration; retrain it or use a checkpoint written by training.")
+        return normalise_ct_nnunet(hu, config.ct_statistics)
+    return normalise_ct(hu, config.ct_window)
+
+
 def normalise_pet(suv: np.ndarray, max_suv: float) -> np.ndarray:
     """SUV clipped to [0, max_suv] and scaled to [0, 1] x 4 (so a node with SUV 5 is about 1)."""
     return (np.clip(suv.astype(np.float32), 0.0, max_suv) * (4.0 / max_suv)).astype(np.float32)
 
 
-def require_same_grid(image: sitk.Image, reference: sitk.Image, what: str) -> None:
-    if not same_grid(image, reference):
-        raise GeometryError(f"The {what} is not on the CT grid (size, spacing, origin or direction differ); "
-                            "resample it onto the CT first.")
-
-
 def network_channels(config, ct: sitk.Image, pet: sitk.Image | None = None) -> np.ndarray:
     """[C, z, y, x] float32: normalised CT, and normalised PET when the network uses it (PET must be on the CT grid)."""
-    channels = [normalise_ct(sitk.GetArrayViewFromImage(ct), config.ct_window)]
+    channels = [_normalised_ct(config, sitk.GetArrayViewFromImage(ct))]
     if config.use_pet:
         if pet is None:
             raise GeometryError("This model needs the PET as a second input channel; give the PET (in SUV).")
@@ -50,8 +69,9 @@ def attention_array(attention: sitk.Image, ct: sitk.Image) -> np.ndarray:
 
 
 def channel_pad_values(config) -> list[float]:
-    """Value of each input channel outside the image: air for the CT (window minimum), 0 SUV for the PET."""
-    return [-1.0] + ([0.0] if config.use_pet else [])
+    """Value of each input channel outside the image: air (-1024 HU) normalised for the CT, 0 SUV for the PET."""
+    air = float(_normalised_ct(config, np.array([-1024.0], np.float32))[0])
+    return [air] + ([0.0] if config.use_pet else [])
 
 
 def pad_channels(channels: np.ndarray, shape: tuple[int, ...], values: list[float]) -> np.ndarray:

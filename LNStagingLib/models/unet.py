@@ -52,8 +52,13 @@ class UNetConfig:
     deep_supervision_outputs: int = 4  # heads on the finest decoder levels (final output included)
     patch_size: Triple = (80, 192, 160)
     negative_slope: float = 0.01
-    # intensity normalisation (fixed windows: CT soft tissue, PET SUV) -- see models/seg_inputs.py
+    # intensity normalisation (models/seg_inputs.py). CT: "window" (a fixed HU window, the small/tiny presets) or
+    # "nnunet" (nnU-Net's CT scheme, the paper preset: clip to the 0.5/99.5 percentiles of the training set's
+    # foreground, z-score with its mean and sd; ct_statistics = (p0.5, p99.5, mean, sd), set by training and
+    # stored in the checkpoint). PET: SUV clipped to pet_max_suv.
     ct_window: tuple[float, float] = (-200.0, 300.0)
+    ct_normalisation: str = "window"
+    ct_statistics: tuple[float, ...] = ()
     pet_max_suv: float = 20.0
     preset: str = "paper"
 
@@ -62,6 +67,11 @@ class UNetConfig:
         self.strides = _triples(self.strides)
         self.patch_size = tuple(int(p) for p in self.patch_size)
         self.ct_window = tuple(float(v) for v in self.ct_window)
+        self.ct_statistics = tuple(float(v) for v in self.ct_statistics)
+        if self.ct_normalisation not in ("window", "nnunet"):
+            raise ModelError(f"U-Net config: unknown CT normalisation {self.ct_normalisation!r} (window or nnunet).")
+        if self.ct_statistics and (len(self.ct_statistics) != 4 or not self.ct_statistics[3] > 0):
+            raise ModelError("U-Net config: ct_statistics must be (p0.5, p99.5, mean, sd > 0).")
         if len(self.strides) != len(self.features):
             raise ModelError(f"U-Net config: {len(self.features)} stages but {len(self.strides)} strides.")
         if len(self.features) < 2:
@@ -90,7 +100,7 @@ class UNetConfig:
 PRESETS: dict[str, dict] = {
     "paper": dict(features=(32, 64, 128, 256, 320, 320),
                   strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)),
-                  deep_supervision_outputs=4, patch_size=(80, 192, 160)),
+                  deep_supervision_outputs=4, patch_size=(80, 192, 160), ct_normalisation="nnunet"),
     "small": dict(features=(8, 16, 32, 64), strides=(1, 2, 2, 2), deep_supervision_outputs=3, patch_size=(32, 64, 64)),
     "tiny": dict(features=(4, 8, 8, 16), strides=(1, 2, 2, 2), deep_supervision_outputs=2, patch_size=(16, 32, 32)),
 }

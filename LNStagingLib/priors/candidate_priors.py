@@ -4,12 +4,14 @@ Columns (PRIOR_NAMES, fixed order):
 - x_norm, y_norm: LPS x and y of the candidate centre normalised by the lung mask's extent (min -> 0,
   max -> 1, clipped to [0, 1] as the paper uses the extent as cutoffs). x: patient right 0 -> left 1;
   y: anterior 0 -> posterior 1.
-- z_norm: 0 at the lung base, 1 at the lung apex (anatomy.body; the substitute for the body-part regressor).
+- z_norm: 0 at the lung base, 1 at the lung apex (the substitute for the body-part regressor). When the scan shows
+  only one of them, the scale is fitted to the landmarks it does show (liver dome, aortic arch, vertebral end plates
+  from an organ label map; anatomy/landmarks.py); ``PriorTable.z_source`` names the landmarks used.
 - tumor_distance_mm: distance from the candidate centre to the tumour boundary (Maurer distance map; 0 inside).
 - tumor_elevation_deg, tumor_azimuth_deg: direction from the tumour centre (or the nearest point of its
   axial centreline) to the candidate in LPS: elevation = angle above the axial plane (+ superior),
   azimuth = angle in the axial plane from +x (patient left) towards +y (posterior), in (-180, 180].
-A prior that cannot be computed (no tumour mask; lung apex or base outside the scan) is NaN in `values`,
+A prior that cannot be computed (no tumour mask; too few landmarks for z) is NaN in `values`,
 absent from the row dicts, and explained in `missing`: it is never invented.
 """
 
@@ -20,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..anatomy.body import lung_landmarks, normalised_z, world_points
+from ..anatomy.body import world_points
+from ..anatomy.landmarks import find_landmarks, fit_z_frame
 from ..anatomy.lung import lung_mask as compute_lung_mask
 from ..errors import AnatomyError, GeometryError
 from ..io.resample import require_same_grid
@@ -38,6 +41,7 @@ class PriorTable:
     values: np.ndarray  # (n_candidates, len(names)) float64, NaN where missing
     missing: dict[str, str] = field(default_factory=dict)  # prior name -> why it is absent
     lung_extent_mm: dict[str, tuple[float, float]] = field(default_factory=dict)
+    z_source: str = ""  # the landmarks z_norm rests on ("lung base, lung apex", "lung base, liver dome", ...)
 
     def rows(self) -> list[dict[str, float]]:
         """One dict per candidate, without the missing priors."""
@@ -76,12 +80,14 @@ def _distance_box(inside: np.ndarray, image: sitk.Image, centres: np.ndarray) ->
 
 def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk.Image | None = None,
                      lung: sitk.Image | None = None, tumor_reference: str = "centre",
-                     progress: Progress | None = None) -> PriorTable:
+                     progress: Progress | None = None, organs: sitk.Image | None = None,
+                     organ_values: dict[str, tuple[int, ...]] | None = None) -> PriorTable:
     """The spatial priors of every candidate of one case (see the module docstring for the columns).
 
     centres_lps: (n, 3) candidate centres in LPS mm. tumor / lung: masks on the CT grid (lung computed from the
     CT when None). tumor_reference: "centre" (tumour centroid) or "centreline" (nearest per-slice centroid,
-    for elongated tumours such as oesophageal ones).
+    for elongated tumours such as oesophageal ones). organs + organ_values: an organ label map (any grid) and the
+    values of its landmark organs (anatomy.landmarks.landmark_values), so that z is defined on partial scans.
     """
     progress = progress or Progress()
     centres = np.asarray(centres_lps, np.float64).reshape(-1, 3)
@@ -108,13 +114,15 @@ def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk
     low, high = lung_points.min(axis=0), lung_points.max(axis=0)
     for column, axis in ((0, 0), (1, 1)):
         values[:, column] = np.clip((centres[:, axis] - low[axis]) / max(high[axis] - low[axis], 1e-6), 0.0, 1.0)
-    landmarks = lung_landmarks(lung)
-    if landmarks.complete:
-        values[:, 2] = normalised_z(centres[:, 2], landmarks)
+    frame = fit_z_frame(find_landmarks(lung, organs, organ_values))
+    extent = {"x": (float(low[0]), float(high[0])), "y": (float(low[1]), float(high[1]))}
+    z_source = ""
+    if isinstance(frame, str):
+        missing["z_norm"] = frame
     else:
-        missing["z_norm"] = landmarks.why_incomplete()
-    extent = {"x": (float(low[0]), float(high[0])), "y": (float(low[1]), float(high[1])),
-              "z": (landmarks.base_z, landmarks.apex_z)}
+        values[:, 2] = frame.normalise(centres[:, 2])
+        extent["z"] = (frame.base_z, frame.apex_z)
+        z_source = frame.source
 
     progress.step(0.7, "priors: tumour")
     tumor_array = None if tumor is None else sitk.GetArrayViewFromImage(tumor)
@@ -136,4 +144,4 @@ def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk
         values[:, 4] = np.degrees(np.arctan2(v[:, 2], np.hypot(v[:, 0], v[:, 1])))
         values[:, 5] = np.degrees(np.arctan2(v[:, 1], v[:, 0]))
     progress.step(1.0, "priors done")
-    return PriorTable(PRIOR_NAMES, values, missing, extent)
+    return PriorTable(PRIOR_NAMES, values, missing, extent, z_source)

@@ -14,6 +14,7 @@ seed (seed, e), so a resumed run draws the same patches as an uninterrupted one.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -25,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError, ModelError
+from ..inference.case_inputs import case_attention
+from ..inference.device import resolve_device
 from .options import add_common_arguments
 
 SEG_FINAL, SEG_LAST = "seg_model.pt", "seg_last.pt"
@@ -44,6 +47,7 @@ class SegTrainConfig:
     momentum: float = 0.99
     weight_decay: float = 3e-5
     informative_negatives: bool = True
+    augment: bool = False  # nnU-Net's augmentation (training/augment.py); on in the paper preset
     seed: int = 0
     val_patches: int = 8
     # identification phase (paper: SGD Nesterov 0.95, lr 5e-4, wd 1e-4)
@@ -57,7 +61,7 @@ class SegTrainConfig:
 
 
 TRAIN_PRESETS = {
-    "paper": {},
+    "paper": dict(augment=True),
     "small": dict(epochs=40, iterations_per_epoch=25, batch_size=2, optimizer="adam", learning_rate=3e-3,
                   id_epochs=15, id_iterations_per_epoch=20, id_optimizer="adam", id_learning_rate=1e-3),
     "tiny": dict(epochs=2, iterations_per_epoch=2, batch_size=2, optimizer="adam", learning_rate=3e-3, val_patches=2,
@@ -68,14 +72,36 @@ TRAIN_PRESETS = {
 # ---- command line ------------------------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--no-attention", action="store_true", help="the nnU-Net baseline (no attention gate)")
-    parser.add_argument("--no-informative-negatives", action="store_true",
-                        help="ablation: negative patches anywhere, not only where attention > 0")
+    variant = parser.add_mutually_exclusive_group()
+    variant.add_argument("--no-attention", action="store_true",
+                         help="paper 2's nnU-Net baseline: no attention gate and negatives drawn anywhere "
+                              "(the attention map is not used at all)")
+    variant.add_argument("--attention-negatives-only", action="store_true",
+                         help="ablation: no attention gate, but negatives drawn where attention > 0")
+    variant.add_argument("--no-informative-negatives", action="store_true",
+                         help="ablation: attention gate, but negatives drawn anywhere")
     parser.add_argument("--pet", action="store_true", help="use the PET as a second input channel")
+    parser.add_argument("--ct-normalisation", choices=("window", "nnunet"),
+                        help="CT intensities: a fixed HU window, or nnU-Net's (clip to the training foreground's "
+                             "0.5/99.5 percentiles, z-score; stored in the checkpoint). Default: nnunet for "
+                             "--config paper, window for small and tiny")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="nnU-Net's augmentation (rotation, scaling, elastic, gamma, mirroring; default: on for "
+                             "--config paper, off for small and tiny)")
     parser.add_argument("--epochs", type=int, help="segmentation epochs (default: by --config)")
     parser.add_argument("--id-epochs", type=int, help="identification epochs (default: by --config)")
     parser.add_argument("--phase", default="all", choices=("seg", "identification", "all"),
                         help="train the segmentation, the identifier (from seg_model.pt in --out), or both")
+
+
+def seg_variant(args) -> tuple[bool, bool]:
+    """(attention gate, informative negatives) of the stage-1 variant asked for: the paper's method (both), its
+    nnU-Net baseline (--no-attention: neither), or one of the two ablations (docs/TRAINING.md)."""
+    if args.no_attention:
+        return False, False
+    if args.attention_negatives_only:
+        return False, True
+    return True, not args.no_informative_negatives
 
 
 def main(args) -> int:
@@ -87,13 +113,20 @@ def main(args) -> int:
     check_training_out(args, {"seg": [SEG_FINAL], "identification": [ID_FINAL]}.get(args.phase, [SEG_FINAL, ID_FINAL]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    use_attention, informative_negatives = seg_variant(args)
     train_config = SegTrainConfig(**TRAIN_PRESETS[args.config], seed=args.seed,
-                                  informative_negatives=not args.no_informative_negatives)
+                                  informative_negatives=informative_negatives)
     if args.epochs is not None:
         train_config.epochs = args.epochs
     if args.id_epochs is not None:
         train_config.id_epochs = args.id_epochs
-    model_config = unet_config(args.config, use_attention=not args.no_attention, use_pet=args.pet)
+    if args.augment is not None:
+        train_config.augment = args.augment
+    model_config = unet_config(args.config, use_attention=use_attention, use_pet=args.pet)
+    if args.ct_normalisation is not None:
+        model_config = model_config.replace(ct_normalisation=args.ct_normalisation)
+    if model_config.ct_normalisation == "nnunet":
+        model_config = model_config.replace(ct_statistics=training_ct_statistics(args.data, args.fold))
     device = resolve_device(args.device)
     data = load_cohort(args.data, args.fold, model_config, need_attention=model_config.use_attention
                        or train_config.informative_negatives)
@@ -112,15 +145,27 @@ def main(args) -> int:
     return 0
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for, but no CUDA GPU is available to PyTorch; use --device cpu.")
-    return name
-
-
 # ---- data --------------------------------------------------------------------------------------------------------
+def training_ct_statistics(root, fold: int) -> tuple[float, float, float, float]:
+    """nnU-Net's CT fingerprint of the training cases of a fold: (p0.5, p99.5, mean, sd) of the HU inside the
+    lymph nodes (lymph_nodes.nii.gz, else gtv_ln.nii.gz), the foreground the network learns to segment."""
+    import SimpleITK as sitk
+
+    from ..dataset.format import read_dataset
+    from ..models.seg_inputs import ct_foreground_statistics
+
+    dataset = read_dataset(root)
+    values = []
+    for case_id in dataset.split(fold)[0]:
+        files = dataset.case(case_id)
+        nodes = files.load("lymph_nodes") if files.has("lymph_nodes") else files.load("gtv_ln")
+        hu = sitk.GetArrayViewFromImage(files.load("ct"))
+        if hu.shape != sitk.GetArrayViewFromImage(nodes).shape:
+            raise DatasetError(f"Case {case_id}: the node label map is not on the CT grid; resample it onto the CT.")
+        values.append(np.asarray(hu[sitk.GetArrayViewFromImage(nodes) != 0], np.float32))
+    return ct_foreground_statistics(np.concatenate(values) if values else np.zeros(0))
+
+
 @dataclass
 class CaseVolumes:
     """A case on its CT grid as network arrays: channels [C,z,y,x], attention [1,z,y,x] or None, node labels."""
@@ -153,18 +198,6 @@ class Cohort:
                 "target": "lymph_nodes" if all(c.has_all_nodes for c in self.train) else "gtv_ln (some or all cases)",
                 # the pipeline runs stage 1 at this voxel size (median over the training cases)
                 "spacing_mm": [round(float(v), 4) for v in np.median([c.spacing_mm for c in self.train], axis=0)]}
-
-
-def case_attention(dataset, case_files, ct):
-    """Attention map (paper 2, eq. 1-2) of a case from its organ label map, on the CT grid."""
-    from ..anatomy.structures import OrganLabels, map_structures
-    from ..models.seg_inputs import require_same_grid
-    from ..priors.attention import attention_map
-
-    organs = case_files.load("organs")
-    require_same_grid(organs, ct, f"organ label map of case {case_files.case_id}")
-    structures = map_structures(OrganLabels(organs, dict(dataset.organ_labels)), dataset.organ_mapping)
-    return attention_map(structures.image)
 
 
 def load_case(dataset, case_id: str, config, need_attention: bool = True) -> CaseVolumes:
@@ -261,6 +294,7 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
     from ..models.checkpoint import save_checkpoint
     from ..models.seg_loss import SegmentationLoss
     from ..models.unet import AttentionUNet
+    from .augment import augment_batch, nnunet_augmentation
     from .sampling import PatchSampler
 
     torch.manual_seed(train_config.seed)
@@ -272,6 +306,7 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
     sampler = PatchSampler(training_cases(data.train, model_config, train_config.seed), model_config.patch_size,
                            train_config.batch_size, train_config.informative_negatives)
     val_batches = _validation_batches(data, model_config, train_config)
+    augmentation = nnunet_augmentation() if train_config.augment else None
     total = train_config.epochs * train_config.iterations_per_epoch
     for epoch in range(start, train_config.epochs):
         rng = _seed_everything(train_config.seed, epoch)
@@ -279,7 +314,10 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
         model.train()
         losses, t0 = [], time.perf_counter()
         for it in range(train_config.iterations_per_epoch):
-            x, a, y = (torch.from_numpy(v).to(device) for v in sampler.batch(rng))
+            batch = sampler.batch(rng)
+            if augmentation is not None:
+                batch = augment_batch(augmentation, *batch, rng)
+            x, a, y = (torch.from_numpy(v).to(device) for v in batch)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x, a if model_config.use_attention else None), y)
             loss.backward()
