@@ -414,12 +414,17 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     # ---- patient level -----------------------------------------------------------------------------------------
     t = time.perf_counter()
-    positives = [c for c in candidates if c.probability is not None and c.probability >= options.threshold]
+    # V_max_pLN of eq. 7 from what paper 2 uses: its instance identifier when that ran, else the final probability
+    identified = any("identification" in c.scores for c in candidates)
+    volume_score = (lambda c: c.scores.get("identification")) if identified else (lambda c: c.probability)
+    positives = [c for c in candidates if volume_score(c) is not None and volume_score(c) >= options.threshold]
     largest_ml = max((c.volume_ml for c in positives), default=0.0)
     operating_point = {"threshold": options.threshold}
     if models.froc:
         operating_point["expected_fp_per_patient"] = expected_fp_per_patient(models.froc, options.threshold)
-    patient = PatientResult(operating_point=operating_point, largest_positive_ln_volume_ml=largest_ml)
+    patient = PatientResult(operating_point=operating_point, largest_positive_ln_volume_ml=largest_ml,
+                            note="largest positive LN volume from the " + (
+                                "instance identifier" if identified else "candidate probabilities"))
     if models.patient is not None and tumor is not None:
         from .models.patient import patient_inputs, predict_patient
 

@@ -8,11 +8,11 @@ JSON object), which is the honest end-to-end number.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 
+from ..dataset.ln_volumes import read_ln_volumes
 from ..errors import DatasetError, InputFileError, ModelError
 
 
@@ -121,22 +121,6 @@ def select_cases(dataset, split: str, fold: int) -> list[str]:
     if not ids:
         raise DatasetError(f"The {split!r} split of {dataset.name} has no cases; choose another --split.")
     return ids
-
-
-def read_ln_volumes(path: str | Path) -> dict[str, float]:
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text())
-            return {str(k): float(v) for k, v in data.items()}
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        return {row["case"]: float(row["volume_mm3"]) for row in rows}
-    except FileNotFoundError:
-        raise InputFileError(f"{path} does not exist.") from None
-    except (KeyError, ValueError, TypeError, AttributeError, json.JSONDecodeError):
-        raise InputFileError(f"{path.name} must be a CSV with columns case,volume_mm3 or a JSON object "
-                             "{case: volume in mm3}.") from None
 
 
 def evaluate(model, config, dataset, case_ids: list[str], *, threshold: float = 0.5, ln_volumes=None,

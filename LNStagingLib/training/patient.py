@@ -53,6 +53,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init-weights", metavar="FILE",
                         help="state dict to start from (e.g. an ImageNet ResNet-18); loaded with weights_only=True, "
                              "tensors that do not fit are reported and left at their initial values")
+    parser.add_argument("--ln-volumes", metavar="FILE",
+                        help="largest positive LN volume per case as the pipeline predicts it (lnstaging "
+                             "predict-volumes; CSV case,volume_mm3 or JSON), as paper 2 trains eq. 7; default: from "
+                             "gtv_ln.nii.gz (ground truth)")
     parser.add_argument("--no-ln-volume", action="store_true", help="ablation: tumour slices only")
     parser.add_argument("--no-texture-encoding", action="store_true", help="ablation: global average pooling only")
     parser.add_argument("--no-mask-branch", action="store_true", help="ablation: no tumour-mask side branch")
@@ -74,7 +78,13 @@ def main(args) -> int:
     device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cohort = load_cohort(args.data, args.fold, model_config, progress=tqdm_progress("loading cases"))
+    volumes = None
+    if args.ln_volumes:
+        from ..dataset.ln_volumes import read_ln_volumes
+
+        volumes = read_ln_volumes(args.ln_volumes)
+    cohort = load_cohort(args.data, args.fold, model_config, progress=tqdm_progress("loading cases"),
+                         ln_volumes=volumes, ln_volume_source=Path(args.ln_volumes).name if args.ln_volumes else None)
     sha = train(cohort, model_config, train_config, out, device=device, resume=args.resume,
                 init_weights=args.init_weights, progress=tqdm_progress("train patient"))
     print(f"patient model: {out / FINAL} (sha256 {sha})")
@@ -88,6 +98,7 @@ class PatientCohort:
     fold: int | None
     train: list[PatientExample]
     val: list[PatientExample]
+    ln_volume_source: str = "gtv_ln.nii.gz (ground truth)"
 
     def description(self) -> dict:
         """What the model was trained on, without case identifiers (a digest of the sorted ids instead)."""
@@ -95,22 +106,25 @@ class PatientCohort:
         return {"dataset": self.name, "fold": self.fold, "n_train": len(self.train), "n_val": len(self.val),
                 "n_train_positive": sum(e.label for e in self.train),
                 "train_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-                "ln_volume_source": "gtv_ln.nii.gz (ground truth)"}
+                "ln_volume_source": self.ln_volume_source}
 
 
-def load_cohort(root, fold: int, config, progress=None) -> PatientCohort:
+def load_cohort(root, fold: int, config, progress=None, ln_volumes: dict | None = None,
+                ln_volume_source: str | None = None) -> PatientCohort:
+    """The fold's examples; LN volumes from ``ln_volumes`` (case -> mm3, e.g. predicted) when given, else gtv_ln."""
     from ..dataset.format import read_dataset
 
     dataset = read_dataset(root)
     train_ids, val_ids = dataset.split(fold)
     if len(train_ids) < 2:
         raise DatasetError(f"Fold {fold} leaves {len(train_ids)} training case(s); the patient model needs more.")
-    examples = load_examples(dataset, train_ids + val_ids, config, progress)
+    examples = load_examples(dataset, train_ids + val_ids, config, progress, ln_volumes)
     train_examples = examples[:len(train_ids)]
     if len({e.label for e in train_examples}) < 2:
         raise DatasetError("The training cases are all metastasis-positive or all negative; the patient model needs "
                            "both (check patient.json of the cases, or the folds).")
-    return PatientCohort(dataset.name, fold, train_examples, examples[len(train_ids):])
+    source = "gtv_ln.nii.gz (ground truth)" if ln_volumes is None else f"{ln_volume_source or 'given'} (predicted)"
+    return PatientCohort(dataset.name, fold, train_examples, examples[len(train_ids):], source)
 
 
 # ---- training ----------------------------------------------------------------------------------------------------

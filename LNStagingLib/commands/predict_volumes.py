@@ -1,0 +1,67 @@
+"""``lnstaging predict-volumes``: each case's largest positive LN volume as the pipeline predicts it.
+
+Paper 2 feeds its patient model (eq. 7) the volume of the largest lymph node that its own stage 1 segmented and its
+instance identifier called positive, in training as in use. This runs the pipeline's stage 1 + identification on
+every case of a cohort and writes CSV case,volume_mm3 for ``lnstaging train patient --ln-volumes`` and ``lnstaging
+evaluate patient --ln-volumes``. Cases the pipeline cannot run stop the command with the reason (no partial file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelError
+from ._common import add_model_arguments, make_progress, select_models
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("predict-volumes",
+                            help="largest positive LN volume per case from stage 1 + identification (paper 2, eq. 7)",
+                            description=__doc__.split("\n\n")[1])
+    parser.add_argument("--data", required=True, type=Path, help="cohort folder (docs/DATASET.md)")
+    parser.add_argument("--out", required=True, type=Path, help="CSV to write (case,volume_mm3)")
+    parser.add_argument("--cases", nargs="*", help="only these case ids (default: every case)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="identifier probability from which an instance counts as positive (default 0.5)")
+    add_model_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def predict_volumes(dataset, case_ids, models, *, threshold: float = 0.5, device: str = "cpu", threads=None,
+                    progress=None) -> dict[str, float]:
+    """case id -> V_max_pLN (mm3) from the pipeline run with the stage-1 and identification models only."""
+    from ..pipeline import ModelSelection, RunOptions, run_case
+    from ..progress import Progress
+    from .run_batch import case_inputs_from_dataset
+
+    if models.seg is None or models.identification is None:
+        raise ModelError("predict-volumes needs a stage-1 model and an instance identifier: "
+                         "--models seg=...,identification=...")
+    only = ModelSelection(seg=models.seg, identification=models.identification,
+                          sha256={k: v for k, v in models.sha256.items() if k in ("seg", "identification")})
+    options = RunOptions(models=only, device=device, threshold=threshold, threads=threads)
+    progress = progress or Progress()
+    volumes = {}
+    for i, case_id in enumerate(case_ids):
+        results, _ = run_case(case_inputs_from_dataset(dataset, case_id), options,
+                              progress.sub(i / len(case_ids), (i + 1) / len(case_ids)))
+        volumes[case_id] = float(results.patient.largest_positive_ln_volume_ml or 0.0) * 1000.0
+    return volumes
+
+
+def main(args) -> int:
+    from ..dataset.format import read_dataset
+    from ..dataset.ln_volumes import write_ln_volumes
+    from ..errors import LNStagingError
+
+    dataset = read_dataset(args.data)
+    case_ids = args.cases or list(dataset.case_ids)
+    unknown = sorted(set(case_ids) - set(dataset.case_ids))
+    if unknown:
+        raise LNStagingError(f"case id(s) {', '.join(unknown)} are not in {args.data}: check --cases.")
+    volumes = predict_volumes(dataset, case_ids, select_models(args.models), threshold=args.threshold,
+                              device=args.device, threads=args.threads, progress=make_progress(args, "predict-volumes"))
+    write_ln_volumes(args.out, volumes)
+    positive = sum(v > 0 for v in volumes.values())
+    print(f"largest positive LN volume of {len(volumes)} cases written to {args.out} ({positive} with a positive node)")
+    return 0

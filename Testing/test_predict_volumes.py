@@ -1,0 +1,90 @@
+"""Predicted LN volumes (paper 2, eq. 7): `lnstaging predict-volumes` runs stage 1 + identification per case, the
+pipeline feeds the patient model the identifier's volume, and `train patient --ln-volumes` trains on the file."""
+
+import csv
+
+import pytest
+import torch
+
+from LNStagingLib.cli import main as cli
+from LNStagingLib.dataset.format import read_dataset
+from LNStagingLib.dataset.ln_volumes import read_ln_volumes
+from LNStagingLib.models.checkpoint import load_checkpoint, save_checkpoint
+from LNStagingLib.models.identification import InstanceIdentifier
+from LNStagingLib.models.unet import AttentionUNet, unet_config
+from LNStagingLib.phantom.cohort import write_cohort
+from LNStagingLib.pipeline import ModelSelection, RunOptions, run_case
+from LNStagingLib.commands.run_batch import case_inputs_from_dataset
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    return write_cohort(tmp_path_factory.mktemp("pv") / "cohort", seed=5, cases=4, size="small", folds=2,
+                        test_fraction=0.0, direction="mixed")
+
+
+@pytest.fixture(scope="module")
+def stage1_models(tmp_path_factory):
+    """Untrained tiny networks (seeded): enough to exercise the path, not to find nodes."""
+    torch.manual_seed(3)
+    folder = tmp_path_factory.mktemp("models")
+    seg = AttentionUNet(unet_config("tiny", use_pet=True))
+    identifier = InstanceIdentifier.from_segmentation(seg)
+    selection = ModelSelection()
+    for stage, net in (("seg", seg), ("identification", identifier)):
+        path = folder / f"{stage}.pt"
+        trained_at = {"spacing_mm": [3.0, 3.0, 5.0]} if stage == "seg" else {}
+        selection.sha256[stage] = save_checkpoint(path, net, net.config, training_data=trained_at)
+        setattr(selection, stage, path)
+    return selection
+
+
+def _models_arg(models):
+    return f"seg={models.seg},identification={models.identification}"
+
+
+def test_predict_volumes_writes_the_pipelines_identifier_volume_per_case(cohort, stage1_models, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "volumes.csv"
+    assert cli(["predict-volumes", "--data", str(cohort), "--models", _models_arg(stage1_models),
+                "--threshold", "0.0", "--out", str(out), "--threads", "1", "--cases", "case000", "case001"]) == 0
+    with open(out, newline="") as handle:
+        assert next(csv.reader(handle)) == ["case", "volume_mm3"]
+    volumes = read_ln_volumes(out)
+    dataset = read_dataset(cohort)
+    assert list(volumes) == ["case000", "case001"]
+    # the same case through the pipeline: V_max_pLN = the largest instance the identifier calls positive
+    case_id = "case001"
+    results, _ = run_case(case_inputs_from_dataset(dataset, case_id),
+                          RunOptions(models=stage1_models, threshold=0.0, threads=1))
+    identified = [c for c in results.candidates if c.scores.get("identification", -1) >= 0.0]
+    expected = max((c.volume_ml for c in identified), default=0.0) * 1000.0
+    assert volumes[case_id] == pytest.approx(expected, abs=1e-3)
+    assert results.patient.note.endswith("instance identifier") == bool(identified)
+
+
+def test_predict_volumes_needs_the_identifier(cohort, stage1_models, tmp_path, capsys):
+    assert cli(["predict-volumes", "--data", str(cohort), "--models", f"seg={stage1_models.seg}",
+                "--out", str(tmp_path / "v.csv")]) == 2
+    assert "identifier" in capsys.readouterr().err and not (tmp_path / "v.csv").exists()
+
+
+def test_patient_model_trains_on_the_volumes_file(cohort, tmp_path):
+    from LNStagingLib.models.patient import preset
+    from LNStagingLib.training.patient import load_cohort
+
+    dataset = read_dataset(cohort)
+    volumes = {case_id: 1000.0 * (k + 1) for k, case_id in enumerate(dataset.case_ids)}
+    path = tmp_path / "predicted.csv"
+    path.write_text("case,volume_mm3\n" + "".join(f"{c},{v}\n" for c, v in volumes.items()))
+    loaded = load_cohort(cohort, 0, preset("tiny"), ln_volumes=read_ln_volumes(path), ln_volume_source=path.name)
+    assert {e.case_id: e.ln_volume_mm3 for e in loaded.train + loaded.val} == {
+        c: volumes[c] for c in [e.case_id for e in loaded.train + loaded.val]}
+    assert loaded.description()["ln_volume_source"] == "predicted.csv (predicted)"
+    if len({e.label for e in loaded.train}) < 2:
+        pytest.skip("this fold's training cases share one label")
+    out = tmp_path / "run"
+    assert cli(["train", "patient", "--data", str(cohort), "--out", str(out), "--config", "tiny",
+                "--ln-volumes", str(path)]) == 0
+    payload = load_checkpoint(out / "patient_model.pt")
+    assert payload["training_data"]["ln_volume_source"] == "predicted.csv (predicted)"
