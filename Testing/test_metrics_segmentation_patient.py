@@ -83,3 +83,33 @@ def test_bootstrap_binary_metrics_skips_undefined_resamples():
     assert 0 < cis["auc"].n_valid < 1000  # some resamples hold no positive patient
     for ci in cis.values():
         assert ci.low <= ci.value <= ci.high or np.isnan(ci.value)
+
+
+def test_seg_per_case_counts_reproduce_the_pooled_metrics_and_carry_intervals():
+    """evaluate seg writes each case's tp / n_pred / n_ref so that pooled metrics, their bootstrap CIs and paired
+    comparisons can be recomputed from the JSON."""
+    from LNStagingLib.evaluation.seg import bootstrap_seg_metrics, case_counts, case_metrics, pooled_from_counts, summarise
+
+    rng = np.random.default_rng(0)
+    per_case, counts = [], []
+    for k in range(6):
+        nodes = np.zeros((12, 20, 20), np.int32)
+        predicted = np.zeros_like(nodes)
+        for i in range(1, 4):
+            nodes[2 + 3 * (i - 1):4 + 3 * (i - 1), 3:8, 3 + 5 * (i - 1):7 + 5 * (i - 1)] = i
+        predicted[nodes == 1] = 1
+        if k % 2:
+            predicted[nodes == 2] = 2
+        predicted[9:11, 14:18, 14:18] = 5  # a false positive
+        metrics = case_metrics(predicted, nodes, {1, 3}, {1: 0.9, 2: 0.2, 5: float(rng.uniform(0.4, 0.6))})
+        per_case.append(metrics)
+        counts.append(case_counts(f"c{k}", metrics))
+    summary = summarise(per_case)
+    for group in ("class_agnostic", "positive", "negative"):
+        pooled = pooled_from_counts(counts, group)
+        for key in ("recall", "precision", "f_measure"):
+            assert pooled[key] == pytest.approx(summary[group][key])
+        assert pooled["dice"] == pytest.approx(summary[group]["dice"])
+    cis = bootstrap_seg_metrics(counts, n_boot=200)
+    low, high = cis["class_agnostic"]["f_measure"]
+    assert low <= summary["class_agnostic"]["f_measure"] <= high and low < high

@@ -26,7 +26,9 @@ STRONG_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNb", "stron
                ("+GNNp", "strong_cls_gnnp"), ("+GNNp, first layer initialised (paper)", "strong_cls_gnnp_first"),
                ("control: CNN + spatial prior, 20 epochs more", "strong_cls_cnn_prior_more"))
 REPLICATE_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNp", "strong_cls_gnnp"))
-SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"), ("distance-guided attention", "seg_attention"))
+SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"),
+            ("ablation: informative negatives, no gate", "seg_negatives_only"),
+            ("distance-guided attention", "seg_attention"))
 SPREAD_SEG_ROWS = (("nnU-Net-style baseline (no attention)", "spread_seg_plain"),
                    ("distance-guided attention", "spread_seg_attention"))
 
@@ -60,6 +62,12 @@ def _paired(report: dict | None, reference: dict | None) -> str:
     return f"{ci.value:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]"
 
 
+def _counts(metrics: dict, candidates: bool = True) -> str:
+    """patients / GTV_LN (/ candidates) of an eval_cls report's test set."""
+    parts = [metrics.get("patients"), metrics.get("lesions")] + ([metrics.get("candidates")] if candidates else [])
+    return " / ".join("?" if v is None else str(v) for v in parts)
+
+
 def _mfroc_cell(report: dict | None) -> str:
     if report is None:
         return "not run"
@@ -71,22 +79,25 @@ def _mfroc_cell(report: dict | None) -> str:
 def cls_table(specs: dict, rows=CLS_ROWS, reference: str = "cls_cnn_prior") -> str:
     """Table 1 rows on the cohort's 12 held-out patients, then mFROC and the paired difference to the CNN + prior row
     on the independent 48-patient test cohort (EXTERNAL in train_demo_models.py)."""
-    lines = ["| row | mFROC [95% CI] | sens@2 FP | @3 FP | @4 FP | @6 FP | F1@0.5 | best F1 | - CNN+prior [paired 95% CI] | "
-             "48 new patients: mFROC [95% CI] | - CNN+prior [paired 95% CI] | training + evaluation |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | test set: patients / GTV_LN / candidates | mFROC [95% CI] | sens@2 FP | @3 FP | @4 FP | @6 FP | "
+             "F1@0.5 | best F1 | - CNN+prior [paired 95% CI] | 48 new patients: patients / GTV_LN, mFROC [95% CI] | "
+             "- CNN+prior [paired 95% CI] | training + evaluation |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     base = _load(specs[reference]["result"])
     base_external = _load(specs[reference].get("external_result", ""))
     for label, name in rows:
         report = _load(specs[name]["result"])
         external = _load(specs[name].get("external_result", ""))
         if report is None:
-            lines.append(f"| {label} | not run | | | | | | | | | | {_command(specs[name])} |")
+            lines.append(f"| {label} | not run | | | | | | | | | | | {_command(specs[name])} |")
             continue
         m = report["metrics"]
         own = name == reference
-        lines.append(f"| {label} | {_mfroc_cell(report)} | {_f(m['sens@2FP'])} | {_f(m['sens@3FP'])} | "
+        ext = external["metrics"] if external else None
+        lines.append(f"| {label} | {_counts(m)} | {_mfroc_cell(report)} | {_f(m['sens@2FP'])} | {_f(m['sens@3FP'])} | "
                      f"{_f(m['sens@4FP'])} | {_f(m['sens@6FP'])} | {_f(m['F1@0.5'])} | {_f(m['best_F1']['f1'])} | "
-                     f"{'–' if own else _paired(report, base)} | {_mfroc_cell(external)} | "
+                     f"{'–' if own else _paired(report, base)} | "
+                     f"{(_counts(ext, False) + ', ') if ext else ''}{_mfroc_cell(external)} | "
                      f"{'–' if own else _paired(external, base_external)} | {_command(specs[name])} |")
     return "\n".join(lines)
 
@@ -125,27 +136,76 @@ def relational_signal_table(work: Path) -> str:
     return "\n".join(lines)
 
 
+def seg_variant(spec: dict) -> str:
+    """What the stage-1 run used the attention map for, read from its checkpoint (runs before issue 17 drew
+    informative negatives even with --no-attention: that is the gate-only ablation, not the paper's baseline)."""
+    path = Path(spec["result"]).with_name("seg_model.pt")
+    if not path.is_file():
+        return "?"
+    from LNStagingLib.models.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    gate = payload["config"].get("use_attention", True)
+    negatives = payload.get("extra", {}).get("train_config", {}).get("informative_negatives", True)
+    return {(True, True): "method (gate + informative negatives)",
+            (False, False): "baseline (attention map unused)",
+            (False, True): "ablation: informative negatives only (no gate)",
+            (True, False): "ablation: gate only (negatives anywhere)"}[(bool(gate), bool(negatives))]
+
+
+def _with_ci(report: dict, group: str, key: str) -> str:
+    value = report.get(group, {}).get(key)
+    ci = report.get("ci95", {}).get(group, {}).get(key)
+    return _f(value) + (f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else " (no CI in this run's JSON)")
+
+
 def seg_table(specs: dict, rows=SEG_ROWS) -> str:
-    lines = ["| model | Dice (all LN) | instance recall | precision | F (IoU >= 0.3) | positive LN: instance recall | "
-             "precision | F (after identification) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | what the run used the attention map for | test patients / nodes (GTV_LN) | Dice (all LN) "
+             "[95% CI] | instance F, all LN (IoU >= 0.3) [95% CI] | positive LN after identification: recall | "
+             "precision | F [95% CI] |", "|---|---|---|---|---|---|---|---|"]
     for label, name in rows:
         report = _load(specs[name]["result"])
         if report is None:
-            lines.append(f"| {label} | not run | | | | | | |")
+            lines.append(f"| {label} | | not run | | | | | |")
             continue
         a, p = report["class_agnostic"], report.get("positive", {})
-        lines.append(f"| {label} | {_f(a['dice'])} | {_f(a['recall'])} | {_f(a['precision'])} | {_f(a['f_measure'])} | "
-                     f"{_f(p.get('recall'))} | {_f(p.get('precision'))} | {_f(p.get('f_measure'))} |")
+        counts = f"{report.get('n_cases', '?')} / {a.get('n_ref', '?')} ({p.get('n_ref', '?')})"
+        lines.append(f"| {label} | {seg_variant(specs[name])} | {counts} | {_with_ci(report, 'class_agnostic', 'dice')} | "
+                     f"{_with_ci(report, 'class_agnostic', 'f_measure')} | {_f(p.get('recall'))} | "
+                     f"{_f(p.get('precision'))} | {_with_ci(report, 'positive', 'f_measure')} |")
     return "\n".join(lines)
 
 
+def seg_paired(specs: dict, a_name: str, b_name: str) -> str:
+    """F(a) - F(b) (positive LN after identification, and all LN) with a paired 1000-bootstrap CI over patients."""
+    from LNStagingLib.evaluation.bootstrap import bootstrap_ci
+    from LNStagingLib.evaluation.seg import pooled_from_counts
+
+    a, b = _load(specs[a_name]["result"]), _load(specs[b_name]["result"])
+    if a is None or b is None or "per_case" not in a or "per_case" not in b:
+        return "no paired interval: the runs' JSONs hold no per-case counts (rerun evaluate seg)"
+    rows_a = {r["case"]: r for r in a["per_case"]}
+    rows_b = {r["case"]: r for r in b["per_case"]}
+    cases = sorted(set(rows_a) & set(rows_b))
+    cells = []
+    for group, what in (("positive", "positive LN F"), ("class_agnostic", "all-LN F")):
+        ci = bootstrap_ci(lambda idx, g=group: pooled_from_counts([rows_a[cases[i]] for i in idx], g)["f_measure"]
+                          - pooled_from_counts([rows_b[cases[i]] for i in idx], g)["f_measure"], len(cases))
+        cells.append(f"{what} {ci.value:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]")
+    return f"{', '.join(cells)} ({len(cases)} patients)"
+
+
 def patient_table(specs: dict) -> str:
-    rows = (("with the largest positive LN volume (paper 2)", "patient"), ("tumour slices only (--no-ln-volume)",
-                                                                         "patient_image_only"))
+    rows = (("with the ground-truth largest positive LN volume", "patient"),
+            ("with the predicted volume (stage 1 + identification, paper 2)", "patient_predicted"),
+            ("tumour slices only (--no-ln-volume)", "patient_image_only"))
     reports = [(label, _load(specs[name]["result"])) for label, name in rows]
     if all(r is None for _, r in reports):
         return "Not run."
-    lines = ["| metric | " + " | ".join(f"{label}: value [95% CI, 1000 bootstrap]" for label, _ in reports) + " |",
+    counts = [f"{r['n_patients']} patients ({r['n_positive']} positive, {r['n_patients'] - r['n_positive']} "
+              f"negative), LN volume from {r.get('ln_volume_source', '?')}" for _, r in reports if r]
+    lines = ["Test set: " + "; ".join(counts) + ".", "",
+             "| metric | " + " | ".join(f"{label}: value [95% CI, 1000 bootstrap]" for label, _ in reports) + " |",
              "|---|" + "---|" * len(reports)]
     keys = next(r for _, r in reports if r is not None)["metrics"]
     for key in keys:
@@ -154,6 +214,25 @@ def patient_table(specs: dict) -> str:
             v = report["metrics"].get(key) if report else None
             cells.append(f"{_f(v['value'])} [{_f(v['low'])}, {_f(v['high'])}]" if v else "not run")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def headline(specs: dict) -> str:
+    """The two questions the tables answer, like for like, with paired 95% intervals over the same test patients."""
+    def paired(a, b, key):
+        return _paired(_load(specs[a].get(key, "")), _load(specs[b].get(key, "")))
+    lines = ["- **Does GNNp beat the CNN + spatial priors (same inputs: CT + PET + priors)?** mFROC difference "
+             f"GNNp - CNN+prior: {paired('cls_gnnp', 'cls_cnn_prior', 'result')} (12 test patients), "
+             f"{paired('cls_gnnp', 'cls_cnn_prior', 'external_result')} (48 new patients); against the CNN + priors "
+             f"trained as long: {paired('cls_gnnp', 'cls_cnn_prior_more', 'result')} / "
+             f"{paired('cls_gnnp', 'cls_cnn_prior_more', 'external_result')}. On the `--relations strong` phantom: "
+             f"{paired('strong_cls_gnnp', 'strong_cls_cnn_prior', 'result')} / "
+             f"{paired('strong_cls_gnnp', 'strong_cls_cnn_prior', 'external_result')}.",
+             "- **Does the distance-guided attention beat the paper's baseline?** Attention - baseline "
+             f"(`{seg_variant(specs['seg_plain'])}`): {seg_paired(specs, 'seg_attention', 'seg_plain')}. "
+             "Attention - informative negatives without the gate: "
+             f"{seg_paired(specs, 'seg_attention', 'seg_negatives_only')}.",
+             "- An interval that contains 0 is a difference these test patients cannot show either way."]
     return "\n".join(lines)
 
 
@@ -172,7 +251,12 @@ evaluation JSONs of `scripts/train_demo_models.py --work WORK`; no table figure 
 the end quote those tables. Cohort: `lnstaging phantom {' '.join(COHORT_ARGS)}` (48 synthetic PET/CT patients, 1.8 x 1.8 x 2.5 mm, mixed
 identity/oblique/RAS orientations; 4 folds of 9 cases, fold 0 for validation, 12 held-out test patients). All models
 use the `small` preset and were trained on 2 CPU cores with one torch thread per run. These are phantom figures: they
-show the code paths work and compare the variants, they say nothing about accuracy on patients.
+show the code paths work and compare the variants, they say nothing about accuracy on patients. Training seeds are in
+each row's command (`--seed`); cohort seeds 11 (training and 12 test patients) and 12 (48 new test patients).
+
+## Headline: like-for-like comparisons
+
+{headline(specs)}
 
 ## Paper 1 (Chao et al. 2020), Table 1: GTV_LN classification of ground-truthed candidates
 

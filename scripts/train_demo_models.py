@@ -68,13 +68,17 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
                              "--identifier", run(name) + "/identifier.pt"],
                 "result": run(name) + "/eval_seg_test.json", "after": []}
 
-    def patient(name, *flags):
+    def patient(name, *flags, after=None, prepare=None):
         data = str(work / "phantom_medium")
-        return {"train": ["train", "patient", "--data", data, "--out", run(name), "--config", "small", "--seed", str(seed),
-                          *flags],
+        volumes = list(flags[flags.index("--ln-volumes"):flags.index("--ln-volumes") + 2]) if "--ln-volumes" in flags else []
+        spec = {"train": ["train", "patient", "--data", data, "--out", run(name), "--config", "small", "--seed",
+                          str(seed), *flags],
                 "evaluate": ["evaluate", "patient", "--data", data, "--model", run(name) + "/patient_model.pt",
-                             "--out", run(name) + "/eval_patient_test.json"],
-                "result": run(name) + "/eval_patient_test.json", "after": []}
+                             "--out", run(name) + "/eval_patient_test.json", *volumes],
+                "result": run(name) + "/eval_patient_test.json", "after": [after] if after else []}
+        if prepare:
+            spec["prepare"] = prepare
+        return spec
 
     return {
         # paper 1, Table 1 rows
@@ -95,12 +99,21 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
                                          cohort="phantom_strong"),
         # paper 2, segmentation with and without the distance-guided attention (+ identification)
         "seg_attention": seg("seg_attention"),
-        "seg_plain": seg("seg_plain", "--no-attention"),
+        "seg_plain": seg("seg_plain", "--no-attention"),  # the paper's baseline: no gate, no informative negatives
+        # ablation: informative negatives from the attention map but no gate (what seg_plain was before issue 17)
+        "seg_negatives_only": seg("seg_negatives_only", "--attention-negatives-only"),
         # the same pair on the cohort whose look-alikes lie partly beyond the attention bands
         "spread_seg_attention": seg("spread_seg_attention", cohort="phantom_spread"),
         "spread_seg_plain": seg("spread_seg_plain", "--no-attention", cohort="phantom_spread"),
         # paper 2, patient level
         "patient": patient("patient"),
+        # paper 2's eq. 7 as published: trained and tested on the volume stage 1 + identification predict
+        "patient_predicted": patient("patient_predicted", "--ln-volumes", run("ln_volumes_seg_attention.csv"),
+                                     after="seg_attention",
+                                     prepare=["predict-volumes", "--data", str(work / "phantom_medium"), "--models",
+                                              f"seg={run('seg_attention')}/seg_model.pt,"
+                                              f"identification={run('seg_attention')}/identifier.pt",
+                                              "--out", run("ln_volumes_seg_attention.csv"), "--threads", "1"]),
         # the image branch alone: without the largest positive LN volume, which gives the phantom's label away
         "patient_image_only": patient("patient_image_only", "--no-ln-volume"),
     }
@@ -120,6 +133,8 @@ def run_experiment(name: str, spec: dict, work: Path) -> float:
     seconds = 0.0
     if not Path(spec["result"]).is_file():
         t = time.perf_counter()
+        if "prepare" in spec:
+            lnstaging(spec["prepare"], log)
         lnstaging([*spec["train"], "--overwrite"], log)  # no result yet: a model left by a failed run is retrained
         lnstaging(spec["evaluate"], log)
         seconds = time.perf_counter() - t

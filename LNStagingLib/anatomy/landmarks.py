@@ -180,8 +180,9 @@ def fit_z_frame(landmarks: list[Landmark]) -> ZFrame | str:
     positions = np.array([landmark.position for landmark in landmarks])
     shown = ", ".join(landmark.name for landmark in landmarks)
     if positions.max() - positions.min() < MIN_SPAN:
-        return (f"normalised z needs landmarks far apart along the body; this scan shows only {shown} (add organ masks "
-                "with the liver, aorta or vertebrae, e.g. from TotalSegmentator)")
+        unseen = " and ".join(end for end in ("lung apex", "lung base") if end not in by_name)
+        return (f"normalised z needs landmarks far apart along the body; this scan shows only {shown} ({unseen} not "
+                "imaged; add organ masks with the liver, aorta or vertebrae, e.g. from TotalSegmentator)")
     design = np.stack([np.ones_like(positions), positions], axis=1)
     (base, height), *_ = np.linalg.lstsq(design, np.array([landmark.z_mm for landmark in landmarks]), rcond=None)
     if not HEIGHT_RANGE_MM[0] <= height <= HEIGHT_RANGE_MM[1]:

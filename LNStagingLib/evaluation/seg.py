@@ -110,6 +110,38 @@ def summarise(per_case: list[dict]) -> dict:
     return summary
 
 
+def case_counts(case_id: str, metrics: dict) -> dict:
+    """One case's numbers that pooled metrics are made of (JSON-ready): Dice and instance tp / n_pred / n_ref."""
+    out = {"case": case_id}
+    for group, m in metrics.items():
+        match = m["match"]
+        out[group] = {"dice": m["dice"], "tp": match.tp, "n_pred": match.n_pred, "n_ref": match.n_ref}
+    return out
+
+
+def pooled_from_counts(rows: list[dict], group: str) -> dict:
+    """Mean Dice and pooled instance recall / precision / F of the cases ``rows`` (from case_counts)."""
+    tp = sum(r[group]["tp"] for r in rows)
+    n_pred = sum(r[group]["n_pred"] for r in rows)
+    n_ref = sum(r[group]["n_ref"] for r in rows)
+    dices = [r[group]["dice"] for r in rows if r[group]["dice"] == r[group]["dice"]]
+    return {"dice": float(np.mean(dices)) if dices else float("nan"),
+            "recall": tp / n_ref if n_ref else float("nan"), "precision": tp / n_pred if n_pred else float("nan"),
+            "f_measure": 2 * tp / (n_pred + n_ref) if n_pred + n_ref else float("nan")}
+
+
+def bootstrap_seg_metrics(rows: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
+    """95% CIs (1000 patient resamples) of each group's Dice and pooled instance metrics."""
+    from .bootstrap import bootstrap_metrics
+
+    out = {}
+    for group in (g for g in rows[0] if g != "case") if rows else ():
+        cis = bootstrap_metrics(lambda idx, g=group: pooled_from_counts([rows[i] for i in idx], g), len(rows),
+                                ("dice", "recall", "precision", "f_measure"), n_boot, seed)
+        out[group] = {k: [v.low, v.high] for k, v in cis.items()}
+    return out
+
+
 def evaluate_cases(dataset, case_ids: list[str], model, identifier=None, *, threshold: float = 0.5,
                    min_volume_mm3: float | None = None, device: str = "cpu", progress=None) -> dict:
     """Metrics of a segmentation model (and optional identifier) over the given cases."""
@@ -142,5 +174,7 @@ def evaluate_cases(dataset, case_ids: list[str], model, identifier=None, *, thre
             identified = identify_instances(identifier, network_channels(identifier.config, ct, pet), predicted)
         per_case.append(case_metrics(predicted, nodes, positive, identified))
     summary = summarise(per_case)
+    counts = [case_counts(case_id, metrics) for case_id, metrics in zip(case_ids, per_case)]
     return summary | {"n_cases": len(case_ids), "threshold": threshold, "min_volume_mm3": min_volume,
-                      "iou_threshold": 0.3, "sliding_windows": windows}
+                      "iou_threshold": 0.3, "sliding_windows": windows, "per_case": counts,
+                      "ci95": bootstrap_seg_metrics(counts)}
