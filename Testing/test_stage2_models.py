@@ -172,3 +172,33 @@ def test_gnnp_learns_a_neighbour_dependent_label_that_the_instance_classifier_ca
     instance_accuracy = _fit_and_score(InstanceHead(config), train, test)
     assert gnnp_accuracy >= 0.85, gnnp_accuracy  # 0.92 with this seed
     assert instance_accuracy <= 0.7, instance_accuracy  # 0.56: chance for all but the signal nodes
+
+
+def test_a_prior_the_network_never_saw_in_training_enters_as_missing():
+    """The demo classifier was trained while z_norm was missing on every case (fitted mean 0, sd 1 exactly); now
+    that z exists, feeding it would be outside its training data: it enters as missing, as in training."""
+    import torch
+
+    from LNStagingLib.models.checkpoint import load_model
+    from LNStagingLib.models.stage2 import Stage2Model, stage2_config
+
+    names = ("x_norm", "y_norm", "z_norm")
+    torch.manual_seed(0)
+    probe = stage2_config("tiny", head="gnnp", prior_names=names)
+    f = torch.randn(5, probe.feature_dim * len(probe.widths))
+    priors = torch.rand(5, 3)
+    without_z = priors.clone()
+    without_z[:, 2] = float("nan")
+    for config in (stage2_config("tiny", head="gnnp", prior_names=names, prior_mean=(0.4, 0.4, 0.0),
+                                 prior_std=(0.2, 0.2, 1.0)),  # an older checkpoint: inferred from mean 0 / sd 1
+                   stage2_config("tiny", head="gnnp", prior_names=names, prior_mean=(0.4, 0.4, 0.3),
+                                 prior_std=(0.2, 0.2, 0.1), prior_trained=(True, True, False))):
+        model = Stage2Model(config).eval()
+        with torch.no_grad():
+            assert torch.equal(model.head_logits(torch.zeros(5), f, priors), model.head_logits(torch.zeros(5), f, without_z))
+    seen = Stage2Model(stage2_config("tiny", head="gnnp", prior_names=names, prior_mean=(0.4, 0.4, 0.3),
+                                     prior_std=(0.2, 0.2, 0.1))).eval()
+    with torch.no_grad():
+        assert not torch.equal(seen.head_logits(torch.zeros(5), f, priors), seen.head_logits(torch.zeros(5), f, without_z))
+    demo, config, _ = load_model("Resources/models/demo-cls.pt")
+    assert config.prior_names[2] == "z_norm" and not bool(demo.prior_trained[2]) and bool(demo.prior_trained[0])

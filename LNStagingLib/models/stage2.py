@@ -46,6 +46,10 @@ class Stage2Config:
     prior_names: tuple[str, ...] = ()
     prior_mean: tuple[float, ...] = ()
     prior_std: tuple[float, ...] = ()
+    # which priors had a value in some training case (empty in older checkpoints: then a prior whose fitted mean is
+    # exactly 0 and sd exactly 1 -- the fallback of an all-missing column -- is taken as never seen). A prior the
+    # network never saw enters as missing (the training mean) even when a scan provides it.
+    prior_trained: tuple[bool, ...] = ()
     # patches
     patch_size: int = 48
     patch_spacing_mm: float = 1.0
@@ -116,6 +120,9 @@ class Stage2Model(nn.Module):
         std = torch.tensor(config.prior_std or [1.0] * p, dtype=torch.float32)
         self.register_buffer("prior_mean", mean, persistent=False)
         self.register_buffer("prior_std", std.clamp_min(1e-6), persistent=False)
+        trained = (torch.tensor([bool(t) for t in config.prior_trained], dtype=torch.bool) if config.prior_trained
+                   else ~((mean == 0.0) & (std == 1.0)))
+        self.register_buffer("prior_trained", trained, persistent=False)
 
     def select_channels(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] < self.config.in_channels:
@@ -137,6 +144,7 @@ class Stage2Model(nn.Module):
                 raise ModelError("This model uses spatial priors: compute them for the candidates first.")
             # A prior that could not be computed (NaN, e.g. no tumour mask) enters as the training mean.
             s = torch.nan_to_num((priors.to(f.dtype) - self.prior_mean) / self.prior_std, nan=0.0)
+            s = torch.where(self.prior_trained, s, torch.zeros_like(s))
         return self.head(f, s)
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor, priors: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -149,9 +149,11 @@ def train(args) -> str:
         print(f"warning: {warning}")
     names = train_cases[0].prior_names
     mean, std = prior_normalisation(train_cases)
+    trained = tuple(bool(v) for v in np.isfinite(np.concatenate([c.priors for c in train_cases])).any(axis=0))
     config = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=not args.no_priors,
                            roi_source=args.roi, **({} if args.no_priors else
-                                                   dict(prior_names=names, prior_mean=mean, prior_std=std)))
+                                                   dict(prior_names=names, prior_mean=mean, prior_std=std,
+                                                        prior_trained=trained)))
     torch.manual_seed(args.seed)  # the initial weights
     model = Stage2Model(config).to(device)
     initialised = init_cnn_from(model, args.init_cnn, args.init_scope) if args.init_cnn else []
