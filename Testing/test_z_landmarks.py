@@ -92,3 +92,20 @@ def test_landmark_organs_by_name_or_convention():
     total = landmark_values(OrganLabels(image), "totalsegmentator")
     assert total["liver"] == (5,) and total["T12"] == (32,) and total["L1"] == (31,) and total["S1"] == (26,)
     assert total["T1"] == (43,) and total["C7"] == (44,)
+
+
+def test_priors_cli_takes_organ_masks_for_z(aorta_report, data_dir, tmp_path, capsys):
+    from LNStagingLib.cli import main as cli
+
+    ct, organs, _ = aorta_report
+    centre = ct.TransformContinuousIndexToPhysicalPoint([60.0, 63.0, 80.0])
+    (tmp_path / "c.csv").write_text("id,x,y,z\n1,%f,%f,%f\n" % centre)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for name in ("aorta.nii.gz", "vertebrae_T12.nii.gz"):
+        shutil.copy(data_dir / "totalsegmentator/aorta_report" / name, masks / name)
+    assert cli(["priors", "candidates", "--ct", str(data_dir / "totalsegmentator/aorta_report/ct_cropped.nii.gz"),
+                "--candidates", str(tmp_path / "c.csv"), "--organs", str(masks), "--out", str(tmp_path / "s.csv")]) == 0
+    assert "z_norm from: lung base, top of the aortic arch" in capsys.readouterr().out
+    header, row = (tmp_path / "s.csv").read_text().splitlines()
+    assert row.split(",")[header.split(",").index("z_norm")] != ""

@@ -4,7 +4,8 @@ Paper 1 (sec. 2.2) takes z from an unsupervised body-part regressor trained on i
 weights, so the substitute is anatomical: z is measured between two landmarks of the lung mask, the lung base
 (most inferior lung voxel, 0) and the lung apex (most superior lung voxel, 1), in patient coordinates (LPS,
 +z superior). It is defined only when both landmarks lie inside the scan (the lungs must not touch the first or
-last slice); otherwise it is reported as unavailable rather than guessed. See docs/PRIORS.md for the limits.
+last slice); otherwise it is reported as unavailable rather than guessed. anatomy/landmarks.py fits the same scale
+to other landmarks (liver dome, aortic arch, vertebrae) when a scan shows only one lung end. See docs/PRIORS.md.
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ def register(sub) -> None:
     cand.add_argument("--candidates", required=True, type=Path, help="CSV with columns id,x,y,z (LPS mm)")
     cand.add_argument("--tumor", type=Path, help="primary tumour mask on the CT grid (tumour priors omitted without)")
     cand.add_argument("--lung", type=Path, help="lung mask on the CT grid (computed from the CT without)")
+    cand.add_argument("--organs", type=Path,
+                      help="organ masks (label map or a folder of masks, any grid): liver, aorta and vertebrae "
+                           "give z_norm when the scan shows only one end of the lungs")
+    cand.add_argument("--organ-mapping", default="totalsegmentator",
+                      help="label convention of --organs: totalsegmentator (default), pdac20, slicer or a JSON file")
     cand.add_argument("--centreline", action="store_true", help="angles from the tumour centreline, not its centre")
     cand.add_argument("--out", required=True, type=Path, help="CSV to write (id + one column per prior)")
     add_overwrite_argument(cand, "file")
@@ -82,9 +87,16 @@ def main_candidates(args: argparse.Namespace) -> int:
     except (OSError, KeyError, ValueError) as error:
         raise InputFileError(f"Cannot read candidates from {args.candidates} ({error}): need columns id,x,y,z "
                              "(LPS mm).") from None
+    landmarks = {}
+    if args.organs:
+        from ..anatomy.landmarks import landmark_values
+        from ..anatomy.structures import read_organs
+
+        organs = read_organs(args.organs)
+        landmarks = dict(organs=organs.image, organ_values=landmark_values(organs, args.organ_mapping))
     table = candidate_priors(_read(args.ct, "CT"), centres, tumor=_read(args.tumor, "tumour mask") if args.tumor else None,
                              lung=_read(args.lung, "lung mask") if args.lung else None,
-                             tumor_reference="centreline" if args.centreline else "centre")
+                             tumor_reference="centreline" if args.centreline else "centre", **landmarks)
     with atomic_file(args.out) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["id", *table.names])
@@ -92,5 +104,7 @@ def main_candidates(args: argparse.Namespace) -> int:
             writer.writerow([candidate_id, *("" if v != v else f"{v:.6g}" for v in row)])
     for name, reason in table.missing.items():
         print(f"{name}: not computed ({reason})")
+    if table.z_source:
+        print(f"z_norm from: {table.z_source}")
     print(json.dumps({"written": str(args.out), "candidates": len(ids)}))
     return 0
