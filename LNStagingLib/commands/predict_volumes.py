@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ModelError
-from ._common import add_model_arguments, make_progress, select_models
+from ._common import add_model_arguments, add_overwrite_argument, make_progress, select_models
 
 
 def register(sub) -> None:
@@ -24,6 +24,7 @@ def register(sub) -> None:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="identifier probability from which an instance counts as positive (default 0.5)")
     add_model_arguments(parser)
+    add_overwrite_argument(parser, "file")
     parser.set_defaults(func=main)
 
 
@@ -53,7 +54,9 @@ def main(args) -> int:
     from ..dataset.format import read_dataset
     from ..dataset.ln_volumes import write_ln_volumes
     from ..errors import LNStagingError
+    from ..io.outputs import check_output
 
+    check_output(args.out, kind="file", overwrite=args.overwrite, extensions=(".csv",), inputs={"--data": args.data})
     dataset = read_dataset(args.data)
     case_ids = args.cases or list(dataset.case_ids)
     unknown = sorted(set(case_ids) - set(dataset.case_ids))

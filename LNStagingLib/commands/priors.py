@@ -78,7 +78,8 @@ def main_candidates(args: argparse.Namespace) -> int:
     from ..priors.candidate_priors import candidate_priors
 
     check_output(args.out, kind="file", overwrite=args.overwrite, extensions=(".csv",),
-                 inputs={"--ct": args.ct, "--candidates": args.candidates, "--tumor": args.tumor, "--lung": args.lung})
+                 inputs={"--ct": args.ct, "--candidates": args.candidates, "--tumor": args.tumor, "--lung": args.lung,
+                         "--organs": args.organs})
     try:
         with open(args.candidates, newline="") as handle:
             rows = list(csv.DictReader(handle))

@@ -83,7 +83,8 @@ def _commands(stage: str, data: Path, run: Path, config: str, seed: int, extra: 
         result = run / "eval_patient_test.json"
         evaluate = ["evaluate", "patient", "--data", str(data), "--model", str(run / "patient_model.pt"),
                     "--split", "test", "--out", str(result)]
-    return ["train", stage, *common, *extra], evaluate, result
+    # called only while the fold has no evaluation: a model a failed run left behind is trained again
+    return ["train", stage, *common, "--overwrite", *extra], evaluate, result
 
 
 def pooled_summary(results: dict[str, list[dict]]) -> dict:
@@ -126,6 +127,9 @@ def main(args) -> int:
     from ..cli import main as cli
     from ..dataset.format import read_dataset
 
+    from ..io.outputs import check_output
+
+    check_output(args.out, kind="folder", write_into=True, inputs={"--data": args.data})
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
