@@ -31,7 +31,6 @@ from LNStagingLib.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "Testing" / "Data"
 RAW_PET = DATA / "mirp_sts_raw_pet/STS_001/FDG_PET/image"
-IBSI_CT_DICOM = DATA / "ibsi_validation_sts/dicom/STS_001/CT/image"
 
 
 @dataclass(frozen=True)
@@ -132,9 +131,9 @@ CASES = [
     C("output", "export --out the CT DICOM folder",
       f"export rtstruct --ct-dicom DATA/ibsi_validation_sts/dicom/STS_001/CT/image --results SB/results "
       f"--out DATA/ibsi_validation_sts/dicom/STS_001/CT/image --quiet", "is the input --ct-dicom"),
-    C("output", "export --out an existing RTSTRUCT", f"export rtstruct --ct-dicom {IBSI_CT_DICOM} --results SB/results "
+    C("output", "export --out an existing RTSTRUCT", "export rtstruct --ct-dicom DATA/ibsi_validation_sts/dicom/STS_001/CT/image --results SB/results "
       "--out SB/reviewed/export/RS.dcm --quiet", "already exists"),
-    C("output", "export --out unknown extension", f"export seg --ct-dicom {IBSI_CT_DICOM} --results SB/results "
+    C("output", "export --out unknown extension", "export seg --ct-dicom DATA/ibsi_validation_sts/dicom/STS_001/CT/image --results SB/results "
       "--out SB/work/seg.nii --quiet", "unknown extension"),
     C("output", "phantom --out .", "phantom --seed 1 --out . --overwrite", "current working folder"),
     C("output", "phantom --overwrite a folder it did not write", "phantom --seed 1 --out SB/case --overwrite",
@@ -216,7 +215,7 @@ CASES = [
       "--out SB/work/r", "NaN or infinite"),
     C("images", "a label map given as the PET", "run --ct SB/case/ct.nii.gz --pet SB/case/organs.nii.gz --models none "
       "--out SB/work/r", "looks like a label map"),
-    C("images", "a CT DICOM folder given as the tumour", f"run {CASE_IN} --tumor {IBSI_CT_DICOM} --out SB/work/r",
+    C("images", "a CT DICOM folder given as the tumour", f"run {CASE_IN} --tumor DATA/ibsi_validation_sts/dicom/STS_001/CT/image --out SB/work/r",
       "not a label map"),
     C("images", "the CT given as the tumour", f"run {CASE_IN} --tumor SB/case/ct.nii.gz --out SB/work/r",
       "not a label map"),
