@@ -1,4 +1,6 @@
-"""Options shared by several sub-commands: model choice and progress output."""
+"""Options shared by several sub-commands: model choice and progress output.
+
+Imports nothing heavy at module level: every ``--help`` builds all parsers (see cli.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,6 @@ import sys
 from pathlib import Path
 
 from ..errors import ModelError
-from ..pipeline import ModelSelection
-from ..progress import Progress, tqdm_progress
 
 STAGES = ("seg", "cls", "identification", "patient")
 
@@ -33,7 +33,9 @@ def add_progress_arguments(parser) -> None:
                         help="print 'PROGRESS <fraction> <message>' lines on stdout (for the Slicer module) instead of a bar")
 
 
-def make_progress(args, description: str) -> Progress:
+def make_progress(args, description: str):
+    from ..progress import Progress, tqdm_progress
+
     if getattr(args, "progress_lines", False):
         def emit(fraction: float, message: str) -> None:
             print(f"PROGRESS {fraction:.4f} {message}", flush=True)
@@ -43,9 +45,10 @@ def make_progress(args, description: str) -> Progress:
     return Progress()
 
 
-def select_models(spec: str) -> ModelSelection:
-    """Parse --models into verified model files."""
+def select_models(spec: str):
+    """Parse --models into verified model files (a pipeline.ModelSelection)."""
     from ..models.catalogue import Catalogue
+    from ..pipeline import ModelSelection
 
     spec = (spec or "default").strip()
     if spec == "none":

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 from ..errors import InputFileError
-from ..models.catalogue import RESOURCES_DIR
-from ..pipeline import RunOptions, check_results_folder, run_to_folder
+from ..resource_files import resource_path
 from ._common import add_overwrite_argument, add_progress_arguments, make_progress, select_models
 from .run import print_summary
 from .run_batch import case_inputs_from_dataset
 
-DEMO_DATA = RESOURCES_DIR / "DemoCase"
+DEMO_DATA = resource_path("DemoCase")
 
 
 def register(sub):
@@ -24,6 +23,7 @@ def register(sub):
 
 def main(args) -> int:
     from ..dataset.format import read_dataset
+    from ..pipeline import RunOptions, check_results_folder, run_to_folder
 
     if not (args.data / "dataset.json").is_file():
         raise InputFileError(f"the demo case is missing from {args.data}: reinstall LNStaging or give --data.")

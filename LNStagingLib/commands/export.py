@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import SimpleITK as sitk
-
 from ..errors import InputFileError
-from ._common import add_overwrite_argument
-from ..io.images import read_label_map
 from ..io.outputs import check_output
+from ._common import add_overwrite_argument
 
 
 def _candidates(path: Path | None):
@@ -26,7 +23,9 @@ def _candidates(path: Path | None):
         raise InputFileError(f"Cannot read candidates from {path} ({error}): give the candidates.json of 'lnstaging run'.") from None
 
 
-def _labels(path: Path) -> sitk.Image:
+def _labels(path: Path):
+    from ..io.images import read_label_map
+
     if not Path(path).is_file():
         raise InputFileError(f"Label map {path} does not exist: give the gtv_ln.nii.gz of a results folder.")
     return read_label_map(path, what="label map")

@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-from ..models.catalogue import Catalogue
-
 
 def register(sub):
     parser = sub.add_parser("models", help="list the model catalogue or import a weights file for offline use")
@@ -17,6 +15,8 @@ def register(sub):
 
 
 def list_models(args) -> int:
+    from ..models.catalogue import Catalogue
+
     catalogue = Catalogue.read()
     if not catalogue.entries:
         print("The catalogue is empty.")
@@ -31,6 +31,8 @@ def list_models(args) -> int:
 
 
 def import_model(args) -> int:
+    from ..models.catalogue import Catalogue
+
     target = Catalogue.read().import_weights(args.file, args.id)
     print(f"Imported {args.file.name} as {args.id}: {target}")
     return 0

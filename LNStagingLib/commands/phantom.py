@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError
-from ..progress import tqdm_progress
 
 
 def register(sub):
@@ -36,6 +35,7 @@ def register(sub):
 def main(args) -> int:
     from ..phantom import write_cohort
     from ..phantom.case import resolve_size
+    from ..progress import tqdm_progress
 
     from ..io.outputs import check_output
 

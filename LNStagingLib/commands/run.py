@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
-from ..pipeline import CaseInputs, RunOptions, check_results_folder, run_to_folder
 from ._common import add_model_arguments, add_overwrite_argument, add_progress_arguments, make_progress, select_models
 
 
@@ -23,7 +22,9 @@ def add_case_arguments(parser) -> None:
     parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
 
 
-def case_inputs(args) -> CaseInputs:
+def case_inputs(args):
+    from ..pipeline import CaseInputs
+
     return CaseInputs(ct=args.ct, pet=args.pet, organs=args.organs, organ_mapping=args.organ_mapping, tumor=args.tumor,
                       candidates=args.candidates, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
                       injection_time=args.injection_time, accept_timing=args.accept_timing,
@@ -55,6 +56,8 @@ def register(sub):
 
 
 def main(args) -> int:
+    from ..pipeline import RunOptions, check_results_folder, run_to_folder
+
     inputs = case_inputs(args)
     RunOptions(threshold=args.threshold, threads=args.threads)  # options and output checked before any work
     check_results_folder(inputs, args.out, overwrite=args.overwrite)

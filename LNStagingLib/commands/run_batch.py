@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
 from ..errors import LNStagingError, OutputError
 from ..io.atomic import atomic_file
 from ..io.outputs import MB, check_output, input_bytes, review_folders
-from ..pipeline import CaseInputs, RunOptions, run_to_folder
 from ._common import add_model_arguments, add_overwrite_argument, select_models
 
 
@@ -33,16 +31,20 @@ def register(sub):
     parser.set_defaults(func=main)
 
 
-def case_inputs_from_dataset(dataset, case_id: str) -> CaseInputs:
+def case_inputs_from_dataset(dataset, case_id: str):
     """A cohort case as pipeline inputs; only files that exist are given (no ground truth is read)."""
+    from ..pipeline import CaseInputs
+
     case = dataset.case(case_id)
     optional = {key: case.path(key) if case.has(key) else None for key in ("organs", "tumor")}
     return CaseInputs(ct=case.path("ct"), pet=case.path("pet"), organs=optional["organs"], tumor=optional["tumor"],
                       organ_mapping=dataset.organ_mapping)
 
 
-def _run_one(case_id: str, inputs: CaseInputs, out: Path, options: RunOptions,
+def _run_one(case_id: str, inputs, out: Path, options,
              overwrite: bool = False) -> tuple[str, str | None, float]:
+    from ..pipeline import run_to_folder
+
     t = time.perf_counter()
     try:
         run_to_folder(inputs, out / case_id, options, overwrite=overwrite)
@@ -70,6 +72,7 @@ def read_summary(path: Path) -> dict:
 
 def main(args) -> int:
     from ..dataset.format import read_dataset
+    from ..pipeline import RunOptions
 
     dataset = read_dataset(args.data)
     RunOptions(threshold=args.threshold, threads=args.threads)
@@ -97,6 +100,8 @@ def main(args) -> int:
     jobs = [(c, case_inputs_from_dataset(dataset, c), args.out, options, args.overwrite) for c in todo]
     outcomes = []
     if args.workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             outcomes = list(pool.map(_run_one, *zip(*jobs)))
     else:

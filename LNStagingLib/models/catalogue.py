@@ -18,11 +18,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import ModelError
+from ..resource_files import resources_dir
 from .checkpoint import load_model, sha256_of
 
 CATALOGUE_FORMAT = "lnstaging-models/1"
 TASKS = ("seg", "cls", "identification", "patient")
-RESOURCES_DIR = Path(__file__).resolve().parents[2] / "Resources"
+RESOURCES_DIR = resources_dir()
 CACHE_ENV = "LNSTAGING_CACHE"
 
 
