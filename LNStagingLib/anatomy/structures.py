@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import AnatomyError, GeometryError, InputFileError
-from ..io.resample import describe_grid, resample_to_reference, same_grid
+from ..io.resample import describe_grid, resample_to_reference, same_grid, snap_to_grid
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class OrganLabels:
 
 def _check_grid(image: sitk.Image, reference: sitk.Image, what: str, resample: bool) -> sitk.Image:
     if same_grid(image, reference):
-        return image
+        return snap_to_grid(image, reference)
     if not resample:
         raise GeometryError(f"{what} is on a different grid ({describe_grid(image)}) from the reference "
                             f"({describe_grid(reference)}); resample it onto the reference first "

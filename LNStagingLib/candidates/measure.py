@@ -55,7 +55,7 @@ def measure_instances(labels: sitk.Image, pet: sitk.Image | None = None, source:
     shape.Execute(labels)
     suv = None
     if pet is not None:
-        require_same_grid(pet, labels, "PET")
+        pet = require_same_grid(pet, labels, "PET")
         suv = sitk.LabelStatisticsImageFilter()
         suv.Execute(sitk.Cast(pet, sitk.sitkFloat32), labels)
     array = sitk.GetArrayViewFromImage(labels)

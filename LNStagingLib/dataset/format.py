@@ -82,6 +82,8 @@ class CaseFiles:
             reference = self.load("ct")
             if not _same_grid(image, reference):
                 image = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+            else:
+                image.CopyInformation(reference)  # near-identical grids are the CT's (io.resample.snap_to_grid)
         return image
 
     def candidates(self) -> list[dict]:

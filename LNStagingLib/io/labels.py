@@ -42,6 +42,6 @@ def read_masks(path: os.PathLike | str, reference: sitk.Image | DicomSeries, *, 
         require_overlap(labels, image, "label map", reference_what)
         labels = resample_to_reference(labels, image, "nearest", 0)
     else:
-        require_same_grid(labels, image, "label map", reference_what)
+        labels = require_same_grid(labels, image, "label map", reference_what)
     values = np.unique(sitk.GetArrayViewFromImage(labels))
     return {f"label {int(v)}": _binary(labels, int(v)) for v in values if v != 0}

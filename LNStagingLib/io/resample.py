@@ -33,19 +33,38 @@ def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = GRID_TOLERANCE) -
     )
 
 
+def snap_to_grid(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """``image``, already on the reference grid to within GRID_TOLERANCE, carrying the reference's exact origin,
+    spacing and direction (voxels untouched).
+
+    NIfTI headers (float32) and DICOM round-off leave grids that agree to ~1e-5 mm; ITK's filters compare two inputs'
+    geometry to ~1e-6 of a voxel and refuse such a pair ("Inputs do not occupy the same physical space"). Every place
+    that accepts two grids as the same hands on the snapped image, so no later filter sees the difference.
+    """
+    if (image.GetOrigin() == reference.GetOrigin() and image.GetSpacing() == reference.GetSpacing()
+            and image.GetDirection() == reference.GetDirection()):
+        return image
+    snapped = sitk.Image(image)
+    snapped.CopyInformation(reference)
+    return snapped
+
+
 def describe_grid(image: sitk.Image) -> str:
     spacing = "x".join(f"{s:.4g}" for s in image.GetSpacing())
     origin = ", ".join(f"{o:.1f}" for o in image.GetOrigin())
     return f"size {image.GetSize()}, spacing {spacing} mm, origin ({origin})"
 
 
-def require_same_grid(image: sitk.Image, reference: sitk.Image, what: str = "label map", reference_what: str = "CT") -> None:
-    """GeometryError unless ``image`` is on exactly the reference grid (for inputs whose voxels must line up)."""
+def require_same_grid(image: sitk.Image, reference: sitk.Image, what: str = "label map",
+                      reference_what: str = "CT") -> sitk.Image:
+    """``image`` snapped onto the reference grid (see snap_to_grid); GeometryError unless it is on that grid to
+    within GRID_TOLERANCE (for inputs whose voxels must line up)."""
     if not same_grid(image, reference):
         raise GeometryError(
             f"the {what} is not on the {reference_what} grid ({describe_grid(image)} vs {describe_grid(reference)}): "
             f"export it on the {reference_what} grid, or resample it with nearest-neighbour interpolation first."
         )
+    return snap_to_grid(image, reference)
 
 
 def world_corners(image: sitk.Image) -> np.ndarray:
@@ -97,7 +116,7 @@ def resample_to_reference(image: sitk.Image, reference: sitk.Image, interpolatio
     if interpolation not in INTERPOLATORS:
         raise ValueError(f"interpolation must be one of {sorted(INTERPOLATORS)}")
     if transform is None and same_grid(image, reference):
-        return image if pixel_type is None else sitk.Cast(image, pixel_type)
+        return snap_to_grid(image if pixel_type is None else sitk.Cast(image, pixel_type), reference)
     return sitk.Resample(
         image, reference, transform or sitk.Transform(), INTERPOLATORS[interpolation], float(default_value),
         image.GetPixelID() if pixel_type is None else pixel_type,

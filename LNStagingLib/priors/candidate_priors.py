@@ -91,9 +91,8 @@ def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk
     """
     progress = progress or Progress()
     centres = np.asarray(centres_lps, np.float64).reshape(-1, 3)
-    for mask, what in ((tumor, "tumour mask"), (lung, "lung mask")):
-        if mask is not None:
-            require_same_grid(mask, ct, what)
+    tumor = require_same_grid(tumor, ct, "tumour mask") if tumor is not None else None
+    lung = require_same_grid(lung, ct, "lung mask") if lung is not None else None
     if tumor_reference not in ("centre", "centreline"):
         raise ValueError("tumor_reference must be 'centre' or 'centreline'")
     for point in centres:
