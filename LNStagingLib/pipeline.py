@@ -41,9 +41,12 @@ class CaseInputs:
 
     ct: Path
     pet: Path
-    organs: Optional[Path] = None
+    organs: Optional[Path] = None  # label map, .seg.nrrd, folder of masks, RTSTRUCT or DICOM SEG
     organ_mapping: Optional[str | dict] = None  # a built-in mapping name, a JSON file, or a mapping dict
-    tumor: Optional[Path] = None
+    tumor: Optional[Path] = None  # label map (non-zero = tumour), RTSTRUCT or DICOM SEG
+    tumor_roi: Optional[str] = None  # the RTSTRUCT ROI (default: the only ROI, or the only GTV ROI)
+    tumor_segment: Optional[str] = None  # the SEG segment number or label (default: the only / the primary one)
+    organ_rois: Optional[list[str]] = None  # RTSTRUCT ROIs / SEG segment labels to use as organs (default: all)
     candidates: Optional[Path] = None  # CSV/JSON with x,y,z in LPS mm (optional radius_mm)
     weight_kg: Optional[float] = None
     dose_bq: Optional[float] = None
@@ -127,15 +130,6 @@ def _input_sha256(path: Path) -> str:
     from .models.checkpoint import sha256_of
 
     return sha256_of(*sorted(p for p in path.rglob("*") if p.is_file())) if path.is_dir() else sha256_of(path)
-
-
-def _read_mask_on(path: Path, reference: sitk.Image, what: str) -> sitk.Image:
-    from .io.images import read_label_map
-
-    mask = read_label_map(path, what=what)
-    mask = resample_to_reference(mask, reference, "nearest", 0)
-    mask = sitk.Cast(mask != 0, sitk.sitkUInt8)
-    return mask
 
 
 def read_candidate_file(path: Path) -> list[dict]:
@@ -267,7 +261,10 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     tumor = None
     if inputs.tumor is not None:
-        tumor = _read_mask_on(Path(inputs.tumor), ct, "tumour mask")
+        from .io.mask_source import read_mask
+
+        tumor = read_mask(inputs.tumor, petct.ct_series or ct, what="tumour mask", roi=inputs.tumor_roi,
+                          segment=inputs.tumor_segment)
         if not np.any(sitk.GetArrayViewFromImage(tumor)):
             raise InputFileError(f"the tumour mask '{Path(inputs.tumor).name}' is empty: give the primary tumour "
                                  "segmentation, or leave --tumor out.")
@@ -283,7 +280,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         from .priors.attention import attention_map
 
         progress.step(0.1, "organ structures")
-        organs = read_organs(inputs.organs, reference=ct, resample=True)
+        organs = read_organs(inputs.organs, reference=petct.ct_series or ct, resample=True, rois=inputs.organ_rois)
         structure_map = map_structures(organs, inputs.organ_mapping)
         images.structures = structure_map.image
         if structure_map.absent:

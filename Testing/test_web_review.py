@@ -210,6 +210,9 @@ def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start
     server = start_server()
     review_dir = case["run"] / "review"
     page, requests = open_page(browser, server.url)
+    # start-up and first render print no third-party warnings (VTK deprecations, Python warnings)
+    log = (case["root"] / "server.log").read_text(errors="replace")
+    assert not [line for line in log.splitlines() if re.search(r"WARN\||^Warning: |\w+Warning: ", line)], log[-3000:]
     status = get_json(server.base + "/lnstaging/status.json")
     assert status["case"] == "case000"
     assert (review_dir / "review.json").is_file()  # the review folder exists from the first moment

@@ -9,6 +9,7 @@ editable install of the checkout) are not processed, and LNStagingLib can only c
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,5 +87,7 @@ def test_installed_wheel_lists_models_and_runs_the_demo_outside_the_checkout(whe
 
     demo = _run([venv / "bin" / "lnstaging", "demo", "--threads", "1", "--out", "demo"], cwd=elsewhere, timeout=600)
     assert "Report:" in demo.stdout and (elsewhere / "demo" / "report.html").is_file(), demo.stdout
+    warnings = [line for line in demo.stderr.splitlines() if re.search(r"WARN\||^Warning: |\w+Warning: ", line)]
+    assert not warnings, demo.stderr  # no third-party warnings (torch's TF32/oneDNN notice) in normal output
     provenance = json.loads((elsewhere / "demo" / "provenance.json").read_text())
     assert set(provenance["models"]) == {"seg", "cls", "identification", "patient"}

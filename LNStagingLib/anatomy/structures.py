@@ -254,14 +254,28 @@ def _read(path: Path) -> sitk.Image:
 MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
-def read_organs(path: str | Path, reference: sitk.Image | None = None, resample: bool = False,
-                names: dict[int, str] | None = None) -> OrganLabels:
-    """Read organ masks: a label map file, a Slicer .seg.nrrd, or a folder of binary masks (one file per organ,
-    as TotalSegmentator writes). Masks are checked to lie on one grid (the reference's if given, else the
+def read_organs(path: str | Path, reference=None, resample: bool = False,
+                names: dict[int, str] | None = None, rois: list[str] | None = None) -> OrganLabels:
+    """Read organ masks: a label map file, a Slicer .seg.nrrd, a folder of binary masks (one file per organ,
+    as TotalSegmentator writes), or a DICOM RTSTRUCT / SEG (its ROIs or segments by name; ``rois`` keeps only
+    those; needs the reference). Masks are checked to lie on one grid (the reference's if given, else the
     first mask's); a mask on another grid is refused unless `resample` (nearest neighbour, logged).
-    In a folder, a later file (alphabetical) wins where masks overlap.
+    In a folder, a later file (alphabetical) wins where masks overlap. ``reference`` is an image or an
+    io.dicom_series.DicomSeries (which lets an RTSTRUCT or SEG be checked against its frame of reference).
     """
+    from ..io.dicom_series import DicomSeries
+    from ..io.mask_source import dicom_modality, read_named_labels
+
     path = Path(path)
+    if dicom_modality(path) is not None:
+        if reference is None:
+            raise InputFileError(f"Organ masks '{path}' are DICOM: give the image they belong to (--reference CT).")
+        image, found = read_named_labels(path, reference, names=rois)
+        return OrganLabels(image, found, from_files=True)
+    if rois:
+        raise InputFileError(f"--organs-roi chooses structures of an RTSTRUCT or DICOM SEG; '{path}' is neither.")
+    if isinstance(reference, DicomSeries):
+        reference = reference.image
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.name.endswith(MASK_SUFFIXES) and not p.name.startswith("."))
         if not files:

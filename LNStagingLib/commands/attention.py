@@ -14,7 +14,10 @@ def register(sub) -> None:
         description="Map organ/vessel masks onto the 10 structures of the attention model and write the attention "
                     "map on the masks' grid (header preserved). See docs/PRIORS.md.")
     parser.add_argument("--organs", required=True, type=Path,
-                        help="label map (NIfTI/NRRD), Slicer .seg.nrrd, or a folder of binary masks (TotalSegmentator)")
+                        help="label map (NIfTI/NRRD), Slicer .seg.nrrd, a folder of binary masks (TotalSegmentator), "
+                             "or a DICOM RTSTRUCT / SEG (needs --reference; structures matched by name)")
+    parser.add_argument("--organs-roi", nargs="+", metavar="NAME",
+                        help="only these RTSTRUCT ROIs / SEG segment labels of --organs (default: all)")
     parser.add_argument("--mapping", default="totalsegmentator",
                         help="totalsegmentator (default), pdac20, slicer, or a JSON mapping file")
     parser.add_argument("--profile", type=Path, help="JSON profile of d_min/d_max per structure (default: Table II)")
@@ -54,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     if args.reference is not None:
         reference = read_image(args.reference, what="reference image")
     profile = load_profile(args.profile)
-    organs = read_organs(args.organs, reference=reference, resample=args.resample_masks)
+    organs = read_organs(args.organs, reference=reference, resample=args.resample_masks, rois=args.organs_roi)
     structures = map_structures(organs, args.mapping)
     print(f"structures present: {', '.join(structures.present)}")
     if structures.absent:

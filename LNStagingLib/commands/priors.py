@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ._common import add_overwrite_argument
+from .run import add_tumor_arguments
 
 
 def register(sub) -> None:
@@ -29,7 +30,7 @@ def register(sub) -> None:
     cand = tasks.add_parser("candidates", help="spatial priors s of each candidate (paper 1, sec. 2.2)")
     cand.add_argument("--ct", required=True, type=Path)
     cand.add_argument("--candidates", required=True, type=Path, help="CSV with columns id,x,y,z (LPS mm)")
-    cand.add_argument("--tumor", type=Path, help="primary tumour mask on the CT grid (tumour priors omitted without)")
+    add_tumor_arguments(cand, " (tumour priors omitted without)")
     cand.add_argument("--lung", type=Path, help="lung mask on the CT grid (computed from the CT without)")
     cand.add_argument("--organs", type=Path,
                       help="organ masks (label map or a folder of masks, any grid): liver, aorta and vertebrae "
@@ -74,6 +75,7 @@ def _read(path: Path, what: str):
 def main_candidates(args: argparse.Namespace) -> int:
     from ..errors import InputFileError
     from ..io.atomic import atomic_file
+    from ..io.mask_source import read_mask
     from ..io.outputs import check_output
     from ..priors.candidate_priors import candidate_priors
 
@@ -95,7 +97,11 @@ def main_candidates(args: argparse.Namespace) -> int:
 
         organs = read_organs(args.organs)
         landmarks = dict(organs=organs.image, organ_values=landmark_values(organs, args.organ_mapping))
-    table = candidate_priors(_read(args.ct, "CT"), centres, tumor=_read(args.tumor, "tumour mask") if args.tumor else None,
+    ct = _read(args.ct, "CT")
+    tumor = None
+    if args.tumor:
+        tumor = read_mask(args.tumor, ct, roi=args.tumor_roi, segment=args.tumor_segment, resample=False)
+    table = candidate_priors(ct, centres, tumor=tumor,
                              lung=_read(args.lung, "lung mask") if args.lung else None,
                              tumor_reference="centreline" if args.centreline else "centre", **landmarks)
     with atomic_file(args.out) as tmp, open(tmp, "w", newline="") as handle:

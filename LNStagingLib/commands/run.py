@@ -9,9 +9,12 @@ from ._common import add_model_arguments, add_overwrite_argument, add_progress_a
 def add_case_arguments(parser) -> None:
     parser.add_argument("--ct", required=True, type=Path, help="CT: NIfTI/NRRD/MHA file or DICOM folder")
     parser.add_argument("--pet", required=True, type=Path, help="PET: DICOM folder (converted to SUVbw) or an SUV image file")
-    parser.add_argument("--organs", type=Path, help="organ/vessel label map, Slicer .seg.nrrd, or a folder of masks")
+    parser.add_argument("--organs", type=Path, help="organ/vessel label map, Slicer .seg.nrrd, a folder of masks, or a "
+                                                    "DICOM RTSTRUCT / SEG (structures matched by name)")
+    parser.add_argument("--organs-roi", nargs="+", metavar="NAME",
+                        help="only these RTSTRUCT ROIs / SEG segment labels of --organs (default: all)")
     parser.add_argument("--organ-mapping", help="label mapping: totalsegmentator, pdac20, slicer, or a JSON file")
-    parser.add_argument("--tumor", type=Path, help="primary tumour mask")
+    add_tumor_arguments(parser)
     parser.add_argument("--candidates", type=Path, help="extra candidates: CSV/JSON with x,y,z (LPS mm)[,radius_mm]")
     parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
     parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
@@ -22,10 +25,22 @@ def add_case_arguments(parser) -> None:
     parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
 
 
+def add_tumor_arguments(parser, help_suffix: str = "") -> None:
+    """--tumor and the choice inside an RTSTRUCT or SEG (io.mask_source.read_mask resolves them)."""
+    parser.add_argument("--tumor", type=Path, help="primary tumour: label map (non-zero = tumour), DICOM RTSTRUCT or "
+                                                   "DICOM SEG" + help_suffix)
+    parser.add_argument("--tumor-roi", metavar="NAME",
+                        help="the RTSTRUCT ROI of the tumour, e.g. GTVp (default: the only ROI, or the only GTV ROI)")
+    parser.add_argument("--tumor-segment", metavar="NUMBER_OR_LABEL",
+                        help="the SEG segment of the tumour (default: the only segment, or the only 'Neoplasm, "
+                             "Primary' one)")
+
+
 def case_inputs(args):
     from ..pipeline import CaseInputs
 
     return CaseInputs(ct=args.ct, pet=args.pet, organs=args.organs, organ_mapping=args.organ_mapping, tumor=args.tumor,
+                      tumor_roi=args.tumor_roi, tumor_segment=args.tumor_segment, organ_rois=args.organs_roi,
                       candidates=args.candidates, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
                       injection_time=args.injection_time, accept_timing=args.accept_timing,
                       ct_series_uid=args.ct_series_uid,

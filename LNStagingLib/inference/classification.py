@@ -27,8 +27,12 @@ from ..progress import Progress
 
 
 def _convolutions(exact: bool):
-    """exact: convolutions whose per-candidate result does not depend on the batch (see the module docstring)."""
-    return torch.backends.mkldnn.flags(enabled=torch.backends.mkldnn.is_available() and not exact)
+    """exact: convolutions whose per-candidate result does not depend on the batch (see the module docstring).
+
+    Only the on/off switch is set: flags()' defaults would also switch oneDNN's TF32 on, which only Intel GPUs have,
+    and torch warns about that at every run."""
+    return torch.backends.mkldnn.flags(enabled=torch.backends.mkldnn.is_available() and not exact,
+                                       deterministic=None, allow_tf32=None, fp32_precision=None)
 
 
 def patch_arguments(model: Stage2Model, ct: sitk.Image, centroids_lps: np.ndarray, pet: Optional[sitk.Image],

@@ -78,6 +78,30 @@ def _distance_box(inside: np.ndarray, image: sitk.Image, centres: np.ndarray) ->
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
 
 
+def _lung_priors(ct: sitk.Image, centres: np.ndarray, lung: sitk.Image | None, organs, organ_values,
+                 values: np.ndarray, missing: dict[str, str], progress: Progress) -> tuple[dict, str]:
+    """Fill the lung-normalised x, y, z columns: (lung extent, z source). AnatomyError when the scan shows no lung."""
+    if lung is None:
+        lung = compute_lung_mask(ct, progress)
+    lung_index = np.argwhere(sitk.GetArrayViewFromImage(lung) != 0)
+    if lung_index.size == 0:
+        raise AnatomyError("The lung mask is empty: x, y priors need the lungs (or at least their bases) in the scan.")
+    lung_points = world_points(lung, lung_index)
+    low, high = lung_points.min(axis=0), lung_points.max(axis=0)
+    for column, axis in ((0, 0), (1, 1)):
+        values[:, column] = np.clip((centres[:, axis] - low[axis]) / max(high[axis] - low[axis], 1e-6), 0.0, 1.0)
+    frame = fit_z_frame(find_landmarks(lung, organs, organ_values))
+    extent = {"x": (float(low[0]), float(high[0])), "y": (float(low[1]), float(high[1]))}
+    z_source = ""
+    if isinstance(frame, str):
+        missing["z_norm"] = frame
+    else:
+        values[:, 2] = frame.normalise(centres[:, 2])
+        extent["z"] = (frame.base_z, frame.apex_z)
+        z_source = frame.source
+    return extent, z_source
+
+
 def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk.Image | None = None,
                      lung: sitk.Image | None = None, tumor_reference: str = "centre",
                      progress: Progress | None = None, organs: sitk.Image | None = None,
@@ -104,24 +128,13 @@ def candidate_priors(ct: sitk.Image, centres_lps: np.ndarray | list, tumor: sitk
     missing: dict[str, str] = {}
 
     progress.step(0.0, "priors: lung mask")
-    if lung is None:
-        lung = compute_lung_mask(ct, progress.sub(0.0, 0.6))
-    lung_index = np.argwhere(sitk.GetArrayViewFromImage(lung) != 0)
-    if lung_index.size == 0:
-        raise AnatomyError("The lung mask is empty: x, y priors need the lungs (or at least their bases) in the scan.")
-    lung_points = world_points(lung, lung_index)
-    low, high = lung_points.min(axis=0), lung_points.max(axis=0)
-    for column, axis in ((0, 0), (1, 1)):
-        values[:, column] = np.clip((centres[:, axis] - low[axis]) / max(high[axis] - low[axis], 1e-6), 0.0, 1.0)
-    frame = fit_z_frame(find_landmarks(lung, organs, organ_values))
-    extent = {"x": (float(low[0]), float(high[0])), "y": (float(low[1]), float(high[1]))}
     z_source = ""
-    if isinstance(frame, str):
-        missing["z_norm"] = frame
-    else:
-        values[:, 2] = frame.normalise(centres[:, 2])
-        extent["z"] = (frame.base_z, frame.apex_z)
-        z_source = frame.source
+    try:
+        extent, z_source = _lung_priors(ct, centres, lung, organs, organ_values, values, missing,
+                                        progress.sub(0.0, 0.6))
+    except AnatomyError as error:  # a scan without lungs (a limb, the pelvis) still has its tumour priors
+        missing.update({name: str(error) for name in PRIOR_NAMES[:3]})
+        extent = {}
 
     progress.step(0.7, "priors: tumour")
     tumor_array = None if tumor is None else sitk.GetArrayViewFromImage(tumor)

@@ -40,6 +40,8 @@ class ReviewApp:
         from trame_slicer.rca_view import register_rca_factories
         from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
+        from .vtk_messages import RESIZE_EVENT_DEPRECATION, vtk_messages_without
+
         self.server = server or get_server("lnstaging_review", client_type="vue3")
         self.server.enable_module(trame_slicer_module)
         self.state, self.ctrl = self.server.state, self.server.controller
@@ -52,10 +54,11 @@ class ReviewApp:
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         axial, coronal, sagittal = (ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.coronal_view(),
                                     ViewLayoutDefinition.sagittal_view())
-        self.layout_manager.register_layout(
-            "review", Layout(LayoutDirection.Horizontal, [axial, Layout(LayoutDirection.Vertical, [coronal, sagittal])],
-                             flex_sizes=["2", "1"]))
-        self.layout_manager.set_layout("review")  # creates the slice views (and their slice nodes) now
+        with vtk_messages_without(RESIZE_EVENT_DEPRECATION):  # after SlicerApp(), which sets VTK's output window
+            self.layout_manager.register_layout(  # creates the slice views
+                "review", Layout(LayoutDirection.Horizontal, [axial, Layout(LayoutDirection.Vertical, [coronal, sagittal])],
+                                 flex_sizes=["2", "1"]))
+            self.layout_manager.set_layout("review")  # creates the slice views (and their slice nodes) now
         self.session = ReviewSession(self.slicer_app, cases, on_change=self.push_state)
         self._init_state(cases)
         self._build_ui()
