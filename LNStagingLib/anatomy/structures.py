@@ -333,8 +333,33 @@ class StructureMap:
         return "absent (attention computed without them): " + ", ".join(self.absent)
 
 
+#: Label maps of these types are counted with a histogram and mapped with a lookup table (one pass each, no sort).
+_SMALL_LABEL_TYPES = (np.uint8, np.uint16)
+_SLAB = 16  # slices per histogram pass: bincount works on a copy as intp, kept small
+
+
 def _label_values(array: np.ndarray) -> list[int]:
-    return [int(v) for v in np.unique(array) if v != 0]
+    """The non-zero values present (a 512x512x244 map: a histogram pass instead of np.unique's sort)."""
+    if array.dtype.type not in _SMALL_LABEL_TYPES:
+        return [int(v) for v in np.unique(array) if v != 0]
+    seen = np.zeros(np.iinfo(array.dtype).max + 1, bool)
+    for start in range(0, array.shape[0], _SLAB):
+        counts = np.bincount(array[start:start + _SLAB].ravel())
+        seen[:len(counts)] |= counts > 0
+    return [int(v) for v in np.flatnonzero(seen) if v != 0]
+
+
+def _apply_lookup(array: np.ndarray, targets: dict[int, int]) -> np.ndarray:
+    """uint8 map with out[v == value] = targets[value] (0 elsewhere): one table lookup for small label types."""
+    if array.dtype.type in _SMALL_LABEL_TYPES:
+        table = np.zeros(np.iinfo(array.dtype).max + 1, np.uint8)
+        for value, target in targets.items():
+            table[value] = target
+        return table[array]
+    out = np.zeros(array.shape, np.uint8)
+    for target in sorted(set(targets.values())):
+        out[np.isin(array, [v for v, t in targets.items() if t == target])] = target
+    return out
 
 
 def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMapping | dict | None = None,
@@ -369,7 +394,7 @@ def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMap
         raise AnatomyError(f"The {mapping.name!r} mapping matches segment names, but this label map carries none; "
                            "pass a .seg.nrrd, a folder of named masks, or choose --mapping pdac20/totalsegmentator.")
     normalised = {v: normalise_name(n) for v, n in organs.names.items()}
-    out = np.zeros(array.shape, np.uint8)
+    value_to_structure: dict[int, int] = {}  # label value -> structure index (a later structure wins a shared value)
     present, absent, sources = [], [], {}
     for structure in STRUCTURES:
         wanted: set[int] = set()
@@ -380,7 +405,7 @@ def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMap
             wanted.update(v for v, n in normalised.items() if n in targets)
         hit = sorted(v for v in wanted if v in values)
         if hit:
-            out[np.isin(array, hit)] = structure.index
+            value_to_structure.update({v: structure.index for v in hit})
             present.append(structure.key)
             sources[structure.key] = hit
         else:
@@ -390,6 +415,6 @@ def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMap
         raise AnatomyError(f"None of the 10 structures of the attention model was found with the {mapping.name!r} "
                            f"mapping (label values/names present: {shown}); choose another --mapping or give a "
                            "JSON mapping.")
-    image = sitk.GetImageFromArray(out)
+    image = sitk.GetImageFromArray(_apply_lookup(array, value_to_structure))
     image.CopyInformation(organs.image)
     return StructureMap(image, present, absent, sources)

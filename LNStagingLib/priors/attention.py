@@ -70,16 +70,15 @@ def attention_map(structures: sitk.Image, profile: AttentionProfile | None = Non
         params = profile.params(structure.key)
         band = _band_slices(box, labels.shape, spacing_zyx, params.reach)
         crop_labels = labels[band]
-        mask = sitk.GetImageFromArray((crop_labels == index).astype(np.uint8))
+        inside = crop_labels == index
+        mask = sitk.GetImageFromArray(inside.view(np.uint8))
         mask.SetSpacing(structures.GetSpacing())  # distances depend on spacing only (direction is orthonormal)
         distance_image = signed_distance_mm(mask)  # keep alive while its array view is used
         distance = sitk.GetArrayViewFromImage(distance_image)
         score = trapezoid(distance, params.d_min, params.d_max, params.border)
         view = out[band]
-        outside = crop_labels == 0
-        np.maximum(view, score, out=view, where=outside)
-        inside = crop_labels == index
-        view[inside] = score[inside]
+        np.maximum(view, score, out=view, where=crop_labels == 0)
+        np.copyto(view, score, where=inside)
     progress.step(1.0, "attention map done")
     image = sitk.GetImageFromArray(out)
     image.CopyInformation(structures)
