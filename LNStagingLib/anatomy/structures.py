@@ -263,7 +263,6 @@ def read_organs(path: str | Path, reference=None, resample: bool = False,
     In a folder, a later file (alphabetical) wins where masks overlap. ``reference`` is an image or an
     io.dicom_series.DicomSeries (which lets an RTSTRUCT or SEG be checked against its frame of reference).
     """
-    from ..io.dicom_series import DicomSeries
     from ..io.mask_source import dicom_modality, read_named_labels
 
     path = Path(path)
@@ -274,8 +273,8 @@ def read_organs(path: str | Path, reference=None, resample: bool = False,
         return OrganLabels(image, found, from_files=True)
     if rois:
         raise InputFileError(f"--organs-roi chooses structures of an RTSTRUCT or DICOM SEG; '{path}' is neither.")
-    if isinstance(reference, DicomSeries):
-        reference = reference.image
+    if reference is not None and not isinstance(reference, sitk.Image):
+        reference = reference.image  # a DicomSeries
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.name.endswith(MASK_SUFFIXES) and not p.name.startswith("."))
         if not files:

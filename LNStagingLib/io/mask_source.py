@@ -11,11 +11,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 
 from ..errors import InputFileError
-from .dicom_series import DicomSeries
 from .images import is_dicom_file, read_label_map, require_exists
 from .resample import require_same_grid, resample_to_reference
 
@@ -23,11 +21,18 @@ from .resample import require_same_grid, resample_to_reference
 PRIMARY_NEOPLASM = {"86049000", "M-80003"}
 
 
+def _grid(reference) -> sitk.Image:
+    """The image of a reference given as an image or as an io.dicom_series.DicomSeries."""
+    return reference if isinstance(reference, sitk.Image) else reference.image
+
+
 def dicom_modality(path: os.PathLike | str) -> str | None:
     """The Modality of a DICOM file ('RTSTRUCT', 'SEG', 'CT', ...); None for a file that is not DICOM."""
     path = Path(path)
     if not path.is_file() or not is_dicom_file(path):
         return None
+    import pydicom  # only for DICOM input: a label map needs none of it
+
     try:
         return str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", "")) or "without modality"
     except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError):
@@ -79,7 +84,7 @@ def choose_segment(path: Path, segments, segment: str | None, what: str, option:
                          f"{option}-segment NUMBER_OR_LABEL.")
 
 
-def read_mask(path: os.PathLike | str, reference: sitk.Image | DicomSeries, *, what: str = "tumour mask",
+def read_mask(path: os.PathLike | str, reference: sitk.Image | "DicomSeries", *, what: str = "tumour mask",
               roi: str | None = None, segment: str | None = None, option: str = "--tumor",
               resample: bool = True) -> sitk.Image:
     """One binary (uint8, 0/1) mask on the reference grid, from a label map file (non-zero = inside), an RTSTRUCT
@@ -90,7 +95,7 @@ def read_mask(path: os.PathLike | str, reference: sitk.Image | DicomSeries, *, w
     DicomSeries.
     """
     path = require_exists(path, what)
-    image = reference.image if isinstance(reference, DicomSeries) else reference
+    image = _grid(reference)
     modality = dicom_modality(path)
     if modality == "RTSTRUCT":
         if segment is not None:
@@ -123,13 +128,13 @@ def read_mask(path: os.PathLike | str, reference: sitk.Image | DicomSeries, *, w
     return sitk.Cast(mask, sitk.sitkUInt8)
 
 
-def read_named_labels(path: os.PathLike | str, reference: sitk.Image | DicomSeries, *, what: str = "organ masks",
+def read_named_labels(path: os.PathLike | str, reference: sitk.Image | "DicomSeries", *, what: str = "organ masks",
                       names: list[str] | None = None, option: str = "--organs") -> tuple[sitk.Image, dict[int, str]]:
     """An RTSTRUCT's ROIs or a DICOM SEG's segments as one label map on the reference grid plus value -> name
     (ROI name, segment label); ``names`` keeps only those ROIs/segment labels. Where structures overlap, the later
     one wins."""
     path = require_exists(path, what)
-    image = reference.image if isinstance(reference, DicomSeries) else reference
+    image = _grid(reference)
     modality = dicom_modality(path)
     if modality == "RTSTRUCT":
         from .rtstruct_read import read_rtstruct, read_rtstruct_dataset, roi_names
