@@ -17,8 +17,6 @@ import json
 import shlex
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DatasetError
 
 STAGES = ("seg", "cls", "patient")
@@ -40,6 +38,8 @@ def add_arguments(parser) -> None:
 
 def outer_folds(case_ids: list[str], folds: int, seed: int) -> list[list[str]]:
     """The non-test cases in ``folds`` groups of (almost) equal size, in a seeded random order."""
+    import numpy as np  # not at import: `lnstaging --help` builds this parser
+
     if folds < 2:
         raise DatasetError("Cross-validation needs at least 2 folds (--folds).")
     if len(case_ids) < folds:
@@ -50,6 +50,8 @@ def outer_folds(case_ids: list[str], folds: int, seed: int) -> list[list[str]]:
 
 def write_fold_cohort(dataset, held_out: list[str], inner_folds: int, seed: int, root: Path) -> Path:
     """A cohort folder whose test set is the held-out fold and whose folds split the rest; cases are linked."""
+    import numpy as np  # not at import: `lnstaging --help` builds this parser
+
     from ..dataset.format import CASES_DIR, write_description
 
     root.mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,8 @@ def _commands(stage: str, data: Path, run: Path, config: str, seed: int, extra: 
 
 def pooled_summary(results: dict[str, list[dict]]) -> dict:
     """Pool the outer folds' evaluations: mFROC (bootstrap CI), patient AUC (DeLong CI), stage-1 per-fold mean/sd."""
+    import numpy as np  # not at import: `lnstaging --help` builds this parser
+
     from ..evaluation.compare import delong_auc_ci
     from ..evaluation.froc import bootstrap_mfroc, candidate_detections
 
