@@ -1,0 +1,64 @@
+"""``lnstaging candidates``: PET-avid node candidates without trained weights (LNStagingLib/candidates/from_pet.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import NOT_FOR_CLINICAL_USE
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "candidates", help="PET-avid lymph node candidates from SUV rules (no trained weights)",
+        description="Find PET-avid lesions (local maxima of SUVpeak above a threshold, 41%% of SUVmax extent split "
+                    "between neighbouring peaks), set aside physiological uptake and the primary tumour, and write "
+                    "the candidate file 'lnstaging run --candidates' reads, with SUVmax, SUVpeak, SUVmean, MTV, TLG "
+                    "(and short/long axis and HU on the CT). See docs/CANDIDATES.md.")
+    parser.add_argument("--pet", required=True, type=Path, help="PET: DICOM folder (converted to SUVbw) or an SUV image")
+    parser.add_argument("--ct", type=Path, help="CT (DICOM folder or file): lesions also measured on the CT grid")
+    parser.add_argument("--organs", type=Path, help="organ label map, .seg.nrrd or folder of masks (TotalSegmentator "
+                                                    "names): uptake in brain, heart, kidneys, bladder, liver, spleen "
+                                                    "is set aside")
+    parser.add_argument("--organ-mapping", help="label values convention of --organs: totalsegmentator (default) or pdac20")
+    parser.add_argument("--tumor", type=Path, help="primary tumour mask: its lesion is reported apart, never a candidate")
+    parser.add_argument("--threshold", default="2.5", help="SUVpeak threshold: an SUV (default 2.5) or 'liver' "
+                                                           "(PERCIST 1.5 x liver mean + 2 SD; needs --organs)")
+    parser.add_argument("--out", required=True, type=Path, help="candidate file to write: .csv or .json")
+    parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
+    parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
+    parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
+    parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
+    parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several series")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..candidates.from_pet import parse_threshold, pet_candidates, summary_lines, write_candidate_file
+    from ..errors import InputFileError
+    from ..io.petct import load_ct, load_pet_suv
+    from ..io.resample import require_overlap
+
+    if args.out.suffix.lower() not in (".csv", ".json"):
+        raise InputFileError(f"--out {args.out.name}: give a .csv or .json file name.")
+    threshold = parse_threshold(args.threshold)
+    suv, factor, _ = load_pet_suv(args.pet, args.pet_series_uid, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
+                                  injection_time=args.injection_time)
+    ct = None
+    if args.ct is not None:
+        ct, _ = load_ct(args.ct, args.ct_series_uid)
+        require_overlap(suv, ct)
+    tumor = None
+    if args.tumor is not None:
+        from ..io.images import read_label_map
+
+        tumor = read_label_map(args.tumor, what="tumour mask")
+    detection = pet_candidates(suv, ct=ct, organs=args.organs, organ_mapping=args.organ_mapping, tumor=tumor,
+                               threshold=threshold)
+    write_candidate_file(detection, args.out)
+    if factor is not None:
+        print(factor.describe())
+    for line in summary_lines(detection):
+        print(line)
+    print(f"Candidate file written: {args.out}")
+    print(NOT_FOR_CLINICAL_USE)
+    return 0
