@@ -47,7 +47,9 @@ class CaseInputs:
     tumor_roi: Optional[str] = None  # the RTSTRUCT ROI (default: the only ROI, or the only GTV ROI)
     tumor_segment: Optional[str] = None  # the SEG segment number or label (default: the only / the primary one)
     organ_rois: Optional[list[str]] = None  # RTSTRUCT ROIs / SEG segment labels to use as organs (default: all)
-    candidates: Optional[Path] = None  # CSV/JSON with x,y,z in LPS mm (optional radius_mm)
+    candidates: Optional[Path | str] = None  # CSV/JSON with x,y,z in LPS mm (optional radius_mm), or "pet"
+    pet_threshold: Optional[float] = 2.5  # SUVpeak threshold of the PET candidates; None = PERCIST liver
+    site: Optional[str] = None  # the case's body site (e.g. abdomen/pancreas, head-and-neck); None = from the tumour
     weight_kg: Optional[float] = None
     dose_bq: Optional[float] = None
     injection_time: Optional[str] = None
@@ -66,6 +68,7 @@ class ModelSelection:
     patient: Optional[Path] = None
     sha256: dict[str, str] = field(default_factory=dict)  # stage -> expected sha256
     ids: dict[str, str] = field(default_factory=dict)  # stage -> catalogue id
+    sites: dict[str, tuple[str, str]] = field(default_factory=dict)  # stage -> (body site, training domain)
     froc: list = field(default_factory=list)  # the cls model's [fp_per_patient, threshold] pairs (operating points)
 
     @classmethod
@@ -83,6 +86,8 @@ class ModelSelection:
             if stage == "cls":
                 selection.froc = list(catalogue.get(model_id).metrics.get("froc", []))
             selection.ids[stage] = model_id
+            entry = catalogue.get(model_id)
+            selection.sites[stage] = (entry.body_site, entry.training_domain)
         return selection
 
 
@@ -167,10 +172,11 @@ def read_candidate_file(path: Path) -> list[dict]:
     return parsed
 
 
-def _add_file_candidates(labels: sitk.Image, rows: list[dict]) -> tuple[sitk.Image, dict[int, str]]:
-    """Paint each file candidate as a sphere with a new id; a point inside an existing instance reuses it."""
+def _add_file_candidates(labels: sitk.Image, rows: list[dict], sources: dict[int, str]) -> tuple[sitk.Image, dict[int, str]]:
+    """Paint each file candidate as a sphere with a new id. A point inside an existing instance is merged with it by
+    overlap: the instance keeps its own source and gains "file" (e.g. "pet+file"); nothing is dropped unsaid."""
     array = sitk.GetArrayFromImage(labels).astype(np.uint16)
-    sources: dict[int, str] = {}
+    sources = dict(sources)
     next_id = int(array.max()) + 1
     spacing = np.array(labels.GetSpacing())
     for row in rows:
@@ -180,7 +186,8 @@ def _add_file_candidates(labels: sitk.Image, rows: list[dict]) -> tuple[sitk.Ima
                                  "candidate coordinates must be LPS millimetres in the CT's frame of reference.")
         existing = int(array[index[2], index[1], index[0]])
         if existing:
-            sources[existing] = "stage1+file"
+            if "file" not in sources.get(existing, "").split("+"):
+                sources[existing] = "+".join(filter(None, (sources.get(existing), "file")))
             continue
         r_vox = np.ceil(row["radius_mm"] / spacing).astype(int) + 1
         lo = np.maximum(np.array(index) - r_vox, 0)
@@ -197,6 +204,89 @@ def _add_file_candidates(labels: sitk.Image, rows: list[dict]) -> tuple[sitk.Ima
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(labels)
     return out, sources
+
+
+def site_matches(model_site: str, case_site: Optional[str]) -> bool:
+    """A model applies to a case of its site or of a part of it ("abdomen" and "abdomen/pancreas" match)."""
+    if not model_site:
+        return True
+    if not case_site:
+        return False
+    a, b = model_site.lower().strip("/"), case_site.lower().strip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def case_site_from_tumour(tumor: Optional[sitk.Image], structures: Optional[sitk.Image]) -> Optional[str]:
+    """The case's site from the organ structure the tumour mask overlaps most (e.g. pancreas -> abdomen/pancreas)."""
+    if tumor is None or structures is None:
+        return None
+    from .anatomy.structures import STRUCTURE_BY_INDEX
+
+    inside = sitk.GetArrayViewFromImage(structures)[sitk.GetArrayViewFromImage(tumor) > 0]
+    counts = np.bincount(inside[inside > 0].astype(np.int64))
+    return f"abdomen/{STRUCTURE_BY_INDEX[int(np.argmax(counts))].key}" if counts.size else None
+
+
+def models_for_site(models: ModelSelection, case_site: Optional[str], skipped: list[str]) -> ModelSelection:
+    """The selection without the models trained for another site (each said in one line)."""
+    from dataclasses import replace
+
+    kept = replace(models, sha256=dict(models.sha256), ids=dict(models.ids), sites=dict(models.sites))
+    for stage in ("seg", "cls", "identification", "patient"):
+        site, domain = models.sites.get(stage, ("", ""))
+        if getattr(models, stage) is not None and not site_matches(site, case_site):
+            setattr(kept, stage, None)
+            skipped.append(f"Model {models.ids.get(stage, stage)} ({stage}) not applied: it was trained for {site}"
+                           f"{' on ' + domain + 's' if domain else ''}, and this case's site is "
+                           f"{case_site or 'unknown (give --site)'}.")
+    return kept
+
+
+def _native_pet_suv(inputs: CaseInputs, petct: PetCt) -> sitk.Image:
+    """The PET in SUVbw on its own grid (where SUVpeak means what PERCIST says), not resampled onto the CT."""
+    if petct.pet_series is not None:
+        native = sitk.Cast(petct.pet_series.image, sitk.sitkFloat32)
+        return native * petct.suv.factor if petct.suv is not None and petct.suv.factor != 1.0 else native
+    from .io.petct import load_pet_suv
+
+    return load_pet_suv(inputs.pet)[0]
+
+
+def _add_pet_candidates(inputs: CaseInputs, petct: PetCt, tumor, labels: sitk.Image, sources: dict[int, str]):
+    """PET-avid lesions (candidates/from_pet.py) added as instances on the CT grid. A lesion overlapping an existing
+    instance is merged with it (the instance's source gains "pet"); the others get new ids with source "pet".
+    Returns the labels, sources, SUVpeak per instance id and one line for the user."""
+    from .candidates.from_pet import pet_candidates
+
+    suv = _native_pet_suv(inputs, petct)
+    detection = pet_candidates(suv, organs=inputs.organs, organ_mapping=inputs.organ_mapping if isinstance(
+        inputs.organ_mapping, str) else None, tumor=tumor, threshold=inputs.pet_threshold)
+    on_ct = sitk.GetArrayFromImage(resample_to_reference(detection.labels, petct.ct, "nearest", 0))
+    array = sitk.GetArrayFromImage(labels).astype(np.uint16)
+    sources, peaks = dict(sources), {}
+    next_id = int(array.max()) + 1
+    for lesion in sorted(detection.candidates, key=lambda lesion: -lesion.suv_peak):
+        voxels = on_ct == lesion.id
+        overlapping = np.unique(array[voxels & (array > 0)])
+        if overlapping.size:
+            target = int(overlapping[0])
+            sources[target] = "+".join(filter(None, (sources.get(target), "pet")))
+        else:
+            if not voxels.any():
+                continue  # smaller than a CT voxel after resampling: cannot happen on a finer CT grid
+            target = next_id
+            next_id += 1
+            array[voxels & (array == 0)] = target
+            sources[target] = "pet"
+        peaks[target] = max(peaks.get(target, 0.0), lesion.suv_peak)
+    out = sitk.GetImageFromArray(array)
+    out.CopyInformation(labels)
+    excluded = detection.excluded_by_organ()
+    line = (f"PET candidates from SUV rules ({detection.threshold_rule}): {len(detection.candidates)} lesion(s)"
+            + (f"; {len(detection.primary)} peak(s) inside the primary set apart" if detection.primary else "")
+            + (f"; physiological uptake set aside: " + ", ".join(f"{k} {v}" for k, v in sorted(excluded.items()))
+               if excluded else "") + ".")
+    return out, sources, peaks, line
 
 
 def stage1_grid(ct: sitk.Image, model_spacing_mm, tolerance: float = 0.2) -> sitk.Image:
@@ -287,14 +377,16 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
             skipped.append("Attention map: " + structure_map.describe_absent())
         attention = attention_map(structure_map.image, progress=progress.sub(0.1, 0.2))
     else:
-        skipped.append("No organ/vessel masks: no attention map; stage 1 ran without distance-guided attention "
-                       "(expect more false positives) where its model allows it.")
+        skipped.append("No organ/vessel masks: no attention map.")
     timed("attention", t)
+    case_site = inputs.site or case_site_from_tumour(tumor, images.structures)
+    models = models_for_site(models, case_site, skipped)
 
     # ---- stage 1: LN segmentation -> instances ---------------------------------------------------------------
     t = time.perf_counter()
     probability = None
     labels = _empty_labels(ct)
+    stage1_ran = False
     if models.seg is not None:
         from .candidates.instances import instances_from_probability
         from .inference.segmentation import segment_lymph_nodes
@@ -322,21 +414,32 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                 probability = resample_to_reference(probability, ct, "linear", 0.0)
             parts["resample_out"], clock = time.perf_counter() - clock, time.perf_counter()
             labels = instances_from_probability(probability)
+            stage1_ran = True
             parts["instances"] = time.perf_counter() - clock
             windows["seconds"] = {k: round(v, 3) for k, v in parts.items()}
     else:
-        skipped.append("No stage-1 model: lymph nodes were not segmented; only given candidates were classified.")
+        skipped.append("No stage-1 model: lymph nodes were not segmented.")
     timed("stage1", t)
 
-    sources: dict[int, str] = {}
-    if inputs.candidates is not None:
-        labels, sources = _add_file_candidates(labels, read_candidate_file(Path(inputs.candidates)))
+    sources: dict[int, str] = {i: "stage1" for i in np.unique(sitk.GetArrayViewFromImage(labels)) if i}
+    pet_peaks: dict[int, float] = {}
+    want_pet = str(inputs.candidates).lower() == "pet"
+    if want_pet or (not stage1_ran and inputs.candidates is None):
+        t = time.perf_counter()
+        progress.step(0.6, "PET candidates (SUV rules)")
+        labels, sources, pet_peaks, line = _add_pet_candidates(inputs, petct, tumor, labels, sources)
+        skipped.append(line if want_pet else "No stage-1 model fits this case: " + line)
+        timed("pet_candidates", t)
+    if inputs.candidates is not None and not want_pet:
+        labels, sources = _add_file_candidates(labels, read_candidate_file(Path(inputs.candidates)), sources)
 
     from .candidates.measure import measure_instances
 
     candidates = measure_instances(labels, pet)
     for c in candidates:
         c.source = sources.get(c.id, "stage1")
+        if c.id in pet_peaks:
+            c.suv_peak = pet_peaks[c.id]
     if probability is not None and candidates:
         prob_array = sitk.GetArrayViewFromImage(probability)
         label_array = sitk.GetArrayViewFromImage(labels)
@@ -435,11 +538,22 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     results = Results(gtv_ln=labels, attention=attention, ln_probability=probability, candidates=candidates,
                       patient=patient, skipped=skipped)
+    used = [stage for stage in ("stage2", "identification", "stage1") if any(stage in c.scores for c in candidates)]
+    stage_of = {"stage2": "cls", "identification": "identification", "stage1": "seg"}
+    domains = {models.sites.get(stage_of[s], ("", ""))[1] for s in used[:1]}
+    if patient.metastasis_probability is not None:
+        domains.add(models.sites.get("patient", ("", ""))[1])
+    if "synthetic phantom" in domains:
+        results.probability_domain = "synthetic phantom"
+    if candidates and all(c.probability is None for c in candidates):
+        results.ranking = "suv_peak"
+        skipped.append("No applicable classifier: candidates are ranked by SUVpeak, not by a learned probability.")
     results.rank_candidates()
     results.provenance = provenance(inputs, options, petct, timings)
     results.provenance["stage1_windows"] = windows
     if prior_table is not None and prior_table.z_source:
         results.provenance["z_norm_landmarks"] = prior_table.z_source
+    results.provenance["case_site"] = case_site
     progress.step(1.0, "done")
     return results, images
 

@@ -118,7 +118,7 @@ def _fmt(value, digits: int = 3) -> str:
 def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None, title: str = "LNStaging report") -> str:
     """The HTML text of the report for ``results`` on the CT (and PET on the CT grid)."""
     rows = [candidate_row(c) for c in sorted(results.candidates, key=lambda c: c.rank or c.id)]
-    columns = ["rank", "name", "probability", "volume_ml", "short_axis_mm", "suv_max", "x_lps_mm", "y_lps_mm", "z_lps_mm", "review", "source"]
+    columns = ["rank", "name", "probability", "volume_ml", "short_axis_mm", "suv_max", "suv_peak", "x_lps_mm", "y_lps_mm", "z_lps_mm", "review", "source"]
     table = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(row.get(col, '')))}</td>" for col in columns) + "</tr>" for row in rows
     )
@@ -144,7 +144,7 @@ img {{ margin: 4px; border: 1px solid #ddd; }}
 <h2>Patient</h2>
 <ul><li>Metastasis probability: {_fmt(p.metastasis_probability)}</li>
 <li>Operating point: {operating}</li>
-<li>Candidates: {len(results.candidates)}; at or above the operating point: {sum(1 for c in results.candidates if c.probability is not None and c.probability >= float(p.operating_point.get('threshold', 0.5)))}</li></ul>
+<li>Candidates: {len(results.candidates)}, {html.escape(results.ranking_text)}; at or above the operating point: {sum(1 for c in results.candidates if c.probability is not None and c.probability >= float(p.operating_point.get('threshold', 0.5)))}</li></ul>
 <h2>Skipped steps</h2><ul>{skipped}</ul>
 <h2>Candidates</h2>
 <table><tr>{''.join(f'<th>{c}</th>' for c in columns)}</tr>{table}</table>

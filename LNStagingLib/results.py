@@ -33,11 +33,12 @@ class Candidate:
     volume_ml: float = 0.0
     short_axis_mm: float = 0.0
     suv_max: float = float("nan")
+    suv_peak: float = float("nan")  # mean SUV in a 1 ml sphere (PET candidates)
     priors: dict[str, float] = field(default_factory=dict)
     probability: Optional[float] = None  # the GTV_LN probability shown to the user (stage 2 when it ran)
     scores: dict[str, float] = field(default_factory=dict)  # every model's score, e.g. stage1, identification, stage2
     rank: int = 0
-    source: str = "stage1"  # stage1 | file | user
+    source: str = "stage1"  # stage1 | pet | file | user, or several joined by "+" when merged by overlap
     review: str = "pending"  # pending | accepted | rejected
     note: str = ""
 
@@ -71,6 +72,8 @@ class Results:
     patient: PatientResult = field(default_factory=PatientResult)
     provenance: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # what did not run, and why, in the user's words
+    ranking: str = "probability"  # "probability" (a model's) or "suv_peak" (no applicable classifier)
+    probability_domain: str = ""  # "synthetic phantom" when the probabilities come from phantom-trained models
 
     IMAGE_FILES = {"gtv_ln": "gtv_ln.nii.gz", "attention": "attention.nii.gz", "ln_probability": "ln_probability.nii.gz"}
 
@@ -80,8 +83,24 @@ class Results:
                 return c
         raise KeyError(candidate_id)
 
+    @property
+    def ranking_text(self) -> str:
+        """What the rank means, in the user's words (every face shows it)."""
+        if self.ranking == "suv_peak":
+            return "ranked by SUVpeak (PET uptake), not by a learned probability"
+        if self.probability_domain == "synthetic phantom":
+            return ("ranked by the probability of models trained on synthetic phantoms only (not validated on "
+                    "patients)")
+        return "ranked by the model's probability"
+
     def rank_candidates(self) -> None:
-        """Rank 1 = most probable; candidates without probability come last, in id order."""
+        """Rank 1 = most probable (or highest SUVpeak when ranking by SUV); candidates without a value come last, in
+        id order."""
+        if self.ranking == "suv_peak":
+            order = sorted(self.candidates, key=lambda c: (c.suv_peak != c.suv_peak, -(c.suv_peak if c.suv_peak == c.suv_peak else 0.0), c.id))
+            for rank, c in enumerate(order, start=1):
+                c.rank = rank
+            return
         order = sorted(self.candidates, key=lambda c: (c.probability is None, -(c.probability or 0.0), c.id))
         for rank, c in enumerate(order, start=1):
             c.rank = rank
@@ -95,14 +114,20 @@ class Results:
             image = getattr(self, attr)
             if image is not None:
                 sitk.WriteImage(image, str(folder / name), useCompression=True)
-        rows = [candidate_row(c) for c in self.candidates]
-        (folder / "candidates.json").write_text(json.dumps({"disclaimer": NOT_FOR_CLINICAL_USE, "candidates": [asdict(c) for c in self.candidates]}, indent=1))
+        rows = [dict(candidate_row(c), ranked_by=self.ranking, probability_from=self.probability_domain or "")
+                for c in self.candidates]
+        (folder / "candidates.json").write_text(json.dumps({"disclaimer": NOT_FOR_CLINICAL_USE, "ranking": self.ranking,
+                                                            "ranking_text": self.ranking_text,
+                                                            "probability_domain": self.probability_domain,
+                                                            "candidates": [asdict(c) for c in self.candidates]}, indent=1))
         with open(folder / "candidates.csv", "w", newline="") as fh:
             fieldnames = list(rows[0]) if rows else ["id"]
             writer = csv.DictWriter(fh, fieldnames=fieldnames)
             writer.writeheader()
             writer.writerows(rows)
-        patient = asdict(self.patient) | {"skipped": self.skipped, "disclaimer": NOT_FOR_CLINICAL_USE}
+        patient = asdict(self.patient) | {"skipped": self.skipped, "ranking": self.ranking,
+                                          "ranking_text": self.ranking_text,
+                                          "probability_domain": self.probability_domain, "disclaimer": NOT_FOR_CLINICAL_USE}
         (folder / "patient.json").write_text(json.dumps(patient, indent=1))
         (folder / "provenance.json").write_text(json.dumps(self.provenance, indent=1, default=str))
 
@@ -117,10 +142,15 @@ class Results:
                 setattr(results, attr, sitk.ReadImage(str(folder / name)))
         data = json.loads((folder / "candidates.json").read_text())
         results.candidates = [Candidate(**c) for c in data["candidates"]]
+        results.ranking = data.get("ranking", "probability")
+        results.probability_domain = data.get("probability_domain", "")
         if (folder / "patient.json").is_file():
             p = json.loads((folder / "patient.json").read_text())
             results.skipped = p.pop("skipped", [])
             p.pop("disclaimer", None)
+            p.pop("ranking", None)
+            p.pop("ranking_text", None)
+            p.pop("probability_domain", None)
             results.patient = PatientResult(**p)
         if (folder / "provenance.json").is_file():
             results.provenance = json.loads((folder / "provenance.json").read_text())
@@ -140,6 +170,7 @@ def candidate_row(c: Candidate) -> dict:
         "volume_ml": round(c.volume_ml, 4),
         "short_axis_mm": round(c.short_axis_mm, 2),
         "suv_max": round(c.suv_max, 4),
+        "suv_peak": round(c.suv_peak, 4),
         "source": c.source,
         "review": c.review,
     }

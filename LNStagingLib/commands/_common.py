@@ -70,4 +70,5 @@ def select_models(spec: str):
             setattr(selection, stage, getattr(one, stage))
             selection.sha256.update(one.sha256)
             selection.ids.update(one.ids)
+            selection.sites.update(one.sites)
     return selection

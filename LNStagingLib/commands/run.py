@@ -15,7 +15,13 @@ def add_case_arguments(parser) -> None:
                         help="only these RTSTRUCT ROIs / SEG segment labels of --organs (default: all)")
     parser.add_argument("--organ-mapping", help="label mapping: totalsegmentator, pdac20, slicer, or a JSON file")
     add_tumor_arguments(parser)
-    parser.add_argument("--candidates", type=Path, help="extra candidates: CSV/JSON with x,y,z (LPS mm)[,radius_mm]")
+    parser.add_argument("--candidates", help="extra candidates: CSV/JSON with x,y,z (LPS mm)[,radius_mm], or 'pet' for "
+                                              "PET-avid candidates from SUV rules (also used when no stage-1 model fits)")
+    parser.add_argument("--pet-threshold", default="2.5", help="SUVpeak threshold of PET candidates: an SUV (default "
+                                                               "2.5) or 'liver' (PERCIST; needs --organs with the liver)")
+    parser.add_argument("--site", help="the case's body site (e.g. abdomen/pancreas, head-and-neck, thorax): models "
+                                        "trained for another site are not applied; default: from the organ the "
+                                        "tumour mask overlaps, else unknown")
     parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
     parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
     parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
@@ -37,11 +43,16 @@ def add_tumor_arguments(parser, help_suffix: str = "") -> None:
 
 
 def case_inputs(args):
+    from ..candidates.from_pet import parse_threshold
     from ..pipeline import CaseInputs
 
     return CaseInputs(ct=args.ct, pet=args.pet, organs=args.organs, organ_mapping=args.organ_mapping, tumor=args.tumor,
                       tumor_roi=args.tumor_roi, tumor_segment=args.tumor_segment, organ_rois=args.organs_roi,
-                      candidates=args.candidates, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
+                      candidates=None if args.candidates is None else (
+                          "pet" if str(args.candidates).lower() == "pet" else Path(args.candidates)),
+                      site=getattr(args, "site", None),
+                      pet_threshold=parse_threshold(getattr(args, "pet_threshold", "2.5")),
+                      weight_kg=args.weight_kg, dose_bq=args.dose_bq,
                       injection_time=args.injection_time, accept_timing=args.accept_timing,
                       ct_series_uid=args.ct_series_uid,
                       pet_series_uid=args.pet_series_uid)
@@ -49,9 +60,13 @@ def case_inputs(args):
 
 def print_summary(results, out: Path) -> None:
     n_pos = sum(1 for c in results.candidates if c.probability is not None and c.probability >= results.patient.operating_point.get("threshold", 0.5))
-    print(f"{len(results.candidates)} candidates, {n_pos} at or above the operating point.")
+    if results.ranking == "suv_peak":
+        print(f"{len(results.candidates)} candidates, {results.ranking_text}.")
+    else:
+        print(f"{len(results.candidates)} candidates, {n_pos} at or above the operating point; {results.ranking_text}.")
     if results.patient.metastasis_probability is not None:
-        print(f"Patient metastasis probability: {results.patient.metastasis_probability:.3f}")
+        phantom = " (model trained on synthetic phantoms only)" if results.probability_domain else ""
+        print(f"Patient metastasis probability{phantom}: {results.patient.metastasis_probability:.3f}")
     for line in results.skipped:
         print(f"Skipped: {line}")
     print(f"Report: {Path(out).absolute() / 'report.html'}")

@@ -46,6 +46,8 @@ class ModelEntry:
     metrics: dict
     description: str = ""
     default: bool = False
+    body_site: str = ""  # where it applies, e.g. "abdomen/pancreas"; "" = any site
+    training_domain: str = ""  # "synthetic phantom" or "patients"
 
     @property
     def is_url(self) -> bool:
@@ -158,7 +160,8 @@ def _entry(raw: dict) -> ModelEntry:
     return ModelEntry(id=raw["id"], version=raw["version"], task=raw["task"], file=raw["file"], sha256=raw["sha256"],
                       inputs=tuple(raw["inputs"]), training_data=raw["training_data"], model_card=raw["model_card"],
                       metrics=raw["metrics"], description=raw.get("description", ""),
-                      default=bool(raw.get("default", False)))
+                      default=bool(raw.get("default", False)), body_site=raw.get("body_site", ""),
+                      training_domain=raw.get("training_domain", ""))
 
 
 def _bundled_schema() -> dict:
