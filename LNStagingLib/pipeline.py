@@ -217,14 +217,19 @@ def site_matches(model_site: str, case_site: Optional[str]) -> bool:
 
 
 def case_site_from_tumour(tumor: Optional[sitk.Image], structures: Optional[sitk.Image]) -> Optional[str]:
-    """The case's site from the organ structure the tumour mask overlaps most (e.g. pancreas -> abdomen/pancreas)."""
+    """The case's site from the organ structures the tumour mask overlaps: abdomen/pancreas when it touches the
+    pancreas (whose mapping includes the tumour label of the pdac20 convention), else the structure it overlaps most."""
     if tumor is None or structures is None:
         return None
     from .anatomy.structures import STRUCTURE_BY_INDEX
 
     inside = sitk.GetArrayViewFromImage(structures)[sitk.GetArrayViewFromImage(tumor) > 0]
     counts = np.bincount(inside[inside > 0].astype(np.int64))
-    return f"abdomen/{STRUCTURE_BY_INDEX[int(np.argmax(counts))].key}" if counts.size else None
+    if not counts.size:
+        return None
+    pancreas = next(i for i, s in STRUCTURE_BY_INDEX.items() if s.key == "pancreas")
+    key = "pancreas" if counts.size > pancreas and counts[pancreas] else STRUCTURE_BY_INDEX[int(np.argmax(counts))].key
+    return f"abdomen/{key}"
 
 
 def models_for_site(models: ModelSelection, case_site: Optional[str], skipped: list[str]) -> ModelSelection:
