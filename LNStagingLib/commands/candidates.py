@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
+from ._common import add_overwrite_argument
 
 
 def register(sub) -> None:
@@ -29,20 +30,25 @@ def register(sub) -> None:
     parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
     parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
     parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several series")
+    parser.add_argument("--accept-timing", action="store_true",
+                        help="accept an uptake time outside 10 min to 5 h (checked on the PET's DICOM tags)")
+    add_overwrite_argument(parser, "file")
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
     from ..candidates.from_pet import parse_threshold, pet_candidates, summary_lines, write_candidate_file
-    from ..errors import InputFileError
+    from ..io.outputs import MB, check_output
     from ..io.petct import load_ct, load_pet_suv
     from ..io.resample import require_overlap
 
-    if args.out.suffix.lower() not in (".csv", ".json"):
-        raise InputFileError(f"--out {args.out.name}: give a .csv or .json file name.")
+    inputs = {"--pet": args.pet, "--ct": args.ct, "--organs": args.organs, "--tumor": args.tumor}
+    check_output(args.out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=(".csv", ".json"),
+                 needed_bytes=MB)
     threshold = parse_threshold(args.threshold)
     suv, factor, _ = load_pet_suv(args.pet, args.pet_series_uid, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
-                                  injection_time=args.injection_time)
+                                  injection_time=args.injection_time,
+                                  **({"accept_timing": True} if args.accept_timing else {}))
     ct = None
     if args.ct is not None:
         ct, _ = load_ct(args.ct, args.ct_series_uid)
