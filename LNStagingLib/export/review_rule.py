@@ -130,9 +130,10 @@ def review_fingerprint(results: Results) -> str:
     digest.update(json.dumps(rows).encode())
     if results.gtv_ln is not None:
         image = results.gtv_ln
-        digest.update(json.dumps([image.GetSize(), [round(v, 4) for v in image.GetSpacing()],
-                                  [round(v, 3) for v in image.GetOrigin()],
-                                  [round(v, 5) for v in image.GetDirection()]]).encode())
+        # Grid rounded well above NIfTI's float32 rounding, so a review restored from disk has the same fingerprint
+        digest.update(json.dumps([image.GetSize(), [round(v, 3) for v in image.GetSpacing()],
+                                  [round(v, 2) for v in image.GetOrigin()],
+                                  [round(v, 4) for v in image.GetDirection()]]).encode())
         digest.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
     return digest.hexdigest()
 
