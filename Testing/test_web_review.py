@@ -432,6 +432,10 @@ def test_export_rule_download_keyboard_and_marker_in_browser(case, start_server,
     assert pydicom.dcmread(download.value.path()).Modality == "RTSTRUCT"
     with page.expect_download():
         page.click("#download-review")
+    with page.expect_download() as report:  # the report regenerated from this review
+        page.click("#download-report")
+    report_text = Path(report.value.path()).read_text()
+    assert "2 accepted" in report_text and "RTSTRUCT written: 2 ROIs" in report_text
     page.click(f"#reject-{ranked[-1].id}")  # the session still answers
     wait_for(lambda: decisions_on_disk(review_dir).get(str(ranked[-1].id)) == "rejected", what="a decision after download")
     assert "Connection closed" not in page.inner_text("body")

@@ -25,7 +25,7 @@ from .keyboard import KEYBOARD_SCRIPT, SHORTCUTS
 log = logging.getLogger(__name__)
 
 VIEW_TITLES = {"Red": "Axial", "Green": "Coronal", "Yellow": "Sagittal"}
-DOWNLOADS = {"gtv_ln.nii.gz": "review", "review.json": "review", RTSTRUCT_NAME: "export"}
+DOWNLOADS = {"gtv_ln.nii.gz": "review", "review.json": "review", "report.html": "review", RTSTRUCT_NAME: "export"}
 TITLE = "LNStaging review"
 PAGE_CSS = """
 #candidates td, #candidates th { padding: 0 6px !important; font-variant-numeric: tabular-nums; }
@@ -442,7 +442,9 @@ class ReviewApp:
             case = self.session.case
             if name not in DOWNLOADS or case is None:
                 raise web.HTTPNotFound(text="no such file")
-            if DOWNLOADS[name] == "review":
+            if name == "report.html":
+                self.session.write_report()  # regenerated from the review as it is now
+            elif DOWNLOADS[name] == "review":
                 self.session.flush()
             elif self.session.export_state()[0] == "stale":
                 raise web.HTTPConflict(text="The RTSTRUCT is out of date: the review changed after it was exported. "
@@ -607,6 +609,9 @@ class ReviewApp:
                    title="The reviewed label map")
             v.VBtn("review.json", id="download-review", size="small", href="lnstaging/download/review.json",
                    raw_attrs=['download="review.json"'], prepend_icon="mdi-download", title="The decisions")
+            v.VBtn("Report", id="download-report", size="small", href="lnstaging/download/report.html",
+                   raw_attrs=['download="report.html"'], prepend_icon="mdi-file-document-outline",
+                   title="One-page report of this review (print it to A4)")
         html.Div("{{ export_summary }}", id="export-summary", v_show="export_summary && export_state === 'current'",
                  classes="text-success font-weight-medium")
         html.Div("Export out of date: the review changed after it ({{ export_summary }}). Export again before "

@@ -443,6 +443,18 @@ class ReviewSession:
         self.on_change()
         return summary.path
 
+    def write_report(self) -> Path:
+        """report.html regenerated from the saved review (decisions, edits, export) into CASE/review/."""
+        from ..report import write_reviewed_report
+
+        if self.review is None:
+            raise LNStagingError("No case is open.")
+        self.flush()
+        ct = sitk.ReadImage(str(self.case.ct))
+        pet = sitk.ReadImage(str(self.case.pet), sitk.sitkFloat32) if self.case.pet is not None else None
+        return write_reviewed_report(self.case.results_dir, ct, pet, case_id=self.case.case_id,
+                                     study_date=self.case.study_date())
+
     def pending_to_confirm(self) -> list[dict]:
         """The pending nodes a reviewer must see before including them in an export (most probable first)."""
         from ..export.review_rule import pending_to_confirm
