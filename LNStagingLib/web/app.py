@@ -17,7 +17,7 @@ from typing import Optional
 
 from .. import NOT_FOR_CLINICAL_USE, __version__
 from ..errors import LNStagingError
-from . import security
+from . import security, validation
 from .cases import ReviewCase
 from .session import CT_PRESETS, RTSTRUCT_NAME, ReviewSession
 from .keyboard import KEYBOARD_SCRIPT, SHORTCUTS
@@ -320,12 +320,12 @@ class ReviewApp:
     def export(self, include_pending=False) -> None:
         """Accepted nodes only, unless the reviewer confirmed the listed pending nodes (``include_pending``)."""
         self.state.confirm_pending = False
-        self._guard(self.session.export_rtstruct, bool(include_pending))
+        self._guard(lambda: self.session.export_rtstruct(validation.flag(include_pending, "include pending")))
 
     def on_key(self, action) -> None:
         """A keyboard shortcut (web/keyboard.py) on the selected candidate or the views."""
         session = self.session
-        if session.review is None:
+        if session.review is None or not isinstance(action, str):
             return
         selected = session.selected_id
         actions = {
@@ -409,8 +409,8 @@ class ReviewApp:
 
         @self.state.change("pet_lower", "pet_upper")
         def on_pet_window(pet_lower, pet_upper, **_):
-            if self.session.review is not None and (float(pet_lower), float(pet_upper)) != self.session.pet_window:
-                self._guard(self.session.set_pet_window, float(pet_lower), float(pet_upper))
+            if self.session.review is not None and (pet_lower, pet_upper) != self.session.pet_window:
+                self._guard(self.session.set_pet_window, pet_lower, pet_upper)
 
         self.server.trigger("lns_key")(self.on_key)
         self.server.trigger("lns_select")(self.select)

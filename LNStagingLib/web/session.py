@@ -218,18 +218,18 @@ class ReviewSession:
 
     # ---- the fused view ---------------------------------------------------------------------------------------
     def set_ct_preset(self, name: str) -> None:
+        name = validation.ct_preset(name, (*CT_PRESETS, "custom"))
         if name == "custom":  # a window set with the mouse: keep it
             self.ct_preset = name
             return
-        if name not in CT_PRESETS:
-            raise LNStagingError(f"Unknown CT window '{name}': choose one of {', '.join(CT_PRESETS)}.")
         self.ct_preset = name
         if self.review is not None:
             volumes.show_ct(self.review.ct, CT_PRESETS[name])
 
     def set_pet_window(self, lower: float, upper: float) -> None:
         """PET heat map from SUV ``lower`` (transparent below) to ``upper``."""
-        lower, upper = float(lower), float(upper)
+        lower = validation.pet_suv(lower, "the lower PET SUV")
+        upper = validation.pet_suv(upper, "the upper PET SUV")
         if not upper > lower >= 0:
             raise LNStagingError("The PET window needs 0 <= lower SUV < upper SUV.")
         self.pet_window = (lower, upper)
