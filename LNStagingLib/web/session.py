@@ -274,11 +274,22 @@ class ReviewSession:
         return self._arrays[key]
 
     def step_slice(self, steps: int, view_name: str = "Red") -> None:
-        """Move one view (axial by default) by ``steps`` slices."""
-        for view in self.app.view_manager.get_slice_views():
-            node = view.get_view_node()
-            if node is not None and node.GetName() == view_name:
-                view.set_slice_value(view.get_slice_value() + int(steps) * view.get_slice_step())
+        """Move one view (axial by default) by ``steps`` CT slices along its normal."""
+        for node in views._nodes(self.scene, "vtkMRMLSliceNode"):
+            if node.GetName() == view_name:
+                node.SetSliceOffset(node.GetSliceOffset() + int(steps) * self._slice_step(node))
+
+    def _slice_step(self, node) -> float:
+        """The smallest move along the view's normal that reaches the next CT voxel (any CT direction)."""
+        m = node.GetSliceToRAS()
+        normal = np.array([m.GetElement(r, 2) for r in range(3)])
+        normal /= np.linalg.norm(normal)
+        ijk_to_ras = vtk.vtkMatrix4x4()
+        self.review.ct.GetIJKToRASMatrix(ijk_to_ras)
+        columns = np.array([[ijk_to_ras.GetElement(r, c) for r in range(3)] for c in range(3)])  # one per axis
+        spacing = np.linalg.norm(columns, axis=1)
+        per_mm = np.abs(columns @ normal) / spacing**2  # index change per mm along the normal, per axis
+        return float(1.0 / per_mm.max())
 
     def reset_zoom(self) -> None:
         for view in self.app.view_manager.get_slice_views():
