@@ -465,8 +465,11 @@ def test_export_rule_download_keyboard_and_marker_in_browser(case, start_server,
     hidden = ranked[-2]
     status = get_json(status_url)
     assert hidden.id not in status["visible_ids"]
+    image_before = page.eval_on_selector("#views img", "img => img.src")
     page.click(f"#cand-{hidden.id}")
     status = wait_for(lambda: (s := get_json(status_url))["selected"]["id"] == hidden.id and s, what="the jump")
+    page.wait_for_function("before => document.querySelector('#views img').src !== before", arg=image_before,
+                           timeout=30000)  # the axial view's new image has reached the page
     ras = [-hidden.centroid_lps[0], -hidden.centroid_lps[1], hidden.centroid_lps[2]]
     assert status["marker_ras"] == pytest.approx(ras, abs=1e-3)
     path = shot(page, "13_hidden_marker")
@@ -479,4 +482,27 @@ def test_export_rule_download_keyboard_and_marker_in_browser(case, start_server,
     patch = image[y0 - 30:y0 + 31, x0 - 30:x0 + 31]
     cyan = (patch[..., 0] < 90) & (patch[..., 1] > 170) & (patch[..., 2] > 170)
     assert cyan.sum() >= 10, "no cyan marker drawn around the hidden candidate"
+
+    # under the cursor: CT in HU and PET in SUV; Shift + drag sets window/level; a preset button sets its window
+    for dx in (0, 1, 2):
+        page.mouse.move(x0 + dx, y0)
+    wait_for(lambda: "HU" in page.inner_text("#cursor-values"), what="the HU readout under the cursor")
+    assert "SUV" in page.inner_text("#cursor-values")
+    window = get_json(status_url)["ct_window"]
+    page.keyboard.down("Shift")
+    page.mouse.move(x0, y0 + 40)
+    page.mouse.down()
+    page.mouse.move(x0 + 60, y0 + 20, steps=8)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    changed = wait_for(lambda: (w := get_json(status_url)["ct_window"]) != window and w, what="mouse window/level")
+    assert changed[0] > window[0]  # dragged right: wider window
+    for _ in range(20):  # the drag's last mouse events come over another channel than the button click below
+        time.sleep(0.5)
+        now = get_json(status_url)["ct_window"]
+        if now == changed:
+            break
+        changed = now
+    page.click("#preset-lung")
+    wait_for(lambda: get_json(status_url)["ct_window"] == [1500.0, -600.0], what="the lung window")
     page.close()

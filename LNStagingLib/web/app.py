@@ -268,10 +268,7 @@ class ReviewApp:
 
     def _on_release(self, interactor, view) -> None:
         if self._window_drag is not None:
-            self._window_drag = None
-            self.session.ct_preset = "custom"
-            self.state.ct_preset = "custom"
-            self.state.flush()
+            self._window_drag = None  # the preset buttons and keys 1-4 set a preset window again
             self._abort(interactor, view, "LeftButtonReleaseEvent")
             return
         press, self._press = self._press, None
@@ -517,7 +514,8 @@ class ReviewApp:
             with v.VBtnToggle(v_model=("ct_preset",), density="compact", mandatory=True, id="ct-presets"):
                 for k, name in enumerate(CT_PRESETS, start=1):
                     v.VBtn(name, value=name, size="small", id=f"preset-{name.replace(' ', '-')}",
-                           title=f"{name} window ({k})")
+                           title=f"{name} window ({k})",  # a click applies it, also after a mouse window/level
+                           click=f"window.lnsTrigger('lns_key', ['preset:{name}'])")
             v.VBtn(icon="mdi-fit-to-screen-outline", size="small", variant="text", id="reset-zoom",
                    click="window.lnsTrigger('lns_key', ['reset_zoom'])", title="Reset zoom (F)", aria_label="Reset zoom")
         with v.VRow(dense=True, align="center", classes="ma-0"):

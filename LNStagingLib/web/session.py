@@ -218,10 +218,7 @@ class ReviewSession:
 
     # ---- the fused view ---------------------------------------------------------------------------------------
     def set_ct_preset(self, name: str) -> None:
-        name = validation.ct_preset(name, (*CT_PRESETS, "custom"))
-        if name == "custom":  # a window set with the mouse: keep it
-            self.ct_preset = name
-            return
+        name = validation.ct_preset(name, CT_PRESETS)
         self.ct_preset = name
         if self.review is not None:
             volumes.show_ct(self.review.ct, CT_PRESETS[name])
