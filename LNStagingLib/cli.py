@@ -17,7 +17,7 @@ from .errors import LNStagingError
 # Order is the order shown in --help.
 COMMAND_MODULES = (
     "run", "run_batch", "candidates", "demo", "suv", "phantom", "dataset", "attention", "priors",
-    "train", "evaluate", "cv", "predict_volumes", "export", "review", "models",
+    "train", "evaluate", "cv", "predict_volumes", "export", "review", "report", "models",
 )
 
 

@@ -624,7 +624,7 @@ def run_to_folder(inputs: CaseInputs, out_dir: Path | str, options: RunOptions |
     The folder is checked first (LNStagingLib/io/outputs.py): an existing one is replaced only with ``overwrite``,
     and only when lnstaging wrote it, it holds no review, and it is neither an input nor the working folder."""
     from .io.outputs import RESULTS_MARKER
-    from .report import write_report
+    from .report import ReviewInfo, write_report
 
     progress = progress or Progress()
     options = options or RunOptions()
@@ -633,7 +633,8 @@ def run_to_folder(inputs: CaseInputs, out_dir: Path | str, options: RunOptions |
     with atomic_directory(out_dir, replace_marker=RESULTS_MARKER if overwrite else None) as tmp:
         results, images = run_case(inputs, options, progress.sub(0.0, 0.95))
         progress.step(0.96, "writing results")
-        write_report(tmp / "report.html", results, images.petct.ct, images.petct.pet_suv)
+        write_report(tmp / "report.html", results, images.petct.ct, images.petct.pet_suv,
+                     review=ReviewInfo(case_id=Path(out_dir).name))
         results.provenance["timings_s"]["total"] = round(time.perf_counter() - t, 3)
         results.write(tmp)
     return results

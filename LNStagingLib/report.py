@@ -3,6 +3,12 @@
 Self-contained (images embedded as base64 PNG, no external scripts or fonts), so it can be mailed or archived.
 Slice views are resampled onto an LPS-aligned 1 mm grid around each candidate so that every view is shown in
 radiological convention (patient right on image left) whatever the CT's direction matrix.
+
+One A4 page when printed (print CSS): case, patient result, operating point, the review (decisions, edits, export
+summary, time stamps) when there is one, a candidate table with readable headers and numbers, a coronal PET MIP
+with the candidates marked by decision, and slice thumbnails of the nodes that matter whose PET overlay (SUV >= 2,
+translucent) keeps the CT visible. ``write_reviewed_report`` renders it from a saved review (results/review/):
+the browser review, the Slicer module and ``lnstaging report RESULTS`` call it.
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +29,10 @@ from . import NOT_FOR_CLINICAL_USE, __version__
 from .results import Results, candidate_row
 
 VIEW_MM = 80  # field of view of a candidate's slice views
-MAX_CANDIDATE_FIGURES = 12
+MAX_CANDIDATE_FIGURES = 4  # two rows of two: the page stays one A4 sheet
+MAX_TABLE_ROWS = 16
+PET_OVERLAY_SUV = 2.0  # below: no tint, the CT shows through
+DECISION_COLOURS = {"accepted": "#2ca02c", "pending": "#ff7f0e", "rejected": "#7f7f7f"}
 
 
 def aligned_window(image: sitk.Image, centre_lps, size_mm: float = VIEW_MM, spacing: float = 1.0,
@@ -35,9 +47,9 @@ def aligned_window(image: sitk.Image, centre_lps, size_mm: float = VIEW_MM, spac
     return sitk.GetArrayFromImage(out)
 
 
-def _png(fig) -> str:
+def _png(fig, dpi: int = 110) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -57,24 +69,26 @@ def _candidate_figure(ct, pet, labels, candidate) -> str:
         "coronal": lambda a: a[::-1, mid, :],
         "sagittal": lambda a: a[::-1, :, mid],
     }
-    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
+    fig, axes = plt.subplots(1, 3, figsize=(5.4, 1.95))
     for ax, (name, take) in zip(axes, planes.items()):
         ax.imshow(take(ct_win), cmap="gray", vmin=-160, vmax=240)
         if pet_win is not None:
             p = take(pet_win)
-            ax.imshow(np.ma.masked_less(p, 1.0), cmap="hot", vmin=0, vmax=max(5.0, float(np.nanmax(p))), alpha=0.45)
+            ax.imshow(np.ma.masked_less(p, PET_OVERLAY_SUV), cmap="hot", vmin=0,
+                      vmax=max(8.0, float(np.nanmax(p))), alpha=0.3)
         if lab_win is not None:
-            ax.contour(take(lab_win) == candidate.id, levels=[0.5], colors=["#00e5ff"], linewidths=1.0)
-        ax.set_title(name, fontsize=8)
+            ax.contour(take(lab_win) == candidate.id, levels=[0.5], colors=["#00e5ff"], linewidths=0.8)
+        ax.set_title(name, fontsize=7, pad=2)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{candidate.name}  p={_fmt(candidate.probability)}", fontsize=9)
+    fig.subplots_adjust(wspace=0.04)
+    fig.suptitle(f"{candidate.name}  p = {_fmt_p(candidate.probability)}  ({candidate.review})", fontsize=8, y=0.99)
     data = _png(fig)
     plt.close(fig)
     return data
 
 
-def _overview_figure(pet, results: Results) -> Optional[str]:
+def _overview_figure(pet, results: Results, marked: Optional[set] = None) -> Optional[str]:
     """Coronal PET maximum intensity projection with the candidates marked, on an LPS-aligned 2 mm grid."""
     if pet is None:
         return None
@@ -93,15 +107,19 @@ def _overview_figure(pet, results: Results) -> Optional[str]:
     ref.SetOrigin(lo.tolist())
     arr = sitk.GetArrayFromImage(sitk.Resample(pet, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32))
     mip = arr.max(axis=1)[::-1]  # coronal: rows = superior at top, columns = x (patient right on the left)
-    fig, ax = plt.subplots(figsize=(3.5, 3.5 * max(mip.shape[0] / max(mip.shape[1], 1), 0.5)))
+    aspect = max(mip.shape[0] / max(mip.shape[1], 1), 0.5)
+    fig, ax = plt.subplots(figsize=(2.9, min(2.9 * aspect, 4.2)))
     ax.imshow(mip, cmap="gray_r", vmin=0, vmax=max(float(np.percentile(mip, 99.5)), 1.0))
-    for c in results.candidates:
+    shown = [c for c in results.candidates if c.id in (marked if marked is not None else {c.id for c in results.candidates})]
+    for c in shown:
         x = (c.centroid_lps[0] - lo[0]) / spacing
         row = mip.shape[0] - 1 - (c.centroid_lps[2] - lo[2]) / spacing
-        colour = "#d62728" if (c.probability or 0) >= 0.5 else "#1f77b4"
-        ax.plot([x], [row], "o", mfc="none", mec=colour, ms=6)
-        ax.text(x + 2, row, f"{c.id}", color=colour, fontsize=6)
-    ax.set_title("PET MIP (coronal), candidates", fontsize=8)
+        colour = DECISION_COLOURS.get(c.review, "#1f77b4")
+        ax.plot([x], [row], "o", mfc="none", mec=colour, ms=7, mew=1.3)
+        ax.text(x + 3, row, f"{c.id}", color=colour, fontsize=7, fontweight="bold")
+    ax.set_title("PET MIP, coronal", fontsize=9)
+    ax.text(2, mip.shape[0] - 3, "R", fontsize=9, fontweight="bold")
+    ax.text(mip.shape[1] - 10, mip.shape[0] - 3, "L", fontsize=9, fontweight="bold")
     ax.set_xticks([])
     ax.set_yticks([])
     data = _png(fig)
@@ -115,48 +133,210 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None, title: str = "LNStaging report") -> str:
-    """The HTML text of the report for ``results`` on the CT (and PET on the CT grid)."""
-    rows = [candidate_row(c) for c in sorted(results.candidates, key=lambda c: c.rank or c.id)]
-    columns = ["rank", "name", "probability", "volume_ml", "short_axis_mm", "suv_max", "suv_peak", "x_lps_mm", "y_lps_mm", "z_lps_mm", "review", "source"]
-    table = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(row.get(col, '')))}</td>" for col in columns) + "</tr>" for row in rows
-    )
-    p = results.patient
-    skipped = "".join(f"<li>{html.escape(s)}</li>" for s in results.skipped) or "<li>nothing</li>"
-    overview = _overview_figure(pet, results)
-    figures = []
-    for c in sorted(results.candidates, key=lambda c: c.rank or c.id)[:MAX_CANDIDATE_FIGURES]:
-        figures.append(f'<img alt="{c.name}" src="data:image/png;base64,{_candidate_figure(ct, pet, results.gtv_ln, c)}">')
-    operating = html.escape(", ".join(f"{k} = {v}" for k, v in p.operating_point.items()) or "–")
+def _fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return "–"
+    return f"{p:.3f}" if p >= 0.001 else "< 0.001"
+
+
+@dataclass
+class ReviewInfo:
+    """What the review adds to the report: when it was saved, the operating point, the export (review/export.json)."""
+
+    case_id: str = ""
+    study_date: str = ""
+    threshold: Optional[float] = None
+    saved_at: str = ""
+    export: dict = field(default_factory=dict)
+    edited_ids: set = field(default_factory=set)
+    reviewed: bool = False
+
+
+TABLE_COLUMNS = ("Name", "p(metastasis)", "Short axis (mm)", "SUVmax", "SUVpeak", "Volume (ml)", "Decision")
+
+
+def _table(results: Results, threshold: Optional[float], edited: set) -> str:
+    ranked = sorted(results.candidates, key=lambda c: (c.rank or len(results.candidates) + c.id, c.id))
+    below = [c for c in ranked if c.review == "pending" and threshold is not None and c.probability is not None
+             and c.probability < threshold]
+    rows = [c for c in ranked if c not in below][:MAX_TABLE_ROWS]
+    body = []
+    for c in rows:
+        short = f"{c.short_axis_mm:.1f}" + (" ≥10" if c.short_axis_mm >= 10 else "")
+        decision = c.review + (", contour edited" if c.id in edited else "")
+        body.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in (
+            c.name, _fmt_p(c.probability), short, _fmt(float(c.suv_max), 1),
+            _fmt(float(c.suv_peak), 1) if c.suv_peak == c.suv_peak else "–", _fmt(float(c.volume_ml), 2), decision))
+            + f'<td class="dot" style="color:{DECISION_COLOURS.get(c.review, "#000")}">●</td></tr>')
+    more = len(ranked) - len(rows) - len(below)
+    notes = []
+    if below:
+        notes.append(f"{len(below)} pending candidate(s) below the operating point not listed (never shown to the "
+                     f"reviewer; highest p {_fmt_p(below[0].probability)})")
+    if more > 0:
+        notes.append(f"{more} more candidate(s) not listed")
+    head = "".join(f"<th>{t}</th>" for t in TABLE_COLUMNS) + "<th></th>"
+    foot = f'<p class="note">{html.escape("; ".join(notes))}.</p>' if notes else ""
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{foot}"
+
+
+def _provenance(results: Results) -> str:
     models = results.provenance.get("models", {})
-    model_rows = "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v.get('id', v)) if isinstance(v, dict) else str(v))}</li>" for k, v in models.items())
+    items = []
+    for stage, info in models.items():
+        if not isinstance(info, dict):
+            continue
+        text = f"{stage}: {info.get('id', '?')} (sha256 {str(info.get('sha256', ''))[:12]})"
+        domain = _training_domain(info.get("id"))
+        if domain:
+            text += f", trained on {domain}"
+        items.append(html.escape(text))
+    items = items or ["no trained model recorded for this run"]
+    items.append(f"lnstaging {__version__}")
+    return " · ".join(items)
+
+
+def _training_domain(model_id) -> str:
+    try:
+        from .models.catalogue import Catalogue
+
+        data = Catalogue.read().get(str(model_id)).training_data
+    except Exception:  # a model given as a file: not in the catalogue
+        return ""
+    if data.get("kind") == "synthetic" or "phantom" in str(data.get("dataset", "")):
+        return "PHANTOM (synthetic) data: its figures do not hold on patients"
+    return str(data.get("dataset") or data.get("kind") or "")
+
+
+def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None, title: str = "LNStaging report",
+                  review: Optional[ReviewInfo] = None) -> str:
+    """The HTML text of the one-page report for ``results`` on the CT (and PET), with the review when given."""
+    review = review or ReviewInfo()
+    p = results.patient
+    threshold = review.threshold if review.threshold is not None else p.operating_point.get("threshold")
+    states = [c.review for c in results.candidates]
+    hidden = sum(1 for c in results.candidates if c.review == "pending" and threshold is not None
+                 and c.probability is not None and c.probability < float(threshold))
+    operating = "–" if threshold is None else f"p ≥ {float(threshold):.2f}"
+    if p.operating_point.get("fp_per_patient") is not None:
+        operating += f" ({float(p.operating_point['fp_per_patient']):.2f} expected false positives per patient)"
+    # the nodes that matter: accepted first, then the most probable pending ones
+    ranked = sorted(results.candidates, key=lambda c: (c.rank or len(results.candidates) + c.id, c.id))
+    chosen = [c for c in ranked if c.review == "accepted"]
+    chosen += [c for c in ranked if c.review == "pending" and c not in chosen
+               and (threshold is None or c.probability is None or c.probability >= float(threshold))]
+    chosen = chosen[:MAX_CANDIDATE_FIGURES]
+    visible = {c.id for c in ranked if not (c.review == "pending" and threshold is not None and c.probability is not None
+                                             and c.probability < float(threshold))}
+    overview = _overview_figure(pet, results, marked=visible)
+    figures = "".join(f'<img class="thumb" alt="{c.name}" src="data:image/png;base64,'
+                      f'{_candidate_figure(ct, pet, results.gtv_ln, c)}">' for c in chosen)
+    case = " · ".join(x for x in (f"Case {html.escape(review.case_id)}" if review.case_id else "",
+                                   f"study date {html.escape(review.study_date)}" if review.study_date else "",
+                                   f"report {time.strftime('%Y-%m-%d %H:%M')}") if x)
+    if review.reviewed:
+        export = review.export
+        export_text = (f"{html.escape(export.get('summary', ''))} ({html.escape(export.get('exported_at', ''))}"
+                       f"{', OUT OF DATE: the review changed after it' if export.get('stale') else ''})"
+                       if export else "not exported yet")
+        review_html = (f"<li>Review last saved {html.escape(review.saved_at or '–')}: {states.count('accepted')} "
+                       f"accepted, {states.count('pending')} pending ({hidden} below the operating point), "
+                       f"{states.count('rejected')} rejected; contours edited: "
+                       f"{', '.join(f'GTVn_{i:02d}' for i in sorted(review.edited_ids)) or 'none'}</li>"
+                       f"<li>Export: {export_text}</li>")
+    else:
+        review_html = "<li>Not reviewed yet: every candidate is pending.</li>"
+    skipped = "; ".join(html.escape(s) for s in results.skipped)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
-.warning {{ background: #fff3cd; border: 1px solid #e0b000; padding: .6em; font-weight: bold; }}
-table {{ border-collapse: collapse; font-size: 12px; }} td, th {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right; }}
-img {{ margin: 4px; border: 1px solid #ddd; }}
+@page {{ size: A4; margin: 10mm; }}
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; margin: 1em auto; max-width: 190mm; color: #111; font-size: 9.5pt; }}
+h1 {{ font-size: 14pt; margin: 0 0 2px 0; }} h2 {{ font-size: 10.5pt; margin: 8px 0 3px 0; border-bottom: 1px solid #999; }}
+.case {{ font-size: 9pt; color: #333; }}
+.warning {{ background: #fff3cd; border: 1px solid #e0b000; padding: 3px 6px; font-weight: bold; margin: 4px 0; }}
+ul {{ margin: 2px 0; padding-left: 16px; }} li {{ margin: 1px 0; }}
+.top {{ display: flex; gap: 10px; align-items: flex-start; }} .top > div {{ flex: 1; }}
+table {{ border-collapse: collapse; font-size: 8.5pt; font-variant-numeric: tabular-nums; }}
+td, th {{ border-bottom: 1px solid #ccc; padding: 1px 6px; text-align: right; }}
+th {{ background: #eee; }} td:first-child, th:first-child, td:nth-child(6) {{ text-align: left; }}
+td.dot {{ border: none; padding: 0 2px; }}
+.note {{ font-size: 8pt; color: #444; margin: 2px 0; }}
+img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
+.thumbs {{ display: flex; flex-wrap: wrap; }}
+.prov {{ font-size: 7.5pt; color: #333; }}
+@media print {{ body {{ margin: 0; max-width: none; }} h2 {{ break-after: avoid; }} }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+<div class="case">{case}</div>
 <p class="warning">{NOT_FOR_CLINICAL_USE} Every candidate must be reviewed by a qualified clinician.</p>
+<div class="top"><div>
 <h2>Patient</h2>
-<ul><li>Metastasis probability: {_fmt(p.metastasis_probability)}</li>
+<ul><li>Metastasis probability: <b>{_fmt(p.metastasis_probability, 2)}</b></li>
 <li>Operating point: {operating}</li>
-<li>Candidates: {len(results.candidates)}, {html.escape(results.ranking_text)}; at or above the operating point: {sum(1 for c in results.candidates if c.probability is not None and c.probability >= float(p.operating_point.get('threshold', 0.5)))}</li></ul>
-<h2>Skipped steps</h2><ul>{skipped}</ul>
+<li>Candidates: {len(results.candidates)}, {html.escape(results.ranking_text)}</li>
+{review_html}
+</ul>
 <h2>Candidates</h2>
-<table><tr>{''.join(f'<th>{c}</th>' for c in columns)}</tr>{table}</table>
-{f'<h2>Overview</h2><img alt="overview" src="data:image/png;base64,{overview}">' if overview else ''}
-<h2>Candidate views</h2>
-<p>Axial, coronal and sagittal slices through each candidate centre (80 mm field, radiological convention), CT with PET
-(SUV &ge; 1) and the GTV_LN contour in cyan. At most {MAX_CANDIDATE_FIGURES} candidates, by rank.</p>
-{''.join(figures) or '<p>No candidates.</p>'}
-<h2>Provenance</h2><ul>{model_rows or '<li>no models recorded</li>'}<li>lnstaging {__version__}</li></ul>
+{_table(results, threshold, review.edited_ids)}
+</div>
+{f'<div style="flex: 0 0 66mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">Candidates shown in the review: <span style="color:#2ca02c">accepted</span>, <span style="color:#ff7f0e">pending</span>, <span style="color:#7f7f7f">rejected</span>.</p></div>' if overview else ''}
+</div>
+<h2>Slices through the nodes (CT, PET SUV &ge; {PET_OVERLAY_SUV:g} translucent, contour cyan; radiological convention)</h2>
+<div class="thumbs">{figures or '<p>No candidates.</p>'}</div>
+<h2>Provenance</h2><p class="prov">{_provenance(results)}{f'<br>Skipped steps: {skipped}' if skipped else ''}</p>
 </body></html>
 """
 
 
-def write_report(path: Path | str, results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None) -> None:
-    Path(path).write_text(render_report(results, ct, pet), encoding="utf-8")
+def write_report(path: Path | str, results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
+                 review: Optional[ReviewInfo] = None) -> None:
+    Path(path).write_text(render_report(results, ct, pet, review=review), encoding="utf-8")
+
+
+def review_info(results_dir: Path | str, results: Results, case_id: str = "", study_date: str = "") -> ReviewInfo:
+    """The review's side of the report, from results/review/ (review.json, export.json) and the run's candidates."""
+    from .export.review_rule import RECORD_FILE, export_state
+
+    results_dir = Path(results_dir)
+    review_dir = results_dir / "review"
+    info = ReviewInfo(case_id=case_id or results_dir.name, study_date=study_date)
+    decisions_path = review_dir / "review.json"
+    if not decisions_path.is_file():
+        return info
+    decisions = json.loads(decisions_path.read_text())
+    info.reviewed = True
+    info.threshold = decisions.get("threshold")
+    info.saved_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(decisions_path.stat().st_mtime))
+    record_path = review_dir / RECORD_FILE
+    if record_path.is_file():
+        try:
+            info.export = json.loads(record_path.read_text())
+            info.export["stale"] = export_state(review_dir, results) == "stale"
+        except ValueError:
+            info.export = {}
+    try:  # which contours the reviewer changed: voxel counts against the run's own label map
+        original = Results.read(results_dir)
+        if original.gtv_ln is not None and results.gtv_ln is not None:
+            a, b = sitk.GetArrayViewFromImage(original.gtv_ln), sitk.GetArrayViewFromImage(results.gtv_ln)
+            if a.shape == b.shape:
+                info.edited_ids = {int(v) for v in np.unique(np.concatenate([a[a != b], b[a != b]])) if v}
+    except (OSError, ValueError, RuntimeError):
+        pass
+    return info
+
+
+def write_reviewed_report(results_dir: Path | str, ct: sitk.Image, pet: Optional[sitk.Image] = None,
+                          out: Optional[Path | str] = None, case_id: str = "", study_date: str = "") -> Path:
+    """report.html from the saved review (decisions, edits, export), into results/review/ unless ``out`` is given."""
+    from .export.review_rule import read_reviewed_results
+    from .io.atomic import atomic_file
+
+    results_dir = Path(results_dir)
+    results, _ = read_reviewed_results(results_dir)
+    info = review_info(results_dir, results, case_id=case_id, study_date=study_date)
+    path = Path(out) if out is not None else (results_dir / "review" if info.reviewed else results_dir) / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(render_report(results, ct, pet, review=info), encoding="utf-8")
+    return path

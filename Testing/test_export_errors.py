@@ -71,8 +71,7 @@ def test_no_nodes_and_nothing_accepted(ibsi, tmp_path):
     one = sitk.GetArrayFromImage(empty)
     one[30, 100:105, 100:105] = 1
     with pytest.raises(ExportError, match="accept at least one"):
-        export_label_map(image_like(one, ct), ct_folder, tmp_path / "RS.dcm", candidates=[Candidate(1, (0, 0, 0))],
-                         only_accepted=True)
+        export_label_map(image_like(one, ct), ct_folder, tmp_path / "RS.dcm", candidates=[Candidate(1, (0, 0, 0))])
     with pytest.raises(ImageFormatError, match="probability map"):
         export_label_map(image_like(one * 0.5, ct), ct_folder, tmp_path / "RS.dcm")
     assert list(tmp_path.iterdir()) == []

@@ -55,7 +55,7 @@ def ibsi_case(data_dir, tmp_path_factory):
     candidates = [Candidate(1, (0, 0, 0), probability=0.91), Candidate(2, (0, 0, 0), probability=0.2),
                   Candidate(3, (0, 0, 0)), Candidate(4, (0, 0, 0), probability=0.6)]
     out = tmp_path_factory.mktemp("ibsi") / "RS.dcm"
-    summary = export_label_map(label_image(labels, tumour), ct_folder, out, candidates=candidates)
+    summary = export_label_map(label_image(labels, tumour), ct_folder, out, candidates=candidates, include_pending=True)
     return ct_folder, out, labels, summary
 
 
@@ -192,7 +192,7 @@ def test_phantom_roundtrip_non_trivial_orientation(orientation, pixel_spacing, r
     candidates = [Candidate(1, (0, 0, 0), probability=0.7), Candidate(2, (0, 0, 0), probability=0.3)]
     results = Results(gtv_ln=label_image(labels, image), candidates=candidates)
     out = tmp_path / "RS.dcm"
-    export_results(results, ct_folder, out)
+    export_results(results, ct_folder, out, include_pending=True)
     assert missing_rtstruct_attributes(pydicom.dcmread(out)) == []
     figures = assert_roundtrip(ct_folder, out, labels, uids, {1: "GTVn_01", 2: "GTVn_02"}, readers)
     assert min(figures.values()) > 0.99
@@ -208,11 +208,15 @@ def test_review_state_and_combined(ibsi_case, tmp_path):
                   Candidate(3, (0, 0, 0)), Candidate(4, (0, 0, 0), review="accepted")]
     results = Results(gtv_ln=label_image(labels, reference), candidates=candidates)
     default = export_results(results, ct_folder, tmp_path / "default.dcm")
-    assert [r.name for r in default.rois] == ["GTVn_01", "GTVn_03", "GTVn_04"]  # rejected never leaves
-    accepted = export_results(results, ct_folder, tmp_path / "accepted.dcm", only_accepted=True)
-    assert [r.name for r in accepted.rois] == ["GTVn_01", "GTVn_04"]
-    assert accepted.rois[0].algorithm == "SEMIAUTOMATIC"
-    combined = export_results(results, ct_folder, tmp_path / "combined.dcm", only_accepted=True, combined=True)
+    assert [r.name for r in default.rois] == ["GTVn_01", "GTVn_04"]  # accepted only by default
+    assert default.rois[0].algorithm == "SEMIAUTOMATIC"
+    assert (default.counts.written, default.counts.pending_left, default.counts.rejected) == (2, 1, 1)
+    legacy = export_results(results, ct_folder, tmp_path / "legacy.dcm", only_accepted=True)  # the old flag: a no-op
+    assert [r.name for r in legacy.rois] == ["GTVn_01", "GTVn_04"]
+    pending = export_results(results, ct_folder, tmp_path / "pending.dcm", include_pending=True)
+    assert [r.name for r in pending.rois] == ["GTVn_01", "GTVn_03", "GTVn_04"]  # rejected never leaves
+    assert pending.counts.pending_written == 1
+    combined = export_results(results, ct_folder, tmp_path / "combined.dcm", combined=True)
     ds = pydicom.dcmread(tmp_path / "combined.dcm")
     assert [r.ROIName for r in ds.StructureSetROISequence] == ["GTVn"] and combined.rois[0].label_values == (1, 4)
     _, uids = sitk_ct(ct_folder)

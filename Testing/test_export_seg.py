@@ -45,7 +45,8 @@ def ibsi_seg(data_dir, tmp_path_factory):
     image.CopyInformation(ct)
     out = tmp_path_factory.mktemp("seg") / "SEG.dcm"
     summary = export_label_map(image, ct_folder, out, kind="seg",
-                               candidates=[Candidate(1, (0, 0, 0), probability=0.9), Candidate(2, (0, 0, 0), source="user")])
+                               candidates=[Candidate(1, (0, 0, 0), probability=0.9), Candidate(2, (0, 0, 0), source="user")],
+                               include_pending=True)
     return ct_folder, out, labels, uids, summary
 
 

@@ -287,7 +287,9 @@ def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start
     wait_for(lambda: int((labels_on_disk(review_dir) == target.id).sum()) == original, what="the undo on disk")
     shot(page, "05_undone")
 
-    # export the reviewed RTSTRUCT and read it back
+    # export the reviewed RTSTRUCT (accepted nodes only: accept the painted one too) and read it back
+    page.click(f"#accept-{target.id}")
+    wait_for(lambda: decisions_on_disk(review_dir).get(str(target.id)) == "accepted", what="acceptance on disk")
     page.click("#export")
     rtstruct = case["run"] / "export" / "RS_LNStaging.dcm"
     wait_for(rtstruct.is_file, timeout=60, what="the RTSTRUCT")
@@ -297,8 +299,7 @@ def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start
 
     ds = pydicom.dcmread(rtstruct)
     names = set(roi_names(ds).values())
-    assert rejected.name not in names
-    assert {accepted.name, target.name} <= names
+    assert names == {accepted.name, target.name}  # accepted only: no pending, never the rejected one
     assert len(read_contours(ds, {target.name})[target.name]) > 0
     with urllib.request.urlopen(server.base + "/lnstaging/download/review.json") as response:
         assert json.loads(response.read())["decisions"][str(rejected.id)] == "rejected"
@@ -374,3 +375,137 @@ def test_batch_case_chooser_switches_cases_with_their_own_reviews(case, start_se
     shot(page, "08_batch_p02")
     page.close()
 
+
+
+def test_export_rule_download_keyboard_and_marker_in_browser(case, start_server, browser):
+    """Issue 15: accepting 2 of the candidates exports exactly 2 ROIs (summary in green); a download keeps the
+    session; a change after the export marks it out of date and the old file is refused; keyboard next/accept;
+    a candidate hidden by the operating point gets the cyan marker when jumped to."""
+    import pydicom
+
+    from LNStagingLib.io.rtstruct_read import roi_names
+
+    fresh = case["root"] / "fresh"
+    if not fresh.exists():
+        shutil.copytree(case["run"], fresh, ignore=shutil.ignore_patterns("review", "export"))
+    server = start_server("--ct", str(case["ct"]), "--pet", str(case["pet"]), "--ct-dicom", str(case["ct_dicom"]),
+                          folder=fresh)
+    review_dir = fresh / "review"
+    status_url = server.base + "/lnstaging/status.json"
+    page, _ = open_page(browser, server.url)
+    ranked = sorted(Results.read(fresh).candidates, key=lambda c: -c.probability)
+    n = len(ranked)
+
+    # keyboard: N moves to the next candidate, A accepts it (saved at once)
+    first = get_json(status_url)["selected"]["id"]
+    assert first == ranked[0].id
+    page.locator("#views").click(position={"x": 5, "y": 5})  # focus on the page, not a field
+    page.keyboard.press("n")
+    wait_for(lambda: get_json(status_url)["selected"]["id"] == ranked[1].id, what="N: next candidate")
+    page.keyboard.press("a")
+    wait_for(lambda: decisions_on_disk(review_dir).get(str(ranked[1].id)) == "accepted", what="A: accept on disk")
+    page.keyboard.press("p")
+    wait_for(lambda: get_json(status_url)["selected"]["id"] == ranked[0].id, what="P: previous candidate")
+    page.keyboard.press("a")
+    wait_for(lambda: decisions_on_disk(review_dir).get(str(ranked[0].id)) == "accepted", what="second accept")
+    page.keyboard.press("?")
+    page.wait_for_selector("#help-panel", state="visible")
+    assert "next candidate" in page.inner_text("#help-panel")
+    shot(page, "10_shortcuts")
+    page.keyboard.press("Escape")
+
+    # export: 2 accepted of n -> 2 ROIs; the summary in green
+    page.click("#export")
+    rtstruct = fresh / "export" / "RS_LNStaging.dcm"
+    wait_for(rtstruct.is_file, timeout=60, what="the RTSTRUCT")
+    assert sorted(roi_names(pydicom.dcmread(rtstruct)).values()) == sorted([ranked[0].name, ranked[1].name])
+    summary = wait_for(lambda: page.locator("#export-summary").is_visible() and page.inner_text("#export-summary"),
+                       what="the export summary")
+    assert f"2 ROIs (2 accepted)" in summary and f"{n - 2} pending" in summary
+    colour = page.eval_on_selector("#export-summary", "e => getComputedStyle(e).color")
+    red, green, blue = (int(v) for v in re.findall(r"\d+", colour)[:3])
+    assert green > red and green > blue  # success, not an error colour
+    record = json.loads((review_dir / "export.json").read_text())
+    assert record["counts"]["written"] == 2 and record["counts"]["pending_left"] == n - 2
+
+    # a download keeps the session: the browser saves the file, the page stays connected and usable
+    with page.expect_download() as download:
+        page.click("#download-rtstruct")
+    assert download.value.suggested_filename.endswith("RS_LNStaging.dcm")
+    assert pydicom.dcmread(download.value.path()).Modality == "RTSTRUCT"
+    with page.expect_download():
+        page.click("#download-review")
+    with page.expect_download() as report:  # the report regenerated from this review
+        page.click("#download-report")
+    report_text = Path(report.value.path()).read_text()
+    assert "2 accepted" in report_text and "RTSTRUCT written: 2 ROIs" in report_text
+    page.click(f"#reject-{ranked[-1].id}")  # the session still answers
+    wait_for(lambda: decisions_on_disk(review_dir).get(str(ranked[-1].id)) == "rejected", what="a decision after download")
+    assert "Connection closed" not in page.inner_text("body")
+
+    # that change came after the export: out of date, the old file refused until re-export
+    wait_for(lambda: page.locator("#export-stale").is_visible(), what="the out-of-date notice")
+    assert get_json(status_url)["export_state"] == "stale"
+    assert "v-btn--disabled" in page.get_attribute("#download-rtstruct", "class")  # a link: disabled by class
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.base + "/lnstaging/download/RS_LNStaging.dcm", timeout=10)
+    assert refused.value.code == 409
+    shot(page, "11_export_out_of_date")
+
+    # including pending nodes: the confirmation lists them, and only "export with pending" writes them
+    page.click("#export-pending")
+    page.wait_for_selector("#pending-dialog", state="visible")
+    listed = page.locator("#pending-dialog tbody tr").count()
+    assert listed == n - 3
+    shot(page, "12_confirm_pending")
+    page.click("#pending-accepted-only")
+    wait_for(lambda: get_json(status_url)["export_state"] == "current", what="the re-export")
+    assert len(roi_names(pydicom.dcmread(rtstruct))) == 2
+    with urllib.request.urlopen(server.base + "/lnstaging/download/RS_LNStaging.dcm", timeout=10) as response:
+        assert response.status == 200
+
+    # a candidate hidden by the operating point: jumping to it draws the cyan marker at its centre
+    hidden = ranked[-2]
+    status = get_json(status_url)
+    assert hidden.id not in status["visible_ids"]
+    image_before = page.eval_on_selector("#views img", "img => img.src")
+    page.click(f"#cand-{hidden.id}")
+    status = wait_for(lambda: (s := get_json(status_url))["selected"]["id"] == hidden.id and s, what="the jump")
+    page.wait_for_function("before => document.querySelector('#views img').src !== before", arg=image_before,
+                           timeout=30000)  # the axial view's new image has reached the page
+    ras = [-hidden.centroid_lps[0], -hidden.centroid_lps[1], hidden.centroid_lps[2]]
+    assert status["marker_ras"] == pytest.approx(ras, abs=1e-3)
+    path = shot(page, "13_hidden_marker")
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    box = page.locator("#views img").first.bounding_box()
+    x, y = status["selected"]["views"]["axial"]["xy"]
+    x0, y0 = int(box["x"] + x), int(box["y"] + y)
+    patch = image[y0 - 30:y0 + 31, x0 - 30:x0 + 31]
+    cyan = (patch[..., 0] < 90) & (patch[..., 1] > 170) & (patch[..., 2] > 170)
+    assert cyan.sum() >= 10, "no cyan marker drawn around the hidden candidate"
+
+    # under the cursor: CT in HU and PET in SUV; Shift + drag sets window/level; a preset button sets its window
+    for dx in (0, 1, 2):
+        page.mouse.move(x0 + dx, y0)
+    wait_for(lambda: "HU" in page.inner_text("#cursor-values"), what="the HU readout under the cursor")
+    assert "SUV" in page.inner_text("#cursor-values")
+    window = get_json(status_url)["ct_window"]
+    page.keyboard.down("Shift")
+    page.mouse.move(x0, y0 + 40)
+    page.mouse.down()
+    page.mouse.move(x0 + 60, y0 + 20, steps=8)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    changed = wait_for(lambda: (w := get_json(status_url)["ct_window"]) != window and w, what="mouse window/level")
+    assert changed[0] > window[0]  # dragged right: wider window
+    for _ in range(20):  # the drag's last mouse events come over another channel than the button click below
+        time.sleep(0.5)
+        now = get_json(status_url)["ct_window"]
+        if now == changed:
+            break
+        changed = now
+    page.click("#preset-lung")
+    wait_for(lambda: get_json(status_url)["ct_window"] == [1500.0, -600.0], what="the lung window")
+    page.close()

@@ -136,6 +136,65 @@ def test_export_without_ct_dicom_explains_why(session):
         session.export_rtstruct()
 
 
+def test_view_tools_values_under_cursor_decision_style_and_marker(session):
+    """Issue 15 without a browser: CT presets, PET window, HU/SUV/candidate at a point, next/previous, slice step,
+    overlay toggle, decision drawn on the segments, and the marker at a candidate hidden by the operating point."""
+    from LNStagingLib.scene import segments
+    from LNStagingLib.web.session import CT_PRESETS, DECISION_STYLE, PET_SUV_WINDOW
+
+    session.open_case("p01")
+    assert session.pet_window == PET_SUV_WINDOW and session.pet_window[0] == pytest.approx(2.0)
+    pet_display = session.review.pet.GetDisplayNode()
+    assert pet_display.GetLowerThreshold() == pytest.approx(2.0)  # below SUV 2 transparent
+    session.set_ct_preset("lung")
+    assert session.ct_window() == pytest.approx(CT_PRESETS["lung"])
+    with pytest.raises(LNStagingError, match="CT window"):
+        session.set_ct_preset("brain")
+    with pytest.raises(LNStagingError):
+        session.set_pet_window(5.0, 3.0)
+    session.set_pet_window(1.0, 6.0)
+    assert pet_display.GetWindowLevelMin() == pytest.approx(1.0) and pet_display.GetWindowLevelMax() == pytest.approx(6.0)
+
+    c = session.review.results.candidate(3)
+    ras = [-c.centroid_lps[0], -c.centroid_lps[1], c.centroid_lps[2]]
+    values = session.values_at(ras)
+    ct = sitk.GetArrayFromImage(sitk.ReadImage(str(session.case.ct)))
+    index = sitk.ReadImage(str(session.case.ct)).TransformPhysicalPointToIndex(c.centroid_lps)
+    assert values["hu"] == pytest.approx(float(ct[index[2], index[1], index[0]]))
+    assert values["suv"] is not None and values["candidate"] == 3
+    assert session.values_at([1e5, 1e5, 1e5]) == {"hu": None, "suv": None, "candidate": None}
+
+    ranked = [x.id for x in session.ranked_candidates()]
+    session.select(ranked[0])
+    session.step_candidate(+1)
+    assert session.selected_id == ranked[1]
+    session.step_candidate(-1)
+    assert session.selected_id == ranked[0]
+    before = session.slice_offsets()["axial"]
+    session.step_slice(+1)
+    moved = abs(session.slice_offsets()["axial"] - before)
+    assert 0 < moved <= max(sitk.ReadImage(str(session.case.ct)).GetSpacing()) + 1e-3  # one CT slice
+    session.toggle_overlay()
+    assert session.overlay == "none"
+    session.toggle_overlay()
+    assert session.overlay == "pet"
+
+    session.set_review(ranked[0], "accepted")
+    session.set_review(ranked[1], "rejected")
+    display = session.review.segmentation.GetDisplayNode()
+    by_candidate = {cid: sid for sid, cid in segments.candidate_ids_by_segment(session.review.segmentation).items()}
+    for cid, state in ((ranked[0], "accepted"), (ranked[1], "rejected"), (ranked[2], "pending")):
+        assert display.GetSegmentOpacity2DFill(by_candidate[cid]) == pytest.approx(DECISION_STYLE[state][0])
+
+    session.set_threshold(0.99)  # every pending node hidden now
+    hidden = ranked[2]
+    assert hidden not in session.review.visible_ids()
+    session.select(hidden)
+    h = session.review.results.candidate(hidden)
+    assert session.status()["marker_ras"] == pytest.approx([-h.centroid_lps[0], -h.centroid_lps[1], h.centroid_lps[2]],
+                                                           abs=1e-3)
+
+
 # ---- access control --------------------------------------------------------------------------------------------------
 
 def test_loopback_detection():

@@ -48,23 +48,52 @@ def _run_with_bar(kind: str, quiet: bool, work):
         return work(Progress(update))
 
 
+def _reviewed(results_dir: Path):
+    """Label map, candidates (with their review states) and operating point of a results folder: its saved review
+    (RESULTS/review/, written by the browser review or the Slicer module) when there is one."""
+    from ..export.review_rule import read_reviewed_results
+
+    if not (results_dir / "candidates.json").is_file():
+        raise InputFileError(f"{results_dir} holds no candidates.json: give the --out folder of 'lnstaging run'.")
+    try:
+        results, decisions = read_reviewed_results(results_dir)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputFileError(f"Cannot read the results in {results_dir} ({error}).") from None
+    threshold = (decisions or {}).get("threshold", (results.patient.operating_point or {}).get("threshold"))
+    where = results_dir / "review" if decisions is not None else results_dir
+    return results, threshold, where
+
+
 def main(args) -> int:
     from ..export.exporter import export_label_map
 
     labels_path, candidates_path = args.labels, args.candidates
-    if args.results is not None:
+    candidates, threshold, labels, source = None, None, None, None
+    if args.results is not None and labels_path is None and candidates_path is None:
+        results, threshold, source = _reviewed(args.results)
+        if results.gtv_ln is None:
+            raise InputFileError(f"{source} holds no gtv_ln.nii.gz: run the pipeline first.")
+        labels, candidates = results.gtv_ln, list(results.candidates)
+    elif args.results is not None:
         labels_path = labels_path or args.results / "gtv_ln.nii.gz"
         if candidates_path is None and (args.results / "candidates.json").is_file():
             candidates_path = args.results / "candidates.json"
-    if labels_path is None:
-        raise InputFileError("Give the label map with --labels gtv_ln.nii.gz (or a results folder with --results).")
+    if labels is None:
+        if labels_path is None:
+            raise InputFileError("Give the label map with --labels gtv_ln.nii.gz (or a results folder with --results).")
+        labels, candidates = _labels(labels_path), _candidates(candidates_path)
     out = args.out or Path(f"{'RS' if args.kind == 'rtstruct' else 'SEG'}_LNStaging.dcm")
-    check_output(out, kind="file", overwrite=args.overwrite, extensions=(".dcm",), inputs={
-        "--ct-dicom": args.ct_dicom, "--labels": labels_path, "--candidates": candidates_path})
-    labels, candidates = _labels(labels_path), _candidates(candidates_path)
+    inputs = [("--ct-dicom", args.ct_dicom), ("--labels", labels_path), ("--candidates", candidates_path)]
+    if source is not None:  # the saved review's files are inputs too: never overwritten by the export
+        inputs += [("--results", source / "gtv_ln.nii.gz"), ("--results", source / "candidates.json")]
+    check_output(out, kind="file", overwrite=args.overwrite, extensions=(".dcm",), inputs=inputs)
+    if source is not None:
+        print(f"review state read from {source}")
     summary = _run_with_bar(args.kind, args.quiet, lambda progress: export_label_map(
-        labels, args.ct_dicom, out, kind=args.kind, candidates=candidates, only_accepted=args.only_accepted,
-        combined=args.combined, resample=args.resample, series_uid=args.series_uid, progress=progress))
+        labels, args.ct_dicom, out, kind=args.kind, candidates=candidates, include_pending=args.include_pending,
+        only_accepted=args.only_accepted,
+        combined=args.combined, resample=args.resample, series_uid=args.series_uid, progress=progress,
+        threshold=threshold))
     for line in summary.lines():
         print(line)
     return 0
@@ -81,8 +110,12 @@ def register(sub) -> None:
         p.add_argument("--series-uid", help="SeriesInstanceUID of the CT when the folder holds several series")
         p.add_argument("--labels", type=Path, help="instance label map (gtv_ln.nii.gz: value = candidate id)")
         p.add_argument("--candidates", type=Path, help="candidates.json (names, probabilities, review states)")
-        p.add_argument("--results", type=Path, help="a results folder: takes gtv_ln.nii.gz and candidates.json from it")
-        p.add_argument("--only-accepted", action="store_true", help="export only nodes a reviewer accepted (default: all but rejected)")
+        p.add_argument("--results", type=Path, help="a results folder: its saved review (RESULTS/review/) when there is "
+                                                     "one, else its gtv_ln.nii.gz and candidates.json")
+        p.add_argument("--include-pending", action="store_true",
+                       help="also export nodes nobody reviewed (pending); default: accepted nodes only, rejected never")
+        p.add_argument("--only-accepted", action="store_true",
+                       help="accepted nodes only (the default now; kept so existing scripts keep working)")
         p.add_argument("--combined", action="store_true", help="one structure 'GTVn' holding all exported nodes")
         p.add_argument("--resample", action="store_true", help="resample a label map on another grid onto the CT (nearest neighbour)")
         p.add_argument("--out", type=Path, help="output file (default RS_LNStaging.dcm / SEG_LNStaging.dcm)")

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 
 from ..errors import ExportError, GeometryError, ImageFormatError
 from ..results import Candidate
+from .review_rule import fit_words, is_exported
 
 COMBINED_NAME = "GTVn"
 # Distinct colours for nodes without a probability (RGB 0-255); with a probability the colour encodes it.
@@ -81,11 +82,13 @@ def labels_on_ct_grid(labels: sitk.Image, ct: sitk.Image, resample: bool = False
     return array
 
 
-def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = None, only_accepted: bool = False,
+def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = None, include_pending: bool = False,
                 combined: bool = False) -> tuple[list[RoiSpec], list[str]]:
-    """Pick the nodes to export and describe them. Returns (rois, notes for the user).
+    """Pick the nodes to export by the review rule (review_rule.is_exported) and describe them.
 
-    Without ``only_accepted`` every node except those a reviewer rejected is exported; with it, only accepted ones.
+    Accepted nodes always, pending ones only with ``include_pending``, rejected never; a label missing from the
+    candidate list counts as pending. Without any candidate list (a bare label map) every label is exported.
+    Returns (rois, notes for the user).
     """
     present = [int(v) for v in np.unique(label_array) if v != 0]
     if not present:
@@ -93,20 +96,22 @@ def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = No
     by_id = {c.id: c for c in (candidates or [])}
     notes: list[str] = []
     chosen: list[tuple[int, Candidate | None]] = []
+    if candidates is None:
+        notes.append("no candidate list given: every label of the label map is exported (no review states)")
     for value in present:
         c = by_id.get(value)
         if candidates is not None and c is None:
-            notes.append(f"label {value} is not in the candidate list")
+            notes.append(f"label {value} is not in the candidate list (counted as pending)")
         review = c.review if c is not None else "pending"
-        if review == "rejected" or (only_accepted and review != "accepted"):
+        if candidates is not None and not is_exported(review, include_pending):
             continue
         chosen.append((value, c))
     for c in candidates or []:
-        if c.id not in present and c.review != "rejected":
+        if c.id not in present and is_exported(c.review, include_pending):
             notes.append(f"{c.name} has no voxels in the label map and is not exported")
     if not chosen:
-        what = "accepted " if only_accepted else "non-rejected "
-        raise ExportError(f"No {what}nodes to export: review the candidates first (accept at least one node).")
+        what = "accepted or pending" if include_pending else "accepted"
+        raise ExportError(f"No {what} nodes to export: review the candidates first (accept at least one node).")
     if combined:
         probabilities = [c.probability for _, c in chosen if c is not None and c.probability is not None]
         p = max(probabilities) if probabilities else None
@@ -114,17 +119,24 @@ def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = No
         algorithm = algorithms.pop() if len(algorithms) == 1 else "SEMIAUTOMATIC"
         ids = ", ".join(f"{v:02d}" for v, _ in chosen)
         return [RoiSpec(1, COMBINED_NAME, tuple(v for v, _ in chosen), (255, 0, 0), p, algorithm,
-                        f"Union of nodes {ids}")], notes
+                        fit_words(f"Union of {len(chosen)} nodes: {ids}"))], notes
     rois = []
     for number, (value, c) in enumerate(chosen, start=1):
         name = c.name if c is not None else f"GTVn_{value:02d}"
         p = c.probability if c is not None else None
         colour = colour_for_probability(p) if p is not None else PALETTE[(value - 1) % len(PALETTE)]
-        description = f"Lymph node candidate {value}" + (f", metastasis probability {p:.3f}" if p is not None else "")
-        if c is not None:
-            description += f", review {c.review}"
-        rois.append(RoiSpec(number, name, (value,), colour, p, _algorithm(c), description))
+        rois.append(RoiSpec(number, name, (value,), colour, p, _algorithm(c), roi_description(value, c)))
     return rois, notes
+
+
+def roi_description(value: int, c: Candidate | None) -> str:
+    """'Lymph node candidate 12, p(metastasis) 0.873, accepted': whole words within the 64 characters of DICOM LO."""
+    parts = [f"Lymph node candidate {value}"]
+    if c is not None and c.probability is not None:
+        parts.append(f"p(metastasis) {c.probability:.3f}")
+    if c is not None:
+        parts.append(c.review)
+    return fit_words(", ".join(parts))
 
 
 def roi_mask(label_array: np.ndarray, roi: RoiSpec) -> np.ndarray:

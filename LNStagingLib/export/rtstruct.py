@@ -23,6 +23,7 @@ from ..io.dicom_series import DicomSeries
 from .ct_reference import sop_class_uid
 from .dicom_common import DISCLAIMER, MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid, now
 from .iod_check import missing_rtstruct_attributes
+from .review_rule import fit_words
 from .rois import RoiSpec, roi_boxes, roi_mask
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -97,7 +98,7 @@ def build_rtstruct(ct: DicomSeries, label_array: np.ndarray, rois: list[RoiSpec]
         item.ReferencedFrameOfReferenceUID = ct.frame_of_reference_uid
         item.ROIName = roi.name
         if roi.description:
-            item.ROIDescription = roi.description[:64]
+            item.ROIDescription = fit_words(roi.description)
         item.ROIGenerationAlgorithm = roi.algorithm
         item.ROIGenerationDescription = SOFTWARE_VERSION
         roi_items.append(item)

@@ -41,6 +41,21 @@ class ReviewCase:
     def export_dir(self) -> Path:
         return self.results_dir / EXPORT_SUBDIR
 
+    def study_date(self) -> str:
+        """The CT's Study Date (YYYY-MM-DD) from its DICOM folder, or '' (NIfTI images carry none)."""
+        if self.ct_dicom is None or not self.ct_dicom.is_dir():
+            return ""
+        import pydicom
+
+        for path in sorted(self.ct_dicom.iterdir())[:50]:
+            try:
+                value = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyDate"]).get("StudyDate", ""))
+            except Exception:  # not a DICOM file: try the next one
+                continue
+            if len(value) == 8:
+                return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+        return ""
+
     def has_saved_review(self) -> bool:
         return (self.review_dir / "review.json").is_file()
 

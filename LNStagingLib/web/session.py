@@ -35,6 +35,15 @@ OVERLAYS = validation.OVERLAYS
 TOOLS = validation.TOOLS
 VIEW_NAMES = {"Red": "axial", "Green": "coronal", "Yellow": "sagittal"}
 SEGMENT_FILL_OPACITY = 0.3  # the outline carries the contour; a light fill shows the probability colour
+# Decision state drawn in the images: accepted = filled + outline; pending = outline only; rejected = grey, thin
+DECISION_STYLE = {"accepted": (0.45, 1.0, None), "pending": (0.0, 1.0, None), "rejected": (0.0, 0.6, (0.6, 0.6, 0.6))}
+# CT window presets (width, level) in HU, as on planning workstations
+CT_PRESETS = {"soft tissue": (400.0, 40.0), "mediastinum": (350.0, 50.0), "lung": (1500.0, -600.0),
+              "bone": (1800.0, 400.0)}
+PET_SUV_WINDOW = (2.0, 10.0)  # below SUV 2 transparent: background uptake does not tint the soft tissue
+MARKER_NAME = "Selected candidate"
+MARKER_DIAMETER_MM = 20.0  # the rays reach beyond a node of the usual size
+MARKER_COLOUR = (0.0, 1.0, 1.0)  # cyan: distinct from the heat map and the probability colours
 RTSTRUCT_NAME = "RS_LNStaging.dcm"
 EDIT_SAVE_DELAY_S = 0.05  # after a stroke: long enough to draw it first, short enough that a kill loses nothing
 
@@ -69,6 +78,11 @@ class ReviewSession:
         self._loading = False
         self._edits_pending = False
         self._save_scheduled = False
+        self._export_state = ("none", "")
+        self.ct_preset = "soft tissue"
+        self.pet_window = PET_SUV_WINDOW
+        self._marker = None
+        self._arrays: dict = {}
 
     # ---- opening a case ------------------------------------------------------------------------------------
     def open_case(self, case_id: str) -> None:
@@ -96,6 +110,11 @@ class ReviewSession:
             note = self._replace_unusable_threshold()
             self._nodes += [n for n in (review.attention, review.segmentation, review.table, review.markups) if n]
             self._style_segmentation()
+            self._style_decisions()
+            self._add_marker()
+            self.set_ct_preset(self.ct_preset)
+            if pet_node is not None:
+                self.set_pet_window(*self.pet_window)
             self.set_overlay(self.overlay if (self.overlay != "attention" or review.attention) else "pet")
             for view in self.app.view_manager.get_slice_views():
                 view.fit_view_to_content()
@@ -113,6 +132,7 @@ class ReviewSession:
         elif note:
             self.save(edits=False)  # the replaced operating point, so NaN is not read again
         self.last_error = note or ""
+        self.refresh_export_state()
         self.on_change()
 
     def _replace_unusable_threshold(self) -> Optional[str]:
@@ -134,6 +154,7 @@ class ReviewSession:
             if node is not None and node.GetScene() is self.scene:
                 self.scene.RemoveNode(node)
         self._nodes, self.review, self.case, self.selected_id = [], None, None, None
+        self._marker, self._arrays, self.last_export = None, {}, None
         self.undo_stack.clear()
 
     def _style_segmentation(self) -> None:
@@ -145,6 +166,142 @@ class ReviewSession:
         display.SetOpacity2DFill(SEGMENT_FILL_OPACITY)
         display.SetOpacity2DOutline(1.0)
         display.SetSliceIntersectionThickness(2)
+
+    def _style_decisions(self) -> None:
+        """Draw each node's decision: accepted filled, pending outline only, rejected grey (display only)."""
+        if self.review is None or self.review.segmentation is None:
+            return
+        display = self.review.segmentation.GetDisplayNode()
+        by_segment = segments.candidate_ids_by_segment(self.review.segmentation)
+        results = self.review.results
+        ids = {c.id for c in results.candidates}
+        for segment_id, cid in by_segment.items():
+            state = results.candidate(cid).review if cid in ids else "pending"
+            fill, outline, colour = DECISION_STYLE[state]
+            display.SetSegmentOpacity2DFill(segment_id, fill)
+            display.SetSegmentOpacity2DOutline(segment_id, outline)
+            if colour is None:
+                display.UnsetSegmentOverrideColor(segment_id)
+            else:
+                display.SetSegmentOverrideColor(segment_id, *colour)
+
+    def _add_marker(self) -> None:
+        """A cyan star-burst (open centre) at the selected candidate, drawn even when the candidate is hidden by the operating point."""
+        node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", MARKER_NAME)
+        node.CreateDefaultDisplayNodes()
+        node.SetLocked(True)
+        display = node.GetDisplayNode()
+        display.SetSelectedColor(*MARKER_COLOUR)
+        display.SetColor(*MARKER_COLOUR)
+        display.SetGlyphType(display.StarBurst2D)
+        display.SetFillVisibility(False)
+        display.SetUseGlyphScale(False)
+        display.SetGlyphSize(MARKER_DIAMETER_MM)
+        display.SetLineThickness(0.3)
+        display.SetTextScale(0.0)
+        self._marker = node
+        self._nodes.append(node)
+
+    def _move_marker(self, ras) -> None:
+        if self._marker is None:
+            return
+        self._marker.RemoveAllControlPoints()
+        if ras is not None:
+            self._marker.AddControlPoint(*ras, "")
+
+    def marker_ras(self):
+        if self._marker is None or self._marker.GetNumberOfControlPoints() == 0:
+            return None
+        point = [0.0, 0.0, 0.0]
+        self._marker.GetNthControlPointPosition(0, point)
+        return [round(v, 3) for v in point]
+
+    # ---- the fused view ---------------------------------------------------------------------------------------
+    def set_ct_preset(self, name: str) -> None:
+        name = validation.ct_preset(name, CT_PRESETS)
+        self.ct_preset = name
+        if self.review is not None:
+            volumes.show_ct(self.review.ct, CT_PRESETS[name])
+
+    def set_pet_window(self, lower: float, upper: float) -> None:
+        """PET heat map from SUV ``lower`` (transparent below) to ``upper``."""
+        lower = validation.pet_suv(lower, "the lower PET SUV")
+        upper = validation.pet_suv(upper, "the upper PET SUV")
+        if not upper > lower >= 0:
+            raise LNStagingError("The PET window needs 0 <= lower SUV < upper SUV.")
+        self.pet_window = (lower, upper)
+        if self.review is None or self.review.pet is None:
+            return
+        display = self.review.pet.GetDisplayNode()
+        display.SetAutoWindowLevel(False)
+        display.SetWindowLevelMinMax(lower, upper)
+        display.SetApplyThreshold(True)
+        display.SetLowerThreshold(lower)
+
+    def ct_window(self) -> tuple[float, float]:
+        display = self.review.ct.GetDisplayNode()
+        return float(display.GetWindow()), float(display.GetLevel())
+
+    def values_at(self, ras) -> dict:
+        """HU, SUV and the candidate under a RAS point (None outside the images)."""
+        out = {"hu": None, "suv": None, "candidate": None}
+        if self.review is None:
+            return out
+        for key, node in (("hu", self.review.ct), ("suv", self.review.pet)):
+            if node is None:
+                continue
+            array, ras_to_ijk = self._array(key, node)
+            ijk = np.rint(ras_to_ijk @ np.array([*ras, 1.0]))[:3].astype(int)
+            if np.all(ijk >= 0) and np.all(ijk < np.array(array.shape[::-1])):
+                out[key] = float(array[ijk[2], ijk[1], ijk[0]])
+        gtv = self.review.results.gtv_ln
+        if gtv is not None:
+            index = gtv.TransformPhysicalPointToIndex((-float(ras[0]), -float(ras[1]), float(ras[2])))
+            if all(0 <= i < n for i, n in zip(index, gtv.GetSize())):
+                value = int(gtv.GetPixel(index))
+                out["candidate"] = value or None
+        return out
+
+    def _array(self, key: str, node):
+        if key not in self._arrays:
+            matrix = vtk.vtkMatrix4x4()
+            node.GetRASToIJKMatrix(matrix)
+            ras_to_ijk = np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+            self._arrays[key] = (volumes.array_from_volume(node), ras_to_ijk)
+        return self._arrays[key]
+
+    def step_slice(self, steps: int, view_name: str = "Red") -> None:
+        """Move one view (axial by default) by ``steps`` CT slices along its normal."""
+        for node in views._nodes(self.scene, "vtkMRMLSliceNode"):
+            if node.GetName() == view_name:
+                node.SetSliceOffset(node.GetSliceOffset() + int(steps) * self._slice_step(node))
+
+    def _slice_step(self, node) -> float:
+        """The smallest move along the view's normal that reaches the next CT voxel (any CT direction)."""
+        m = node.GetSliceToRAS()
+        normal = np.array([m.GetElement(r, 2) for r in range(3)])
+        normal /= np.linalg.norm(normal)
+        ijk_to_ras = vtk.vtkMatrix4x4()
+        self.review.ct.GetIJKToRASMatrix(ijk_to_ras)
+        columns = np.array([[ijk_to_ras.GetElement(r, c) for r in range(3)] for c in range(3)])  # one per axis
+        spacing = np.linalg.norm(columns, axis=1)
+        per_mm = np.abs(columns @ normal) / spacing**2  # index change per mm along the normal, per axis
+        return float(1.0 / per_mm.max())
+
+    def reset_zoom(self) -> None:
+        for view in self.app.view_manager.get_slice_views():
+            view.fit_view_to_content()
+
+    def toggle_overlay(self) -> None:
+        self.set_overlay("none" if self.overlay != "none" else "pet")
+
+    def step_candidate(self, delta: int) -> None:
+        """Next (+1) or previous (-1) candidate in the list order (most probable first)."""
+        ranked = [c.id for c in self.ranked_candidates()]
+        if not ranked:
+            return
+        index = ranked.index(self.selected_id) + int(delta) if self.selected_id in ranked else 0
+        self.select(ranked[min(max(index, 0), len(ranked) - 1)])
 
     # ---- review actions -------------------------------------------------------------------------------------
     def ranked_candidates(self) -> list:
@@ -163,6 +320,7 @@ class ReviewSession:
         candidate_id = self._candidate_id(candidate_id)
         ras = self.review.jump_to(int(candidate_id))
         self.selected_id = int(candidate_id)
+        self._move_marker(ras)
         if self.review.segmentation is not None and self.editor.active_segmentation is not None:
             segment_id = segments.segment_id_for(self.review.segmentation, self.selected_id)
             if segment_id:
@@ -270,21 +428,62 @@ class ReviewSession:
         self.save_seconds = time.perf_counter() - start
         if self.selected_id is not None and self.selected_id not in {c.id for c in self.review.results.candidates}:
             self.selected_id = None  # its segment was erased to nothing
+        self._style_decisions()
+        self.refresh_export_state()
         self.on_change()
         return self.case.review_dir
 
-    def export_rtstruct(self) -> Path:
-        """The reviewed nodes (all but rejected) as an RTSTRUCT on the CT DICOM series, into CASE/export/."""
-        from ..export.exporter import export_results
+    def export_rtstruct(self, include_pending: bool = False) -> Path:
+        """The accepted nodes (and the pending ones when the reviewer chose so after seeing them listed) as an
+        RTSTRUCT on the CT DICOM series, into CASE/export/; the export record is saved with the review
+        (export/review_rule.py: rejected never leaves; any later change marks the file out of date)."""
+        from ..export.exporter import export_review
 
         reason = self.case.export_disabled_reason()
         if reason:
             raise LNStagingError(reason)
         self.save()
-        summary = export_results(self.review.results, self.case.ct_dicom, self.case.export_dir / RTSTRUCT_NAME)
+        summary, _record = export_review(self.review.results, self.case.ct_dicom, self.case.export_dir / RTSTRUCT_NAME,
+                                         self.case.review_dir, threshold=self.review.threshold,
+                                         include_pending=include_pending)
         self.last_export = summary.path
+        self.refresh_export_state()
         self.on_change()
         return summary.path
+
+    def write_report(self) -> Path:
+        """report.html regenerated from the saved review (decisions, edits, export) into CASE/review/."""
+        from ..report import write_reviewed_report
+
+        if self.review is None:
+            raise LNStagingError("No case is open.")
+        self.flush()
+        ct = sitk.ReadImage(str(self.case.ct))
+        pet = sitk.ReadImage(str(self.case.pet), sitk.sitkFloat32) if self.case.pet is not None else None
+        return write_reviewed_report(self.case.results_dir, ct, pet, case_id=self.case.case_id,
+                                     study_date=self.case.study_date())
+
+    def pending_to_confirm(self) -> list[dict]:
+        """The pending nodes a reviewer must see before including them in an export (most probable first)."""
+        from ..export.review_rule import pending_to_confirm
+
+        return pending_to_confirm(self.review.results.candidates, self.review.threshold) if self.review else []
+
+    def export_state(self) -> tuple[str, str]:
+        """('none' | 'current' | 'stale', the summary of the last export): is the exported file still the review?
+        Recomputed after each save (hashing the label map), not on every page update."""
+        return self._export_state
+
+    def refresh_export_state(self) -> tuple[str, str]:
+        from ..export.review_rule import export_state, read_record
+
+        if self.review is None:
+            self._export_state = ("none", "")
+        else:
+            record = read_record(self.case.review_dir)
+            self._export_state = (export_state(self.case.review_dir, self.review.results),
+                                  record.summary if record else "")
+        return self._export_state
 
     # ---- what the page and the tests read -------------------------------------------------------------------
     def voxel_counts(self) -> dict[int, int]:
@@ -333,6 +532,10 @@ class ReviewSession:
             "case": self.case.case_id,
             "cases": sorted(self.cases),
             "selected": selected,
+            "marker_ras": self.marker_ras(),
+            "ct_preset": self.ct_preset,
+            "ct_window": self.ct_window(),
+            "pet_window": list(self.pet_window),
             "slice_offsets": self.slice_offsets(),
             "threshold": self.review.threshold,
             "show_rejected": self.review.show_rejected,
@@ -349,6 +552,7 @@ class ReviewSession:
             "review_dir": str(self.case.review_dir),
             "export_disabled_reason": self.case.export_disabled_reason(),
             "last_export": str(self.last_export) if self.last_export else None,
+            "export_state": self.export_state()[0],
             "edits_pending": self._edits_pending,
             "last_error": self.last_error,
         }

@@ -68,6 +68,17 @@ def overlay(value) -> str:
     return _choice(value, "the overlay", OVERLAYS)
 
 
+PET_SUV = (0.0, 100.0)  # the PET window the page may set
+
+
+def pet_suv(value, what: str) -> float:
+    return _number(value, what, *PET_SUV)
+
+
+def ct_preset(value, presets: Iterable[str]) -> str:
+    return _choice(value, "the CT window", presets)
+
+
 def tool(value) -> str:
     return _choice(value, "the tool", TOOLS)
 

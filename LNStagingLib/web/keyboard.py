@@ -1,0 +1,66 @@
+"""The review's keyboard shortcuts: one table for the "?" panel and the page's key handler.
+
+The handler (a script on the page) ignores keys typed into a field, maps a key to an action name and sends it to
+the server (``lns_key`` trigger, ReviewApp.on_key); the busy counter shows the spinner until the server answered.
+"""
+
+from __future__ import annotations
+
+import json
+
+# (keys shown in the "?" panel, what they do); KEYMAP below must stay in step with it
+SHORTCUTS = (
+    ("N / ↓ (list)", "next candidate"),
+    ("P", "previous candidate"),
+    ("A", "accept the selected candidate"),
+    ("R", "reject the selected candidate"),
+    ("Backspace / 0", "reset the decision to pending"),
+    ("Ctrl+Z / Ctrl+Y (Ctrl+Shift+Z)", "undo / redo a contour edit"),
+    ("PageUp / PageDown or ↑ / ↓ with Shift", "axial slice up / down"),
+    ("O", "PET overlay on / off"),
+    ("1 2 3 4", "CT window: soft tissue, mediastinum, lung, bone"),
+    ("F", "reset zoom (fit the images)"),
+    ("?", "show / hide this panel"),
+)
+
+KEYMAP = {
+    "n": "next", "j": "next", "p": "previous", "k": "previous", "a": "accept", "r": "reject",
+    "Backspace": "reset", "0": "reset", "o": "overlay", "f": "reset_zoom",
+    "PageUp": "slice_up", "PageDown": "slice_down", "Shift+ArrowUp": "slice_up", "Shift+ArrowDown": "slice_down",
+    "1": "preset:soft tissue", "2": "preset:mediastinum", "3": "preset:lung", "4": "preset:bone",
+    "Ctrl+z": "undo", "Ctrl+y": "redo", "Ctrl+Shift+Z": "redo", "Ctrl+Shift+z": "redo",
+}
+
+KEYBOARD_SCRIPT = """
+(function () {
+  const KEYMAP = %s;
+  function busy(delta) {
+    const state = window.trame && window.trame.state;
+    if (state) { state.set('busy', Math.max(0, (state.get('busy') || 0) + delta)); }
+  }
+  window.lnsTrigger = function (name, args) {
+    busy(+1);
+    return window.trame.trigger(name, args || []).finally(() => busy(-1));
+  };
+  document.addEventListener('keydown', function (event) {
+    const target = event.target;
+    const tag = (target && target.tagName || '').toLowerCase();
+    if (tag === 'textarea' || (tag === 'input' && !['checkbox', 'radio', 'range'].includes(target.type)) ||
+        (target && target.isContentEditable) || !window.trame || !window.trame.state) { return; }
+    if (event.key === '?') {
+      window.trame.state.set('help_open', !window.trame.state.get('help_open'));
+      event.preventDefault();
+      return;
+    }
+    if (target && target.getAttribute && target.getAttribute('role') === 'slider' && !event.ctrlKey &&
+        ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'PageUp', 'PageDown'].includes(event.key)) { return; }
+    const key = (event.ctrlKey || event.metaKey ? 'Ctrl+' : '') + (event.shiftKey && event.key.length > 1 ? 'Shift+' : '') +
+      (event.shiftKey && (event.ctrlKey || event.metaKey) && event.key.length === 1 ? 'Shift+' : '') +
+      (event.key.length === 1 && !event.shiftKey ? event.key.toLowerCase() : event.key);
+    const action = KEYMAP[key];
+    if (!action) { return; }
+    event.preventDefault();
+    window.lnsTrigger('lns_key', [action]);
+  }, true);
+})();
+""" % json.dumps(KEYMAP)
