@@ -4,12 +4,14 @@ Each case goes to OUT/<case_id>/ (written atomically, so a folder that exists is
 re-run; --overwrite runs it again, except a case that holds a review). A failing case is recorded in
 OUT/batch_summary.json (written atomically) with its one-line reason and the rest continue. OUT may neither be nor
 contain the cohort or one of its cases (docs/RELIABILITY.md).
+Cases run as Dask tasks (LNStagingLib.scaling, docs/SCALING.md): an embedded LocalCluster on 127.0.0.1 by default,
+a running Dask scheduler with --scheduler, or Slurm jobs with --cluster slurm.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import sys
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
@@ -23,7 +25,16 @@ def register(sub):
     parser = sub.add_parser("run-batch", help="run the pipeline on every case of a cohort folder (resumable)")
     parser.add_argument("--data", required=True, type=Path, help="cohort folder in the data set format (docs/DATASET.md)")
     parser.add_argument("--out", required=True, type=Path, help="output folder: one results folder per case")
-    parser.add_argument("--workers", type=int, default=1, help="cases run in parallel (processes; default 1)")
+    parser.add_argument("--workers", type=int, help="worker processes of the embedded Dask cluster (default: from the "
+                                                    "cores and ~3 GB per case, printed at start)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler (e.g. tcp://127.0.0.1:8786)")
+    parser.add_argument("--cluster", choices=("local", "slurm"), default="local",
+                        help="local: embedded Dask LocalCluster (default); slurm: Dask workers as Slurm jobs")
+    parser.add_argument("--jobs", type=int, help="--cluster slurm: number of Slurm jobs (one worker each; default 1)")
+    parser.add_argument("--queue", help="--cluster slurm: partition")
+    parser.add_argument("--memory", help="--cluster slurm: memory per job (default 6GB)")
+    parser.add_argument("--walltime", help="--cluster slurm: time limit per job (default 04:00:00)")
+    parser.add_argument("--interface", help="--cluster slurm: network interface the scheduler and workers use (e.g. ib0)")
     parser.add_argument("--cases", nargs="*", help="only these case ids")
     parser.add_argument("--threshold", type=float, default=0.5)
     add_model_arguments(parser)
@@ -39,20 +50,6 @@ def case_inputs_from_dataset(dataset, case_id: str):
     optional = {key: case.path(key) if case.has(key) else None for key in ("organs", "tumor")}
     return CaseInputs(ct=case.path("ct"), pet=case.path("pet"), organs=optional["organs"], tumor=optional["tumor"],
                       organ_mapping=dataset.organ_mapping)
-
-
-def _run_one(case_id: str, inputs, out: Path, options,
-             overwrite: bool = False) -> tuple[str, str | None, float]:
-    from ..pipeline import run_to_folder
-
-    t = time.perf_counter()
-    try:
-        run_to_folder(inputs, out / case_id, options, overwrite=overwrite)
-        return case_id, None, time.perf_counter() - t
-    except LNStagingError as error:
-        return case_id, str(error), time.perf_counter() - t
-    except Exception as error:  # one case's bug must not stop a night's batch; recorded, not hidden
-        return case_id, f"internal error {type(error).__name__}: {error}", time.perf_counter() - t
 
 
 def read_summary(path: Path) -> dict:
@@ -74,9 +71,11 @@ def main(args) -> int:
     from ..dataset.format import read_dataset
     from ..pipeline import RunOptions
 
+    check_engine_options(args)
+    args.data, args.out = Path(args.data).absolute(), Path(args.out).absolute()  # workers may have another cwd
     dataset = read_dataset(args.data)
     RunOptions(threshold=args.threshold, threads=args.threads)
-    if args.workers is None or args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise LNStagingError(f"--workers {args.workers} is not a process count: give 1 or more.")
     wanted = args.cases or dataset.case_ids
     unknown = sorted(set(wanted) - set(dataset.case_ids))
@@ -98,16 +97,7 @@ def main(args) -> int:
     todo = [c for c in wanted if c not in done]
     print(f"{len(wanted)} cases: {len(done)} already finished (skipped), {len(todo)} to run.")
     jobs = [(c, case_inputs_from_dataset(dataset, c), args.out, options, args.overwrite) for c in todo]
-    outcomes = []
-    if args.workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            outcomes = list(pool.map(_run_one, *zip(*jobs)))
-    else:
-        for job in jobs:
-            outcomes.append(_run_one(*job))
-            print(f"  {job[0]}: {'ok' if outcomes[-1][1] is None else 'FAILED: ' + outcomes[-1][1]}")
+    outcomes, interrupted = _run_on_dask(args, options, jobs) if jobs else ([], None)
     failed = {c: why for c, why, _ in outcomes if why is not None}
     summary_path = args.out / "batch_summary.json"
     summary = {
@@ -119,4 +109,83 @@ def main(args) -> int:
     with atomic_file(summary_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
     print(f"Finished {len(summary['finished'])}/{len(wanted)}; failed {len(failed)}. Summary: {summary_path}")
+    if interrupted is not None:
+        print(f"Interrupted: {len(interrupted)} case(s) cancelled, no partial case folder left; run the same "
+              f"command again to continue.", file=sys.stderr)
+        return 130
     return 1 if failed else 0
+
+
+def _run_on_dask(args, options: RunOptions, jobs: list[tuple]):
+    """(outcomes, cancelled case ids or None): the cases on the Dask cluster the options ask for."""
+    from ..scaling import batch, clusters
+
+    if not getattr(args, "verbose", False):
+        clusters.quiet_dask_logs()
+    cluster, client = _connect(args, options)
+    try:
+        link = clusters.dashboard_link(client, ours=cluster is not None)
+        print(f"Dask dashboard: {link}" if link else "No Dask dashboard (bokeh is not installed).")
+        with _progress_bar(len(jobs)) as bar:
+            def report(outcome):
+                bar.update(1)
+                if outcome[1] is not None:
+                    bar.write(f"  {outcome[0]}: FAILED: {outcome[1]}")
+            try:
+                return batch.run_cases(client, jobs, args.out, report), None
+            except KeyboardInterrupt as interrupt:
+                cancelled = interrupt.unfinished
+                outcomes = interrupt.outcomes
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if cluster is not None:  # our workers are stopped: their temporaries can go
+        batch.remove_partial_folders(args.out, cancelled)
+    return outcomes, cancelled
+
+
+def check_engine_options(args) -> None:
+    """Options of one engine only: a user error before anything runs, not a silently ignored flag."""
+    if args.scheduler and (args.cluster != "local" or args.workers):
+        raise LNStagingError("--scheduler uses a running Dask cluster: drop --cluster/--workers.")
+    slurm_only = [f"--{name}" for name in ("jobs", "queue", "memory", "walltime", "interface") if getattr(args, name)]
+    if args.cluster != "slurm" and slurm_only:
+        raise LNStagingError(f"{', '.join(slurm_only)} only apply with --cluster slurm.")
+    if args.cluster == "slurm" and args.workers:
+        raise LNStagingError("--workers sizes the local cluster; with --cluster slurm give --jobs.")
+    if args.cluster == "slurm":
+        args.jobs = args.jobs or 1
+
+
+def _connect(args, options: RunOptions):
+    """(cluster we own or None, client)."""
+    from distributed import Client
+
+    from ..scaling import clusters
+
+    if args.scheduler:
+        print(f"Dask scheduler {args.scheduler} (its workers, its retry setting: see docs/SCALING.md)")
+        try:
+            return None, Client(args.scheduler, timeout="20s")
+        except OSError as error:
+            raise LNStagingError(f"Cannot reach the Dask scheduler at {args.scheduler} ({error}); is it running?")
+    if args.cluster == "slurm":
+        options.threads = options.threads or 4  # torch threads per case = CPUs per job
+        slurm = clusters.slurm_job_options(args.jobs, args.queue, args.memory, args.walltime, cores=options.threads)
+        cluster = clusters.start_slurm_cluster(slurm, args.jobs, args.interface)
+        print(f"Dask on Slurm: {args.jobs} job(s) of {slurm['job_cpu']} CPUs, {slurm['memory']}, {slurm['walltime']}; "
+              f"scheduler {cluster.scheduler_address}")
+        return cluster, Client(cluster)
+    sizing = clusters.local_sizing(args.workers)
+    if options.threads is None:
+        options.threads = sizing.torch_threads
+    print(f"Dask LocalCluster on 127.0.0.1: {sizing.describe()}")
+    cluster = clusters.start_local_cluster(sizing)
+    return cluster, Client(cluster)
+
+
+def _progress_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="cases", unit="case", disable=not sys.stderr.isatty())

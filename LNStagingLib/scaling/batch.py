@@ -1,0 +1,85 @@
+"""A cohort's cases as Dask tasks: one task per case, outcomes as (case_id, error or None, seconds).
+
+The task writes its case folder atomically (pipeline.run_to_folder), so a folder that exists is complete. A worker
+that dies mid-case (out of memory, kill -9) leaves only a hidden ``.<case>.partial-*`` folder, removed here once no
+task of this run can still write it. Tasks travel by reference (module + function name), their arguments are our
+own dataclasses: what Dask pickles between our processes is never a user's file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+Outcome = tuple[str, Optional[str], float]
+
+
+def run_case_task(case_id: str, inputs, out: Path, options) -> Outcome:
+    """The unit of work on a worker: one case to OUT/<case_id>/; a case's failure is returned as one line."""
+    from ..errors import LNStagingError
+    from ..pipeline import run_to_folder
+
+    t = time.perf_counter()
+    try:
+        run_to_folder(inputs, Path(out) / case_id, options)
+        return case_id, None, time.perf_counter() - t
+    except LNStagingError as error:
+        return case_id, str(error), time.perf_counter() - t
+    except Exception as error:  # one case's bug must not stop a night's batch; recorded, not hidden
+        return case_id, f"internal error {type(error).__name__}: {error}", time.perf_counter() - t
+
+
+def task_key(out: Path, case_id: str) -> str:
+    """Readable on the dashboard, unique per output folder (two batches on one scheduler never share a result)."""
+    digest = hashlib.sha256(str(Path(out).absolute()).encode()).hexdigest()[:10]
+    return f"lnstaging-case-{case_id}-{digest}"
+
+
+def remove_partial_folders(out: Path, case_ids: Iterable[str]) -> list[Path]:
+    """Hidden temporaries a killed worker left behind for these cases (never a finished case folder)."""
+    removed = []
+    for case_id in case_ids:
+        for leftover in list(Path(out).glob(f".{case_id}.partial-*")) + list(Path(out).glob(f".{case_id}.old-*")):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed
+
+
+def _failure_of(future, case_id: str) -> Outcome:
+    """A task that raised on Dask's side (not inside our pipeline): the worker died too often, or Dask lost it."""
+    from distributed import KilledWorker
+
+    error = future.exception()
+    if isinstance(error, KilledWorker):
+        return case_id, "the worker running this case died twice (out of memory or killed); not retried again", 0.0
+    return case_id, f"engine error {type(error).__name__}: {error}", 0.0
+
+
+def run_cases(client, jobs: list[tuple], out: Path, on_outcome: Callable[[Outcome], None] = lambda o: None,
+              task: Callable[..., Outcome] = run_case_task) -> list[Outcome]:
+    """Submit one ``task`` per (case_id, inputs, out, options) job and collect outcomes as they finish.
+
+    Ctrl-C cancels every future and re-raises KeyboardInterrupt with the outcomes gathered so far on
+    ``interrupt.outcomes`` and the cancelled case ids on ``interrupt.unfinished`` (the caller stops its workers, then
+    removes their temporaries with remove_partial_folders).
+    """
+    from distributed import as_completed
+
+    futures = {client.submit(task, *job, key=task_key(out, job[0]), pure=False): job[0] for job in jobs}
+    outcomes: list[Outcome] = []
+    try:
+        for future in as_completed(futures):
+            case_id = futures[future]
+            outcome = future.result() if future.status == "finished" else _failure_of(future, case_id)
+            outcomes.append(outcome)
+            on_outcome(outcome)
+    except KeyboardInterrupt as interrupt:
+        client.cancel(list(futures))
+        interrupt.outcomes = outcomes
+        interrupt.unfinished = sorted(set(futures.values()) - {o[0] for o in outcomes})
+        raise
+    remove_partial_folders(out, futures.values())
+    return outcomes

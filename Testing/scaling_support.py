@@ -1,0 +1,35 @@
+"""Shared by the scaling tests and benchmark: tiny untrained checkpoints for every stage (fast, deterministic)."""
+
+from pathlib import Path
+
+import torch
+
+from LNStagingLib.models.checkpoint import save_checkpoint
+from LNStagingLib.models.identification import InstanceIdentifier
+from LNStagingLib.models.patient import PatientMetastasisNet, preset
+from LNStagingLib.models.stage2 import Stage2Model, stage2_config
+from LNStagingLib.models.unet import AttentionUNet, unet_config
+from LNStagingLib.pipeline import ModelSelection
+from LNStagingLib.priors.candidate_priors import PRIOR_NAMES
+
+
+def write_tiny_models(folder: Path, seed: int = 0) -> ModelSelection:
+    """One tiny checkpoint per stage in ``folder``; the stage-1 model runs at 3 x 3 x 5 mm (the phantom is finer)."""
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    seg = AttentionUNet(unet_config("tiny", use_pet=True))
+    networks = {"seg": seg, "identification": InstanceIdentifier.from_segmentation(seg),
+                "cls": Stage2Model(stage2_config("tiny", head="gnnp", prior_names=PRIOR_NAMES)),
+                "patient": PatientMetastasisNet(preset("tiny"))}
+    selection = ModelSelection()
+    for stage, net in networks.items():
+        path = folder / f"{stage}.pt"
+        trained_at = {"spacing_mm": [3.0, 3.0, 5.0]} if stage == "seg" else {}
+        selection.sha256[stage] = save_checkpoint(path, net, net.config, training_data=trained_at)
+        setattr(selection, stage, path)
+    return selection
+
+
+def models_option(selection: ModelSelection) -> str:
+    """The --models value naming these checkpoint files."""
+    return ",".join(f"{stage}={getattr(selection, stage)}" for stage in ("seg", "identification", "cls", "patient"))
