@@ -132,7 +132,7 @@ def kill_a_busy_worker(address: str, killed: list) -> None:
             busy = [worker for worker, keys in watcher.processing().items() if keys]
             if busy:
                 time.sleep(1.0)
-                pid = watcher.scheduler_info()["workers"][busy[0]]["pid"]
+                pid = watcher.run(os.getpid, workers=[busy[0]])[busy[0]]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
@@ -179,3 +179,27 @@ def test_slurm_job_script_renders_without_slurm(tmp_path, cohort):
     if not __import__("shutil").which("sbatch"):
         assert main(["run-batch", "--data", str(cohort), "--out", str(tmp_path / "o"), "--models", "none",
                      "--cluster", "slurm", "--jobs", "2"]) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_and_leaves_no_partial_case_folder(cohort, models, tmp_path):
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group (run-batch and its Dask workers)."""
+    out = tmp_path / "interrupted"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "LNStagingLib.cli", *batch_args(cohort, out, models, "--workers",
+                                                                                     "1")], env=env, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(out.glob(".case*.partial-*")):
+        time.sleep(0.1)  # wait until a case is being written
+    assert list(out.glob(".case*.partial-*")), "no case started within 5 minutes"
+    os.killpg(process.pid, signal.SIGINT)
+    printed, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, printed
+    assert "Interrupted:" in printed and "no partial case folder left" in printed
+    left = [p.name for p in out.iterdir()]
+    assert not [name for name in left if name.startswith(".")], left  # no temporaries
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert sorted(summary["finished"]) == sorted(n for n in left if n.startswith("case"))  # finished = complete
+    for case_id in summary["finished"]:
+        assert (out / case_id / "report.html").is_file()

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import DatasetError, ModelError
 from ..evaluation.cls import evaluate_cases  # noqa: F401  (the validation metrics)
 from ..inference.case_inputs import CaseCandidates, case_lesions, load_case_candidates  # noqa: F401
+from ..scaling import ddp
 from .options import add_common_arguments
 
 FINAL, LAST, LOG = "cls_model.pt", "cls_last.pt", "train_cls_log.json"
@@ -51,7 +52,9 @@ def add_arguments(parser) -> None:
                              "default), or a sphere for every candidate (sphere)")
     parser.add_argument("--epochs", type=int, help="default: 1 (tiny), 30 (small, paper)")
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--accumulate", type=int, default=8, help="patients per optimiser step (default 8)")
+    parser.add_argument("--accumulate", type=int, default=8, help="patients per optimiser step (default 8; with "
+                                                                  "--distributed split over the ranks)")
+    ddp.add_distributed_argument(parser)
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
@@ -130,7 +133,8 @@ def train(args) -> str:
     from .options import check_training_out
 
     check_training_out(args, [FINAL], init_cnn=args.init_cnn)
-    device = resolve_device(args.device)
+    ranks = ddp.start(getattr(args, "distributed", False), args.device)
+    device = ranks.device(resolve_device(args.device))
     dataset = read_dataset(args.data)
     train_ids, val_ids = dataset.split(args.fold)
     if not train_ids:
@@ -140,6 +144,10 @@ def train(args) -> str:
     cache = out / "cache"
     probe = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=False,
                           roi_source=args.roi)
+    if ranks.active:  # each rank fills its share of the patch cache, then every rank reads all of it
+        for case_id in ranks.mine(train_ids + val_ids):
+            load_case_candidates(dataset, case_id, probe, cache)
+        ranks.barrier()
     train_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(train_ids, desc="patches (train)")]
     val_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(val_ids, desc="patches (val)")]
     if not args.no_pet and any(c.images.shape[1] < 2 for c in train_cases):
@@ -157,6 +165,7 @@ def train(args) -> str:
     torch.manual_seed(args.seed)  # the initial weights
     model = Stage2Model(config).to(device)
     initialised = init_cnn_from(model, args.init_cnn, args.init_scope) if args.init_cnn else []
+    ranks.broadcast_parameters(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     start, history = resume_state(out / LAST, model, optimizer) if args.resume else (0, [])
     labels = np.concatenate([c.labels for c in train_cases])
@@ -176,18 +185,25 @@ def train(args) -> str:
         model.train()
         optimizer.zero_grad(set_to_none=True)
         order = rng.permutation(len(train_cases))
-        total, bar = 0.0, tqdm(order, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
+        total, bar = 0.0, tqdm(order, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not ranks.is_main)
         for step, k in enumerate(bar):
-            flips = tuple(int(a) for a in 2 + np.flatnonzero(rng.random(3) < 0.5))
-            images, masks, priors, y = as_tensors(train_cases[k], device, flips)
-            loss = loss_fn(model(images, masks, priors if config.use_priors else None), y)
-            (loss / args.accumulate).backward()
-            total += loss.item()
+            flips = tuple(int(a) for a in 2 + np.flatnonzero(rng.random(3) < 0.5))  # drawn on every rank alike
+            if ranks.owns(step, args.accumulate):
+                images, masks, priors, y = as_tensors(train_cases[k], device, flips)
+                loss = loss_fn(model(images, masks, priors if config.use_priors else None), y)
+                (loss / args.accumulate).backward()
+                total += loss.item()
             if (step + 1) % args.accumulate == 0 or step == len(order) - 1:
+                ranks.sum_gradients(model)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                ranks.average_buffers(model)
             bar.set_postfix(loss=f"{total / (step + 1):.4f}")
+        total = ranks.sum_scalar(total)
         record = {"epoch": epoch, "train_loss": total / len(order)}
+        if not ranks.is_main:  # rank 0 validates and writes; the others go on to the next epoch's first reduction
+            history.append(record)
+            continue
         if val_cases:
             record["val"] = evaluate_cases(model, val_cases, device)[0]
         history.append(record)
@@ -200,6 +216,9 @@ def train(args) -> str:
             sha = save_checkpoint(out / FINAL, model, config, training_data=description, metrics=record,
                                   extra={"config": describe(config), "history": history})
         (out / LOG).write_text(json.dumps(history, indent=1, default=float))
+    if not ranks.is_main:
+        ranks.close()  # waits for rank 0's files
+        return (out / "cls_model.sha256").read_text().split()[0]
     if not (out / FINAL).is_file():  # resumed after the last epoch: keep the last weights
         sha = save_checkpoint(out / FINAL, model, config, training_data=description, metrics=history[-1] if history
                               else {}, extra={"config": describe(config), "history": history})
@@ -207,6 +226,7 @@ def train(args) -> str:
 
     sha = sha256_of(out / FINAL)
     (out / "cls_model.sha256").write_text(f"{sha}  {FINAL}\n")
+    ranks.close()
     return sha
 
 
