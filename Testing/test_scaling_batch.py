@@ -203,3 +203,11 @@ def test_ctrl_c_cancels_and_leaves_no_partial_case_folder(cohort, models, tmp_pa
     assert sorted(summary["finished"]) == sorted(n for n in left if n.startswith("case"))  # finished = complete
     for case_id in summary["finished"]:
         assert (out / case_id / "report.html").is_file()
+
+
+@pytest.mark.parametrize("extra", [["--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], ["--jobs", "3"],
+                                   ["--cluster", "slurm", "--workers", "2"]])
+def test_options_of_another_engine_are_refused(tmp_path, extra, capsys):
+    assert main(["run-batch", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--models", "none", *extra]) == 2
+    assert "lnstaging run-batch: error:" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
