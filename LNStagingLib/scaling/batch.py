@@ -1,15 +1,14 @@
 """A cohort's cases as Dask tasks: one task per case, outcomes as (case_id, error or None, seconds).
 
 The task writes its case folder atomically (pipeline.run_to_folder), so a folder that exists is complete. A worker
-that dies mid-case (out of memory, kill -9) leaves only a hidden ``.<case>.partial-*`` folder, removed here once no
-task of this run can still write it. Tasks travel by reference (module + function name), their arguments are our
+that dies mid-case (out of memory, kill -9) leaves only hidden ``.<case>.partial-<pid>-*`` folders, tidied here once
+no task of this run can still write them. Tasks travel by reference (module + function name), their arguments are our
 own dataclasses: what Dask pickles between our processes is never a user's file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -17,14 +16,14 @@ from typing import Callable, Iterable, Optional
 Outcome = tuple[str, Optional[str], float]
 
 
-def run_case_task(case_id: str, inputs, out: Path, options) -> Outcome:
+def run_case_task(case_id: str, inputs, out: Path, options, overwrite: bool = False) -> Outcome:
     """The unit of work on a worker: one case to OUT/<case_id>/; a case's failure is returned as one line."""
     from ..errors import LNStagingError
     from ..pipeline import run_to_folder
 
     t = time.perf_counter()
     try:
-        run_to_folder(inputs, Path(out) / case_id, options)
+        run_to_folder(inputs, Path(out) / case_id, options, overwrite=overwrite)
         return case_id, None, time.perf_counter() - t
     except LNStagingError as error:
         return case_id, str(error), time.perf_counter() - t
@@ -38,14 +37,13 @@ def task_key(out: Path, case_id: str) -> str:
     return f"lnstaging-case-{case_id}-{digest}"
 
 
-def remove_partial_folders(out: Path, case_ids: Iterable[str]) -> list[Path]:
-    """Hidden temporaries a killed worker left behind for these cases (never a finished case folder)."""
-    removed = []
+def remove_partial_folders(out: Path, case_ids: Iterable[str]) -> None:
+    """Tidy what killed workers left for these cases (io.atomic.recover_after_kill: their temporaries go, a previous
+    folder moved aside is put back); call it only when no task of this run can still write them."""
+    from ..io.atomic import recover_after_kill
+
     for case_id in case_ids:
-        for leftover in list(Path(out).glob(f".{case_id}.partial-*")) + list(Path(out).glob(f".{case_id}.old-*")):
-            shutil.rmtree(leftover, ignore_errors=True)
-            removed.append(leftover)
-    return removed
+        recover_after_kill(Path(out) / case_id)
 
 
 def _failure_of(future, case_id: str) -> Outcome:
