@@ -12,6 +12,12 @@ GNNp is computed densely: phi_e's first layer applied to G(x_u, x_v) = [x_u || x
 the N^2 pair messages never materialise 3328-d vectors (same numbers, O(N^2 x 256) memory instead of O(N^2 x 3328)).
 Aggregation is the sum of eq. 6 ("sum") or its mean ("mean": the same up to 1/N, steadier when patients have very
 different numbers of candidates).
+
+Review-state variant (``review_state=True``, issue 19): each node's x also carries its review state as an explicit
+3-way indicator r = (accepted, rejected, unknown), x = (f || T(s) || r). Trained with a random subset of each
+patient's labels revealed through r (loss on the hidden ones), the pair messages carry a reviewer's decisions to the
+other candidates, so accepting or rejecting a node re-scores the rest (inference/rescore.py). r = unknown for every
+node is the ordinary prediction. Off by default: checkpoints without the field load as before.
 """
 
 from __future__ import annotations
@@ -33,10 +39,28 @@ class GNNConfig:
     msg_dim: int = 256
     aggregation: str = "sum"  # "sum" (eq. 6) | "mean"
     gat_heads: int = 4
+    review_state: bool = False  # x also carries the review-state indicator r (GNNp only)
 
     @property
     def x_dim(self) -> int:
-        return self.f_dim + (self.t_dim if self.use_priors else 0)
+        return self.f_dim + (self.t_dim if self.use_priors else 0) + (len(REVIEW_CHANNELS) if self.review_state else 0)
+
+
+# The review-state indicator r: one channel each, exactly one set per node.
+REVIEW_CHANNELS = ("accepted", "rejected", "unknown")
+UNKNOWN, ACCEPTED, REJECTED = -1, 1, 0
+
+
+def review_indicator(states: torch.Tensor) -> torch.Tensor:
+    """states [N] (1 accepted, 0 rejected, -1 unknown) -> r [N, 3] one-hot over REVIEW_CHANNELS."""
+    states = states.long()
+    r = torch.zeros(states.shape[0], len(REVIEW_CHANNELS), device=states.device)
+    r[states == ACCEPTED, 0] = 1.0
+    r[states == REJECTED, 1] = 1.0
+    r[states == UNKNOWN, 2] = 1.0
+    if bool((r.sum(dim=1) != 1).any()):
+        raise ValueError("review states must be 1 (accepted), 0 (rejected) or -1 (unknown)")
+    return r
 
 
 GNN_PRESETS = {
@@ -113,9 +137,17 @@ class GNNp(nn.Module):
         pair = self.phi_e(x)
         return pair.mean(dim=1) if self.config.aggregation == "mean" else pair.sum(dim=1)
 
-    def forward(self, f: torch.Tensor, s: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """f [N, f_dim], s [N, prior_dim] of ONE patient -> logits [N]."""
+    def forward(self, f: torch.Tensor, s: Optional[torch.Tensor] = None,
+                review: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """f [N, f_dim], s [N, prior_dim] of ONE patient -> logits [N]. ``review`` [N] (1 accepted, 0 rejected,
+        -1 unknown) is read by the review-state variant only; None = every node unknown."""
         x, h = self.nodes(f, s)
+        if self.config.review_state:
+            if review is None:
+                review = torch.full((f.shape[0],), UNKNOWN, device=f.device)
+            x = torch.cat([x, review_indicator(review).to(x.dtype)], dim=1)
+        elif review is not None:
+            raise ValueError("this head was trained without the review state; pass review=None")
         m = self.messages(x)
         h_new = self.phi_u(torch.cat([h, m], dim=1))
         return self.phi_y(h_new).squeeze(1)

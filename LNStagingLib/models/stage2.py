@@ -42,6 +42,7 @@ class Stage2Config:
     msg_dim: int = 32
     aggregation: str = "mean"
     gat_heads: int = 4
+    review_state: bool = False  # GNNp whose node input carries the review state (issue 19; gnn.py)
     # spatial priors s: names (in order) and the normalisation fitted on the training set
     prior_names: tuple[str, ...] = ()
     prior_mean: tuple[float, ...] = ()
@@ -64,6 +65,8 @@ class Stage2Config:
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ModelError(f"Unknown stage-2 head {self.head!r}; choose one of {', '.join(HEADS)}.")
+        if self.review_state and self.head != "gnnp":
+            raise ModelError("The review-state input exists for the gnnp head only (--reveal-labels needs --head gnnp).")
         if self.use_priors and not self.prior_names:
             raise ModelError("A stage-2 model with spatial priors needs prior_names (use_priors=False otherwise).")
 
@@ -78,7 +81,8 @@ class Stage2Config:
     def gnn_config(self) -> GNNConfig:
         return GNNConfig(f_dim=self.feature_dim * len(self.widths), prior_dim=len(self.prior_names),
                          use_priors=self.use_priors, t_dim=self.t_dim, h_dim=self.h_dim, msg_dim=self.msg_dim,
-                         aggregation=self.aggregation, gat_heads=self.gat_heads)
+                         aggregation=self.aggregation, gat_heads=self.gat_heads,
+                         review_state=self.review_state)
 
     def patch_config(self) -> PatchConfig:
         return PatchConfig(size=self.patch_size, spacing_mm=self.patch_spacing_mm, margin=self.patch_margin,
@@ -134,8 +138,12 @@ class Stage2Model(nn.Module):
         """(CNN logits [B], f [B, f_dim]) for a batch of candidates (any patients: the CNN is per candidate)."""
         return self.cnn(self.select_channels(images), masks)
 
-    def head_logits(self, cnn_logits: torch.Tensor, f: torch.Tensor, priors: Optional[torch.Tensor]) -> torch.Tensor:
-        """Logits of ONE patient's candidates from their CNN outputs and raw priors."""
+    def head_logits(self, cnn_logits: torch.Tensor, f: torch.Tensor, priors: Optional[torch.Tensor],
+                    review: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Logits of ONE patient's candidates from their CNN outputs and raw priors; ``review`` [N] (1 accepted,
+        0 rejected, -1 unknown) for a review-state model (None: nothing decided)."""
+        if review is not None and not self.config.review_state:
+            raise ModelError("This stage-2 model was trained without review states; it cannot re-score from decisions.")
         if self.head is None:
             return cnn_logits
         s = None
@@ -145,11 +153,14 @@ class Stage2Model(nn.Module):
             # A prior that could not be computed (NaN, e.g. no tumour mask) enters as the training mean.
             s = torch.nan_to_num((priors.to(f.dtype) - self.prior_mean) / self.prior_std, nan=0.0)
             s = torch.where(self.prior_trained, s, torch.zeros_like(s))
+        if self.config.review_state:
+            return self.head(f, s, review)
         return self.head(f, s)
 
-    def forward(self, images: torch.Tensor, masks: torch.Tensor, priors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, masks: torch.Tensor, priors: Optional[torch.Tensor] = None,
+                review: Optional[torch.Tensor] = None) -> torch.Tensor:
         cnn_logits, f = self.features(images, masks)
-        return self.head_logits(cnn_logits, f, priors)
+        return self.head_logits(cnn_logits, f, priors, review)
 
 
 def describe(config: Stage2Config) -> dict:

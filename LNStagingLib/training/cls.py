@@ -16,6 +16,11 @@ Patches are cached per case in <out>/cache (keyed by the patch settings and the 
 only the first epoch reads images. Deterministic on the CPU for a given --seed: epoch e shuffles and augments with
 the seed (seed, e), so a resumed run continues exactly as an uninterrupted one.
 
+``--reveal-labels`` (gnnp only, issue 19) trains the review-state variant: at every step a random subset of the
+patient's candidates (0 to half of them) has its label revealed through the node's review-state input (accepted =
+label 1, rejected = label 0) and the loss is computed on the hidden candidates only, so the model learns to
+re-score the pending candidates from any set of a reviewer's decisions (inference/rescore.py).
+
 Outputs in --out: cls_model.pt (the epoch with the best validation mFROC, or the last without validation cases),
 cls_last.pt (resume point: weights + optimiser state), train_cls_log.json; sha256 printed and in cls_model.sha256.
 """
@@ -55,6 +60,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--accumulate", type=int, default=8, help="patients per optimiser step (default 8; with "
                                                                   "--distributed split over the ranks)")
     ddp.add_distributed_argument(parser)
+    parser.add_argument("--reveal-labels", action="store_true",
+                        help="gnnp with the review state as node input, trained with random subsets of each "
+                             "patient's labels revealed (loss on the hidden ones): re-scores from review decisions")
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
@@ -70,6 +78,17 @@ def as_tensors(case: CaseCandidates, device: str, flip_axes: tuple[int, ...] = (
 
 
 # ---- training ----------------------------------------------------------------------------------------------------
+def reveal_labels(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(review states [N]: label where revealed, -1 elsewhere; hidden mask [N]). Between none and half of the
+    candidates are revealed (uniform count, uniform subset), so at least one stays hidden for the loss."""
+    n = len(labels)
+    k = int(rng.integers(0, n // 2 + 1))
+    revealed = np.zeros(n, dtype=bool)
+    revealed[rng.choice(n, size=k, replace=False)] = True
+    states = np.where(revealed, np.asarray(labels, dtype=np.int64), -1)
+    return states, ~revealed
+
+
 def _seed(seed: int, epoch: int) -> np.random.Generator:
     import torch
 
@@ -158,8 +177,9 @@ def train(args) -> str:
     names = train_cases[0].prior_names
     mean, std = prior_normalisation(train_cases)
     trained = tuple(bool(v) for v in np.isfinite(np.concatenate([c.priors for c in train_cases])).any(axis=0))
+    reveal = bool(getattr(args, "reveal_labels", False))
     config = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=not args.no_priors,
-                           roi_source=args.roi, **({} if args.no_priors else
+                           roi_source=args.roi, review_state=reveal, **({} if args.no_priors else
                                                    dict(prior_names=names, prior_mean=mean, prior_std=std,
                                                         prior_trained=trained)))
     torch.manual_seed(args.seed)  # the initial weights
@@ -178,7 +198,7 @@ def train(args) -> str:
                    "dataset_json_sha256": hashlib.sha256((dataset.root / "dataset.json").read_bytes()).hexdigest(),
                    "seed": args.seed, "epochs": epochs, "lr": args.lr, "accumulate": args.accumulate,
                    "init_cnn": Path(args.init_cnn).name if args.init_cnn else None, "init_scope": args.init_scope,
-                   "init_cnn_tensors": len(initialised)}
+                   "init_cnn_tensors": len(initialised), "reveal_labels": reveal}
     best = max((h.get("val", {}).get("mFROC", -1.0) for h in history), default=-1.0)
     for epoch in range(start, epochs):
         rng = _seed(args.seed, epoch)
@@ -188,9 +208,16 @@ def train(args) -> str:
         total, bar = 0.0, tqdm(order, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not ranks.is_main)
         for step, k in enumerate(bar):
             flips = tuple(int(a) for a in 2 + np.flatnonzero(rng.random(3) < 0.5))  # drawn on every rank alike
+            states, hidden = reveal_labels(rng, train_cases[k].labels) if reveal else (None, None)  # likewise
             if ranks.owns(step, args.accumulate):
                 images, masks, priors, y = as_tensors(train_cases[k], device, flips)
-                loss = loss_fn(model(images, masks, priors if config.use_priors else None), y)
+                if reveal:
+                    logits = model(images, masks, priors if config.use_priors else None,
+                                   torch.from_numpy(states).to(device))
+                    keep = torch.from_numpy(hidden).to(device)
+                    loss = loss_fn(logits[keep], y[keep])
+                else:
+                    loss = loss_fn(model(images, masks, priors if config.use_priors else None), y)
                 (loss / args.accumulate).backward()
                 total += loss.item()
             if (step + 1) % args.accumulate == 0 or step == len(order) - 1:

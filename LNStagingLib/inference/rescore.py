@@ -1,0 +1,127 @@
+"""Re-score the pending candidates from a reviewer's decisions (issue 19), for every face (web review, Slicer).
+
+A stage-2 GNNp trained with ``--reveal-labels`` (models/gnn.py, review_state) reads each node's review state as
+input. Accepting a node (metastatic) or rejecting one is relational evidence: the pair messages carry it to the
+other candidates of the patient, whose probabilities then move.
+
+Speed: the CNN runs once per case (``ReviewGraph.from_results``: patches -> f and the CNN logit per candidate);
+each decision then runs the graph head only, a few milliseconds for tens of candidates.
+
+Rules: a decided node (accepted/rejected) never changes: it keeps the probability it had before re-scoring.
+Without decisions the re-scored probabilities are the model's ordinary ones. ``Rescored`` says which probabilities
+moved, by how much, and from which decisions, so the review state and the report can record it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..candidates.patches import iter_patch_batches
+from ..errors import ModelError
+from ..models.gnn import ACCEPTED, REJECTED, UNKNOWN
+from ..models.stage2 import Stage2Model
+from .classification import _convolutions, patch_arguments
+
+STATE_CODES = {"accepted": ACCEPTED, "rejected": REJECTED, "pending": UNKNOWN}
+
+
+@dataclass
+class ReviewGraph:
+    """One case's stage-2 head inputs, computed once: the graph head re-runs on them for every decision."""
+
+    model: Stage2Model
+    candidate_ids: list[int]
+    cnn_logits: torch.Tensor  # [N]
+    features: torch.Tensor  # [N, f_dim]
+    priors: Optional[torch.Tensor]  # [N, P] raw, in the model's prior order (NaN where missing)
+
+    def __post_init__(self) -> None:
+        if not self.model.config.review_state:
+            raise ModelError("This stage-2 model cannot re-score from review decisions: it was trained without "
+                             "the review state (lnstaging train cls --reveal-labels).")
+
+    @classmethod
+    @torch.inference_mode()
+    def from_results(cls, model: Stage2Model, results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
+                     batch_size: int = 16, device: str = "cpu") -> "ReviewGraph":
+        """Run the CNN over the candidates of ``results`` (instance masks from results.gtv_ln when present)."""
+        model.eval()
+        ids = [c.id for c in results.candidates]
+        centroids = np.array([c.centroid_lps for c in results.candidates], np.float64).reshape(-1, 3)
+        label_map = results.gtv_ln
+        kwargs = patch_arguments(model, ct, centroids, pet, label_map, ids if label_map is not None else None)
+        logits, features = [], []
+        with _convolutions(False):
+            for batch in iter_patch_batches(ct, centroids, batch_size=batch_size, **kwargs):
+                cnn_logits, f = model.features(torch.from_numpy(batch.images).to(device),
+                                               torch.from_numpy(batch.masks).to(device))
+                logits.append(cnn_logits)
+                features.append(f)
+        priors = None
+        if model.config.use_priors:
+            names = model.config.prior_names
+            priors = torch.tensor([[c.priors.get(n, float("nan")) for n in names] for c in results.candidates],
+                                  dtype=torch.float32, device=device).reshape(len(ids), len(names))
+        return cls(model, ids, torch.cat(logits), torch.cat(features), priors)
+
+    @torch.inference_mode()
+    def probabilities(self, states: Sequence[int]) -> np.ndarray:
+        """Probability per candidate (candidate_ids order) given review states (1 accepted, 0 rejected, -1 unknown)."""
+        review = torch.as_tensor(np.asarray(states, dtype=np.int64), device=self.features.device)
+        logits = self.model.head_logits(self.cnn_logits, self.features, self.priors, review)
+        return torch.sigmoid(logits).float().cpu().numpy()
+
+
+@dataclass
+class Rescored:
+    """The outcome of one re-scoring: probability per candidate id, what moved, and from which decisions."""
+
+    probabilities: dict[int, float]
+    original: dict[int, float]
+    decisions: dict[int, str]  # candidate id -> accepted | rejected: the evidence used
+    moved: dict[int, float] = field(default_factory=dict)  # pending id -> change (re-scored minus original)
+
+    def as_dict(self) -> dict:
+        return {"decisions": {str(k): v for k, v in sorted(self.decisions.items())},
+                "probabilities": {str(k): round(v, 6) for k, v in sorted(self.probabilities.items())},
+                "moved": {str(k): round(v, 6) for k, v in sorted(self.moved.items())}}
+
+
+def original_probability(candidate) -> float:
+    """The probability before any re-scoring: stage 2's score when it ran, else the one shown."""
+    value = candidate.scores.get("stage2", candidate.probability)
+    return float("nan") if value is None else float(value)
+
+
+def rescore(results, decisions: Mapping[int, str], graph: ReviewGraph) -> Rescored:
+    """Re-score the pending candidates of ``results`` given ``decisions`` (candidate id -> accepted | rejected).
+
+    Decided candidates keep their original probability; the pending ones get the review-state model's
+    probability with every decision fed in. ``graph`` holds the case's head inputs (ReviewGraph.from_results).
+    """
+    ids = [c.id for c in results.candidates]
+    if ids != list(graph.candidate_ids):
+        raise ModelError("The re-scoring graph was computed for other candidates; rebuild it for these results.")
+    decided = {int(k): v for k, v in decisions.items() if v != "pending"}
+    unknown = [k for k, v in decided.items() if v not in STATE_CODES or k not in ids]
+    if unknown:
+        raise ValueError(f"decisions must be accepted/rejected on candidates of these results: {unknown}")
+    states = [STATE_CODES[decided.get(i, "pending")] for i in ids]
+    rescored = graph.probabilities(states)
+    original = {c.id: original_probability(c) for c in results.candidates}
+    out, moved = {}, {}
+    for i, p in zip(ids, rescored):
+        if i in decided:
+            out[i] = original[i]
+        else:
+            out[i] = float(p)
+            moved[i] = float(p) - original[i]
+    return Rescored(out, original, decided, moved)
+
+
+__all__ = ["ReviewGraph", "Rescored", "rescore", "original_probability", "STATE_CODES"]
