@@ -105,3 +105,34 @@ def test_review_state_is_off_for_existing_models_and_only_for_gnnp():
     variant = Stage2Model(stage2_config("tiny", head="gnnp", use_priors=False, review_state=True))
     out = variant.head_logits(torch.zeros(5), f, None, review=torch.tensor([1, 0, -1, -1, -1]))
     assert out.shape == (5,)
+
+
+@pytest.mark.slow
+def test_train_cls_reveal_labels_and_the_rescore_evaluation(tmp_path):
+    """CLI smoke on a 3-case phantom cohort: the checkpoint says review_state; the evaluation script runs on it."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from LNStagingLib.cli import main as cli
+    from LNStagingLib.models import stage2  # noqa: F401
+    from LNStagingLib.models.checkpoint import load_model
+    from LNStagingLib.phantom.cohort import write_cohort
+
+    cohort = tmp_path / "cohort"
+    write_cohort(cohort, seed=3, cases=3, size="small", folds=2, test_fraction=0.34, direction="mixed",
+                 relations="strong")
+    common = ["train", "cls", "--data", str(cohort), "--config", "tiny", "--epochs", "1"]
+    assert cli(common + ["--out", str(tmp_path / "cnn"), "--head", "cnn"]) == 0
+    assert cli(common + ["--out", str(tmp_path / "bad"), "--head", "cnn", "--reveal-labels"]) == 2
+    assert cli(common + ["--out", str(tmp_path / "reveal"), "--head", "gnnp", "--reveal-labels"]) == 0
+    _, config, payload = load_model(tmp_path / "reveal" / "cls_model.pt")
+    assert config.review_state and payload["training_data"]["reveal_labels"] is True
+    spec = importlib.util.spec_from_file_location("rescore_evaluation",
+                                                  Path(__file__).parents[1] / "scripts" / "rescore_evaluation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = module.evaluate(cohort, tmp_path / "reveal" / "cls_model.pt", tmp_path / "cnn" / "cls_model.pt", ks=(1,))
+    row = report["k"]["1"]
+    assert report["patients"] == 1 and {"rescored", "nothing", "baseline", "rescored_minus_nothing"} <= set(row)
+    json.dumps(report)

@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""Does re-scoring from review decisions help the still-pending candidates? (issue 19, docs/RESULTS.md)
+
+For each held-out test patient the reviewer decides the k most probable candidates first (k = 1, 2, 3; ranked by
+the review-state model with nothing revealed), with the ground truth as decision (label 1 accepted, 0 rejected).
+The remaining candidates are scored three ways, on exactly the same pending set:
+  rescored  - the review-state GNNp with the k decisions fed in (inference/rescore.py's computation),
+  nothing   - the same model with nothing revealed,
+  baseline  - the CNN + priors (--baseline, a stage-2 checkpoint).
+The pending mFROC counts the lesions not already found by an accepted candidate; pending candidates of a lesion
+already found are left out (neither hit nor false positive). Paired bootstrap 95% CIs over patients
+(evaluation.froc.paired_mfroc_difference, 1000 resamples).
+
+  python scripts/rescore_evaluation.py --data WORK/phantom_strong --model WORK/strong_cls_gnnp_reveal/cls_model.pt \
+      --baseline WORK/strong_cls_cnn_prior/cls_model.pt --out WORK/strong_cls_gnnp_reveal/eval_rescore_test.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from LNStagingLib.candidates.patches import CandidatePatches  # noqa: E402
+from LNStagingLib.dataset.format import read_dataset  # noqa: E402
+from LNStagingLib.evaluation.froc import (  # noqa: E402
+    bootstrap_mfroc, candidate_detections, froc_curve, mean_sensitivity, paired_mfroc_difference,
+)
+from LNStagingLib.inference.classification import classify_patches  # noqa: E402
+from LNStagingLib.models import stage2  # noqa: E402,F401  (registers "stage2")
+from LNStagingLib.models.checkpoint import load_model, sha256_of  # noqa: E402
+from LNStagingLib.training.cls import case_lesions, load_case_candidates  # noqa: E402
+
+
+@torch.inference_mode()
+def head_inputs(model, case):
+    model.eval()
+    images = torch.from_numpy(case.images.astype(np.float32))
+    masks = torch.from_numpy(case.masks.astype(np.float32))
+    logits, f = [], []
+    for start in range(0, len(images), 16):
+        a, b = model.features(images[start:start + 16], masks[start:start + 16])
+        logits.append(a)
+        f.append(b)
+    priors = torch.from_numpy(case.priors).float() if model.config.use_priors else None
+    return torch.cat(logits), torch.cat(f), priors
+
+
+@torch.inference_mode()
+def probabilities(model, inputs, states) -> np.ndarray:
+    logits, f, priors = inputs
+    return torch.sigmoid(model.head_logits(logits, f, priors, torch.as_tensor(states))).numpy()
+
+
+def pending_detections(case, probs: np.ndarray, revealed: np.ndarray):
+    """(detections of the pending candidates, lesions still to find) after the ``revealed`` decisions."""
+    found = {int(n) for n, y in zip(case.node_ids[revealed], case.labels[revealed]) if y and n}
+    found_unnamed = int(np.sum((case.labels[revealed] == 1) & (case.node_ids[revealed] == 0)))
+    keep = ~revealed & ~np.isin(case.node_ids, sorted(found))  # node id 0 (unnamed) is never in ``found``
+    detections = candidate_detections(probs[keep], case.labels[keep], case.node_ids[keep])
+    return detections, max(case_lesions(case) - len(found) - found_unnamed, 0)
+
+
+def evaluate(data, model_path, baseline_path, ks=(1, 2, 3)) -> dict:
+    dataset = read_dataset(data)
+    model, config, _ = load_model(model_path)
+    if not config.review_state:
+        raise SystemExit(f"{model_path} was trained without --reveal-labels")
+    baseline, baseline_config, _ = load_model(baseline_path)
+    cases = [load_case_candidates(dataset, c, config) for c in dataset.test_ids]
+    base_probs = [classify_patches(baseline, CandidatePatches(c.images.astype(np.float32), c.masks.astype(np.float32),
+                                                              c.scales),
+                                   c.priors if baseline_config.use_priors else None) for c in cases]
+    inputs = [head_inputs(model, c) for c in cases]
+    nothing = [probabilities(model, x, -np.ones(len(c.labels), dtype=np.int64)) for x, c in zip(inputs, cases)]
+    report = {"model": Path(model_path).name, "model_sha256": sha256_of(model_path),
+              "baseline": Path(baseline_path).name, "baseline_sha256": sha256_of(baseline_path),
+              "dataset": dataset.name, "patients": len(cases), "k": {}}
+    for k in ks:
+        scored = {"rescored": [], "nothing": [], "baseline": []}
+        lesions = []
+        for case, x, p0, pb in zip(cases, inputs, nothing, base_probs):
+            revealed = np.zeros(len(case.labels), dtype=bool)
+            revealed[np.argsort(-p0, kind="stable")[:k]] = True
+            states = np.where(revealed, case.labels, -1).astype(np.int64)
+            p_re = probabilities(model, x, states)
+            for name, p in (("rescored", p_re), ("nothing", p0), ("baseline", pb)):
+                detections, n_lesions = pending_detections(case, p, revealed)
+                scored[name].append(detections)
+            lesions.append(n_lesions)
+        row = {"pending_lesions": int(sum(lesions))}
+        for name, detections in scored.items():
+            ci = bootstrap_mfroc(detections, lesions)
+            row[name] = {"mFROC": mean_sensitivity(froc_curve(detections, lesions)), "95ci": [ci.low, ci.high]}
+        for other in ("nothing", "baseline"):
+            d = paired_mfroc_difference(scored["rescored"], scored[other], lesions)
+            row[f"rescored_minus_{other}"] = {"difference": d.value, "95ci": [d.low, d.high]}
+        report["k"][str(k)] = row
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", required=True, help="review-state stage-2 checkpoint (train cls --reveal-labels)")
+    parser.add_argument("--baseline", required=True, help="CNN + priors stage-2 checkpoint")
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    report = evaluate(args.data, args.model, args.baseline, args.k)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    for k, row in report["k"].items():
+        print(f"k={k}: pending mFROC rescored {row['rescored']['mFROC']:.3f} | nothing {row['nothing']['mFROC']:.3f} "
+              f"| CNN+priors {row['baseline']['mFROC']:.3f} | rescored-nothing "
+              f"{row['rescored_minus_nothing']['difference']:+.3f} {row['rescored_minus_nothing']['95ci']} | "
+              f"rescored-baseline {row['rescored_minus_baseline']['difference']:+.3f} "
+              f"{row['rescored_minus_baseline']['95ci']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
