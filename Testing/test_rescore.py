@@ -88,3 +88,33 @@ def test_bad_decisions_and_models_without_review_state_are_refused(case):
     shorter = Results(candidates=results.candidates[:-1])
     with pytest.raises(ModelError):
         rescore(shorter, {}, graph)
+
+
+def test_rescorer_applies_records_and_switches_off(case):
+    import copy
+
+    from LNStagingLib.inference.rescore import Rescorer, rescore_summary
+    from LNStagingLib.scene.review import visible_candidate_ids
+
+    results, graph, original = case
+    results = copy.deepcopy(results)
+    rescorer = Rescorer(graph, model_name="test-model", model_sha256="0" * 64)
+    results.candidate(2).review = "accepted"
+    results.candidate(5).review = "rejected"
+    out = rescorer.apply(results)
+    shown = {c.id: c.probability for c in results.candidates}
+    assert shown == out.probabilities and shown[2] == original[1] and shown[5] == original[4]
+    info = results.provenance["rescore"]
+    assert info["enabled"] and info["decisions"] == {"2": "accepted", "5": "rejected"}
+    assert set(info["moved"]) == {str(k) for k in range(1, N + 1)} - {"2", "5"}
+    assert "2 review decisions" in rescore_summary(results)
+    # The operating point thresholds the re-scored probabilities.
+    threshold = float(np.median([shown[k] for k in out.moved]))
+    visible = visible_candidate_ids(results, threshold)
+    assert visible == {2} | {k for k in out.moved if shown[k] >= threshold}
+    # Switched off: every candidate shows its original probability again, and the record says so.
+    rescorer.enabled = False
+    assert rescorer.apply(results) is None
+    assert [c.probability for c in results.candidates] == [c.scores["stage2"] for c in results.candidates]
+    assert np.allclose([c.probability for c in results.candidates], original, atol=0)
+    assert results.provenance["rescore"]["enabled"] is False and rescore_summary(results) is None

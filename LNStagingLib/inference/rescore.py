@@ -124,4 +124,55 @@ def rescore(results, decisions: Mapping[int, str], graph: ReviewGraph) -> Rescor
     return Rescored(out, original, decided, moved)
 
 
-__all__ = ["ReviewGraph", "Rescored", "rescore", "original_probability", "STATE_CODES"]
+class Rescorer:
+    """Re-scoring as a review applies it (web session and Slicer module alike), switchable on and off.
+
+    ``apply(results)`` after every decision: with re-scoring on, each pending candidate's ``probability`` (what the
+    table shows and the operating point thresholds) becomes the re-scored one and the decided ones keep their
+    original; off, every candidate shows its original probability again. ``results.provenance["rescore"]`` records
+    which probabilities were re-scored, by how much, from which decisions and with which model, so the saved review,
+    the report and the export say so. ``stage2`` in ``scores`` always keeps the original.
+    """
+
+    def __init__(self, graph: ReviewGraph, model_name: str = "", model_sha256: str = "", enabled: bool = True):
+        self.graph = graph
+        self.model_name, self.model_sha256 = model_name, model_sha256
+        self.enabled = enabled
+        self.last: Optional[Rescored] = None
+        self.seconds: Optional[float] = None
+
+    def apply(self, results) -> Optional[Rescored]:
+        import time
+
+        start = time.perf_counter()
+        for c in results.candidates:  # originals kept in scores, so switching off restores them exactly
+            c.scores.setdefault("stage2", original_probability(c))
+        if not self.enabled:
+            for c in results.candidates:
+                c.probability = c.scores["stage2"]
+            results.provenance["rescore"] = {"enabled": False, "model": self.model_name}
+            self.last = None
+        else:
+            self.last = rescore(results, {c.id: c.review for c in results.candidates}, self.graph)
+            for c in results.candidates:
+                c.probability = self.last.probabilities[c.id]
+            results.provenance["rescore"] = {"enabled": True, "model": self.model_name,
+                                             "model_sha256": self.model_sha256, **self.last.as_dict()}
+        results.rank_candidates()
+        self.seconds = time.perf_counter() - start
+        return self.last
+
+
+def rescore_summary(results) -> Optional[str]:
+    """One line for reports and exports: whether the shown probabilities were re-scored, and from what."""
+    info = results.provenance.get("rescore")
+    if not info or not info.get("enabled"):
+        return None
+    decisions = info.get("decisions", {})
+    moved = info.get("moved", {})
+    return (f"Probabilities of {len(moved)} pending candidates were re-scored by {info.get('model') or 'the model'} "
+            f"from {len(decisions)} review decisions (candidates {', '.join(sorted(decisions, key=int)) or 'none'}).")
+
+
+__all__ = ["ReviewGraph", "Rescored", "Rescorer", "rescore", "rescore_summary", "original_probability",
+           "STATE_CODES"]
