@@ -118,3 +118,22 @@ def test_rescorer_applies_records_and_switches_off(case):
     assert [c.probability for c in results.candidates] == [c.scores["stage2"] for c in results.candidates]
     assert np.allclose([c.probability for c in results.candidates], original, atol=0)
     assert results.provenance["rescore"]["enabled"] is False and rescore_summary(results) is None
+
+
+def test_decisions_shift_the_run_probabilities_by_the_models_logit_change(case):
+    import copy
+
+    results, graph, _ = case
+    other = copy.deepcopy(results)  # as if the run had used another stage-2 model: every probability 0.3
+    for c in other.candidates:
+        c.probability, c.scores = 0.3, {"stage2": 0.3}
+    assert all(p == 0.3 for p in rescore(other, {}, graph).probabilities.values())
+    out = rescore(other, {4: "accepted"}, graph)
+    states = [-1] * N
+    states[3] = 1
+    p_dec, p_none = graph.probabilities(states), graph.probabilities([-1] * N)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    for k, p in out.probabilities.items():
+        if k != 4:
+            assert logit(p) == pytest.approx(logit(0.3) + logit(p_dec[k - 1]) - logit(p_none[k - 1]), abs=1e-4)
+    assert out.probabilities[4] == 0.3

@@ -8,7 +8,10 @@ Speed: the CNN runs once per case (``ReviewGraph.from_results``: patches -> f an
 each decision then runs the graph head only, a few milliseconds for tens of candidates.
 
 Rules: a decided node (accepted/rejected) never changes: it keeps the probability it had before re-scoring.
-Without decisions the re-scored probabilities are the model's ordinary ones. ``Rescored`` says which probabilities
+The decisions' effect is the review-state model's change of logit, decisions fed in minus nothing fed in, added to
+each pending candidate's original logit (the run's stage-2 probability). When the run used this same model, as it
+should, that is exactly the model's probability given the decisions; with another run model it carries only what
+the decisions changed, and nothing decided always gives back the original probabilities. ``Rescored`` says which probabilities
 moved, by how much, and from which decisions, so the review state and the report can record it.
 """
 
@@ -112,16 +115,32 @@ def rescore(results, decisions: Mapping[int, str], graph: ReviewGraph) -> Rescor
     if unknown:
         raise ValueError(f"decisions must be accepted/rejected on candidates of these results: {unknown}")
     states = [STATE_CODES[decided.get(i, "pending")] for i in ids]
-    rescored = graph.probabilities(states)
+    with_decisions = graph.probabilities(states)
+    without = graph.probabilities([UNKNOWN] * len(ids)) if decided else with_decisions
     original = {c.id: original_probability(c) for c in results.candidates}
     out, moved = {}, {}
-    for i, p in zip(ids, rescored):
+    for i, p_dec, p_none in zip(ids, with_decisions, without):
         if i in decided:
             out[i] = original[i]
+            continue
+        if not decided:
+            p = original[i]
+        elif np.isnan(original[i]):
+            p = float(p_dec)
         else:
-            out[i] = float(p)
-            moved[i] = float(p) - original[i]
+            p = _sigmoid(_logit(original[i]) + _logit(p_dec) - _logit(p_none))
+        out[i] = float(p)
+        moved[i] = 0.0 if np.isnan(original[i]) else float(p) - original[i]
     return Rescored(out, original, decided, moved)
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-7), 1 - 1e-7)
+    return float(np.log(p) - np.log1p(-p))
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
 
 
 class Rescorer:
