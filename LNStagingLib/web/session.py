@@ -5,6 +5,10 @@ trame-slicer's SegmentationEditor (Slicer's segment editor logic: paint, erase, 
 once and every contour edit right after the stroke, with the scene adapter's ``save_review`` into CASE/review/, so
 a closed tab or a killed server loses nothing and the next start restores the same state. No trame UI here: the
 app (web/app.py) binds this to the page; tests and the status endpoint read ``status()``.
+
+Re-scoring (issue 19): with ``rescore_model`` (a stage-2 checkpoint trained with --reveal-labels), every accept or
+reject re-scores the pending candidates through inference/rescore.py's Rescorer (the same call the Slicer module
+uses); ``set_rescoring(False)`` shows the original probabilities again. The saved review records it.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ EDIT_SAVE_DELAY_S = 0.05  # after a stroke: long enough to draw it first, short 
 class ReviewSession:
     """The cases of a review and the one case open in ``slicer_app.scene``."""
 
-    def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None):
+    def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None,
+                 rescore_model: Optional[Path] = None):
         from undo_stack import UndoStack
 
         register_converter_rules()
@@ -83,6 +88,9 @@ class ReviewSession:
         self.pet_window = PET_SUV_WINDOW
         self._marker = None
         self._arrays: dict = {}
+        self.rescore_model = Path(rescore_model) if rescore_model else None
+        self.rescorer = None  # inference.rescore.Rescorer of the open case, when a review-state model is given
+        self.rescoring_enabled = True
 
     # ---- opening a case ------------------------------------------------------------------------------------
     def open_case(self, case_id: str) -> None:
@@ -121,6 +129,7 @@ class ReviewSession:
             if review.segmentation is not None and review.segmentation.GetSegmentation().GetNumberOfSegments():
                 self.editor.set_active_segmentation(review.segmentation, ct_node)
             self.undo_stack.clear()
+            note = self._start_rescoring(case) or note
             ranked = self.ranked_candidates()
             self.selected_id = None
             if ranked:
@@ -134,6 +143,42 @@ class ReviewSession:
         self.last_error = note or ""
         self.refresh_export_state()
         self.on_change()
+
+    def _start_rescoring(self, case: ReviewCase) -> Optional[str]:
+        """Run the review-state model's CNN over the case's candidates once (each decision then re-runs the graph
+        head only) and apply the saved decisions. A failure leaves the review usable, without re-scoring."""
+        self.rescorer = None
+        if self.rescore_model is None or not self.review.results.candidates:
+            return None
+        from ..inference.rescore import Rescorer, ReviewGraph
+        from ..models import stage2  # noqa: F401  (registers the stage-2 network)
+        from ..models.checkpoint import load_model, sha256_of
+
+        try:
+            model, _, _ = load_model(self.rescore_model)
+            ct = sitk.ReadImage(str(case.ct))
+            pet = sitk.ReadImage(str(case.pet)) if case.pet is not None else None
+            graph = ReviewGraph.from_results(model, self.review.results, ct, pet)
+        except LNStagingError as error:
+            log.warning("case %s: re-scoring off: %s", case.case_id, error)
+            return f"Re-scoring is off for this case: {error}"
+        self.rescorer = Rescorer(graph, self.rescore_model.name, sha256_of(self.rescore_model),
+                                 enabled=self.rescoring_enabled)
+        self._apply_rescoring()
+        return None
+
+    def _apply_rescoring(self) -> None:
+        if self.rescorer is not None:
+            self.rescorer.apply(self.review.results)
+            self.review.refresh()
+
+    def set_rescoring(self, enabled: bool) -> None:
+        """Switch re-scoring from decisions on or off (off: every candidate shows its original probability)."""
+        self.rescoring_enabled = validation.flag(enabled, "the re-scoring switch")
+        if self.rescorer is not None:
+            self.rescorer.enabled = self.rescoring_enabled
+            self._apply_rescoring()
+            self.save(edits=False)
 
     def _replace_unusable_threshold(self) -> Optional[str]:
         """A saved operating point that is not a number in [0, 1] (NaN from an old run or review.json) is replaced,
@@ -155,6 +200,7 @@ class ReviewSession:
                 self.scene.RemoveNode(node)
         self._nodes, self.review, self.case, self.selected_id = [], None, None, None
         self._marker, self._arrays, self.last_export = None, {}, None
+        self.rescorer = None
         self.undo_stack.clear()
 
     def _style_segmentation(self) -> None:
@@ -331,6 +377,7 @@ class ReviewSession:
     def set_review(self, candidate_id: int, state: str) -> None:
         candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
         self.review.set_review(candidate_id, state)
+        self._apply_rescoring()
         self.save(edits=False)
 
     def set_threshold(self, threshold: float) -> None:
@@ -545,6 +592,8 @@ class ReviewSession:
             "can_undo": bool(self.undo_stack.can_undo()),
             "visible_ids": sorted(self.review.visible_ids()),
             "decisions": {str(c.id): c.review for c in results.candidates},
+            "probabilities": {str(c.id): c.probability for c in results.candidates},
+            "rescoring": self.rescoring_status(),
             "voxels": {str(k): v for k, v in self.voxel_counts().items()},
             "patient_probability": results.patient.metastasis_probability,
             "saved_at": self.saved_at,
@@ -556,6 +605,17 @@ class ReviewSession:
             "edits_pending": self._edits_pending,
             "last_error": self.last_error,
         }
+
+    def rescoring_status(self) -> dict:
+        """Whether re-scoring is available and on, how long the last one took, and what moved by how much."""
+        rescorer = self.rescorer
+        if rescorer is None:
+            return {"available": False, "enabled": self.rescoring_enabled}
+        last = rescorer.last
+        return {"available": True, "enabled": rescorer.enabled, "model": rescorer.model_name,
+                "seconds": None if rescorer.seconds is None else round(rescorer.seconds, 4),
+                "decisions": {} if last is None else {str(k): v for k, v in last.decisions.items()},
+                "moved": {} if last is None else {str(k): round(v, 6) for k, v in last.moved.items()}}
 
 
 def case_froc(case: ReviewCase) -> list:
