@@ -31,6 +31,9 @@ def register(sub) -> None:
     parser.add_argument("--allow-other-images", action="store_true",
                         help="accept a CT/PET whose checksum differs from the run's inputs (provenance.json), e.g. "
                              "the same scan converted to another format; by default such images are refused")
+    parser.add_argument("--rescore-model", type=Path, metavar="CKPT",
+                        help="a stage-2 model trained with --reveal-labels: each accept/reject re-scores the pending "
+                             "candidates (switch it off on the page)")
     parser.set_defaults(func=main)
 
 
@@ -110,7 +113,7 @@ def serve(args, cases) -> int:
     from ..web.app import ReviewApp, review_url
 
     sys.argv = sys.argv[:1]  # trame parses sys.argv for its own options; ours are already parsed
-    app = ReviewApp(cases, token=token)
+    app = ReviewApp(cases, token=token, rescore_model=args.rescore_model)
 
     def announce(**_):
         port = app.server.port

@@ -72,7 +72,7 @@ def _fmt_p(p) -> str:
 class ReviewApp:
     """Builds the server, the slicer scene, the views and the page for ``cases``."""
 
-    def __init__(self, cases: list[ReviewCase], token: Optional[str] = None, server=None):
+    def __init__(self, cases: list[ReviewCase], token: Optional[str] = None, server=None, rescore_model=None):
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
@@ -101,7 +101,8 @@ class ReviewApp:
                 "review", Layout(LayoutDirection.Horizontal, [axial, Layout(LayoutDirection.Vertical, [coronal, sagittal])],
                                  flex_sizes=["2", "1"]))
             self.layout_manager.set_layout("review")  # creates the slice views (and their slice nodes) now
-        self.session = ReviewSession(self.slicer_app, cases, on_change=self.push_state)
+        self.session = ReviewSession(self.slicer_app, cases, on_change=self.push_state,
+                                     rescore_model=rescore_model)
         self._init_state(cases)
         self._build_ui()
         self._bind_changes()
@@ -132,6 +133,7 @@ class ReviewApp:
         s.pet_lower, s.pet_upper, s.has_pet = 2.0, 10.0, False
         s.cursor_text, s.counts_text, s.provenance_text, s.operating_text = "", "", "", ""
         s.view_info = {}
+        s.rescoring, s.rescoring_available = True, False
 
     def push_state(self) -> None:
         """Copy what the session shows into the page state (called by the session after every change)."""
@@ -140,12 +142,16 @@ class ReviewApp:
             return
         visible = session.review.visible_ids()
         threshold = session.review.threshold
+        rescoring = session.rescoring_status()
+        moved = rescoring.get("moved", {}) if rescoring.get("enabled") else {}
         s.candidates = [{
             "id": c.id, "name": c.name, "rank": c.rank, "p": _fmt_p(c.probability), "volume": _fmt(c.volume_ml, 2),
             "short": _fmt(c.short_axis_mm, 1), "short_flag": bool(c.short_axis_mm and c.short_axis_mm >= 10.0),
             "suv": _fmt(c.suv_max, 1), "review": c.review, "visible": c.id in visible, "source": c.source,
             "below": c.probability is not None and c.probability < threshold,
+            "moved": f"{moved[str(c.id)]:+.2f}" if abs(moved.get(str(c.id), 0.0)) >= 0.005 else "",
         } for c in session.ranked_candidates()]
+        s.rescoring_available, s.rescoring = rescoring["available"], rescoring["enabled"]
         rows = s.candidates
         s.operating_index = next((k for k, row in enumerate(rows) if row["below"]), len(rows))
         decisions = [c.review for c in session.review.results.candidates]
@@ -393,6 +399,11 @@ class ReviewApp:
             if self.session.review is not None and show_rejected != self.session.review.show_rejected:
                 self._guard(self.session.set_show_rejected, show_rejected)
 
+        @self.state.change("rescoring")
+        def on_rescoring(rescoring, **_):
+            if self.session.review is not None and rescoring != self.session.rescoring_enabled:
+                self._guard(self.session.set_rescoring, rescoring)
+
         @self.state.change("overlay", "overlay_opacity")
         def on_overlay(overlay, overlay_opacity, **_):
             if self.session.review is None:
@@ -492,6 +503,8 @@ class ReviewApp:
                                   hide_details=True, id="threshold", aria_label="Operating point (probability threshold)")
                     v.VCheckbox(v_model=("show_rejected",), label="Show rejected", density="compact",
                                 hide_details=True)
+                    v.VCheckbox(v_model=("rescoring",), label="Re-score pending nodes from my decisions",
+                                density="compact", hide_details=True, id="rescoring", v_show="rescoring_available")
                     self._view_controls(html, v)
                     html.Div("{{ slice_text }}", id="slice-positions", classes="text-caption")
                     html.Div("{{ cursor_text }}", id="cursor-values", classes="text-caption font-weight-medium",
@@ -559,7 +572,10 @@ class ReviewApp:
                                     "': from here down, hidden unless accepted' : ''",)):
                     html.Td("{{ c.name }}", id=("'cand-' + c.id",), style="cursor: pointer; text-decoration: underline",
                             click="window.lnsTrigger('lns_select', [c.id])")
-                    html.Td("{{ c.p }}")
+                    with html.Td(id=("'p-' + c.id",)):
+                        html.Span("{{ c.p }}", id=("'pv-' + c.id",))
+                        html.Span(" ({{ c.moved }})", v_show="c.moved", classes="text-caption text-info",
+                                  id=("'moved-' + c.id",))
                     html.Td("{{ c.short }}", classes=("c.short_flag ? 'font-weight-bold text-warning' : ''",))
                     html.Td("{{ c.suv }}")
                     html.Td("{{ c.volume }}")
