@@ -208,6 +208,16 @@ def _training_domain(model_id) -> str:
     return str(data.get("dataset") or data.get("kind") or "")
 
 
+def _rescore_line(results: Results) -> str:
+    """Says when the shown probabilities were re-scored from review decisions (issue 19), and from which."""
+    if not results.provenance.get("rescore"):
+        return ""  # (no torch import for a report without re-scoring)
+    from .inference.rescore import rescore_summary
+
+    line = rescore_summary(results)
+    return f"<li>{html.escape(line)}</li>" if line else ""
+
+
 def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None, title: str = "LNStaging report",
                   review: Optional[ReviewInfo] = None) -> str:
     """The HTML text of the one-page report for ``results`` on the CT (and PET), with the review when given."""
@@ -273,7 +283,7 @@ img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
 <div class="top"><div>
 <h2>Patient</h2>
 <ul><li>Metastasis probability: <b>{_fmt(p.metastasis_probability, 2)}</b></li>
-<li>Operating point: {operating}</li>
+<li>Operating point: {operating}</li>{_rescore_line(results)}
 <li>Candidates: {len(results.candidates)}, {html.escape(results.ranking_text)}</li>
 {review_html}
 </ul>

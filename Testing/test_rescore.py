@@ -137,3 +137,21 @@ def test_decisions_shift_the_run_probabilities_by_the_models_logit_change(case):
         if k != 4:
             assert logit(p) == pytest.approx(logit(0.3) + logit(p_dec[k - 1]) - logit(p_none[k - 1]), abs=1e-4)
     assert out.probabilities[4] == 0.3
+
+
+def test_the_report_says_the_probabilities_were_rescored(case, data_dir):
+    import copy
+
+    from LNStagingLib.inference.rescore import Rescorer
+    from LNStagingLib.report import render_report
+
+    results, graph, _ = case
+    results = copy.deepcopy(results)
+    ct = sitk.ReadImage(str(data_dir / "totalsegmentator" / "example_ct.nii.gz"))
+    results.candidate(1).review = "accepted"
+    Rescorer(graph, model_name="review-model.pt").apply(results)
+    results.candidates = results.candidates[:2]  # two candidate figures are enough here
+    page = render_report(results, ct)
+    assert f"re-scored by review-model.pt from 1 review decisions (candidates 1)" in page
+    results.provenance.pop("rescore")
+    assert "re-scored" not in render_report(results, ct)

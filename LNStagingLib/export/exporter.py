@@ -103,10 +103,17 @@ def export_results(results: Results, ct_dicom: Path | str, out: Path | str, kind
     """Export the GTV_LN of a Results object, honouring each candidate's review state."""
     if results.gtv_ln is None:
         raise ExportError("These results hold no GTV_LN label map (gtv_ln.nii.gz): run the pipeline or load a results folder first.")
-    return export_label_map(results.gtv_ln, ct_dicom, out, kind=kind, candidates=list(results.candidates),
-                            only_accepted=only_accepted, combined=combined, resample=resample,
-                            series_uid=series_uid, progress=progress, include_pending=include_pending,
-                            threshold=_threshold(results, threshold))
+    summary = export_label_map(results.gtv_ln, ct_dicom, out, kind=kind, candidates=list(results.candidates),
+                               only_accepted=only_accepted, combined=combined, resample=resample,
+                               series_uid=series_uid, progress=progress, include_pending=include_pending,
+                               threshold=_threshold(results, threshold))
+    if results.provenance.get("rescore"):  # the review's probabilities were re-scored from its decisions (issue 19)
+        from ..inference.rescore import rescore_summary
+
+        rescored = rescore_summary(results)
+        if rescored:
+            summary.notes.append(rescored)
+    return summary
 
 
 def _threshold(results: Results, threshold: float | None) -> float | None:
