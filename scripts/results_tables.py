@@ -236,6 +236,29 @@ def headline(specs: dict) -> str:
     return "\n".join(lines)
 
 
+RESCORE_ROWS = (("phantom_strong", "strong_cls_gnnp_reveal"), ("phantom_medium", "cls_gnnp_reveal"))
+
+
+def rescore_table(work: Path) -> str:
+    """Issue 19: pending-candidate mFROC after the top-k decisions, per cohort, seed (WORK and WORK/seed2) and k."""
+    lines = ["| cohort | seed | k | pending GTV_LN | re-scored: mFROC [95% CI] | nothing revealed | CNN + priors | "
+             "re-scored - nothing [paired 95% CI] | re-scored - CNN + priors [paired 95% CI] |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for cohort, run in RESCORE_ROWS:
+        for seed, folder in ((1, work), (2, work / "seed2")):
+            report = _load(str(folder / run / "eval_rescore_test.json"))
+            if report is None:
+                lines.append(f"| {cohort} | {seed} | – | not run yet | | | | | |")
+                continue
+            for k, row in report["k"].items():
+                cells = [f"{_f(row[n]['mFROC'])} [{_f(row[n]['95ci'][0])}, {_f(row[n]['95ci'][1])}]"
+                         for n in ("rescored", "nothing", "baseline")]
+                diffs = [f"{row[d]['difference']:+.3f} [{row[d]['95ci'][0]:+.3f}, {row[d]['95ci'][1]:+.3f}]"
+                         for d in ("rescored_minus_nothing", "rescored_minus_baseline")]
+                lines.append(f"| {cohort} | {seed} | {k} | {row['pending_lesions']} | " + " | ".join(cells + diffs) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, required=True)
@@ -296,6 +319,19 @@ which no CNN sees) and the distance to the tumour, without and with the scores o
 best one, the best within 40 mm, the nearest). Their mFROC difference estimates what the neighbours add when the appearance is known perfectly.
 
 {relational_signal_table(args.work)}
+
+## Re-scoring from review decisions (issue 19)
+
+A GNNp whose node input carries the review state (accepted / rejected / unknown), trained with a random subset of
+each patient's labels revealed and the loss on the hidden ones (`lnstaging train cls ... --head gnnp --reveal-labels
+--init-cnn WORK/<cohort's CNN + prior>/cls_model.pt`, same recipe as above). On the held-out test patients the
+reviewer decides the k most probable candidates first (ground truth as decision); the still-pending candidates are
+scored by the model with those decisions fed in, by the same model with nothing revealed and by the CNN + priors,
+on the same pending set. Lesions already found by an accepted candidate are no longer counted.
+`python scripts/rescore_evaluation.py --data WORK/<cohort> --model WORK/<run>/cls_model.pt --baseline
+WORK/<CNN + prior run>/cls_model.pt --out WORK/<run>/eval_rescore_test.json`; seed 2 in WORK/seed2.
+
+{rescore_table(args.work)}
 
 ## Paper 2: LN segmentation with and without distance-guided attention, before/after identification
 

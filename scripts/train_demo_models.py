@@ -10,6 +10,8 @@ rows in RESULTS is a second work folder with --seed 2.
 
   python scripts/train_demo_models.py --work /path/to/work [--jobs 2] [--only NAME ...] [--seed 1]
   python scripts/train_demo_models.py --work /path/to/work/seed2 --seed 2 --only strong_cls_cnn_prior strong_cls_gnnp
+  python scripts/train_demo_models.py --work /path/to/work/seed2 --seed 2 --only cls_cnn_prior cls_gnnp_reveal \
+      strong_cls_cnn_prior strong_cls_gnnp_reveal     (issue 19, second seed of the re-scoring rows)
 """
 
 from __future__ import annotations
@@ -80,6 +82,15 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
             spec["prepare"] = prepare
         return spec
 
+    def rescoring(spec, baseline, cohort):
+        """Adds the re-scoring evaluation (scripts/rescore_evaluation.py) against the CNN + priors ``baseline``."""
+        model = spec["evaluate"][spec["evaluate"].index("--model") + 1]
+        out = str(Path(model).with_name("eval_rescore_test.json"))
+        spec["rescore"] = [str(ROOT / "scripts" / "rescore_evaluation.py"), "--data", str(work / cohort), "--model",
+                           model, "--baseline", str(work / baseline / "cls_model.pt"), "--out", out]
+        spec["rescore_result"] = out
+        return spec
+
     return {
         # paper 1, Table 1 rows
         "cls_cnn_ct": cls("cls_cnn_ct", "--head", "cnn", "--no-pet", "--no-priors"),
@@ -97,6 +108,12 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
                                      init="strong_cls_cnn_prior", cohort="phantom_strong"),
         "strong_cls_cnn_prior_more": cls("strong_cls_cnn_prior_more", "--head", "cnn", init="strong_cls_cnn_prior",
                                          cohort="phantom_strong"),
+        # issue 19: GNNp with the review state as input; re-scoring the pending candidates from the top-k decisions
+        "cls_gnnp_reveal": rescoring(cls("cls_gnnp_reveal", "--head", "gnnp", "--reveal-labels",
+                                         init="cls_cnn_prior"), "cls_cnn_prior", "phantom_medium"),
+        "strong_cls_gnnp_reveal": rescoring(cls("strong_cls_gnnp_reveal", "--head", "gnnp", "--reveal-labels",
+                                                init="strong_cls_cnn_prior", cohort="phantom_strong"),
+                                            "strong_cls_cnn_prior", "phantom_strong"),
         # paper 2, segmentation with and without the distance-guided attention (+ identification)
         "seg_attention": seg("seg_attention"),
         "seg_plain": seg("seg_plain", "--no-attention"),  # the paper's baseline: no gate, no informative negatives
@@ -141,6 +158,11 @@ def run_experiment(name: str, spec: dict, work: Path) -> float:
         (work / f"{name}.seconds").write_text(f"{seconds:.0f}\n")
     if "external" in spec and not Path(spec["external_result"]).is_file():
         lnstaging(spec["external"], log)
+    if "rescore" in spec and not Path(spec["rescore_result"]).is_file():
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        with open(log, "a") as fh:
+            subprocess.run([sys.executable, *spec["rescore"]], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                           check=True)
     return seconds
 
 
@@ -165,7 +187,8 @@ def main() -> int:
     specs = experiments(args.work, args.seed)
     wanted = args.only or list(specs)
     done: set[str] = {n for n in specs if Path(specs[n]["result"]).is_file()
-                      and Path(specs[n].get("external_result", specs[n]["result"])).is_file()}
+                      and Path(specs[n].get("external_result", specs[n]["result"])).is_file()
+                      and Path(specs[n].get("rescore_result", specs[n]["result"])).is_file()}
     pending = [n for n in wanted if n not in done]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         while pending:
