@@ -69,6 +69,7 @@ class ReviewScene:
     threshold: float = 0.0
     show_rejected: bool = False
     froc: list = field(default_factory=list)
+    rescorer: Optional[object] = None  # inference.rescore.Rescorer: decisions re-score the pending nodes (issue 19)
 
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -147,7 +148,20 @@ class ReviewScene:
         if state not in REVIEW_STATES:
             raise ValueError(f"review state must be one of {REVIEW_STATES}")
         self.results.candidate(candidate_id).review = state
+        self.apply_rescoring()
         self.refresh()
+
+    def apply_rescoring(self) -> None:
+        """Re-score the pending candidates from the decisions (no-op without a rescorer); refresh() shows them."""
+        if self.rescorer is not None:
+            self.rescorer.apply(self.results)
+
+    def set_rescoring(self, enabled: bool) -> None:
+        """Switch re-scoring on or off (off: every candidate shows its original probability)."""
+        if self.rescorer is not None:
+            self.rescorer.enabled = bool(enabled)
+            self.apply_rescoring()
+            self.refresh()
 
     def accept(self, candidate_id: int) -> None:
         self.set_review(candidate_id, "accepted")

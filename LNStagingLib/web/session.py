@@ -164,20 +164,16 @@ class ReviewSession:
             return f"Re-scoring is off for this case: {error}"
         self.rescorer = Rescorer(graph, self.rescore_model.name, sha256_of(self.rescore_model),
                                  enabled=self.rescoring_enabled)
-        self._apply_rescoring()
+        self.review.rescorer = self.rescorer  # the scene applies it on every decision (same path as Slicer)
+        self.review.apply_rescoring()
+        self.review.refresh()
         return None
-
-    def _apply_rescoring(self) -> None:
-        if self.rescorer is not None:
-            self.rescorer.apply(self.review.results)
-            self.review.refresh()
 
     def set_rescoring(self, enabled: bool) -> None:
         """Switch re-scoring from decisions on or off (off: every candidate shows its original probability)."""
         self.rescoring_enabled = validation.flag(enabled, "the re-scoring switch")
         if self.rescorer is not None:
-            self.rescorer.enabled = self.rescoring_enabled
-            self._apply_rescoring()
+            self.review.set_rescoring(self.rescoring_enabled)
             self.save(edits=False)
 
     def _replace_unusable_threshold(self) -> Optional[str]:
@@ -376,8 +372,7 @@ class ReviewSession:
 
     def set_review(self, candidate_id: int, state: str) -> None:
         candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
-        self.review.set_review(candidate_id, state)
-        self._apply_rescoring()
+        self.review.set_review(candidate_id, state)  # re-scores the pending nodes when a rescorer is set
         self.save(edits=False)
 
     def set_threshold(self, threshold: float) -> None:
