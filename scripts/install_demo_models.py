@@ -26,6 +26,9 @@ DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JS
     "demo-identification": ("identification", "seg_attention/identifier.pt", "seg_attention/eval_seg_test.json",
                             ["ct", "pet", "gtv_ln instances"]),
     "demo-cls": ("cls", "cls_gnnp/cls_model.pt", "cls_gnnp/eval_cls_test.json", ["ct", "pet", "candidates", "tumor"]),
+    # issue 19: GNNp with the review state as input (train cls --reveal-labels); for lnstaging review --rescore-model
+    "demo-cls-rescore": ("cls", "cls_gnnp_reveal/cls_model.pt", "cls_gnnp_reveal/eval_cls_test.json",
+                         ["ct", "pet", "candidates", "tumor", "review decisions"]),
     "demo-patient": ("patient", "patient/patient_model.pt", "patient/eval_patient_test.json",
                      ["ct", "tumor", "ln_volume"]),
 }
@@ -53,6 +56,15 @@ def froc_operating_points(report: dict) -> list[list[float]]:
     return [[round(float(fp), 4), round(float(t), 6)] for fp, t in pairs]
 
 
+def _review_state_note(payload: dict) -> str:
+    if not payload["config"].get("review_state"):
+        return ""
+    return ("- Review state: the node input carries accepted / rejected / unknown; trained on phantoms with random "
+            "subsets of each patient's labels revealed (`--reveal-labels`). With nothing decided it is an ordinary "
+            "stage-2 classifier; `lnstaging review --rescore-model` re-scores the pending candidates from the "
+            "reviewer's decisions. Its gain was measured on phantoms only (docs/RESULTS.md, re-scoring section).\n")
+
+
 def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int) -> str:
     return f"""# Model card: {model_id}
 
@@ -65,7 +77,7 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 - Training data: {json.dumps(payload.get('training_data', {}))}
 - Reproduce: `python scripts/train_demo_models.py --work WORK` then `python scripts/install_demo_models.py --work WORK --demo-case ID`
 - Held-out phantom test metrics: {json.dumps(metrics)}
-
+{_review_state_note(payload)}
 ## Configuration
 
 ```json
@@ -101,9 +113,12 @@ def install_models(work: Path) -> list[dict]:
                         "sha256": sha256_of(target / f"{model_id}.pt"), "inputs": inputs,
                         "training_data": {"cohort": "phantom seed 11, 48 medium cases, 4 folds + 12 test",
                                           "kind": "synthetic", **payload.get("training_data", {})},
-                        "model_card": f"models/{model_id}.md", "metrics": metrics, "default": True,
+                        "model_card": f"models/{model_id}.md", "metrics": metrics,
+                        "default": model_id != "demo-cls-rescore",  # one default per task: demo-cls
                         "size_bytes": size, "license": "Apache-2.0",
-                        "description": f"Demo {task} model trained on phantoms (small preset). Not for clinical use."})
+                        "description": f"Demo {task} model trained on phantoms (small preset)"
+                                       + (", re-scores from review decisions" if model_id == "demo-cls-rescore" else "")
+                                       + ". Not for clinical use."})
     catalogue = {"$schema": "Models.schema.json", "format": "lnstaging-models/1", "models": entries}
     (RESOURCES / "Models.json").write_text(json.dumps(catalogue, indent=2) + "\n")
     return entries
