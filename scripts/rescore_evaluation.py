@@ -68,13 +68,13 @@ def pending_detections(case, probs: np.ndarray, revealed: np.ndarray):
     return detections, max(case_lesions(case) - len(found) - found_unnamed, 0)
 
 
-def evaluate(data, model_path, baseline_path, ks=(1, 2, 3)) -> dict:
+def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None) -> dict:
     dataset = read_dataset(data)
     model, config, _ = load_model(model_path)
     if not config.review_state:
         raise SystemExit(f"{model_path} was trained without --reveal-labels")
     baseline, baseline_config, _ = load_model(baseline_path)
-    cases = [load_case_candidates(dataset, c, config) for c in dataset.test_ids]
+    cases = [load_case_candidates(dataset, c, config, cache) for c in dataset.test_ids]
     base_probs = [classify_patches(baseline, CandidatePatches(c.images.astype(np.float32), c.masks.astype(np.float32),
                                                               c.scales),
                                    c.priors if baseline_config.use_priors else None) for c in cases]
@@ -113,9 +113,10 @@ def main() -> int:
     parser.add_argument("--baseline", required=True, help="CNN + priors stage-2 checkpoint")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", required=True)
+    parser.add_argument("--cache", type=Path, help="patch cache folder (e.g. the training run's cache)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    report = evaluate(args.data, args.model, args.baseline, args.k)
+    report = evaluate(args.data, args.model, args.baseline, args.k, args.cache)
     Path(args.out).write_text(json.dumps(report, indent=1))
     for k, row in report["k"].items():
         print(f"k={k}: pending mFROC rescored {row['rescored']['mFROC']:.3f} | nothing {row['nothing']['mFROC']:.3f} "
