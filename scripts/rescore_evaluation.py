@@ -119,11 +119,12 @@ def main() -> int:
     report = evaluate(args.data, args.model, args.baseline, args.k, args.cache)
     Path(args.out).write_text(json.dumps(report, indent=1))
     for k, row in report["k"].items():
-        print(f"k={k}: pending mFROC rescored {row['rescored']['mFROC']:.3f} | nothing {row['nothing']['mFROC']:.3f} "
-              f"| CNN+priors {row['baseline']['mFROC']:.3f} | rescored-nothing "
-              f"{row['rescored_minus_nothing']['difference']:+.3f} {row['rescored_minus_nothing']['95ci']} | "
-              f"rescored-baseline {row['rescored_minus_baseline']['difference']:+.3f} "
-              f"{row['rescored_minus_baseline']['95ci']}")
+        diff = {d: "{:+.3f} [{:+.3f}, {:+.3f}]".format(row[d]["difference"], *row[d]["95ci"])
+                for d in ("rescored_minus_nothing", "rescored_minus_baseline")}
+        print(f"k={k}: {row['pending_lesions']} pending GTV_LN | pending mFROC re-scored {row['rescored']['mFROC']:.3f}"
+              f" | nothing revealed {row['nothing']['mFROC']:.3f} | CNN+priors {row['baseline']['mFROC']:.3f} | "
+              f"re-scored - nothing {diff['rescored_minus_nothing']} | re-scored - CNN+priors "
+              f"{diff['rescored_minus_baseline']}")
     return 0
 
 
