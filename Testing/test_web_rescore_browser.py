@@ -23,6 +23,7 @@ from LNStagingLib.inference.rescore import ReviewGraph, rescore  # noqa: E402
 from LNStagingLib.models.checkpoint import load_model, save_checkpoint  # noqa: E402
 from LNStagingLib.models.stage2 import Stage2Model, stage2_config  # noqa: E402
 from LNStagingLib.results import Results  # noqa: E402
+from LNStagingLib.web.app import _fmt_p as shown_as  # noqa: E402  (how the page prints a probability)
 
 
 def wait_for(predicate, timeout=30.0, what="condition"):
@@ -73,11 +74,11 @@ def test_accept_shows_rescored_probabilities_and_switch_off_restores(tmp_path):
             page.goto(server.url)
             page.wait_for_selector("#cand-1", timeout=60000)
             shown = lambda k: page.inner_text(f"#pv-{k}").strip()  # noqa: E731
-            assert [shown(k) for k in PROBABILITIES] == [f"{p:.2f}" for p in PROBABILITIES.values()]
+            assert [shown(k) for k in PROBABILITIES] == [shown_as(p) for p in PROBABILITIES.values()]
 
             page.click("#accept-1")
-            wait_for(lambda: all(shown(k) == f"{expected[k]:.2f}" for k in (2, 3, 4)), what="re-scored values")
-            assert shown(1) == f"{PROBABILITIES[1]:.2f}"  # the decided node keeps its probability
+            wait_for(lambda: all(shown(k) == shown_as(expected[k]) for k in (2, 3, 4)), what="re-scored values")
+            assert shown(1) == shown_as(PROBABILITIES[1])  # the decided node keeps its probability
             status = get_json(server.base + "/lnstaging/status.json")
             for k in (2, 3, 4):
                 assert status["probabilities"][str(k)] == pytest.approx(expected[k], abs=1e-5)
@@ -85,7 +86,7 @@ def test_accept_shows_rescored_probabilities_and_switch_off_restores(tmp_path):
             assert status["rescoring"]["seconds"] < 0.5
 
             page.click("#rescoring")
-            wait_for(lambda: all(shown(k) == f"{PROBABILITIES[k]:.2f}" for k in PROBABILITIES), what="originals")
+            wait_for(lambda: all(shown(k) == shown_as(PROBABILITIES[k]) for k in PROBABILITIES), what="originals")
             assert get_json(server.base + "/lnstaging/status.json")["rescoring"]["enabled"] is False
             browser.close()
     finally:
