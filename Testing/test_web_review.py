@@ -11,15 +11,10 @@ Needs Debian's chromium (``apt-get install -y chromium``); Playwright drives it 
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
 import shutil
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +28,7 @@ pytest.importorskip("trame_slicer")
 pytest.importorskip("playwright")
 
 from export_roundtrip import write_phantom_ct  # noqa: E402
+from review_server import Server  # noqa: E402
 
 from LNStagingLib.phantom.cohort import write_cohort  # noqa: E402
 from LNStagingLib.pipeline import CaseInputs, RunOptions, run_to_folder  # noqa: E402
@@ -42,7 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-START_TIMEOUT_S = 90
 VIEWPORT = {"width": 1400, "height": 850}
 
 
@@ -83,48 +78,6 @@ def case(tmp_path_factory):
 
 
 # ---- the server process --------------------------------------------------------------------------------------------
-
-class Server:
-    """``lnstaging review`` as a child process in its own process group; ``url`` once it printed its ready line."""
-
-    def __init__(self, args: list[str], log_path: Path):
-        env = dict(os.environ, VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow", PYTHONUNBUFFERED="1")
-        self.log = open(log_path, "ab")
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "LNStagingLib", "review", *args], cwd=REPO, env=env,
-                                     stdout=subprocess.PIPE, stderr=self.log, start_new_session=True)
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.url, self.start_seconds = self._wait_ready()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            self.lines.put(raw.decode(errors="replace"))
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"the review server exited with {self.proc.returncode}; see {self.log.name}")
-                continue
-            match = re.search(r"ready in .*?: (http://\S+)", line)
-            if match:
-                return match.group(1), time.perf_counter() - self.started
-        raise RuntimeError(f"the review server did not start in {START_TIMEOUT_S} s; see {self.log.name}")
-
-    @property
-    def base(self) -> str:
-        return self.url.split("?")[0].rstrip("/")
-
-    def kill(self, sig=signal.SIGKILL):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=20)
-        self.log.close()
-
 
 @pytest.fixture
 def start_server(case):
