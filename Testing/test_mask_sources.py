@@ -40,12 +40,12 @@ def test_rtstruct_roi_matches_the_nifti_rasterisation(ct_series):
     from_rs = read_mask(RS, ct_series, roi="GTV_Mass_CT")
     reference = sitk.ReadImage(str(RS_MASK_NIFTI))
     a = sitk.GetArrayViewFromImage(from_rs) > 0
-    b = sitk.GetArrayViewFromImage(sitk.Resample(reference, from_rs, sitk.Transform(), sitk.sitkNearestNeighbor)) > 0
+    b = sitk.GetArrayFromImage(sitk.Resample(reference, from_rs, sitk.Transform(), sitk.sitkNearestNeighbor)) > 0
     assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.95
     spacing = np.array(from_rs.GetSpacing())
     assert np.all(np.abs(_centroid_mm(from_rs) - _centroid_mm(reference)) <= spacing)
     # the only ROI is taken without naming it
-    assert np.array_equal(sitk.GetArrayViewFromImage(read_mask(RS, ct_series)), a.astype(np.uint8))
+    assert np.array_equal(sitk.GetArrayFromImage(read_mask(RS, ct_series)), a.astype(np.uint8))
 
 
 def test_choices_inside_rtstruct_and_seg_and_errors_name_the_file(ct_series):
@@ -54,7 +54,7 @@ def test_choices_inside_rtstruct_and_seg_and_errors_name_the_file(ct_series):
     pet = read_dicom_series(DATA / "mirp_sts_raw_pet" / "STS_001" / "FDG_PET" / "image", what="PET")
     with pytest.raises(InputFileError, match=r"1-1\.dcm' holds 2 ROIs \(GTV_Mass, GTV_Edema\).*--tumor-roi"):
         read_mask(RAW_PET_RS, pet)  # two GTV ROIs: the user must choose
-    assert sitk.GetArrayViewFromImage(read_mask(RAW_PET_RS, pet, roi="GTV_Mass")).sum() > 0
+    assert sitk.GetArrayFromImage(read_mask(RAW_PET_RS, pet, roi="GTV_Mass")).sum() > 0
     own_grid = read_seg(QIN_SEG).label_map
     primary = read_mask(QIN_SEG, own_grid)  # the only "Neoplasm, Primary" segment
     assert np.array_equal(sitk.GetArrayViewFromImage(primary), (sitk.GetArrayViewFromImage(own_grid) == 1).astype(np.uint8))

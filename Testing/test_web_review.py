@@ -66,6 +66,7 @@ def case(tmp_path_factory):
         c.probability = 0.95 - 0.9 * k / max(len(by_suv) - 1, 1)
     results.patient.metastasis_probability = 0.81
     results.patient.operating_point = {"threshold": 0.5}
+    results.ranking = "probability"  # these stand-in probabilities play a classifier's part
     results.rank_candidates()
     results.write(run)
     ct = sitk.ReadImage(str(src / "ct.nii.gz"))

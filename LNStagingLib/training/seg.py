@@ -159,7 +159,8 @@ def training_ct_statistics(root, fold: int) -> tuple[float, float, float, float]
     for case_id in dataset.split(fold)[0]:
         files = dataset.case(case_id)
         nodes = files.load("lymph_nodes") if files.has("lymph_nodes") else files.load("gtv_ln")
-        hu = sitk.GetArrayViewFromImage(files.load("ct"))
+        ct = files.load("ct")  # named: an array view of a temporary image would read freed memory
+        hu = sitk.GetArrayViewFromImage(ct)
         if hu.shape != sitk.GetArrayViewFromImage(nodes).shape:
             raise DatasetError(f"Case {case_id}: the node label map is not on the CT grid; resample it onto the CT.")
         values.append(np.asarray(hu[sitk.GetArrayViewFromImage(nodes) != 0], np.float32))

@@ -149,8 +149,8 @@ def check_review_folder(review_dir: Path) -> list[str]:
     if "show_rejected" in data and not isinstance(data["show_rejected"], bool):
         raise InputFileError(f"{review_file}: show_rejected is not true/false: {damaged}")
     for name in ("candidates.json", "patient.json"):
-        if (review_dir / name).is_file():
-            _read_json_object(review_dir / name, damaged)
+        if (review_dir / name).is_file():  # NaN there is a measurement not made (e.g. no SUVpeak), not review state
+            _read_json_object(review_dir / name, damaged, allow_nan=True)
     notes = []
     if "threshold" in data and threshold_problem(data["threshold"]):
         notes.append(f"{review_file}: the saved operating point {data['threshold']!r} is not a number from 0 to 1; "
