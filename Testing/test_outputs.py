@@ -136,6 +136,20 @@ def test_failures_while_writing_are_one_line_and_leave_nothing(cohort, tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+# The run with every folder rename of the results swap delayed by 2 s, so that a kill sent after the first result
+# file appears lands while saving on any machine (without the delay a fast machine finishes the swap first).
+SLOW_SWAP_RUN = """
+import pathlib, sys, time
+rename = pathlib.Path.rename
+def slow_rename(self, target):
+    time.sleep(2)
+    return rename(self, target)
+pathlib.Path.rename = slow_rename
+from LNStagingLib.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_kill_9_while_replacing_results_leaves_every_file_readable(cohort, tmp_path):
     """SIGKILL as soon as the new results start being written: the old results stay complete and readable, the
@@ -147,7 +161,7 @@ def test_kill_9_while_replacing_results_leaves_every_file_readable(cohort, tmp_p
     inputs = files(cohort)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for delay in (0.0, 0.05, 0.2):
-        proc = subprocess.Popen([sys.executable, "-m", "LNStagingLib.cli", *run_argv(cohort, out, "--overwrite")],
+        proc = subprocess.Popen([sys.executable, "-c", SLOW_SWAP_RUN, *run_argv(cohort, out, "--overwrite")],
                                 cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         deadline = time.time() + 120
