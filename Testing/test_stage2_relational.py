@@ -11,24 +11,17 @@ import numpy as np
 import pytest
 import torch
 
+from relational_patients import F_DIM
+from relational_patients import patients as relational_patients
+
 from LNStagingLib.evaluation.metrics import roc_auc
 from LNStagingLib.models.gnn import GNNb, GNNConfig, GNNp, InstanceHead
 
-F_DIM = 4
 NOISE = 1.5
 
 
 def patients(n_patients: int, seed: int):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_patients):
-        n = int(rng.integers(6, 16))
-        diseased = float(rng.uniform() < 0.5)
-        f = rng.normal(size=(n, F_DIM)).astype(np.float32)
-        f[:, 1] = diseased + rng.normal(0, NOISE, n)
-        labels = (diseased * (f[:, 0] > 0)).astype(np.float32)
-        out.append((torch.from_numpy(f), torch.from_numpy(labels)))
-    return out
+    return relational_patients(n_patients, seed, NOISE)
 
 
 def train_and_score(head_class, train, test, steps: int = 600) -> float:

@@ -10,27 +10,20 @@ import numpy as np
 import pytest
 import torch
 
+from relational_patients import F_DIM
+from relational_patients import patients as relational_patients
+
 from LNStagingLib.errors import ModelError
 from LNStagingLib.evaluation.metrics import roc_auc
 from LNStagingLib.models.gnn import GNNConfig, GNNp
 from LNStagingLib.models.stage2 import Stage2Model, stage2_config
 from LNStagingLib.training.cls import reveal_labels
 
-F_DIM = 4
 NOISE = 10.0
 
 
 def patients(n_patients: int, seed: int):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_patients):
-        n = int(rng.integers(6, 16))
-        diseased = float(rng.uniform() < 0.5)
-        f = rng.normal(size=(n, F_DIM)).astype(np.float32)
-        f[:, 1] = diseased + rng.normal(0, NOISE, n)
-        labels = (diseased * (f[:, 0] > 0)).astype(np.float32)
-        out.append((torch.from_numpy(f), torch.from_numpy(labels)))
-    return out
+    return relational_patients(n_patients, seed, NOISE)
 
 
 @pytest.fixture(scope="module")
