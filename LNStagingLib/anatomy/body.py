@@ -114,27 +114,33 @@ def world_points(image: sitk.Image, index_zyx: np.ndarray) -> np.ndarray:
     return np.asarray(image.GetOrigin()) + (index_xyz * np.asarray(image.GetSpacing())) @ direction.T
 
 
+def points_z_extent(image: sitk.Image, index_zyx: np.ndarray) -> tuple[float, float, bool, bool]:
+    """Lowest and highest world z of the voxels ``index_zyx`` of ``image``, and whether the scan's first/last slice
+    cuts them below / above: a voxel is "at the edge" if it is the first or last along any image axis whose direction
+    has a z component."""
+    z = world_points(image, index_zyx)[:, 2]
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    size_xyz = image.GetSize()
+    low_cut = high_cut = False
+    for axis in range(3):
+        dz = direction[2, axis]
+        if abs(dz) < 1e-6:
+            continue
+        column = index_zyx[:, 2 - axis]
+        first, last = column.min() == 0, column.max() == size_xyz[axis] - 1
+        low, high = (first, last) if dz > 0 else (last, first)
+        low_cut |= bool(low)
+        high_cut |= bool(high)
+    return float(z.min()), float(z.max()), low_cut, high_cut
+
+
 def lung_landmarks(lung: sitk.Image) -> LungLandmarks:
     """Lung base and apex (world z) from a lung mask; whether the scan's first/last slice cuts the lungs."""
     array = sitk.GetArrayViewFromImage(lung) != 0
     if not array.any():
         raise ValueError("empty lung mask")
-    index = np.argwhere(array)
-    z = world_points(lung, index)[:, 2]
-    # a slice is "at the edge" if it is the first or last along any image axis whose direction has a z component
-    direction = np.array(lung.GetDirection()).reshape(3, 3)
-    shape_xyz = lung.GetSize()
-    lo_cut = hi_cut = False
-    for axis in range(3):
-        dz = direction[2, axis]
-        if abs(dz) < 1e-6:
-            continue
-        column = index[:, 2 - axis]
-        first, last = column.min() == 0, column.max() == shape_xyz[axis] - 1
-        low, high = (first, last) if dz > 0 else (last, first)
-        lo_cut |= bool(low)
-        hi_cut |= bool(high)
-    return LungLandmarks(float(z.min()), float(z.max()), not lo_cut, not hi_cut)
+    low_z, high_z, low_cut, high_cut = points_z_extent(lung, np.argwhere(array))
+    return LungLandmarks(low_z, high_z, not low_cut, not high_cut)
 
 
 def normalised_z(z_mm: np.ndarray, landmarks: LungLandmarks) -> np.ndarray:

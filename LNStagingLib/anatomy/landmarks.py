@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .body import world_points
+from .body import points_z_extent
 from .structures import OrganLabels, load_mapping, normalise_name
 
 MIN_SPAN = 0.2  # landmarks closer than this on the 0-1 scale give no usable scale
@@ -63,28 +63,11 @@ class ZFrame:
         return (np.asarray(z_mm, np.float64) - self.base_z) / (self.apex_z - self.base_z)
 
 
-def _extent(image: sitk.Image, index_zyx: np.ndarray) -> tuple[float, float, bool, bool]:
-    z = world_points(image, index_zyx)[:, 2]
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    size_xyz = image.GetSize()
-    low_cut = high_cut = False
-    for axis in range(3):
-        dz = direction[2, axis]
-        if abs(dz) < 1e-6:
-            continue
-        column = index_zyx[:, 2 - axis]
-        first, last = column.min() == 0, column.max() == size_xyz[axis] - 1
-        low, high = (first, last) if dz > 0 else (last, first)
-        low_cut |= bool(low)
-        high_cut |= bool(high)
-    return float(z.min()), float(z.max()), low_cut, high_cut
-
-
 def z_extent(mask: sitk.Image) -> tuple[float, float, bool, bool] | None:
     """(lowest z, highest z, low end cut by the scan, high end cut by the scan) of a mask; None when empty.
     An end is cut when the mask reaches the first or last slice along an image axis with a z component."""
     index = np.argwhere(sitk.GetArrayViewFromImage(mask) != 0)
-    return _extent(mask, index) if len(index) else None
+    return points_z_extent(mask, index) if len(index) else None
 
 
 def _organ_extents(organs: sitk.Image, values: dict[str, tuple[int, ...]]) -> dict[str, tuple]:
@@ -103,7 +86,7 @@ def _organ_extents(organs: sitk.Image, values: dict[str, tuple[int, ...]]) -> di
                 local = np.argwhere(array[box] == value)
                 points.append(local + np.array([sl.start for sl in box]))
         if points:
-            out[key] = _extent(organs, np.concatenate(points))
+            out[key] = points_z_extent(organs, np.concatenate(points))
     return out
 
 
