@@ -21,17 +21,24 @@ from LNStagingLib import NOT_FOR_CLINICAL_USE  # noqa: E402
 from LNStagingLib.models.checkpoint import load_checkpoint, sha256_of  # noqa: E402
 
 RESOURCES = ROOT / "Resources"
-DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JSON, inputs)
-    "demo-seg": ("seg", "seg_attention/seg_model.pt", "seg_attention/eval_seg_test.json", ["ct", "pet", "attention"]),
+ABDOMEN = "abdomen/pancreas"  # where the phantom's anatomy (and so every attention or prior model) applies
+DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JSON, inputs, body site; "" = any)
+    "demo-seg": ("seg", "seg_attention/seg_model.pt", "seg_attention/eval_seg_test.json", ["ct", "pet", "attention"],
+                 ABDOMEN),
+    # issue 13: stage 1 without the attention map (the paper's nnU-Net baseline, no organ masks needed), so that a
+    # head-and-neck or thoracic case can run stage 1: `lnstaging run --models seg=demo-seg-noattention`
+    "demo-seg-noattention": ("seg", "seg_plain/seg_model.pt", "seg_plain/eval_seg_test.json", ["ct", "pet"], ""),
     "demo-identification": ("identification", "seg_attention/identifier.pt", "seg_attention/eval_seg_test.json",
-                            ["ct", "pet", "gtv_ln instances"]),
-    "demo-cls": ("cls", "cls_gnnp/cls_model.pt", "cls_gnnp/eval_cls_test.json", ["ct", "pet", "candidates", "tumor"]),
+                            ["ct", "pet", "gtv_ln instances"], ABDOMEN),
+    "demo-cls": ("cls", "cls_gnnp/cls_model.pt", "cls_gnnp/eval_cls_test.json", ["ct", "pet", "candidates", "tumor"],
+                 ABDOMEN),
     # issue 19: GNNp with the review state as input (train cls --reveal-labels); for lnstaging review --rescore-model
     "demo-cls-rescore": ("cls", "cls_gnnp_reveal/cls_model.pt", "cls_gnnp_reveal/eval_cls_test.json",
-                         ["ct", "pet", "candidates", "tumor", "review decisions"]),
+                         ["ct", "pet", "candidates", "tumor", "review decisions"], ABDOMEN),
     "demo-patient": ("patient", "patient/patient_model.pt", "patient/eval_patient_test.json",
-                     ["ct", "tumor", "ln_volume"]),
+                     ["ct", "tumor", "ln_volume"], ABDOMEN),
 }
+NOT_DEFAULT = {"demo-cls-rescore", "demo-seg-noattention"}  # one default per task: demo-cls, demo-seg
 
 
 def _json(path: Path) -> dict:
@@ -65,13 +72,14 @@ def _review_state_note(payload: dict) -> str:
             "reviewer's decisions. Its gain was measured on phantoms only (docs/RESULTS.md, re-scoring section).\n")
 
 
-def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int) -> str:
+def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str) -> str:
     return f"""# Model card: {model_id}
 
 {NOT_FOR_CLINICAL_USE} These weights were trained on **synthetic phantoms only** (`lnstaging phantom`); they
 demonstrate the pipeline and are not expected to work on patient images. Train on your own cohort (docs/TRAINING.md).
 
 - Task: {task}
+{_site_note(site)}- Training domain: synthetic phantom (`lnstaging phantom`, abdominal anatomy)
 - Network: `{payload['model']}`, configuration below (travels inside the checkpoint)
 - File size: {size / 1e6:.2f} MB; sha256 in Resources/Models.json
 - Training data: {json.dumps(payload.get('training_data', {}))}
@@ -92,14 +100,27 @@ training/validation cases at 1.8 x 1.8 x 2.5 mm). `lnstaging run` resamples stag
 """
 
 
+def _site_note(site: str) -> str:
+    if site:
+        return f"- Body site: {site} (not applied by `lnstaging run` to a case of another site)\n"
+    return ("- Body site: any. It needs no organ masks (no attention map), so it runs on any site, but it learnt lymph "
+            "nodes from abdominal phantoms only: on a head-and-neck or thoracic patient its output demonstrates the "
+            "pipeline, nothing more.\n")
+
+
 def install_models(work: Path) -> list[dict]:
+    """Install every demo model whose checkpoint is in ``work``; the catalogue keeps the entries of the others."""
     target = RESOURCES / "models"
     target.mkdir(parents=True, exist_ok=True)
+    previous = {m["id"]: m for m in _json(RESOURCES / "Models.json").get("models", [])}
     entries = []
-    for model_id, (task, checkpoint, evaluation, inputs) in DEMO_MODELS.items():
+    for model_id, (task, checkpoint, evaluation, inputs, site) in DEMO_MODELS.items():
         source = work / checkpoint
         if not source.is_file():
-            print(f"skipped {model_id}: {source} is missing")
+            if model_id in previous:
+                entries.append(previous[model_id])
+            print(f"not re-installed {model_id}: {source} is missing"
+                  + (" (its current entry is kept)" if model_id in previous else ""))
             continue
         payload = load_checkpoint(source)
         report = _json(work / evaluation)
@@ -108,16 +129,18 @@ def install_models(work: Path) -> list[dict]:
         metrics = headline(task, report)
         if task == "cls":
             metrics["froc"] = froc_operating_points(report)
-        (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size))
+        (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size, site))
         entries.append({"id": model_id, "version": "0.1.0", "task": task, "file": f"models/{model_id}.pt",
                         "sha256": sha256_of(target / f"{model_id}.pt"), "inputs": inputs,
                         "training_data": {"cohort": "phantom seed 11, 48 medium cases, 4 folds + 12 test",
                                           "kind": "synthetic", **payload.get("training_data", {})},
+                        "body_site": site, "training_domain": "synthetic phantom",
                         "model_card": f"models/{model_id}.md", "metrics": metrics,
-                        "default": model_id != "demo-cls-rescore",  # one default per task: demo-cls
+                        "default": model_id not in NOT_DEFAULT,
                         "size_bytes": size, "license": "Apache-2.0",
                         "description": f"Demo {task} model trained on phantoms (small preset)"
                                        + (", re-scores from review decisions" if model_id == "demo-cls-rescore" else "")
+                                       + (", without attention (any site)" if model_id == "demo-seg-noattention" else "")
                                        + ". Not for clinical use."})
     catalogue = {"$schema": "Models.schema.json", "format": "lnstaging-models/1", "models": entries}
     (RESOURCES / "Models.json").write_text(json.dumps(catalogue, indent=2) + "\n")
@@ -140,11 +163,13 @@ def install_demo_case(work: Path, case_id: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--demo-case", required=True, help="a test case id of the phantom cohort to bundle")
+    parser.add_argument("--demo-case", help="a test case id of the phantom cohort to bundle (default: keep the "
+                                              "bundled demo case)")
     args = parser.parse_args()
     entries = install_models(args.work)
-    install_demo_case(args.work, args.demo_case)
-    print(f"installed {len(entries)} models and demo case {args.demo_case}")
+    if args.demo_case:
+        install_demo_case(args.work, args.demo_case)
+    print(f"catalogue holds {len(entries)} models" + (f"; demo case {args.demo_case}" if args.demo_case else ""))
     return 0
 
 
