@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,32 +174,39 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="training seed of every run (default 1)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    specs = experiments(args.work, args.seed)
+    wanted = args.only or list(specs)
+    needed = " ".join(" ".join(map(str, value)) for name in wanted for value in specs[name].values()
+                      if isinstance(value, list))  # a cohort is drawn only when a wanted experiment reads it
     for cohort, cohort_args in [*COHORTS.items(), *EXTERNAL.values()]:
-        if not (args.work / cohort / "dataset.json").is_file():
-            lnstaging(["phantom", "--out", str(args.work / cohort), *cohort_args], args.work / "phantom.log")
-    for cohort in COHORTS:
+        if str(args.work / cohort) + " " in needed + " " or str(args.work / cohort) + "/" in needed:
+            if not (args.work / cohort / "dataset.json").is_file():
+                lnstaging(["phantom", "--out", str(args.work / cohort), *cohort_args], args.work / "phantom.log")
+    for cohort in [c for c in COHORTS if (args.work / c / "dataset.json").is_file()]:
         for script in ("relational_signal", "attention_coverage"):  # analyses of the cohort itself (seconds)
             target = args.work / f"{script}_{cohort}.json"
             if not target.is_file():
                 with open(target, "w") as fh:
                     subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--data",
                                     str(args.work / cohort)], stdout=fh, check=True)
-    specs = experiments(args.work, args.seed)
-    wanted = args.only or list(specs)
     done: set[str] = {n for n in specs if Path(specs[n]["result"]).is_file()
                       and Path(specs[n].get("external_result", specs[n]["result"])).is_file()
                       and Path(specs[n].get("rescore_result", specs[n]["result"])).is_file()}
     pending = [n for n in wanted if n not in done]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        while pending:
-            ready = [n for n in pending if all(a in done for a in specs[n]["after"])]
-            if not ready:
+        running: dict = {}
+        while pending or running:  # start each experiment as soon as a job slot and its prerequisites are free
+            for name in [n for n in pending if all(a in done for a in specs[n]["after"])]:
+                if len(running) < args.jobs:
+                    running[pool.submit(run_experiment, name, specs[name], args.work)] = name
+                    pending.remove(name)
+            if not running:
                 raise SystemExit(f"cannot run {pending}: their prerequisites were not asked for")
-            futures = {pool.submit(run_experiment, n, specs[n], args.work): n for n in ready[: args.jobs]}
-            for future, name in futures.items():
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
                 print(f"{name}: {future.result():.0f} s", flush=True)
                 done.add(name)
-                pending.remove(name)
     return 0
 
 
