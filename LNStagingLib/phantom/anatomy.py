@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .shapes import EllipticCylinder, Ellipsoid, Tube, random_rotation
+from .shapes import EllipticCylinder, Ellipsoid, Tube, Within, random_rotation
 
 
 @dataclass(frozen=True)
@@ -104,11 +104,13 @@ def build_anatomy(rng: np.random.Generator, scale: float) -> Anatomy:
 
     add("body", "subcutaneous_fat", EllipticCylinder(0, R(10), R(165), R(115), -far, far))
     add("abdominal_wall", "muscle", EllipticCylinder(0, R(10), R(150), R(101), -far, far))
-    add("cavity", "visceral_fat", EllipticCylinder(0, R(6), R(140), R(92), -far, far))
+    cavity = EllipticCylinder(0, R(6), R(140), R(92), -far, far)
+    add("cavity", "visceral_fat", cavity)
     for side in (-1, 1):
         add("paraspinal_muscle", "muscle", EllipticCylinder(R(38 * side), R(96), R(28), R(22), -far, far))
     for side in (-1, 1):
-        add("lung", "lung", Ellipsoid(P(85 * side, 15, 215, sd=3), np.array([70, 88, 165]) * s))
+        # inside the cavity (the chest wall): a lung reaching the skin would join the outside air in a CT body mask
+        add("lung", "lung", Within(Ellipsoid(P(85 * side, 15, 215, sd=3), np.array([70, 88, 165]) * s), cavity))
     add("heart", "heart", Ellipsoid(P(15, -35, 180, sd=3), np.array([65, 52, 62]) * s))
     add("liver", "liver", Ellipsoid(P(-90, 5, 66, sd=3), np.array([66, 80, 64]) * s))
     for side in (-1, 1):

@@ -23,6 +23,9 @@ SIZES = {
     "benchmark": ((512, 512, 300), (0.9, 0.9, 1.5), (4, 4, 2)),
 }
 CENTRE = np.array([22.0, 12.0, 12.0])  # patient-frame point the field of view is centred on (peripancreatic region)
+# An abdominal PET/CT field of view starts above the diaphragm: the liver dome (under the right hemidiaphragm) is
+# imaged whole, so the z prior has a landmark besides the lung base (anatomy/landmarks.py).
+DOME_MARGIN_MM = 10.0
 
 
 @dataclass
@@ -70,6 +73,26 @@ def anatomy_scale(shape, spacing) -> float:
     return float(np.clip(min(fov[0] / 250.0, fov[1] / 250.0, fov[2] / 220.0), 0.5, 1.0))
 
 
+def field_of_view(shape, spacing, centre, direction, liver) -> Grid:
+    """The grid centred on ``centre``, raised along z just enough that the top of the ``liver`` ellipsoid lies at
+    least DOME_MARGIN_MM below the most superior slice (a grid that already shows it so is left unchanged)."""
+    grid = Grid.centred(shape, spacing, centre, direction)
+    d = np.asarray(grid.direction).reshape(3, 3)
+    if abs(d[2, 2]) < 0.5:  # not axial slices: no superior slice to keep the dome below
+        return grid
+    sign = np.sign(d[2, 2])  # +1 when the slice index k grows towards the head
+    k_gradient = d[:, 2] / spacing[2]  # d k / d world point
+    reach = float(np.linalg.norm(liver.semi * (liver.rotation.T @ k_gradient)))  # half the liver's extent in k
+    k_centre = float(grid.to_index(liver.centre)[2])
+    superior_slice = shape[2] - 1 if sign > 0 else 0
+    room = sign * (superior_slice - k_centre) - reach  # slices between the liver dome and the superior slice
+    missing = DOME_MARGIN_MM / spacing[2] - room
+    if missing <= 0:
+        return grid
+    raised = np.asarray(centre, float) + np.array([0.0, 0.0, missing * spacing[2] / abs(d[2, 2])])
+    return Grid.centred(shape, spacing, raised, direction)
+
+
 def generate_case(seed: int, size="small", spacing=None, direction="identity", relations: str = "default",
                   look_alikes: str = "near", progress: Progress | None = None) -> PhantomCase:
     """A deterministic synthetic patient: same seed and arguments give identical images and tables.
@@ -89,10 +112,11 @@ def generate_case(seed: int, size="small", spacing=None, direction="identity", r
     rng = np.random.default_rng(seed)
     shape, spacing, factors = resolve_size(size, spacing)
     scale = anatomy_scale(shape, spacing)
-    grid = Grid.centred(shape, spacing, CENTRE * scale, direction)
 
     progress.step(0.02, "anatomy")
     anatomy = build_anatomy(rng, scale)
+    liver = next(s.shape for s in anatomy.structures if s.name == "liver")
+    grid = field_of_view(shape, spacing, CENTRE * scale, direction, liver)
     tissue = paint_anatomy(grid, anatomy)
     objects = np.zeros(grid.shape, np.uint16)
     tumor_voxels = np.isin(tissue, TUMOR_CODES)

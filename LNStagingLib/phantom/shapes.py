@@ -148,6 +148,21 @@ class Tube:
         return best
 
 
+@dataclass
+class Within:
+    """A shape cut to the inside of a container (the lungs to the body cavity: they never reach the skin)."""
+
+    shape: object
+    container: object
+
+    def inside(self, x, y, z):
+        return self.shape.inside(x, y, z) & self.container.inside(x, y, z)
+
+    def parts(self):
+        return [(lo, hi, lambda x, y, z, part=part: part(x, y, z) & self.container.inside(x, y, z))
+                for lo, hi, part in self.shape.parts()]
+
+
 def bent_tube(rng: np.random.Generator, start, direction, length: float, radius: float, bend: float = 0.4,
               steps: int = 4) -> Tube:
     """A short, gently curving tube (an unlabelled vessel or bowel loop)."""
