@@ -57,6 +57,27 @@ def test_folder_with_ct_and_pet_lists_both_and_picks_by_modality(data_dir):
         read_dicom_series(folder, modality="MR")
 
 
+def test_series_headers_parsed_once_equal_a_second_parse(data_dir, monkeypatch):
+    """read_series uses the headers the folder scan read (no second pydicom parse per file): same image, slice order
+    and headers as reading every file again."""
+    import dataclasses
+
+    import pydicom
+
+    from LNStagingLib.io import dicom_series
+
+    folder = data_dir / IBSI / "dicom/STS_001"
+    info = dicom_series.choose_series(list_series(folder), folder, modality="PT")
+    again = dicom_series.read_series(dataclasses.replace(info, headers=None))
+    calls = []
+    original = pydicom.dcmread
+    monkeypatch.setattr(dicom_series.pydicom, "dcmread", lambda *a, **k: calls.append(a) or original(*a, **k))
+    once = dicom_series.read_series(info)
+    assert calls == []
+    assert np.array_equal(sitk.GetArrayViewFromImage(once.image), sitk.GetArrayViewFromImage(again.image))
+    assert once.sop_instance_uids == again.sop_instance_uids and once.headers == again.headers
+
+
 def test_dicom_and_nifti_of_the_same_ct_agree(data_dir):
     dicom = read_image(data_dir / IBSI / "dicom/STS_001/CT/image")
     nifti = read_image(data_dir / IBSI / "nifti/STS_001/CT_image.nii.gz")

@@ -180,6 +180,10 @@ def test_review_in_browser_jump_reject_paint_undo_export_and_restart(case, start
     ranked = sorted(Results.read(case["run"]).candidates, key=lambda c: -c.probability)
     names = page.locator("#candidates tbody tr td:first-child").all_inner_texts()
     assert names == [c.name for c in ranked]
+    headers = page.locator("#candidates thead th").all_inner_texts()
+    assert headers.index("SUVpeak") == headers.index("SUVmax") + 1  # SUVpeak beside SUVmax
+    peaks = page.locator("#candidates tbody td[id^='peak-']").all_inner_texts()
+    assert peaks == ["–" if c.suv_peak != c.suv_peak else f"{c.suv_peak:.1f}" for c in ranked]
     shot(page, "01_loaded")
 
     # click a candidate: every view moves to it

@@ -16,7 +16,8 @@ import SimpleITK as sitk
 from .. import NOT_FOR_CLINICAL_USE
 from ..errors import InputFileError
 from .pet_lesions import DEFAULT_SUV_THRESHOLD, PetDetection, detect_pet_lesions, measure_on_ct
-from .physiological import physiological_masks, set_aside_bladder_heuristic, set_aside_organs, set_aside_primary
+from .physiological import (physiological_masks, set_aside_bladder_heuristic, set_aside_kidney_heart_heuristic,
+                            set_aside_organs, set_aside_primary)
 
 CSV_FIELDS = ("id", "x", "y", "z", "radius_mm", "suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg", "background_suv",
               "short_axis_mm", "long_axis_mm", "mean_hu", "peak_x", "peak_y", "peak_z")
@@ -57,8 +58,10 @@ def pet_candidates(suv: sitk.Image, *, ct: Optional[sitk.Image] = None, organs: 
                                + (", ".join(sorted(masks)) or "none found"))
     else:
         found = set_aside_bladder_heuristic(detection, suv)
-        detection.notes.append(f"No organ masks: the bladder was recognised from uptake and position "
-                               f"({len(found)} lesion(s) set aside); heart and kidney uptake stay in the list.")
+        organs = set_aside_kidney_heart_heuristic(detection, suv)
+        detection.notes.append(f"No organ masks: bladder, kidneys and heart recognised from uptake, size and position "
+                               f"(lesions set aside: bladder {len(found)}, kidney {len(organs['kidney'])}, heart "
+                               f"{len(organs['heart'])}; see set_aside in the JSON file).")
     if tumor is not None:
         set_aside_primary(detection, tumor, suv)
     if ct is not None:

@@ -103,10 +103,48 @@ def sphere_kernel(spacing_xyz, volume_ml: float = PEAK_SPHERE_ML) -> np.ndarray:
     return sum(g ** 2 for g in grids) <= radius ** 2
 
 
+def _peak_weights(spacing_xyz) -> np.ndarray:
+    kernel = sphere_kernel(spacing_xyz)
+    return kernel.astype(np.float32) / kernel.sum()
+
+
 def suv_peak_map(suv: np.ndarray, spacing_xyz) -> np.ndarray:
     """Mean SUV in a 1 ml sphere around each voxel (outside the image counts as 0, as outside the body)."""
-    kernel = sphere_kernel(spacing_xyz)
-    return ndimage.correlate(suv, kernel.astype(np.float32) / kernel.sum(), mode="constant", cval=0.0)
+    return ndimage.correlate(suv, _peak_weights(spacing_xyz), mode="constant", cval=0.0)
+
+
+def suv_peak_at(suv: np.ndarray, index: np.ndarray, spacing_xyz) -> np.ndarray:
+    """``suv_peak_map(suv, spacing_xyz)[tuple(index.T)]`` without the map: the same sums (float64, kernel voxels in
+    the same order as scipy's correlate, outside the image 0) at the given voxels only. The detector needs SUVpeak at
+    the local maxima above the threshold, a few thousand voxels of a 15-million-voxel whole-body PET."""
+    weights = _peak_weights(spacing_xyz).astype(np.float64)
+    half = np.array(weights.shape) // 2
+    index = np.asarray(index, np.intp).reshape(-1, 3)
+    total = np.zeros(len(index), np.float64)
+    shape = np.array(suv.shape)
+    for offset in np.argwhere(weights != 0):  # raster order, as correlate walks its footprint
+        at = index + (offset - half)
+        inside = np.all((at >= 0) & (at < shape), axis=1)
+        sample = np.zeros(len(index), np.float64)
+        sample[inside] = suv[tuple(at[inside].T)]
+        total += sample * weights[tuple(offset)]
+    return total.astype(suv.dtype)
+
+
+def local_maxima_above(values: np.ndarray, threshold: float) -> np.ndarray:
+    """Voxels (numpy index, raster order) at or above ``threshold`` that no 3x3x3 neighbour exceeds: the same set as
+    ``values == maximum_filter(values, 3)`` restricted to the threshold, without filtering the whole volume."""
+    index = np.argwhere(values >= threshold)
+    keep = np.ones(len(index), bool)
+    shape = np.array(values.shape)
+    centre = values[tuple(index.T)]
+    for offset in np.argwhere(np.ones((3, 3, 3), bool)) - 1:
+        if not offset.any():
+            continue
+        at = index + offset
+        inside = np.all((at >= 0) & (at < shape), axis=1)
+        keep[inside] &= centre[inside] >= values[tuple(at[inside].T)]
+    return index[keep]
 
 
 def liver_threshold(suv: np.ndarray, liver: np.ndarray, spacing_xyz) -> tuple[float, str]:
@@ -127,19 +165,21 @@ def liver_threshold(suv: np.ndarray, liver: np.ndarray, spacing_xyz) -> tuple[fl
     return threshold, f"PERCIST liver: 1.5 x {mean:.2f} + 2 x {sd:.2f} = {threshold:.2f}"
 
 
-def _peaks(values: np.ndarray, peak: np.ndarray, threshold: float, spacing_xyz,
-           min_separation_mm: float) -> list[tuple[int, int, int]]:
-    """Peak voxels (numpy index), hottest first: local maxima of the SUV (3x3x3) where SUV and SUVpeak reach the
-    threshold, each at least ``min_separation_mm`` from every hotter peak kept (greedy non-maximum suppression: two
-    maxima closer than a 1 ml sphere's diameter are one lesion; a node beside a hotter node keeps its own peak)."""
+def _peaks(values: np.ndarray, threshold: float, spacing_xyz,
+           min_separation_mm: float) -> list[tuple[tuple[int, int, int], float]]:
+    """Peak voxels (numpy index) and their SUVpeak, hottest first: local maxima of the SUV (3x3x3) where SUV and
+    SUVpeak reach the threshold, each at least ``min_separation_mm`` from every hotter peak kept (greedy non-maximum
+    suppression: two maxima closer than a 1 ml sphere's diameter are one lesion; a node beside a hotter node keeps
+    its own peak). SUVpeak is computed at the local maxima only (``suv_peak_at``)."""
     from scipy.spatial import cKDTree
 
-    local = (values >= threshold) & (peak >= threshold)
-    local &= values == ndimage.maximum_filter(values, size=3, mode="constant", cval=0.0)
-    index = np.argwhere(local)
+    index = local_maxima_above(values, threshold)
+    peak = suv_peak_at(values, index, spacing_xyz)
+    index, peak = index[peak >= threshold], peak[peak >= threshold]
     if not len(index):
         return []
-    index = index[np.argsort(-values[tuple(index.T)], kind="stable")]
+    order = np.argsort(-values[tuple(index.T)], kind="stable")
+    index, peak = index[order], peak[order]
     points = index * np.asarray(spacing_xyz, float)[::-1]
     neighbours = cKDTree(points).query_ball_point(points, r=min_separation_mm)
     suppressed = np.zeros(len(index), bool)
@@ -147,7 +187,7 @@ def _peaks(values: np.ndarray, peak: np.ndarray, threshold: float, spacing_xyz,
     for i in range(len(index)):
         if suppressed[i]:
             continue
-        kept.append(tuple(int(v) for v in index[i]))
+        kept.append((tuple(int(v) for v in index[i]), float(peak[i])))
         suppressed[neighbours[i]] = True
     return kept
 
@@ -278,14 +318,14 @@ def detect_pet_lesions(suv: sitk.Image, *, threshold: float | None = DEFAULT_SUV
         threshold, rule = liver_threshold(values, sitk.GetArrayViewFromImage(liver) > 0, spacing)
     else:
         rule = f"absolute SUVpeak {threshold:g}"
-    peak = suv_peak_map(values, spacing)
-    at, backgrounds = [], []
-    for a in _peaks(values, peak, threshold, spacing, min_separation_mm):
+    at, backgrounds, peaks = [], [], []
+    for a, suv_peak in _peaks(values, threshold, spacing, min_separation_mm):
         background = _shell_median(values, a, spacing)
         if values[a] < min_contrast * background:
             continue  # not focal: as hot as its surroundings (brain cortex, liver, marrow, blood pool noise)
         at.append(a)
         backgrounds.append(background)
+        peaks.append(suv_peak)
     half = np.ceil(MAX_REACH_MM / np.asarray(spacing)[::-1]).astype(int)
     near = np.ceil(PEAK_RADIUS_MM / np.asarray(spacing)[::-1]).astype(int)
     regions = []
@@ -297,7 +337,7 @@ def detect_pet_lesions(suv: sitk.Image, *, threshold: float | None = DEFAULT_SUV
     voxel_ml = float(np.prod(spacing)) / 1000.0
     min_voxels = max(1, math.ceil(min_volume_ml / voxel_ml - 1e-9))
     lesions: list[PetLesion] = []
-    for a, background, (box, region) in zip(at, backgrounds, regions):
+    for a, background, suv_peak, (box, region) in zip(at, backgrounds, peaks, regions):
         if region.sum() < min_voxels:
             continue
         lesion_id = len(lesions) + 1
@@ -309,7 +349,7 @@ def detect_pet_lesions(suv: sitk.Image, *, threshold: float | None = DEFAULT_SUV
         lesions.append(PetLesion(
             id=lesion_id, centroid_lps=tuple(centroid),
             peak_lps=tuple(suv.TransformIndexToPhysicalPoint([int(v) for v in a[::-1]])),
-            suv_max=float(suv_region.max()), suv_peak=float(peak[a]), suv_mean=mean, mtv_ml=mtv, tlg=mean * mtv,
+            suv_max=float(suv_region.max()), suv_peak=suv_peak, suv_mean=mean, mtv_ml=mtv, tlg=mean * mtv,
             background_suv=background))
     label_image = sitk.GetImageFromArray(labels)
     label_image.CopyInformation(suv)

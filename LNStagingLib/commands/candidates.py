@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
 from ._common import add_overwrite_argument
+from .run import add_tumor_arguments
 
 
 def register(sub) -> None:
@@ -21,7 +22,8 @@ def register(sub) -> None:
                                                     "names): uptake in brain, heart, kidneys, bladder, liver, spleen "
                                                     "is set aside")
     parser.add_argument("--organ-mapping", help="label values convention of --organs: totalsegmentator (default) or pdac20")
-    parser.add_argument("--tumor", type=Path, help="primary tumour mask: its lesion is reported apart, never a candidate")
+    add_tumor_arguments(parser, help_suffix=" (read onto the PET grid): its lesion is reported apart, never a "
+                                            "candidate")
     parser.add_argument("--threshold", default="2.5", help="SUVpeak threshold: an SUV (default 2.5) or 'liver' "
                                                            "(PERCIST 1.5 x liver mean + 2 SD; needs --organs)")
     parser.add_argument("--out", required=True, type=Path, help="candidate file to write: .csv or .json")
@@ -46,7 +48,7 @@ def main(args) -> int:
     check_output(args.out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=(".csv", ".json"),
                  needed_bytes=MB)
     threshold = parse_threshold(args.threshold)
-    suv, factor, _ = load_pet_suv(args.pet, args.pet_series_uid, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
+    suv, factor, pet_series = load_pet_suv(args.pet, args.pet_series_uid, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
                                   injection_time=args.injection_time,
                                   **({"accept_timing": True} if args.accept_timing else {}))
     ct = None
@@ -55,9 +57,11 @@ def main(args) -> int:
         require_overlap(suv, ct)
     tumor = None
     if args.tumor is not None:
-        from ..io.images import read_label_map
+        from ..io.mask_source import read_mask
 
-        tumor = read_label_map(args.tumor, what="tumour mask")
+        # onto the PET (its DICOM series, so an RTSTRUCT's or SEG's frame of reference is checked): detection runs there
+        tumor = read_mask(args.tumor, pet_series or suv, what="tumour mask", roi=args.tumor_roi,
+                          segment=args.tumor_segment)
     detection = pet_candidates(suv, ct=ct, organs=args.organs, organ_mapping=args.organ_mapping, tumor=tumor,
                                threshold=threshold)
     write_candidate_file(detection, args.out)

@@ -38,6 +38,8 @@ class SeriesInfo:
     description: str
     frame_of_reference_uid: str | None
     files: tuple[Path, ...]
+    # the headers scan_folder read (same order as ``files``), so read_series does not parse every file a second time
+    headers: tuple[Dataset, ...] | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> str:
         return f"{self.modality} '{self.description}' ({len(self.files)} files, SeriesInstanceUID {self.series_instance_uid})"
@@ -121,6 +123,7 @@ def list_series(folder: os.PathLike | str) -> list[SeriesInfo]:
                 description=str(first.get("SeriesDescription", "")),
                 frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")) or None,
                 files=tuple(path for path, _ in items),
+                headers=tuple(headers),
             )
         )
     return sorted(found, key=lambda s: (s.modality, s.key))
@@ -189,7 +192,8 @@ def _check_spacing(along: np.ndarray, folder) -> None:
 def read_series(info: SeriesInfo, folder=None, what: str = "image") -> DicomSeries:
     """Read one listed series into a SimpleITK image (float32 for PT so per-slice rescale slopes are kept)."""
     folder = folder or (info.files[0].parent if info.files else "")
-    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in info.files]
+    headers = (list(info.headers) if info.headers is not None and len(info.headers) == len(info.files)
+               else [pydicom.dcmread(p, stop_before_pixels=True) for p in info.files])
     files = list(info.files)
     if len(files) == 1 and int(headers[0].get("NumberOfFrames", 1) or 1) > 1:
         try:

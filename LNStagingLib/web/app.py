@@ -39,6 +39,19 @@ def _fmt(value, digits=2) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def candidate_row(c, *, visible: bool, threshold: float, moved: dict) -> dict:
+    """One row of the candidate table as the page shows it. SUVpeak (mean SUV in a 1 ml sphere, PERCIST) beside
+    SUVmax: the PET candidates are found and ranked by it; '–' where it was not measured (a stage-1 or file
+    candidate without a PET lesion)."""
+    return {
+        "id": c.id, "name": c.name, "rank": c.rank, "p": _fmt_p(c.probability), "volume": _fmt(c.volume_ml, 2),
+        "short": _fmt(c.short_axis_mm, 1), "short_flag": bool(c.short_axis_mm and c.short_axis_mm >= 10.0),
+        "suv": _fmt(c.suv_max, 1), "suv_peak": _fmt(c.suv_peak, 1), "review": c.review, "visible": visible,
+        "source": c.source, "below": c.probability is not None and c.probability < threshold,
+        "moved": f"{moved[str(c.id)]:+.2f}" if abs(moved.get(str(c.id), 0.0)) >= 0.005 else "",
+    }
+
+
 @functools.lru_cache(maxsize=32)
 def _catalogue_domain(model_id) -> str:
     """'phantom (synthetic) data' for the demo weights: where a model applies, from the model catalogue."""
@@ -144,13 +157,8 @@ class ReviewApp:
         threshold = session.review.threshold
         rescoring = session.rescoring_status()
         moved = rescoring.get("moved", {}) if rescoring.get("enabled") else {}
-        s.candidates = [{
-            "id": c.id, "name": c.name, "rank": c.rank, "p": _fmt_p(c.probability), "volume": _fmt(c.volume_ml, 2),
-            "short": _fmt(c.short_axis_mm, 1), "short_flag": bool(c.short_axis_mm and c.short_axis_mm >= 10.0),
-            "suv": _fmt(c.suv_max, 1), "review": c.review, "visible": c.id in visible, "source": c.source,
-            "below": c.probability is not None and c.probability < threshold,
-            "moved": f"{moved[str(c.id)]:+.2f}" if abs(moved.get(str(c.id), 0.0)) >= 0.005 else "",
-        } for c in session.ranked_candidates()]
+        s.candidates = [candidate_row(c, visible=c.id in visible, threshold=threshold, moved=moved)
+                        for c in session.ranked_candidates()]
         s.rescoring_available, s.rescoring = rescoring["available"], rescoring["enabled"]
         rows = s.candidates
         s.operating_index = next((k for k, row in enumerate(rows) if row["below"]), len(rows))
@@ -562,6 +570,7 @@ class ReviewApp:
                 with html.Tr():
                     for title, tip in (("Name", "RT structure name"), ("p", "metastasis probability"),
                                        ("SA (mm)", "short axis; bold when >= 10 mm"), ("SUVmax", "maximum SUV"),
+                                       ("SUVpeak", "mean SUV in a 1 ml sphere (PERCIST); PET candidates"),
                                        ("Vol (ml)", "volume"), ("Decision", "accept / reject / reset")):
                         html.Th(title, title=tip)
             with html.Tbody():
@@ -578,6 +587,7 @@ class ReviewApp:
                                   id=("'moved-' + c.id",))
                     html.Td("{{ c.short }}", classes=("c.short_flag ? 'font-weight-bold text-warning' : ''",))
                     html.Td("{{ c.suv }}")
+                    html.Td("{{ c.suv_peak }}", id=("'peak-' + c.id",))
                     html.Td("{{ c.volume }}")
                     with html.Td(classes="text-no-wrap"):
                         v.VBtn(icon="mdi-check", size="x-small",
