@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import NOT_FOR_CLINICAL_USE, __version__
+from .inference.rescore_record import rescore_summary
 from .results import Results, candidate_row
 
 VIEW_MM = 80  # field of view of a candidate's slice views
@@ -210,10 +211,6 @@ def _training_domain(model_id) -> str:
 
 def _rescore_line(results: Results) -> str:
     """Says when the shown probabilities were re-scored from review decisions (issue 19), and from which."""
-    if not results.provenance.get("rescore"):
-        return ""  # (no torch import for a report without re-scoring)
-    from .inference.rescore import rescore_summary
-
     line = rescore_summary(results)
     return f"<li>{html.escape(line)}</li>" if line else ""
 

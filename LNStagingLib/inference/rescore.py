@@ -29,8 +29,15 @@ from ..errors import ModelError
 from ..models.gnn import ACCEPTED, REJECTED, UNKNOWN
 from ..models.stage2 import Stage2Model
 from .classification import _convolutions, patch_arguments
+from .rescore_record import original_probability, rescore_summary, restore_original_probabilities
 
 STATE_CODES = {"accepted": ACCEPTED, "rejected": REJECTED, "pending": UNKNOWN}
+
+
+def require_review_state(model) -> None:
+    if not getattr(getattr(model, "config", None), "review_state", False):
+        raise ModelError("This model cannot re-score from review decisions: it was trained without the review "
+                         "state (lnstaging train cls --head gnnp --reveal-labels).")
 
 
 @dataclass
@@ -44,15 +51,14 @@ class ReviewGraph:
     priors: Optional[torch.Tensor]  # [N, P] raw, in the model's prior order (NaN where missing)
 
     def __post_init__(self) -> None:
-        if not self.model.config.review_state:
-            raise ModelError("This stage-2 model cannot re-score from review decisions: it was trained without "
-                             "the review state (lnstaging train cls --reveal-labels).")
+        require_review_state(self.model)
 
     @classmethod
     @torch.inference_mode()
     def from_results(cls, model: Stage2Model, results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
                      batch_size: int = 16, device: str = "cpu") -> "ReviewGraph":
         """Run the CNN over the candidates of ``results`` (instance masks from results.gtv_ln when present)."""
+        require_review_state(model)  # before the CNN pass, not after it
         model.eval()
         ids = [c.id for c in results.candidates]
         centroids = np.array([c.centroid_lps for c in results.candidates], np.float64).reshape(-1, 3)
@@ -93,12 +99,6 @@ class Rescored:
         return {"decisions": {str(k): v for k, v in sorted(self.decisions.items())},
                 "probabilities": {str(k): round(v, 6) for k, v in sorted(self.probabilities.items())},
                 "moved": {str(k): round(v, 6) for k, v in sorted(self.moved.items())}}
-
-
-def original_probability(candidate) -> float:
-    """The probability before any re-scoring: stage 2's score when it ran, else the one shown."""
-    value = candidate.scores.get("stage2", candidate.probability)
-    return float("nan") if value is None else float(value)
 
 
 def rescore(results, decisions: Mapping[int, str], graph: ReviewGraph) -> Rescored:
@@ -167,9 +167,7 @@ class Rescorer:
         for c in results.candidates:  # originals kept in scores, so switching off restores them exactly
             c.scores.setdefault("stage2", original_probability(c))
         if not self.enabled:
-            for c in results.candidates:
-                c.probability = c.scores["stage2"]
-            results.provenance["rescore"] = {"enabled": False, "model": self.model_name}
+            restore_original_probabilities(results, self.model_name)
             self.last = None
         else:
             self.last = rescore(results, {c.id: c.review for c in results.candidates}, self.graph)
@@ -177,21 +175,30 @@ class Rescorer:
                 c.probability = self.last.probabilities[c.id]
             results.provenance["rescore"] = {"enabled": True, "model": self.model_name,
                                              "model_sha256": self.model_sha256, **self.last.as_dict()}
-        results.rank_candidates()
+            results.rank_candidates()
         self.seconds = time.perf_counter() - start
         return self.last
 
 
-def rescore_summary(results) -> Optional[str]:
-    """One line for reports and exports: whether the shown probabilities were re-scored, and from what."""
-    info = results.provenance.get("rescore")
-    if not info or not info.get("enabled"):
-        return None
-    decisions = info.get("decisions", {})
-    moved = info.get("moved", {})
-    return (f"Probabilities of {len(moved)} pending candidates were re-scored by {info.get('model') or 'the model'} "
-            f"from {len(decisions)} review decisions (candidates {', '.join(sorted(decisions, key=int)) or 'none'}).")
+def rescorer_from_checkpoint(path, results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
+                             expected_sha256: Optional[str] = None, name: str = "", enabled: bool = True,
+                             device: str = "cpu") -> Rescorer:
+    """A Rescorer for ``results`` from a stage-2 checkpoint trained with --reveal-labels (sha256 checked when given).
+
+    Runs the CNN over the candidates once (seconds); ModelError when the file is not such a model. Every face
+    (web review session, Slicer module through the scene adapter) builds its rescorer here."""
+    from pathlib import Path
+
+    from ..models.checkpoint import load_model, sha256_of
+
+    path = Path(path)
+    model, _, _ = load_model(path, expected_sha256, map_location=device)
+    if not isinstance(model, Stage2Model):
+        raise ModelError(f"{path.name} is not a stage-2 (cls) model: re-scoring needs one trained with "
+                         "lnstaging train cls --head gnnp --reveal-labels.")
+    graph = ReviewGraph.from_results(model, results, ct, pet, device=device)
+    return Rescorer(graph, name or path.name, expected_sha256 or sha256_of(path), enabled=enabled)
 
 
 __all__ = ["ReviewGraph", "Rescored", "Rescorer", "rescore", "rescore_summary", "original_probability",
-           "STATE_CODES"]
+           "restore_original_probabilities", "rescorer_from_checkpoint", "STATE_CODES"]

@@ -150,20 +150,16 @@ class ReviewSession:
         self.rescorer = None
         if self.rescore_model is None or not self.review.results.candidates:
             return None
-        from ..inference.rescore import Rescorer, ReviewGraph
-        from ..models import stage2  # noqa: F401  (registers the stage-2 network)
-        from ..models.checkpoint import load_model, sha256_of
+        from ..inference.rescore import rescorer_from_checkpoint
 
         try:
-            model, _, _ = load_model(self.rescore_model)
             ct = sitk.ReadImage(str(case.ct))
             pet = sitk.ReadImage(str(case.pet)) if case.pet is not None else None
-            graph = ReviewGraph.from_results(model, self.review.results, ct, pet)
+            self.rescorer = rescorer_from_checkpoint(self.rescore_model, self.review.results, ct, pet,
+                                                     enabled=self.rescoring_enabled)
         except LNStagingError as error:
             log.warning("case %s: re-scoring off: %s", case.case_id, error)
             return f"Re-scoring is off for this case: {error}"
-        self.rescorer = Rescorer(graph, self.rescore_model.name, sha256_of(self.rescore_model),
-                                 enabled=self.rescoring_enabled)
         self.review.rescorer = self.rescorer  # the scene applies it on every decision (same path as Slicer)
         self.review.apply_rescoring()
         self.review.refresh()
