@@ -22,6 +22,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..errors import ExportError
+from ..inference.rescore_record import rescore_summary, rescored_changes
 from ..progress import Progress
 from ..results import Candidate, Results
 from .ct_reference import read_ct_reference
@@ -59,8 +60,10 @@ def export_label_map(labels: sitk.Image, ct_dicom: Path | str, out: Path | str, 
                      candidates: list[Candidate] | None = None, only_accepted: bool = False, combined: bool = False,
                      resample: bool = False, structure_set_label: str = "LNStaging GTVn",
                      series_uid: str | None = None, progress: Progress | None = None, include_pending: bool = False,
-                     threshold: float | None = None) -> ExportSummary:
-    """Write ``labels`` (instance label map, value = candidate id) as an RTSTRUCT or SEG on the CT in ``ct_dicom``."""
+                     threshold: float | None = None, rescored_ids=()) -> ExportSummary:
+    """Write ``labels`` (instance label map, value = candidate id) as an RTSTRUCT or SEG on the CT in ``ct_dicom``.
+
+    ``rescored_ids``: candidates whose probability was re-scored from review decisions (said in their description)."""
     if kind not in KINDS:
         raise ExportError(f"Unknown export kind {kind!r}: choose one of {', '.join(KINDS)}.")
     include_pending = _include_pending(include_pending, only_accepted)
@@ -77,7 +80,8 @@ def export_label_map(labels: sitk.Image, ct_dicom: Path | str, out: Path | str, 
                 warnings.filterwarnings("ignore", message=message)
             ct = read_ct_reference(ct_dicom, series_uid=series_uid)
             label_array = labels_on_ct_grid(labels, ct.image, resample=resample)
-            rois, notes = select_rois(label_array, candidates, include_pending=include_pending, combined=combined)
+            rois, notes = select_rois(label_array, candidates, include_pending=include_pending, combined=combined,
+                                      rescored_ids=rescored_ids)
             build = progress.sub(0.1, 0.95)
             if kind == "rtstruct":
                 ds = build_rtstruct(ct, label_array, rois, label=structure_set_label, progress=build)
@@ -106,13 +110,10 @@ def export_results(results: Results, ct_dicom: Path | str, out: Path | str, kind
     summary = export_label_map(results.gtv_ln, ct_dicom, out, kind=kind, candidates=list(results.candidates),
                                only_accepted=only_accepted, combined=combined, resample=resample,
                                series_uid=series_uid, progress=progress, include_pending=include_pending,
-                               threshold=_threshold(results, threshold))
-    if results.provenance.get("rescore"):  # the review's probabilities were re-scored from its decisions (issue 19)
-        from ..inference.rescore import rescore_summary
-
-        rescored = rescore_summary(results)
-        if rescored:
-            summary.notes.append(rescored)
+                               threshold=_threshold(results, threshold), rescored_ids=set(rescored_changes(results)))
+    rescored = rescore_summary(results)  # the review's probabilities were re-scored from its decisions (issue 19)
+    if rescored:
+        summary.notes.append(rescored)
     return summary
 
 

@@ -26,6 +26,7 @@ from typing import Iterable, Optional
 import numpy as np
 import SimpleITK as sitk
 
+from ..inference.rescore_record import rescore_summary
 from ..io.atomic import atomic_file
 from ..results import Candidate, Results
 
@@ -147,7 +148,7 @@ class ExportRecord:
     include_pending: bool
     fingerprint: str
     exported_at: str
-    summary: str
+    summary: str  # the counts, and whether the probabilities were re-scored from the review's decisions
 
 
 def write_record(review_dir: Path | str, summary, results: Results, counts: ExportCounts,
@@ -156,7 +157,8 @@ def write_record(review_dir: Path | str, summary, results: Results, counts: Expo
     record = ExportRecord(path=str(summary.path), kind=summary.kind, rois=[r.name for r in summary.rois],
                           counts=asdict(counts), include_pending=bool(include_pending),
                           fingerprint=review_fingerprint(results),
-                          exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), summary=counts.text(summary.kind))
+                          exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          summary=" ".join([counts.text(summary.kind), *filter(None, [rescore_summary(results)])]))
     review_dir = Path(review_dir)
     review_dir.mkdir(parents=True, exist_ok=True)
     with atomic_file(review_dir / RECORD_FILE) as tmp:

@@ -83,11 +83,12 @@ def labels_on_ct_grid(labels: sitk.Image, ct: sitk.Image, resample: bool = False
 
 
 def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = None, include_pending: bool = False,
-                combined: bool = False) -> tuple[list[RoiSpec], list[str]]:
+                combined: bool = False, rescored_ids=()) -> tuple[list[RoiSpec], list[str]]:
     """Pick the nodes to export by the review rule (review_rule.is_exported) and describe them.
 
     Accepted nodes always, pending ones only with ``include_pending``, rejected never; a label missing from the
     candidate list counts as pending. Without any candidate list (a bare label map) every label is exported.
+    ``rescored_ids``: candidates whose probability was re-scored from review decisions (their description says so).
     Returns (rois, notes for the user).
     """
     present = [int(v) for v in np.unique(label_array) if v != 0]
@@ -125,15 +126,17 @@ def select_rois(label_array: np.ndarray, candidates: list[Candidate] | None = No
         name = c.name if c is not None else f"GTVn_{value:02d}"
         p = c.probability if c is not None else None
         colour = colour_for_probability(p) if p is not None else PALETTE[(value - 1) % len(PALETTE)]
-        rois.append(RoiSpec(number, name, (value,), colour, p, _algorithm(c), roi_description(value, c)))
+        rois.append(RoiSpec(number, name, (value,), colour, p, _algorithm(c),
+                            roi_description(value, c, rescored=value in set(rescored_ids))))
     return rois, notes
 
 
-def roi_description(value: int, c: Candidate | None) -> str:
-    """'Lymph node candidate 12, p(metastasis) 0.873, accepted': whole words within the 64 characters of DICOM LO."""
+def roi_description(value: int, c: Candidate | None, rescored: bool = False) -> str:
+    """'Lymph node candidate 12, p(metastasis) 0.873, accepted' ('... 0.873 re-scored, pending' when the review's
+    decisions re-scored it): whole words within the 64 characters of DICOM LO."""
     parts = [f"Lymph node candidate {value}"]
     if c is not None and c.probability is not None:
-        parts.append(f"p(metastasis) {c.probability:.3f}")
+        parts.append(f"p(metastasis) {c.probability:.3f}" + (" re-scored" if rescored else ""))
     if c is not None:
         parts.append(c.review)
     return fit_words(", ".join(parts))
