@@ -31,9 +31,10 @@ def register(sub) -> None:
     parser.add_argument("--allow-other-images", action="store_true",
                         help="accept a CT/PET whose checksum differs from the run's inputs (provenance.json), e.g. "
                              "the same scan converted to another format; by default such images are refused")
-    parser.add_argument("--rescore-model", type=Path, metavar="CKPT",
-                        help="a stage-2 model trained with --reveal-labels: each accept/reject re-scores the pending "
-                             "candidates (switch it off on the page)")
+    parser.add_argument("--rescore-model", metavar="CKPT|ID",
+                        help="a stage-2 model trained with --reveal-labels, as a file or a catalogue id (e.g. "
+                             "demo-cls-rescore): each accept/reject re-scores the pending candidates (switch it off "
+                             "on the page)")
     parser.set_defaults(func=main)
 
 
@@ -87,6 +88,10 @@ def main(args) -> int:
     from ..web.cases import find_cases
 
     cases = find_cases(args.dir, ct=args.ct, pet=args.pet, data=args.data, ct_dicom=args.ct_dicom)
+    if args.rescore_model:  # a file or a catalogue id; a wrong one is a one-line error before anything is served
+        from ..models.catalogue import resolve_model_file
+
+        args.rescore_model, _ = resolve_model_file(args.rescore_model, "cls")
     previous_handler = _stop_on_sigterm()
     locks = []
     try:

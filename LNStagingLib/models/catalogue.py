@@ -19,12 +19,13 @@ from urllib.parse import urlparse
 
 from ..errors import ModelError
 from ..resource_files import resources_dir
-from .checkpoint import load_model, sha256_of
+from .checkpoint import load_checkpoint, load_model, sha256_of
 
 CATALOGUE_FORMAT = "lnstaging-models/1"
 TASKS = ("seg", "cls", "identification", "patient")
 RESOURCES_DIR = resources_dir()
 CACHE_ENV = "LNSTAGING_CACHE"
+REVIEW_STATE_INPUT = "review decisions"  # in a cls entry's inputs: the GNNp reads the review state (issue 19)
 
 
 def default_cache_dir() -> Path:
@@ -150,10 +151,43 @@ class Catalogue:
         partial.replace(target)
         return target
 
+    def rescore_model_ids(self) -> list[str]:
+        """The cls models that re-score pending candidates from review decisions (issue 19): those whose checkpoint
+        was trained with the review state as node input (``train cls --reveal-labels``).
+
+        The checkpoint's configuration decides when torch is installed and the weights are here. Before that (a
+        fresh Slicer panel, weights not imported yet) the entry's ``inputs`` naming "review decisions" do; choosing
+        such a model then says what is missing."""
+        ids = []
+        for entry in sorted(self.for_task("cls"), key=lambda e: e.id):
+            try:
+                payload = load_checkpoint(self.resolve(entry.id, "cls"))
+                usable = bool((payload.get("config") or {}).get("review_state"))
+            except (ImportError, ModelError):
+                usable = REVIEW_STATE_INPUT in entry.inputs
+            if usable:
+                ids.append(entry.id)
+        return ids
+
     def load(self, model_id: str, task: str | None = None, map_location: str = "cpu"):
         """Resolve, verify and build the network: (model, config, checkpoint payload)."""
         entry = self.get(model_id, task)
         return load_model(self.resolve(model_id, task), entry.sha256, map_location)
+
+
+def resolve_model_file(value: str | Path, task: str, catalogue: Catalogue | None = None) -> tuple[Path, str | None]:
+    """A model given as a file or as a catalogue id: (local file, the catalogue's sha256 or None for a file).
+
+    A catalogue id resolves to its verified file; anything else must be an existing file."""
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path, None
+    catalogue = catalogue or Catalogue.read()
+    if str(value) in catalogue.entries:
+        entry = catalogue.get(str(value), task)
+        return catalogue.resolve(entry.id, task), entry.sha256
+    raise ModelError(f"{value} is neither a model file nor a {task} model of the catalogue "
+                     f"({', '.join(e.id for e in catalogue.for_task(task)) or 'none'}).")
 
 
 def _entry(raw: dict) -> ModelEntry:
