@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..inference.rescore_record import rescoring_status_line, restore_original_probabilities
 from ..results import REVIEW_STATES, Results
 from . import markups, segments, table, views, volumes
 
@@ -162,6 +163,31 @@ class ReviewScene:
             self.rescorer.enabled = bool(enabled)
             self.apply_rescoring()
             self.refresh()
+
+    def start_rescoring(self, checkpoint, expected_sha256: Optional[str] = None, name: str = "",
+                        enabled: bool = True) -> None:
+        """Re-score from decisions with a review-state model (file; sha256 checked when given): its CNN runs once
+        over the candidates on this review's CT and PET, then every decision re-runs only the graph head."""
+        from ..inference.rescore import rescorer_from_checkpoint
+
+        ct = volumes.image_from_volume(self.ct)
+        pet = volumes.image_from_volume(self.pet) if self.pet is not None else None
+        self.rescorer = rescorer_from_checkpoint(checkpoint, self.results, ct, pet, expected_sha256, name, enabled)
+        self.apply_rescoring()
+        self.refresh()
+
+    def stop_rescoring(self) -> None:
+        """No re-scoring model any more: every candidate shows its original probability (also after a restored
+        review whose probabilities were re-scored)."""
+        self.rescorer = None
+        if self.results.provenance.get("rescore"):
+            restore_original_probabilities(self.results, self.results.provenance["rescore"].get("model", ""))
+        self.refresh()
+
+    def rescoring_status(self) -> str:
+        """One line for a status bar: what the last decision re-scored and by how much, or why nothing was."""
+        seconds = self.rescorer.seconds if self.rescorer is not None else None
+        return rescoring_status_line(self.results, seconds)
 
     def accept(self, candidate_id: int) -> None:
         self.set_review(candidate_id, "accepted")

@@ -6,6 +6,7 @@ from typing import Optional
 
 import vtk
 
+from ..inference.rescore_record import rescored_changes
 from ..results import Results
 
 COLUMNS = (  # (name, vtk array class, title)
@@ -16,6 +17,7 @@ COLUMNS = (  # (name, vtk array class, title)
     ("short_axis_mm", vtk.vtkDoubleArray, "Short axis (mm)"),
     ("suv_max", vtk.vtkDoubleArray, "SUVmax"),
     ("review", vtk.vtkStringArray, "Review"),
+    ("rescored_change", vtk.vtkStringArray, "Re-scored"),  # "+0.120": how far the decisions moved it (issue 19)
 )
 TABLE_NAME = "LNStaging candidates"
 
@@ -32,12 +34,16 @@ def update_candidate_table(node, results: Results) -> None:
     """Rewrite every row from ``results`` (ranked by probability)."""
     results.rank_candidates()
     ordered = sorted(results.candidates, key=lambda c: c.rank)
+    changes = rescored_changes(results)
     table = vtk.vtkTable()
     for column, array_class, _ in COLUMNS:
         array = array_class()
         array.SetName(column)
         for c in ordered:
-            value = getattr(c, column)
+            if column == "rescored_change":
+                value = f"{changes[c.id]:+.3f}" if c.id in changes else ""
+            else:
+                value = getattr(c, column)
             if column == "probability":
                 value = float("nan") if value is None else value
             array.InsertNextValue(value)
