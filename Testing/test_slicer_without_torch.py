@@ -68,6 +68,8 @@ assert description.startswith("GPU:"), description
 catalogue = logic.catalogue()
 first = catalogue.entries[ids[0]]
 assert catalogue.resolve(first.id).is_file()  # sha256 verified without torch
+marked = sorted(e.id for e in catalogue.for_task("cls") if "review decisions" in e.inputs)
+assert logic.rescoreModelIds() == marked, (logic.rescoreModelIds(), marked)  # the catalogue's word, torch not loaded
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 assert not loaded, loaded
 print("MODELS", ",".join(ids))

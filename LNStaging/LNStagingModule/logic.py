@@ -13,6 +13,7 @@ import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
 from LNStagingLib.errors import ExportError, LNStagingError
+from LNStagingLib.inference.rescore_record import rescore_summary, rescored_changes
 from LNStagingLib.results import Results
 from LNStagingLib.scene import review_state, rt_export
 from LNStagingLib.scene.review import ReviewScene, remove_review_nodes
@@ -31,6 +32,9 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         self.child: Optional[process.ChildProcess] = None
         self.workDir: Optional[Path] = None
         self.review: Optional[ReviewScene] = None
+        self.rescoreModel = ""  # re-scoring model (issue 19): "" none, a catalogue id or a weights file
+        self.rescoringEnabled = True
+        self.rescoreNote = ""  # why re-scoring is off for the review on screen, when it could not start
 
     # ---- models ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -140,6 +144,10 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             self.review = ReviewScene.show(slicer.mrmlScene, results, ctNode, petNode,
                                            froc=froc or self.validationFroc(results))
         self._placeUnderStudy(ctNode)
+        try:
+            self._applyRescoreModel()
+        except LNStagingError as error:  # the review stays usable, with its original probabilities
+            self.rescoreNote = f"Re-scoring is off for this review: {error}"
         return self.review
 
     def validationFroc(self, results) -> list:
@@ -165,6 +173,65 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             if node is not None:
                 hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), parent)
 
+    # ---- re-scoring from decisions (issue 19) -------------------------------------------------------------------
+    def rescoreModelIds(self) -> list[str]:
+        """The catalogue's cls models trained with the review state as input; empty (never an exception)."""
+        try:
+            return self.catalogue().rescore_model_ids()
+        except (LNStagingError, ImportError, OSError) as error:
+            import logging
+
+            logging.warning(f"LNStaging: the re-scoring models could not be listed ({error})")
+            return []
+
+    def setRescoreModel(self, model: str) -> str:
+        """Re-score with ``model`` ("" none, a catalogue id, or a weights file) on the review on screen and on every
+        review loaded later. A model that cannot re-score raises LNStagingError and leaves the originals shown.
+        Returns the status line."""
+        self.rescoreModel = str(model or "")
+        try:
+            self._applyRescoreModel()
+        except LNStagingError:
+            self.rescoreModel = ""
+            raise
+        return self.rescoringStatus()
+
+    def setRescoring(self, enabled: bool) -> str:
+        """Switch re-scoring on or off (off: every candidate shows its original probability). Returns the status."""
+        self.rescoringEnabled = bool(enabled)
+        if self.review is not None and self.review.rescorer is not None:
+            self.review.set_rescoring(self.rescoringEnabled)
+        return self.rescoringStatus()
+
+    def rescoringStatus(self) -> str:
+        """One line for the panel and the status bar: what the decisions moved, or why nothing is re-scored."""
+        if self.review is None:
+            return ""
+        if self.rescoreNote:
+            return self.rescoreNote
+        if self.review.rescorer is None:
+            return "" if not self.rescoreModel else "Re-scoring model chosen: it applies to the next review."
+        return self.review.rescoring_status()
+
+    def _applyRescoreModel(self) -> None:
+        """(Re)build the review's rescorer from the chosen model (the CNN runs once over the candidates); with no
+        model, show the original probabilities."""
+        self.rescoreNote = ""
+        if self.review is None:
+            return
+        if not self.rescoreModel:
+            self.review.stop_rescoring()
+            return
+        from LNStagingLib.models.catalogue import resolve_model_file
+
+        try:
+            path, sha256 = resolve_model_file(self.rescoreModel, "cls")
+            name = self.rescoreModel if sha256 is not None else path.name
+            self.review.start_rescoring(path, sha256, name, enabled=self.rescoringEnabled)
+        except LNStagingError:
+            self.review.stop_rescoring()
+            raise
+
     def saveReview(self, folder) -> Path:
         return review_state.save_review(self.review, folder)
 
@@ -178,21 +245,23 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         if self.review is None:
             raise ExportError("Load or compute results first: there is nothing to export.")
         self.review.read_edits()
+        results = self.review.results
+        rescored = rescore_summary(results)  # the probabilities were re-scored from the decisions: say so
         if hasattr(slicer.modules, "dicomrtimportexport"):
             import DicomRtImportExportPlugin
 
             plugin = DicomRtImportExportPlugin.DicomRtImportExportPluginClass()
             names = rt_export.export_with_slicerrt(slicer.mrmlScene, self.review, outFolder, plugin, includePending)
-            return f"{outFolder} ({len(names)} ROIs: {', '.join(names)})"
+            return f"{outFolder} ({len(names)} ROIs: {', '.join(names)})" + (f"\n{rescored}" if rescored else "")
         if not ctDicomFolder:
             raise ExportError("SlicerRT is not installed: give the CT's DICOM folder so the RTSTRUCT can reference it.")
         from LNStagingLib.export.exporter import export_label_map
 
         out = Path(outFolder) / "RS_LNStaging.dcm"
-        export_label_map(self.review.results.gtv_ln, ctDicomFolder, out, kind="rtstruct",
-                         candidates=self.review.results.candidates,
+        export_label_map(results.gtv_ln, ctDicomFolder, out, kind="rtstruct", candidates=results.candidates,
+                         rescored_ids=set(rescored_changes(results)),
                          **rt_export.review_rule_kwargs(export_label_map, includePending))
-        return str(out)
+        return str(out) + (f"\n{rescored}" if rescored else "")
 
     # ---- dependencies -----------------------------------------------------------------------------------------
     @staticmethod

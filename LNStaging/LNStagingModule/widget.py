@@ -101,6 +101,10 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.overlayComboBox.connect("currentIndexChanged(int)", self.onOverlay)
         self.ui.opacitySlider.connect("valueChanged(double)", self.onOverlay)
         self.ui.showRejectedCheckBox.connect("toggled(bool)", self.onShowRejected)
+        self.logic.rescoreModel = settingValue("rescoreModel")  # applied (and the list filled) when a review is shown
+        self.ui.rescoreModelComboBox.connect("currentIndexChanged(int)", self.onRescoreModel)
+        self.ui.rescoreFileButton.connect("clicked(bool)", self.onRescoreFile)
+        self.ui.rescoreCheckBox.connect("toggled(bool)", self.onRescoring)
         self.ui.saveReviewButton.connect("clicked(bool)", self.onSaveReview)
         self.ui.restoreReviewButton.connect("clicked(bool)", self.onLoadResults)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
@@ -283,7 +287,10 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "not saved with Save review... are lost.", windowTitle="LNStaging - Replace the review"):
             return
         with reportErrors("The results could not be shown."):
+            self.logic.rescoringEnabled = self.ui.rescoreCheckBox.checked
             review = self.logic.loadResults(folder, p.ct, p.pet)
+            self._fillRescoreModels()  # weights imported meanwhile are listed now
+            self._showRescoringStatus()
             self.ui.candidateTableView.setMRMLTableNode(review.table)
             self.ui.segmentEditorWidget.setSegmentationNode(review.segmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.ct)
@@ -315,6 +322,50 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.fpSlider.enabled = byFp
         self.ui.thresholdSlider.enabled = not byFp
 
+    # ---- re-scoring from decisions (issue 19): the logic and the scene adapter do the work ---------------------
+    def _fillRescoreModels(self):
+        """'None', the catalogue's re-scoring models and a chosen file; the logic's choice selected (no signal)."""
+        combo = self.ui.rescoreModelComboBox
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            combo.addItem("None (original probabilities)", "")
+            for modelId in self.logic.rescoreModelIds():
+                combo.addItem(modelId, modelId)
+            choice = self.logic.rescoreModel
+            if choice and combo.findData(choice) < 0:
+                combo.addItem(qt.QFileInfo(choice).fileName(), choice)  # a file chosen with File...
+            self._selectComboData(combo, choice)
+        finally:
+            combo.blockSignals(False)
+
+    def onRescoreModel(self, *args):
+        self._setRescoreModel(self.ui.rescoreModelComboBox.currentData or "")
+
+    def onRescoreFile(self):
+        path = qt.QFileDialog.getOpenFileName(self.parent, "Re-scoring model (weights file)",
+                                              settingValue("folders/weights"), "PyTorch weights (*.pt *.pth)")
+        if path:
+            setSetting("folders/weights", qt.QFileInfo(path).absolutePath())
+            self._setRescoreModel(path)
+
+    def _setRescoreModel(self, model):
+        with reportErrors("This model cannot re-score from review decisions."):
+            self.logic.setRescoreModel(model)
+        setSetting("rescoreModel", self.logic.rescoreModel)  # "" when the model was refused
+        self._fillRescoreModels()
+        self._showRescoringStatus()
+
+    def onRescoring(self, enabled):
+        self.logic.setRescoring(enabled)
+        self._showRescoringStatus()
+
+    def _showRescoringStatus(self):
+        status = self.logic.rescoringStatus()
+        self.ui.rescoreStatusLabel.text = status
+        if status:
+            slicer.util.showStatusMessage(status, 5000)
+
     def _currentCandidateId(self):
         review = self.logic.review
         if review is None:
@@ -331,8 +382,9 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if candidateId is None:
             return
         row = self.ui.candidateTableView.currentIndex().row()
-        self.logic.review.set_review(candidateId, state)
+        self.logic.review.set_review(candidateId, state)  # re-scores the pending nodes when a model is chosen
         self._selectRow(min(row + 1, self.logic.review.table.GetNumberOfRows() - 1))
+        self._showRescoringStatus()
 
     def onAccept(self):
         self._decide("accepted")
