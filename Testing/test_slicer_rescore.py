@@ -23,6 +23,7 @@ slicer = pytest.importorskip("slicer")
 from export_roundtrip import sitk_ct  # noqa: E402
 from scene_fixtures import PROBABILITIES, make_case, mrml  # noqa: E402,F401  (pytest fixture)
 from test_export_review_rule import reviewed  # noqa: E402,F401  (the shared fixture: 19 nodes on a DICOM CT)
+from test_install_demo_models import installed  # noqa: E402,F401  (demo models installed into a temporary Resources/)
 
 from LNStagingLib.errors import ModelError  # noqa: E402
 from LNStagingLib.inference.rescore import rescore  # noqa: E402
@@ -210,3 +211,22 @@ def test_the_export_says_which_probabilities_were_rescored(reviewed, tmp_path): 
            "(candidates 2, 4, 11, 17)."
     assert line in summary.notes and record.summary.endswith(line)
     assert json.loads((tmp_path / "review" / "export.json").read_text())["summary"] == record.summary
+
+
+def test_the_module_lists_and_uses_the_installed_demo_rescoring_model(logic_class, run, installed):  # noqa: F811
+    """After scripts/install_demo_models.py (tiny checkpoints into a temporary Resources/): the model list offers
+    demo-cls-rescore (not demo-cls, trained without the review state) and choosing it re-scores with its verified file."""
+    resources, entries = installed
+    folder, ct_node, pet_node = run
+    logic = logic_class()
+    assert logic.rescoreModelIds() == ["demo-cls-rescore"]
+    review = logic.loadResults(folder, ct_node, pet_node)
+    logic.setRescoreModel("demo-cls-rescore")
+    assert review.rescorer.model_name == "demo-cls-rescore"
+    assert review.rescorer.model_sha256 == entries["demo-cls-rescore"]["sha256"]
+    review.accept(2)
+    assert review.results.provenance["rescore"]["model"] == "demo-cls-rescore"
+    assert shown(review) == pytest.approx(rescore(review.results, {2: "accepted"}, review.rescorer.graph).probabilities,
+                                          abs=1e-9)
+    with pytest.raises(ModelError, match="trained without the review state"):
+        logic.setRescoreModel("demo-cls")

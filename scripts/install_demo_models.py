@@ -66,10 +66,14 @@ def froc_operating_points(report: dict) -> list[list[float]]:
 def _review_state_note(payload: dict) -> str:
     if not payload["config"].get("review_state"):
         return ""
-    return ("- Review state: the node input carries accepted / rejected / unknown; trained on phantoms with random "
-            "subsets of each patient's labels revealed (`--reveal-labels`). With nothing decided it is an ordinary "
-            "stage-2 classifier; `lnstaging review --rescore-model` re-scores the pending candidates from the "
-            "reviewer's decisions. Its gain was measured on phantoms only (docs/RESULTS.md, re-scoring section).\n")
+    return ("- Review state: each node's input also carries an explicit indicator of the reviewer's decision on it "
+            "(accepted / rejected / unknown); trained on phantoms with a random subset of each patient's candidate "
+            "labels revealed as that input and the loss on the hidden ones only (`lnstaging train cls --head gnnp "
+            "--reveal-labels`). With nothing decided it is an ordinary stage-2 classifier. In review it re-scores "
+            "the pending candidates after every accept/reject: `lnstaging review --rescore-model demo-cls-rescore`, "
+            "or the Slicer module's **Re-scoring model** list. It is not the default cls model of `lnstaging run`. "
+            "Its gain was measured on phantoms only (docs/RESULTS.md, re-scoring section) and says nothing about "
+            "patients.\n")
 
 
 def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str) -> str:
@@ -108,11 +112,12 @@ def _site_note(site: str) -> str:
             "pipeline, nothing more.\n")
 
 
-def install_models(work: Path) -> list[dict]:
-    """Install every demo model whose checkpoint is in ``work``; the catalogue keeps the entries of the others."""
-    target = RESOURCES / "models"
+def install_models(work: Path, resources: Path = RESOURCES) -> list[dict]:
+    """Install every demo model whose checkpoint is in ``work`` into ``resources``; the catalogue keeps the entries
+    of the others."""
+    target = resources / "models"
     target.mkdir(parents=True, exist_ok=True)
-    previous = {m["id"]: m for m in _json(RESOURCES / "Models.json").get("models", [])}
+    previous = {m["id"]: m for m in _json(resources / "Models.json").get("models", [])}
     entries = []
     for model_id, (task, checkpoint, evaluation, inputs, site) in DEMO_MODELS.items():
         source = work / checkpoint
@@ -143,7 +148,7 @@ def install_models(work: Path) -> list[dict]:
                                        + (", without attention (any site)" if model_id == "demo-seg-noattention" else "")
                                        + ". Not for clinical use."})
     catalogue = {"$schema": "Models.schema.json", "format": "lnstaging-models/1", "models": entries}
-    (RESOURCES / "Models.json").write_text(json.dumps(catalogue, indent=2) + "\n")
+    (resources / "Models.json").write_text(json.dumps(catalogue, indent=2) + "\n")
     return entries
 
 
