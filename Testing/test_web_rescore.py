@@ -69,3 +69,19 @@ def test_accept_rescores_pending_and_switch_off_restores(session, tmp_path):
     assert shown == PROBABILITIES
     saved = json.loads((tmp_path / "runs" / "p01" / "review" / "provenance.json").read_text())["rescore"]
     assert saved["enabled"] is False
+
+
+def test_the_operating_point_thresholds_the_rescored_probabilities(session):
+    """The browser's threshold hides and shows pending nodes by their re-scored probability, not the original."""
+    session.open_case("p01")
+    session.set_review(1, "accepted")
+    shown = {int(k): v for k, v in session.status()["probabilities"].items()}
+    k = max((2, 3, 4), key=lambda i: abs(shown[i] - PROBABILITIES[i]))  # the node the decision moved most
+    assert abs(shown[k] - PROBABILITIES[k]) > 1e-4
+    between = (shown[k] + PROBABILITIES[k]) / 2  # only the re-scored value lies on the visible side, or only the original
+    session.set_threshold(between)
+    visible = set(session.status()["visible_ids"])
+    assert visible == {1} | {i for i in (2, 3, 4) if shown[i] >= between}
+    assert (k in visible) != (PROBABILITIES[k] >= between)
+    session.set_rescoring(False)  # off: the same threshold now acts on the originals
+    assert (k in set(session.status()["visible_ids"])) == (PROBABILITIES[k] >= between)
