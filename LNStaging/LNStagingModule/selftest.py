@@ -58,6 +58,13 @@ class LNStagingTest(ScriptedLoadableModuleTest):
         shown.jump_to(first.id)
         shown.set_operating_point(threshold=0.3)
         shown.accept(first.id)
+        if "demo-cls-rescore" in logic.rescoreModelIds():  # issue 19, once the demo re-scoring model is installed
+            before = {c.id: c.probability for c in shown.results.candidates}
+            logic.setRescoreModel("demo-cls-rescore")
+            self.assertEqual(shown.results.candidate(first.id).probability, before[first.id])  # decided: unchanged
+            self.assertTrue(logic.rescoringStatus().startswith("Re-scored"), logic.rescoringStatus())
+            logic.setRescoreModel("")  # none: the original probabilities again
+            self.assertEqual({c.id: c.probability for c in shown.results.candidates}, before)
         voxels = segments.array_from_segment(shown.segmentation, first.name, ct)
         z, y, x = np.argwhere(voxels)[0]
         grown = voxels.copy()
