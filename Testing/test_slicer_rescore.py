@@ -164,7 +164,8 @@ def test_the_saved_review_report_and_export_say_what_was_rescored(logic_class, r
     assert record["model"] == "review_model.pt" and len(record["model_sha256"]) == 64
     assert {int(k): v for k, v in record["probabilities"].items()} == pytest.approx(rescored, abs=1e-6)
     assert set(record["moved"]) == {"2", "3"}
-    originals = {c["id"]: c["scores"]["stage2"] for c in json.loads((saved / "candidates.json").read_text())["candidates"]}
+    saved_candidates = json.loads((saved / "candidates.json").read_text())["candidates"]
+    originals = {c["id"]: c["scores"]["stage2"] for c in saved_candidates}
     assert originals == PROBABILITIES
 
     # Restored with the same model: the same re-scored probabilities; restored without one: the originals.
@@ -204,7 +205,8 @@ def test_the_export_says_which_probabilities_were_rescored(reviewed, tmp_path): 
     assert len(descriptions) == 17  # 2 accepted + 15 pending
     for c in results.candidates:
         if c.review == "pending":
-            assert descriptions[c.name] == f"Lymph node candidate {c.id}, p(metastasis) {c.probability:.3f} re-scored, pending"
+            assert descriptions[c.name] == (f"Lymph node candidate {c.id}, p(metastasis) {c.probability:.3f} "
+                                            "re-scored, pending")
         elif c.review == "accepted":
             assert descriptions[c.name] == f"Lymph node candidate {c.id}, p(metastasis) {c.probability:.3f}, accepted"
     line = "Probabilities of 15 pending candidates were re-scored by ct_review_model.pt from 4 review decisions " \
@@ -215,7 +217,8 @@ def test_the_export_says_which_probabilities_were_rescored(reviewed, tmp_path): 
 
 def test_the_module_lists_and_uses_the_installed_demo_rescoring_model(logic_class, run, installed):  # noqa: F811
     """After scripts/install_demo_models.py (tiny checkpoints into a temporary Resources/): the model list offers
-    demo-cls-rescore (not demo-cls, trained without the review state) and choosing it re-scores with its verified file."""
+    demo-cls-rescore (not demo-cls, trained without the review state) and choosing it re-scores with its verified
+    file."""
     resources, entries = installed
     folder, ct_node, pet_node = run
     logic = logic_class()

@@ -78,7 +78,7 @@ def test_the_operating_point_thresholds_the_rescored_probabilities(session):
     shown = {int(k): v for k, v in session.status()["probabilities"].items()}
     k = max((2, 3, 4), key=lambda i: abs(shown[i] - PROBABILITIES[i]))  # the node the decision moved most
     assert abs(shown[k] - PROBABILITIES[k]) > 1e-4
-    between = (shown[k] + PROBABILITIES[k]) / 2  # only the re-scored value lies on the visible side, or only the original
+    between = (shown[k] + PROBABILITIES[k]) / 2  # re-scored and original value on opposite sides of it
     session.set_threshold(between)
     visible = set(session.status()["visible_ids"])
     assert visible == {1} | {i for i in (2, 3, 4) if shown[i] >= between}

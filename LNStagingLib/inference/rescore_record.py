@@ -64,4 +64,5 @@ def rescoring_status_line(results, seconds: Optional[float] = None, most: int = 
             f"{'s' if len(decisions) != 1 else ''}{timing}; largest changes: {moved or 'none'}.")
 
 
-__all__ = ["rescoring_status_line", "original_probability", "restore_original_probabilities", "rescored_changes", "rescore_summary"]
+__all__ = ["original_probability", "restore_original_probabilities", "rescored_changes", "rescore_summary",
+           "rescoring_status_line"]
