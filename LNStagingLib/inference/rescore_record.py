@@ -45,6 +45,11 @@ def rescore_summary(results) -> Optional[str]:
             f"from {len(decisions)} review decisions (candidates {', '.join(sorted(decisions, key=int)) or 'none'}).")
 
 
+def change_text(change: float) -> str:
+    """'+0.120', '-0.045', or '0.000' for a change that rounds to nothing (no '-0.000')."""
+    return "0.000" if round(change, 3) == 0 else f"{change:+.3f}"
+
+
 def rescoring_status_line(results, seconds: Optional[float] = None, most: int = 3) -> str:
     """One line for a status bar: which pending probabilities the decisions moved, by how much (largest first)."""
     info = results.provenance.get("rescore")
@@ -58,11 +63,11 @@ def rescoring_status_line(results, seconds: Optional[float] = None, most: int = 
     changes = rescored_changes(results)
     names = {c.id: c.name for c in results.candidates}
     largest = sorted(changes.items(), key=lambda item: (-abs(item[1]), item[0]))[:most]
-    moved = ", ".join(f"{names.get(k, k)} {v:+.3f}" for k, v in largest)
+    moved = ", ".join(f"{names.get(k, k)} {change_text(v)}" for k, v in largest if change_text(v) != "0.000")
     timing = f" in {seconds:.2f} s" if seconds is not None else ""
     return (f"Re-scored {len(changes)} pending nodes from {len(decisions)} decision"
-            f"{'s' if len(decisions) != 1 else ''}{timing}; largest changes: {moved or 'none'}.")
+            f"{'s' if len(decisions) != 1 else ''}{timing}; largest changes: {moved or 'all below 0.001'}.")
 
 
-__all__ = ["original_probability", "restore_original_probabilities", "rescored_changes", "rescore_summary",
+__all__ = ["change_text", "original_probability", "restore_original_probabilities", "rescored_changes", "rescore_summary",
            "rescoring_status_line"]

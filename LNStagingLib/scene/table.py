@@ -6,7 +6,7 @@ from typing import Optional
 
 import vtk
 
-from ..inference.rescore_record import rescored_changes
+from ..inference.rescore_record import change_text, rescored_changes
 from ..results import Results
 
 COLUMNS = (  # (name, vtk array class, title)
@@ -41,7 +41,7 @@ def update_candidate_table(node, results: Results) -> None:
         array.SetName(column)
         for c in ordered:
             if column == "rescored_change":
-                value = f"{changes[c.id]:+.3f}" if c.id in changes else ""
+                value = change_text(changes[c.id]) if c.id in changes else ""
             else:
                 value = getattr(c, column)
             if column == "probability":
