@@ -10,6 +10,7 @@ is the wiring every face relies on, against the library's own rescore() values."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import types
@@ -64,6 +65,62 @@ def logic_class(monkeypatch, mrml):  # noqa: F811
 
     yield LNStagingLogic
     sys.modules.pop("LNStagingModule.logic", None)
+
+
+class FakeCombo:
+    """The QComboBox calls the widget makes (clear, addItem, findData, currentIndex, currentData, blockSignals)."""
+
+    def __init__(self):
+        self.items, self.currentIndex, self.signalsBlocked = [], -1, False
+
+    def clear(self):
+        self.items, self.currentIndex = [], -1
+
+    def addItem(self, text, data):
+        self.items.append((text, data))
+        self.currentIndex = 0 if self.currentIndex < 0 else self.currentIndex
+
+    def findData(self, data):
+        return next((i for i, (_, d) in enumerate(self.items) if d == data), -1)
+
+    @property
+    def currentData(self):
+        return self.items[self.currentIndex][1] if self.currentIndex >= 0 else None
+
+    def blockSignals(self, block):
+        self.signalsBlocked = block
+
+
+@pytest.fixture
+def widget(logic_class, monkeypatch):
+    """LNStagingWidget's re-scoring slots on fake Qt controls (Qt itself is application only): the wiring between the
+    controls, the logic and the status bar, without building the panel."""
+    qt = types.ModuleType("qt")
+    qt.QFileInfo = lambda path: types.SimpleNamespace(fileName=lambda: Path(path).name,
+                                                      absolutePath=lambda: str(Path(path).parent))
+    qt.QSettings = lambda: types.SimpleNamespace(value=lambda key: None, setValue=lambda key, value: None)
+    monkeypatch.setitem(sys.modules, "qt", qt)
+    base = sys.modules["slicer.ScriptedLoadableModule"]
+    base.ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (), {})
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    wrapper.parameterNodeWrapper, wrapper.WithinRange = (lambda cls: cls), (lambda low, high: (low, high))
+    monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", wrapper)
+    shown, errors = [], []
+    monkeypatch.setattr(slicer.util, "showStatusMessage", lambda text, duration=0: shown.append(text))
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, **kwargs: errors.append(text))
+    monkeypatch.setattr(slicer.util, "WaitCursor", contextlib.nullcontext)
+    for name in ("LNStagingModule.widget", "LNStagingModule.parameters"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    from LNStagingModule.widget import LNStagingWidget
+
+    w = LNStagingWidget.__new__(LNStagingWidget)  # no Qt timer, no .ui: only what the re-scoring slots touch
+    w.logic = logic_class()
+    w.ui = types.SimpleNamespace(rescoreModelComboBox=FakeCombo(), rescoreStatusLabel=types.SimpleNamespace(text=""),
+                                 rescoreCheckBox=types.SimpleNamespace(checked=True))
+    w.statusMessages, w.errorMessages = shown, errors
+    yield w
+    for name in ("LNStagingModule.widget", "LNStagingModule.parameters"):
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture
@@ -243,3 +300,28 @@ def test_the_module_lists_and_uses_the_installed_demo_rescoring_model(logic_clas
                                           abs=1e-9)
     with pytest.raises(ModelError, match="trained without the review state"):
         logic.setRescoreModel("demo-cls")
+
+
+def test_the_widget_slots_wire_the_controls_to_the_logic(widget, run, tmp_path):
+    folder, ct_node, pet_node = run
+    review = widget.logic.loadResults(folder, ct_node, pet_node)
+    widget._fillRescoreModels()
+    combo = widget.ui.rescoreModelComboBox
+    assert combo.items[0] == ("None (original probabilities)", "") and combo.currentData == ""
+    assert not combo.signalsBlocked  # unblocked again after filling
+
+    model = str(tiny_checkpoint(tmp_path / "review_model.pt", True))
+    widget._setRescoreModel(model)  # what File... does after the dialog
+    assert review.rescorer is not None and combo.items[-1] == ("review_model.pt", model) and combo.currentData == model
+    assert "accept or reject a node" in widget.ui.rescoreStatusLabel.text == widget.statusMessages[-1]
+    review.accept(1)
+    widget._showRescoringStatus()  # as _decide does after each decision
+    assert widget.ui.rescoreStatusLabel.text.startswith("Re-scored 3 pending nodes from 1 decision")
+    widget.onRescoring(False)
+    assert shown(review) == pytest.approx(PROBABILITIES, abs=0) and "off" in widget.statusMessages[-1]
+    widget.onRescoring(True)
+
+    widget._setRescoreModel(str(tiny_checkpoint(tmp_path / "plain.pt", False)))  # refused: one dialog, back to None
+    assert len(widget.errorMessages) == 1 and "trained without the review state" in widget.errorMessages[0]
+    assert widget.logic.rescoreModel == "" and combo.currentData == "" and review.rescorer is None
+    assert shown(review) == pytest.approx(PROBABILITIES, abs=0)
