@@ -61,6 +61,8 @@ class ReviewGraph:
         require_review_state(model)  # before the CNN pass, not after it
         model.eval()
         ids = [c.id for c in results.candidates]
+        if not ids:  # nothing to re-score yet (a user may add candidates later: the graph is then rebuilt)
+            return cls(model, [], torch.zeros(0, device=device), torch.zeros(0, 0, device=device), None)
         centroids = np.array([c.centroid_lps for c in results.candidates], np.float64).reshape(-1, 3)
         label_map = results.gtv_ln
         kwargs = patch_arguments(model, ct, centroids, pet, label_map, ids if label_map is not None else None)
@@ -77,6 +79,11 @@ class ReviewGraph:
             priors = torch.tensor([[c.priors.get(n, float("nan")) for n in names] for c in results.candidates],
                                   dtype=torch.float32, device=device).reshape(len(ids), len(names))
         return cls(model, ids, torch.cat(logits), torch.cat(features), priors)
+
+    def matches(self, results) -> bool:
+        """Whether ``results`` holds exactly the candidates this graph was computed for (in any order)."""
+        ids = [c.id for c in results.candidates]
+        return len(ids) == len(self.candidate_ids) and set(ids) == set(self.candidate_ids)
 
     @torch.inference_mode()
     def probabilities(self, states: Sequence[int]) -> np.ndarray:
@@ -107,13 +114,15 @@ def rescore(results, decisions: Mapping[int, str], graph: ReviewGraph) -> Rescor
     Decided candidates keep their original probability; the pending ones get the review-state model's
     probability with every decision fed in. ``graph`` holds the case's head inputs (ReviewGraph.from_results).
     """
-    ids = [c.id for c in results.candidates]
-    if ids != list(graph.candidate_ids):
+    ids = list(graph.candidate_ids)  # the graph's order; results may list the same candidates in another
+    if not graph.matches(results):
         raise ModelError("The re-scoring graph was computed for other candidates; rebuild it for these results.")
     decided = {int(k): v for k, v in decisions.items() if v != "pending"}
     unknown = [k for k, v in decided.items() if v not in STATE_CODES or k not in ids]
     if unknown:
         raise ValueError(f"decisions must be accepted/rejected on candidates of these results: {unknown}")
+    if not ids:
+        return Rescored({}, {}, decided)
     states = [STATE_CODES[decided.get(i, "pending")] for i in ids]
     with_decisions = graph.probabilities(states)
     without = graph.probabilities([UNKNOWN] * len(ids)) if decided else with_decisions
@@ -165,14 +174,16 @@ class Rescorer:
 
         start = time.perf_counter()
         for c in results.candidates:  # originals kept in scores, so switching off restores them exactly
-            c.scores.setdefault("stage2", original_probability(c))
+            if "stage2" not in c.scores and c.probability is not None:
+                c.scores["stage2"] = float(c.probability)
         if not self.enabled:
             restore_original_probabilities(results, self.model_name)
             self.last = None
         else:
             self.last = rescore(results, {c.id: c.review for c in results.candidates}, self.graph)
-            for c in results.candidates:
-                c.probability = self.last.probabilities[c.id]
+            for c in results.candidates:  # a decided candidate without any probability (user-added) keeps None
+                p = self.last.probabilities[c.id]
+                c.probability = None if np.isnan(p) else p
             results.provenance["rescore"] = {"enabled": True, "model": self.model_name,
                                              "model_sha256": self.model_sha256, **self.last.as_dict()}
             results.rank_candidates()

@@ -18,10 +18,16 @@ def original_probability(candidate) -> float:
 
 
 def restore_original_probabilities(results, model_name: str = "") -> None:
-    """Every candidate shows its original probability again; the record says re-scoring is off."""
+    """Every candidate shows its original probability again; the record says re-scoring is off.
+
+    The original is ``scores["stage2"]``; a candidate re-scored without having had any probability (no such score,
+    listed as moved in the record) shows none again."""
+    moved = set((results.provenance.get("rescore") or {}).get("moved") or {})
     for c in results.candidates:
-        c.scores.setdefault("stage2", original_probability(c))
-        c.probability = c.scores["stage2"]
+        if "stage2" in c.scores:
+            c.probability = c.scores["stage2"]
+        elif str(c.id) in moved:
+            c.probability = None
     results.provenance["rescore"] = {"enabled": False, "model": model_name}
     results.rank_candidates()
 

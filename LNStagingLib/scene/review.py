@@ -153,9 +153,23 @@ class ReviewScene:
         self.refresh()
 
     def apply_rescoring(self) -> None:
-        """Re-score the pending candidates from the decisions (no-op without a rescorer); refresh() shows them."""
-        if self.rescorer is not None:
-            self.rescorer.apply(self.results)
+        """Re-score the pending candidates from the decisions (no-op without a rescorer); refresh() shows them.
+
+        When contour edits added or removed candidates since the graph was built, its CNN pass runs again first
+        (seconds, only then), so a decision after such an edit re-scores every candidate on screen."""
+        if self.rescorer is None:
+            return
+        if not self.rescorer.graph.matches(self.results):
+            from ..inference.rescore import ReviewGraph
+
+            ct, pet = self._images()
+            self.rescorer.graph = ReviewGraph.from_results(self.rescorer.graph.model, self.results, ct, pet)
+        self.rescorer.apply(self.results)
+
+    def _images(self):
+        """CT and PET of this review as SimpleITK images (the PET None when there is none)."""
+        pet = volumes.image_from_volume(self.pet) if self.pet is not None else None
+        return volumes.image_from_volume(self.ct), pet
 
     def set_rescoring(self, enabled: bool) -> None:
         """Switch re-scoring on or off (off: every candidate shows its original probability)."""
@@ -170,8 +184,7 @@ class ReviewScene:
         over the candidates on this review's CT and PET, then every decision re-runs only the graph head."""
         from ..inference.rescore import rescorer_from_checkpoint
 
-        ct = volumes.image_from_volume(self.ct)
-        pet = volumes.image_from_volume(self.pet) if self.pet is not None else None
+        ct, pet = self._images()
         self.rescorer = rescorer_from_checkpoint(checkpoint, self.results, ct, pet, expected_sha256, name, enabled)
         self.apply_rescoring()
         self.refresh()
