@@ -32,8 +32,9 @@ from LNStagingModule.widget import LNStagingWidget  # noqa: E402,F401
 
 HELP = """
 Finds lymph node candidates on PET/CT, estimates the probability that each is metastatic, contours them as
-GTVn segments, and lets you review them: sort by probability, jump to a node, accept or reject it, correct its
-contour with the Segment Editor, save the review and export an RTSTRUCT for treatment planning.
+GTVn segments, and lets you review them: sort by probability, jump to a node, accept or reject it (with a
+re-scoring model, each decision re-scores the pending nodes through the graph), correct its contour with the
+Segment Editor, save the review and export an RTSTRUCT for treatment planning.
 <br><br><b>Research software: not for clinical use until validated.</b>
 See <a href="https://github.com/lnstaging/LNStaging/blob/main/docs/SLICER.md">docs/SLICER.md</a>.
 """
