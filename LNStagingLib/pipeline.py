@@ -247,6 +247,20 @@ def models_for_site(models: ModelSelection, case_site: Optional[str], skipped: l
     return kept
 
 
+def _no_attention_hint() -> str:
+    """One sentence naming the catalogue's any-site stage-1 model without attention, or "" when there is none."""
+    from .models.catalogue import Catalogue
+
+    try:
+        entry = Catalogue.read().any_site_without_attention()
+    except LNStagingError:
+        return ""
+    if entry is None:
+        return ""
+    domain = f", trained on {entry.training_domain}s" if entry.training_domain else ""
+    return (f" Stage 1 without attention ({entry.id}{domain}) runs on any site with --models seg={entry.id}.")
+
+
 def _native_pet_suv(inputs: CaseInputs, petct: PetCt) -> sitk.Image:
     """The PET in SUVbw on its own grid (where SUVpeak means what PERCIST says), not resampled onto the CT."""
     if petct.pet_series is not None:
@@ -399,8 +413,11 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         seg_model, seg_config, seg_payload = load_model(models.seg, models.sha256.get("seg"), options.device)
         if seg_config.use_attention and attention is None:
             skipped.append("Stage-1 segmentation skipped: its model needs the attention map, which needs organ masks "
-                           "(--organs).")
+                           "(--organs)." + _no_attention_hint())
         else:
+            if not seg_config.use_attention:
+                skipped.append(f"Stage 1 ran without distance-guided attention: model {models.ids.get('seg', 'seg')} "
+                               "has no attention input (no organ masks needed).")
             progress.step(0.2, "stage 1: lymph node segmentation")
             parts: dict[str, float] = {}  # seconds of each part of stage 1, for provenance and benchmarks
             clock = time.perf_counter()
@@ -433,7 +450,8 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         t = time.perf_counter()
         progress.step(0.6, "PET candidates (SUV rules)")
         labels, sources, pet_peaks, line = _add_pet_candidates(inputs, petct, tumor, labels, sources)
-        skipped.append(line if want_pet else "No stage-1 model fits this case: " + line)
+        skipped.append(line if want_pet else "No stage-1 model fits this case: " + line
+                       + (_no_attention_hint() if models.seg is None and options.models.seg is not None else ""))
         timed("pet_candidates", t)
     if inputs.candidates is not None and not want_pet:
         labels, sources = _add_file_candidates(labels, read_candidate_file(Path(inputs.candidates)), sources)

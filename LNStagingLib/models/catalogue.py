@@ -101,6 +101,10 @@ class Catalogue:
     def for_task(self, task: str) -> list[ModelEntry]:
         return [e for e in self.entries.values() if e.task == task]
 
+    def any_site_without_attention(self) -> ModelEntry | None:
+        """A stage-1 model that needs no organ masks and applies to any body site (issue 13), if the catalogue has one."""
+        return next((e for e in self.for_task("seg") if "attention" not in e.inputs and not e.body_site), None)
+
     def default_id(self, task: str) -> str | None:
         """The entry marked "default" for ``task``, else the task's only entry, else None (the stage is skipped)."""
         entries = self.for_task(task)
