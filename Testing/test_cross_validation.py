@@ -86,7 +86,8 @@ def test_pooled_patient_summary_names_one_class_folds_and_pools_out_of_fold():
     entry = pooled_patient_summary(reports)
     assert (entry["patients"], entry["positive"], entry["negative"]) == (8, 5, 3)
     assert [(r["positive"], r["negative"]) for r in entry["per_fold"]] == [(2, 1), (2, 0), (1, 2)]
-    assert entry["per_fold"][1]["auc"] is None and "fold 1 holds 2 positive patient(s) only" in entry["per_fold"][1]["note"]
+    assert entry["per_fold"][1]["auc"] is None
+    assert "fold 1 holds 2 positive patient(s) only" in entry["per_fold"][1]["note"]
     assert entry["one_class_folds"] == [entry["per_fold"][1]["note"]]
     assert entry["per_fold"][0]["auc"] == 1.0 and entry["per_fold"][2]["auc"] == 1.0
     # pooled: positives 0.9 0.6 0.7 0.4 0.8 against negatives 0.2 0.5 0.1 -> 14 of 15 pairs ordered (0.4 < 0.5)
@@ -131,7 +132,8 @@ def test_cv_patient_stage_reports_fold_counts_and_one_class_folds(labelled_cohor
             data = argv[argv.index("--data") + 1]
             fold = read_dataset(data)
             patients = [{"case": c, "label": fold.case(c).metastasis,
-                         "probability": 0.2 + 0.6 * fold.case(c).metastasis - 0.01 * i} for i, c in enumerate(fold.test_ids)]
+                         "probability": 0.2 + 0.6 * fold.case(c).metastasis - 0.01 * i}
+                        for i, c in enumerate(fold.test_ids)]
             out = Path(argv[argv.index("--out") + 1])
             out.parent.mkdir(parents=True, exist_ok=True)
             with open(out, "w") as handle:

@@ -59,7 +59,8 @@ def test_conclusion_needs_both_seeds_to_agree_with_intervals_excluding_zero():
     assert rt.conclusion((-0.1, -0.2, -0.02), (-0.05, -0.1, -0.01), "GNNp", "CNN") == "**CNN higher**"
     assert rt.conclusion((0.1, 0.02, 0.2), (0.05, -0.01, 0.1), "GNNp", "CNN") == \
         "not supported (seed 2 interval contains 0)"
-    assert rt.conclusion((0.1, 0.02, 0.2), (-0.1, -0.2, -0.02), "A", "B") == "not supported (the seeds disagree in sign)"
+    assert rt.conclusion((0.1, 0.02, 0.2), (-0.1, -0.2, -0.02), "A", "B") == \
+        "not supported (the seeds disagree in sign)"
     assert rt.conclusion((0.1, 0.02, 0.2), "not run", "A", "B") == "not supported (seed 2: not run)"
     assert rt.conclusion("not run", "not run", "A", "B") == "not supported (seed 1: not run; seed 2: not run)"
 

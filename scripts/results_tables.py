@@ -236,7 +236,8 @@ COMPARISONS = tuple(
          ("GNNp vs CNN + priors", "GNNp", "CNN + priors", "cls_gnnp", "cls_cnn_prior"),
          ("GNNp vs CNN + priors", "GNNp", "CNN + priors trained as long", "cls_gnnp", "cls_cnn_prior_more"),
          ("GNNp vs GNNb", "GNNp", "GNNb", "cls_gnnp", "cls_gnnb"),
-         ("GNNp vs CNN + priors (--relations strong)", "GNNp", "CNN + priors", "strong_cls_gnnp", "strong_cls_cnn_prior"),
+         ("GNNp vs CNN + priors (--relations strong)", "GNNp", "CNN + priors", "strong_cls_gnnp",
+          "strong_cls_cnn_prior"),
          ("GNNp vs CNN + priors (--relations strong)", "GNNp", "CNN + priors trained as long", "strong_cls_gnnp",
           "strong_cls_cnn_prior_more"),
          ("GNNp vs GNNb (--relations strong)", "GNNp", "GNNb", "strong_cls_gnnp", "strong_cls_gnnb"))
@@ -244,7 +245,8 @@ COMPARISONS = tuple(
     + [("attention vs the paper's baseline", "attention", "baseline (seg_plain)", kind, "seg_attention", "seg_plain",
         "result") for kind in ("positive-LN F", "all-LN F")]
     + [("patient model with vs without the LN volume", label, "tumour slices only", "AUC", a, "patient_image_only",
-        "result") for label, a in (("ground-truth LN volume", "patient"), ("predicted LN volume", "patient_predicted"))])
+        "result") for label, a in (("ground-truth LN volume", "patient"),
+                                   ("predicted LN volume", "patient_predicted"))])
 RESCORE_ROWS = (("phantom_strong", "strong_cls_gnnp_reveal"), ("phantom_medium", "cls_gnnp_reveal"))
 
 
@@ -326,7 +328,8 @@ def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = N
                      "test_set": TEST_SETS[key], "values": values,
                      "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label, b_label)})
     for cohort, run in RESCORE_ROWS:
-        reports = {seed: _load(str(folder / run / "eval_rescore_test.json")) for seed, folder in (rescores or {}).items()}
+        reports = {seed: _load(str(folder / run / "eval_rescore_test.json"))
+                   for seed, folder in (rescores or {}).items()}
         ks = sorted({k for r in reports.values() if r for k in r["k"]}, key=int) or ["–"]
         for k in ks:
             for other, b_label in (("nothing", "nothing revealed"), ("baseline", "CNN + priors")):

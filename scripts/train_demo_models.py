@@ -67,7 +67,8 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
             train += ["--init-cnn", str(work / init / "cls_model.pt")]
         external = str(cohorts / EXTERNAL[cohort][0])
         return {"train": train,
-                "evaluate": ["evaluate", "cls", "--data", str(cohorts / cohort), "--model", run(name) + "/cls_model.pt"],
+                "evaluate": ["evaluate", "cls", "--data", str(cohorts / cohort), "--model",
+                             run(name) + "/cls_model.pt"],
                 "result": run(name) + "/eval_cls_test.json", "after": [init] if init else [],
                 "external": ["evaluate", "cls", "--data", external, "--model", run(name) + "/cls_model.pt",
                              "--out", run(name) + "/eval_cls_external.json"],

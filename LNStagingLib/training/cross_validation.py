@@ -100,8 +100,9 @@ def write_fold_cohort(dataset, held_out: list[str], inner_folds: int, seed: int,
     if (root / DATASET_JSON).is_file():
         previous = json.loads((root / DATASET_JSON).read_text()).get("test")
         if previous is not None and sorted(previous) != sorted(held_out):
-            raise DatasetError(f"{root.parent} was made with another split (other --seed, --folds or cohort); "
-                               "choose a new --out instead of mixing two splits.")
+            raise DatasetError(f"{root.parent} was made with another split (other --seed, --folds or cohort, or a "
+                               "version that did not stratify by the patient label); choose a new --out instead of "
+                               "mixing two splits.")
 
     root.mkdir(parents=True, exist_ok=True)
     link = root / CASES_DIR
@@ -182,7 +183,8 @@ def pooled_patient_summary(reports: list[dict]) -> dict:
             entry["auc_95ci_delong"] = list(delong_auc_ci(labels, scores)[1:])
         except ValueError as error:
             entry["auc_95ci_delong_not_computed"] = str(error)
-        ci = bootstrap_ci(lambda idx: roc_auc(labels[idx], scores[idx]), len(labels))  # one-class resamples: nan, left out
+        # a resample holding one class gives nan and is left out (counted in n_valid)
+        ci = bootstrap_ci(lambda idx: roc_auc(labels[idx], scores[idx]), len(labels))
         entry["auc_95ci_bootstrap"] = [ci.low, ci.high]
         entry["auc_bootstrap_valid_resamples"] = ci.n_valid
     confusion = {key: sum(int(r.get("confusion", {}).get(key, 0)) for r in reports) for key in ("tp", "fp", "tn", "fn")}
