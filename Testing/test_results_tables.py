@@ -112,9 +112,14 @@ def test_comparison_rows_from_fake_runs(tmp_path):
 
     table = rt.comparisons_table(rows)
     assert table.count("\n") == len(rows) + 1 and "| not run | not run |" in table
-    head = rt.headline(rows, seeds[1])
-    assert head.startswith("- **Does GNNp beat the CNN + spatial priors") and "Supported: GNNp higher" in head
-    assert "seed 1 +0.250 [+0.125, +0.375], seed 2 +0.250 [" in head and "Not supported" in head.splitlines()[1]
+    head = rt.headline(rows, seeds[1]).splitlines()
+    assert head[0].startswith("- Does GNNp beat the CNN + spatial priors")
+    assert head[1].startswith("  - on the default cohort: **Supported: GNNp higher**")
+    assert "seed 1 +0.250 [+0.125, +0.375], seed 2 +0.250 [" in head[1]
+    assert head[2].startswith("  - on `--relations strong`: **Not supported")
+    assert head[4].startswith("  - on the default cohort: **Not supported") and "seed 2 +0.333 [" in head[4]
+    opposite = dict(gnnp, conclusion="**CNN + priors higher**")
+    assert rt.verdict([gnnp, opposite]).startswith("Contradictory")
 
 
 def auc_of_image_only() -> float:
@@ -156,3 +161,4 @@ def test_script_on_a_partly_finished_work_folder_keeps_real_sections(tmp_path):
     assert "| not run | not run | not supported (seed 1: not run; seed 2: not run) |" in text
     assert "checkpoint not readable yet" in text
     assert "8 positive, 4 negative" in text  # the class counts of the patient test set
+    assert "| phantom_strong | 2 | – | not run |" in text

@@ -48,7 +48,12 @@ def _f(value, digits: int = 3) -> str:
 
 
 def _command(spec: dict) -> str:
-    return "`lnstaging " + " ".join(spec["train"]).replace(str(Path(spec["result"]).parents[1]) + "/", "WORK/") + "`"
+    """The training command with the work folder written WORK (a seed replicate's runs: WORK/seedN)."""
+    runs = Path(spec["result"]).parents[1]
+    text = " ".join(spec["train"])
+    if runs.name.startswith("seed"):  # runs in WORK/seedN, cohorts in WORK
+        text = text.replace(str(runs) + "/", f"WORK/{runs.name}/").replace(str(runs.parent) + "/", "WORK/")
+    return "`lnstaging " + text.replace(str(runs) + "/", "WORK/") + "`"
 
 
 def _detections(report: dict) -> tuple[list, list]:
@@ -355,33 +360,38 @@ def comparisons_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def verdict(rows: list[dict]) -> str:
+    """One answer from the rows of one question: supported only when some row concludes and none concludes the
+    opposite way."""
+    supported = sorted({r["conclusion"].strip("*") for r in rows if r["conclusion"].startswith("**")})
+    if not supported:
+        return "Not supported (no row has both seeds agreeing with intervals that exclude 0)"
+    if len(supported) == 1:
+        return "Supported: " + supported[0]
+    return "Contradictory: " + " in some rows, ".join(supported) + " in others"
+
+
 def headline(rows: list[dict], seed1_specs: dict) -> str:
-    """The two questions of issue 17, answered from the seed-replicated comparisons (both seeds side by side)."""
-    def summary(question_prefix: str) -> str:
-        """A verdict only from rows that conclude; rows concluding opposite ways are called contradictory."""
-        chosen = [r for r in rows if r["question"].startswith(question_prefix)]
-        supported = sorted({r["conclusion"].strip("*") for r in chosen if r["conclusion"].startswith("**")})
-        verdict = ("Not supported: no row has both seeds agreeing with intervals that exclude 0" if not supported
-                   else "Supported: " + supported[0] if len(supported) == 1
-                   else "Contradictory: " + " in some rows, ".join(supported) + " in others")
-        details = "; ".join(
-            f"{r['comparison']}, {r['metric']}, {r['test_set']}"
-            + (" on `--relations strong`" if "strong" in r["question"] else "")
-            + f": seed 1 {difference_cell(r['values'].get(1, 'not run'))}, "
-              f"seed 2 {difference_cell(r['values'].get(2, 'not run'))}" for r in chosen)
-        return f"{verdict}. {details}."
+    """The two questions of issue 17, answered from the seed-replicated comparisons (both seeds side by side), one
+    verdict per cohort."""
+    def answer(question_prefix: str) -> str:
+        parts = []
+        for question in dict.fromkeys(r["question"] for r in rows if r["question"].startswith(question_prefix)):
+            chosen = [r for r in rows if r["question"] == question]
+            cohort = "on `--relations strong`" if "strong" in question else "on the default cohort"
+            details = "; ".join(f"{r['comparison']}, {r['metric']}, {r['test_set']}: "
+                                f"seed 1 {difference_cell(r['values'].get(1, 'not run'))}, "
+                                f"seed 2 {difference_cell(r['values'].get(2, 'not run'))}" for r in chosen)
+            parts.append(f"{cohort}: **{verdict(chosen)}**. {details}.")
+        return "\n  - " + "\n  - ".join(parts)
 
     return "\n".join([
-        "- **Does GNNp beat the CNN + spatial priors (same inputs: CT + PET + priors)?** "
-        + summary("GNNp vs CNN + priors"),
-        "- **Does the distance-guided attention beat the paper's true baseline (no gate, no informative negatives, "
-        f"`seg_plain`, seed 1 checkpoint: {seg_variant(seed1_specs['seg_plain'])})?** " + summary("attention vs"),
+        "- Does GNNp beat the CNN + spatial priors (same inputs: CT + PET + priors)?" + answer("GNNp vs CNN + priors"),
+        "- Does the distance-guided attention beat the paper's true baseline (no gate, no informative negatives, "
+        f"`seg_plain`, seed 1 checkpoint: {seg_variant(seed1_specs['seg_plain'])})?" + answer("attention vs"),
         "- A conclusion needs both training seeds to agree in sign with both paired 95% intervals excluding 0; every "
         "other case reads \"not supported\" (an interval containing 0 is a difference these test patients cannot "
         "show either way). Each row is its own test at the 95% level, without a correction for the number of rows."])
-
-
-
 
 
 def rescore_table(work: Path) -> str:
@@ -393,7 +403,7 @@ def rescore_table(work: Path) -> str:
         for seed, folder in ((1, work), (2, work / "seed2")):
             report = _load(str(folder / run / "eval_rescore_test.json"))
             if report is None:
-                lines.append(f"| {cohort} | {seed} | – | not run yet | | | | | |")
+                lines.append(f"| {cohort} | {seed} | – | not run | | | | | |")
                 continue
             for k, row in report["k"].items():
                 cells = [f"{_f(row[n]['mFROC'])} [{_f(row[n]['95ci'][0])}, {_f(row[n]['95ci'][1])}]"
@@ -430,7 +440,8 @@ def main() -> int:
     specs = experiments(args.work)
     seed2 = experiments(args.work / "seed2", 2, cohorts=args.work)
     rows = comparison_rows({1: specs, 2: seed2}, {1: args.work, 2: args.work / "seed2"})
-    seconds = {n: (args.work / f"{n}.seconds").read_text().strip() for n in specs if (args.work / f"{n}.seconds").is_file()}
+    seconds = {seed: {n: (folder / f"{n}.seconds").read_text().strip() for n in specs
+                      if (folder / f"{n}.seconds").is_file()} for seed, folder in ((1, args.work), (2, args.work / "seed2"))}
     text = f"""# Results on the phantom cohort
 
 Research software: not for clinical use. Every table below is written by `scripts/results_tables.py` from the
@@ -547,7 +558,9 @@ Seed 2 (WORK/seed2):
 
 ## Run times (training + evaluation, seconds, 1 torch thread, 2 runs sharing 2 cores)
 
-{json.dumps(seconds)}
+Seed 1: {json.dumps(seconds[1])}
+
+Seed 2: {json.dumps(seconds[2])}
 """
     if args.notes and args.notes.is_file():
         text += "\n" + args.notes.read_text()
