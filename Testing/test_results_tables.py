@@ -116,10 +116,11 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     assert head[0].startswith("- Does GNNp beat the CNN + spatial priors")
     assert head[1].startswith("  - on the default cohort: **Supported: GNNp higher**")
     assert "seed 1 +0.250 [+0.125, +0.375], seed 2 +0.250 [" in head[1]
-    assert head[2].startswith("  - on `--relations strong`: **Not supported")
+    assert head[2].startswith("  - on `--relations strong`: **Not run**")
     assert head[4].startswith("  - on the default cohort: **Not supported") and "seed 2 +0.333 [" in head[4]
     opposite = dict(gnnp, conclusion="**CNN + priors higher**")
     assert rt.verdict([gnnp, opposite]).startswith("Contradictory")
+    assert rt.verdict([r for r in rows if r["question"].startswith("GNNp vs CNN + priors (--relations")]) == "Not run"
 
 
 def auc_of_image_only() -> float:

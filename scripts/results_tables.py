@@ -364,6 +364,8 @@ def verdict(rows: list[dict]) -> str:
     """One answer from the rows of one question: supported only when some row concludes and none concludes the
     opposite way."""
     supported = sorted({r["conclusion"].strip("*") for r in rows if r["conclusion"].startswith("**")})
+    if all(value == "not run" for r in rows for value in r["values"].values()):
+        return "Not run"
     if not supported:
         return "Not supported (no row has both seeds agreeing with intervals that exclude 0)"
     if len(supported) == 1:
