@@ -6,10 +6,10 @@ threshold choices never see the outer fold). Every outer fold is a derived cohor
 outer fold as "test" and the inner folds; the case files are the original ones, linked), trained and evaluated
 with the ordinary `lnstaging train` / `lnstaging evaluate` commands, so a fold reproduces by hand.
 
-When the patient stage runs and every case has a patient.json, the outer folds (and each fold's inner folds) are
-stratified by the patient label (metastasis yes/no), seeded, so that each test fold holds both classes whenever
-the cohort has at least as many cases of each class as folds; a fold that still holds one class is named in the
-output (its own AUC is undefined) instead of a silent nan.
+When every case has a patient.json and both labels occur, the outer folds (and each fold's inner folds) are
+stratified by the patient label (metastasis yes/no), seeded, for every stage (one split, whatever --stages), so
+that each test fold holds both classes whenever the cohort has at least as many cases of each class as folds; a
+fold that still holds one class is named in the output (its own AUC is undefined) instead of a silent nan.
 
 Pooled over the outer folds (every case tested exactly once, by a model that never saw it): the stage-2 mFROC with
 a 1000-bootstrap 95% CI over patients, the patient AUC with DeLong's 95% CI and a 1000-bootstrap CI over the pooled
@@ -79,16 +79,16 @@ def patient_labels(dataset, case_ids: list[str]) -> dict[str, int] | None:
 
 def fold_class_counts(groups: list[list[str]], labels: dict[str, int]) -> list[dict]:
     """Per outer fold: positive and negative test patients, and a note when the fold holds one class only."""
-    rows = []
-    for k, group in enumerate(groups):
-        positive = sum(labels[c] for c in group)
-        row = {"fold": k, "positive": positive, "negative": len(group) - positive}
-        if not positive or positive == len(group):
-            kind = "positive" if positive else "negative"
-            row["note"] = (f"outer fold {k} holds {len(group)} {kind} patient(s) only: its own AUC is undefined "
-                           "(the pooled AUC still counts its patients)")
-        rows.append(row)
-    return rows
+    return [_class_row(k, [labels[c] for c in group]) for k, group in enumerate(groups)]
+
+
+def _class_row(fold: int, fold_labels: list[int]) -> dict:
+    positive = int(sum(fold_labels))
+    row = {"fold": fold, "positive": positive, "negative": len(fold_labels) - positive}
+    if not positive or positive == len(fold_labels):
+        row["note"] = (f"outer fold {fold} holds {len(fold_labels)} {'positive' if positive else 'negative'} "
+                       "patient(s) only: its own AUC is undefined (its patients still count in the pooled AUC)")
+    return row
 
 
 def write_fold_cohort(dataset, held_out: list[str], inner_folds: int, seed: int, root: Path,
@@ -159,16 +159,13 @@ def pooled_patient_summary(reports: list[dict]) -> dict:
                    "pooled": "out-of-fold: each patient scored once, by the fold model that never saw it"}
     per_fold, notes = [], []
     for k, report in enumerate(reports):
-        fold_labels = [p["label"] for p in report["patients"]]
-        row = {"fold": k, "positive": int(sum(fold_labels)), "negative": len(fold_labels) - int(sum(fold_labels))}
-        if row["positive"] and row["negative"]:
-            row["auc"] = roc_auc(fold_labels, [p["probability"] for p in report["patients"]])
-        else:
-            kind = "positive" if row["positive"] else "negative"
+        row = _class_row(k, [p["label"] for p in report["patients"]])
+        if "note" in row:
             row["auc"] = None
-            row["note"] = (f"outer fold {k} holds {len(fold_labels)} {kind} patient(s) only: its own AUC is "
-                           "undefined (its patients still count in the pooled AUC)")
             notes.append(row["note"])
+        else:
+            row["auc"] = roc_auc([p["label"] for p in report["patients"]],
+                                 [p["probability"] for p in report["patients"]])
         per_fold.append(row)
     entry["per_fold"] = per_fold
     if notes:
