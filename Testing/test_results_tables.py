@@ -150,6 +150,8 @@ def test_script_on_a_partly_finished_work_folder_keeps_real_sections(tmp_path):
     _write(specs["patient"]["result"], _patient_report(0.5))
     (work / "seg_plain").mkdir(parents=True)
     (work / "seg_plain" / "seg_model.pt").write_bytes(b"half written")  # a run still training
+    Path(specs["seg_attention"]["result"]).parent.mkdir(parents=True)
+    Path(specs["seg_attention"]["result"]).write_text('{"n_cases": 12, "per_')  # a JSON being written
     out = tmp_path / "RESULTS.md"
     real = "## Real PET: hand-written\n\nQIN figures 9 / 10 nodes.\n\n### a subsection\n\nkept too\n"
     out.write_text("# old\n\n## Headline\n\nold generated text\n\n" + real + "## Old generated tail\n\ngone\n")
@@ -157,6 +159,7 @@ def test_script_on_a_partly_finished_work_folder_keeps_real_sections(tmp_path):
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_tables.py"), "--work", str(work),
                                "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert done.returncode == 0, done.stderr
+        assert "eval_seg_test.json is not complete JSON" in done.stderr
     text = out.read_text()
     assert text.count(real) == 1 and text.endswith(real) and "old generated text" not in text and "gone" not in text
     assert "| not run | not run | not supported (seed 1: not run; seed 2: not run) |" in text

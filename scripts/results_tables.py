@@ -40,7 +40,14 @@ SPREAD_SEG_ROWS = (("nnU-Net-style baseline (no attention)", "spread_seg_plain")
 
 
 def _load(path: str) -> dict | None:
-    return json.loads(Path(path).read_text()) if path and Path(path).is_file() else None
+    """An evaluation JSON, or None when it is not there (or not complete yet: a run still writing it)."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError:
+        print(f"warning: {path} is not complete JSON; its run is shown as not run", file=sys.stderr)
+        return None
 
 
 def _f(value, digits: int = 3) -> str:
