@@ -3,6 +3,7 @@ model that never saw it, the inner validation fold lies inside the outer trainin
 computed from the folds' evaluation files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from LNStagingLib.cli import main as cli
 from LNStagingLib.dataset.format import read_dataset
 from LNStagingLib.phantom.cohort import write_cohort
-from LNStagingLib.training.cross_validation import outer_folds, pooled_summary, write_fold_cohort
+from LNStagingLib.dataset.format import write_description
+from LNStagingLib.training.cross_validation import (fold_class_counts, outer_folds, pooled_patient_summary,
+                                                    pooled_summary, write_fold_cohort)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +50,114 @@ def test_pooled_summary_tests_every_case_once():
     low, high = summary["patient"]["auc_95ci_delong"]
     assert low <= summary["patient"]["auc"] <= high
     assert summary["cls"]["patients"] == 6 and summary["cls"]["lesions"] == 6 and summary["cls"]["mFROC"] == 1.0
+
+
+def test_stratified_outer_folds_keep_both_classes_in_every_fold():
+    """10 positive and 5 negative patients in 5 folds: every test fold gets 2 + 1, deterministically per seed."""
+    ids = [f"case{i:02d}" for i in range(15)]
+    labels = {c: int(i % 3 != 0) for i, c in enumerate(ids)}
+    groups = outer_folds(ids, 5, seed=3, labels=labels)
+    assert sorted(c for g in groups for c in g) == ids
+    assert [(sum(labels[c] for c in g), sum(1 - labels[c] for c in g)) for g in groups] == [(2, 1)] * 5
+    assert groups == outer_folds(ids, 5, seed=3, labels=labels) != outer_folds(ids, 5, seed=4, labels=labels)
+    assert all("note" not in row for row in fold_class_counts(groups, labels))
+    # without labels the split is the unstratified one of earlier versions (resumable working folders)
+    assert outer_folds(ids, 5, seed=3) == [[ids[i] for i in sorted(np.random.default_rng(3).permutation(15)[k::5])]
+                                           for k in range(5)]
+
+
+def test_fewer_negatives_than_folds_is_said_per_fold():
+    ids = [f"c{i}" for i in range(10)]
+    labels = {c: int(i >= 3) for i, c in enumerate(ids)}  # 3 negatives, 5 folds
+    counts = fold_class_counts(outer_folds(ids, 5, seed=0, labels=labels), labels)
+    assert sum(r["negative"] for r in counts) == 3 and all(r["negative"] <= 1 for r in counts)
+    one_class = [r for r in counts if "note" in r]
+    assert len(one_class) == 2 and all("positive patient(s) only" in r["note"] for r in one_class)
+
+
+def _patients(labels, scores):
+    return [{"case": f"p{i}", "label": y, "probability": s} for i, (y, s) in enumerate(zip(labels, scores))]
+
+
+def test_pooled_patient_summary_names_one_class_folds_and_pools_out_of_fold():
+    reports = [{"patients": _patients([1, 1, 0], [0.9, 0.6, 0.2]), "confusion": {"tp": 2, "fp": 0, "tn": 1, "fn": 0}},
+               {"patients": _patients([1, 1], [0.7, 0.4]), "confusion": {"tp": 1, "fp": 0, "tn": 0, "fn": 1}},
+               {"patients": _patients([1, 0, 0], [0.8, 0.5, 0.1]), "confusion": {"tp": 1, "fp": 1, "tn": 1, "fn": 0}}]
+    entry = pooled_patient_summary(reports)
+    assert (entry["patients"], entry["positive"], entry["negative"]) == (8, 5, 3)
+    assert [(r["positive"], r["negative"]) for r in entry["per_fold"]] == [(2, 1), (2, 0), (1, 2)]
+    assert entry["per_fold"][1]["auc"] is None
+    assert "fold 1 holds 2 positive patient(s) only" in entry["per_fold"][1]["note"]
+    assert entry["one_class_folds"] == [entry["per_fold"][1]["note"]]
+    assert entry["per_fold"][0]["auc"] == 1.0 and entry["per_fold"][2]["auc"] == 1.0
+    # pooled: positives 0.9 0.6 0.7 0.4 0.8 against negatives 0.2 0.5 0.1 -> 14 of 15 pairs ordered (0.4 < 0.5)
+    assert entry["auc"] == pytest.approx(14 / 15)
+    for key in ("auc_95ci_delong", "auc_95ci_bootstrap"):
+        low, high = entry[key]
+        assert low <= entry["auc"] <= high and low < high
+    assert entry["sensitivity"] == pytest.approx(4 / 5) and entry["specificity"] == pytest.approx(2 / 3)
+    json.dumps(entry, allow_nan=False)  # no nan anywhere in what cv writes
+
+
+def test_pooled_patient_summary_says_why_no_auc():
+    entry = pooled_patient_summary([{"patients": _patients([1, 1], [0.9, 0.2])}, {"patients": _patients([1], [0.5])}])
+    assert entry["auc"] is None and "all 3 pooled patients are positive" in entry["auc_not_computed"]
+    assert len(entry["one_class_folds"]) == 2
+
+
+@pytest.fixture()
+def labelled_cohort(tmp_path):
+    """Eleven cases with a patient.json only (8 positive, 3 negative): enough for the fold logic of `lnstaging cv`."""
+    root = tmp_path / "labelled"
+    ids = [f"case{i:02d}" for i in range(11)]
+    for i, case_id in enumerate(ids):
+        (root / "cases" / case_id).mkdir(parents=True)
+        (root / "cases" / case_id / "patient.json").write_text(json.dumps({"metastasis": int(i >= 3)}))
+    write_description(root, name="labelled", case_ids=ids, organ_labels={1: "aorta"}, organ_mapping="pdac20",
+                      folds={c: 0 for c in ids[:10]}, test=ids[10:])
+    return root
+
+
+def test_cv_patient_stage_reports_fold_counts_and_one_class_folds(labelled_cohort, tmp_path, monkeypatch, capsys):
+    """`lnstaging cv --stages patient` end to end with training and evaluation replaced by a fake scorer: stratified
+    outer folds, every case tested once, a fold with positives only named in the output and the summary."""
+    import LNStagingLib.cli as cli_module
+
+    real_cli = cli_module.main
+    calls = []
+
+    def fake(argv):
+        calls.append(argv[:2])
+        if argv[0] == "evaluate":
+            data = argv[argv.index("--data") + 1]
+            fold = read_dataset(data)
+            patients = [{"case": c, "label": fold.case(c).metastasis,
+                         "probability": 0.2 + 0.6 * fold.case(c).metastasis - 0.01 * i}
+                        for i, c in enumerate(fold.test_ids)]
+            out = Path(argv[argv.index("--out") + 1])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "w") as handle:
+                json.dump({"patients": patients}, handle)
+        return 0
+
+    monkeypatch.setattr(cli_module, "main", fake)
+    out = tmp_path / "cv"
+    assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(out), "--folds", "4", "--inner-folds", "2",
+                     "--stages", "patient"]) == 0
+    summary = json.loads((out / "cv_summary.json").read_text())
+    assert summary["stratified_by_patient_label"] is True
+    tested = sorted(c for g in summary["outer_folds"] for c in g)
+    assert tested == sorted(read_dataset(labelled_cohort).trainval_ids)  # case10 (the cohort's test case) never
+    counts = [(r["positive"], r["negative"]) for r in summary["outer_fold_class_counts"]]
+    assert sorted(counts) == [(1, 1), (2, 0), (2, 1), (2, 1)]  # 3 negatives cannot fill 4 folds
+    assert summary["patient"]["auc"] == 1.0 and len(summary["patient"]["one_class_folds"]) == 1
+    printed = capsys.readouterr().out
+    assert "WARNING: outer fold" in printed and "2 positive patient(s) only" in printed
+    assert calls.count(["train", "patient"]) == 4
+    # a second run with another seed would make another split: refused instead of mixing the two
+    assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(out), "--folds", "4", "--stages", "patient",
+                     "--seed", "5"]) == 2
+    assert "another split" in capsys.readouterr().err
 
 
 @pytest.mark.slow

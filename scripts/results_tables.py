@@ -1,7 +1,14 @@
 #!/usr/bin/env python
 """Write docs/RESULTS.md from the evaluation JSONs of scripts/train_demo_models.py (nothing is typed by hand).
 
-  python scripts/results_tables.py --work /path/to/work
+  python scripts/results_tables.py --work /path/to/work [--notes NOTES.md]
+
+Seed 1 runs are read from WORK, seed 2 runs from WORK/seed2 (train_demo_models.py --work WORK/seed2 --cohorts WORK
+--seed 2 --replicates). A comparison (COMPARISONS) is stated as a conclusion only when both seeds' differences have
+the same sign and both 95% intervals exclude 0; otherwise it reads "not supported". A run that is missing reads
+"not run" (a partly finished work folder gives a partial document, never a crash or an invented figure).
+Sections of the existing output whose heading starts with "## Real" (figures on real data, written by hand) are
+kept verbatim at the end.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_demo_models import COHORT_ARGS, COHORTS, EXTERNAL, experiments  # noqa: E402
+from train_demo_models import COHORT_ARGS, COHORTS, EXTERNAL, REPLICATED, experiments  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from LNStagingLib.evaluation.froc import candidate_detections, paired_mfroc_difference  # noqa: E402
@@ -25,7 +32,6 @@ CLS_ROWS = (("CNN (CT)", "cls_cnn_ct"), ("+PET", "cls_cnn_pet"), ("+spatial prio
 STRONG_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNb", "strong_cls_gnnb"),
                ("+GNNp", "strong_cls_gnnp"), ("+GNNp, first layer initialised (paper)", "strong_cls_gnnp_first"),
                ("control: CNN + spatial prior, 20 epochs more", "strong_cls_cnn_prior_more"))
-REPLICATE_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNp", "strong_cls_gnnp"))
 SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"),
             ("ablation: informative negatives, no gate", "seg_negatives_only"),
             ("distance-guided attention", "seg_attention"))
@@ -34,7 +40,14 @@ SPREAD_SEG_ROWS = (("nnU-Net-style baseline (no attention)", "spread_seg_plain")
 
 
 def _load(path: str) -> dict | None:
-    return json.loads(Path(path).read_text()) if path and Path(path).is_file() else None
+    """An evaluation JSON, or None when it is not there (or not complete yet: a run still writing it)."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError:
+        print(f"warning: {path} is not complete JSON; its run is shown as not run", file=sys.stderr)
+        return None
 
 
 def _f(value, digits: int = 3) -> str:
@@ -42,7 +55,12 @@ def _f(value, digits: int = 3) -> str:
 
 
 def _command(spec: dict) -> str:
-    return "`lnstaging " + " ".join(spec["train"]).replace(str(Path(spec["result"]).parents[1]) + "/", "WORK/") + "`"
+    """The training command with the work folder written WORK (a seed replicate's runs: WORK/seedN)."""
+    runs = Path(spec["result"]).parents[1]
+    text = " ".join(spec["train"])
+    if runs.name.startswith("seed"):  # runs in WORK/seedN, cohorts in WORK
+        text = text.replace(str(runs) + "/", f"WORK/{runs.name}/").replace(str(runs.parent) + "/", "WORK/")
+    return "`lnstaging " + text.replace(str(runs) + "/", "WORK/") + "`"
 
 
 def _detections(report: dict) -> tuple[list, list]:
@@ -141,10 +159,14 @@ def seg_variant(spec: dict) -> str:
     informative negatives even with --no-attention: that is the gate-only ablation, not the paper's baseline)."""
     path = Path(spec["result"]).with_name("seg_model.pt")
     if not path.is_file():
-        return "?"
+        return "not trained yet"
+    from LNStagingLib.errors import LNStagingError
     from LNStagingLib.models.checkpoint import load_checkpoint
 
-    payload = load_checkpoint(path)
+    try:
+        payload = load_checkpoint(path)
+    except LNStagingError:  # a run still writing its checkpoint
+        return "checkpoint not readable yet"
     gate = payload["config"].get("use_attention", True)
     negatives = payload.get("extra", {}).get("train_config", {}).get("informative_negatives", True)
     return {(True, True): "method (gate + informative negatives)",
@@ -217,26 +239,168 @@ def patient_table(specs: dict) -> str:
     return "\n".join(lines)
 
 
-def headline(specs: dict) -> str:
-    """The two questions the tables answer, like for like, with paired 95% intervals over the same test patients."""
-    def paired(a, b, key):
-        return _paired(_load(specs[a].get(key, "")), _load(specs[b].get(key, "")))
-    lines = ["- **Does GNNp beat the CNN + spatial priors (same inputs: CT + PET + priors)?** mFROC difference "
-             f"GNNp - CNN+prior: {paired('cls_gnnp', 'cls_cnn_prior', 'result')} (12 test patients), "
-             f"{paired('cls_gnnp', 'cls_cnn_prior', 'external_result')} (48 new patients); against the CNN + priors "
-             f"trained as long: {paired('cls_gnnp', 'cls_cnn_prior_more', 'result')} / "
-             f"{paired('cls_gnnp', 'cls_cnn_prior_more', 'external_result')}. On the `--relations strong` phantom: "
-             f"{paired('strong_cls_gnnp', 'strong_cls_cnn_prior', 'result')} / "
-             f"{paired('strong_cls_gnnp', 'strong_cls_cnn_prior', 'external_result')}.",
-             "- **Does the distance-guided attention beat the paper's baseline?** Attention - baseline "
-             f"(`{seg_variant(specs['seg_plain'])}`): {seg_paired(specs, 'seg_attention', 'seg_plain')}. "
-             "Attention - informative negatives without the gate: "
-             f"{seg_paired(specs, 'seg_attention', 'seg_negatives_only')}.",
-             "- An interval that contains 0 is a difference these test patients cannot show either way."]
+# ---- seed-replicated comparisons ---------------------------------------------------------------------------------
+TEST_SETS = {"result": "12 test patients", "external_result": "48 new patients"}
+# (question, what A is, what B is, kind, run A, run B, test set). The difference is always A - B on the same patients.
+COMPARISONS = tuple(
+    [(question, a_label, b_label, "mFROC", a, b, key)
+     for question, a_label, b_label, a, b in (
+         ("GNNp vs CNN + priors", "GNNp", "CNN + priors", "cls_gnnp", "cls_cnn_prior"),
+         ("GNNp vs CNN + priors", "GNNp", "CNN + priors trained as long", "cls_gnnp", "cls_cnn_prior_more"),
+         ("GNNp vs GNNb", "GNNp", "GNNb", "cls_gnnp", "cls_gnnb"),
+         ("GNNp vs CNN + priors (--relations strong)", "GNNp", "CNN + priors", "strong_cls_gnnp",
+          "strong_cls_cnn_prior"),
+         ("GNNp vs CNN + priors (--relations strong)", "GNNp", "CNN + priors trained as long", "strong_cls_gnnp",
+          "strong_cls_cnn_prior_more"),
+         ("GNNp vs GNNb (--relations strong)", "GNNp", "GNNb", "strong_cls_gnnp", "strong_cls_gnnb"))
+     for key in TEST_SETS]
+    + [("attention vs the paper's baseline", "attention", "baseline (seg_plain)", kind, "seg_attention", "seg_plain",
+        "result") for kind in ("positive-LN F", "all-LN F")]
+    + [("patient model with vs without the LN volume", label, "tumour slices only", "AUC", a, "patient_image_only",
+        "result") for label, a in (("ground-truth LN volume", "patient"),
+                                   ("predicted LN volume", "patient_predicted"))])
+RESCORE_ROWS = (("phantom_strong", "strong_cls_gnnp_reveal"), ("phantom_medium", "cls_gnnp_reveal"))
+
+
+def _seg_difference(report_a: dict, report_b: dict, group: str) -> tuple[float, float, float] | str:
+    from LNStagingLib.evaluation.bootstrap import bootstrap_ci
+    from LNStagingLib.evaluation.seg import pooled_from_counts
+
+    if "per_case" not in report_a or "per_case" not in report_b:
+        return "no interval (no per-case counts in the JSON)"
+    rows_a = {r["case"]: r for r in report_a["per_case"]}
+    rows_b = {r["case"]: r for r in report_b["per_case"]}
+    cases = sorted(set(rows_a) & set(rows_b))
+    if not cases:
+        return "no patients in common"
+    ci = bootstrap_ci(lambda idx: pooled_from_counts([rows_a[cases[i]] for i in idx], group)["f_measure"]
+                      - pooled_from_counts([rows_b[cases[i]] for i in idx], group)["f_measure"], len(cases))
+    return ci.value, ci.low, ci.high
+
+
+def _auc_difference(report_a: dict, report_b: dict) -> tuple[float, float, float] | str:
+    from LNStagingLib.evaluation.compare import delong_test
+
+    scores_a = {p["case"]: p for p in report_a["patients"]}
+    scores_b = {p["case"]: p for p in report_b["patients"]}
+    cases = sorted(set(scores_a) & set(scores_b))
+    try:
+        result = delong_test([scores_a[c]["label"] for c in cases], [scores_a[c]["probability"] for c in cases],
+                             [scores_b[c]["probability"] for c in cases])
+    except ValueError as error:
+        return f"no interval ({error})"
+    return result.difference, result.ci95[0], result.ci95[1]
+
+
+def measure(kind: str, spec_a: dict, spec_b: dict, key: str = "result") -> tuple[float, float, float] | str:
+    """A - B with its paired 95% CI on the same patients: (difference, low, high), or why there is none.
+
+    mFROC: paired 1000-bootstrap over patients; F: paired bootstrap of the pooled instance F; AUC: DeLong."""
+    report_a, report_b = _load(spec_a.get(key, "")), _load(spec_b.get(key, ""))
+    if report_a is None or report_b is None:
+        return "not run"
+    if kind == "mFROC":
+        if "truth" not in report_a or "truth" not in report_b:
+            return "no interval (no per-patient detections in the JSON)"
+        (a, lesions), (b, _) = _detections(report_a), _detections(report_b)
+        ci = paired_mfroc_difference(a, b, lesions)
+        return ci.value, ci.low, ci.high
+    if kind.endswith("F"):
+        return _seg_difference(report_a, report_b, "positive" if kind.startswith("positive") else "class_agnostic")
+    return _auc_difference(report_a, report_b)
+
+
+def difference_cell(value) -> str:
+    return value if isinstance(value, str) else f"{value[0]:+.3f} [{value[1]:+.3f}, {value[2]:+.3f}]"
+
+
+def conclusion(seed1, seed2, a_label: str, b_label: str) -> str:
+    """A conclusion only when both seeds agree in sign and both intervals exclude 0; otherwise "not supported"."""
+    missing = [f"seed {k}: {v}" for k, v in ((1, seed1), (2, seed2)) if isinstance(v, str)]
+    if missing:
+        return "not supported (" + "; ".join(missing) + ")"
+    signs = [1 if low > 0 else -1 if high < 0 else 0 for _, low, high in (seed1, seed2)]
+    if signs[0] == signs[1] != 0:
+        return f"**{a_label} higher**" if signs[0] > 0 else f"**{b_label} higher**"
+    if 0 in signs:
+        return "not supported (" + " and ".join(f"seed {k}" for k, sign in zip((1, 2), signs) if sign == 0) + \
+            " interval contains 0)"
+    return "not supported (the seeds disagree in sign)"
+
+
+def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = None) -> list[dict]:
+    """Every comparison of COMPARISONS (and the re-scoring rows) measured per seed, with its conclusion.
+
+    ``seeds``: seed -> experiments() of that seed's work folder; ``rescores``: seed -> work folder (re-scoring
+    JSONs)."""
+    rows = []
+    for question, a_label, b_label, kind, a, b, key in COMPARISONS:
+        values = {seed: measure(kind, specs[a], specs[b], key) for seed, specs in seeds.items()}
+        rows.append({"question": question, "comparison": f"{a_label} - {b_label}", "metric": kind,
+                     "test_set": TEST_SETS[key], "values": values,
+                     "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label, b_label)})
+    for cohort, run in RESCORE_ROWS:
+        reports = {seed: _load(str(folder / run / "eval_rescore_test.json"))
+                   for seed, folder in (rescores or {}).items()}
+        ks = sorted({k for r in reports.values() if r for k in r["k"]}, key=int) or ["–"]
+        for k in ks:
+            for other, b_label in (("nothing", "nothing revealed"), ("baseline", "CNN + priors")):
+                values = {}
+                for seed, report in reports.items():
+                    row = (report or {}).get("k", {}).get(k, {}).get(f"rescored_minus_{other}")
+                    values[seed] = (row["difference"], *row["95ci"]) if row else "not run"
+                rows.append({"question": f"re-scoring from review decisions ({cohort}, k = {k})",
+                             "comparison": f"re-scored - {b_label}", "metric": "pending mFROC",
+                             "test_set": TEST_SETS["result"], "values": values,
+                             "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), "re-scored",
+                                                      b_label)})
+    return rows
+
+
+def comparisons_table(rows: list[dict]) -> str:
+    lines = ["| question | difference (A - B) | metric | test set | seed 1: A - B [95% CI] | seed 2: A - B [95% CI] | "
+             "conclusion (both seeds agree, both intervals exclude 0) |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['question']} | {row['comparison']} | {row['metric']} | {row['test_set']} | "
+                     f"{difference_cell(row['values'].get(1, 'not run'))} | "
+                     f"{difference_cell(row['values'].get(2, 'not run'))} | {row['conclusion']} |")
     return "\n".join(lines)
 
 
-RESCORE_ROWS = (("phantom_strong", "strong_cls_gnnp_reveal"), ("phantom_medium", "cls_gnnp_reveal"))
+def verdict(rows: list[dict]) -> str:
+    """One answer from the rows of one question: supported only when some row concludes and none concludes the
+    opposite way."""
+    supported = sorted({r["conclusion"].strip("*") for r in rows if r["conclusion"].startswith("**")})
+    if all(value == "not run" for r in rows for value in r["values"].values()):
+        return "Not run"
+    if not supported:
+        return "Not supported (no row has both seeds agreeing with intervals that exclude 0)"
+    if len(supported) == 1:
+        return "Supported: " + supported[0]
+    return "Contradictory: " + " in some rows, ".join(supported) + " in others"
+
+
+def headline(rows: list[dict], seed1_specs: dict) -> str:
+    """The two questions of issue 17, answered from the seed-replicated comparisons (both seeds side by side), one
+    verdict per cohort."""
+    def answer(question_prefix: str) -> str:
+        parts = []
+        for question in dict.fromkeys(r["question"] for r in rows if r["question"].startswith(question_prefix)):
+            chosen = [r for r in rows if r["question"] == question]
+            cohort = "on `--relations strong`" if "strong" in question else "on the default cohort"
+            details = "; ".join(f"{r['comparison']}, {r['metric']}, {r['test_set']}: "
+                                f"seed 1 {difference_cell(r['values'].get(1, 'not run'))}, "
+                                f"seed 2 {difference_cell(r['values'].get(2, 'not run'))}" for r in chosen)
+            parts.append(f"{cohort}: **{verdict(chosen)}**. {details}.")
+        return "\n  - " + "\n  - ".join(parts)
+
+    return "\n".join([
+        "- Does GNNp beat the CNN + spatial priors (same inputs: CT + PET + priors)?" + answer("GNNp vs CNN + priors"),
+        "- Does the distance-guided attention beat the paper's true baseline (no gate, no informative negatives, "
+        f"`seg_plain`, seed 1 checkpoint: {seg_variant(seed1_specs['seg_plain'])})?" + answer("attention vs"),
+        "- A conclusion needs both training seeds to agree in sign with both paired 95% intervals excluding 0; every "
+        "other case reads \"not supported\" (an interval containing 0 is a difference these test patients cannot "
+        "show either way). Each row is its own test at the 95% level, without a correction for the number of rows."])
 
 
 def rescore_table(work: Path) -> str:
@@ -248,7 +412,7 @@ def rescore_table(work: Path) -> str:
         for seed, folder in ((1, work), (2, work / "seed2")):
             report = _load(str(folder / run / "eval_rescore_test.json"))
             if report is None:
-                lines.append(f"| {cohort} | {seed} | – | not run yet | | | | | |")
+                lines.append(f"| {cohort} | {seed} | – | not run | | | | | |")
                 continue
             for k, row in report["k"].items():
                 cells = [f"{_f(row[n]['mFROC'])} [{_f(row[n]['95ci'][0])}, {_f(row[n]['95ci'][1])}]"
@@ -259,6 +423,23 @@ def rescore_table(work: Path) -> str:
     return "\n".join(lines)
 
 
+def replicated(rows):
+    """The rows of a table whose run has a seed replicate (REPLICATED)."""
+    return tuple((label, name) for label, name in rows if name in REPLICATED)
+
+
+def hand_written_sections(old_text: str) -> str:
+    """The sections of the previous document whose heading starts with "## Real" (real-data figures, not generated):
+    each from its heading to the next level-2 heading, verbatim."""
+    kept, keep = [], False
+    for line in old_text.splitlines(keepends=True):
+        if line.startswith("## "):
+            keep = line.startswith("## Real")
+        if keep:
+            kept.append(line)
+    return "".join(kept)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, required=True)
@@ -266,7 +447,10 @@ def main() -> int:
     parser.add_argument("--notes", type=Path, help="a Markdown file of observations appended verbatim")
     args = parser.parse_args()
     specs = experiments(args.work)
-    seconds = {n: (args.work / f"{n}.seconds").read_text().strip() for n in specs if (args.work / f"{n}.seconds").is_file()}
+    seed2 = experiments(args.work / "seed2", 2, cohorts=args.work)
+    rows = comparison_rows({1: specs, 2: seed2}, {1: args.work, 2: args.work / "seed2"})
+    seconds = {seed: {n: (folder / f"{n}.seconds").read_text().strip() for n in specs
+                      if (folder / f"{n}.seconds").is_file()} for seed, folder in ((1, args.work), (2, args.work / "seed2"))}
     text = f"""# Results on the phantom cohort
 
 Research software: not for clinical use. Every table below is written by `scripts/results_tables.py` from the
@@ -274,12 +458,24 @@ evaluation JSONs of `scripts/train_demo_models.py --work WORK`; no table figure 
 the end quote those tables. Cohort: `lnstaging phantom {' '.join(COHORT_ARGS)}` (48 synthetic PET/CT patients, 1.8 x 1.8 x 2.5 mm, mixed
 identity/oblique/RAS orientations; 4 folds of 9 cases, fold 0 for validation, 12 held-out test patients). All models
 use the `small` preset and were trained on 2 CPU cores with one torch thread per run. These are phantom figures: they
-show the code paths work and compare the variants, they say nothing about accuracy on patients. Training seeds are in
-each row's command (`--seed`); cohort seeds 11 (training and 12 test patients) and 12 (48 new test patients).
+show the code paths work and compare the variants, they say nothing about accuracy on patients. Training seed 1 for
+every row (each row's command has its `--seed`); seed 2 for every run a conclusion rests on
+(`scripts/train_demo_models.py --work WORK/seed2 --cohorts WORK --seed 2 --replicates`, same cohorts and patients);
+cohort seeds 11 (training and 12 test patients) and 12 (48 new test patients). "not run" marks a run whose
+evaluation JSON was not there when this document was written.
 
-## Headline: like-for-like comparisons
+## Headline: like-for-like comparisons, two training seeds
 
-{headline(specs)}
+{headline(rows, specs)}
+
+## Every comparison a conclusion may be drawn from, seed 1 and seed 2
+
+A - B on the same test patients, per training seed: mFROC with a paired 1000-bootstrap 95% CI over patients,
+stage 1's instance F (IoU >= 0.3, pooled) with a paired 1000-bootstrap CI, the patient AUC with DeLong's 95% CI
+(needs 2 positive and 2 negative patients). A conclusion is stated only when both seeds agree in sign and both
+intervals exclude 0.
+
+{comparisons_table(rows)}
 
 ## Paper 1 (Chao et al. 2020), Table 1: GTV_LN classification of ground-truthed candidates
 
@@ -308,10 +504,11 @@ The graph heads against the control with the same training budget (mFROC differe
 
 {against_control(specs, ("strong_cls_gnnb", "strong_cls_gnnp", "strong_cls_gnnp_first"), "strong_cls_cnn_prior_more")}
 
-The same two rows trained with seed 2 (`scripts/train_demo_models.py --work WORK/seed2 --seed 2 --only
-strong_cls_cnn_prior strong_cls_gnnp`):
+The replicated rows of both cohorts trained with seed 2 (WORK/seed2):
 
-{cls_table(experiments(args.work / "seed2", 2), REPLICATE_ROWS, "strong_cls_cnn_prior")}
+{cls_table(seed2, replicated(CLS_ROWS))}
+
+{cls_table(seed2, replicated(STRONG_ROWS), "strong_cls_cnn_prior")}
 
 How much the neighbours can tell at best: `scripts/relational_signal.py --data COHORT` fits two logistic
 regressions, cross-validated by patient, on the phantom's ground-truth appearance (SUVmax, diameter, lesion kind,
@@ -341,6 +538,10 @@ over patients.
 
 {seg_table(specs)}
 
+Seed 2 (WORK/seed2):
+
+{seg_table(seed2, replicated(SEG_ROWS))}
+
 Where the attention map puts the phantom's nodes and look-alikes (`scripts/attention_coverage.py --data
 WORK/phantom_medium`, held-out test cases; the gate can only suppress what lies where attention = 0):
 
@@ -360,12 +561,21 @@ training recipe, both models trained straight for 60 epochs.
 
 {patient_table(specs)}
 
+Seed 2 (WORK/seed2):
+
+{patient_table(seed2)}
+
 ## Run times (training + evaluation, seconds, 1 torch thread, 2 runs sharing 2 cores)
 
-{json.dumps(seconds)}
+Seed 1: {json.dumps(seconds[1])}
+
+Seed 2: {json.dumps(seconds[2])}
 """
     if args.notes and args.notes.is_file():
         text += "\n" + args.notes.read_text()
+    kept = hand_written_sections(args.out.read_text()) if args.out.is_file() else ""
+    if kept:
+        text += "\n" + kept
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0

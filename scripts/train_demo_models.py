@@ -5,13 +5,14 @@ docs/RESULTS.md.
 
 Reproduces every number of docs/RESULTS.md. Not run in CI (about three hours on 2 CPU cores). Each experiment is
 skipped when its evaluation JSON exists, so an interrupted run resumes. Experiments run one per process with one
-torch thread each; --jobs N runs N at once (2 on a 2-core machine). The seed replicate of the strong-relations
-rows in RESULTS is a second work folder with --seed 2.
+torch thread each; --jobs N runs N at once (2 on a 2-core machine).
 
-  python scripts/train_demo_models.py --work /path/to/work [--jobs 2] [--only NAME ...] [--seed 1]
-  python scripts/train_demo_models.py --work /path/to/work/seed2 --seed 2 --only strong_cls_cnn_prior strong_cls_gnnp
-  python scripts/train_demo_models.py --work /path/to/work/seed2 --seed 2 --only cls_cnn_prior cls_gnnp_reveal \
-      strong_cls_cnn_prior strong_cls_gnnp_reveal     (issue 19, second seed of the re-scoring rows)
+RESULTS.md states a conclusion only when two training seeds agree (scripts/results_tables.py). The second seed of
+every experiment behind a conclusion (REPLICATED, with the runs they start from) goes to WORK/seed2 and reads the
+cohorts of WORK (the same patients, drawn once):
+
+  python scripts/train_demo_models.py --work WORK [--jobs 2] [--only NAME ...]            (seed 1, everything)
+  python scripts/train_demo_models.py --work WORK/seed2 --cohorts WORK --seed 2 --replicates  (seed 2)
 """
 
 from __future__ import annotations
@@ -44,26 +45,37 @@ EXTERNAL = {"phantom_medium": ("phantom_medium_test", EXTERNAL_ARGS),
             "phantom_strong": ("phantom_strong_test", [*EXTERNAL_ARGS, "--relations", "strong"])}
 
 
-def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
-    """name -> {train: argv, evaluate: argv, after: [names it needs]}. Paths are inside ``work``; ``seed`` is every
-    training run's seed (a replicate in another work folder, e.g. --seed 2, shows the seed-to-seed spread)."""
+# The runs behind every comparison docs/RESULTS.md may draw a conclusion from (scripts/results_tables.py COMPARISONS):
+# GNNp vs CNN + priors (and vs the CNN trained as long), GNNp vs GNNb, on both cohorts; the re-scoring rows;
+# attention vs the paper's baseline; the patient model with vs without the LN volume. --replicates trains these.
+REPLICATED = ("cls_cnn_prior", "cls_gnnp", "cls_gnnb", "cls_cnn_prior_more", "strong_cls_cnn_prior", "strong_cls_gnnp",
+              "strong_cls_gnnb", "strong_cls_cnn_prior_more", "cls_gnnp_reveal", "strong_cls_gnnp_reveal",
+              "seg_attention", "seg_plain", "patient", "patient_predicted", "patient_image_only")
+
+
+def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[str, dict]:
+    """name -> {train: argv, evaluate: argv, after: [names it needs]}. Runs are inside ``work``, cohorts inside
+    ``cohorts`` (default ``work``); ``seed`` is every training run's seed (a replicate in another work folder, e.g.
+    --seed 2, shows the seed-to-seed spread)."""
     run = lambda name: str(work / name)  # noqa: E731
+    cohorts = Path(cohorts or work)
 
     def cls(name, *flags, init=None, cohort="phantom_medium"):
-        train = ["train", "cls", "--data", str(work / cohort), "--out", run(name), "--config", "small", *CLS_RECIPE,
+        train = ["train", "cls", "--data", str(cohorts / cohort), "--out", run(name), "--config", "small", *CLS_RECIPE,
                  "--seed", str(seed), *flags]
         if init:
             train += ["--init-cnn", str(work / init / "cls_model.pt")]
-        external = str(work / EXTERNAL[cohort][0])
+        external = str(cohorts / EXTERNAL[cohort][0])
         return {"train": train,
-                "evaluate": ["evaluate", "cls", "--data", str(work / cohort), "--model", run(name) + "/cls_model.pt"],
+                "evaluate": ["evaluate", "cls", "--data", str(cohorts / cohort), "--model",
+                             run(name) + "/cls_model.pt"],
                 "result": run(name) + "/eval_cls_test.json", "after": [init] if init else [],
                 "external": ["evaluate", "cls", "--data", external, "--model", run(name) + "/cls_model.pt",
                              "--out", run(name) + "/eval_cls_external.json"],
                 "external_result": run(name) + "/eval_cls_external.json"}
 
     def seg(name, *flags, cohort="phantom_medium"):
-        data = str(work / cohort)
+        data = str(cohorts / cohort)
         return {"train": ["train", "seg", "--data", data, "--out", run(name), "--config", "small", "--seed", str(seed),
                           "--phase", "all", "--pet", "--epochs", "60", *flags],
                 "evaluate": ["evaluate", "seg", "--data", data, "--model", run(name) + "/seg_model.pt",
@@ -71,7 +83,7 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
                 "result": run(name) + "/eval_seg_test.json", "after": []}
 
     def patient(name, *flags, after=None, prepare=None):
-        data = str(work / "phantom_medium")
+        data = str(cohorts / "phantom_medium")
         volumes = list(flags[flags.index("--ln-volumes"):flags.index("--ln-volumes") + 2]) if "--ln-volumes" in flags else []
         spec = {"train": ["train", "patient", "--data", data, "--out", run(name), "--config", "small", "--seed",
                           str(seed), *flags],
@@ -86,7 +98,7 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
         """Adds the re-scoring evaluation (scripts/rescore_evaluation.py) against the CNN + priors ``baseline``."""
         model = spec["evaluate"][spec["evaluate"].index("--model") + 1]
         out = str(Path(model).with_name("eval_rescore_test.json"))
-        spec["rescore"] = [str(ROOT / "scripts" / "rescore_evaluation.py"), "--data", str(work / cohort), "--model",
+        spec["rescore"] = [str(ROOT / "scripts" / "rescore_evaluation.py"), "--data", str(cohorts / cohort), "--model",
                            model, "--baseline", str(work / baseline / "cls_model.pt"), "--out", out]
         spec["rescore_result"] = out
         return spec
@@ -127,13 +139,27 @@ def experiments(work: Path, seed: int = 1) -> dict[str, dict]:
         # paper 2's eq. 7 as published: trained and tested on the volume stage 1 + identification predict
         "patient_predicted": patient("patient_predicted", "--ln-volumes", run("ln_volumes_seg_attention.csv"),
                                      after="seg_attention",
-                                     prepare=["predict-volumes", "--data", str(work / "phantom_medium"), "--models",
+                                     prepare=["predict-volumes", "--data", str(cohorts / "phantom_medium"), "--models",
                                               f"seg={run('seg_attention')}/seg_model.pt,"
                                               f"identification={run('seg_attention')}/identifier.pt",
                                               "--out", run("ln_volumes_seg_attention.csv"), "--threads", "1"]),
         # the image branch alone: without the largest positive LN volume, which gives the phantom's label away
         "patient_image_only": patient("patient_image_only", "--no-ln-volume"),
     }
+
+
+def with_prerequisites(names, specs: dict) -> list[str]:
+    """``names`` and, before them, every run they start from (``after``), transitively; each once, in order."""
+    ordered: list[str] = []
+
+    def add(name):
+        for before in specs[name]["after"]:
+            add(before)
+        if name not in ordered:
+            ordered.append(name)
+    for name in names:
+        add(name)
+    return ordered
 
 
 def lnstaging(argv: list[str], log: Path) -> None:
@@ -172,23 +198,35 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="experiment names (default: all)")
     parser.add_argument("--seed", type=int, default=1, help="training seed of every run (default 1)")
+    parser.add_argument("--cohorts", type=Path, help="folder of the cohorts (default: --work); a seed replicate "
+                        "reads the cohorts of the seed-1 work folder")
+    parser.add_argument("--replicates", action="store_true",
+                        help="only the experiments behind RESULTS.md's conclusions (REPLICATED) and the runs they "
+                             "start from")
     args = parser.parse_args()
+    if args.replicates and args.only:
+        parser.error("--replicates chooses the experiments; do not combine it with --only")
     args.work.mkdir(parents=True, exist_ok=True)
-    specs = experiments(args.work, args.seed)
-    wanted = args.only or list(specs)
+    cohorts = args.cohorts or args.work
+    cohorts.mkdir(parents=True, exist_ok=True)
+    specs = experiments(args.work, args.seed, cohorts)
+    wanted = with_prerequisites(REPLICATED, specs) if args.replicates else (args.only or list(specs))
+    unknown = [n for n in wanted if n not in specs]
+    if unknown:
+        parser.error(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(specs)}")
     needed = " ".join(" ".join(map(str, value)) for name in wanted for value in specs[name].values()
                       if isinstance(value, list))  # a cohort is drawn only when a wanted experiment reads it
     for cohort, cohort_args in [*COHORTS.items(), *EXTERNAL.values()]:
-        if str(args.work / cohort) + " " in needed + " " or str(args.work / cohort) + "/" in needed:
-            if not (args.work / cohort / "dataset.json").is_file():
-                lnstaging(["phantom", "--out", str(args.work / cohort), *cohort_args], args.work / "phantom.log")
-    for cohort in [c for c in COHORTS if (args.work / c / "dataset.json").is_file()]:
+        if str(cohorts / cohort) + " " in needed + " " or str(cohorts / cohort) + "/" in needed:
+            if not (cohorts / cohort / "dataset.json").is_file():
+                lnstaging(["phantom", "--out", str(cohorts / cohort), *cohort_args], cohorts / "phantom.log")
+    for cohort in [c for c in COHORTS if (cohorts / c / "dataset.json").is_file()]:
         for script in ("relational_signal", "attention_coverage"):  # analyses of the cohort itself (seconds)
-            target = args.work / f"{script}_{cohort}.json"
+            target = cohorts / f"{script}_{cohort}.json"
             if not target.is_file():
                 with open(target, "w") as fh:
                     subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--data",
-                                    str(args.work / cohort)], stdout=fh, check=True)
+                                    str(cohorts / cohort)], stdout=fh, check=True)
     done: set[str] = {n for n in specs if Path(specs[n]["result"]).is_file()
                       and Path(specs[n].get("external_result", specs[n]["result"])).is_file()
                       and Path(specs[n].get("rescore_result", specs[n]["result"])).is_file()}

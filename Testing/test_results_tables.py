@@ -1,0 +1,168 @@
+"""scripts/results_tables.py: a comparison is a conclusion only when both training seeds agree in sign and both
+paired intervals exclude 0; missing runs read "not run"; a partly finished work folder gives a document, and the
+hand-written "## Real" sections of the previous RESULTS.md are kept. Small fake evaluation JSONs, no training."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import results_tables as rt  # noqa: E402
+from train_demo_models import REPLICATED, experiments, with_prerequisites  # noqa: E402
+
+N_PATIENTS = 16
+
+
+def _cls_report(quality: float) -> dict:
+    """Each patient: 2 GTV_LN and 4 false candidates. ``quality`` of the patients rank their nodes on top, the rest
+    rank them below every false candidate (so a better model differs on many patients, not on one)."""
+    probabilities, truth = {}, {}
+    for i in range(N_PATIENTS):
+        good = i < quality * N_PATIENTS
+        nodes = [0.9, 0.8] if good else [0.05, 0.04]
+        probabilities[f"p{i:02d}"] = nodes + [0.5, 0.4, 0.3, 0.2]
+        truth[f"p{i:02d}"] = {"labels": [1, 1, 0, 0, 0, 0], "node_ids": [1, 2, 0, 0, 0, 0], "n_lesions": 2}
+    metrics = {"mFROC": quality, "mFROC_95ci": [0.0, 1.0], "patients": N_PATIENTS, "lesions": 2 * N_PATIENTS,
+               "candidates": 6 * N_PATIENTS, "sens@2FP": quality, "sens@3FP": quality, "sens@4FP": quality,
+               "sens@6FP": quality, "F1@0.5": quality, "best_F1": {"f1": quality}}
+    return {"metrics": metrics, "probabilities": probabilities, "truth": truth}
+
+
+def _patient_report(separation: float) -> dict:
+    """8 positive and 4 negative patients; positives score ``separation`` above the negatives on average."""
+    patients = [{"case": f"p{i:02d}", "label": int(i < 8), "probability": 0.4 + separation * (i < 8) + 0.01 * (i % 5)}
+                for i in range(12)]
+    metrics = {"auc": {"value": 0.9, "low": 0.8, "high": 1.0}}
+    return {"n_patients": 12, "n_positive": 8, "metrics": metrics, "patients": patients}
+
+
+def _seg_report(tp: int) -> dict:
+    rows = [{"case": f"p{i:02d}", "positive": {"dice": 0.5, "tp": tp, "n_pred": 3, "n_ref": 3},
+             "class_agnostic": {"dice": 0.6, "tp": tp, "n_pred": 3, "n_ref": 3}} for i in range(N_PATIENTS)]
+    return {"n_cases": N_PATIENTS, "class_agnostic": {"dice": 0.6, "f_measure": tp / 3, "n_ref": 3 * N_PATIENTS},
+            "positive": {"recall": tp / 3, "precision": tp / 3, "f_measure": tp / 3, "n_ref": 3 * N_PATIENTS},
+            "per_case": rows}
+
+
+def _write(path: str, report: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report))
+
+
+def test_conclusion_needs_both_seeds_to_agree_with_intervals_excluding_zero():
+    assert rt.conclusion((0.1, 0.02, 0.2), (0.05, 0.01, 0.1), "GNNp", "CNN") == "**GNNp higher**"
+    assert rt.conclusion((-0.1, -0.2, -0.02), (-0.05, -0.1, -0.01), "GNNp", "CNN") == "**CNN higher**"
+    assert rt.conclusion((0.1, 0.02, 0.2), (0.05, -0.01, 0.1), "GNNp", "CNN") == \
+        "not supported (seed 2 interval contains 0)"
+    assert rt.conclusion((0.1, 0.02, 0.2), (-0.1, -0.2, -0.02), "A", "B") == \
+        "not supported (the seeds disagree in sign)"
+    assert rt.conclusion((0.1, 0.02, 0.2), "not run", "A", "B") == "not supported (seed 2: not run)"
+    assert rt.conclusion("not run", "not run", "A", "B") == "not supported (seed 1: not run; seed 2: not run)"
+
+
+def test_comparison_rows_from_fake_runs(tmp_path):
+    """GNNp better than the CNN on both seeds: a conclusion; vs GNNb only on seed 1: not supported; the control of
+    seed 2 missing: "not run" and not supported; the patient AUC and stage 1's F measured on the same patients."""
+    work = tmp_path / "work"
+    seeds = {1: experiments(work), 2: experiments(work / "seed2", 2, cohorts=work)}
+    for seed, specs in seeds.items():
+        _write(specs["cls_gnnp"]["result"], _cls_report(0.75))
+        _write(specs["cls_cnn_prior"]["result"], _cls_report(0.25))
+        _write(specs["cls_gnnb"]["result"], _cls_report(0.25 if seed == 1 else 0.75))
+        _write(specs["patient"]["result"], _patient_report(0.5))
+        _write(specs["patient_image_only"]["result"], _patient_report(-0.05))
+        _write(specs["seg_attention"]["result"], _seg_report(2))
+        _write(specs["seg_plain"]["result"], _seg_report(2 if seed == 1 else 1))
+    _write(seeds[1]["cls_cnn_prior_more"]["result"], _cls_report(0.25))
+    rescore = {"k": {"3": {"pending_lesions": 20, "rescored_minus_nothing": {"difference": 0.1, "95ci": [0.02, 0.2]},
+                           "rescored_minus_baseline": {"difference": 0.1, "95ci": [-0.02, 0.2]}}}}
+    for folder in (work, work / "seed2"):
+        _write(str(folder / "cls_gnnp_reveal" / "eval_rescore_test.json"), rescore)
+    rows = rt.comparison_rows(seeds, {1: work, 2: work / "seed2"})
+    by = {(r["question"], r["comparison"], r["test_set"]): r for r in rows}
+
+    gnnp = by[("GNNp vs CNN + priors", "GNNp - CNN + priors", "12 test patients")]
+    assert gnnp["conclusion"] == "**GNNp higher**"
+    assert all(v[1] > 0 for v in gnnp["values"].values())
+    assert by[("GNNp vs CNN + priors", "GNNp - CNN + priors", "48 new patients")]["values"] == \
+        {1: "not run", 2: "not run"}
+    gnnb = by[("GNNp vs GNNb", "GNNp - GNNb", "12 test patients")]
+    assert gnnb["values"][2][0] == 0 and gnnb["conclusion"] == "not supported (seed 2 interval contains 0)"
+    control = by[("GNNp vs CNN + priors", "GNNp - CNN + priors trained as long", "12 test patients")]
+    assert control["values"][2] == "not run" and control["conclusion"] == "not supported (seed 2: not run)"
+    auc = by[("patient model with vs without the LN volume", "ground-truth LN volume - tumour slices only",
+              "12 test patients")]
+    assert auc["values"][1][0] == pytest.approx(1.0 - auc_of_image_only()) and auc["conclusion"].startswith("**")
+    predicted = by[("patient model with vs without the LN volume", "predicted LN volume - tumour slices only",
+                    "12 test patients")]
+    assert predicted["conclusion"] == "not supported (seed 1: not run; seed 2: not run)"
+    seg = by[("attention vs the paper's baseline", "attention - baseline (seg_plain)", "12 test patients")]
+    assert seg["values"][1] == (0.0, 0.0, 0.0) and seg["values"][2][0] == pytest.approx(1 / 3)
+    assert seg["conclusion"] == "not supported (seed 1 interval contains 0)"
+    medium = [r for r in rows if r["question"] == "re-scoring from review decisions (phantom_medium, k = 3)"]
+    assert [r["conclusion"] for r in medium] == ["**re-scored higher**",
+                                                  "not supported (seed 1 and seed 2 interval contains 0)"]
+    strong = [r for r in rows if r["question"].startswith("re-scoring from review decisions (phantom_strong")]
+    assert strong and all(r["values"] == {1: "not run", 2: "not run"} for r in strong)
+
+    table = rt.comparisons_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "| not run | not run |" in table
+    head = rt.headline(rows, seeds[1]).splitlines()
+    assert head[0].startswith("- Does GNNp beat the CNN + spatial priors")
+    assert head[1].startswith("  - on the default cohort: **Supported: GNNp higher**")
+    assert "seed 1 +0.250 [+0.125, +0.375], seed 2 +0.250 [" in head[1]
+    assert head[2].startswith("  - on `--relations strong`: **Not run**")
+    assert head[4].startswith("  - on the default cohort: **Not supported") and "seed 2 +0.333 [" in head[4]
+    opposite = dict(gnnp, conclusion="**CNN + priors higher**")
+    assert rt.verdict([gnnp, opposite]).startswith("Contradictory")
+    assert rt.verdict([r for r in rows if r["question"].startswith("GNNp vs CNN + priors (--relations")]) == "Not run"
+
+
+def auc_of_image_only() -> float:
+    from LNStagingLib.evaluation.metrics import roc_auc
+
+    report = _patient_report(-0.05)
+    return roc_auc([p["label"] for p in report["patients"]], [p["probability"] for p in report["patients"]])
+
+
+def test_every_compared_run_has_a_seed_replicate():
+    specs = experiments(Path("/nonexistent"))
+    compared = {name for row in rt.COMPARISONS for name in row[4:6]} | {run for _, run in rt.RESCORE_ROWS}
+    assert compared <= set(REPLICATED)
+    replicates = with_prerequisites(REPLICATED, specs)
+    assert set(replicates) == set(REPLICATED)  # the replicated runs start only from replicated runs
+    for name in replicates:
+        assert all(replicates.index(before) < replicates.index(name) for before in specs[name]["after"])
+    seed2 = experiments(Path("/w/seed2"), 2, cohorts=Path("/w"))
+    assert "/w/phantom_medium" in seed2["cls_gnnp"]["train"] and "/w/seed2/cls_gnnp" in seed2["cls_gnnp"]["train"]
+    assert seed2["cls_gnnp"]["train"][seed2["cls_gnnp"]["train"].index("--seed") + 1] == "2"
+
+
+def test_script_on_a_partly_finished_work_folder_keeps_real_sections(tmp_path):
+    work = tmp_path / "work"
+    specs = experiments(work)
+    _write(specs["cls_cnn_prior"]["result"], _cls_report(0.25))
+    _write(specs["patient"]["result"], _patient_report(0.5))
+    (work / "seg_plain").mkdir(parents=True)
+    (work / "seg_plain" / "seg_model.pt").write_bytes(b"half written")  # a run still training
+    Path(specs["seg_attention"]["result"]).parent.mkdir(parents=True)
+    Path(specs["seg_attention"]["result"]).write_text('{"n_cases": 12, "per_')  # a JSON being written
+    out = tmp_path / "RESULTS.md"
+    real = "## Real PET: hand-written\n\nQIN figures 9 / 10 nodes.\n\n### a subsection\n\nkept too\n"
+    out.write_text("# old\n\n## Headline\n\nold generated text\n\n" + real + "## Old generated tail\n\ngone\n")
+    for _ in range(2):  # run twice: the kept section appears once
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_tables.py"), "--work", str(work),
+                               "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "eval_seg_test.json is not complete JSON" in done.stderr
+    text = out.read_text()
+    assert text.count(real) == 1 and text.endswith(real) and "old generated text" not in text and "gone" not in text
+    assert "| not run | not run | not supported (seed 1: not run; seed 2: not run) |" in text
+    assert "checkpoint not readable yet" in text
+    assert "8 positive, 4 negative" in text  # the class counts of the patient test set
+    assert "| phantom_strong | 2 | – | not run |" in text
