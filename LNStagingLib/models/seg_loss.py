@@ -5,6 +5,10 @@ TP / (TP + alpha/2 FP + beta/2 FN): MONAI's TverskyLoss (TP / (TP + a FP + b FN)
 (a + b = 1, Tversky's own convention). We keep the paper's alpha/beta in the arguments and halve them for MONAI.
 Targets of the coarser outputs are the label map downsampled by nearest neighbour (nnU-Net); weights 1/2^k,
 normalised to sum to 1.
+
+With several training ranks (scaling/ddp.py) each holds a share of the batch: ``sum_over_ranks`` sums the Tversky
+index's TP/FP/FN over the ranks (differentiably), so every rank's loss has the whole batch's index, as one process;
+the cross entropy is each rank's mean, which DDP's gradient average makes the batch mean (equal shares).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from monai.losses import TverskyLoss
+from monai.losses.utils import compute_tp_fp_fn
+from monai.networks import one_hot
 from torch import nn
 
 
@@ -23,14 +29,28 @@ def deep_supervision_weights(n: int) -> list[float]:
 class SegmentationLoss(nn.Module):
     """L_SEG = L_CE + L_T (eq. 5), summed over deep-supervision outputs with decreasing weights."""
 
-    def __init__(self, alpha: float = 0.5, beta: float = 1.5):
+    def __init__(self, alpha: float = 0.5, beta: float = 1.5, sum_over_ranks=None):
         super().__init__()
         self.tversky = TverskyLoss(to_onehot_y=True, softmax=True, include_background=False,
                                    alpha=alpha / 2.0, beta=beta / 2.0, batch=True)
+        self.sum_over_ranks = sum_over_ranks
 
     def single(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of one output; ``target`` is [B, 1, ...] integer class labels on the output's grid."""
-        return F.cross_entropy(logits, target[:, 0].long()) + self.tversky(logits, target)
+        ce = F.cross_entropy(logits, target[:, 0].long())
+        if self.sum_over_ranks is None:
+            return ce + self.tversky(logits, target)
+        return ce + self.tversky_over_ranks(logits, target)
+
+    def tversky_over_ranks(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """MONAI's batch Tversky loss (same settings, same formula) with TP/FP/FN summed over the ranks' shares."""
+        t = self.tversky
+        probs = torch.softmax(logits, 1)[:, 1:]
+        onehot = one_hot(target, num_classes=logits.shape[1])[:, 1:]
+        tp, fp, fn = compute_tp_fp_fn(probs, onehot, [0, *range(2, logits.dim())], 1, False, False)
+        tp, fp, fn = (self.sum_over_ranks(v) for v in (tp, fp, fn))
+        score = 1.0 - (tp + t.smooth_nr) / (tp + t.alpha * fp + t.beta * fn + t.smooth_dr)
+        return score.mean()
 
     def forward(self, outputs, target: torch.Tensor) -> torch.Tensor:
         if isinstance(outputs, torch.Tensor):

@@ -1,21 +1,32 @@
 """Training on several processes or machines with torch.distributed, in the environment torchrun sets.
 
-``torchrun --standalone --nproc-per-node N -m LNStagingLib.cli train TASK ... --distributed`` starts N ranks; each
-reads RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (gloo on the CPU, NCCL on GPUs). The trainers keep
-their one-process loop and call four hooks: which patients of an optimiser step this rank computes (``owns``), the
-gradient sum over ranks before the step (``sum_gradients``), the mean of the normalisation statistics after it
-(``average_buffers``), and "only rank 0 writes" (``is_main``). The effective batch stays what the options say
-(e.g. --accumulate 8 patients per step, split over the ranks), so N ranks train the same model as one process, up to
-float rounding of the gradient sum.
+``torchrun --nproc-per-node N -m LNStagingLib.cli train TASK ...`` (with or without --distributed) starts N ranks;
+each reads RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT and joins the process group (gloo on the CPU,
+NCCL on GPUs). The trainers keep their one-process loop; this module gives them what changes with N ranks:
 
-Why not wrap the model in DistributedDataParallel: one patient is one graph of its own size, so ranks compute
-different numbers of patients per step (4 patients on 3 ranks: 2, 1, 1); DDP reduces inside every backward and
-would need Join and no_sync to express that. Reducing once per optimiser step is DDP's arithmetic without that
-machinery (one flat all_reduce per step, as DDP's buckets do).
+- ``wrap``: the model in torch's DistributedDataParallel, which averages the gradients over the ranks in the
+  backward pass (``no_sync`` for the micro-steps of gradient accumulation: one all-reduce per optimiser step).
+- ``share`` / ``micro_steps``: which patients of an optimiser step this rank computes, and with what loss scale,
+  so that DDP's average equals the one-process loss of the whole step (effective batch = the options' batch, split
+  over the ranks, not multiplied by them).
+- ``sync_batch_norm`` and ``sum_over_ranks``: statistics that one process takes over the whole batch (BatchNorm,
+  the batch Tversky index) taken over all ranks' shares, differentiably, so the gradients are the same.
+- ``is_main``, ``barrier``, ``sum_scalar``, ``close``: rank 0 alone validates and writes checkpoints and logs; the
+  others wait for its files at the end. Resuming reads the same *_last.pt on every rank.
+
+- ``SequentialStatistics``: BatchNorm running statistics of a model whose batch is one patient (stage 2), which one
+  process updates patient after patient, rebuilt after every step from the ranks' shares.
+
+What is not exact: float rounding (sums in another order), which Adam can amplify on parameters whose gradient is
+zero in exact arithmetic (a convolution bias before InstanceNorm); dropout > 0 would draw other masks on each rank
+(every preset has dropout 0).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import math
 import os
 from dataclasses import dataclass
 
@@ -26,8 +37,8 @@ TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 def add_distributed_argument(parser) -> None:
     parser.add_argument("--distributed", action="store_true",
-                        help="train on the ranks torchrun started (torch.distributed: gloo on CPU, NCCL on GPU); "
-                             "see docs/SCALING.md")
+                        help="train on the ranks torchrun started (torch DistributedDataParallel: gloo on CPU, NCCL "
+                             "on GPU; automatic when started under torchrun); see docs/SCALING.md")
 
 
 @dataclass
@@ -50,60 +61,71 @@ class Ranks:
         """One GPU per rank on a node; the CPU stays the CPU."""
         return f"cuda:{self.local_rank}" if device.startswith("cuda") and self.active else device
 
-    def owns(self, step: int, group_size: int) -> bool:
-        """Whether this rank computes the patient at ``step`` of the epoch: within each optimiser step's group of
-        ``group_size`` patients, positions are dealt round-robin over the ranks."""
-        return (step % group_size) % self.world == self.rank
-
-    def mine(self, items: list) -> list:
-        """This rank's share of a list (for work that is only split, not summed: e.g. filling a cache)."""
+    # ---- who computes what ---------------------------------------------------------------------------------------
+    def share(self, items: list) -> list:
+        """This rank's share of a list, dealt round-robin (patients of a step, cases of a cache to fill)."""
         return items[self.rank::self.world]
 
+    def micro_steps(self, group: list) -> list[tuple[object, float]]:
+        """(item, loss weight) pairs this rank runs for one optimiser step of ``group`` (one forward each).
+
+        Every rank must run as many backward passes per step as the others (DDP reduces in the last one), so a rank
+        whose share is shorter pads with the group's first item at weight 0: it adds nothing to the gradient. The
+        weight ``world`` undoes DDP's division by the number of ranks: the caller divides its loss by the step's
+        size as one process would, and DDP's mean over ranks becomes the one-process sum."""
+        mine = [(item, float(self.world)) for item in self.share(group)]
+        return mine + [(group[0], 0.0)] * (math.ceil(len(group) / self.world) - len(mine))
+
+    @staticmethod
+    def reducing(model, last: bool):
+        """Context of one micro-step's forward and backward: DDP's no_sync() except on the step's last one."""
+        if last or not hasattr(model, "no_sync"):
+            return contextlib.nullcontext()
+        return model.no_sync()
+
+    # ---- the model -----------------------------------------------------------------------------------------------
+    def wrap(self, model, *, find_unused_parameters: bool = False, sync_buffers: bool = True):
+        """The model in DistributedDataParallel (itself when not distributed). DDP broadcasts rank 0's weights at
+        construction, so every rank starts alike. ``sync_buffers``: DDP broadcasts rank 0's buffers before every
+        forward (right when the buffers are synchronised statistics, wrong when each rank keeps its own);
+        ``find_unused_parameters`` only for models with parameters the loss never reaches (DDP would wait for
+        their gradients)."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.local_rank] if next(model.parameters()).is_cuda else None
+        return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters,
+                                       forward_sync_buffers=sync_buffers)
+
+    def sync_batch_norm(self, model):
+        """BatchNorm layers that normalise with the statistics of the whole batch, all ranks' shares together, as
+        one process would: torch's SyncBatchNorm on GPUs; on the CPU (where torch's needs CUDA kernels) a
+        BatchNorm whose sums go through torch.distributed.nn's differentiable all_reduce."""
+        if not self.active:
+            return model
+        import torch
+
+        if next(model.parameters()).is_cuda:
+            return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        from .sync_batch_norm import convert_to_cpu_sync
+
+        return convert_to_cpu_sync(model)
+
+    def sum_over_ranks(self, tensor):
+        """The sum of a tensor over the ranks, with gradient (for statistics one process takes over the batch)."""
+        if not self.active:
+            return tensor
+        from torch.distributed.nn.functional import all_reduce
+
+        return all_reduce(tensor)
+
+    # ---- coordination --------------------------------------------------------------------------------------------
     def barrier(self) -> None:
         if self.active:
             import torch.distributed as dist
 
             dist.barrier()
-
-    def broadcast_parameters(self, model) -> None:
-        """Every rank starts from rank 0's weights (they are equal already when seeds are; this makes it certain)."""
-        if self.active:
-            import torch.distributed as dist
-
-            for tensor in list(model.parameters()) + list(model.buffers()):
-                dist.broadcast(tensor.data, src=0)
-
-    def sum_gradients(self, model) -> None:
-        """Gradients summed over ranks (each rank's loss is already divided by the whole step's patient count).
-        A parameter no rank touched keeps grad None, as in one process (Adam then leaves it alone)."""
-        if not self.active:
-            return
-        import torch
-        import torch.distributed as dist
-
-        params = list(model.parameters())
-        touched = torch.tensor([p.grad is not None for p in params], dtype=torch.float32,
-                               device=params[0].device)
-        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-        dist.all_reduce(touched)
-        dist.all_reduce(flat)
-        offset = 0
-        for p, used in zip(params, touched.tolist()):
-            n = p.numel()
-            p.grad = flat[offset:offset + n].view_as(p).clone() if used else None
-            offset += n
-
-    def average_buffers(self, model) -> None:
-        """BatchNorm running statistics: the mean over ranks (each rank saw other patients; one process would have
-        run them through one sequence, so these match one process approximately, not to the bit)."""
-        if not self.active:
-            return
-        import torch.distributed as dist
-
-        for buffer in model.buffers():
-            if buffer.is_floating_point():
-                dist.all_reduce(buffer.data)
-                buffer.data /= self.world
 
     def sum_scalar(self, value: float) -> float:
         if not self.active:
@@ -116,11 +138,59 @@ class Ranks:
         return float(tensor.item())
 
     def close(self) -> None:
-        if self.active:
-            import torch.distributed as dist
+        """End of a training: every rank waits until rank 0 has written its files (the process group stays for a
+        next training in the same processes and is destroyed at exit)."""
+        self.barrier()
 
-            dist.barrier()
-            dist.destroy_process_group()
+
+class SequentialStatistics:
+    """BatchNorm running statistics of a step whose patients are forwarded one at a time (stage 2: the batch is
+    one patient), as one process has them after running the step's patients in order, when each rank ran only
+    its own. A running statistic is linear in the batch statistics: after patients 0..G-1 it is
+    (1-m)^G r0 + sum_i (1-m)^(G-1-i) m x_i; each rank records m x_i of its patients (the change one forward makes
+    from r0) and the sum goes over the ranks once per step."""
+
+    def __init__(self, model, ranks: Ranks):
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        self.ranks = ranks
+        self.layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        if any(layer.momentum is None for layer in self.layers):
+            raise ValueError("cumulative BatchNorm averages (momentum None) are not supported with several ranks")
+
+    def begin(self, group_size: int) -> None:
+        self.size = group_size
+        self.start = [(layer.running_mean.clone(), layer.running_var.clone(), int(layer.num_batches_tracked))
+                      for layer in self.layers]
+        self.added = [(mean.new_zeros(mean.shape), var.new_zeros(var.shape)) for mean, var, _ in self.start]
+
+    def record(self, position: int) -> None:
+        """After this rank's forward of the patient at ``position`` of the step: keep its term, restore r0."""
+        for layer, (mean0, var0, _), (mean_sum, var_sum) in zip(self.layers, self.start, self.added):
+            m = layer.momentum
+            decay = (1 - m) ** (self.size - 1 - position)
+            mean_sum += decay * (layer.running_mean - (1 - m) * mean0)
+            var_sum += decay * (layer.running_var - (1 - m) * var0)
+            layer.running_mean.copy_(mean0)
+            layer.running_var.copy_(var0)
+
+    def end(self) -> None:
+        """The statistics after the whole step, equal on every rank."""
+        import torch.distributed as dist
+
+        for layer, (mean0, var0, count0), (mean_sum, var_sum) in zip(self.layers, self.start, self.added):
+            if self.ranks.active:
+                dist.all_reduce(mean_sum)
+                dist.all_reduce(var_sum)
+            m = layer.momentum
+            layer.running_mean.copy_((1 - m) ** self.size * mean0 + mean_sum)
+            layer.running_var.copy_((1 - m) ** self.size * var0 + var_sum)
+            layer.num_batches_tracked.fill_(count0 + self.size)
+
+
+def unwrap(model):
+    """The module inside DistributedDataParallel (what checkpoints and validation use)."""
+    return getattr(model, "module", model)
 
 
 def start(requested: bool, device: str = "cpu") -> Ranks:
@@ -144,4 +214,10 @@ def start(requested: bool, device: str = "cpu") -> Ranks:
             torch.cuda.set_device(ranks.local_rank)
         if not dist.is_initialized():
             dist.init_process_group(backend=backend, rank=ranks.rank, world_size=ranks.world)
+            atexit.register(dist.destroy_process_group)
     return ranks
+
+
+def main_process() -> bool:
+    """Whether this process prints the final messages: rank 0 of torchrun's ranks, or the only process."""
+    return int(os.environ.get("RANK", "0")) == 0

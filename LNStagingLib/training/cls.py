@@ -164,11 +164,13 @@ def train(args) -> str:
     probe = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=False,
                           roi_source=args.roi)
     if ranks.active:  # each rank fills its share of the patch cache, then every rank reads all of it
-        for case_id in ranks.mine(train_ids + val_ids):
+        for case_id in ranks.share(train_ids + val_ids):
             load_case_candidates(dataset, case_id, probe, cache)
         ranks.barrier()
-    train_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(train_ids, desc="patches (train)")]
-    val_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(val_ids, desc="patches (val)")]
+    quiet = not ranks.is_main
+    train_cases = [load_case_candidates(dataset, c, probe, cache)
+                   for c in tqdm(train_ids, desc="patches (train)", disable=quiet)]
+    val_cases = [load_case_candidates(dataset, c, probe, cache) for c in tqdm(val_ids, desc="patches (val)", disable=quiet)]
     if not args.no_pet and any(c.images.shape[1] < 2 for c in train_cases):
         raise DatasetError("Some training cases have no PET; train a CT-only model with --no-pet.")
     warning = mask_class_imbalance(train_cases)
@@ -185,9 +187,13 @@ def train(args) -> str:
     torch.manual_seed(args.seed)  # the initial weights
     model = Stage2Model(config).to(device)
     initialised = init_cnn_from(model, args.init_cnn, args.init_scope) if args.init_cnn else []
-    ranks.broadcast_parameters(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     start, history = resume_state(out / LAST, model, optimizer) if args.resume else (0, [])
+    # one patient per forward, so BatchNorm's batch is a patient on every rank alike; its running statistics are
+    # rebuilt after every step as one process updates them (SequentialStatistics). With a head, the CNN's own
+    # classifier is outside the loss: DDP must not wait for its gradient.
+    network = ranks.wrap(model, find_unused_parameters=model.head is not None, sync_buffers=False)
+    statistics = ddp.SequentialStatistics(model, ranks) if ranks.active else None
     labels = np.concatenate([c.labels for c in train_cases])
     n_pos, n_neg = int(labels.sum()), int(len(labels) - labels.sum())
     pos_weight = torch.tensor(float(np.clip(n_neg / max(n_pos, 1), 1.0, 50.0)), device=device)
@@ -205,27 +211,40 @@ def train(args) -> str:
         model.train()
         optimizer.zero_grad(set_to_none=True)
         order = rng.permutation(len(train_cases))
-        total, bar = 0.0, tqdm(order, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not ranks.is_main)
-        for step, k in enumerate(bar):
-            flips = tuple(int(a) for a in 2 + np.flatnonzero(rng.random(3) < 0.5))  # drawn on every rank alike
-            states, hidden = reveal_labels(rng, train_cases[k].labels) if reveal else (None, None)  # likewise
-            if ranks.owns(step, args.accumulate):
-                images, masks, priors, y = as_tensors(train_cases[k], device, flips)
-                if reveal:
-                    logits = model(images, masks, priors if config.use_priors else None,
-                                   torch.from_numpy(states).to(device))
-                    keep = torch.from_numpy(hidden).to(device)
-                    loss = loss_fn(logits[keep], y[keep])
-                else:
-                    loss = loss_fn(model(images, masks, priors if config.use_priors else None), y)
-                (loss / args.accumulate).backward()
-                total += loss.item()
-            if (step + 1) % args.accumulate == 0 or step == len(order) - 1:
-                ranks.sum_gradients(model)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                ranks.average_buffers(model)
-            bar.set_postfix(loss=f"{total / (step + 1):.4f}")
+        # the draws of every patient (flips, revealed labels) on every rank alike, in the one-process order
+        draws = [(int(k), tuple(int(a) for a in 2 + np.flatnonzero(rng.random(3) < 0.5)),
+                  reveal_labels(rng, train_cases[k].labels) if reveal else (None, None)) for k in order]
+        total, bar = 0.0, tqdm(total=len(order), desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                               disable=not ranks.is_main)
+        for first in range(0, len(order), args.accumulate):  # one optimiser step
+            group = draws[first:first + args.accumulate]
+            steps = ranks.micro_steps(list(enumerate(group)))
+            if statistics:
+                statistics.begin(len(group))
+            for i, ((position, (k, flips, (states, hidden))), weight) in enumerate(steps):
+                with ranks.reducing(network, last=i == len(steps) - 1):
+                    if weight == 0.0:
+                        model.eval()  # padding step: no running statistic changes, weight 0: no gradient
+                    images, masks, priors, y = as_tensors(train_cases[k], device, flips)
+                    if reveal:
+                        logits = network(images, masks, priors if config.use_priors else None,
+                                         torch.from_numpy(states).to(device))
+                        keep = torch.from_numpy(hidden).to(device)
+                        loss = loss_fn(logits[keep], y[keep])
+                    else:
+                        loss = loss_fn(network(images, masks, priors if config.use_priors else None), y)
+                    (loss * weight / args.accumulate).backward()
+                    model.train()
+                if statistics and weight > 0:
+                    statistics.record(position)
+                total += loss.item() * (weight > 0)
+            if statistics:
+                statistics.end()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            bar.update(min(args.accumulate, len(order) - first))
+            bar.set_postfix(loss=f"{total / min(first + args.accumulate, len(order)):.4f}")
+        bar.close()
         total = ranks.sum_scalar(total)
         record = {"epoch": epoch, "train_loss": total / len(order)}
         if not ranks.is_main:  # rank 0 validates and writes; the others go on to the next epoch's first reduction
@@ -259,5 +278,6 @@ def train(args) -> str:
 
 def main(args) -> int:
     sha = train(args)
-    print(f"stage-2 model written to {Path(args.out) / FINAL} (sha256 {sha})")
+    if ddp.main_process():
+        print(f"stage-2 model written to {Path(args.out) / FINAL} (sha256 {sha})")
     return 0

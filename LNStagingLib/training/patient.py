@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import DatasetError, ModelError
 from ..inference.case_inputs import PatientExample, load_examples, predict_examples  # noqa: F401
+from ..scaling import ddp
 from .options import add_common_arguments
 
 FINAL, LAST, LOG = "patient_model.pt", "patient_last.pt", "train_patient_log.json"
@@ -60,6 +61,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-ln-volume", action="store_true", help="ablation: tumour slices only")
     parser.add_argument("--no-texture-encoding", action="store_true", help="ablation: global average pooling only")
     parser.add_argument("--no-mask-branch", action="store_true", help="ablation: no tumour-mask side branch")
+    ddp.add_distributed_argument(parser)
 
 
 def main(args) -> int:
@@ -75,7 +77,8 @@ def main(args) -> int:
     from .options import check_training_out
 
     check_training_out(args, [FINAL], init_weights=args.init_weights)
-    device = resolve_device(args.device)
+    ranks = ddp.start(getattr(args, "distributed", False), args.device)
+    device = ranks.device(resolve_device(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     volumes = None
@@ -86,8 +89,10 @@ def main(args) -> int:
     cohort = load_cohort(args.data, args.fold, model_config, progress=tqdm_progress("loading cases"),
                          ln_volumes=volumes, ln_volume_source=Path(args.ln_volumes).name if args.ln_volumes else None)
     sha = train(cohort, model_config, train_config, out, device=device, resume=args.resume,
-                init_weights=args.init_weights, progress=tqdm_progress("train patient"))
-    print(f"patient model: {out / FINAL} (sha256 {sha})")
+                init_weights=args.init_weights, progress=tqdm_progress("train patient") if ranks.is_main else None,
+                ranks=ranks)
+    if ranks.is_main:
+        print(f"patient model: {out / FINAL} (sha256 {sha})")
     return 0
 
 
@@ -128,20 +133,28 @@ def load_cohort(root, fold: int, config, progress=None, ln_volumes: dict | None 
 
 
 # ---- training ----------------------------------------------------------------------------------------------------
-def _batch(examples: list[PatientExample], device, rng: np.random.Generator | None = None):
+def _batch(examples: list[PatientExample], device, rng: np.random.Generator | None = None, rows=None):
+    """The step's patches (image, mask, LN volume, label); ``rows``: only these patches (a rank's patients), after
+    the flips were drawn for all of them (so every rank draws as one process does)."""
     import torch
 
     image = torch.cat([e.inputs["image"] for e in examples])
+    mask = torch.cat([e.inputs["mask"] for e in examples])
     if rng is not None:  # left-right flip of whole patches, drawn per patch
         flip = torch.from_numpy(rng.random(len(image)) < 0.5)
         image = torch.where(flip[:, None, None, None], image.flip(-1), image)
-        mask = torch.cat([e.inputs["mask"] for e in examples])
         mask = torch.where(flip[:, None, None, None], mask.flip(-1), mask)
-    else:
-        mask = torch.cat([e.inputs["mask"] for e in examples])
     volume = torch.cat([e.inputs["ln_volume_mm3"] for e in examples])
     label = torch.cat([torch.full((len(e.inputs["image"]),), float(e.label)) for e in examples])
+    if rows is not None:
+        image, mask, volume, label = image[rows], mask[rows], volume[rows], label[rows]
     return image.to(device), mask.to(device), volume.to(device), label.to(device)
+
+
+def _patch_rows(examples: list[PatientExample], chosen: list[int]) -> list[int]:
+    """Row numbers in the step's batch of the patches of the patients at positions ``chosen``."""
+    starts = np.cumsum([0] + [len(e.inputs["image"]) for e in examples])
+    return [r for k in chosen for r in range(int(starts[k]), int(starts[k + 1]))]
 
 
 def _validate(model, examples, device) -> dict:
@@ -155,8 +168,11 @@ def _validate(model, examples, device) -> dict:
 
 
 def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig, out: Path, *, device: str = "cpu",
-          resume: bool = False, init_weights: str | None = None, progress=None) -> str:
-    """Train; write patient_last.pt every epoch and patient_model.pt at the end. Returns the final sha256."""
+          resume: bool = False, init_weights: str | None = None, progress=None, ranks: ddp.Ranks | None = None) -> str:
+    """Train; write patient_last.pt every epoch and patient_model.pt at the end. Returns the final sha256.
+
+    With several ranks (scaling/ddp.py) each computes its share of a step's patients; BatchNorm normalises over
+    all ranks' patches and DDP averages the gradients, so the step equals one process's over the whole step."""
     import torch
 
     from ..models.checkpoint import load_checkpoint, save_checkpoint
@@ -170,7 +186,8 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
         report = load_init_weights(model, init_weights)
         init_note = {"file": Path(init_weights).name, "summary": report.summary()}
         print(f"initial weights {Path(init_weights).name}: {report.summary()}")
-    model.to(device)
+    ranks = ranks or ddp.Ranks()
+    model = ranks.sync_batch_norm(model.to(device))
     params = model.parameters()
     if train_config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=train_config.learning_rate, momentum=train_config.momentum,
@@ -188,9 +205,12 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
         optimizer.load_state_dict(payload["extra"]["optimizer"])
         start, history = int(payload["extra"]["epoch"]) + 1, list(payload["extra"]["history"])
         init_note = payload["extra"].get("init_weights")
+    network = ranks.wrap(model, sync_buffers=False)  # synchronised BatchNorm: equal statistics on every rank
     labels = np.array([e.label for e in cohort.train])
     pos_weight = torch.tensor(max((labels == 0).sum(), 1) / max((labels == 1).sum(), 1), device=device)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)  # class balance at the patch level
+    # class balance at the patch level; the sum over this rank's patches / the step's patches (x ranks: DDP
+    # averages over them) is the one-process mean over the step
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="sum")
     step = max(1, train_config.patients_per_step)
     steps_per_epoch = -(-len(cohort.train) // step)
     for epoch in range(start, train_config.epochs):
@@ -201,26 +221,35 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
         losses, t0 = [], time.perf_counter()
         for k in range(steps_per_epoch):
             chosen = [cohort.train[i] for i in order[k * step:(k + 1) * step]]
-            image, mask, volume, label = _batch(chosen, device, rng if train_config.flip_augment else None)
+            rows = _patch_rows(chosen, ranks.share(list(range(len(chosen)))))
+            image, mask, volume, label = _batch(chosen, device, rng if train_config.flip_augment else None, rows)
+            patches = sum(len(e.inputs["image"]) for e in chosen)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(image, mask, volume), label)
+            loss = loss_fn(network(image, mask, volume), label) * ranks.world / patches
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(ranks.sum_scalar(loss.item()) / ranks.world)
             if progress is not None:
                 done = (epoch * steps_per_epoch + k + 1) / (train_config.epochs * steps_per_epoch)
                 progress.step(done, f"epoch {epoch + 1}/{train_config.epochs} loss {np.mean(losses):.3f}")
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
-                  **_validate(model, cohort.val, device)}
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
+        if not ranks.is_main:  # rank 0 validates and writes
+            history.append(record)
+            continue
+        record.update(_validate(model, cohort.val, device))
         history.append(record)
         save_checkpoint(out / LAST, model, model_config, training_data=cohort.description(), metrics=record,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch, "history": history,
                                "train_config": dataclasses.asdict(train_config), "init_weights": init_note})
         (out / LOG).write_text(json.dumps({"patient": history}, indent=1))
     model.eval()
+    if not ranks.is_main:
+        ranks.close()  # waits for rank 0's files
+        return (out / (FINAL + ".sha256")).read_text().strip()
     sha = save_checkpoint(out / FINAL, model, model_config, training_data=cohort.description(),
                           metrics=history[-1] if history else {},
                           extra={"train_config": dataclasses.asdict(train_config), "history": history,
                                  "init_weights": init_note})
     (out / (FINAL + ".sha256")).write_text(sha + "\n")
+    ranks.close()
     return sha

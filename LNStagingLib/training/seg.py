@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import DatasetError, ModelError
 from ..inference.case_inputs import case_attention
 from ..inference.device import resolve_device
+from ..scaling import ddp
 from .options import add_common_arguments
 
 SEG_FINAL, SEG_LAST = "seg_model.pt", "seg_last.pt"
@@ -92,6 +93,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--id-epochs", type=int, help="identification epochs (default: by --config)")
     parser.add_argument("--phase", default="all", choices=("seg", "identification", "all"),
                         help="train the segmentation, the identifier (from seg_model.pt in --out), or both")
+    ddp.add_distributed_argument(parser)
 
 
 def seg_variant(args) -> tuple[bool, bool]:
@@ -127,21 +129,25 @@ def main(args) -> int:
         model_config = model_config.replace(ct_normalisation=args.ct_normalisation)
     if model_config.ct_normalisation == "nnunet":
         model_config = model_config.replace(ct_statistics=training_ct_statistics(args.data, args.fold))
-    device = resolve_device(args.device)
+    ranks = ddp.start(getattr(args, "distributed", False), args.device)
+    device = ranks.device(resolve_device(args.device))
+    say = print if ranks.is_main else (lambda *_: None)
     data = load_cohort(args.data, args.fold, model_config, need_attention=model_config.use_attention
                        or train_config.informative_negatives)
     if args.phase in ("seg", "all"):
         sha = train_segmentation(data, model_config, train_config, out, device=device, resume=args.resume,
-                                 progress=tqdm_progress("train seg"))
-        print(f"segmentation model: {out / SEG_FINAL} (sha256 {sha})")
+                                 progress=tqdm_progress("train seg") if ranks.is_main else None, ranks=ranks)
+        say(f"segmentation model: {out / SEG_FINAL} (sha256 {sha})")
     if args.phase in ("identification", "all"):
         if not data.has_negatives:
-            print("identification skipped: the cases have no lymph_nodes.nii.gz, so there are no negative nodes "
-                  "to learn from (add lymph_nodes.nii.gz with all nodes, positive and negative).")
+            say("identification skipped: the cases have no lymph_nodes.nii.gz, so there are no negative nodes "
+                "to learn from (add lymph_nodes.nii.gz with all nodes, positive and negative).")
         else:
             sha = train_identification(data, out / SEG_FINAL, train_config, out, device=device, resume=args.resume,
-                                       progress=tqdm_progress("train identification"))
-            print(f"identification model: {out / ID_FINAL} (sha256 {sha})")
+                                       progress=tqdm_progress("train identification") if ranks.is_main else None,
+                                       ranks=ranks)
+            say(f"identification model: {out / ID_FINAL} (sha256 {sha})")
+    ranks.close()
     return 0
 
 
@@ -287,9 +293,21 @@ def _seed_everything(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
+def rank_rows(batch_size: int, ranks: ddp.Ranks) -> slice:
+    """This rank's patches of every batch: an equal share, so that the ranks' mean cross entropies average to the
+    batch's (the batch the options give is the effective batch, split over the ranks)."""
+    if batch_size % ranks.world:
+        raise ModelError(f"A batch of {batch_size} patches does not split evenly over {ranks.world} training "
+                         f"processes; start a number of processes that divides {batch_size}.")
+    share = batch_size // ranks.world
+    return slice(ranks.rank * share, (ranks.rank + 1) * share)
+
+
 def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig, out: Path, *, device: str = "cpu",
-                       resume: bool = False, progress=None) -> str:
-    """Train phase 1; write seg_last.pt every epoch and seg_model.pt at the end. Returns the final sha256."""
+                       resume: bool = False, progress=None, ranks: ddp.Ranks | None = None) -> str:
+    """Train phase 1; write seg_last.pt every epoch and seg_model.pt at the end. Returns the final sha256.
+    With several ranks every rank draws (and augments) the whole batch as one process does and computes its share
+    (InstanceNorm is per patch, the Tversky index is summed over the ranks, DDP averages the gradients)."""
     import torch
 
     from ..models.checkpoint import save_checkpoint
@@ -303,7 +321,10 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
     optimizer = _optimizer(train_config.optimizer, model.parameters(), train_config.learning_rate,
                            train_config.momentum, train_config.weight_decay)
     start, history = resume_state(out / SEG_LAST, model, optimizer) if resume else (0, [])
-    loss_fn = SegmentationLoss()
+    ranks = ranks or ddp.Ranks()
+    rows = rank_rows(train_config.batch_size, ranks)
+    network = ranks.wrap(model)
+    loss_fn = SegmentationLoss(sum_over_ranks=ranks.sum_over_ranks if ranks.active else None)
     sampler = PatchSampler(training_cases(data.train, model_config, train_config.seed), model_config.patch_size,
                            train_config.batch_size, train_config.informative_negatives)
     val_batches = _validation_batches(data, model_config, train_config)
@@ -318,27 +339,34 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
             batch = sampler.batch(rng)
             if augmentation is not None:
                 batch = augment_batch(augmentation, *batch, rng)
-            x, a, y = (torch.from_numpy(v).to(device) for v in batch)
+            x, a, y = (torch.from_numpy(v[rows]).to(device) for v in batch)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x, a if model_config.use_attention else None), y)
+            loss = loss_fn(network(x, a if model_config.use_attention else None), y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(ranks.sum_scalar(loss.item()) / ranks.world)
             if progress is not None:
                 done = epoch * train_config.iterations_per_epoch + it + 1
                 progress.step(done / total, f"epoch {epoch + 1}/{train_config.epochs} loss {np.mean(losses):.3f}")
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
-                  **_validate(model, loss_fn, val_batches, model_config, device)}
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
+        if not ranks.is_main:  # rank 0 validates and writes
+            history.append(record)
+            continue
+        record.update(_validate(model, SegmentationLoss(), val_batches, model_config, device))
         history.append(record)
         save_checkpoint(out / SEG_LAST, model, model_config, training_data=data.description(),
                         metrics=record, extra={"optimizer": optimizer.state_dict(), "epoch": epoch,
                                                "history": history, "train_config": dataclasses.asdict(train_config)})
         _write_log(out, "segmentation", history)
     metrics = history[-1] if history else {}
+    if not ranks.is_main:
+        ranks.barrier()  # rank 0 writes seg_model.pt (the identification phase starts from it)
+        return (out / (SEG_FINAL + ".sha256")).read_text().strip()
     sha = save_checkpoint(out / SEG_FINAL, model, model_config, training_data=data.description(), metrics=metrics,
                           extra={"train_config": dataclasses.asdict(train_config), "history": history})
     (out / (SEG_FINAL + ".sha256")).write_text(sha + "\n")
+    ranks.barrier()
     return sha
 
 
@@ -401,7 +429,8 @@ def instance_examples(volumes: list[CaseVolumes], config) -> tuple[np.ndarray, n
 
 
 def train_identification(data: Cohort, seg_checkpoint: Path, train_config: SegTrainConfig, out: Path, *,
-                         device: str = "cpu", resume: bool = False, progress=None) -> str:
+                         device: str = "cpu", resume: bool = False, progress=None,
+                         ranks: ddp.Ranks | None = None) -> str:
     """Phase 2: fine-tune the encoder + a new head to classify GT nodes; writes identifier.pt. Returns its sha256."""
     import torch
 
@@ -417,6 +446,9 @@ def train_identification(data: Cohort, seg_checkpoint: Path, train_config: SegTr
     optimizer = _optimizer(train_config.id_optimizer, model.parameters(), train_config.id_learning_rate,
                            train_config.id_momentum, train_config.id_weight_decay)
     start, history = resume_state(out / ID_LAST, model, optimizer) if resume else (0, [])
+    ranks = ranks or ddp.Ranks()
+    rows = rank_rows(train_config.id_batch_size, ranks)
+    network = ranks.wrap(model)
     x_all, m_all, y_all = instance_examples(data.train, config)
     if len(set(y_all.tolist())) < 2:
         raise DatasetError("Identification needs both positive and negative nodes in the training cases "
@@ -433,26 +465,34 @@ def train_identification(data: Cohort, seg_checkpoint: Path, train_config: SegTr
         for it in range(train_config.id_iterations_per_epoch):
             half = train_config.id_batch_size // 2
             pick = np.concatenate([rng.choice(by_class[0], half), rng.choice(by_class[1], train_config.id_batch_size - half)])
-            x, m, y = (torch.from_numpy(a[pick]).to(device) for a in (x_all, m_all, y_all))
+            x, m, y = (torch.from_numpy(a[pick[rows]]).to(device) for a in (x_all, m_all, y_all))
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x, m), y)
+            loss = loss_fn(network(x, m), y)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(ranks.sum_scalar(loss.item()) / ranks.world)
             if progress is not None:
                 done = epoch * train_config.id_iterations_per_epoch + it + 1
                 progress.step(done / total, f"epoch {epoch + 1}/{train_config.id_epochs} loss {np.mean(losses):.3f}")
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), **_validate_identifier(model, val, device)}
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+        if not ranks.is_main:  # rank 0 validates and writes
+            history.append(record)
+            continue
+        record.update(_validate_identifier(model, val, device))
         history.append(record)
         save_checkpoint(out / ID_LAST, model, config, training_data=data.description(), metrics=record,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch, "history": history,
                                "train_config": dataclasses.asdict(train_config)})
         _write_log(out, "identification", history)
+    if not ranks.is_main:
+        ranks.barrier()
+        return (out / (ID_FINAL + ".sha256")).read_text().strip()
     sha = save_checkpoint(out / ID_FINAL, model, config, training_data=data.description(),
                           metrics=history[-1] if history else {},
                           extra={"train_config": dataclasses.asdict(train_config), "history": history,
                                  "initialised_from": Path(seg_checkpoint).name})
     (out / (ID_FINAL + ".sha256")).write_text(sha + "\n")
+    ranks.barrier()
     return sha
 
 
