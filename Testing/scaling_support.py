@@ -33,3 +33,25 @@ def write_tiny_models(folder: Path, seed: int = 0) -> ModelSelection:
 def models_option(selection: ModelSelection) -> str:
     """The --models value naming these checkpoint files."""
     return ",".join(f"{stage}={getattr(selection, stage)}" for stage in ("seg", "identification", "cls", "patient"))
+
+
+def train_seg_sgd(cohort, out, fold: int, distributed: bool = False) -> None:
+    """The tiny stage-1 training of `lnstaging train seg --config tiny --epochs 2` (segmentation, then
+    identification) with plain SGD instead of the preset's Adam. SGD's step is proportional to the gradient, so it
+    shows the arithmetic of the ranks; Adam divides each gradient by its own size, which turns the float rounding of
+    gradients that are zero in exact arithmetic (a convolution bias before InstanceNorm) into steps of up to the
+    learning rate, different for any other order of the same sums (docs/SCALING.md)."""
+    from LNStagingLib.models.unet import unet_config
+    from LNStagingLib.scaling import ddp
+    from LNStagingLib.training.seg import (SEG_FINAL, TRAIN_PRESETS, SegTrainConfig, load_cohort, train_identification,
+                                           train_segmentation)
+
+    ranks = ddp.start(distributed)
+    config = unet_config("tiny")
+    sgd = dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, id_optimizer="sgd", id_learning_rate=0.05,
+               id_momentum=0.9)
+    train_config = SegTrainConfig(**(TRAIN_PRESETS["tiny"] | sgd), seed=1)
+    data = load_cohort(cohort, fold, config)
+    train_segmentation(data, config, train_config, Path(out), ranks=ranks)
+    train_identification(data, Path(out) / SEG_FINAL, train_config, Path(out), ranks=ranks)
+    ranks.close()

@@ -1,10 +1,13 @@
-"""`lnstaging train cls --distributed` under torchrun (2 gloo ranks on loopback) trains the same stage-2 model as one
-process with the same effective batch, and resumes exactly (docs/SCALING.md). Needs 2 cores: one slow test."""
+"""`lnstaging train seg|cls|patient` on 2 gloo ranks on loopback (torch DistributedDataParallel, started by the venv's
+torchrun) train the same models as one process with the same effective batch, and resume exactly
+(docs/SCALING.md). All distributed trainings run in one torchrun start (Testing/ddp_runs.py): one slow test."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,58 +17,109 @@ from LNStagingLib.cli import main as cli
 from LNStagingLib.models.checkpoint import load_checkpoint, load_model
 from LNStagingLib.phantom.cohort import write_cohort
 
+from scaling_support import train_seg_sgd
+
 REPO = Path(__file__).resolve().parents[1]
+TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
-def torchrun(args: list[str]) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "-m", "LNStagingLib.cli", *args, "--distributed"], env=env, capture_output=True, text=True,
-                         timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
+def torchrun(plan: list, folder: Path) -> float:
+    """Run the plan's trainings on 2 ranks; the seconds it took."""
+    plan_file = folder / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'Testing'}", "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    run = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", str(REPO / "Testing" / "ddp_runs.py"),
+                          str(plan_file)], env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return time.perf_counter() - start
 
 
-def parameters(folder: Path) -> dict:
-    from LNStagingLib.models import stage2  # noqa: F401  (registers the stage-2 model for load_model)
+def tensors(path: Path) -> tuple[dict, dict]:
+    """(parameters, floating-point buffers) of a checkpoint."""
+    from LNStagingLib.models import identification, patient, stage2, unet  # noqa: F401  (register the models)
 
-    model, _, _ = load_model(folder / "cls_last.pt")
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
+    model, _, _ = load_model(path)
+    parameters = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = {name: b for name, b in model.state_dict().items() if name not in parameters and b.is_floating_point()}
+    return parameters, buffers
+
+
+def largest_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((float((a[k] - b[k]).abs().max()) for k in a), default=0.0)
 
 
 @pytest.mark.slow
 def test_two_gloo_ranks_equal_one_process_and_resume_exactly(tmp_path):
     torch.set_num_threads(1)
-    cohort = write_cohort(tmp_path / "cohort", seed=3, cases=5, size="small", folds=5, test_fraction=0.0)
-    # 4 training cases (fold 4 validates), 4 patients per optimiser step (2 per rank on 2 ranks)
-    common = ["train", "cls", "--data", str(cohort), "--config", "tiny", "--head", "gnnp", "--fold", "4",
-              "--accumulate", "4", "--seed", "1"]
-    one, two, resumed = tmp_path / "one", tmp_path / "two", tmp_path / "resumed"
-    assert cli(common + ["--out", str(one), "--epochs", "2"]) == 0
-    for folder in (two, resumed):  # the patch cache is keyed by the case files and patch settings: reuse it
-        shutil.copytree(one / "cache", folder / "cache")
-    torchrun(common + ["--out", str(two), "--epochs", "2"])
-    torchrun(common + ["--out", str(resumed), "--epochs", "1"])
-    torchrun(common + ["--out", str(resumed), "--epochs", "2", "--resume"])
+    cohort = write_cohort(tmp_path / "cohort", seed=3, cases=4, size=(64, 64, 40), folds=4, test_fraction=0.0)
+    # fold 0 validates: 3 training cases, metastatic and not
+    data = ["--data", str(cohort), "--config", "tiny", "--fold", "0", "--seed", "1"]
+    # stage 2: 3 patients per optimiser step (2 + 1 on 2 ranks: the second rank pads with a zero-weight step)
+    commands = {"cls": ["train", "cls", *data, "--head", "gnnp", "--accumulate", "3"],
+                "seg": ["train", "seg", *data],  # batch 2 (1 patch per rank), identification batch 4 (2 per rank)
+                "patient": ["train", "patient", *data]}  # 2 patients per step (1 per rank, then 1 and none)
 
-    single, distributed, continued = parameters(one), parameters(two), parameters(resumed)
-    assert load_checkpoint(two / "cls_last.pt")["extra"]["epoch"] == 1
-    worst = max(float((single[k] - distributed[k]).abs().max()) for k in single)
-    print(f"largest weight difference, 2 gloo ranks vs 1 process after 2 epochs: {worst:.3g}")
-    assert worst < 1e-5, f"2 ranks differ from 1 process by {worst:g}"
-    assert all(torch.equal(distributed[k], continued[k]) for k in distributed)  # resumed = uninterrupted
+    started = time.perf_counter()
+    single = {task: tmp_path / f"{task}_one" for task in ("cls", "patient")}  # stage 1: with SGD, below
+    for task, folder in single.items():
+        assert cli(commands[task] + ["--out", str(folder), "--epochs", "2"]) == 0
+    train_seg_sgd(cohort, tmp_path / "sgd_one", fold=0)
+    one_process = time.perf_counter() - started
 
-    _, config, _ = load_model(one / "cls_last.pt")
+    two = {task: tmp_path / f"{task}_two" for task in commands}
+    resumed = {task: tmp_path / f"{task}_resumed" for task in commands}
+    for folder in (two["cls"], resumed["cls"]):  # the patch cache is keyed by the case files and patch settings
+        shutil.copytree(single["cls"] / "cache", folder / "cache")
+    plan = []
+    for task, command in commands.items():
+        first = ["--phase", "seg"] if task == "seg" else []
+        plan += [command + ["--out", str(two[task]), "--epochs", "2", "--distributed"],
+                 command + ["--out", str(resumed[task]), "--epochs", "1", *first],  # torchrun's environment alone
+                 command + ["--out", str(resumed[task]), "--epochs", "2", "--resume", "--distributed"]]
+    plan.append(["seg-sgd", str(cohort), str(tmp_path / "sgd_two"), "0"])
+    distributed = torchrun(plan, tmp_path)
+    print(f"one process: {one_process:.1f} s for 3 trainings; 2 ranks: {distributed:.1f} s for 10 (one torchrun)")
+
+    files = {"cls": ["cls_last.pt"], "seg": ["seg_model.pt", "identifier.pt"], "patient": ["patient_model.pt"]}
+    for task, names in files.items():
+        for name in names:  # resumed = uninterrupted, to the bit
+            (w2, b2), (w3, b3) = tensors(two[task] / name), tensors(resumed[task] / name)
+            assert all(torch.equal(w2[k], w3[k]) for k in w2), f"{name}: resumed differs from uninterrupted"
+            assert all(torch.equal(b2[k], b3[k]) for k in b2), f"{name}: resumed statistics differ"
+    assert load_checkpoint(two["cls"] / "cls_last.pt")["extra"]["epoch"] == 1
+
+    pairs = {"cls_last.pt": (single["cls"], two["cls"]), "patient_model.pt": (single["patient"], two["patient"]),
+             "seg_model.pt": (tmp_path / "sgd_one", tmp_path / "sgd_two"),
+             "identifier.pt": (tmp_path / "sgd_one", tmp_path / "sgd_two")}
+    for name, (one, two_ranks) in pairs.items():  # same model as one process with the same effective batch
+        (w1, b1), (w2, b2) = tensors(one / name), tensors(two_ranks / name)
+        weights, buffers = largest_difference(w1, w2), largest_difference(b1, b2)
+        print(f"{name}: 2 ranks vs 1 process, largest difference: weights {weights:.3g}, buffers {buffers:.3g}")
+        assert weights < 1e-5, f"{name}: 2 ranks differ from 1 process by {weights:g}"
+        assert buffers < 1e-5, f"{name}: BatchNorm statistics of 2 ranks differ from 1 process by {buffers:g}"
+    sgd1 = tensors(tmp_path / "sgd_one" / "seg_model.pt")[0]
+
+    # the comparisons prove something only if training moved the weights well beyond the tolerance
     from LNStagingLib.models.stage2 import Stage2Model
 
+    _, config, _ = load_model(single["cls"] / "cls_last.pt")
     torch.manual_seed(1)
-    initial = dict(Stage2Model(config).named_parameters())
-    moved = max(float((single[k] - initial[k].detach()).abs().max()) for k in single)
-    print(f"largest weight change in training: {moved:.3g}")
-    assert moved > 10 * 1e-5, "training hardly moved the weights: the comparison would prove nothing"
+    initial = {k: p.detach() for k, p in Stage2Model(config).named_parameters()}
+    moved = largest_difference(initial, tensors(single["cls"] / "cls_last.pt")[0])
+    from LNStagingLib.models.unet import AttentionUNet, unet_config
+
+    torch.manual_seed(1)
+    initial = {k: p.detach() for k, p in AttentionUNet(unet_config("tiny")).named_parameters()}
+    moved_sgd = largest_difference(initial, sgd1)
+    print(f"largest weight change in training: stage 2 {moved:.3g}, stage 1 with SGD {moved_sgd:.3g}")
+    assert moved > 10 * 1e-5 and moved_sgd > 10 * 1e-5
 
 
 def test_distributed_without_torchrun_says_how_to_start(tmp_path, capsys, monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
-    code = cli(["train", "cls", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--distributed"])
-    assert code == 2 and "torchrun --standalone --nproc-per-node N" in capsys.readouterr().err
+    for task in ("cls", "seg", "patient"):
+        code = cli(["train", task, "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--distributed"])
+        assert code == 2 and "torchrun --standalone --nproc-per-node N" in capsys.readouterr().err, task

@@ -114,11 +114,7 @@ class Ranks:
 
     def sum_over_ranks(self, tensor):
         """The sum of a tensor over the ranks, with gradient (for statistics one process takes over the batch)."""
-        if not self.active:
-            return tensor
-        from torch.distributed.nn.functional import all_reduce
-
-        return all_reduce(tensor)
+        return differentiable_sum(tensor) if self.active else tensor
 
     # ---- coordination --------------------------------------------------------------------------------------------
     def barrier(self) -> None:
@@ -186,6 +182,18 @@ class SequentialStatistics:
             layer.running_mean.copy_((1 - m) ** self.size * mean0 + mean_sum)
             layer.running_var.copy_((1 - m) ** self.size * var0 + var_sum)
             layer.num_batches_tracked.fill_(count0 + self.size)
+
+
+def differentiable_sum(tensor):
+    """torch.distributed.nn's all_reduce (sum over the ranks; its backward sums the gradients over the ranks).
+    torch 2.13 marks it deprecated in favour of a private module without this documented autograd: kept, quiet."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(tensor)
 
 
 def unwrap(model):

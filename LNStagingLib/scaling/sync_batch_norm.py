@@ -1,6 +1,6 @@
 """BatchNorm over the batch of all ranks on the CPU (gloo): torch's SyncBatchNorm needs CUDA kernels.
 
-The batch's sums go through torch.distributed.nn's differentiable all_reduce, so the backward pass carries each
+The batch's sums go through torch.distributed.nn's differentiable all_reduce (ddp.differentiable_sum), so the backward pass carries each
 rank's share of the gradient to the others as the whole-batch BatchNorm of one process would.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.distributed.nn.functional import all_reduce
+from .ddp import differentiable_sum as all_reduce
 
 
 class CpuSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):

@@ -134,8 +134,8 @@ def load_cohort(root, fold: int, config, progress=None, ln_volumes: dict | None 
 
 # ---- training ----------------------------------------------------------------------------------------------------
 def _batch(examples: list[PatientExample], device, rng: np.random.Generator | None = None, rows=None):
-    """The step's patches (image, mask, LN volume, label); ``rows``: only these patches (a rank's patients), after
-    the flips were drawn for all of them (so every rank draws as one process does)."""
+    """The step's patches (image, mask, LN volume, label); ``rows``: only these patches (a rank's share), after the
+    flips were drawn for all of them (so every rank draws as one process does)."""
     import torch
 
     image = torch.cat([e.inputs["image"] for e in examples])
@@ -151,10 +151,13 @@ def _batch(examples: list[PatientExample], device, rng: np.random.Generator | No
     return image.to(device), mask.to(device), volume.to(device), label.to(device)
 
 
-def _patch_rows(examples: list[PatientExample], chosen: list[int]) -> list[int]:
-    """Row numbers in the step's batch of the patches of the patients at positions ``chosen``."""
-    starts = np.cumsum([0] + [len(e.inputs["image"]) for e in examples])
-    return [r for k in chosen for r in range(int(starts[k]), int(starts[k + 1]))]
+def _patch_rows(n_patches: int, ranks: ddp.Ranks) -> np.ndarray:
+    """This rank's rows of a step's n_patches patches: consecutive and of (nearly) equal size, so that no rank is
+    empty (a step may hold fewer patients than there are ranks)."""
+    if n_patches < ranks.world:
+        raise ModelError(f"A step of {n_patches} patches cannot be split over {ranks.world} training processes; "
+                         "start fewer processes.")
+    return np.array_split(np.arange(n_patches), ranks.world)[ranks.rank]
 
 
 def _validate(model, examples, device) -> dict:
@@ -171,8 +174,9 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
           resume: bool = False, init_weights: str | None = None, progress=None, ranks: ddp.Ranks | None = None) -> str:
     """Train; write patient_last.pt every epoch and patient_model.pt at the end. Returns the final sha256.
 
-    With several ranks (scaling/ddp.py) each computes its share of a step's patients; BatchNorm normalises over
-    all ranks' patches and DDP averages the gradients, so the step equals one process's over the whole step."""
+    With several ranks (scaling/ddp.py) each computes its share of a step's patches (the patients' patches split in
+    consecutive runs); BatchNorm normalises over all ranks' patches and DDP averages the gradients, so the step
+    equals one process's over the whole step."""
     import torch
 
     from ..models.checkpoint import load_checkpoint, save_checkpoint
@@ -221,9 +225,9 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
         losses, t0 = [], time.perf_counter()
         for k in range(steps_per_epoch):
             chosen = [cohort.train[i] for i in order[k * step:(k + 1) * step]]
-            rows = _patch_rows(chosen, ranks.share(list(range(len(chosen)))))
-            image, mask, volume, label = _batch(chosen, device, rng if train_config.flip_augment else None, rows)
             patches = sum(len(e.inputs["image"]) for e in chosen)
+            rows = torch.from_numpy(_patch_rows(patches, ranks))
+            image, mask, volume, label = _batch(chosen, device, rng if train_config.flip_augment else None, rows)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(network(image, mask, volume), label) * ranks.world / patches
             loss.backward()
