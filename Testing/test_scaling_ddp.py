@@ -57,7 +57,7 @@ def test_two_gloo_ranks_equal_one_process_and_resume_exactly(tmp_path):
     # fold 0 validates: 3 training cases, metastatic and not
     data = ["--data", str(cohort), "--config", "tiny", "--fold", "0", "--seed", "1"]
     # stage 2: 3 patients per optimiser step (2 + 1 on 2 ranks: the second rank pads with a zero-weight step)
-    commands = {"cls": ["train", "cls", *data, "--head", "gnnp", "--accumulate", "3"],
+    commands = {"cls": ["train", "cls", *data, "--head", "gnnp", "--accumulate", "3", "--lr", "1e-3"],
                 "seg": ["train", "seg", *data],  # batch 2 (1 patch per rank), identification batch 4 (2 per rank)
                 "patient": ["train", "patient", *data]}  # 2 patients per step (1 per rank, then 1 and none)
 
