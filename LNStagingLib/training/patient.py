@@ -212,9 +212,7 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
     network = ranks.wrap(model, sync_buffers=False)  # synchronised BatchNorm: equal statistics on every rank
     labels = np.array([e.label for e in cohort.train])
     pos_weight = torch.tensor(max((labels == 0).sum(), 1) / max((labels == 1).sum(), 1), device=device)
-    # class balance at the patch level; the sum over this rank's patches / the step's patches (x ranks: DDP
-    # averages over them) is the one-process mean over the step
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="sum")
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)  # class balance at the patch level
     step = max(1, train_config.patients_per_step)
     steps_per_epoch = -(-len(cohort.train) // step)
     for epoch in range(start, train_config.epochs):
@@ -229,7 +227,8 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
             rows = torch.from_numpy(_patch_rows(patches, ranks))
             image, mask, volume, label = _batch(chosen, device, rng if train_config.flip_augment else None, rows)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(image, mask, volume), label) * ranks.world / patches
+            # this rank's mean x its share of the step x ranks (DDP averages over them) = the step's mean (x 1.0 alone)
+            loss = loss_fn(network(image, mask, volume), label) * (len(rows) * ranks.world / patches)
             loss.backward()
             optimizer.step()
             losses.append(ranks.sum_scalar(loss.item()) / ranks.world)
