@@ -11,11 +11,10 @@ NCCL on GPUs). The trainers keep their one-process loop; this module gives them 
   over the ranks, not multiplied by them).
 - ``sync_batch_norm`` and ``sum_over_ranks``: statistics that one process takes over the whole batch (BatchNorm,
   the batch Tversky index) taken over all ranks' shares, differentiably, so the gradients are the same.
-- ``is_main``, ``barrier``, ``sum_scalar``, ``close``: rank 0 alone validates and writes checkpoints and logs; the
-  others wait for its files at the end. Resuming reads the same *_last.pt on every rank.
-
 - ``SequentialStatistics``: BatchNorm running statistics of a model whose batch is one patient (stage 2), which one
   process updates patient after patient, rebuilt after every step from the ranks' shares.
+- ``is_main``, ``barrier``, ``sum_scalar``, ``close``: rank 0 alone validates and writes checkpoints and logs; the
+  others wait for its files at the end. Resuming reads the same *_last.pt on every rank.
 
 What is not exact: float rounding (sums in another order), which Adam can amplify on parameters whose gradient is
 zero in exact arithmetic (a convolution bias before InstanceNorm); dropout > 0 would draw other masks on each rank
@@ -129,7 +128,8 @@ class Ranks:
         import torch
         import torch.distributed as dist
 
-        tensor = torch.tensor([value], dtype=torch.float64)
+        device = f"cuda:{self.local_rank}" if dist.get_backend() == "nccl" else "cpu"  # NCCL: GPU tensors only
+        tensor = torch.tensor([value], dtype=torch.float64, device=device)
         dist.all_reduce(tensor)
         return float(tensor.item())
 
@@ -186,7 +186,8 @@ class SequentialStatistics:
 
 def differentiable_sum(tensor):
     """torch.distributed.nn's all_reduce (sum over the ranks; its backward sums the gradients over the ranks).
-    torch 2.13 marks it deprecated in favour of a private module without this documented autograd: kept, quiet."""
+    torch 2.13 marks it deprecated (a FutureWarning pointing to the private _functional_collectives); it is still
+    the public differentiable collective, so it is kept and its warning silenced."""
     import warnings
 
     from torch.distributed.nn.functional import all_reduce
@@ -194,11 +195,6 @@ def differentiable_sum(tensor):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return all_reduce(tensor)
-
-
-def unwrap(model):
-    """The module inside DistributedDataParallel (what checkpoints and validation use)."""
-    return getattr(model, "module", model)
 
 
 def start(requested: bool, device: str = "cpu") -> Ranks:
