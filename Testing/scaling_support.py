@@ -55,3 +55,18 @@ def train_seg_sgd(cohort, out, fold: int, distributed: bool = False) -> None:
     train_segmentation(data, config, train_config, Path(out), ranks=ranks)
     train_identification(data, Path(out) / SEG_FINAL, train_config, Path(out), ranks=ranks)
     ranks.close()
+
+
+def train_patient_sgd(cohort, out, fold: int, distributed: bool = False) -> None:
+    """`lnstaging train patient --config tiny --epochs 2` with plain SGD instead of the preset's Adam (why: see
+    train_seg_sgd; the patient network's BatchNorm makes a few gradients nearly cancel)."""
+    from LNStagingLib.models.patient import preset
+    from LNStagingLib.scaling import ddp
+    from LNStagingLib.training.patient import TRAIN_PRESETS, PatientTrainConfig, load_cohort, train
+
+    ranks = ddp.start(distributed)
+    config = preset("tiny")
+    train_config = PatientTrainConfig(**(TRAIN_PRESETS["tiny"] | dict(epochs=2, optimizer="sgd", learning_rate=0.01,
+                                                                      momentum=0.9)), seed=1)
+    train(load_cohort(cohort, fold, config), config, train_config, Path(out), ranks=ranks)
+    ranks.close()
