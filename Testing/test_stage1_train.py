@@ -13,7 +13,7 @@ from LNStagingLib.models.checkpoint import load_model, sha256_of
 from LNStagingLib.phantom.case import generate_case
 from LNStagingLib.phantom.cohort import write_case
 
-SEEDS = {"p1": 1, "p4": 4, "p3": 3}  # seeds whose phantoms hold positive and negative nodes
+SEEDS = {"p2": 2, "p5": 5, "p3": 3}  # seeds whose phantoms hold positive and negative nodes (3/14, 9/10, 3/12)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def cohort(tmp_path_factory):
     for case_id, seed in SEEDS.items():
         write_case(generate_case(seed, size=(64, 64, 40), direction="oblique"), root / "cases" / case_id)
     write_description(root, name="stage1-smoke", case_ids=list(SEEDS), organ_labels=PDAC20_LABELS,
-                      organ_mapping="pdac20", folds={"p1": 0, "p4": 1}, test=["p3"])
+                      organ_mapping="pdac20", folds={"p2": 0, "p5": 1}, test=["p3"])
     return root
 
 
@@ -33,7 +33,7 @@ def test_train_resume_and_evaluate(cohort, tmp_path, capsys):
     seg, config, payload = load_model(out / "seg_model.pt", expected_sha256=(out / "seg_model.pt.sha256").read_text().strip())
     assert config.preset == "tiny" and config.use_attention
     assert payload["training_data"]["n_train"] == 1 and payload["training_data"]["target"] == "lymph_nodes"
-    assert "p4" not in json.dumps(payload["training_data"])  # no case identifiers in the checkpoint
+    assert "p5" not in json.dumps(payload["training_data"])  # no case identifiers in the checkpoint
     assert "val_loss" in payload["metrics"] and payload["extra"]["train_config"]["seed"] == 7
     identifier, id_config, id_payload = load_model(out / "identifier.pt")
     assert id_payload["extra"]["initialised_from"] == "seg_model.pt" and id_config.features == config.features
