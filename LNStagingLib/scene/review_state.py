@@ -4,7 +4,8 @@ A review folder is a results folder (Results.write, with GTV_LN updated from the
   GTV_LN.seg.nrrd      the segmentation exactly as edited (segment names, colours, terminology, candidate tags)
   candidates.tsv       the candidate table as shown
   centroids.mrk.json   the centroid markups
-  review.json          the decisions: review state per candidate, operating point, show-rejected, FROC
+  review.json          the decisions: review state per candidate, operating point, show-rejected, FROC, and each
+                       decision and contour edit with its UTC time and the reviewer's name ("events")
 It is written atomically (complete or absent). ``save_review_mrb`` also writes a Slicer scene bundle (.mrb).
 """
 
@@ -20,6 +21,7 @@ from .. import NOT_FOR_CLINICAL_USE
 from ..errors import InputFileError
 from ..io.atomic import atomic_directory
 from ..results import Results
+from ..review_log import usable_events
 from . import markups, table
 from .review import ReviewScene
 
@@ -49,6 +51,8 @@ def review_decisions(review: ReviewScene) -> dict:
         "threshold": review.threshold,
         "show_rejected": review.show_rejected,
         "froc": [list(p) for p in review.froc],
+        "reviewer": review.reviewer,
+        "events": list(review.events),
     }
 
 
@@ -121,6 +125,8 @@ def restore_review(scene, folder: Path | str, ct_node, pet_node=None) -> ReviewS
 
         review.segmentation = segments.add_candidate_segments(scene, results, ct_node)
     review.threshold = float(decisions.get("threshold", review.threshold))
+    review.reviewer = str(decisions.get("reviewer") or "")
+    review.events = usable_events(decisions.get("events"))
     review.show_rejected = bool(decisions.get("show_rejected", False))
     review.refresh()
     review.tag_nodes()

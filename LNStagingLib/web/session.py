@@ -32,6 +32,7 @@ from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
+from .timing import Clock
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ReviewSession:
     """The cases of a review and the one case open in ``slicer_app.scene``."""
 
     def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None,
-                 rescore_model: Optional[Path] = None):
+                 rescore_model: Optional[Path] = None, clock: Optional[Clock] = None, reviewer: str = ""):
         from undo_stack import UndoStack
 
         register_converter_rules()
@@ -75,6 +76,8 @@ class ReviewSession:
         self.last_error = ""
         self.last_export: Optional[Path] = None
         self.on_change = on_change or (lambda: None)
+        self.clock = clock or Clock()  # the time of each save (status.json "timings" through the app)
+        self.reviewer = reviewer  # given at start (--reviewer): replaces the name saved with a review
         self._nodes: list = []
         self.undo_stack = UndoStack()
         self.editor = slicer_app.segmentation_editor
@@ -115,6 +118,8 @@ class ReviewSession:
                 review = ReviewScene.show(self.scene, Results.read(case.results_dir), ct_node, pet_node,
                                           froc=case_froc(case))
             self.review, self.case = review, case
+            if self.reviewer:
+                review.reviewer = self.reviewer
             note = self._replace_unusable_threshold()
             self._nodes += [n for n in (review.attention, review.segmentation, review.table, review.markups) if n]
             self._style_segmentation()
@@ -371,6 +376,15 @@ class ReviewSession:
         self.review.set_review(candidate_id, state)  # re-scores the pending nodes when a rescorer is set
         self.save(edits=False)
 
+    def set_reviewer(self, name: str) -> None:
+        """The name saved with the decisions from now on (earlier ones keep theirs)."""
+        name = validation.reviewer(name)
+        if self.review is None:
+            raise LNStagingError("No case is open.")
+        self.reviewer = name
+        self.review.reviewer = name
+        self.save(edits=False)
+
     def set_threshold(self, threshold: float) -> None:
         threshold = validation.threshold(threshold)
         self.review.set_operating_point(threshold=threshold)
@@ -455,9 +469,11 @@ class ReviewSession:
         self._loading = True  # reading edits back renames/removes segments: not a user edit
         try:
             if edits or self._edits_pending:
-                review_autosave.save_edits(self.review, self.case.review_dir)
+                with self.clock.measure("save edits"):
+                    review_autosave.save_edits(self.review, self.case.review_dir)
             else:
-                review_autosave.save_decisions(self.review, self.case.review_dir)
+                with self.clock.measure("save decisions"):
+                    review_autosave.save_decisions(self.review, self.case.review_dir)
         finally:
             self._loading = False
         self._edits_pending = False
@@ -583,6 +599,8 @@ class ReviewSession:
             "can_undo": bool(self.undo_stack.can_undo()),
             "visible_ids": sorted(self.review.visible_ids()),
             "decisions": {str(c.id): c.review for c in results.candidates},
+            "reviewer": self.review.reviewer,
+            "events": list(self.review.events),
             "probabilities": {str(c.id): c.probability for c in results.candidates},
             "rescoring": self.rescoring_status(),
             "voxels": {str(k): v for k, v in self.voxel_counts().items()},
