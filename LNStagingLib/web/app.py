@@ -308,9 +308,12 @@ class ReviewApp:
         x, y = interactor.GetEventPosition()
         if abs(x - press[0]) + abs(y - press[1]) > 3:
             return  # a drag (pan), not a click
-        candidate = self.session.values_at(self._ras_at(interactor, view))["candidate"]
+        ras = self._ras_at(interactor, view)
+        candidate = self.session.values_at(ras)["candidate"]
         if candidate and candidate in {c.id for c in self.session.review.results.candidates}:
             self.select(candidate)
+        else:  # elsewhere: the linked crosshair moves the other views to the point clicked
+            self._guard(self.session.link_views, ras, view.get_view_node().GetName(), name="link views")
 
     # ---- actions from the page -------------------------------------------------------------------------------
     def _guard(self, action, *args, name: Optional[str] = None) -> None:
@@ -474,9 +477,17 @@ class ReviewApp:
             app.middlewares.append(security.token_middleware(self.token))
         app.router.add_post("/paraview/", security.launcher_handler(self.secret))  # trame's client gets the secret
 
-        async def status(_request):
-            return web.json_response(self.session.status() | {"version": __version__, "disclaimer": NOT_FOR_CLINICAL_USE,
-                                                               "timings": self.timings.as_dict()})
+        async def status(request):
+            extra = {"version": __version__, "disclaimer": NOT_FOR_CLINICAL_USE, "timings": self.timings.as_dict()}
+            if "ras" in request.query and self.session.review is not None:  # ?ras=R,A,S: where the views draw it
+                try:
+                    ras = [validation.coordinate(float(v)) for v in request.query["ras"].split(",")]
+                except (ValueError, LNStagingError):
+                    raise web.HTTPBadRequest(text="ras must be three numbers: R,A,S in mm") from None
+                if len(ras) != 3:
+                    raise web.HTTPBadRequest(text="ras must be three numbers: R,A,S in mm")
+                extra["point_views"] = self.session.view_positions(ras)
+            return web.json_response(self.session.status() | extra)
 
         async def download(request):
             name = request.match_info["name"]
@@ -709,7 +720,7 @@ class ReviewApp:
                                 html.Td("{{ s.keys }}", classes="font-weight-bold text-no-wrap")
                                 html.Td("{{ s.action }}")
                     html.Div("In the views: left-drag with no tool pans the slice; click a contour to select its "
-                             "node; the cyan ring marks the selected candidate, even one hidden by the operating point.",
+                             "node; click elsewhere to move the other views there (linked crosshair); the cyan ring marks the selected candidate, even one hidden by the operating point.",
                              classes="text-caption mt-2")
                 with v.VCardActions():
                     v.VSpacer()

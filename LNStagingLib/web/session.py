@@ -362,6 +362,7 @@ class ReviewSession:
         """Jump every view to the candidate and make its segment the one that paint/erase edit."""
         candidate_id = self._candidate_id(candidate_id)
         ras = self.review.jump_to(int(candidate_id))
+        views.place_crosshair(self.scene, ras)  # the views are linked at the candidate
         self.selected_id = int(candidate_id)
         self._move_marker(ras)
         if self.review.segmentation is not None and self.editor.active_segmentation is not None:
@@ -370,6 +371,16 @@ class ReviewSession:
                 self.editor.set_active_segment_id(segment_id)
         self.on_change()
         return ras
+
+    def link_views(self, ras, view_name: Optional[str] = None) -> None:
+        """Linked crosshair: a point clicked in one view (``view_name``: Red/Green/Yellow) moves the other views'
+        slices through it and all three draw the crosshair there."""
+        if self.review is None:
+            raise LNStagingError("No case is open.")
+        ras = [validation.coordinate(v) for v in ras]
+        source = next((n for n in views._nodes(self.scene, "vtkMRMLSliceNode") if n.GetName() == view_name), None)
+        views.link_views_at(self.scene, ras, source)
+        self.on_change()
 
     def set_review(self, candidate_id: int, state: str) -> None:
         candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
@@ -587,6 +598,7 @@ class ReviewSession:
             "cases": sorted(self.cases),
             "selected": selected,
             "marker_ras": self.marker_ras(),
+            "crosshair_ras": views.crosshair_ras(self.scene),
             "ct_preset": self.ct_preset,
             "ct_window": self.ct_window(),
             "pet_window": list(self.pet_window),

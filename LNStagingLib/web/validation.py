@@ -61,6 +61,11 @@ def reviewer(value) -> str:
     return name
 
 
+def coordinate(value) -> float:
+    """A RAS coordinate in mm (finite; within 10 m of the origin)."""
+    return _number(value, "a RAS coordinate (mm)", -1e4, 1e4)
+
+
 def threshold(value) -> float:
     return _number(value, "the operating point (probability threshold)", 0.0, 1.0)
 
