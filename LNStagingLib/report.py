@@ -27,6 +27,7 @@ import SimpleITK as sitk
 
 from . import NOT_FOR_CLINICAL_USE, __version__
 from .inference.rescore_record import rescore_summary
+from .errors import LNStagingError
 from .results import Results, candidate_row
 from .review_log import last_events, short_time, usable_events
 
@@ -351,7 +352,7 @@ def review_info(results_dir: Path | str, results: Results, case_id: str = "", st
             a, b = sitk.GetArrayViewFromImage(original.gtv_ln), sitk.GetArrayViewFromImage(results.gtv_ln)
             if a.shape == b.shape:
                 info.edited_ids = {int(v) for v in np.unique(np.concatenate([a[a != b], b[a != b]])) if v}
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, LNStagingError):  # no run of its own beside the review: no edits known
         pass
     return info
 

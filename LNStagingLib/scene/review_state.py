@@ -152,3 +152,19 @@ def save_review_mrb(review: ReviewScene, path: Path | str) -> Path:
     if not written:
         raise OSError(f"could not write the scene bundle {path}")
     return path
+
+
+def write_review_report(review: ReviewScene, results_dir: Path | str, case_id: str = "", study_date: str = "") -> Path:
+    """The reviewed report (report.write_reviewed_report, as the browser review and ``lnstaging report`` write it)
+    from a review in a scene: the review is saved into RESULTS/review/ first (edits read back), then report.html is
+    written there from that saved state with the scene's CT and PET. Returns the report's path."""
+    from ..report import write_reviewed_report
+    from . import volumes
+
+    results_dir = Path(results_dir)
+    if (results_dir / REVIEW_FILE).is_file():
+        results_dir = results_dir.parent  # given the review folder itself: its parent holds the run
+    save_review(review, results_dir / "review")
+    ct = volumes.image_from_volume(review.ct)
+    pet = volumes.image_from_volume(review.pet) if review.pet is not None else None
+    return write_reviewed_report(results_dir, ct, pet, case_id=case_id, study_date=study_date)
