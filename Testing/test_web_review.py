@@ -539,4 +539,14 @@ def test_click_on_a_contour_selects_its_node_and_a_click_elsewhere_links_the_vie
     assert all(abs(v["plane_distance_mm"]) < 1e-3 for v in views.values())  # every view passes through it
     assert views["axial"]["xy"] == pytest.approx([px - box["x"], py - box["y"]], abs=3)  # where the click was
     shot(page, "15_linked_crosshair")
+
+    # one axial slice step renders the axial view only (status.json timings count each view's renders)
+    renders = lambda: get_json(status_url)["timings"]["renders"]  # noqa: E731
+    time.sleep(1.0)
+    before = renders()
+    page.keyboard.press("PageUp")
+    wait_for(lambda: renders()["axial"]["n"] > before["axial"]["n"], what="the axial render of a slice step")
+    time.sleep(1.0)
+    after = renders()
+    assert after["coronal"]["n"] == before["coronal"]["n"] and after["sagittal"]["n"] == before["sagittal"]["n"]
     page.close()

@@ -32,6 +32,10 @@ TITLE = "LNStaging review"
 # periods later a quality-90 one; on 2 loaded cores a render of the three views outlasts those periods, so the second
 # round ran at once and held back the delivery of the first (docs/PERFORMANCE.md: 6 renders per jump, now 3).
 FRAME_JPEG_QUALITY = 90  # = trame-rca's still quality: equal qualities make its scheduler render once per change
+# Frame rate of a view the mouse is not over (trame-slicer's default 10): during a brush stroke in the axial view the
+# coronal and sagittal views re-rendered at every step of the stroke; their first frame after a change is not delayed.
+UNFOCUSED_VIEW_FPS = 4.0
+MODEL_SLICE_MANAGER = "vtkMRMLModelSliceDisplayableManager"
 PAGE_CSS = """
 #candidates td, #candidates th { padding: 0 6px !important; font-variant-numeric: tabular-nums; }
 #candidates tr.operating-line td { border-top: 3px dashed #29b6f6 !important; }
@@ -112,7 +116,7 @@ class ReviewApp:
         register_rca_factories(self.slicer_app.view_manager, self.server,
                                slice_view_ui_f=lambda server, view_id, view: _slice_view_overlay(server, view_id, view,
                                                                                                   self._views),
-                               interactive_quality=FRAME_JPEG_QUALITY)
+                               interactive_quality=FRAME_JPEG_QUALITY, blur_fps=UNFOCUSED_VIEW_FPS)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         axial, coronal, sagittal = (ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.coronal_view(),
                                     ViewLayoutDefinition.sagittal_view())
@@ -121,6 +125,7 @@ class ReviewApp:
                 "review", Layout(LayoutDirection.Horizontal, [axial, Layout(LayoutDirection.Vertical, [coronal, sagittal])],
                                  flex_sizes=["2", "1"]))
             self.layout_manager.set_layout("review")  # creates the slice views (and their slice nodes) now
+        _drop_model_slice_manager()
         self.timings = ServerTimings()
         for view in self.slicer_app.view_manager.get_slice_views():
             name = view.get_view_node().GetName()
@@ -734,6 +739,18 @@ class ReviewApp:
 
     def shutdown(self) -> None:
         self.session.flush()
+
+
+def _drop_model_slice_manager() -> None:
+    """Slicer's model slice displayable manager draws models cut by the slice; this page shows none (nodes are
+    segmentations, drawn by their own manager), yet it made every view render whenever any slice moved (the slice
+    planes are models): a one-slice step in the axial view rendered all three. Unregistering it from the factory
+    removes it from the views (docs/PERFORMANCE.md)."""
+    import slicer
+
+    factory = slicer.vtkMRMLSliceViewDisplayableManagerFactory.GetInstance()
+    if factory.IsDisplayableManagerRegistered(MODEL_SLICE_MANAGER):
+        factory.UnRegisterDisplayableManager(MODEL_SLICE_MANAGER)
 
 
 def _slice_view_overlay(server, view_id, view, views: dict) -> None:
