@@ -274,7 +274,7 @@ ul {{ margin: 2px 0; padding-left: 16px; }} li {{ margin: 1px 0; }}
 .top {{ display: flex; gap: 10px; align-items: flex-start; }} .top > div {{ flex: 1; }}
 table {{ border-collapse: collapse; font-size: 8.5pt; font-variant-numeric: tabular-nums; }}
 td, th {{ border-bottom: 1px solid #ccc; padding: 1px 6px; text-align: right; }}
-th {{ background: #eee; }} td:first-child, th:first-child, td:nth-child(6) {{ text-align: left; }}
+th {{ background: #eee; }} td:first-child, th:first-child, td:nth-child(7) {{ text-align: left; }}
 td.dot {{ border: none; padding: 0 2px; }}
 .note {{ font-size: 8pt; color: #444; margin: 2px 0; }}
 img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
