@@ -542,9 +542,9 @@ class ReviewApp:
                     with html.Div(id="case-chooser", v_show="case_items.length > 1"):
                         v.VSelect(label="Case", id="case-select", v_model=("case_id",), items=("case_items",),
                                   density="compact", hide_details=True)
-                    v.VTextField(model_value=("reviewer",), change="reviewer = $event.target.value", label="Reviewer (saved with each decision, UTC time)",
-                                 density="compact", hide_details=True, id="reviewer", maxlength=64,
-                                 aria_label="Reviewer name")
+                    v.VTextField(model_value=("reviewer",), change="reviewer = $event.target.value",
+                                 label="Reviewer (saved with each decision, UTC time)", density="compact",
+                                 hide_details=True, id="reviewer", maxlength=64, aria_label="Reviewer name")
                     html.Div("{{ patient_text }}", id="patient-probability", classes="text-subtitle-1")
                     html.Div("{{ operating_text }}", id="operating-point")
                     with html.Div(id="drawer-threshold"):
@@ -725,7 +725,8 @@ class ReviewApp:
                                 html.Td("{{ s.keys }}", classes="font-weight-bold text-no-wrap")
                                 html.Td("{{ s.action }}")
                     html.Div("In the views: left-drag with no tool pans the slice; click a contour to select its "
-                             "node; click elsewhere to move the other views there (linked crosshair); the cyan ring marks the selected candidate, even one hidden by the operating point.",
+                             "node; click elsewhere to move the other views there (linked crosshair); the cyan ring "
+                             "marks the selected candidate, even one hidden by the operating point.",
                              classes="text-caption mt-2")
                 with v.VCardActions():
                     v.VSpacer()
