@@ -520,6 +520,16 @@ def test_click_on_a_contour_selects_its_node_and_a_click_elsewhere_links_the_vie
     wait_for(lambda: get_json(status_url)["selected"]["id"] == b.id, what=f"a click on {b.name}'s contour selects it")
     shot(page, "14_click_selects_contour")
 
+    # the reviewer's name typed on the page goes with the next decision, with its UTC time, into review.json
+    page.fill("#reviewer", "Dr Web")
+    page.keyboard.press("Enter")
+    wait_for(lambda: get_json(status_url)["reviewer"] == "Dr Web", what="the reviewer's name")
+    page.click(f"#accept-{b.id}")
+    wait_for(lambda: decisions_on_disk(run / "review").get(str(b.id)) == "accepted", what="the accept on disk")
+    event = json.loads((run / "review" / "review.json").read_text())["events"][-1]
+    assert (event["candidate"], event["action"], event["by"]) == (b.id, "accepted", "Dr Web")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["at"])
+
     # a click with no contour under it: the other views move through that point, the crosshair is drawn there
     before = get_json(status_url)
     for fx, fy in ((0.2, 0.2), (0.8, 0.25), (0.25, 0.8), (0.75, 0.75)):
