@@ -26,8 +26,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import NOT_FOR_CLINICAL_USE, __version__
-from .inference.rescore_record import rescore_summary
 from .errors import LNStagingError
+from .inference.rescore_record import rescore_summary
 from .results import Results, candidate_row
 from .review_log import last_events, short_time, usable_events
 
