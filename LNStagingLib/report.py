@@ -26,8 +26,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import NOT_FOR_CLINICAL_USE, __version__
+from .errors import LNStagingError
 from .inference.rescore_record import rescore_summary
 from .results import Results, candidate_row
+from .review_log import last_events, short_time, usable_events
 
 VIEW_MM = 80  # field of view of a candidate's slice views
 MAX_CANDIDATE_FIGURES = 4  # two rows of two: the page stays one A4 sheet
@@ -151,23 +153,29 @@ class ReviewInfo:
     export: dict = field(default_factory=dict)
     edited_ids: set = field(default_factory=set)
     reviewed: bool = False
+    reviewer: str = ""
+    events: list = field(default_factory=list)  # review.json "events": each decision/edit, UTC time, reviewer
 
 
-TABLE_COLUMNS = ("Name", "p(metastasis)", "Short axis (mm)", "SUVmax", "SUVpeak", "Volume (ml)", "Decision")
+TABLE_COLUMNS = ("Name", "p(metastasis)", "Short axis (mm)", "SUVmax", "SUVpeak", "Volume (ml)", "Decision",
+                 "When (UTC)")
 
 
-def _table(results: Results, threshold: Optional[float], edited: set) -> str:
+def _table(results: Results, threshold: Optional[float], edited: set, events: Optional[list] = None) -> str:
     ranked = sorted(results.candidates, key=lambda c: (c.rank or len(results.candidates) + c.id, c.id))
     below = [c for c in ranked if c.review == "pending" and threshold is not None and c.probability is not None
              and c.probability < threshold]
     rows = [c for c in ranked if c not in below][:MAX_TABLE_ROWS]
+    latest = last_events(events or [])
     body = []
     for c in rows:
         short = f"{c.short_axis_mm:.1f}" + (" ≥10" if c.short_axis_mm >= 10 else "")
         decision = c.review + (", contour edited" if c.id in edited else "")
+        when = short_time(latest[c.id]["at"]) if c.id in latest else ""
         body.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in (
             c.name, _fmt_p(c.probability), short, _fmt(float(c.suv_max), 1),
-            _fmt(float(c.suv_peak), 1) if c.suv_peak == c.suv_peak else "–", _fmt(float(c.volume_ml), 2), decision))
+            _fmt(float(c.suv_peak), 1) if c.suv_peak == c.suv_peak else "–", _fmt(float(c.volume_ml), 2), decision,
+            when))
             + f'<td class="dot" style="color:{DECISION_COLOURS.get(c.review, "#000")}">●</td></tr>')
     more = len(ranked) - len(rows) - len(below)
     notes = []
@@ -250,7 +258,7 @@ def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = 
                        f"accepted, {states.count('pending')} pending ({hidden} below the operating point), "
                        f"{states.count('rejected')} rejected; contours edited: "
                        f"{', '.join(f'GTVn_{i:02d}' for i in sorted(review.edited_ids)) or 'none'}</li>"
-                       f"<li>Export: {export_text}</li>")
+                       f"{_reviewer_line(review)}<li>Export: {export_text}</li>")
     else:
         review_html = "<li>Not reviewed yet: every candidate is pending.</li>"
     skipped = "; ".join(html.escape(s) for s in results.skipped)
@@ -266,7 +274,7 @@ ul {{ margin: 2px 0; padding-left: 16px; }} li {{ margin: 1px 0; }}
 .top {{ display: flex; gap: 10px; align-items: flex-start; }} .top > div {{ flex: 1; }}
 table {{ border-collapse: collapse; font-size: 8.5pt; font-variant-numeric: tabular-nums; }}
 td, th {{ border-bottom: 1px solid #ccc; padding: 1px 6px; text-align: right; }}
-th {{ background: #eee; }} td:first-child, th:first-child, td:nth-child(6) {{ text-align: left; }}
+th {{ background: #eee; }} td:first-child, th:first-child, td:nth-child(7) {{ text-align: left; }}
 td.dot {{ border: none; padding: 0 2px; }}
 .note {{ font-size: 8pt; color: #444; margin: 2px 0; }}
 img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
@@ -285,7 +293,7 @@ img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
 {review_html}
 </ul>
 <h2>Candidates</h2>
-{_table(results, threshold, review.edited_ids)}
+{_table(results, threshold, review.edited_ids, review.events)}
 </div>
 {f'<div style="flex: 0 0 66mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">Candidates shown in the review: <span style="color:#2ca02c">accepted</span>, <span style="color:#ff7f0e">pending</span>, <span style="color:#7f7f7f">rejected</span>.</p></div>' if overview else ''}
 </div>
@@ -294,6 +302,20 @@ img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
 <h2>Provenance</h2><p class="prov">{_provenance(results)}{f'<br>Skipped steps: {skipped}' if skipped else ''}</p>
 </body></html>
 """
+
+
+def _reviewer_line(review: ReviewInfo) -> str:
+    """Who decided, and between which UTC times (review.json "events"); empty without recorded decisions."""
+    times = sorted(e["at"] for e in review.events)
+    names = sorted({e["by"] for e in review.events if e.get("by")} | ({review.reviewer} if review.reviewer else set()))
+    if not times and not names:
+        return ""
+    who = f"Reviewer: {html.escape(', '.join(names))}" if names else "Reviewer: not named"
+    if not times:
+        return f"<li>{who}</li>"
+    first, last = times[0].replace("T", " ").rstrip("Z"), times[-1].replace("T", " ").rstrip("Z")
+    span = first[:16] if first[:16] == last[:16] else f"{first[:16]} to {last[:16] if last[:10] != first[:10] else last[11:16]}"
+    return f"<li>{who}; {len(times)} decision(s)/edit(s), {span} UTC</li>"
 
 
 def write_report(path: Path | str, results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
@@ -314,6 +336,8 @@ def review_info(results_dir: Path | str, results: Results, case_id: str = "", st
     decisions = json.loads(decisions_path.read_text())
     info.reviewed = True
     info.threshold = decisions.get("threshold")
+    info.reviewer = str(decisions.get("reviewer") or "")
+    info.events = usable_events(decisions.get("events"))
     info.saved_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(decisions_path.stat().st_mtime))
     record_path = review_dir / RECORD_FILE
     if record_path.is_file():
@@ -328,7 +352,7 @@ def review_info(results_dir: Path | str, results: Results, case_id: str = "", st
             a, b = sitk.GetArrayViewFromImage(original.gtv_ln), sitk.GetArrayViewFromImage(results.gtv_ln)
             if a.shape == b.shape:
                 info.edited_ids = {int(v) for v in np.unique(np.concatenate([a[a != b], b[a != b]])) if v}
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, LNStagingError):  # no run of its own beside the review: no edits known
         pass
     return info
 

@@ -2,7 +2,9 @@
 back, save/restore. Real MRML objects; the CT grid is rotated and anisotropic (see scene_fixtures)."""
 
 import json
+import re
 import zipfile
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -180,3 +182,44 @@ def test_restore_refuses_a_folder_that_is_not_a_review(mrml, tmp_path):
 
     with pytest.raises(InputFileError, match="not a saved LNStaging review"):
         review_state.restore_review(mrml.scene, tmp_path, None)
+
+
+def test_decisions_and_edits_carry_utc_time_and_reviewer_into_review_json_and_the_report(review, case, tmp_path):
+    from LNStagingLib.report import write_reviewed_report
+
+    ct, pet, _ = case
+    review.reviewer = "Dr Test"
+    review.accept(4)
+    review.accept(4)  # no change, no new event
+    review.reviewer = ""  # a decision without a name keeps only its time
+    review.reject(2)
+    painted = segments.array_from_segment(review.segmentation, "GTVn_01", review.ct)
+    z, y, x = np.argwhere(painted)[0]
+    painted[z, y - 2:y, x] = 1
+    segments.update_segment_from_array(review.segmentation, "GTVn_01", painted, review.ct)
+    review.read_edits()
+    events = review.events
+    assert [(e["candidate"], e["action"], e.get("by")) for e in events] == [
+        (4, "accepted", "Dr Test"), (2, "rejected", None), (1, "edited", None)]
+    for e in events:  # UTC ISO 8601 to the second
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["at"])
+        stamped = datetime.strptime(e["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        assert abs((datetime.now(timezone.utc) - stamped).total_seconds()) < 120
+    review.reviewer = "Dr Test"
+    run = tmp_path / "case"
+    Results(gtv_ln=case[2].gtv_ln, candidates=case[2].candidates).write(run)
+    folder = review_state.save_review(review, run / "review")
+    saved = json.loads((folder / "review.json").read_text())
+    assert saved["events"] == events and saved["reviewer"] == "Dr Test"
+
+    fresh = setup.prepare_scene()
+    restored = review_state.restore_review(fresh.scene, folder, volumes.add_volume(fresh.scene, ct, "CT"))
+    assert restored.events == events and restored.reviewer == "Dr Test"
+    assert restored.last_events()[4]["action"] == "accepted"
+    fresh.scene.Clear(True)
+
+    text = write_reviewed_report(run, ct, pet).read_text()
+    assert "When (UTC)" in text and "Reviewer: Dr Test" in text
+    assert "3 decision(s)/edit(s)" in text and events[0]["at"][:10] in text
+    row = re.search(r"<tr><td>GTVn_04</td>.*?</tr>", text).group(0)
+    assert f"<td>{events[0]['at'][11:16]}</td>" in row and "accepted" in row

@@ -116,3 +116,46 @@ def test_a_second_load_replaces_the_review_nodes(review, mrml, tmp_path):
     assert remove_review_nodes(mrml.scene) == 4
     ReviewScene.show(mrml.scene, review.results, review.ct, review.pet)
     assert {cls: count(cls) for cls in before} == before
+
+
+def test_report_action_writes_the_reviewed_report_from_the_scene(review, case, tmp_path):
+    """Slicer's "Report..." (logic.writeReport -> scene.review_state.write_review_report): the review in the scene
+    is saved into RESULTS/review/ and report.html is written there by report.write_reviewed_report, the function
+    the browser review and `lnstaging report` call; the same saved review gives the same report through the CLI's
+    path (images from the scene's volumes equal the files')."""
+    import re
+
+    from LNStagingLib import NOT_FOR_CLINICAL_USE
+    from LNStagingLib.report import write_reviewed_report
+    from LNStagingLib.scene import review_state
+
+    ct, pet, results = case
+    run = tmp_path / "case007"
+    results.write(run)  # the run as the pipeline left it: every node pending
+    review.reviewer = "Dr Slicer"
+    review.accept(4)
+    review.reject(2)
+    path = review_state.write_review_report(review, run)
+    assert path == run / "review" / "report.html"
+    text = path.read_text()
+    assert NOT_FOR_CLINICAL_USE in text and "Case case007" in text
+    assert "1 accepted" in text and "1 rejected" in text and "2 pending" in text
+    assert "Reviewer: Dr Slicer" in text and "When (UTC)" in text
+    assert review_state.read_decisions(run / "review")["decisions"]["4"] == "accepted"  # saved first
+    same = write_reviewed_report(run, ct, pet, out=tmp_path / "cli.html")
+
+    def stable(html):  # the report's own time of writing aside
+        return re.sub(r"report \d{4}-\d\d-\d\d \d\d:\d\d", "", html)
+
+    assert stable(same.read_text()) == stable(text)
+    # given the review folder itself, the report still goes beside the run's files
+    assert review_state.write_review_report(review, run / "review") == path
+
+
+def test_module_has_a_report_action_calling_the_logic():
+    ui = (MODULE / "Resources" / "UI" / "LNStaging.ui").read_text()
+    widget = (MODULE / "LNStagingModule" / "widget.py").read_text()
+    logic = (MODULE / "LNStagingModule" / "logic.py").read_text()
+    assert 'name="reportButton"' in ui
+    assert 'reportButton.connect("clicked(bool)", self.onReport)' in widget and "self.logic.writeReport(" in widget
+    assert "review_state.write_review_report(self.review, resultsFolder)" in logic

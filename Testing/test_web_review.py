@@ -467,3 +467,96 @@ def test_export_rule_download_keyboard_and_marker_in_browser(case, start_server,
     page.click("#preset-lung")
     wait_for(lambda: get_json(status_url)["ct_window"] == [1500.0, -600.0], what="the lung window")
     page.close()
+
+
+def test_click_on_a_contour_selects_its_node_and_a_click_elsewhere_links_the_views(case, start_server, browser):
+    """Issue 15: with no tool, a click on another node's contour in the axial view selects that node (real mouse
+    events in Chromium, through the server's interactor); a click where there is no contour moves the coronal and
+    sagittal views through the point clicked and draws the crosshair there (linked crosshair)."""
+    run = case["root"] / "clicks"
+    if not run.exists():
+        shutil.copytree(case["run"], run, ignore=shutil.ignore_patterns("review", "export"))
+    server = start_server("--ct", str(case["ct"]), "--pet", str(case["pet"]), folder=run)
+    status_url = server.base + "/lnstaging/status.json"
+    page, _ = open_page(browser, server.url)
+    results = Results.read(run)
+    labels = sitk.GetArrayFromImage(results.gtv_ln)
+    ranked = sorted(results.candidates, key=lambda c: -c.probability)
+
+    def point_on(candidate_id: int, plane_s: float):
+        """RAS of a voxel of the candidate on the axial plane at S = plane_s (the most inside one), or None."""
+        zyx = np.argwhere(labels == candidate_id)
+        lps = np.array([results.gtv_ln.TransformIndexToPhysicalPoint([int(i) for i in p[::-1]]) for p in zyx])
+        near = np.abs(lps[:, 2] - plane_s) < 0.3 * min(results.gtv_ln.GetSpacing())
+        if near.sum() < 4:
+            return None
+        on_plane = lps[near]
+        inside = on_plane[np.argmin(np.linalg.norm(on_plane - on_plane.mean(axis=0), axis=1))]
+        return [-inside[0], -inside[1], inside[2]]
+
+    # find a node A whose axial slice also cuts another shown node B; jump to A, then click B's contour
+    chosen = None
+    for a in ranked:
+        image_before = page.eval_on_selector("#views img", "img => img.src")
+        page.click(f"#cand-{a.id}")
+        status = wait_for(lambda: (s := get_json(status_url))["selected"]["id"] == a.id and s, what="the jump")
+        page.wait_for_function("before => document.querySelector('#views img').src !== before", arg=image_before,
+                               timeout=30000)
+        plane_s = status["selected"]["centroid_ras"][2]
+        for b in ranked:
+            target = point_on(b.id, plane_s) if b.id != a.id and b.id in status["visible_ids"] else None
+            if target is not None:
+                chosen = (a, b, target)
+                break
+        if chosen:
+            break
+    assert chosen, "no two shown nodes share an axial slice in this case"
+    a, b, target = chosen
+    box = page.locator("#views img").first.bounding_box()
+    where = get_json(status_url + "?ras=" + ",".join(f"{v:.3f}" for v in target))["point_views"]["axial"]
+    assert abs(where["plane_distance_mm"]) < 1.0
+    x, y = where["xy"]
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    wait_for(lambda: get_json(status_url)["selected"]["id"] == b.id, what=f"a click on {b.name}'s contour selects it")
+    shot(page, "14_click_selects_contour")
+
+    # the reviewer's name typed on the page goes with the next decision, with its UTC time, into review.json
+    page.fill("#reviewer", "Dr Web")
+    page.keyboard.press("Enter")
+    wait_for(lambda: get_json(status_url)["reviewer"] == "Dr Web", what="the reviewer's name")
+    page.click(f"#accept-{b.id}")
+    wait_for(lambda: decisions_on_disk(run / "review").get(str(b.id)) == "accepted", what="the accept on disk")
+    event = json.loads((run / "review" / "review.json").read_text())["events"][-1]
+    assert (event["candidate"], event["action"], event["by"]) == (b.id, "accepted", "Dr Web")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["at"])
+
+    # a click with no contour under it: the other views move through that point, the crosshair is drawn there
+    before = get_json(status_url)
+    for fx, fy in ((0.2, 0.2), (0.8, 0.25), (0.25, 0.8), (0.75, 0.75)):
+        px, py = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+        page.mouse.move(px, py)
+        page.mouse.move(px + 1, py)
+        cursor = wait_for(lambda: page.inner_text("#cursor-values"), what="the readout under the cursor")
+        if "GTVn" not in cursor:
+            break
+    page.mouse.click(px, py)
+    after = wait_for(lambda: (s := get_json(status_url))["crosshair_ras"] != before["crosshair_ras"] and s,
+                     what="the linked crosshair")
+    assert after["selected"]["id"] == b.id  # not a contour: the selection stays
+    assert after["slice_offsets"]["axial"] == pytest.approx(before["slice_offsets"]["axial"])  # the clicked view stays
+    assert after["slice_offsets"]["coronal"] != pytest.approx(before["slice_offsets"]["coronal"], abs=0.5)
+    views = get_json(status_url + "?ras=" + ",".join(str(v) for v in after["crosshair_ras"]))["point_views"]
+    assert all(abs(v["plane_distance_mm"]) < 1e-3 for v in views.values())  # every view passes through it
+    assert views["axial"]["xy"] == pytest.approx([px - box["x"], py - box["y"]], abs=3)  # where the click was
+    shot(page, "15_linked_crosshair")
+
+    # one axial slice step renders the axial view only (status.json timings count each view's renders)
+    renders = lambda: get_json(status_url)["timings"]["renders"]  # noqa: E731
+    time.sleep(1.0)
+    before = renders()
+    page.keyboard.press("PageUp")
+    wait_for(lambda: renders()["axial"]["n"] > before["axial"]["n"], what="the axial render of a slice step")
+    time.sleep(1.0)
+    after = renders()
+    assert after["coronal"]["n"] == before["coronal"]["n"] and after["sagittal"]["n"] == before["sagittal"]["n"]
+    page.close()

@@ -5,12 +5,16 @@
   slice  one step of the axial slice slider (keyboard on its thumb) until the new image arrives
   paint  one brush stroke (12 mouse moves over 45 px) until the new image arrives and the stroke is saved
 
-Each figure is the median (and range) of ``--repeats`` actions. The server is ``lnstaging review`` from ``--repo``
-(a checkout), so the same script measures the code before (e.g. /work/main) and after a change on the same case:
+Each figure is the median (and range) of ``--repeats`` actions. The server is ``lnstaging review`` from each
+``--repo`` (a checkout), so one run measures the code before (e.g. a checkout of main) and after a change on the same
+case; with ``--rounds N`` the checkouts take turns N times, so a change in the machine's load hits both alike:
 
-  python benchmarks/review_browser_benchmark.py RESULTS --ct CT --pet PET [--repo PATH] [--repeats 5]
+  python benchmarks/review_browser_benchmark.py RESULTS --ct CT --pet PET [--repo PATH ...] [--repeats 5] [--rounds 1]
 
-Run it with ``nice`` on a shared machine; it prints one JSON line. Needs Debian's chromium.
+Besides the wall seconds the reader waits, a server that reports its timings (status.json "timings",
+LNStagingLib/web/timing.py) gives the CPU seconds per action: the page action itself, the saves, and each view's
+renders (count and CPU), which the machine's load distorts much less. It prints one JSON line per checkout and round,
+with the load average. Needs Debian's chromium.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from pathlib import Path
 IMG = "#views img"
 
 
-def start_server(repo: Path, results: Path, ct: Path, pet: Path) -> tuple[subprocess.Popen, str]:
+def start_server(repo: Path, results: Path, ct: Path, pet: Path, extra=()) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=str(repo), VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "LNStagingLib", "review", str(results), "--ct", str(ct), "--pet",
-                             str(pet), "--port", "0", "--host", "127.0.0.1"], cwd=repo, env=env,
+                             str(pet), "--port", "0", "--host", "127.0.0.1", *extra], cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 180
     for raw in proc.stdout:
@@ -68,20 +72,56 @@ def summary(values: list[float]) -> dict:
             "max_s": round(max(values), 3), "n": len(values)}
 
 
+def server_timings(base: str) -> dict:
+    return status(base).get("timings") or {}
+
+
+def server_cost(before: dict, after: dict) -> dict:
+    """CPU seconds the server spent between two snapshots of its timings: per action/save name and per view render."""
+    out = {}
+    for group in ("actions", "renders"):
+        old, new = before.get(group, {}), after.get(group, {})
+        for name, entry in new.items():
+            n = entry["n"] - old.get(name, {}).get("n", 0)
+            if n:
+                out[f"{group[:-1]} {name}"] = {"n": n, "cpu_s": entry["cpu_s"] - old.get(name, {}).get("cpu_s", 0.0)}
+    return out
+
+
+def cost_summary(costs: list[dict]) -> dict:
+    """Median CPU seconds (and count) per name over the actions; 'total' is the median of the per-action sums."""
+    if not costs or not any(costs):
+        return {}
+    names = sorted({name for cost in costs for name in cost})
+    out = {name: {"cpu_s": round(statistics.median([c.get(name, {}).get("cpu_s", 0.0) for c in costs]), 4),
+                  "n": statistics.median([c.get(name, {}).get("n", 0) for c in costs])} for name in names}
+    out["total_cpu_s"] = round(statistics.median([sum(v["cpu_s"] for v in c.values()) for c in costs]), 4)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--ct", type=Path, required=True)
     parser.add_argument("--pet", type=Path, required=True)
-    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--repo", type=Path, nargs="+", default=[Path(__file__).resolve().parents[1]])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    for round_ in range(args.rounds):
+        for repo in args.repo:
+            print(json.dumps(measure(args, repo) | {"round": round_}), flush=True)
+    return 0
+
+
+def measure(args, repo: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
+    load_before = [round(v, 2) for v in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / args.results.name  # a copy: the benchmark's review never touches the given folder
         shutil.copytree(args.results, work, ignore=shutil.ignore_patterns("review", "export"))
-        proc, url = start_server(args.repo.resolve(), work, args.ct.resolve(), args.pet.resolve())
+        proc, url = start_server(repo.resolve(), work, args.ct.resolve(), args.pet.resolve())
         base = url.split("?")[0].rstrip("/")
         try:
             with sync_playwright() as p:
@@ -93,24 +133,29 @@ def main() -> int:
                 page.wait_for_timeout(2000)
                 ids = [int(i.split("-")[1]) for i in page.eval_on_selector_all(
                     "[id^=cand-]", "cells => cells.map(c => c.id)")]
-                jumps = []
+                jumps, jump_costs = [], []
                 for k in range(args.repeats):
                     target = ids[(k + 1) % len(ids)]
+                    before = server_timings(base)
                     jumps.append(timed_until_new_image(page, lambda: page.click(f"#cand-{target}")))
                     page.wait_for_timeout(300)
+                    jump_costs.append(server_cost(before, server_timings(base)))
                 thumb = page.locator(".slice-slider .v-slider-thumb").first
-                steps = []
+                steps, step_costs = [], []
                 for k in range(args.repeats):
                     thumb.focus()
                     key = "ArrowRight" if k % 2 == 0 else "ArrowLeft"
+                    before = server_timings(base)
                     steps.append(timed_until_new_image(page, lambda: page.keyboard.press(key)))
                     page.wait_for_timeout(300)
+                    step_costs.append(server_cost(before, server_timings(base)))
                 page.click(f"#cand-{ids[0]}")
                 page.wait_for_timeout(1000)
                 page.click("#tool-paint")
                 page.wait_for_timeout(500)
-                strokes = []
+                strokes, stroke_costs = [], []
                 for k in range(args.repeats):
+                    before = server_timings(base)
                     box = page.locator(IMG).first.bounding_box()
                     x, y = status(base)["selected"]["views"]["axial"]["xy"]
                     saved = status(base)["saved_at"]
@@ -127,14 +172,16 @@ def main() -> int:
                         time.sleep(0.02)
                     strokes.append(max(seconds, time.perf_counter() - start))
                     page.wait_for_timeout(300)
+                    stroke_costs.append(server_cost(before, server_timings(base)))
                 browser.close()
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    print(json.dumps({"repo": str(args.repo), "case": args.results.name, "jump": summary(jumps),
-                      "slice_step": summary(steps), "paint_stroke": summary(strokes),
-                      "load_average": [round(v, 2) for v in os.getloadavg()]}))
-    return 0
+    return {"repo": str(repo), "case": args.results.name, "jump": summary(jumps), "slice_step": summary(steps),
+            "paint_stroke": summary(strokes),
+            "server_cpu": {"jump": cost_summary(jump_costs), "slice_step": cost_summary(step_costs),
+                           "paint_stroke": cost_summary(stroke_costs)},
+            "load_average_before": load_before, "load_average": [round(v, 2) for v in os.getloadavg()]}
 
 
 if __name__ == "__main__":

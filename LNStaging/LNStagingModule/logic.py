@@ -235,6 +235,13 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
     def saveReview(self, folder) -> Path:
         return review_state.save_review(self.review, folder)
 
+    def writeReport(self, resultsFolder) -> Path:
+        """The one-page reviewed report (the same library function as the browser review and `lnstaging report`):
+        the review is saved into RESULTS/review/ first, then report.html is written there from it."""
+        if self.review is None:
+            raise LNStagingError("Load or compute results first: there is nothing to report.")
+        return review_state.write_review_report(self.review, resultsFolder)
+
     def pendingNodeNames(self) -> list[str]:
         """Unreviewed nodes, for the widget's confirmation before they are included in an export."""
         return rt_export.pending_names(self.review.results)

@@ -108,6 +108,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.saveReviewButton.connect("clicked(bool)", self.onSaveReview)
         self.ui.restoreReviewButton.connect("clicked(bool)", self.onLoadResults)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        self.ui.reportButton.connect("clicked(bool)", self.onReport)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -291,6 +292,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             review = self.logic.loadResults(folder, p.ct, p.pet)
             self._fillRescoreModels()  # weights imported meanwhile are listed now
             self._showRescoringStatus()
+            self._resultsFolder = folder  # where "Report..." saves the review and writes report.html
             self.ui.candidateTableView.setMRMLTableNode(review.table)
             self.ui.segmentEditorWidget.setSegmentationNode(review.segmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.ct)
@@ -435,6 +437,18 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with reportErrors("The review was not saved."):
                 saved = self.logic.saveReview(qt.QDir(folder).filePath("review"))
                 slicer.util.showStatusMessage(f"Review saved to {saved}", 5000)
+
+    def onReport(self):
+        """report.html from the review as it is now (saved into RESULTS/review/ first), opened in the browser."""
+        if self.logic.review is None:
+            return
+        folder = getattr(self, "_resultsFolder", None) or self._folderDialog(
+            "results", "Results folder of the case (the review and report.html go into its review/ sub-folder)")
+        if folder:
+            with reportErrors("The report was not written."):
+                path = self.logic.writeReport(folder)
+                slicer.util.showStatusMessage(f"Report written to {path}", 5000)
+                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(path)))
 
     def onExport(self):
         if self.logic.review is None:

@@ -35,6 +35,9 @@ def register(sub) -> None:
                         help="a stage-2 model trained with --reveal-labels, as a file or a catalogue id (e.g. "
                              "demo-cls-rescore): each accept/reject re-scores the pending candidates (switch it off "
                              "on the page)")
+    parser.add_argument("--reviewer", metavar="NAME", default="",
+                        help="your name, saved with each decision and shown in the reviewed report (UTC times are "
+                             "always saved; it can also be typed on the page)")
     parser.set_defaults(func=main)
 
 
@@ -118,7 +121,7 @@ def serve(args, cases) -> int:
     from ..web.app import ReviewApp, review_url
 
     sys.argv = sys.argv[:1]  # trame parses sys.argv for its own options; ours are already parsed
-    app = ReviewApp(cases, token=token, rescore_model=args.rescore_model)
+    app = ReviewApp(cases, token=token, rescore_model=args.rescore_model, reviewer=args.reviewer)
 
     def announce(**_):
         port = app.server.port

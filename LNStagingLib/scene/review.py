@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from ..inference.rescore_record import rescoring_status_line, restore_original_probabilities
 from ..results import REVIEW_STATES, Results
+from ..review_log import last_events, new_event
 from . import markups, segments, table, views, volumes
 
 # Attribute on every node a review adds (attention, GTV_LN, table, markups): a new Apply or Load replaces them
@@ -71,6 +72,10 @@ class ReviewScene:
     show_rejected: bool = False
     froc: list = field(default_factory=list)
     rescorer: Optional[object] = None  # inference.rescore.Rescorer: decisions re-score the pending nodes (issue 19)
+    reviewer: str = ""  # who decides (a name the reviewer gives; saved with each decision, never logged)
+    # Each accept/reject/reset and contour edit, in order: {"at": UTC ISO time, "candidate": id, "action":
+    # "accepted" | "rejected" | "pending" | "edited" | "erased", "by": reviewer when given}; saved in review.json
+    events: list = field(default_factory=list)
 
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -148,9 +153,22 @@ class ReviewScene:
     def set_review(self, candidate_id: int, state: str) -> None:
         if state not in REVIEW_STATES:
             raise ValueError(f"review state must be one of {REVIEW_STATES}")
-        self.results.candidate(candidate_id).review = state
+        candidate = self.results.candidate(candidate_id)
+        if candidate.review != state:
+            self.record(candidate_id, state)
+        candidate.review = state
         self.apply_rescoring()
         self.refresh()
+
+    def record(self, candidate_id: int, action: str) -> dict:
+        """Note one decision or edit with its UTC time and the reviewer's name (when one was given)."""
+        event = new_event(candidate_id, action, self.reviewer)
+        self.events.append(event)
+        return event
+
+    def last_events(self) -> dict[int, dict]:
+        """The latest decision or edit per candidate id."""
+        return last_events(self.events)
 
     def apply_rescoring(self) -> None:
         """Re-score the pending candidates from the decisions (no-op without a rescorer); refresh() shows them.
@@ -230,6 +248,10 @@ class ReviewScene:
             if not _same_grid(pet_suv, self.results.gtv_ln):
                 pet_suv = None  # PET not on the CT grid: keep the SUVmax measured by the pipeline
         report = segments.read_edits(self.segmentation, self.ct, self.results, pet_suv)
+        for cid in report["changed"] + report["added"]:
+            self.record(cid, "edited")
+        for cid in report["removed"]:
+            self.record(cid, "erased")
         markups.update_centroid_markups(self.markups, self.results)
         segments.recolor(self.segmentation, self.results)
         self.refresh()

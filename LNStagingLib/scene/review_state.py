@@ -4,7 +4,8 @@ A review folder is a results folder (Results.write, with GTV_LN updated from the
   GTV_LN.seg.nrrd      the segmentation exactly as edited (segment names, colours, terminology, candidate tags)
   candidates.tsv       the candidate table as shown
   centroids.mrk.json   the centroid markups
-  review.json          the decisions: review state per candidate, operating point, show-rejected, FROC
+  review.json          the decisions: review state per candidate, operating point, show-rejected, FROC, and each
+                       decision and contour edit with its UTC time and the reviewer's name ("events")
 It is written atomically (complete or absent). ``save_review_mrb`` also writes a Slicer scene bundle (.mrb).
 """
 
@@ -20,6 +21,7 @@ from .. import NOT_FOR_CLINICAL_USE
 from ..errors import InputFileError
 from ..io.atomic import atomic_directory
 from ..results import Results
+from ..review_log import usable_events
 from . import markups, table
 from .review import ReviewScene
 
@@ -49,6 +51,8 @@ def review_decisions(review: ReviewScene) -> dict:
         "threshold": review.threshold,
         "show_rejected": review.show_rejected,
         "froc": [list(p) for p in review.froc],
+        "reviewer": review.reviewer,
+        "events": list(review.events),
     }
 
 
@@ -121,6 +125,8 @@ def restore_review(scene, folder: Path | str, ct_node, pet_node=None) -> ReviewS
 
         review.segmentation = segments.add_candidate_segments(scene, results, ct_node)
     review.threshold = float(decisions.get("threshold", review.threshold))
+    review.reviewer = str(decisions.get("reviewer") or "")
+    review.events = usable_events(decisions.get("events"))
     review.show_rejected = bool(decisions.get("show_rejected", False))
     review.refresh()
     review.tag_nodes()
@@ -146,3 +152,19 @@ def save_review_mrb(review: ReviewScene, path: Path | str) -> Path:
     if not written:
         raise OSError(f"could not write the scene bundle {path}")
     return path
+
+
+def write_review_report(review: ReviewScene, results_dir: Path | str, case_id: str = "", study_date: str = "") -> Path:
+    """The reviewed report (report.write_reviewed_report, as the browser review and ``lnstaging report`` write it)
+    from a review in a scene: the review is saved into RESULTS/review/ first (edits read back), then report.html is
+    written there from that saved state with the scene's CT and PET. Returns the report's path."""
+    from ..report import write_reviewed_report
+    from . import volumes
+
+    results_dir = Path(results_dir)
+    if (results_dir / REVIEW_FILE).is_file():
+        results_dir = results_dir.parent  # given the review folder itself: its parent holds the run
+    save_review(review, results_dir / "review")
+    ct = volumes.image_from_volume(review.ct)
+    pet = volumes.image_from_volume(review.pet) if review.pet is not None else None
+    return write_reviewed_report(results_dir, ct, pet, case_id=case_id, study_date=study_date)

@@ -62,6 +62,38 @@ def jump_to_ras(scene, ras: Sequence[float]) -> None:
         slice_node.JumpSliceByOffsetting(float(ras[0]), float(ras[1]), float(ras[2]))
 
 
+def crosshair_node(scene):
+    """The scene's crosshair (Slicer's application logic makes one; outside Slicer we add it once)."""
+    node = scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLCrosshairNode", "Crosshair")
+        node.SetSingletonTag("default")
+    return node
+
+
+def place_crosshair(scene, ras: Sequence[float]) -> None:
+    """Draw the crosshair at ``ras`` in every slice view (lines with a gap at the point)."""
+    node = crosshair_node(scene)
+    node.SetCrosshairMode(node.ShowIntersection)
+    node.SetCrosshairRAS(float(ras[0]), float(ras[1]), float(ras[2]))
+
+
+def link_views_at(scene, ras: Sequence[float], source=None) -> None:
+    """The linked crosshair: every slice view other than ``source`` (the view clicked) moves to pass through
+    ``ras`` and all of them draw the crosshair there; the clicked view keeps its slice."""
+    for slice_node in _nodes(scene, "vtkMRMLSliceNode"):
+        if slice_node is not source:
+            slice_node.JumpSliceByOffsetting(float(ras[0]), float(ras[1]), float(ras[2]))
+    place_crosshair(scene, ras)
+
+
+def crosshair_ras(scene) -> Optional[list]:
+    node = scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
+    if node is None or node.GetCrosshairMode() == node.NoCrosshair:
+        return None
+    return [round(float(v), 3) for v in node.GetCrosshairRAS()]
+
+
 def jump_to_candidate(scene, candidate) -> tuple[float, float, float]:
     """Jump all slice views to a candidate's centroid; return the RAS point."""
     ras = lps_to_ras(candidate.centroid_lps)

@@ -20,6 +20,7 @@ from ..errors import LNStagingError
 from . import security, validation
 from .cases import ReviewCase
 from .session import CT_PRESETS, RTSTRUCT_NAME, ReviewSession
+from .timing import ServerTimings
 from .keyboard import KEYBOARD_SCRIPT, SHORTCUTS
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,14 @@ log = logging.getLogger(__name__)
 VIEW_TITLES = {"Red": "Axial", "Green": "Coronal", "Yellow": "Sagittal"}
 DOWNLOADS = {"gtv_ln.nii.gz": "review", "review.json": "review", "report.html": "review", RTSTRUCT_NAME: "export"}
 TITLE = "LNStaging review"
+# One JPEG quality for every frame. trame-rca's default renders each change twice, a quality-50 frame and 5 frame
+# periods later a quality-90 one; on 2 loaded cores a render of the three views outlasts those periods, so the second
+# round ran at once and held back the delivery of the first (docs/PERFORMANCE.md: 6 renders per jump, now 3).
+FRAME_JPEG_QUALITY = 90  # = trame-rca's still quality: equal qualities make its scheduler render once per change
+# Frame rate of a view the mouse is not over (trame-slicer's default 10): during a brush stroke in the axial view the
+# coronal and sagittal views re-rendered at every step of the stroke; their first frame after a change is not delayed.
+UNFOCUSED_VIEW_FPS = 4.0
+MODEL_SLICE_MANAGER = "vtkMRMLModelSliceDisplayableManager"
 PAGE_CSS = """
 #candidates td, #candidates th { padding: 0 6px !important; font-variant-numeric: tabular-nums; }
 #candidates tr.operating-line td { border-top: 3px dashed #29b6f6 !important; }
@@ -85,7 +94,8 @@ def _fmt_p(p) -> str:
 class ReviewApp:
     """Builds the server, the slicer scene, the views and the page for ``cases``."""
 
-    def __init__(self, cases: list[ReviewCase], token: Optional[str] = None, server=None, rescore_model=None):
+    def __init__(self, cases: list[ReviewCase], token: Optional[str] = None, server=None, rescore_model=None,
+                 reviewer: str = ""):
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
@@ -105,7 +115,8 @@ class ReviewApp:
         self._views: dict = {}  # view id -> slice view, for the titles, orientation letters and scale bars
         register_rca_factories(self.slicer_app.view_manager, self.server,
                                slice_view_ui_f=lambda server, view_id, view: _slice_view_overlay(server, view_id, view,
-                                                                                                  self._views))
+                                                                                                  self._views),
+                               interactive_quality=FRAME_JPEG_QUALITY, blur_fps=UNFOCUSED_VIEW_FPS)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         axial, coronal, sagittal = (ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.coronal_view(),
                                     ViewLayoutDefinition.sagittal_view())
@@ -114,8 +125,14 @@ class ReviewApp:
                 "review", Layout(LayoutDirection.Horizontal, [axial, Layout(LayoutDirection.Vertical, [coronal, sagittal])],
                                  flex_sizes=["2", "1"]))
             self.layout_manager.set_layout("review")  # creates the slice views (and their slice nodes) now
+        _drop_model_slice_manager()
+        self.timings = ServerTimings()
+        for view in self.slicer_app.view_manager.get_slice_views():
+            name = view.get_view_node().GetName()
+            self.timings.observe_render_window(VIEW_TITLES.get(name, name).lower(), view.render_window())
         self.session = ReviewSession(self.slicer_app, cases, on_change=self.push_state,
-                                     rescore_model=rescore_model)
+                                     rescore_model=rescore_model, clock=self.timings.actions,
+                                     reviewer=validation.reviewer(reviewer))
         self._init_state(cases)
         self._build_ui()
         self._bind_changes()
@@ -147,6 +164,7 @@ class ReviewApp:
         s.cursor_text, s.counts_text, s.provenance_text, s.operating_text = "", "", "", ""
         s.view_info = {}
         s.rescoring, s.rescoring_available = True, False
+        s.reviewer = ""
 
     def push_state(self) -> None:
         """Copy what the session shows into the page state (called by the session after every change)."""
@@ -175,6 +193,7 @@ class ReviewApp:
         s.has_pet = session.review.pet is not None
         s.provenance_text = self._provenance_text()
         s.selected_id = session.selected_id
+        s.reviewer = session.review.reviewer
         s.case_id = session.case.case_id
         s.threshold = session.review.threshold
         s.show_rejected = session.review.show_rejected
@@ -294,16 +313,21 @@ class ReviewApp:
         x, y = interactor.GetEventPosition()
         if abs(x - press[0]) + abs(y - press[1]) > 3:
             return  # a drag (pan), not a click
-        candidate = self.session.values_at(self._ras_at(interactor, view))["candidate"]
+        ras = self._ras_at(interactor, view)
+        candidate = self.session.values_at(ras)["candidate"]
         if candidate and candidate in {c.id for c in self.session.review.results.candidates}:
             self.select(candidate)
+        else:  # elsewhere: the linked crosshair moves the other views to the point clicked
+            self._guard(self.session.link_views, ras, view.get_view_node().GetName(), name="link views")
 
     # ---- actions from the page -------------------------------------------------------------------------------
-    def _guard(self, action, *args) -> None:
+    def _guard(self, action, *args, name: Optional[str] = None) -> None:
         """Run a page action; a refused or failed one shows its message and the page state is reset from the
-        session (the values in ``args`` come from the page unchecked: the session validates them)."""
+        session (the values in ``args`` come from the page unchecked: the session validates them). Its time is
+        recorded under ``name`` (status.json "timings")."""
         try:
-            action(*args)
+            with self.timings.actions.measure(name or getattr(action, "__name__", "action")):
+                action(*args)
             self.state.message, self.state.message_ok = "", False
         except LNStagingError as error:
             self.state.message, self.state.message_ok = str(error), False
@@ -352,9 +376,9 @@ class ReviewApp:
             "overlay": session.toggle_overlay, "reset_zoom": session.reset_zoom,
         }
         if action in actions:
-            self._guard(actions[action])
+            self._guard(actions[action], name=f"key {action}")
         elif action.startswith("preset:"):
-            self._guard(session.set_ct_preset, action.split(":", 1)[1])
+            self._guard(session.set_ct_preset, action.split(":", 1)[1], name="key preset")
 
     def _operating_text(self) -> str:
         review = self.session.review
@@ -421,6 +445,11 @@ class ReviewApp:
             elif overlay_opacity != self.session.overlay_opacity:
                 self._guard(self.session.set_overlay_opacity, overlay_opacity)
 
+        @self.state.change("reviewer")
+        def on_reviewer(reviewer, **_):
+            if self.session.review is not None and reviewer != self.session.review.reviewer:
+                self._guard(self.session.set_reviewer, reviewer)
+
         @self.state.change("ct_preset")
         def on_preset(ct_preset, **_):
             if self.session.review is not None and ct_preset != self.session.ct_preset:
@@ -453,8 +482,17 @@ class ReviewApp:
             app.middlewares.append(security.token_middleware(self.token))
         app.router.add_post("/paraview/", security.launcher_handler(self.secret))  # trame's client gets the secret
 
-        async def status(_request):
-            return web.json_response(self.session.status() | {"version": __version__, "disclaimer": NOT_FOR_CLINICAL_USE})
+        async def status(request):
+            extra = {"version": __version__, "disclaimer": NOT_FOR_CLINICAL_USE, "timings": self.timings.as_dict()}
+            if "ras" in request.query and self.session.review is not None:  # ?ras=R,A,S: where the views draw it
+                try:
+                    ras = [validation.coordinate(float(v)) for v in request.query["ras"].split(",")]
+                except (ValueError, LNStagingError):
+                    raise web.HTTPBadRequest(text="ras must be three numbers: R,A,S in mm") from None
+                if len(ras) != 3:
+                    raise web.HTTPBadRequest(text="ras must be three numbers: R,A,S in mm")
+                extra["point_views"] = self.session.view_positions(ras)
+            return web.json_response(self.session.status() | extra)
 
         async def download(request):
             name = request.match_info["name"]
@@ -504,6 +542,9 @@ class ReviewApp:
                     with html.Div(id="case-chooser", v_show="case_items.length > 1"):
                         v.VSelect(label="Case", id="case-select", v_model=("case_id",), items=("case_items",),
                                   density="compact", hide_details=True)
+                    v.VTextField(model_value=("reviewer",), change="reviewer = $event.target.value",
+                                 label="Reviewer (saved with each decision, UTC time)", density="compact",
+                                 hide_details=True, id="reviewer", maxlength=64, aria_label="Reviewer name")
                     html.Div("{{ patient_text }}", id="patient-probability", classes="text-subtitle-1")
                     html.Div("{{ operating_text }}", id="operating-point")
                     with html.Div(id="drawer-threshold"):
@@ -684,7 +725,8 @@ class ReviewApp:
                                 html.Td("{{ s.keys }}", classes="font-weight-bold text-no-wrap")
                                 html.Td("{{ s.action }}")
                     html.Div("In the views: left-drag with no tool pans the slice; click a contour to select its "
-                             "node; the cyan ring marks the selected candidate, even one hidden by the operating point.",
+                             "node; click elsewhere to move the other views there (linked crosshair); the cyan ring "
+                             "marks the selected candidate, even one hidden by the operating point.",
                              classes="text-caption mt-2")
                 with v.VCardActions():
                     v.VSpacer()
@@ -698,6 +740,18 @@ class ReviewApp:
 
     def shutdown(self) -> None:
         self.session.flush()
+
+
+def _drop_model_slice_manager() -> None:
+    """Slicer's model slice displayable manager draws models cut by the slice; this page shows none (nodes are
+    segmentations, drawn by their own manager), yet it made every view render whenever any slice moved (the slice
+    planes are models): a one-slice step in the axial view rendered all three. Unregistering it from the factory
+    removes it from the views (docs/PERFORMANCE.md)."""
+    import slicer
+
+    factory = slicer.vtkMRMLSliceViewDisplayableManagerFactory.GetInstance()
+    if factory.IsDisplayableManagerRegistered(MODEL_SLICE_MANAGER):
+        factory.UnRegisterDisplayableManager(MODEL_SLICE_MANAGER)
 
 
 def _slice_view_overlay(server, view_id, view, views: dict) -> None:

@@ -32,6 +32,7 @@ from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
+from .timing import Clock
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ReviewSession:
     """The cases of a review and the one case open in ``slicer_app.scene``."""
 
     def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None,
-                 rescore_model: Optional[Path] = None):
+                 rescore_model: Optional[Path] = None, clock: Optional[Clock] = None, reviewer: str = ""):
         from undo_stack import UndoStack
 
         register_converter_rules()
@@ -75,6 +76,8 @@ class ReviewSession:
         self.last_error = ""
         self.last_export: Optional[Path] = None
         self.on_change = on_change or (lambda: None)
+        self.clock = clock or Clock()  # the time of each save (status.json "timings" through the app)
+        self.reviewer = reviewer  # given at start (--reviewer): replaces the name saved with a review
         self._nodes: list = []
         self.undo_stack = UndoStack()
         self.editor = slicer_app.segmentation_editor
@@ -115,6 +118,8 @@ class ReviewSession:
                 review = ReviewScene.show(self.scene, Results.read(case.results_dir), ct_node, pet_node,
                                           froc=case_froc(case))
             self.review, self.case = review, case
+            if self.reviewer:
+                review.reviewer = self.reviewer
             note = self._replace_unusable_threshold()
             self._nodes += [n for n in (review.attention, review.segmentation, review.table, review.markups) if n]
             self._style_segmentation()
@@ -357,6 +362,7 @@ class ReviewSession:
         """Jump every view to the candidate and make its segment the one that paint/erase edit."""
         candidate_id = self._candidate_id(candidate_id)
         ras = self.review.jump_to(int(candidate_id))
+        views.place_crosshair(self.scene, ras)  # the views are linked at the candidate
         self.selected_id = int(candidate_id)
         self._move_marker(ras)
         if self.review.segmentation is not None and self.editor.active_segmentation is not None:
@@ -366,9 +372,28 @@ class ReviewSession:
         self.on_change()
         return ras
 
+    def link_views(self, ras, view_name: Optional[str] = None) -> None:
+        """Linked crosshair: a point clicked in one view (``view_name``: Red/Green/Yellow) moves the other views'
+        slices through it and all three draw the crosshair there."""
+        if self.review is None:
+            raise LNStagingError("No case is open.")
+        ras = [validation.coordinate(v) for v in ras]
+        source = next((n for n in views._nodes(self.scene, "vtkMRMLSliceNode") if n.GetName() == view_name), None)
+        views.link_views_at(self.scene, ras, source)
+        self.on_change()
+
     def set_review(self, candidate_id: int, state: str) -> None:
         candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
         self.review.set_review(candidate_id, state)  # re-scores the pending nodes when a rescorer is set
+        self.save(edits=False)
+
+    def set_reviewer(self, name: str) -> None:
+        """The name saved with the decisions from now on (earlier ones keep theirs)."""
+        name = validation.reviewer(name)
+        if self.review is None:
+            raise LNStagingError("No case is open.")
+        self.reviewer = name
+        self.review.reviewer = name
         self.save(edits=False)
 
     def set_threshold(self, threshold: float) -> None:
@@ -455,9 +480,11 @@ class ReviewSession:
         self._loading = True  # reading edits back renames/removes segments: not a user edit
         try:
             if edits or self._edits_pending:
-                review_autosave.save_edits(self.review, self.case.review_dir)
+                with self.clock.measure("save edits"):
+                    review_autosave.save_edits(self.review, self.case.review_dir)
             else:
-                review_autosave.save_decisions(self.review, self.case.review_dir)
+                with self.clock.measure("save decisions"):
+                    review_autosave.save_decisions(self.review, self.case.review_dir)
         finally:
             self._loading = False
         self._edits_pending = False
@@ -571,6 +598,7 @@ class ReviewSession:
             "cases": sorted(self.cases),
             "selected": selected,
             "marker_ras": self.marker_ras(),
+            "crosshair_ras": views.crosshair_ras(self.scene),
             "ct_preset": self.ct_preset,
             "ct_window": self.ct_window(),
             "pet_window": list(self.pet_window),
@@ -583,6 +611,8 @@ class ReviewSession:
             "can_undo": bool(self.undo_stack.can_undo()),
             "visible_ids": sorted(self.review.visible_ids()),
             "decisions": {str(c.id): c.review for c in results.candidates},
+            "reviewer": self.review.reviewer,
+            "events": list(self.review.events),
             "probabilities": {str(c.id): c.probability for c in results.candidates},
             "rescoring": self.rescoring_status(),
             "voxels": {str(k): v for k, v in self.voxel_counts().items()},

@@ -44,6 +44,28 @@ def _number(value, what: str, low: float, high: float) -> float:
     return number
 
 
+MAX_REVIEWER_CHARS = 64
+
+
+def reviewer(value) -> str:
+    """A reviewer's name as given (trimmed), printable text of at most 64 characters; '' for none."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidUpdate(f"Refused: the reviewer's name must be text, not {type(value).__name__}; nothing was "
+                            "changed.")
+    name = " ".join(value.split())
+    if len(name) > MAX_REVIEWER_CHARS or not name.isprintable():
+        raise InvalidUpdate(f"Refused: the reviewer's name must be printable text of at most {MAX_REVIEWER_CHARS} "
+                            "characters; nothing was changed.")
+    return name
+
+
+def coordinate(value) -> float:
+    """A RAS coordinate in mm (finite; within 10 m of the origin)."""
+    return _number(value, "a RAS coordinate (mm)", -1e4, 1e4)
+
+
 def threshold(value) -> float:
     return _number(value, "the operating point (probability threshold)", 0.0, 1.0)
 
