@@ -14,9 +14,10 @@ import SimpleITK as sitk
 
 from ..errors import DatasetError
 from ..io.ct_values import ct_value_problem
+from ..io.resample import same_grid
 from .format import (
     CANDIDATE_COLUMNS, CANDIDATES_CSV, CASES_DIR, DATASET_JSON, IMAGE_KEYS, PATIENT_JSON, REQUIRED_IMAGE_KEYS,
-    CaseFiles, _same_grid, description_problems, load_description,
+    CaseFiles, description_problems, load_description,
 )
 
 LABEL_KEYS = ("organs", "tumor", "gtv_ln", "lymph_nodes")
@@ -105,7 +106,7 @@ def _check_case(case: CaseFiles, organ_ids: set[int], report: CheckReport) -> No
                 say(f"{case.path(key).name} must hold integer labels, found {image.GetPixelIDTypeAsString()}.")
                 continue
             arrays[key] = sitk.GetArrayViewFromImage(image)
-        if key != "ct" and key != "pet" and ct is not None and not _same_grid(image, ct):
+        if key != "ct" and key != "pet" and ct is not None and not same_grid(image, ct):
             say(f"{case.path(key).name} is not on the CT grid (size, spacing, origin or direction differ); "
                 "resample it onto ct with nearest-neighbour interpolation.")
     if "pet" in images:

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from ..anatomy.structures import PDAC20_LABELS  # noqa: F401  the pdac20 convention, re-exported for datasets
 from ..errors import DatasetError
+from ..io.resample import same_grid, snap_to_grid
 
 FORMAT = "lnstaging-dataset/1"
 DATASET_JSON = "dataset.json"
@@ -80,10 +81,10 @@ class CaseFiles:
         image = _read_image(path, self.case_id)
         if key == "pet":
             reference = self.load("ct")
-            if not _same_grid(image, reference):
-                image = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+            if same_grid(image, reference):
+                image = snap_to_grid(image, reference)  # near-identical grids are the CT's
             else:
-                image.CopyInformation(reference)  # near-identical grids are the CT's (io.resample.snap_to_grid)
+                image = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         return image
 
     def candidates(self) -> list[dict]:
@@ -308,11 +309,3 @@ def _read_image(path: Path, case_id: str) -> sitk.Image:
         return sitk.ReadImage(str(path))
     except RuntimeError:
         raise DatasetError(f"Case {case_id}: {path.name} cannot be read as an image; re-export it as NIfTI.") from None
-
-
-def _same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
-    """True when two images share size, spacing, origin and direction (within ``tol``)."""
-    if a.GetSize() != b.GetSize():
-        return False
-    pairs = zip((a.GetSpacing(), a.GetOrigin(), a.GetDirection()), (b.GetSpacing(), b.GetOrigin(), b.GetDirection()))
-    return all(abs(x - y) <= tol * max(1.0, abs(y)) for u, v in pairs for x, y in zip(u, v))

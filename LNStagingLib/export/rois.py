@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import ExportError, GeometryError, ImageFormatError
+from ..errors import ExportError, ImageFormatError
+from ..io.resample import require_same_grid, resample_to_reference
 from ..results import Candidate
 from .review_rule import fit_words, is_exported
 
@@ -47,31 +48,16 @@ def _algorithm(c: Candidate | None) -> str:
     return "SEMIAUTOMATIC" if c.review == "accepted" else "AUTOMATIC"
 
 
-def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
-    """Same voxel grid up to the float32 rounding NIfTI headers introduce (1e-3 of a voxel)."""
-    if a.GetSize() != b.GetSize():
-        return False
-    spacing = np.array(b.GetSpacing())
-    return (np.allclose(a.GetSpacing(), spacing, rtol=1e-4, atol=1e-5)
-            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4)
-            and np.all(np.abs(np.subtract(a.GetOrigin(), b.GetOrigin())) <= 1e-3 * spacing.min() + 1e-4))
-
-
-def _grid_text(image: sitk.Image) -> str:
-    return (f"size {image.GetSize()}, spacing {tuple(round(s, 4) for s in image.GetSpacing())} mm, "
-            f"origin {tuple(round(o, 2) for o in image.GetOrigin())}")
-
-
 def labels_on_ct_grid(labels: sitk.Image, ct: sitk.Image, resample: bool = False) -> np.ndarray:
     """The instance label map as an integer array [z, y, x] on the CT slices; refuse or resample another grid."""
     if labels.GetDimension() != 3 or labels.GetNumberOfComponentsPerPixel() != 1:
         raise ImageFormatError("The label map must be a 3D single-component image of node ids (0 = background).")
-    if not same_grid(labels, ct):
-        if not resample:
-            raise GeometryError(
-                f"The label map ({_grid_text(labels)}) is not on the CT series grid ({_grid_text(ct)}): resample it onto "
-                "the CT with nearest-neighbour interpolation first, or pass --resample to let the exporter do that.")
-        labels = sitk.Resample(labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, labels.GetPixelID())
+    if resample:
+        labels = resample_to_reference(labels, ct, "nearest")
+    else:
+        labels = require_same_grid(labels, ct, "label map", "CT series", remedy=(
+            "resample it onto the CT with nearest-neighbour interpolation first, or pass --resample to let the "
+            "exporter do that"))
     array = sitk.GetArrayFromImage(labels)
     if not np.issubdtype(array.dtype, np.integer):
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):

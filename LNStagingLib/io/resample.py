@@ -12,8 +12,11 @@ import SimpleITK as sitk
 
 from ..errors import GeometryError
 
-#: Tolerance (mm, and for direction cosines) when deciding that two grids are the same.
-GRID_TOLERANCE = 1e-3
+#: How far apart two grids may place the same voxel and still be the same grid, as a fraction of the smaller voxel
+#: spacing. DICOM-derived geometry carries round-off (float32 NIfTI headers: ~1e-5 mm; SEG/RTSTRUCT positions and
+#: orientations written with 6-8 digits: up to ~1e-3 mm, growing across the image through the direction cosines);
+#: one hundredth of a voxel accepts that and still refuses any real shift (0.01 voxel is at most 0.05 mm on PET).
+GRID_TOLERANCE = 0.01
 
 INTERPOLATORS = {
     "linear": sitk.sitkLinear,
@@ -23,18 +26,35 @@ INTERPOLATORS = {
 }
 
 
+def grid_offset_voxels(a: sitk.Image, b: sitk.Image) -> float:
+    """Largest distance (in voxels of the smallest spacing of either) between the world positions the two grids give
+    the same voxel index; infinite when the sizes differ.
+
+    Index -> world is affine, so the largest distance over the whole grid is at one of its corner voxels: checking
+    those covers origin, spacing and direction differences at once, in the unit that matters (voxels).
+    """
+    if a.GetDimension() != b.GetDimension() or a.GetSize() != b.GetSize():
+        return math.inf
+    last = np.array(a.GetSize(), dtype=float) - 1.0
+    corners = np.array(list(itertools.product((0.0, 1.0), repeat=a.GetDimension()))) * last
+    world = []
+    for image in (a, b):
+        n = image.GetDimension()
+        direction = np.array(image.GetDirection(), dtype=float).reshape(n, n)
+        world.append(np.array(image.GetOrigin()) + (corners * np.array(image.GetSpacing())) @ direction.T)
+    distance = float(np.linalg.norm(world[0] - world[1], axis=1).max())
+    return distance / min(a.GetSpacing() + b.GetSpacing())
+
+
 def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = GRID_TOLERANCE) -> bool:
-    """Same size, spacing, origin and direction (to ``tolerance``)."""
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance * max(1.0, max(a.GetSpacing())))
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance)
-    )
+    """Same size, and every voxel within ``tolerance`` voxels of where the other grid puts it (see GRID_TOLERANCE).
+
+    The one grid comparison of the library: every "is this on the CT/PET grid?" question goes through it."""
+    return grid_offset_voxels(a, b) <= tolerance
 
 
 def snap_to_grid(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """``image``, already on the reference grid to within GRID_TOLERANCE, carrying the reference's exact origin,
+    """``image``, already on the reference grid (same_grid), carrying the reference's exact origin,
     spacing and direction (voxels untouched).
 
     NIfTI headers (float32) and DICOM round-off leave grids that agree to ~1e-5 mm; ITK's filters compare two inputs'
@@ -56,13 +76,16 @@ def describe_grid(image: sitk.Image) -> str:
 
 
 def require_same_grid(image: sitk.Image, reference: sitk.Image, what: str = "label map",
-                      reference_what: str = "CT") -> sitk.Image:
+                      reference_what: str = "CT", remedy: str | None = None) -> sitk.Image:
     """``image`` snapped onto the reference grid (see snap_to_grid); GeometryError unless it is on that grid to
-    within GRID_TOLERANCE (for inputs whose voxels must line up)."""
+    within GRID_TOLERANCE (see same_grid; for inputs whose voxels must line up). ``remedy`` says what the user can do
+    (default: export or resample the image onto the reference grid)."""
     if not same_grid(image, reference):
+        remedy = remedy or (f"export it on the {reference_what} grid, or resample it with nearest-neighbour "
+                            "interpolation first")
         raise GeometryError(
             f"the {what} is not on the {reference_what} grid ({describe_grid(image)} vs {describe_grid(reference)}): "
-            f"export it on the {reference_what} grid, or resample it with nearest-neighbour interpolation first."
+            f"{remedy}."
         )
     return snap_to_grid(image, reference)
 

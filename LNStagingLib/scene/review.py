@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..inference.rescore_record import rescoring_status_line, restore_original_probabilities
+from ..io.resample import same_grid
 from ..results import REVIEW_STATES, Results
 from ..review_log import last_events, new_event
 from . import markups, segments, table, views, volumes
@@ -245,7 +246,7 @@ class ReviewScene:
             return {"changed": [], "removed": [], "added": []}
         if pet_suv is None and self.pet is not None:
             pet_suv = volumes.image_from_volume(self.pet)
-            if not _same_grid(pet_suv, self.results.gtv_ln):
+            if not same_grid(pet_suv, self.results.gtv_ln):
                 pet_suv = None  # PET not on the CT grid: keep the SUVmax measured by the pipeline
         report = segments.read_edits(self.segmentation, self.ct, self.results, pet_suv)
         for cid in report["changed"] + report["added"]:
@@ -257,9 +258,3 @@ class ReviewScene:
         self.refresh()
         return report
 
-
-def _same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool:
-    return (a.GetSize() == b.GetSize()
-            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
-            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
-            and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance))
