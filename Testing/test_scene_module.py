@@ -145,25 +145,6 @@ def test_requirements_never_touch_slicers_own_packages():
 
 
 STUB_IMPORT = r'''
-import sys, types
-qt = types.ModuleType("qt")
-class _Q:
-    def __init__(self, *a, **k): pass
-    def __getattr__(self, name): return lambda *a, **k: None
-qt.QTimer = qt.QShortcut = qt.QKeySequence = qt.QFileDialog = qt.QDir = _Q
-sys.modules["qt"] = qt
-import slicer
-slm = types.ModuleType("slicer.ScriptedLoadableModule")
-for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-             "ScriptedLoadableModuleTest"):
-    setattr(slm, name, type(name, (), {"__init__": lambda self, *a, **k: None}))
-sys.modules["slicer.ScriptedLoadableModule"] = slm
-pnw = types.ModuleType("slicer.parameterNodeWrapper")
-pnw.parameterNodeWrapper = lambda cls: cls
-pnw.WithinRange = lambda lo, hi: (lo, hi)
-sys.modules["slicer.parameterNodeWrapper"] = pnw
-slicer.util.VTKObservationMixin = type("VTKObservationMixin", (), {"__init__": lambda self: None})
-sys.path.insert(0, sys.argv[1])
 import LNStaging
 assert LNStaging.LNStagingWidget.__name__ == "LNStagingWidget"
 assert LNStaging.LNStagingLogic.__name__ == "LNStagingLogic"
@@ -177,12 +158,8 @@ print("imported", LNStaging.LNStagingTest.__name__)
 def test_module_imports_with_stubbed_qt(tmp_path):
     """Import LNStaging.py (and so widget, logic, parameters) with qt and the Slicer app parts stubbed: catches
     broken imports and names evaluated at import time; the widget's behaviour itself only runs inside Slicer."""
-    import subprocess
-    import sys
+    from slicer_child import run_module_child
 
-    script = tmp_path / "stub_import.py"
-    script.write_text(STUB_IMPORT)
-    done = subprocess.run([sys.executable, str(script), str(MODULE)], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    done = run_module_child(tmp_path, STUB_IMPORT, name="stub_import.py", timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported LNStagingTest" in done.stdout

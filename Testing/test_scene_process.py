@@ -5,22 +5,13 @@ import os
 import signal
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LNStaging"))
 from LNStagingModule import process  # noqa: E402
-
-
-def wait_for(predicate, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from waiting import wait_for  # noqa: E402
 
 
 def test_parse_progress_reads_the_cli_tqdm_bar():
@@ -77,7 +68,7 @@ def test_cancel_kills_the_process_tree(tmp_path):
         time.sleep(60)
     """)
     child = process.ChildProcess([sys.executable, "-c", script], env=process.child_environment())
-    assert wait_for(lambda: pid_file.is_file() and pid_file.read_text())
+    assert wait_for(lambda: pid_file.is_file() and pid_file.read_text(), what="the grandchild pid", interval=0.05)
     grandchild = int(pid_file.read_text())
     child.cancel()
     assert child.wait(10) in (-signal.SIGTERM, -signal.SIGKILL)
@@ -94,7 +85,7 @@ def test_cancel_kills_the_process_tree(tmp_path):
         except FileNotFoundError:
             return True
 
-    assert wait_for(gone, 10), "the grandchild survived cancel"
+    assert wait_for(gone, 10, what="the grandchild to exit after cancel", interval=0.05)
     assert "Cancelled" in process.failure_message("\n".join(child.output), 130)
 
 

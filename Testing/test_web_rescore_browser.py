@@ -5,7 +5,6 @@ with the weights that carry the review state scaled up so that a decision visibl
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import SimpleITK as sitk
@@ -17,6 +16,7 @@ pytest.importorskip("playwright")
 from review_server import Server, get_json  # noqa: E402
 from scene_fixtures import PROBABILITIES  # noqa: E402
 from test_web_review import CHROMIUM_ARGS, VIEWPORT, chromium_path  # noqa: E402
+from waiting import wait_for  # noqa: E402
 from test_web_session import write_run  # noqa: E402
 
 from LNStagingLib.inference.rescore import ReviewGraph, rescore  # noqa: E402
@@ -24,16 +24,6 @@ from LNStagingLib.models.checkpoint import load_model, save_checkpoint  # noqa: 
 from LNStagingLib.models.stage2 import Stage2Model, stage2_config  # noqa: E402
 from LNStagingLib.results import Results  # noqa: E402
 from LNStagingLib.web.app import _fmt_p as shown_as  # noqa: E402  (how the page prints a probability)
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def review_state_model(path):
@@ -77,7 +67,7 @@ def test_accept_shows_rescored_probabilities_and_switch_off_restores(tmp_path):
             assert [shown(k) for k in PROBABILITIES] == [shown_as(p) for p in PROBABILITIES.values()]
 
             page.click("#accept-1")
-            wait_for(lambda: all(shown(k) == shown_as(expected[k]) for k in (2, 3, 4)), what="re-scored values")
+            wait_for(lambda: all(shown(k) == shown_as(expected[k]) for k in (2, 3, 4)), timeout=30, what="re-scored values")
             assert shown(1) == shown_as(PROBABILITIES[1])  # the decided node keeps its probability
             status = get_json(server.base + "/lnstaging/status.json")
             for k in (2, 3, 4):
@@ -86,7 +76,7 @@ def test_accept_shows_rescored_probabilities_and_switch_off_restores(tmp_path):
             assert status["rescoring"]["seconds"] < 0.5
 
             page.click("#rescoring")
-            wait_for(lambda: all(shown(k) == shown_as(PROBABILITIES[k]) for k in PROBABILITIES), what="originals")
+            wait_for(lambda: all(shown(k) == shown_as(PROBABILITIES[k]) for k in PROBABILITIES), timeout=30, what="originals")
             assert get_json(server.base + "/lnstaging/status.json")["rescoring"]["enabled"] is False
             browser.close()
     finally:

@@ -29,6 +29,7 @@ pytest.importorskip("playwright")
 
 from export_roundtrip import write_phantom_ct  # noqa: E402
 from review_server import Server  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 from LNStagingLib.phantom.cohort import write_cohort  # noqa: E402
 from LNStagingLib.pipeline import CaseInputs, RunOptions, run_to_folder  # noqa: E402
@@ -121,16 +122,6 @@ def browser():
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def shot(page, name: str) -> Path:
