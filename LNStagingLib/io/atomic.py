@@ -2,7 +2,9 @@
 
 Outputs go to a hidden sibling temporary folder (file); only when the block finishes without error is it moved into
 place. A failed or cancelled run (including Ctrl-C) leaves nothing that looks like results; what a killed
-run (kill -9) left under hidden names is tidied by the next write of the same output (recover_after_kill). An existing folder is
+run (kill -9) left under hidden names is tidied by the next write of the same output (recover_after_kill). Hidden names
+carry the writer's PID and host (writer_tag): on a file system shared by several hosts (cluster runs) only this host's
+dead writers are tidied, never another host's. An existing folder is
 replaced only when the caller names the marker file that shows lnstaging wrote it (``replace_marker``), and never
 when it is the working folder, home, '/', or holds a review (LNStagingLib/io/outputs.py checks it again at the swap,
 since a review may have started while the run was working).
@@ -13,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -32,16 +36,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def host_tag() -> str:
+    """This host's short name, safe in a file name: the first label of the host name with anything but letters,
+    digits and '_' made '_', at most 24 characters."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname().split(".")[0])[:24] or "host"
+
+
+def writer_tag() -> str:
+    """``<pid>.<host>``: the writer of a temporary name. A PID alone is not enough on a file system that several
+    hosts share (cluster runs): two hosts can run writers with the same PID."""
+    return f"{os.getpid()}.{host_tag()}"
+
+
 def recover_after_kill(final: Path) -> None:
     """Tidy what a killed writer (kill -9, power loss) left beside ``final``: its unfinished temporary folders are
-    removed, and a previous folder it had moved aside but not yet replaced is put back. Only leftovers of processes
-    that no longer run are touched (their PID is in the name)."""
+    removed, and a previous folder it had moved aside but not yet replaced is put back. Only leftovers of this host's
+    processes that no longer run are touched (writer_tag is in the name); another host's are left alone, since
+    whether their writer still runs cannot be checked from here. Names with a PID only (written before the host was
+    added) count as this host's."""
     if not final.parent.is_dir():
         return
     for leftover in final.parent.glob(f".{glob.escape(final.name)}.*-*"):
         kind, _, rest = leftover.name[len(final.name) + 2:].partition("-")
-        pid = rest.split("-")[0]
-        if kind not in ("partial", "old") or not pid.isdigit() or _pid_alive(int(pid)):
+        pid, _, host = rest.split("-")[0].partition(".")
+        if kind not in ("partial", "old") or not pid.isdigit() or (host and host != host_tag()):
+            continue
+        if _pid_alive(int(pid)):
             continue
         if kind == "old" and not (final.exists() or final.is_symlink()):
             leftover.rename(final)
@@ -79,7 +99,7 @@ def atomic_directory(final: os.PathLike | str, replace_marker: Optional[str] = N
     recover_after_kill(final)
     _check_target(final, replace_marker)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{writer_tag()}-", dir=final.parent))
     try:
         yield tmp
     except BaseException:
@@ -92,7 +112,7 @@ def atomic_directory(final: os.PathLike | str, replace_marker: Optional[str] = N
         tmp.rename(kept)
         raise OutputError(f"{error} The new results were kept in {kept}.") from None
     if final.exists() or final.is_symlink():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        old = final.with_name(f".{final.name}.old-{writer_tag()}")
         final.rename(old)
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
@@ -108,7 +128,7 @@ def atomic_file(final: os.PathLike | str) -> Iterator[Path]:
     final = Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
     recover_after_kill(final)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent,
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.partial-{writer_tag()}-", dir=final.parent,
                                 suffix="".join(final.suffixes))
     os.close(fd)
     tmp = Path(name)

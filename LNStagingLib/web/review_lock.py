@@ -119,7 +119,8 @@ class ReviewLock:
         if self._fd is None:
             return
         try:
-            if _read_owner(self.path).get("pid") == os.getpid():
+            owner = _read_owner(self.path)
+            if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
                 self.path.unlink(missing_ok=True)
         finally:
             os.close(self._fd)
