@@ -25,6 +25,7 @@ from scipy import ndimage
 from . import NOT_FOR_CLINICAL_USE, __version__
 from .errors import InputFileError, LNStagingError
 from .io.atomic import atomic_directory
+from .io.checksums import input_sha256
 from .io.petct import PetCt, load_pet_ct
 from .io.resample import resample_to_reference
 from .progress import Progress
@@ -128,13 +129,6 @@ class CaseImages:
     petct: PetCt
     tumor: Optional[sitk.Image] = None
     structures: Optional[sitk.Image] = None
-
-
-def _input_sha256(path: Path) -> str:
-    """Checksum of an input file, or of a DICOM folder's files in sorted order."""
-    from .models.checkpoint import sha256_of
-
-    return sha256_of(*sorted(p for p in path.rglob("*") if p.is_file())) if path.is_dir() else sha256_of(path)
 
 
 def read_candidate_file(path: Path) -> list[dict]:
@@ -597,7 +591,7 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         path = getattr(options.models, stage)
         if path is not None:
             # a catalogue model's sha256 was checked when it was loaded; a model given as a file is hashed here
-            sha = options.models.sha256.get(stage) or _input_sha256(Path(path))
+            sha = options.models.sha256.get(stage) or input_sha256(Path(path))
             models[stage] = {"id": options.models.ids.get(stage, Path(path).name), "sha256": sha}
     given = {k: getattr(inputs, k) for k in ("ct", "pet", "organs", "tumor", "candidates")}
     return {
@@ -606,7 +600,7 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         "disclaimer": NOT_FOR_CLINICAL_USE,
         "models": models,
         "froc": options.models.froc,  # [fp_per_patient, threshold] of the stage-2 model, for the operating point
-        "inputs": {k: {"sha256": _input_sha256(Path(v))} for k, v in given.items() if v is not None},
+        "inputs": {k: {"sha256": input_sha256(Path(v))} for k, v in given.items() if v is not None},
         "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
         "options": {"device": options.device, "threshold": options.threshold,
                     "skip_empty_windows": options.skip_empty_windows, "threads": options.threads},

@@ -390,11 +390,15 @@ def test_images_of_another_patient_are_refused(tmp_path, capsys):
         check_images_match_run(case)
     line = one_line_error(review_in_process(capsys, run, "--ct", other, "--pet", run / "pet.nii.gz"))
     assert "--allow-other-images" in line
-    # the checksum is the one the pipeline records
-    from LNStagingLib.pipeline import _input_sha256
+    # the checksum is the one the pipeline records: one function, a file's sha256 or a folder's files in sorted order
+    import hashlib
 
-    assert input_sha256(other) == _input_sha256(other)
-    assert input_sha256(run) == _input_sha256(run)  # a folder (DICOM series): its files in sorted order
+    from LNStagingLib import pipeline
+
+    assert pipeline.input_sha256 is input_sha256
+    assert input_sha256(other) == hashlib.sha256(other.read_bytes()).hexdigest()
+    in_order = b"".join(p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file())
+    assert input_sha256(run) == hashlib.sha256(in_order).hexdigest()  # a folder (DICOM series)
     # no checksums recorded (an older run): a note, not a refusal
     bare = write_run(tmp_path / "bare", provenance_inputs=False)
     assert "recorded no input checksums" in check_images_match_run(find_cases(bare)[0])

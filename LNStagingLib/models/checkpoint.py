@@ -13,12 +13,12 @@ torch is imported inside the functions that need it: the catalogue (and so the S
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ModelError
+from ..io.checksums import sha256_of  # noqa: F401  (models.checkpoint.sha256_of is used widely)
 
 if TYPE_CHECKING:
     import torch
@@ -47,16 +47,6 @@ def register_model(name: str, config_class: type) -> Callable[[type], type]:
         return cls
 
     return decorate
-
-
-def sha256_of(*paths: Path | str) -> str:
-    """sha256 of a file, or of several files read one after the other in the order given."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(path: Path | str, model: torch.nn.Module, config: Any, *, training_data: dict | None = None,

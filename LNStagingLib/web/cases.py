@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import InputFileError
+from ..io.checksums import input_sha256
 
 REVIEW_SUBDIR = "review"
 EXPORT_SUBDIR = "export"
@@ -126,20 +127,6 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
             dicom = Path(ct_dicom) if single else Path(ct_dicom) / case_id
         cases.append(ReviewCase(case_id, case_dir, Path(ct_path), Path(pet_path) if pet_path else None, dicom))
     return cases
-
-
-def input_sha256(path: Path) -> str:
-    """The checksum ``lnstaging run`` records for an input (pipeline._input_sha256: a file's sha256, or that of a
-    DICOM folder's files read in sorted order), without importing the pipeline (and torch) into the server."""
-    import hashlib
-
-    files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
-    digest = hashlib.sha256()
-    for file in files:
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def check_images_match_run(case: ReviewCase) -> Optional[str]:
