@@ -6,8 +6,9 @@ A long step takes ``progress: Progress`` and calls ``progress.step(fraction, mes
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from .errors import Cancelled
 
@@ -42,15 +43,29 @@ class Progress:
         return Progress(forward, self.cancel_event)
 
 
-def tqdm_progress(description: str = "") -> Progress:
-    """A Progress that draws a tqdm bar on stderr (for the CLI)."""
-    from tqdm import tqdm
+BAR_FORMAT = "{desc} {percentage:3.0f}% |{bar}| {postfix}"  # the Slicer module parses this line (process.py)
 
-    bar = tqdm(total=1000, desc=description, unit="", bar_format="{desc} {percentage:3.0f}% |{bar}| {postfix}")
 
+def _draw_on(bar) -> Callback:
     def update(fraction: float, message: str) -> None:
         bar.n = int(fraction * 1000)
         bar.set_postfix_str(message[:60], refresh=False)
         bar.refresh()
 
-    return Progress(update)
+    return update
+
+
+def tqdm_progress(description: str = "") -> Progress:
+    """A Progress that draws a tqdm bar on stderr (for the CLI)."""
+    from tqdm import tqdm
+
+    return Progress(_draw_on(tqdm(total=1000, desc=description, unit="", bar_format=BAR_FORMAT)))
+
+
+@contextlib.contextmanager
+def tqdm_bar(description: str = "", leave: bool = True) -> Iterator[Progress]:
+    """tqdm_progress for a block: the bar is closed (cleared with ``leave=False``) when it ends, even on an error."""
+    from tqdm import tqdm
+
+    with tqdm(total=1000, desc=description, unit="", leave=leave, bar_format=BAR_FORMAT) as bar:
+        yield Progress(_draw_on(bar))

@@ -21,6 +21,21 @@ def test_parse_progress_reads_the_cli_tqdm_bar():
     assert process.parse_progress("WARNING something") is None
 
 
+
+def test_the_library_bars_are_what_the_module_parses_and_a_block_bar_closes_on_error(capsys):
+    from LNStagingLib.progress import tqdm_bar, tqdm_progress
+
+    tqdm_progress("priors fit").step(0.25, "fitting")
+    with pytest.raises(RuntimeError, match="boom"):
+        with tqdm_bar("export rtstruct", leave=False) as progress:
+            progress.step(0.5, "writing contours")
+            raise RuntimeError("boom")
+    err = capsys.readouterr().err
+    parsed = [process.parse_progress(line) for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert any(p and p[0] == 0.25 and p[1].endswith("fitting") for p in parsed), err
+    assert any(p and p[0] == 0.5 and p[1].endswith("writing contours") for p in parsed), err
+    assert err.endswith("\r") and not err.split("\r")[-2].strip()  # the export bar was closed and cleared
+
 def test_failure_messages():
     assert "GPU ran out of memory" in process.failure_message("torch.OutOfMemoryError: CUDA out of memory.", 1)
     assert "No usable GPU" in process.failure_message("RuntimeError: No CUDA GPUs are available", 1)

@@ -33,19 +33,12 @@ def _labels(path: Path):
 
 def _run_with_bar(kind: str, quiet: bool, work):
     """Run ``work(progress)`` under a tqdm bar that is closed (and cleared) even when the export fails."""
-    from tqdm import tqdm
-
-    from ..progress import Progress
+    from ..progress import tqdm_bar
 
     if quiet:
         return work(None)
-    with tqdm(total=1000, desc=f"export {kind}", leave=False, bar_format="{desc} {percentage:3.0f}% |{bar}| {postfix}") as bar:
-        def update(fraction: float, message: str) -> None:
-            bar.n = int(fraction * 1000)
-            bar.set_postfix_str(message[:60], refresh=False)
-            bar.refresh()
-
-        return work(Progress(update))
+    with tqdm_bar(f"export {kind}", leave=False) as progress:
+        return work(progress)
 
 
 def _reviewed(results_dir: Path):
