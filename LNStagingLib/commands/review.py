@@ -38,6 +38,9 @@ def register(sub) -> None:
     parser.add_argument("--reviewer", metavar="NAME", default="",
                         help="your name, saved with each decision and shown in the reviewed report (UTC times are "
                              "always saved; it can also be typed on the page)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="show the review without taking its lock (a second look while another server owns the "
+                             "folder): decisions, edits and exports are refused and nothing is written")
     parser.set_defaults(func=main)
 
 
@@ -98,7 +101,8 @@ def main(args) -> int:
     previous_handler = _stop_on_sigterm()
     locks = []
     try:
-        locks = review_lock.acquire_all(case.results_dir for case in cases)
+        read_only = getattr(args, "read_only", False)
+        locks = [] if read_only else review_lock.acquire_all(case.results_dir for case in cases)
         for lock in locks:
             if lock.takeover_message():
                 note(lock.takeover_message())
@@ -121,12 +125,16 @@ def serve(args, cases) -> int:
     from ..web.app import ReviewApp, review_url
 
     sys.argv = sys.argv[:1]  # trame parses sys.argv for its own options; ours are already parsed
-    app = ReviewApp(cases, token=token, rescore_model=args.rescore_model, reviewer=args.reviewer)
+    read_only = getattr(args, "read_only", False)
+    app = ReviewApp(cases, token=token, rescore_model=args.rescore_model, reviewer=args.reviewer,
+                    read_only=read_only)
 
     def announce(**_):
         port = app.server.port
         print(f"LNStaging review of {len(cases)} case(s) ready in {time.perf_counter() - start:.1f} s: "
               f"{review_url(args.host, port, token)}", flush=True)
+        if read_only:
+            print("Read-only: nothing is saved here; decisions, edits and exports are refused.", flush=True)
         if token:
             print("The page needs the token in the URL above; requests without it are refused.", flush=True)
         print(NOT_FOR_CLINICAL_USE, flush=True)

@@ -95,7 +95,7 @@ class ReviewApp:
     """Builds the server, the slicer scene, the views and the page for ``cases``."""
 
     def __init__(self, cases: list[ReviewCase], token: Optional[str] = None, server=None, rescore_model=None,
-                 reviewer: str = ""):
+                 reviewer: str = "", read_only: bool = False):
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
@@ -132,7 +132,7 @@ class ReviewApp:
             self.timings.observe_render_window(VIEW_TITLES.get(name, name).lower(), view.render_window())
         self.session = ReviewSession(self.slicer_app, cases, on_change=self.push_state,
                                      rescore_model=rescore_model, clock=self.timings.actions,
-                                     reviewer=validation.reviewer(reviewer))
+                                     reviewer=validation.reviewer(reviewer), read_only=read_only)
         self._init_state(cases)
         self._build_ui()
         self._bind_changes()
@@ -499,8 +499,8 @@ class ReviewApp:
             case = self.session.case
             if name not in DOWNLOADS or case is None:
                 raise web.HTTPNotFound(text="no such file")
-            if name == "report.html":
-                self.session.write_report()  # regenerated from the review as it is now
+            if name == "report.html" and not self.session.read_only:
+                self.session.write_report()  # regenerated from the review as it is now (read-only: as last written)
             elif DOWNLOADS[name] == "review":
                 self.session.flush()
             elif self.session.export_state()[0] == "stale":

@@ -53,11 +53,16 @@ RTSTRUCT_NAME = "RS_LNStaging.dcm"
 EDIT_SAVE_DELAY_S = 0.05  # after a stroke: long enough to draw it first, short enough that a kill loses nothing
 
 
+class ReadOnlyReviewError(LNStagingError):
+    """A change asked of a review served with --read-only."""
+
+
 class ReviewSession:
     """The cases of a review and the one case open in ``slicer_app.scene``."""
 
     def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None,
-                 rescore_model: Optional[Path] = None, clock: Optional[Clock] = None, reviewer: str = ""):
+                 rescore_model: Optional[Path] = None, clock: Optional[Clock] = None, reviewer: str = "",
+                 read_only: bool = False):
         from undo_stack import UndoStack
 
         register_converter_rules()
@@ -94,6 +99,7 @@ class ReviewSession:
         self.rescore_model = Path(rescore_model) if rescore_model else None
         self.rescorer = None  # inference.rescore.Rescorer of the open case, when a review-state model is given
         self.rescoring_enabled = True
+        self.read_only = read_only  # --read-only: shows the review, refuses every change, writes nothing
 
     # ---- opening a case ------------------------------------------------------------------------------------
     def open_case(self, case_id: str) -> None:
@@ -141,7 +147,9 @@ class ReviewSession:
                 self.select(ranked[0].id)
         finally:
             self._loading = False
-        if not case.has_saved_review():
+        if self.read_only:
+            pass  # nothing written: another server may own this folder
+        elif not case.has_saved_review():
             self.save()  # the review folder exists from the first moment: restarting shows the same state
         elif note:
             self.save(edits=False)  # the replaced operating point, so NaN is not read again
@@ -172,6 +180,7 @@ class ReviewSession:
 
     def set_rescoring(self, enabled: bool) -> None:
         """Switch re-scoring from decisions on or off (off: every candidate shows its original probability)."""
+        self._refuse_if_read_only("switching re-scoring")
         self.rescoring_enabled = validation.flag(enabled, "the re-scoring switch")
         if self.rescorer is not None:
             self.review.set_rescoring(self.rescoring_enabled)
@@ -382,13 +391,22 @@ class ReviewSession:
         views.link_views_at(self.scene, ras, source)
         self.on_change()
 
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyReviewError(
+                f"This review is read-only (--read-only): {what} is refused and nothing is saved. To change the "
+                "review, use the server that owns this folder, or stop it and start 'lnstaging review' without "
+                "--read-only.")
+
     def set_review(self, candidate_id: int, state: str) -> None:
+        self._refuse_if_read_only("a decision")
         candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
         self.review.set_review(candidate_id, state)  # re-scores the pending nodes when a rescorer is set
         self.save(edits=False)
 
     def set_reviewer(self, name: str) -> None:
         """The name saved with the decisions from now on (earlier ones keep theirs)."""
+        self._refuse_if_read_only("setting the reviewer's name")
         name = validation.reviewer(name)
         if self.review is None:
             raise LNStagingError("No case is open.")
@@ -397,11 +415,13 @@ class ReviewSession:
         self.save(edits=False)
 
     def set_threshold(self, threshold: float) -> None:
+        self._refuse_if_read_only("changing the operating point")
         threshold = validation.threshold(threshold)
         self.review.set_operating_point(threshold=threshold)
         self.save(edits=False)
 
     def set_show_rejected(self, show: bool) -> None:
+        self._refuse_if_read_only("showing or hiding rejected nodes")
         self.review.set_show_rejected(validation.flag(show))
         self.save(edits=False)
 
@@ -423,6 +443,8 @@ class ReviewSession:
                                                SegmentationEffectNoTool, SegmentationEffectPaint)
 
         tool = validation.tool(tool)
+        if tool != "none":
+            self._refuse_if_read_only("contour editing")
         if brush_mm is not None:
             self.brush_mm = validation.brush_mm(brush_mm)
         if self.editor.active_segmentation is None:
@@ -436,16 +458,18 @@ class ReviewSession:
         self.tool = tool
 
     def undo(self) -> None:
+        self._refuse_if_read_only("undo")
         if self.undo_stack.can_undo():
             self.undo_stack.undo()
 
     def redo(self) -> None:
+        self._refuse_if_read_only("redo")
         if self.undo_stack.can_redo():
             self.undo_stack.redo()
 
     def _on_segmentation_modified(self, *_args) -> None:
         """A stroke, an undo or a redo: save right after the event (coalesced, so the stroke is drawn first)."""
-        if self._loading or self.review is None:
+        if self._loading or self.review is None or self.read_only:  # read-only: no tool edits, nothing to save
             return
         self._edits_pending = True
         try:
@@ -476,6 +500,7 @@ class ReviewSession:
         read back and the segmentation and GTV_LN written too (scene.review_autosave; save_review the first time)."""
         if self.review is None:
             raise LNStagingError("No case is open.")
+        self._refuse_if_read_only("saving")
         start = time.perf_counter()
         self._loading = True  # reading edits back renames/removes segments: not a user edit
         try:
@@ -504,6 +529,7 @@ class ReviewSession:
         (export/review_rule.py: rejected never leaves; any later change marks the file out of date)."""
         from ..export.exporter import export_review
 
+        self._refuse_if_read_only("export")
         reason = self.case.export_disabled_reason()
         if reason:
             raise LNStagingError(reason)
@@ -522,6 +548,7 @@ class ReviewSession:
 
         if self.review is None:
             raise LNStagingError("No case is open.")
+        self._refuse_if_read_only("writing the report")
         self.flush()
         ct = sitk.ReadImage(str(self.case.ct))
         pet = sitk.ReadImage(str(self.case.pet), sitk.sitkFloat32) if self.case.pet is not None else None
@@ -624,6 +651,7 @@ class ReviewSession:
             "last_export": str(self.last_export) if self.last_export else None,
             "export_state": self.export_state()[0],
             "edits_pending": self._edits_pending,
+            "read_only": self.read_only,
             "last_error": self.last_error,
         }
 
