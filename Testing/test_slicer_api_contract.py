@@ -58,6 +58,7 @@ CONTRACT = {
                          "SetUseColumnTitleAsColumnHeader"],
     "vtkMRMLSliceNode": ["AddDefaultSliceOrientationPresets", "GetNumberOfSliceOrientationPresets",
                          "JumpSliceByOffsetting", "SetLayoutName", "SetOrientation"],
+    "vtkMRMLCrosshairNode": ["GetCrosshairMode", "GetCrosshairRAS", "SetCrosshairMode", "SetCrosshairRAS"],
     "vtkMRMLSliceCompositeNode": ["SetBackgroundVolumeID", "SetForegroundOpacity", "SetForegroundVolumeID",
                                   "SetLayoutName"],
     "vtk.vtkTable": ["AddColumn", "GetColumnByName", "GetNumberOfRows"],
