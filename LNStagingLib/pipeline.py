@@ -202,7 +202,7 @@ def _add_file_candidates(labels: sitk.Image, rows: list[dict], sources: dict[int
 
 def site_matches(model_site: str, case_site: Optional[str]) -> bool:
     """A model applies to a case of its site or of a part of it ("abdomen" and "abdomen/pancreas" match)."""
-    if not model_site:
+    if not model_site or model_site.lower() == "any":
         return True
     if not case_site:
         return False
@@ -239,6 +239,11 @@ def models_for_site(models: ModelSelection, case_site: Optional[str], skipped: l
                            f"{' on ' + domain + 's' if domain else ''}, and this case's site is "
                            f"{case_site or 'unknown (give --site)'}.")
     return kept
+
+
+def _asks_for_pet_candidates(inputs: CaseInputs) -> bool:
+    """``--candidates pet``: candidates from the PET's SUV rules (not a candidate file)."""
+    return str(inputs.candidates).lower() == "pet"
 
 
 def _no_attention_hint() -> str:
@@ -439,7 +444,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     sources: dict[int, str] = {i: "stage1" for i in np.unique(sitk.GetArrayViewFromImage(labels)) if i}
     pet_peaks: dict[int, float] = {}
-    want_pet = str(inputs.candidates).lower() == "pet"
+    want_pet = _asks_for_pet_candidates(inputs)
     if want_pet or (not stage1_ran and inputs.candidates is None):
         t = time.perf_counter()
         progress.step(0.6, "PET candidates (SUV rules)")
@@ -594,6 +599,8 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
             sha = options.models.sha256.get(stage) or input_sha256(Path(path))
             models[stage] = {"id": options.models.ids.get(stage, Path(path).name), "sha256": sha}
     given = {k: getattr(inputs, k) for k in ("ct", "pet", "organs", "tumor", "candidates")}
+    if _asks_for_pet_candidates(inputs):
+        given.pop("candidates")  # "--candidates pet" names the detector, not a file
     return {
         "software": {"lnstaging": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "SimpleITK": sitk.Version_VersionString(), "numpy": np.__version__},
@@ -611,6 +618,8 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
 def named_inputs(inputs: CaseInputs, options: RunOptions | None = None) -> dict[str, Path]:
     """Every file or folder a run reads, by the option that gave it (an output may never be or contain one)."""
     named = {f"--{key}": getattr(inputs, key) for key in ("ct", "pet", "organs", "tumor", "candidates")}
+    if _asks_for_pet_candidates(inputs):
+        named.pop("--candidates")
     if isinstance(inputs.organ_mapping, (str, Path)) and str(inputs.organ_mapping).lower().endswith(".json"):
         named["--organ-mapping"] = inputs.organ_mapping
     for stage in ("seg", "cls", "identification", "patient"):

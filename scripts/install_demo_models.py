@@ -22,12 +22,12 @@ from LNStagingLib.models.checkpoint import load_checkpoint, sha256_of  # noqa: E
 
 RESOURCES = ROOT / "Resources"
 ABDOMEN = "abdomen/pancreas"  # where the phantom's anatomy (and so every attention or prior model) applies
-DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JSON, inputs, body site; "" = any)
+DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JSON, inputs, body site or "any")
     "demo-seg": ("seg", "seg_attention/seg_model.pt", "seg_attention/eval_seg_test.json", ["ct", "pet", "attention"],
                  ABDOMEN),
     # issue 13: stage 1 without the attention map (the paper's nnU-Net baseline, no organ masks needed), so that a
     # head-and-neck or thoracic case can run stage 1: `lnstaging run --models seg=demo-seg-noattention`
-    "demo-seg-noattention": ("seg", "seg_plain/seg_model.pt", "seg_plain/eval_seg_test.json", ["ct", "pet"], ""),
+    "demo-seg-noattention": ("seg", "seg_plain/seg_model.pt", "seg_plain/eval_seg_test.json", ["ct", "pet"], "any"),
     "demo-identification": ("identification", "seg_attention/identifier.pt", "seg_attention/eval_seg_test.json",
                             ["ct", "pet", "gtv_ln instances"], ABDOMEN),
     "demo-cls": ("cls", "cls_gnnp/cls_model.pt", "cls_gnnp/eval_cls_test.json", ["ct", "pet", "candidates", "tumor"],
@@ -87,7 +87,7 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 - Network: `{payload['model']}`, configuration below (travels inside the checkpoint)
 - File size: {size / 1e6:.2f} MB; sha256 in Resources/Models.json
 - Training data: {json.dumps(payload.get('training_data', {}))}
-- Reproduce: `python scripts/train_demo_models.py --work WORK` then `python scripts/install_demo_models.py --work WORK --demo-case ID`
+- Reproduce: `python scripts/train_demo_models.py --work WORK --only {DEMO_MODELS[model_id][1].split('/')[0]}` then `python scripts/install_demo_models.py --work WORK --only {model_id}`
 - Held-out phantom test metrics: {json.dumps(metrics)}
 {_review_state_note(payload)}
 ## Configuration
@@ -105,26 +105,27 @@ training/validation cases at 1.8 x 1.8 x 2.5 mm). `lnstaging run` resamples stag
 
 
 def _site_note(site: str) -> str:
-    if site:
+    if site != "any":
         return f"- Body site: {site} (not applied by `lnstaging run` to a case of another site)\n"
     return ("- Body site: any. It needs no organ masks (no attention map), so it runs on any site, but it learnt lymph "
             "nodes from abdominal phantoms only: on a head-and-neck or thoracic patient its output demonstrates the "
             "pipeline, nothing more.\n")
 
 
-def install_models(work: Path, resources: Path = RESOURCES) -> list[dict]:
-    """Install every demo model whose checkpoint is in ``work`` into ``resources``; the catalogue keeps the entries
-    of the others."""
+def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | None = None) -> list[dict]:
+    """Install every demo model (or those in ``only``) whose checkpoint and evaluation are in ``work`` into
+    ``resources``; the catalogue keeps the entries of the others."""
     target = resources / "models"
     target.mkdir(parents=True, exist_ok=True)
     previous = {m["id"]: m for m in _json(resources / "Models.json").get("models", [])}
     entries = []
     for model_id, (task, checkpoint, evaluation, inputs, site) in DEMO_MODELS.items():
         source = work / checkpoint
-        if not source.is_file():
+        if not source.is_file() or not (work / evaluation).is_file() or (only and model_id not in only):
             if model_id in previous:
                 entries.append(previous[model_id])
-            print(f"not re-installed {model_id}: {source} is missing"
+            print(f"not re-installed {model_id}: " + ("not asked for" if only and model_id not in only else
+                                                       f"{source} or its evaluation is missing")
                   + (" (its current entry is kept)" if model_id in previous else ""))
             continue
         payload = load_checkpoint(source)
@@ -170,8 +171,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--demo-case", help="a test case id of the phantom cohort to bundle (default: keep the "
                                               "bundled demo case)")
+    parser.add_argument("--only", nargs="*", choices=list(DEMO_MODELS), help="install only these models")
     args = parser.parse_args()
-    entries = install_models(args.work)
+    entries = install_models(args.work, only=args.only)
     if args.demo_case:
         install_demo_case(args.work, args.demo_case)
     print(f"catalogue holds {len(entries)} models" + (f"; demo case {args.demo_case}" if args.demo_case else ""))

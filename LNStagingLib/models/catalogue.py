@@ -47,7 +47,7 @@ class ModelEntry:
     metrics: dict
     description: str = ""
     default: bool = False
-    body_site: str = ""  # where it applies, e.g. "abdomen/pancreas"; "" = any site
+    body_site: str = ""  # where it applies, e.g. "abdomen/pancreas"; "any" (or "" in older catalogues) = any site
     training_domain: str = ""  # "synthetic phantom" or "patients"
 
     @property
@@ -103,7 +103,7 @@ class Catalogue:
 
     def any_site_without_attention(self) -> ModelEntry | None:
         """A stage-1 model that needs no organ masks and applies to any body site (issue 13), if the catalogue has one."""
-        return next((e for e in self.for_task("seg") if "attention" not in e.inputs and not e.body_site), None)
+        return next((e for e in self.for_task("seg") if "attention" not in e.inputs and e.body_site in ("", "any")), None)
 
     def default_id(self, task: str) -> str | None:
         """The entry marked "default" for ``task``, else the task's only entry, else None (the stage is skipped)."""
