@@ -33,7 +33,7 @@ class Candidate:
     volume_ml: float = 0.0
     short_axis_mm: float = 0.0
     suv_max: float = float("nan")
-    suv_peak: float = float("nan")  # mean SUV in a 1 ml sphere (PET candidates)
+    suv_peak: float = float("nan")  # mean SUV in a 1 ml sphere at the hottest voxel (NaN without a PET)
     priors: dict[str, float] = field(default_factory=dict)
     probability: Optional[float] = None  # the GTV_LN probability shown to the user (stage 2 when it ran)
     scores: dict[str, float] = field(default_factory=dict)  # every model's score, e.g. stage1, identification, stage2

@@ -66,7 +66,16 @@ def test_measure_centroid_volume_on_non_identity_non_isotropic_grid(seg):
         assert c.volume_ml == pytest.approx(inside.sum() * 2.0 * 3.0 * 4.5 / 1000.0)
         assert c.suv_max == pytest.approx(pet_np[inside].max())
         assert 0 < c.short_axis_mm < 100
-    assert np.isnan(measure_instances(labels)[0].suv_max)
+        # SUVpeak: the mean of the voxels whose centres lie in a 1 ml sphere (radius 6.2 mm, in mm on this grid)
+        # around the instance's hottest voxel (voxels outside the image count 0)
+        hottest = np.unravel_index(int(np.argmax(np.where(inside, pet_np, -np.inf))), pet_np.shape)
+        offsets = np.argwhere(np.ones((7, 7, 7), bool)) - 3
+        within = offsets[np.linalg.norm(offsets * [4.5, 3.0, 2.0], axis=1) <= (3000 / (4 * np.pi)) ** (1 / 3)]
+        points = within + hottest
+        ok = np.all((points >= 0) & (points < pet_np.shape), axis=1)
+        expected_peak = pet_np[tuple(points[ok].T)].sum() / len(within)
+        assert c.suv_peak == pytest.approx(expected_peak, rel=1e-5)
+    assert np.isnan(measure_instances(labels)[0].suv_max) and np.isnan(measure_instances(labels)[0].suv_peak)
 
 
 def test_short_axis_of_an_ellipse_in_a_rotated_image(seg):

@@ -48,8 +48,10 @@ def short_axis_mm(mask: np.ndarray, image: sitk.Image) -> float:
 
 
 def measure_instances(labels: sitk.Image, pet: sitk.Image | None = None, source: str = "stage1") -> list[Candidate]:
-    """One Candidate per non-zero label: id = label value, centroid in LPS mm, volume, short axis, SUVmax (PET on the
-    same grid, else NaN)."""
+    """One Candidate per non-zero label: id = label value, centroid in LPS mm, volume, short axis, SUVmax and SUVpeak
+    (the mean SUV in a 1 ml sphere around the instance's hottest voxel; PET on the same grid, else NaN)."""
+    from .pet_lesions import suv_peak_at
+
     labels = sitk.Cast(labels, sitk.sitkUInt32)
     shape = sitk.LabelShapeStatisticsImageFilter()
     shape.Execute(labels)
@@ -59,18 +61,25 @@ def measure_instances(labels: sitk.Image, pet: sitk.Image | None = None, source:
         suv = sitk.LabelStatisticsImageFilter()
         suv.Execute(sitk.Cast(pet, sitk.sitkFloat32), labels)
     array = sitk.GetArrayViewFromImage(labels)
+    pet_array = sitk.GetArrayFromImage(sitk.Cast(pet, sitk.sitkFloat32)) if pet is not None else None
     candidates = []
     for label in sorted(shape.GetLabels()):
         bbox = shape.GetBoundingBox(label)  # x, y, z start then sizes (index order)
         crop = tuple(slice(bbox[i], bbox[i] + bbox[i + 3]) for i in (2, 1, 0))
         region = array[crop] == label
         cropped = sitk.RegionOfInterest(labels, bbox[3:], bbox[:3])
+        peak = float("nan")
+        if pet_array is not None:
+            inside = np.where(region, pet_array[crop], -np.inf)
+            hottest = np.array(np.unravel_index(int(np.argmax(inside)), inside.shape)) + [c.start for c in crop]
+            peak = float(suv_peak_at(pet_array, hottest, labels.GetSpacing())[0])
         candidates.append(Candidate(
             id=int(label),
             centroid_lps=shape.GetCentroid(label),
             volume_ml=shape.GetPhysicalSize(label) / 1000.0,
             short_axis_mm=short_axis_mm(region, cropped),
             suv_max=float(suv.GetMaximum(label)) if suv is not None else float("nan"),
+            suv_peak=peak,
             source=source,
         ))
     return candidates
