@@ -153,4 +153,5 @@ def test_export_and_dataset_callers_use_the_same_tolerance(ct_and_labels, tmp_pa
     assert loaded.GetOrigin() == written_ct.GetOrigin() and loaded.GetDirection() == written_ct.GetDirection()
     assert np.array_equal(sitk.GetArrayViewFromImage(loaded), expected)
     sitk.WriteImage(_half_voxel_shift(pet, 0), str(tmp_path / "pet.nii.gz"))
-    assert not np.array_equal(sitk.GetArrayViewFromImage(case.load("pet")), expected)  # resampled, not relabelled
+    shifted = case.load("pet")
+    assert not np.array_equal(sitk.GetArrayViewFromImage(shifted), expected)  # resampled, not relabelled

@@ -175,8 +175,9 @@ def test_gnnp_learns_a_neighbour_dependent_label_that_the_instance_classifier_ca
 
 
 def test_a_prior_the_network_never_saw_in_training_enters_as_missing():
-    """The demo classifier was trained while z_norm was missing on every case (fitted mean 0, sd 1 exactly); now
-    that z exists, feeding it would be outside its training data: it enters as missing, as in training."""
+    """A classifier trained while z_norm was missing on every case (fitted mean 0, sd 1 exactly; the demo classifier
+    before issue 17): feeding z would be outside its training data, so it enters as missing, as in training. The
+    current demo classifier was trained on phantoms that all have z, and uses it."""
     import torch
 
     from LNStagingLib.models.checkpoint import load_model
@@ -201,4 +202,4 @@ def test_a_prior_the_network_never_saw_in_training_enters_as_missing():
     with torch.no_grad():
         assert not torch.equal(seen.head_logits(torch.zeros(5), f, priors), seen.head_logits(torch.zeros(5), f, without_z))
     demo, config, _ = load_model("Resources/models/demo-cls.pt")
-    assert config.prior_names[2] == "z_norm" and not bool(demo.prior_trained[2]) and bool(demo.prior_trained[0])
+    assert config.prior_names[2] == "z_norm" and bool(demo.prior_trained[2]) and bool(demo.prior_trained[0])

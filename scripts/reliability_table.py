@@ -33,6 +33,10 @@ exit 0), never a traceback, and leave every file of the sandbox byte-identical (
   A review that appears while a run works is checked again at the end: the new results are then kept beside it.
 - A disk that fills or turns read-only while writing, and running out of memory, give one line (exit 2 / 1); the
   outputs are written to hidden temporary names and renamed only when complete, so nothing half-written remains.
+- A hidden temporary name carries its writer's PID and host (`.results.partial-<pid>.<host>-*`, `<host>` = the
+  first label of the host name, letters, digits and `_`): what a killed writer left is tidied by the next write of
+  the same output on the same host; on a file system several hosts share (cluster runs) another host's temporaries
+  are never touched, since whether their writer still runs cannot be checked from here.
 
 In the commands below `SB/` is the sandbox (a phantom cohort `SB/cohort`, a case folder `SB/case`, results
 `SB/results`, reviewed results `SB/reviewed`, a batch output `SB/batch` with a reviewed case, malformed files in
