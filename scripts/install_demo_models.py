@@ -63,20 +63,36 @@ def froc_operating_points(report: dict) -> list[list[float]]:
     return [[round(float(fp), 4), round(float(t), 6)] for fp, t in pairs]
 
 
-def _review_state_note(payload: dict) -> str:
+def _rescore_figures(rescore: dict) -> str:
+    """One line per k of scripts/rescore_evaluation.py's output: the pending candidates' mFROC re-scored vs nothing
+    revealed vs the CNN + priors."""
+    lines = [f"  - k = {k} decided ({row['pending_lesions']} pending GTV_LN): re-scored "
+             f"{row['rescored']['mFROC']:.3f}, nothing revealed {row['nothing']['mFROC']:.3f} (difference "
+             f"{row['rescored_minus_nothing']['difference']:+.3f} [{row['rescored_minus_nothing']['95ci'][0]:+.3f}, "
+             f"{row['rescored_minus_nothing']['95ci'][1]:+.3f}]), CNN + priors {row['baseline']['mFROC']:.3f}"
+             for k, row in sorted(rescore.get("k", {}).items())]
+    if not lines:
+        return ""
+    return (f"- Re-scoring measured on {rescore.get('patients')} held-out phantom patients (one training seed; "
+            "`scripts/rescore_evaluation.py`), mFROC of the still-pending candidates after the k most probable are "
+            "decided:\n" + "\n".join(lines) + "\n")
+
+
+def _review_state_note(payload: dict, rescore: dict | None = None) -> str:
     if not payload["config"].get("review_state"):
         return ""
-    return ("- Review state: each node's input also carries an explicit indicator of the reviewer's decision on it "
+    return _rescore_figures(rescore or {}) + ("- Review state: each node's input also carries an explicit indicator of the reviewer's decision on it "
             "(accepted / rejected / unknown); trained on phantoms with a random subset of each patient's candidate "
             "labels revealed as that input and the loss on the hidden ones only (`lnstaging train cls --head gnnp "
             "--reveal-labels`). With nothing decided it is an ordinary stage-2 classifier. In review it re-scores "
             "the pending candidates after every accept/reject: `lnstaging review --rescore-model demo-cls-rescore`, "
             "or the Slicer module's **Re-scoring model** list. It is not the default cls model of `lnstaging run`. "
-            "Its gain was measured on phantoms only (docs/RESULTS.md, re-scoring section) and says nothing about "
+            "Its effect was measured on phantoms only (above; docs/RESULTS.md re-scoring section) and says nothing about "
             "patients.\n")
 
 
-def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str) -> str:
+def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str,
+               rescore: dict | None = None) -> str:
     return f"""# Model card: {model_id}
 
 {NOT_FOR_CLINICAL_USE} These weights were trained on **synthetic phantoms only** (`lnstaging phantom`); they
@@ -89,7 +105,7 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 - Training data: {json.dumps(payload.get('training_data', {}))}
 - Reproduce: `python scripts/train_demo_models.py --work WORK --only {DEMO_MODELS[model_id][1].split('/')[0]}` then `python scripts/install_demo_models.py --work WORK --only {model_id}`
 - Held-out phantom test metrics: {json.dumps(metrics)}
-{_review_state_note(payload)}
+{_review_state_note(payload, rescore)}
 ## Configuration
 
 ```json
@@ -135,7 +151,9 @@ def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | No
         metrics = headline(task, report)
         if task == "cls":
             metrics["froc"] = froc_operating_points(report)
-        (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size, site))
+        rescore = _json((work / checkpoint).with_name("eval_rescore_test.json"))
+        (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size, site,
+                                                          rescore))
         entries.append({"id": model_id, "version": "0.1.0", "task": task, "file": f"models/{model_id}.pt",
                         "sha256": sha256_of(target / f"{model_id}.pt"), "inputs": inputs,
                         "training_data": {"cohort": "phantom seed 11, 48 medium cases, 4 folds + 12 test",
