@@ -55,30 +55,29 @@ def measure_instances(labels: sitk.Image, pet: sitk.Image | None = None, source:
     labels = sitk.Cast(labels, sitk.sitkUInt32)
     shape = sitk.LabelShapeStatisticsImageFilter()
     shape.Execute(labels)
-    suv = None
+    pet_array = None
     if pet is not None:
-        pet = require_same_grid(pet, labels, "PET")
-        suv = sitk.LabelStatisticsImageFilter()
-        suv.Execute(sitk.Cast(pet, sitk.sitkFloat32), labels)
+        pet32 = sitk.Cast(require_same_grid(pet, labels, "PET"), sitk.sitkFloat32)
+        pet_array = sitk.GetArrayViewFromImage(pet32)
     array = sitk.GetArrayViewFromImage(labels)
-    pet_array = sitk.GetArrayFromImage(sitk.Cast(pet, sitk.sitkFloat32)) if pet is not None else None
     candidates = []
     for label in sorted(shape.GetLabels()):
         bbox = shape.GetBoundingBox(label)  # x, y, z start then sizes (index order)
         crop = tuple(slice(bbox[i], bbox[i] + bbox[i + 3]) for i in (2, 1, 0))
         region = array[crop] == label
         cropped = sitk.RegionOfInterest(labels, bbox[3:], bbox[:3])
-        peak = float("nan")
-        if pet_array is not None:
+        suv_max = peak = float("nan")
+        if pet_array is not None:  # SUVmax, and SUVpeak around the voxel that holds it, from the instance's box
             inside = np.where(region, pet_array[crop], -np.inf)
-            hottest = np.array(np.unravel_index(int(np.argmax(inside)), inside.shape)) + [c.start for c in crop]
-            peak = float(suv_peak_at(pet_array, hottest, labels.GetSpacing())[0])
+            hottest = np.unravel_index(int(np.argmax(inside)), inside.shape)
+            suv_max = float(inside[hottest])
+            peak = float(suv_peak_at(pet_array, np.add(hottest, [c.start for c in crop]), labels.GetSpacing())[0])
         candidates.append(Candidate(
             id=int(label),
             centroid_lps=shape.GetCentroid(label),
             volume_ml=shape.GetPhysicalSize(label) / 1000.0,
             short_axis_mm=short_axis_mm(region, cropped),
-            suv_max=float(suv.GetMaximum(label)) if suv is not None else float("nan"),
+            suv_max=suv_max,
             suv_peak=peak,
             source=source,
         ))
