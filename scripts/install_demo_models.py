@@ -39,6 +39,8 @@ DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JS
                      ["ct", "tumor", "ln_volume"], ABDOMEN),
 }
 NOT_DEFAULT = {"demo-cls-rescore", "demo-seg-noattention"}  # one default per task: demo-cls, demo-seg
+WHAT_ELSE = {"demo-cls-rescore": ", re-scores from review decisions",  # the catalogue description beyond the task
+             "demo-seg-noattention": ", without attention (any site)"}
 
 
 def _json(path: Path) -> dict:
@@ -81,14 +83,15 @@ def _rescore_figures(rescore: dict) -> str:
 def _review_state_note(payload: dict, rescore: dict | None = None) -> str:
     if not payload["config"].get("review_state"):
         return ""
-    return _rescore_figures(rescore or {}) + ("- Review state: each node's input also carries an explicit indicator of the reviewer's decision on it "
+    return _rescore_figures(rescore or {}) + (
+            "- Review state: each node's input also carries an explicit indicator of the reviewer's decision on it "
             "(accepted / rejected / unknown); trained on phantoms with a random subset of each patient's candidate "
             "labels revealed as that input and the loss on the hidden ones only (`lnstaging train cls --head gnnp "
             "--reveal-labels`). With nothing decided it is an ordinary stage-2 classifier. In review it re-scores "
             "the pending candidates after every accept/reject: `lnstaging review --rescore-model demo-cls-rescore`, "
             "or the Slicer module's **Re-scoring model** list. It is not the default cls model of `lnstaging run`. "
-            "Its effect was measured on phantoms only (above; docs/RESULTS.md re-scoring section) and says nothing about "
-            "patients.\n")
+            "Its effect was measured on phantoms only (above; docs/RESULTS.md re-scoring section) and says nothing "
+            "about patients.\n")
 
 
 def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str,
@@ -163,9 +166,7 @@ def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | No
                         "default": model_id not in NOT_DEFAULT,
                         "size_bytes": size, "license": "Apache-2.0",
                         "description": f"Demo {task} model trained on phantoms (small preset)"
-                                       + (", re-scores from review decisions" if model_id == "demo-cls-rescore" else "")
-                                       + (", without attention (any site)" if model_id == "demo-seg-noattention" else "")
-                                       + ". Not for clinical use."})
+                                       f"{WHAT_ELSE.get(model_id, '')}. Not for clinical use."})
     catalogue = {"$schema": "Models.schema.json", "format": "lnstaging-models/1", "models": entries}
     (resources / "Models.json").write_text(json.dumps(catalogue, indent=2) + "\n")
     return entries

@@ -214,12 +214,12 @@ def main() -> int:
     unknown = [n for n in wanted if n not in specs]
     if unknown:
         parser.error(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(specs)}")
-    needed = " ".join(" ".join(map(str, value)) for name in wanted for value in specs[name].values()
-                      if isinstance(value, list))  # a cohort is drawn only when a wanted experiment reads it
+    # a cohort is drawn only when a wanted experiment reads it (its folder is an argument of that run's commands)
+    arguments = {argument for name in wanted for value in specs[name].values() if isinstance(value, list)
+                 for argument in value}
     for cohort, cohort_args in [*COHORTS.items(), *EXTERNAL.values()]:
-        if str(cohorts / cohort) + " " in needed + " " or str(cohorts / cohort) + "/" in needed:
-            if not (cohorts / cohort / "dataset.json").is_file():
-                lnstaging(["phantom", "--out", str(cohorts / cohort), *cohort_args], cohorts / "phantom.log")
+        if str(cohorts / cohort) in arguments and not (cohorts / cohort / "dataset.json").is_file():
+            lnstaging(["phantom", "--out", str(cohorts / cohort), *cohort_args], cohorts / "phantom.log")
     for cohort in [c for c in COHORTS if (cohorts / c / "dataset.json").is_file()]:
         for script in ("relational_signal", "attention_coverage"):  # analyses of the cohort itself (seconds)
             target = cohorts / f"{script}_{cohort}.json"
