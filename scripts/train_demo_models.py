@@ -178,7 +178,10 @@ def run_experiment(name: str, spec: dict, work: Path) -> float:
         t = time.perf_counter()
         if "prepare" in spec:
             lnstaging(spec["prepare"], log)
-        lnstaging([*spec["train"], "--overwrite"], log)  # no result yet: a model left by a failed run is retrained
+        # no result yet: an interrupted run continues from its *_last.pt (resume is exact: the epoch order comes from
+        # the seed and the epoch); a run with no resume point starts again and replaces what a failed run left
+        out = Path(spec["train"][spec["train"].index("--out") + 1])
+        lnstaging([*spec["train"], "--resume" if any(out.glob("*_last.pt")) else "--overwrite"], log)
         lnstaging(spec["evaluate"], log)
         seconds = time.perf_counter() - t
         (work / f"{name}.seconds").write_text(f"{seconds:.0f}\n")
