@@ -127,5 +127,27 @@ def test_train_cls_reveal_labels_and_the_rescore_evaluation(tmp_path):
     spec.loader.exec_module(module)
     report = module.evaluate(cohort, tmp_path / "reveal" / "cls_model.pt", tmp_path / "cnn" / "cls_model.pt", ks=(1,))
     row = report["k"]["1"]
-    assert report["patients"] == 1 and {"rescored", "nothing", "baseline", "rescored_minus_nothing"} <= set(row)
+    assert report["patients"] == 1 and {"rescored", "nothing", "baseline", "regression", "rescored_minus_nothing",
+                                        "regression_minus_baseline"} <= set(row)
+    assert 0.0 <= row["regression"]["mFROC"] <= 1.0
     json.dumps(report)
+
+
+def test_rescore_reference_regression_reads_only_the_decisions():
+    """The reference regression's decision features: nearness and similarity to the nearest accepted / rejected
+    candidate, zero when no decision of that kind exists (so nothing decided = the CNN + priors alone)."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("rescore_evaluation",
+                                                  Path(__file__).parents[1] / "scripts" / "rescore_evaluation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    xyz = np.array([[0.0, 0, 0], [40.0, 0, 0], [0.0, 80, 0]])
+    f = np.array([[1.0, 0], [1.0, 0], [0.0, 1]])
+    features = module.decision_features(xyz, f, np.array([1, -1, 0]))
+    assert np.allclose(features[1], [np.exp(-1), 1.0, np.exp(-np.hypot(40, 80) / 40), 0.0, 1, 1])
+    assert np.allclose(features[0, [0, 1]], [1.0, 1.0]) and np.allclose(features[2, [2, 3]], [1.0, 1.0])
+    assert not module.decision_features(xyz, f, np.array([-1, -1, -1])).any()

@@ -7,6 +7,11 @@ The remaining candidates are scored three ways, on exactly the same pending set:
   rescored  - the review-state GNNp with the k decisions fed in (inference/rescore.py's computation),
   nothing   - the same model with nothing revealed,
   baseline  - the CNN + priors (--baseline, a stage-2 checkpoint).
+  regression - a reference for what the decisions can tell with this CNN: a logistic regression on the CNN + priors
+             logit and what the decisions say about each candidate (nearness to, and appearance similarity with, the
+             nearest accepted and rejected candidate), fitted on the cohort's training patients (top 1-3 revealed).
+             Few parameters, so it cannot overfit 36 patients the way a learnt message channel can; when it gains
+             and the re-scored model does not, the network failed to learn a signal that is there.
 The pending mFROC counts the lesions not already found by an accepted candidate; pending candidates of a lesion
 already found are left out (neither hit nor false positive). Paired bootstrap 95% CIs over patients
 (evaluation.froc.paired_mfroc_difference, 1000 resamples).
@@ -27,6 +32,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from LNStagingLib.candidates.patches import CandidatePatches  # noqa: E402
 from LNStagingLib.dataset.format import read_dataset  # noqa: E402
@@ -37,6 +43,7 @@ from LNStagingLib.inference.classification import classify_patches  # noqa: E402
 from LNStagingLib.models import stage2  # noqa: E402,F401  (registers "stage2")
 from LNStagingLib.models.checkpoint import load_model, sha256_of  # noqa: E402
 from LNStagingLib.training.cls import case_lesions, load_case_candidates  # noqa: E402
+from relational_signal import NEAR_MM, fit_logistic  # noqa: E402
 
 
 @torch.inference_mode()
@@ -59,6 +66,54 @@ def probabilities(model, inputs, states) -> np.ndarray:
     return torch.sigmoid(model.head_logits(logits, f, priors, torch.as_tensor(states))).numpy()
 
 
+def decision_features(xyz: np.ndarray, f: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """[N, 6] per candidate: nearness exp(-d / 40 mm) to the nearest accepted candidate and its largest cosine
+    similarity of CNN features f with an accepted one; the same two for rejected ones; whether any accepted / any
+    rejected decision exists. 0 where there is no decision of that kind."""
+    distance = np.linalg.norm(xyz[:, None] - xyz[None], axis=2)
+    unit = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-6)
+    similarity = unit @ unit.T
+    out = np.zeros((len(xyz), 6))
+    for column, decided in enumerate((states == 1, states == 0)):
+        if decided.any():
+            out[:, 2 * column] = np.exp(-distance[:, decided].min(axis=1) / NEAR_MM)
+            out[:, 2 * column + 1] = similarity[:, decided].max(axis=1)
+            out[:, 4 + column] = 1.0
+    return out
+
+
+def regression_inputs(logit: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """The reference regression's inputs: the CNN + priors logit, the decision features and their products."""
+    return np.column_stack([logit, features, logit[:, None] * features])
+
+
+def baseline_inputs(baseline, case, xyz):
+    """(CNN + priors logits, CNN features f) of one case's candidates."""
+    logits, f, priors = head_inputs(baseline, case)
+    with torch.inference_mode():
+        return baseline.head_logits(logits, f, priors).numpy(), f.numpy(), xyz
+
+
+def case_positions(dataset, case_id: str) -> np.ndarray:
+    return np.array([[float(r["x"]), float(r["y"]), float(r["z"])] for r in dataset.case(case_id).candidates()])
+
+
+def fit_regression(dataset, baseline, baseline_config, ks, cache) -> np.ndarray:
+    """Weights of the reference regression, fitted on every non-test patient with its top-k (by the CNN + priors)
+    decided from the ground truth, for each k."""
+    rows, labels = [], []
+    for case_id in [c for c in dataset.case_ids if c not in set(dataset.test_ids)]:
+        case = load_case_candidates(dataset, case_id, baseline_config, cache)
+        logit, f, xyz = baseline_inputs(baseline, case, case_positions(dataset, case_id))
+        for k in ks:
+            revealed = np.zeros(len(logit), dtype=bool)
+            revealed[np.argsort(-logit, kind="stable")[:k]] = True
+            states = np.where(revealed, case.labels, -1)
+            rows.append(regression_inputs(logit, decision_features(xyz, f, states))[~revealed])
+            labels.append(case.labels[~revealed])
+    return fit_logistic(np.concatenate(rows), np.concatenate(labels).astype(float))
+
+
 def pending_detections(case, probs: np.ndarray, revealed: np.ndarray):
     """(detections of the pending candidates, lesions still to find) after the ``revealed`` decisions."""
     found = {int(n) for n, y in zip(case.node_ids[revealed], case.labels[revealed]) if y and n}
@@ -79,19 +134,24 @@ def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None) -> dict:
                                                               c.scales),
                                    c.priors if baseline_config.use_priors else None) for c in cases]
     inputs = [head_inputs(model, c) for c in cases]
+    weights = fit_regression(dataset, baseline, baseline_config, ks, cache)
+    reference = [baseline_inputs(baseline, load_case_candidates(dataset, case_id, baseline_config, cache),
+                                 case_positions(dataset, case_id)) for case_id in dataset.test_ids]
     nothing = [probabilities(model, x, -np.ones(len(c.labels), dtype=np.int64)) for x, c in zip(inputs, cases)]
     report = {"model": Path(model_path).name, "model_sha256": sha256_of(model_path),
               "baseline": Path(baseline_path).name, "baseline_sha256": sha256_of(baseline_path),
               "dataset": dataset.name, "patients": len(cases), "k": {}}
     for k in ks:
-        scored = {"rescored": [], "nothing": [], "baseline": []}
+        scored = {"rescored": [], "nothing": [], "baseline": [], "regression": []}
         lesions = []
-        for case, x, p0, pb in zip(cases, inputs, nothing, base_probs):
+        for case, x, p0, pb, (logit, f, xyz) in zip(cases, inputs, nothing, base_probs, reference):
             revealed = np.zeros(len(case.labels), dtype=bool)
             revealed[np.argsort(-p0, kind="stable")[:k]] = True
             states = np.where(revealed, case.labels, -1).astype(np.int64)
             p_re = probabilities(model, x, states)
-            for name, p in (("rescored", p_re), ("nothing", p0), ("baseline", pb)):
+            design = np.column_stack([regression_inputs(logit, decision_features(xyz, f, states)), np.ones(len(logit))])
+            p_regression = 1 / (1 + np.exp(-design @ weights))
+            for name, p in (("rescored", p_re), ("nothing", p0), ("baseline", pb), ("regression", p_regression)):
                 detections, n_lesions = pending_detections(case, p, revealed)
                 scored[name].append(detections)
             lesions.append(n_lesions)
@@ -99,9 +159,9 @@ def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None) -> dict:
         for name, detections in scored.items():
             ci = bootstrap_mfroc(detections, lesions)
             row[name] = {"mFROC": mean_sensitivity(froc_curve(detections, lesions)), "95ci": [ci.low, ci.high]}
-        for other in ("nothing", "baseline"):
-            d = paired_mfroc_difference(scored["rescored"], scored[other], lesions)
-            row[f"rescored_minus_{other}"] = {"difference": d.value, "95ci": [d.low, d.high]}
+        for first, other in (("rescored", "nothing"), ("rescored", "baseline"), ("regression", "baseline")):
+            d = paired_mfroc_difference(scored[first], scored[other], lesions)
+            row[f"{first}_minus_{other}"] = {"difference": d.value, "95ci": [d.low, d.high]}
         report["k"][str(k)] = row
     return report
 
@@ -120,11 +180,12 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(report, indent=1))
     for k, row in report["k"].items():
         diff = {d: "{:+.3f} [{:+.3f}, {:+.3f}]".format(row[d]["difference"], *row[d]["95ci"])
-                for d in ("rescored_minus_nothing", "rescored_minus_baseline")}
+                for d in ("rescored_minus_nothing", "rescored_minus_baseline", "regression_minus_baseline")}
         print(f"k={k}: {row['pending_lesions']} pending GTV_LN | pending mFROC re-scored {row['rescored']['mFROC']:.3f}"
               f" | nothing revealed {row['nothing']['mFROC']:.3f} | CNN+priors {row['baseline']['mFROC']:.3f} | "
               f"re-scored - nothing {diff['rescored_minus_nothing']} | re-scored - CNN+priors "
-              f"{diff['rescored_minus_baseline']}")
+              f"{diff['rescored_minus_baseline']} | reference regression {row['regression']['mFROC']:.3f}, minus "
+              f"CNN+priors {diff['regression_minus_baseline']}")
     return 0
 
 
