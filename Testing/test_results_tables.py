@@ -80,7 +80,8 @@ def test_comparison_rows_from_fake_runs(tmp_path):
         _write(specs["seg_plain"]["result"], _seg_report(2 if seed == 1 else 1))
     _write(seeds[1]["cls_cnn_prior_more"]["result"], _cls_report(0.25))
     rescore = {"k": {"3": {"pending_lesions": 20, "rescored_minus_nothing": {"difference": 0.1, "95ci": [0.02, 0.2]},
-                           "rescored_minus_baseline": {"difference": 0.1, "95ci": [-0.02, 0.2]}}}}
+                           "rescored_minus_baseline": {"difference": 0.1, "95ci": [-0.02, 0.2]},
+                           "regression_minus_baseline": {"difference": 0.05, "95ci": [0.01, 0.1]}}}}
     for folder in (work, work / "seed2"):
         _write(str(folder / "cls_gnnp_reveal" / "eval_rescore_test.json"), rescore)
     rows = rt.comparison_rows(seeds, {1: work, 2: work / "seed2"})
@@ -106,7 +107,8 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     assert seg["conclusion"] == "not supported (seed 1 interval contains 0)"
     medium = [r for r in rows if r["question"] == "re-scoring from review decisions (phantom_medium, k = 3)"]
     assert [r["conclusion"] for r in medium] == ["**re-scored higher**",
-                                                  "not supported (seed 1 and seed 2 interval contains 0)"]
+                                                  "not supported (seed 1 and seed 2 interval contains 0)",
+                                                  "**reference regression higher**"]
     strong = [r for r in rows if r["question"].startswith("re-scoring from review decisions (phantom_strong")]
     assert strong and all(r["values"] == {1: "not run", 2: "not run"} for r in strong)
 
@@ -118,6 +120,15 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     assert "seed 1 +0.250 [+0.125, +0.375], seed 2 +0.250 [" in head[1]
     assert head[2].startswith("  - on `--relations strong`: **Not run**")
     assert head[4].startswith("  - on the default cohort: **Not supported") and "seed 2 +0.333 [" in head[4]
+    rescoring = head[head.index(next(line for line in head if line.startswith("- Do the reviewer's decisions"))):]
+    assert ("  - on the default cohort, after k = 3 decisions: re-scored - nothing revealed: "
+                                   "**Supported: re-scored higher** (seed 1 +0.100 [+0.020, +0.200], seed 2 +0.100 "
+                                   "[+0.020, +0.200]); reference regression - CNN + priors: **Supported: reference "
+                                   "regression higher** (seed 1 +0.050 [+0.010, +0.100], seed 2 +0.050 [+0.010, "
+                                   "+0.100]).") in rescoring
+    assert ("  - on `--relations strong`, after k = – decisions: re-scored - nothing revealed: **Not run** (seed 1 not "
+            "run, seed 2 not run); reference regression - CNN + priors: **Not run** (seed 1 not run, seed 2 not run).") \
+        in rescoring
     opposite = dict(gnnp, conclusion="**CNN + priors higher**")
     assert rt.verdict([gnnp, opposite]).startswith("Contradictory")
     assert rt.verdict([r for r in rows if r["question"].startswith("GNNp vs CNN + priors (--relations")]) == "Not run"

@@ -344,17 +344,24 @@ def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = N
                    for seed, folder in (rescores or {}).items()}
         ks = sorted({k for r in reports.values() if r for k in r["k"]}, key=int) or ["–"]
         for k in ks:
-            for other, b_label in (("nothing", "nothing revealed"), ("baseline", "CNN + priors")):
+            for first, a_label, other, b_label in RESCORE_COMPARISONS:
                 values = {}
                 for seed, report in reports.items():
-                    row = (report or {}).get("k", {}).get(k, {}).get(f"rescored_minus_{other}")
+                    row = (report or {}).get("k", {}).get(k, {}).get(f"{first}_minus_{other}")
                     values[seed] = (row["difference"], *row["95ci"]) if row else "not run"
                 rows.append({"question": f"re-scoring from review decisions ({cohort}, k = {k})",
-                             "comparison": f"re-scored - {b_label}", "metric": "pending mFROC",
+                             "comparison": f"{a_label} - {b_label}", "metric": "pending mFROC",
                              "test_set": TEST_SETS["result"], "values": values,
-                             "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), "re-scored",
+                             "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label,
                                                       b_label)})
     return rows
+
+
+# (A, its label, B, its label) of each re-scoring row; the reference regression reads the decisions with a handful of
+# parameters (scripts/rescore_evaluation.py): what the decisions can tell with this CNN.
+RESCORE_COMPARISONS = (("rescored", "re-scored", "nothing", "nothing revealed"),
+                       ("rescored", "re-scored", "baseline", "CNN + priors"),
+                       ("regression", "reference regression", "baseline", "CNN + priors"))
 
 
 def comparisons_table(rows: list[dict]) -> str:
@@ -398,27 +405,46 @@ def headline(rows: list[dict], seed1_specs: dict) -> str:
         "- Does GNNp beat the CNN + spatial priors (same inputs: CT + PET + priors)?" + answer("GNNp vs CNN + priors"),
         "- Does the distance-guided attention beat the paper's true baseline (no gate, no informative negatives, "
         f"`seg_plain`, seed 1 checkpoint: {seg_variant(seed1_specs['seg_plain'])})?" + answer("attention vs"),
+        "- Do the reviewer's decisions, fed through the review-state GNNp, raise the still-pending candidates' mFROC "
+        "(issue 19), and do the decisions carry that signal at all (the reference regression)?" + rescore_answer(rows),
         "- A conclusion needs both training seeds to agree in sign with both paired 95% intervals excluding 0; every "
         "other case reads \"not supported\" (an interval containing 0 is a difference these test patients cannot "
         "show either way). Each row is its own test at the 95% level, without a correction for the number of rows."])
 
 
+def rescore_answer(rows: list[dict]) -> str:
+    """The re-scoring rows answered one comparison at a time (re-scored vs nothing revealed, the reference regression
+    vs the CNN + priors), per cohort and number of decisions k."""
+    parts = []
+    for question in dict.fromkeys(r["question"] for r in rows if r["question"].startswith("re-scoring")):
+        cohort = "`--relations strong`" if "strong" in question else "the default cohort"
+        k = question.split(", k = ")[1].rstrip(")")
+        answers = [f"{r['comparison']}: **{verdict([r])}** (seed 1 {difference_cell(r['values'].get(1, 'not run'))}, "
+                   f"seed 2 {difference_cell(r['values'].get(2, 'not run'))})"
+                   for r in rows if r["question"] == question
+                   and r["comparison"] in ("re-scored - nothing revealed", "reference regression - CNN + priors")]
+        parts.append(f"on {cohort}, after k = {k} decisions: " + "; ".join(answers) + ".")
+    return "\n  - " + "\n  - ".join(parts) if parts else " Not run."
+
+
 def rescore_table(work: Path) -> str:
     """Issue 19: pending-candidate mFROC after the top-k decisions, per cohort, seed (WORK and WORK/seed2) and k."""
     lines = ["| cohort | seed | k | pending GTV_LN | re-scored: mFROC [95% CI] | nothing revealed | CNN + priors | "
-             "re-scored - nothing [paired 95% CI] | re-scored - CNN + priors [paired 95% CI] |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "reference regression | re-scored - nothing [paired 95% CI] | re-scored - CNN + priors [paired 95% CI] | "
+             "reference regression - CNN + priors [paired 95% CI] |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for cohort, run in RESCORE_ROWS:
         for seed, folder in ((1, work), (2, work / "seed2")):
             report = _load(str(folder / run / "eval_rescore_test.json"))
             if report is None:
-                lines.append(f"| {cohort} | {seed} | – | not run | | | | | |")
+                lines.append(f"| {cohort} | {seed} | – | not run | | | | | | | |")
                 continue
             for k, row in report["k"].items():
-                cells = [f"{_f(row[n]['mFROC'])} [{_f(row[n]['95ci'][0])}, {_f(row[n]['95ci'][1])}]"
-                         for n in ("rescored", "nothing", "baseline")]
+                cells = [f"{_f(row[n]['mFROC'])} [{_f(row[n]['95ci'][0])}, {_f(row[n]['95ci'][1])}]" if n in row
+                         else "not run" for n in ("rescored", "nothing", "baseline", "regression")]
                 diffs = [f"{row[d]['difference']:+.3f} [{row[d]['95ci'][0]:+.3f}, {row[d]['95ci'][1]:+.3f}]"
-                         for d in ("rescored_minus_nothing", "rescored_minus_baseline")]
+                         if d in row else "not run"
+                         for d in ("rescored_minus_nothing", "rescored_minus_baseline", "regression_minus_baseline")]
                 lines.append(f"| {cohort} | {seed} | {k} | {row['pending_lesions']} | " + " | ".join(cells + diffs) + " |")
     return "\n".join(lines)
 
@@ -524,7 +550,10 @@ each patient's labels revealed and the loss on the hidden ones (`lnstaging train
 --init-cnn WORK/<cohort's CNN + prior>/cls_model.pt`, same recipe as above). On the held-out test patients the
 reviewer decides the k most probable candidates first (ground truth as decision); the still-pending candidates are
 scored by the model with those decisions fed in, by the same model with nothing revealed and by the CNN + priors,
-on the same pending set. Lesions already found by an accepted candidate are no longer counted.
+on the same pending set. Lesions already found by an accepted candidate are no longer counted. The reference
+regression is a logistic regression on the CNN + priors logit and what the decisions say about each candidate
+(nearness to, and appearance similarity with, the nearest accepted and rejected candidate; 13 weights), fitted on the
+cohort's training patients: its difference from the CNN + priors is what the decisions can tell with this CNN.
 `python scripts/rescore_evaluation.py --data WORK/<cohort> --model WORK/<run>/cls_model.pt --baseline
 WORK/<CNN + prior run>/cls_model.pt --out WORK/<run>/eval_rescore_test.json`; seed 2 in WORK/seed2.
 
