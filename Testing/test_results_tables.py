@@ -105,7 +105,8 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     seg = by[("attention vs the paper's baseline", "attention - baseline (seg_plain)", "12 test patients")]
     assert seg["values"][1] == (0.0, 0.0, 0.0) and seg["values"][2][0] == pytest.approx(1 / 3)
     assert seg["conclusion"] == "not supported (seed 1 interval contains 0)"
-    medium = [r for r in rows if r["question"] == "re-scoring from review decisions (phantom_medium, k = 3)"]
+    medium = [r for r in rows if r["question"] == "re-scoring from review decisions (phantom_medium, k = 3)"
+              and r["test_set"] == "12 test patients"]
     assert [r["conclusion"] for r in medium] == ["**re-scored higher**",
                                                   "not supported (seed 1 and seed 2 interval contains 0)",
                                                   "**reference regression higher**"]
@@ -121,12 +122,12 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     assert head[2].startswith("  - on `--relations strong`: **Not run**")
     assert head[4].startswith("  - on the default cohort: **Not supported") and "seed 2 +0.333 [" in head[4]
     rescoring = head[head.index(next(line for line in head if line.startswith("- Do the reviewer's decisions"))):]
-    assert ("  - on the default cohort, after k = 3 decisions: re-scored - nothing revealed: "
+    assert ("  - on the default cohort, 12 test patients, after k = 3 decisions: re-scored - nothing revealed: "
                                    "**Supported: re-scored higher** (seed 1 +0.100 [+0.020, +0.200], seed 2 +0.100 "
                                    "[+0.020, +0.200]); reference regression - CNN + priors: **Supported: reference "
                                    "regression higher** (seed 1 +0.050 [+0.010, +0.100], seed 2 +0.050 [+0.010, "
                                    "+0.100]).") in rescoring
-    assert ("  - on `--relations strong`, after k = – decisions: re-scored - nothing revealed: **Not run** (seed 1 not "
+    assert ("  - on `--relations strong`, 48 new patients, after k = – decisions: re-scored - nothing revealed: **Not run** (seed 1 not "
             "run, seed 2 not run); reference regression - CNN + priors: **Not run** (seed 1 not run, seed 2 not run).") \
         in rescoring
     opposite = dict(gnnp, conclusion="**CNN + priors higher**")
@@ -176,4 +177,17 @@ def test_script_on_a_partly_finished_work_folder_keeps_real_sections(tmp_path):
     assert "| not run | not run | not supported (seed 1: not run; seed 2: not run) |" in text
     assert "checkpoint not readable yet" in text
     assert "8 positive, 4 negative" in text  # the class counts of the patient test set
-    assert "| phantom_strong | 2 | – | not run |" in text
+    assert "| phantom_strong | 12 test patients | 2 | – | not run |" in text
+
+
+def test_reveal_runs_are_evaluated_on_both_test_sets(tmp_path):
+    """The re-scoring evaluation runs on the 12 held-out patients and on the 48 of the external cohort, whose
+    reference regression is fitted on the training cohort (the external cohort has a single non-test patient)."""
+    specs = experiments(tmp_path)
+    for run, cohort in (("cls_gnnp_reveal", "phantom_medium"), ("strong_cls_gnnp_reveal", "phantom_strong")):
+        spec = specs[run]
+        assert spec["rescore"][spec["rescore"].index("--data") + 1] == str(tmp_path / cohort)
+        external = spec["rescore_external"]
+        assert external[external.index("--data") + 1] == str(tmp_path / f"{cohort}_test")
+        assert external[external.index("--fit-data") + 1] == str(tmp_path / cohort)
+        assert spec["rescore_external_result"].endswith(f"{run}/eval_rescore_external.json")

@@ -18,6 +18,11 @@ already found are left out (neither hit nor false positive). Paired bootstrap 95
 
   python scripts/rescore_evaluation.py --data WORK/phantom_strong --model WORK/strong_cls_gnnp_reveal/cls_model.pt \
       --baseline WORK/strong_cls_cnn_prior/cls_model.pt --out WORK/strong_cls_gnnp_reveal/eval_rescore_test.json
+
+and on the 48 patients of the independent test cohort, the regression fitted on the training cohort:
+
+  python scripts/rescore_evaluation.py --data WORK/phantom_strong_test --fit-data WORK/phantom_strong \
+      --model ... --baseline ... --out WORK/strong_cls_gnnp_reveal/eval_rescore_external.json
 """
 
 from __future__ import annotations
@@ -123,8 +128,11 @@ def pending_detections(case, probs: np.ndarray, revealed: np.ndarray):
     return detections, max(case_lesions(case) - len(found) - found_unnamed, 0)
 
 
-def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None) -> dict:
+def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None, fit_data=None) -> dict:
+    """The report of the module docstring on ``data``'s test patients; the reference regression is fitted on the
+    non-test patients of ``fit_data`` (default ``data``; the training cohort when ``data`` is an external test one)."""
     dataset = read_dataset(data)
+    fit_dataset = read_dataset(fit_data) if fit_data else dataset
     model, config, _ = load_model(model_path)
     if not config.review_state:
         raise SystemExit(f"{model_path} was trained without --reveal-labels")
@@ -134,13 +142,13 @@ def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None) -> dict:
                                                               c.scales),
                                    c.priors if baseline_config.use_priors else None) for c in cases]
     inputs = [head_inputs(model, c) for c in cases]
-    weights = fit_regression(dataset, baseline, baseline_config, ks, cache)
+    weights = fit_regression(fit_dataset, baseline, baseline_config, ks, cache)
     reference = [baseline_inputs(baseline, load_case_candidates(dataset, case_id, baseline_config, cache),
                                  case_positions(dataset, case_id)) for case_id in dataset.test_ids]
     nothing = [probabilities(model, x, -np.ones(len(c.labels), dtype=np.int64)) for x, c in zip(inputs, cases)]
     report = {"model": Path(model_path).name, "model_sha256": sha256_of(model_path),
               "baseline": Path(baseline_path).name, "baseline_sha256": sha256_of(baseline_path),
-              "dataset": dataset.name, "patients": len(cases), "k": {}}
+              "dataset": dataset.name, "regression_fitted_on": fit_dataset.name, "patients": len(cases), "k": {}}
     for k in ks:
         scored = {"rescored": [], "nothing": [], "baseline": [], "regression": []}
         lesions = []
@@ -174,9 +182,11 @@ def main() -> int:
     parser.add_argument("--k", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", required=True)
     parser.add_argument("--cache", type=Path, help="patch cache folder (e.g. the training run's cache)")
+    parser.add_argument("--fit-data", help="cohort whose non-test patients fit the reference regression (default "
+                        "--data; give the training cohort when --data is an external test cohort)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    report = evaluate(args.data, args.model, args.baseline, args.k, args.cache)
+    report = evaluate(args.data, args.model, args.baseline, args.k, args.cache, args.fit_data)
     Path(args.out).write_text(json.dumps(report, indent=1))
     for k, row in report["k"].items():
         diff = {d: "{:+.3f} [{:+.3f}, {:+.3f}]".format(row[d]["difference"], *row[d]["95ci"])

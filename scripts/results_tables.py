@@ -260,6 +260,8 @@ COMPARISONS = tuple(
         "result") for label, a in (("ground-truth LN volume", "patient"),
                                    ("predicted LN volume", "patient_predicted"))])
 RESCORE_ROWS = (("phantom_strong", "strong_cls_gnnp_reveal"), ("phantom_medium", "cls_gnnp_reveal"))
+# scripts/rescore_evaluation.py's report on each test set (the 12 held-out patients, the 48 of the external cohort)
+RESCORE_FILES = (("eval_rescore_test.json", "result"), ("eval_rescore_external.json", "external_result"))
 
 
 def _seg_difference(report_a: dict, report_b: dict, group: str) -> tuple[float, float, float] | str:
@@ -339,9 +341,8 @@ def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = N
         rows.append({"question": question, "comparison": f"{a_label} - {b_label}", "metric": kind,
                      "test_set": TEST_SETS[key], "values": values,
                      "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label, b_label)})
-    for cohort, run in RESCORE_ROWS:
-        reports = {seed: _load(str(folder / run / "eval_rescore_test.json"))
-                   for seed, folder in (rescores or {}).items()}
+    for (cohort, run), (file, test_set) in [(r, f) for r in RESCORE_ROWS for f in RESCORE_FILES]:
+        reports = {seed: _load(str(folder / run / file)) for seed, folder in (rescores or {}).items()}
         ks = sorted({k for r in reports.values() if r for k in r["k"]}, key=int) or ["–"]
         for k in ks:
             for first, a_label, other, b_label in RESCORE_COMPARISONS:
@@ -351,7 +352,7 @@ def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = N
                     values[seed] = (row["difference"], *row["95ci"]) if row else "not run"
                 rows.append({"question": f"re-scoring from review decisions ({cohort}, k = {k})",
                              "comparison": f"{a_label} - {b_label}", "metric": "pending mFROC",
-                             "test_set": TEST_SETS["result"], "values": values,
+                             "test_set": TEST_SETS[test_set], "values": values,
                              "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label,
                                                       b_label)})
     return rows
@@ -416,28 +417,29 @@ def rescore_answer(rows: list[dict]) -> str:
     """The re-scoring rows answered one comparison at a time (re-scored vs nothing revealed, the reference regression
     vs the CNN + priors), per cohort and number of decisions k."""
     parts = []
-    for question in dict.fromkeys(r["question"] for r in rows if r["question"].startswith("re-scoring")):
+    for question, test_set in dict.fromkeys((r["question"], r["test_set"]) for r in rows
+                                            if r["question"].startswith("re-scoring")):
         cohort = "`--relations strong`" if "strong" in question else "the default cohort"
         k = question.split(", k = ")[1].rstrip(")")
         answers = [f"{r['comparison']}: **{verdict([r])}** (seed 1 {difference_cell(r['values'].get(1, 'not run'))}, "
                    f"seed 2 {difference_cell(r['values'].get(2, 'not run'))})"
-                   for r in rows if r["question"] == question
+                   for r in rows if (r["question"], r["test_set"]) == (question, test_set)
                    and r["comparison"] in ("re-scored - nothing revealed", "reference regression - CNN + priors")]
-        parts.append(f"on {cohort}, after k = {k} decisions: " + "; ".join(answers) + ".")
+        parts.append(f"on {cohort}, {test_set}, after k = {k} decisions: " + "; ".join(answers) + ".")
     return "\n  - " + "\n  - ".join(parts) if parts else " Not run."
 
 
 def rescore_table(work: Path) -> str:
     """Issue 19: pending-candidate mFROC after the top-k decisions, per cohort, seed (WORK and WORK/seed2) and k."""
-    lines = ["| cohort | seed | k | pending GTV_LN | re-scored: mFROC [95% CI] | nothing revealed | CNN + priors | "
-             "reference regression | re-scored - nothing [paired 95% CI] | re-scored - CNN + priors [paired 95% CI] | "
-             "reference regression - CNN + priors [paired 95% CI] |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for cohort, run in RESCORE_ROWS:
+    lines = ["| cohort | test set | seed | k | pending GTV_LN | re-scored: mFROC [95% CI] | nothing revealed | "
+             "CNN + priors | reference regression | re-scored - nothing [paired 95% CI] | re-scored - CNN + priors "
+             "[paired 95% CI] | reference regression - CNN + priors [paired 95% CI] |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (cohort, run), (file, test_set) in [(r, f) for r in RESCORE_ROWS for f in RESCORE_FILES]:
         for seed, folder in ((1, work), (2, work / "seed2")):
-            report = _load(str(folder / run / "eval_rescore_test.json"))
+            report = _load(str(folder / run / file))
             if report is None:
-                lines.append(f"| {cohort} | {seed} | – | not run | | | | | | | |")
+                lines.append(f"| {cohort} | {TEST_SETS[test_set]} | {seed} | – | not run | | | | | | | |")
                 continue
             for k, row in report["k"].items():
                 cells = [f"{_f(row[n]['mFROC'])} [{_f(row[n]['95ci'][0])}, {_f(row[n]['95ci'][1])}]" if n in row
@@ -445,7 +447,8 @@ def rescore_table(work: Path) -> str:
                 diffs = [f"{row[d]['difference']:+.3f} [{row[d]['95ci'][0]:+.3f}, {row[d]['95ci'][1]:+.3f}]"
                          if d in row else "not run"
                          for d in ("rescored_minus_nothing", "rescored_minus_baseline", "regression_minus_baseline")]
-                lines.append(f"| {cohort} | {seed} | {k} | {row['pending_lesions']} | " + " | ".join(cells + diffs) + " |")
+                lines.append(f"| {cohort} | {TEST_SETS[test_set]} | {seed} | {k} | {row['pending_lesions']} | "
+                             + " | ".join(cells + diffs) + " |")
     return "\n".join(lines)
 
 
@@ -555,7 +558,9 @@ regression is a logistic regression on the CNN + priors logit and what the decis
 (nearness to, and appearance similarity with, the nearest accepted and rejected candidate; 13 weights), fitted on the
 cohort's training patients: its difference from the CNN + priors is what the decisions can tell with this CNN.
 `python scripts/rescore_evaluation.py --data WORK/<cohort> --model WORK/<run>/cls_model.pt --baseline
-WORK/<CNN + prior run>/cls_model.pt --out WORK/<run>/eval_rescore_test.json`; seed 2 in WORK/seed2.
+WORK/<CNN + prior run>/cls_model.pt --out WORK/<run>/eval_rescore_test.json`, and on the 48 new patients with
+`--data WORK/<cohort>_test --fit-data WORK/<cohort> --out WORK/<run>/eval_rescore_external.json`; seed 2 in
+WORK/seed2.
 
 {rescore_table(args.work)}
 

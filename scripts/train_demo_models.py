@@ -98,9 +98,15 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
         """Adds the re-scoring evaluation (scripts/rescore_evaluation.py) against the CNN + priors ``baseline``."""
         model = spec["evaluate"][spec["evaluate"].index("--model") + 1]
         out = str(Path(model).with_name("eval_rescore_test.json"))
-        spec["rescore"] = [str(ROOT / "scripts" / "rescore_evaluation.py"), "--data", str(cohorts / cohort), "--model",
-                           model, "--baseline", str(work / baseline / "cls_model.pt"), "--out", out]
+        command = [str(ROOT / "scripts" / "rescore_evaluation.py"), "--model", model, "--baseline",
+                   str(work / baseline / "cls_model.pt")]
+        spec["rescore"] = [*command, "--data", str(cohorts / cohort), "--out", out]
         spec["rescore_result"] = out
+        # the 48 patients of the independent test cohort (the reference regression fitted on the training cohort)
+        external = str(Path(model).with_name("eval_rescore_external.json"))
+        spec["rescore_external"] = [*command, "--data", str(cohorts / EXTERNAL[cohort][0]), "--fit-data",
+                                    str(cohorts / cohort), "--out", external]
+        spec["rescore_external_result"] = external
         return spec
 
     return {
@@ -187,11 +193,12 @@ def run_experiment(name: str, spec: dict, work: Path) -> float:
         (work / f"{name}.seconds").write_text(f"{seconds:.0f}\n")
     if "external" in spec and not Path(spec["external_result"]).is_file():
         lnstaging(spec["external"], log)
-    if "rescore" in spec and not Path(spec["rescore_result"]).is_file():
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        with open(log, "a") as fh:
-            subprocess.run([sys.executable, *spec["rescore"]], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                           check=True)
+    for step in ("rescore", "rescore_external"):
+        if step in spec and not Path(spec[f"{step}_result"]).is_file():
+            env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            with open(log, "a") as fh:
+                subprocess.run([sys.executable, *spec[step]], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                               check=True)
     return seconds
 
 
@@ -232,7 +239,8 @@ def main() -> int:
                                     str(cohorts / cohort)], stdout=fh, check=True)
     done: set[str] = {n for n in specs if Path(specs[n]["result"]).is_file()
                       and Path(specs[n].get("external_result", specs[n]["result"])).is_file()
-                      and Path(specs[n].get("rescore_result", specs[n]["result"])).is_file()}
+                      and Path(specs[n].get("rescore_result", specs[n]["result"])).is_file()
+                      and Path(specs[n].get("rescore_external_result", specs[n]["result"])).is_file()}
     pending = [n for n in wanted if n not in done]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         running: dict = {}
