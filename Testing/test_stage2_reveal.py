@@ -120,7 +120,16 @@ def test_train_cls_reveal_labels_and_the_rescore_evaluation(tmp_path):
     assert cli(common + ["--out", str(tmp_path / "bad"), "--head", "cnn", "--reveal-labels"]) == 2
     assert cli(common + ["--out", str(tmp_path / "reveal"), "--head", "gnnp", "--reveal-labels"]) == 0
     _, config, payload = load_model(tmp_path / "reveal" / "cls_model.pt")
-    assert config.review_state and payload["training_data"]["reveal_labels"] is True
+    assert config.review_state and config.decision_channel and payload["training_data"]["reveal_labels"] is True
+    # --freeze-cnn: the head alone is trained; the CNN is the --init-cnn one, weights and BatchNorm statistics
+    assert cli(common + ["--out", str(tmp_path / "nofrozen"), "--head", "gnnp", "--freeze-cnn"]) == 2
+    assert cli(common + ["--out", str(tmp_path / "frozen"), "--head", "gnnp", "--reveal-labels", "--freeze-cnn",
+                         "--init-cnn", str(tmp_path / "cnn" / "cls_model.pt")]) == 0
+    frozen, _, payload = load_model(tmp_path / "frozen" / "cls_model.pt")
+    cnn, _, _ = load_model(tmp_path / "cnn" / "cls_model.pt")
+    kept = {k: v for k, v in cnn.cnn.state_dict().items() if not k.startswith("classifier")}
+    assert kept and all(torch.equal(frozen.cnn.state_dict()[k], v) for k, v in kept.items())
+    assert payload["training_data"]["freeze_cnn"] is True
     spec = importlib.util.spec_from_file_location("rescore_evaluation",
                                                   Path(__file__).parents[1] / "scripts" / "rescore_evaluation.py")
     module = importlib.util.module_from_spec(spec)
@@ -151,3 +160,59 @@ def test_rescore_reference_regression_reads_only_the_decisions():
     assert np.allclose(features[1], [np.exp(-1), 1.0, np.exp(-np.hypot(40, 80) / 40), 0.0, 1, 1])
     assert np.allclose(features[0, [0, 1]], [1.0, 1.0]) and np.allclose(features[2, [2, 3]], [1.0, 1.0])
     assert not module.decision_features(xyz, f, np.array([-1, -1, -1])).any()
+
+
+def phenotype_patients(n_patients: int, seed: int, n: int = 16, dim: int = 8):
+    """Each patient's positives look alike (around one direction) and so do its negatives (around another): without
+    a decision the two groups are symmetric, so which one is metastatic can only come from a reviewer's decision."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_patients):
+        centres = rng.normal(size=(2, dim))
+        y = np.zeros(n, dtype=np.float32)
+        y[: n // 2] = 1
+        f = np.abs(centres[(1 - y).astype(int)] + 0.3 * rng.normal(size=(n, dim)))
+        order = rng.permutation(n)
+        out.append((torch.tensor(f[order], dtype=torch.float32), torch.tensor(y[order])))
+    return out
+
+
+def test_decision_channel_learns_what_an_accepted_node_looks_like():
+    """The explicit-feature message (models/gnn.py): one accepted or rejected node tells the hidden ones apart."""
+    torch.manual_seed(0)
+    config = GNNConfig(f_dim=8, use_priors=False, h_dim=16, msg_dim=16, aggregation="mean", review_state=True,
+                       decision_channel=True)
+    head = GNNp(config)
+    optimiser = torch.optim.Adam(head.parameters(), lr=3e-3)
+    train, rng = phenotype_patients(100, seed=0), np.random.default_rng(1)
+    for _ in range(600):
+        f, y = train[rng.integers(len(train))]
+        states, hidden = reveal_labels(rng, y.numpy())
+        logits = head(f, review=torch.from_numpy(states))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[torch.from_numpy(hidden)],
+                                                                    y[torch.from_numpy(hidden)])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    head.eval()
+    test = phenotype_patients(50, seed=2)
+    none = hidden_auc_same_nodes(head, test, reveal=False)
+    three = hidden_auc_same_nodes(head, test, reveal=True)
+    assert none < 0.65 and three > 0.9, (none, three)  # the groups are symmetric until a decision names one
+
+
+def test_decision_features_and_no_message_without_decisions():
+    from LNStagingLib.models.gnn import DECISION_FEATURES, decision_features
+
+    f = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    positions = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [0.0, 2, 0]])
+    features = decision_features(f, positions, torch.tensor([1, -1, 0]))
+    assert features.shape == (3, 2, len(DECISION_FEATURES))  # every node, each of the 2 decided nodes
+    assert torch.allclose(features[1, 0], torch.tensor([1.0, float(np.exp(-1)), 1, 0, 1]), atol=1e-5)
+    assert torch.allclose(features[1, 1], torch.tensor([0.0, float(np.exp(-np.sqrt(5))), 0, 1, 0]), atol=1e-5)
+    head = GNNp(GNNConfig(f_dim=2, use_priors=False, h_dim=4, msg_dim=4, review_state=True, decision_channel=True))
+    assert not head.decision_messages(f, None, -torch.ones(3, dtype=torch.long)).any()
+    with pytest.raises(ValueError):
+        GNNp(GNNConfig(f_dim=2, use_priors=False, decision_channel=True))
+    with pytest.raises(ModelError):
+        stage2_config("tiny", head="gnnp", use_priors=False, decision_channel=True)

@@ -18,6 +18,15 @@ Review-state variant (``review_state=True``, issue 19): each node's x also carri
 patient's labels revealed through r (loss on the hidden ones), the pair messages carry a reviewer's decisions to the
 other candidates, so accepting or rejecting a node re-scores the rest (inference/rescore.py). r = unknown for every
 node is the ordinary prediction. Off by default: checkpoints without the field load as before.
+
+Decision channel (``decision_channel=True``, with the review state): the pair messages above learnt to ignore r on
+phantom cohorts of 36 training patients (a decision is 3 of ~1100 input numbers, averaged over ~35 pairs), although
+a 13-weight regression on explicit pair features shows the decisions carry signal (docs/RESULTS.md). So decided
+nodes also send a second message built from those features only: for u and each decided v,
+    d_uv = (cos(f_u, f_v), exp(-|p_u - p_v|), accepted_v, rejected_v, cos(f_u, f_v) (accepted_v - rejected_v))
+with p the position priors (x_norm, y_norm, z_norm, standardised); m'_u = mean over decided v of phi_d(d_uv), 0
+when nothing is decided, and h'_u = phi_u(h_u, m_u, m'_u). "Looks like / lies near a node the reviewer accepted
+(rejected)" is then a few weights to learn instead of a product hidden in 1100-d pairs.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ class GNNConfig:
     aggregation: str = "sum"  # "sum" (eq. 6) | "mean"
     gat_heads: int = 4
     review_state: bool = False  # x also carries the review-state indicator r (GNNp only)
+    decision_channel: bool = False  # decided nodes also send the explicit-feature message m' (needs review_state)
 
     @property
     def x_dim(self) -> int:
@@ -61,6 +71,24 @@ def review_indicator(states: torch.Tensor) -> torch.Tensor:
     if bool((r.sum(dim=1) != 1).any()):
         raise ValueError("review states must be 1 (accepted), 0 (rejected) or -1 (unknown)")
     return r
+
+
+# The features of the decision channel's message from a decided node v to a node u.
+DECISION_FEATURES = ("similarity", "nearness", "accepted", "rejected", "signed similarity")
+POSITION_PRIORS = ("x_norm", "y_norm", "z_norm")  # the first priors of s: where a candidate is
+
+
+def decision_features(f: torch.Tensor, positions: Optional[torch.Tensor], review: torch.Tensor) -> torch.Tensor:
+    """[N, D, len(DECISION_FEATURES)] for every node u and each of the D decided nodes v (review >= 0).
+    ``positions`` [N, 3] (standardised position priors) or None (nearness 0)."""
+    decided = review >= 0
+    unit = f / (f.norm(dim=1, keepdim=True) + 1e-6)
+    similarity = unit @ unit[decided].T
+    nearness = (torch.exp(-torch.cdist(positions, positions[decided])) if positions is not None
+                else torch.zeros_like(similarity))
+    accepted = (review[decided] == ACCEPTED).to(f.dtype).expand_as(similarity)
+    rejected = (review[decided] == REJECTED).to(f.dtype).expand_as(similarity)
+    return torch.stack([similarity, nearness, accepted, rejected, similarity * (accepted - rejected)], dim=-1)
 
 
 GNN_PRESETS = {
@@ -129,8 +157,19 @@ class GNNp(nn.Module):
         self.config = config
         self.nodes = NodeRepresentation(config)
         self.phi_e = PairMessage(config.x_dim, config.msg_dim)
-        self.phi_u = mlp(config.h_dim + config.msg_dim, config.h_dim)
+        if config.decision_channel and not config.review_state:
+            raise ValueError("the decision channel needs the review-state input (review_state=True)")
+        self.phi_d = (mlp(len(DECISION_FEATURES), config.msg_dim, hidden=config.msg_dim) if config.decision_channel
+                      else None)
+        self.phi_u = mlp(config.h_dim + config.msg_dim * (2 if config.decision_channel else 1), config.h_dim)
         self.phi_y = nn.Linear(config.h_dim, 1)
+
+    def decision_messages(self, f: torch.Tensor, s: Optional[torch.Tensor], review: torch.Tensor) -> torch.Tensor:
+        """m'_u: the mean of phi_d over the decided nodes' explicit features; 0 when nothing is decided."""
+        if not bool((review >= 0).any()):
+            return f.new_zeros(f.shape[0], self.config.msg_dim)
+        positions = s[:, :len(POSITION_PRIORS)].to(f.dtype) if s is not None else None
+        return self.phi_d(decision_features(f, positions, review)).mean(dim=1)
 
     def messages(self, x: torch.Tensor) -> torch.Tensor:
         """m_u = sum (or mean) over v in N(u) = all nodes (incl. u) of phi_e(G(x_u, x_v))."""
@@ -149,6 +188,8 @@ class GNNp(nn.Module):
         elif review is not None:
             raise ValueError("this head was trained without the review state; pass review=None")
         m = self.messages(x)
+        if self.phi_d is not None:
+            m = torch.cat([m, self.decision_messages(f, s, review)], dim=1)
         h_new = self.phi_u(torch.cat([h, m], dim=1))
         return self.phi_y(h_new).squeeze(1)
 

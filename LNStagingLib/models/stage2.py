@@ -18,7 +18,7 @@ from torch import nn
 from ..candidates.patches import PatchConfig
 from ..errors import ModelError
 from .checkpoint import register_model
-from .gnn import GNN_PRESETS, GNNb, GNNConfig, GNNp, InstanceHead
+from .gnn import GNN_PRESETS, POSITION_PRIORS, GNNb, GNNConfig, GNNp, InstanceHead
 from .roi_cnn import ROI_CNN_PRESETS, RoiCNN, RoiCNNConfig
 
 HEADS = ("cnn", "gnnb", "gnnp")
@@ -43,6 +43,7 @@ class Stage2Config:
     aggregation: str = "mean"
     gat_heads: int = 4
     review_state: bool = False  # GNNp whose node input carries the review state (issue 19; gnn.py)
+    decision_channel: bool = False  # and whose decided nodes send the explicit-feature message (gnn.py)
     # spatial priors s: names (in order) and the normalisation fitted on the training set
     prior_names: tuple[str, ...] = ()
     prior_mean: tuple[float, ...] = ()
@@ -69,6 +70,11 @@ class Stage2Config:
             raise ModelError("The review-state input exists for the gnnp head only (--reveal-labels needs --head gnnp).")
         if self.use_priors and not self.prior_names:
             raise ModelError("A stage-2 model with spatial priors needs prior_names (use_priors=False otherwise).")
+        if self.decision_channel and not self.review_state:
+            raise ModelError("The decision channel needs the review-state input (--reveal-labels).")
+        if self.decision_channel and self.use_priors and tuple(self.prior_names[:3]) != POSITION_PRIORS:
+            raise ModelError(f"The decision channel reads the position priors {', '.join(POSITION_PRIORS)} first; "
+                             f"this model's priors are {', '.join(self.prior_names)}.")
 
     @property
     def in_channels(self) -> int:
@@ -82,7 +88,7 @@ class Stage2Config:
         return GNNConfig(f_dim=self.feature_dim * len(self.widths), prior_dim=len(self.prior_names),
                          use_priors=self.use_priors, t_dim=self.t_dim, h_dim=self.h_dim, msg_dim=self.msg_dim,
                          aggregation=self.aggregation, gat_heads=self.gat_heads,
-                         review_state=self.review_state)
+                         review_state=self.review_state, decision_channel=self.decision_channel)
 
     def patch_config(self) -> PatchConfig:
         return PatchConfig(size=self.patch_size, spacing_mm=self.patch_spacing_mm, margin=self.patch_margin,

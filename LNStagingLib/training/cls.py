@@ -19,7 +19,10 @@ the seed (seed, e), so a resumed run continues exactly as an uninterrupted one.
 ``--reveal-labels`` (gnnp only, issue 19) trains the review-state variant: at every step a random subset of the
 patient's candidates (0 to half of them) has its label revealed through the node's review-state input (accepted =
 label 1, rejected = label 0) and the loss is computed on the hidden candidates only, so the model learns to
-re-score the pending candidates from any set of a reviewer's decisions (inference/rescore.py).
+re-score the pending candidates from any set of a reviewer's decisions (inference/rescore.py). Its decided nodes
+also send the explicit-feature message of models/gnn.py (the decision channel). ``--freeze-cnn`` trains the graph
+head alone on the CNN given by ``--init-cnn`` (weights and BatchNorm statistics fixed): minutes instead of the CNN's
+epochs, and the CNN + priors' features stay the ones the re-scoring is compared against.
 
 Outputs in --out: cls_model.pt (the epoch with the best validation mFROC, or the last without validation cases),
 cls_last.pt (resume point: weights + optimiser state), train_cls_log.json; sha256 printed and in cls_model.sha256.
@@ -63,6 +66,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reveal-labels", action="store_true",
                         help="gnnp with the review state as node input, trained with random subsets of each "
                              "patient's labels revealed (loss on the hidden ones): re-scores from review decisions")
+    parser.add_argument("--freeze-cnn", action="store_true",
+                        help="train the head only; the CNN from --init-cnn stays fixed (weights and BatchNorm)")
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
@@ -152,6 +157,11 @@ def train(args) -> str:
     from .options import check_training_out
 
     check_training_out(args, [FINAL], init_cnn=args.init_cnn)
+    freeze = bool(getattr(args, "freeze_cnn", False))
+    if freeze and not args.init_cnn:
+        raise DatasetError("--freeze-cnn keeps the CNN of --init-cnn fixed: give --init-cnn CKPT.")
+    if freeze and args.head == "cnn":
+        raise DatasetError("--freeze-cnn trains the graph head only; --head cnn has no head to train.")
     ranks = ddp.start(getattr(args, "distributed", False), args.device)
     device = ranks.device(resolve_device(args.device))
     dataset = read_dataset(args.data)
@@ -181,13 +191,22 @@ def train(args) -> str:
     trained = tuple(bool(v) for v in np.isfinite(np.concatenate([c.priors for c in train_cases])).any(axis=0))
     reveal = bool(getattr(args, "reveal_labels", False))
     config = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=not args.no_priors,
-                           roi_source=args.roi, review_state=reveal, **({} if args.no_priors else
+                           roi_source=args.roi, review_state=reveal, decision_channel=reveal,
+                           **({} if args.no_priors else
                                                    dict(prior_names=names, prior_mean=mean, prior_std=std,
                                                         prior_trained=trained)))
     torch.manual_seed(args.seed)  # the initial weights
     model = Stage2Model(config).to(device)
     initialised = init_cnn_from(model, args.init_cnn, args.init_scope) if args.init_cnn else []
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if freeze:
+        model.cnn.requires_grad_(False)
+
+    def train_mode():
+        """Training mode, except a frozen CNN, whose BatchNorm keeps the statistics it was trained with."""
+        model.train()
+        if freeze:
+            model.cnn.eval()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     start, history = resume_state(out / LAST, model, optimizer) if args.resume else (0, [])
     # one patient per forward, so BatchNorm's batch is a patient on every rank alike; its running statistics are
     # rebuilt after every step as one process updates them (SequentialStatistics). With a head, the CNN's own
@@ -204,11 +223,11 @@ def train(args) -> str:
                    "dataset_json_sha256": hashlib.sha256((dataset.root / "dataset.json").read_bytes()).hexdigest(),
                    "seed": args.seed, "epochs": epochs, "lr": args.lr, "accumulate": args.accumulate,
                    "init_cnn": Path(args.init_cnn).name if args.init_cnn else None, "init_scope": args.init_scope,
-                   "init_cnn_tensors": len(initialised), "reveal_labels": reveal}
+                   "init_cnn_tensors": len(initialised), "reveal_labels": reveal, "freeze_cnn": freeze}
     best = max((h.get("val", {}).get("mFROC", -1.0) for h in history), default=-1.0)
     for epoch in range(start, epochs):
         rng = _seed(args.seed, epoch)
-        model.train()
+        train_mode()
         optimizer.zero_grad(set_to_none=True)
         order = rng.permutation(len(train_cases))
         # the draws of every patient (flips, revealed labels) on every rank alike, in the one-process order
@@ -234,7 +253,7 @@ def train(args) -> str:
                     else:
                         loss = loss_fn(network(images, masks, priors if config.use_priors else None), y)
                     (loss * weight / args.accumulate).backward()
-                    model.train()
+                    train_mode()
                 if statistics and weight > 0:
                     statistics.record(position)
                 total += loss.item() * (weight > 0)
