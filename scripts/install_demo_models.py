@@ -65,7 +65,7 @@ def froc_operating_points(report: dict) -> list[list[float]]:
     return [[round(float(fp), 4), round(float(t), 6)] for fp, t in pairs]
 
 
-def _rescore_figures(rescore: dict) -> str:
+def _rescore_figures(rescore: dict, patients: str) -> str:
     """One line per k of scripts/rescore_evaluation.py's output: the pending candidates' mFROC re-scored vs nothing
     revealed vs the CNN + priors."""
     lines = [f"  - k = {k} decided ({row['pending_lesions']} pending GTV_LN): re-scored "
@@ -75,27 +75,33 @@ def _rescore_figures(rescore: dict) -> str:
              for k, row in sorted(rescore.get("k", {}).items())]
     if not lines:
         return ""
-    return (f"- Re-scoring measured on {rescore.get('patients')} held-out phantom patients (one training seed; "
+    return (f"- Re-scoring measured on {rescore.get('patients')} {patients} (one training seed; "
             "`scripts/rescore_evaluation.py`), mFROC of the still-pending candidates after the k most probable are "
             "decided:\n" + "\n".join(lines) + "\n")
 
 
-def _review_state_note(payload: dict, rescore: dict | None = None) -> str:
+def _review_state_note(payload: dict, rescore: dict | None = None, rescore_external: dict | None = None) -> str:
     if not payload["config"].get("review_state"):
         return ""
-    return _rescore_figures(rescore or {}) + (
-            "- Review state: each node's input also carries an explicit indicator of the reviewer's decision on it "
-            "(accepted / rejected / unknown); trained on phantoms with a random subset of each patient's candidate "
-            "labels revealed as that input and the loss on the hidden ones only (`lnstaging train cls --head gnnp "
-            "--reveal-labels`). With nothing decided it is an ordinary stage-2 classifier. In review it re-scores "
-            "the pending candidates after every accept/reject: `lnstaging review --rescore-model demo-cls-rescore`, "
-            "or the Slicer module's **Re-scoring model** list. It is not the default cls model of `lnstaging run`. "
+    channel = ("Decided nodes also send a message built from explicit pair features (appearance similarity, "
+               "nearness, accepted or rejected; the decision channel of models/gnn.py). "
+               if payload["config"].get("decision_channel") else "")
+    trained = ("the graph head alone on the CNN + priors' CNN (`--freeze-cnn`)"
+               if payload.get("training_data", {}).get("freeze_cnn") else "the whole network")
+    return (_rescore_figures(rescore or {}, "held-out phantom patients")
+            + _rescore_figures(rescore_external or {}, "phantom patients of the independent test cohort") + (
+            f"- Review state: each node's input also carries an explicit indicator of the reviewer's decision on it "
+            f"(accepted / rejected / unknown). {channel}Trained ({trained}) on phantoms with a random subset of each "
+            "patient's candidate labels revealed as that input and the loss on the hidden ones only (`lnstaging "
+            "train cls --head gnnp --reveal-labels`). With nothing decided it is an ordinary stage-2 classifier. In "
+            "review it re-scores the pending candidates after every accept/reject: `lnstaging review "
+            "--rescore-model demo-cls-rescore`, or the Slicer module's **Re-scoring model** list. It is not the default cls model of `lnstaging run`. "
             "Its effect was measured on phantoms only (above; docs/RESULTS.md re-scoring section) and says nothing "
             "about patients.\n")
 
 
 def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str,
-               rescore: dict | None = None) -> str:
+               rescore: dict | None = None, rescore_external: dict | None = None) -> str:
     return f"""# Model card: {model_id}
 
 {NOT_FOR_CLINICAL_USE} These weights were trained on **synthetic phantoms only** (`lnstaging phantom`); they
@@ -108,7 +114,7 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 - Training data: {json.dumps(payload.get('training_data', {}))}
 - Reproduce: `python scripts/train_demo_models.py --work WORK --only {DEMO_MODELS[model_id][1].split('/')[0]}` then `python scripts/install_demo_models.py --work WORK --only {model_id}`
 - Held-out phantom test metrics: {json.dumps(metrics)}
-{_review_state_note(payload, rescore)}
+{_review_state_note(payload, rescore, rescore_external)}
 ## Configuration
 
 ```json
@@ -155,8 +161,9 @@ def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | No
         if task == "cls":
             metrics["froc"] = froc_operating_points(report)
         rescore = _json((work / checkpoint).with_name("eval_rescore_test.json"))
+        rescore_external = _json((work / checkpoint).with_name("eval_rescore_external.json"))
         (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size, site,
-                                                          rescore))
+                                                          rescore, rescore_external))
         entries.append({"id": model_id, "version": "0.1.0", "task": task, "file": f"models/{model_id}.pt",
                         "sha256": sha256_of(target / f"{model_id}.pt"), "inputs": inputs,
                         "training_data": {"cohort": "phantom seed 11, 48 medium cases, 4 folds + 12 test",
