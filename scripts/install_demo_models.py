@@ -95,9 +95,9 @@ def _review_state_note(payload: dict, rescore: dict | None = None, rescore_exter
             "patient's candidate labels revealed as that input and the loss on the hidden ones only (`lnstaging "
             "train cls --head gnnp --reveal-labels`). With nothing decided it is an ordinary stage-2 classifier. In "
             "review it re-scores the pending candidates after every accept/reject: `lnstaging review "
-            "--rescore-model demo-cls-rescore`, or the Slicer module's **Re-scoring model** list. It is not the default cls model of `lnstaging run`. "
-            "Its effect was measured on phantoms only (above; docs/RESULTS.md re-scoring section) and says nothing "
-            "about patients.\n")
+            "--rescore-model demo-cls-rescore`, or the Slicer module's **Re-scoring model** list. It is not the "
+            "default cls model of `lnstaging run`. Its effect was measured on phantoms only (above; docs/RESULTS.md "
+            "re-scoring section) and says nothing about patients.\n"))
 
 
 def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str,
