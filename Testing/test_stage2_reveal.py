@@ -121,6 +121,8 @@ def test_train_cls_reveal_labels_and_the_rescore_evaluation(tmp_path):
     assert cli(common + ["--out", str(tmp_path / "reveal"), "--head", "gnnp", "--reveal-labels"]) == 0
     _, config, payload = load_model(tmp_path / "reveal" / "cls_model.pt")
     assert config.review_state and config.decision_channel and payload["training_data"]["reveal_labels"] is True
+    val = payload["metrics"]["val"]  # the epoch is chosen on the ordinary and the pending (re-scored) mFROC
+    assert val["selection"] == pytest.approx((val["mFROC"] + val["pending_mFROC"]) / 2)
     # --freeze-cnn: the head alone is trained; the CNN is the --init-cnn one, weights and BatchNorm statistics
     assert cli(common + ["--out", str(tmp_path / "nofrozen"), "--head", "gnnp", "--freeze-cnn"]) == 2
     assert cli(common + ["--out", str(tmp_path / "frozen"), "--head", "gnnp", "--reveal-labels", "--freeze-cnn",
@@ -216,3 +218,14 @@ def test_decision_features_and_no_message_without_decisions():
         GNNp(GNNConfig(f_dim=2, use_priors=False, decision_channel=True))
     with pytest.raises(ModelError):
         stage2_config("tiny", head="gnnp", use_priors=False, decision_channel=True)
+
+
+def test_pending_detections_leave_out_what_a_decision_settled():
+    from LNStagingLib.evaluation.froc import pending_detections
+
+    probabilities = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    labels, node_ids = np.array([1, 1, 0, 1, 0]), np.array([3, 3, 0, 4, 0])
+    revealed = np.array([True, False, True, False, False])
+    detections, left = pending_detections(probabilities, labels, node_ids, revealed, n_lesions=2)
+    # lesion 3 was found by the accepted candidate 0: its other candidate (1) is left out; lesion 4 is still to find
+    assert left == 1 and len(detections) == 2

@@ -41,8 +41,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from LNStagingLib.candidates.patches import CandidatePatches  # noqa: E402
 from LNStagingLib.dataset.format import read_dataset  # noqa: E402
+from LNStagingLib.evaluation import froc  # noqa: E402
 from LNStagingLib.evaluation.froc import (  # noqa: E402
-    bootstrap_mfroc, candidate_detections, froc_curve, mean_sensitivity, paired_mfroc_difference,
+    bootstrap_mfroc, froc_curve, mean_sensitivity, paired_mfroc_difference,
 )
 from LNStagingLib.inference.classification import classify_patches  # noqa: E402
 from LNStagingLib.models import stage2  # noqa: E402,F401  (registers "stage2")
@@ -121,11 +122,7 @@ def fit_regression(dataset, baseline, baseline_config, ks, cache) -> np.ndarray:
 
 def pending_detections(case, probs: np.ndarray, revealed: np.ndarray):
     """(detections of the pending candidates, lesions still to find) after the ``revealed`` decisions."""
-    found = {int(n) for n, y in zip(case.node_ids[revealed], case.labels[revealed]) if y and n}
-    found_unnamed = int(np.sum((case.labels[revealed] == 1) & (case.node_ids[revealed] == 0)))
-    keep = ~revealed & ~np.isin(case.node_ids, sorted(found))  # node id 0 (unnamed) is never in ``found``
-    detections = candidate_detections(probs[keep], case.labels[keep], case.node_ids[keep])
-    return detections, max(case_lesions(case) - len(found) - found_unnamed, 0)
+    return froc.pending_detections(probs, case.labels, case.node_ids, revealed, case_lesions(case))
 
 
 def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None, fit_data=None) -> dict:

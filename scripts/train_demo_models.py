@@ -127,11 +127,13 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
         "strong_cls_cnn_prior_more": cls("strong_cls_cnn_prior_more", "--head", "cnn", init="strong_cls_cnn_prior",
                                          cohort="phantom_strong"),
         # issue 19: GNNp with the review state as input; re-scoring the pending candidates from the top-k decisions.
-        # The head alone on the CNN + priors' CNN (--freeze-cnn): the re-scoring is compared with that very CNN.
+        # The head alone on the CNN + priors' CNN (--freeze-cnn): the re-scoring is compared with that very CNN. A
+        # head epoch costs a quarter of a CNN epoch, so the head gets 40 (the last --epochs counts).
         "cls_gnnp_reveal": rescoring(cls("cls_gnnp_reveal", "--head", "gnnp", "--reveal-labels", "--freeze-cnn",
-                                         init="cls_cnn_prior"), "cls_cnn_prior", "phantom_medium"),
+                                         "--epochs", "40", init="cls_cnn_prior"), "cls_cnn_prior", "phantom_medium"),
         "strong_cls_gnnp_reveal": rescoring(cls("strong_cls_gnnp_reveal", "--head", "gnnp", "--reveal-labels",
-                                                "--freeze-cnn", init="strong_cls_cnn_prior", cohort="phantom_strong"),
+                                                "--freeze-cnn", "--epochs", "40", init="strong_cls_cnn_prior",
+                                                cohort="phantom_strong"),
                                             "strong_cls_cnn_prior", "phantom_strong"),
         # paper 2, segmentation with and without the distance-guided attention (+ identification)
         "seg_attention": seg("seg_attention"),

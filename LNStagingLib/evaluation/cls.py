@@ -55,6 +55,43 @@ def evaluate_cases(model, cases: list[CaseCandidates], device: str, confidence_i
     return metrics, probabilities, curve
 
 
+REVEALED_KS = (1, 2, 3)  # decisions fed to a review-state model before its pending candidates are scored
+
+
+def pending_mfroc(model, cases: list[CaseCandidates], probabilities: list, ks=REVEALED_KS) -> float:
+    """Of a review-state model (issue 19): the mean over k of the still-pending candidates' mFROC after its k most
+    probable candidates (``probabilities``: nothing decided) are decided by their ground truth. What re-scoring is
+    for, so training selects a review-state model's epoch on it as well as on the ordinary mFROC."""
+    import numpy as np
+    import torch
+
+    from .froc import froc_curve, mean_sensitivity, pending_detections
+    from ..inference.case_inputs import case_lesions
+
+    device = next(model.parameters()).device
+    inputs = []
+    model.eval()
+    with torch.inference_mode():
+        for case in cases:
+            cnn_logits, f = model.features(torch.from_numpy(case.images.astype(np.float32)).to(device),
+                                           torch.from_numpy(case.masks.astype(np.float32)).to(device))
+            inputs.append((cnn_logits, f, torch.from_numpy(case.priors).float().to(device)
+                           if model.config.use_priors else None))
+        scores = []
+        for k in ks:
+            detections, lesions = [], []
+            for case, p, (cnn_logits, f, priors) in zip(cases, probabilities, inputs):
+                revealed = np.zeros(len(case.labels), dtype=bool)
+                revealed[np.argsort(-np.asarray(p), kind="stable")[:k]] = True
+                states = torch.as_tensor(np.where(revealed, case.labels, -1), device=device)
+                rescored = torch.sigmoid(model.head_logits(cnn_logits, f, priors, states)).cpu().numpy()
+                found, left = pending_detections(rescored, case.labels, case.node_ids, revealed, case_lesions(case))
+                detections.append(found)
+                lesions.append(left)
+            scores.append(mean_sensitivity(froc_curve(detections, lesions)))
+    return float(np.mean(scores))
+
+
 def evaluate(data: str | Path, model_path: str | Path, split: str = "test", fold: int = 0, device: str = "cpu") -> dict:
     from tqdm import tqdm
 

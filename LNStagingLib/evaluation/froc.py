@@ -187,6 +187,19 @@ def candidate_detections(probabilities: Sequence[float], labels: Sequence[int],
     return out
 
 
+def pending_detections(probabilities: Sequence[float], labels: Sequence[int], node_ids: Sequence[int],
+                       revealed: np.ndarray, n_lesions: int) -> tuple[list[Detection], int]:
+    """(detections of the still-pending candidates, lesions still to find) after the ``revealed`` candidates were
+    decided by their ground truth (re-scoring, issue 19). A lesion an accepted candidate already found is no longer
+    counted, and its other candidates are left out (neither hit nor false positive); node id 0 is an unnamed lesion."""
+    probabilities, labels, node_ids = np.asarray(probabilities), np.asarray(labels), np.asarray(node_ids)
+    found = {int(n) for n, y in zip(node_ids[revealed], labels[revealed]) if y and n}
+    found_unnamed = int(np.sum((labels[revealed] == 1) & (node_ids[revealed] == 0)))
+    keep = ~revealed & ~np.isin(node_ids, sorted(found))
+    detections = candidate_detections(probabilities[keep], labels[keep], node_ids[keep])
+    return detections, max(n_lesions - len(found) - found_unnamed, 0)
+
+
 def bootstrap_mfroc(detections: Sequence[Sequence[Detection]], n_lesions: Sequence[int],
                     n_boot: int = 1000, seed: int = 0):
     """mFROC with a percentile 95% CI over patient resamples (a patient's candidates and lesions travel together)."""

@@ -14,7 +14,9 @@ candidate a sphere.
 Class imbalance: BCE with pos_weight = negatives / positives of the training set (capped at 50).
 Patches are cached per case in <out>/cache (keyed by the patch settings and the case files' sizes and times), so
 only the first epoch reads images. Deterministic on the CPU for a given --seed: epoch e shuffles and augments with
-the seed (seed, e), so a resumed run continues exactly as an uninterrupted one.
+the seed (seed, e), so a resumed run continues exactly as an uninterrupted one. The saved epoch is the one with the
+best validation mFROC; for a --reveal-labels model, the best mean of that mFROC and the pending candidates' mFROC
+after 1-3 decisions (evaluation/cls.py pending_mfroc).
 
 ``--reveal-labels`` (gnnp only, issue 19) trains the review-state variant: at every step a random subset of the
 patient's candidates (0 to half of them) has its label revealed through the node's review-state input (accepted =
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError, ModelError
-from ..evaluation.cls import evaluate_cases  # noqa: F401  (the validation metrics)
+from ..evaluation.cls import evaluate_cases, pending_mfroc  # noqa: F401  (the validation metrics)
 from ..inference.case_inputs import CaseCandidates, case_lesions, load_case_candidates  # noqa: F401
 from ..scaling import ddp
 from .options import add_common_arguments
@@ -224,7 +226,7 @@ def train(args) -> str:
                    "seed": args.seed, "epochs": epochs, "lr": args.lr, "accumulate": args.accumulate,
                    "init_cnn": Path(args.init_cnn).name if args.init_cnn else None, "init_scope": args.init_scope,
                    "init_cnn_tensors": len(initialised), "reveal_labels": reveal, "freeze_cnn": freeze}
-    best = max((h.get("val", {}).get("mFROC", -1.0) for h in history), default=-1.0)
+    best = max((h.get("val", {}).get("selection", h.get("val", {}).get("mFROC", -1.0)) for h in history), default=-1.0)
     for epoch in range(start, epochs):
         rng = _seed(args.seed, epoch)
         train_mode()
@@ -270,12 +272,15 @@ def train(args) -> str:
             history.append(record)
             continue
         if val_cases:
-            record["val"] = evaluate_cases(model, val_cases, device)[0]
+            record["val"], probabilities, _ = evaluate_cases(model, val_cases, device)
+            if reveal:  # a review-state model is chosen on what it is for as well: re-scoring after decisions
+                record["val"]["pending_mFROC"] = pending_mfroc(model, val_cases, probabilities)
+                record["val"]["selection"] = (record["val"]["mFROC"] + record["val"]["pending_mFROC"]) / 2
         history.append(record)
         print(json.dumps({k: v for k, v in record.items()}, default=float))
         save_checkpoint(out / LAST, model, config, training_data=description, metrics=record,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch, "history": history})
-        score = record.get("val", {}).get("mFROC", 0.0)
+        score = record.get("val", {}).get("selection", record.get("val", {}).get("mFROC", 0.0))
         if not val_cases or score > best:
             best = score
             sha = save_checkpoint(out / FINAL, model, config, training_data=description, metrics=record,
