@@ -123,12 +123,13 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     assert head[4].startswith("  - on the default cohort: **Not supported") and "seed 2 +0.333 [" in head[4]
     rescoring = head[head.index(next(line for line in head if line.startswith("- Do the reviewer's decisions"))):]
     assert ("  - on the default cohort, 12 test patients, after k = 3 decisions: re-scored - nothing revealed: "
-                                   "**Supported: re-scored higher** (seed 1 +0.100 [+0.020, +0.200], seed 2 +0.100 "
-                                   "[+0.020, +0.200]); reference regression - CNN + priors: **Supported: reference "
+                                   "**re-scored higher** (seed 1 +0.100 [+0.020, +0.200], seed 2 +0.100 "
+                                   "[+0.020, +0.200]); reference regression - CNN + priors: **reference "
                                    "regression higher** (seed 1 +0.050 [+0.010, +0.100], seed 2 +0.050 [+0.010, "
                                    "+0.100]).") in rescoring
-    assert ("  - on `--relations strong`, 48 new patients, after k = – decisions: re-scored - nothing revealed: **Not run** (seed 1 not "
-            "run, seed 2 not run); reference regression - CNN + priors: **Not run** (seed 1 not run, seed 2 not run).") \
+    assert ("  - on `--relations strong`, 48 new patients, after k = – decisions: re-scored - nothing revealed: not supported (seed 1: "
+            "not run; seed 2: not run) (seed 1 not run, seed 2 not run); reference regression - CNN + priors: not "
+            "supported (seed 1: not run; seed 2: not run) (seed 1 not run, seed 2 not run).") \
         in rescoring
     opposite = dict(gnnp, conclusion="**CNN + priors higher**")
     assert rt.verdict([gnnp, opposite]).startswith("Contradictory")

@@ -421,7 +421,7 @@ def rescore_answer(rows: list[dict]) -> str:
                                             if r["question"].startswith("re-scoring")):
         cohort = "`--relations strong`" if "strong" in question else "the default cohort"
         k = question.split(", k = ")[1].rstrip(")")
-        answers = [f"{r['comparison']}: **{verdict([r])}** (seed 1 {difference_cell(r['values'].get(1, 'not run'))}, "
+        answers = [f"{r['comparison']}: {r['conclusion']} (seed 1 {difference_cell(r['values'].get(1, 'not run'))}, "
                    f"seed 2 {difference_cell(r['values'].get(2, 'not run'))})"
                    for r in rows if (r["question"], r["test_set"]) == (question, test_set)
                    and r["comparison"] in ("re-scored - nothing revealed", "reference regression - CNN + priors")]
