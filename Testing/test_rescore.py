@@ -22,8 +22,8 @@ NAMES = ("x_norm", "y_norm", "z_norm", "tumor_distance_mm", "tumor_elevation_deg
 N = 30
 
 
-@pytest.fixture(scope="module")
-def case(data_dir):
+@pytest.fixture(scope="module", params=[False, True], ids=["review-state-input", "decision-channel"])
+def case(data_dir, request):
     ct = sitk.ReadImage(str(data_dir / "totalsegmentator" / "example_ct.nii.gz"))
     assert ct.GetDirection() != (1, 0, 0, 0, 1, 0, 0, 0, 1)
     pet = sitk.Cast(sitk.Clamp(ct, lowerBound=0, upperBound=1000), sitk.sitkFloat32) / 100.0  # a stand-in SUV map
@@ -32,7 +32,8 @@ def case(data_dir):
     centres = np.array([ct.TransformIndexToPhysicalPoint([int(v) for v in i]) for i in index])
     priors = rng.random((N, len(NAMES))) * 50
     torch.manual_seed(0)
-    model = Stage2Model(stage2_config("small", head="gnnp", prior_names=NAMES, review_state=True)).eval()
+    model = Stage2Model(stage2_config("small", head="gnnp", prior_names=NAMES, review_state=True,
+                                      decision_channel=request.param)).eval()
     original = classify_candidates(model, ct, centres, pet=pet, priors=priors)
     results = Results(candidates=[
         Candidate(id=k + 1, centroid_lps=tuple(centres[k]), priors=dict(zip(NAMES, priors[k])),
