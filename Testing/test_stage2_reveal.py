@@ -158,10 +158,10 @@ def test_rescore_reference_regression_reads_only_the_decisions():
     spec.loader.exec_module(module)
     xyz = np.array([[0.0, 0, 0], [40.0, 0, 0], [0.0, 80, 0]])
     f = np.array([[1.0, 0], [1.0, 0], [0.0, 1]])
-    features = module.decision_features(xyz, f, np.array([1, -1, 0]))
+    features = module.nearest_decision_features(xyz, f, np.array([1, -1, 0]))
     assert np.allclose(features[1], [np.exp(-1), 1.0, np.exp(-np.hypot(40, 80) / 40), 0.0, 1, 1])
     assert np.allclose(features[0, [0, 1]], [1.0, 1.0]) and np.allclose(features[2, [2, 3]], [1.0, 1.0])
-    assert not module.decision_features(xyz, f, np.array([-1, -1, -1])).any()
+    assert not module.nearest_decision_features(xyz, f, np.array([-1, -1, -1])).any()
 
 
 def phenotype_patients(n_patients: int, seed: int, n: int = 16, dim: int = 8):

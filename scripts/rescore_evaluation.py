@@ -43,7 +43,7 @@ from LNStagingLib.candidates.patches import CandidatePatches  # noqa: E402
 from LNStagingLib.dataset.format import read_dataset  # noqa: E402
 from LNStagingLib.evaluation import froc  # noqa: E402
 from LNStagingLib.evaluation.froc import (  # noqa: E402
-    bootstrap_mfroc, froc_curve, mean_sensitivity, paired_mfroc_difference,
+    bootstrap_mfroc, froc_curve, mean_sensitivity, paired_mfroc_difference, top_k_revealed,
 )
 from LNStagingLib.inference.classification import classify_patches  # noqa: E402
 from LNStagingLib.models import stage2  # noqa: E402,F401  (registers "stage2")
@@ -72,8 +72,9 @@ def probabilities(model, inputs, states) -> np.ndarray:
     return torch.sigmoid(model.head_logits(logits, f, priors, torch.as_tensor(states))).numpy()
 
 
-def decision_features(xyz: np.ndarray, f: np.ndarray, states: np.ndarray) -> np.ndarray:
-    """[N, 6] per candidate: nearness exp(-d / 40 mm) to the nearest accepted candidate and its largest cosine
+def nearest_decision_features(xyz: np.ndarray, f: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """The reference regression's view of the decisions (the network's is models/gnn.py decision_features).
+    [N, 6] per candidate: nearness exp(-d / 40 mm) to the nearest accepted candidate and its largest cosine
     similarity of CNN features f with an accepted one; the same two for rejected ones; whether any accepted / any
     rejected decision exists. 0 where there is no decision of that kind."""
     distance = np.linalg.norm(xyz[:, None] - xyz[None], axis=2)
@@ -93,11 +94,11 @@ def regression_inputs(logit: np.ndarray, features: np.ndarray) -> np.ndarray:
     return np.column_stack([logit, features, logit[:, None] * features])
 
 
-def baseline_inputs(baseline, case, xyz):
+def baseline_inputs(baseline, case) -> tuple[np.ndarray, np.ndarray]:
     """(CNN + priors logits, CNN features f) of one case's candidates."""
     logits, f, priors = head_inputs(baseline, case)
     with torch.inference_mode():
-        return baseline.head_logits(logits, f, priors).numpy(), f.numpy(), xyz
+        return baseline.head_logits(logits, f, priors).numpy(), f.numpy()
 
 
 def case_positions(dataset, case_id: str) -> np.ndarray:
@@ -110,12 +111,12 @@ def fit_regression(dataset, baseline, baseline_config, ks, cache) -> np.ndarray:
     rows, labels = [], []
     for case_id in [c for c in dataset.case_ids if c not in set(dataset.test_ids)]:
         case = load_case_candidates(dataset, case_id, baseline_config, cache)
-        logit, f, xyz = baseline_inputs(baseline, case, case_positions(dataset, case_id))
+        logit, f = baseline_inputs(baseline, case)
+        xyz = case_positions(dataset, case_id)
         for k in ks:
-            revealed = np.zeros(len(logit), dtype=bool)
-            revealed[np.argsort(-logit, kind="stable")[:k]] = True
+            revealed = top_k_revealed(logit, k)
             states = np.where(revealed, case.labels, -1)
-            rows.append(regression_inputs(logit, decision_features(xyz, f, states))[~revealed])
+            rows.append(regression_inputs(logit, nearest_decision_features(xyz, f, states))[~revealed])
             labels.append(case.labels[~revealed])
     return fit_logistic(np.concatenate(rows), np.concatenate(labels).astype(float))
 
@@ -140,8 +141,7 @@ def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None, fit_data
                                    c.priors if baseline_config.use_priors else None) for c in cases]
     inputs = [head_inputs(model, c) for c in cases]
     weights = fit_regression(fit_dataset, baseline, baseline_config, ks, cache)
-    reference = [baseline_inputs(baseline, load_case_candidates(dataset, case_id, baseline_config, cache),
-                                 case_positions(dataset, case_id)) for case_id in dataset.test_ids]
+    reference = [(*baseline_inputs(baseline, c), case_positions(dataset, c.case_id)) for c in cases]
     nothing = [probabilities(model, x, -np.ones(len(c.labels), dtype=np.int64)) for x, c in zip(inputs, cases)]
     report = {"model": Path(model_path).name, "model_sha256": sha256_of(model_path),
               "baseline": Path(baseline_path).name, "baseline_sha256": sha256_of(baseline_path),
@@ -150,11 +150,11 @@ def evaluate(data, model_path, baseline_path, ks=(1, 2, 3), cache=None, fit_data
         scored = {"rescored": [], "nothing": [], "baseline": [], "regression": []}
         lesions = []
         for case, x, p0, pb, (logit, f, xyz) in zip(cases, inputs, nothing, base_probs, reference):
-            revealed = np.zeros(len(case.labels), dtype=bool)
-            revealed[np.argsort(-p0, kind="stable")[:k]] = True
+            revealed = top_k_revealed(p0, k)
             states = np.where(revealed, case.labels, -1).astype(np.int64)
             p_re = probabilities(model, x, states)
-            design = np.column_stack([regression_inputs(logit, decision_features(xyz, f, states)), np.ones(len(logit))])
+            design = np.column_stack([regression_inputs(logit, nearest_decision_features(xyz, f, states)),
+                                      np.ones(len(logit))])
             p_regression = 1 / (1 + np.exp(-design @ weights))
             for name, p in (("rescored", p_re), ("nothing", p0), ("baseline", pb), ("regression", p_regression)):
                 detections, n_lesions = pending_detections(case, p, revealed)

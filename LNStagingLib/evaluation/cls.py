@@ -65,7 +65,7 @@ def pending_mfroc(model, cases: list[CaseCandidates], probabilities: list, ks=RE
     import numpy as np
     import torch
 
-    from .froc import froc_curve, mean_sensitivity, pending_detections
+    from .froc import froc_curve, mean_sensitivity, pending_detections, top_k_revealed
     from ..inference.case_inputs import case_lesions
 
     device = next(model.parameters()).device
@@ -81,8 +81,7 @@ def pending_mfroc(model, cases: list[CaseCandidates], probabilities: list, ks=RE
         for k in ks:
             detections, lesions = [], []
             for case, p, (cnn_logits, f, priors) in zip(cases, probabilities, inputs):
-                revealed = np.zeros(len(case.labels), dtype=bool)
-                revealed[np.argsort(-np.asarray(p), kind="stable")[:k]] = True
+                revealed = top_k_revealed(p, k)
                 states = torch.as_tensor(np.where(revealed, case.labels, -1), device=device)
                 rescored = torch.sigmoid(model.head_logits(cnn_logits, f, priors, states)).cpu().numpy()
                 found, left = pending_detections(rescored, case.labels, case.node_ids, revealed, case_lesions(case))

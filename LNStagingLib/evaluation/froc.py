@@ -187,6 +187,14 @@ def candidate_detections(probabilities: Sequence[float], labels: Sequence[int],
     return out
 
 
+def top_k_revealed(probabilities: Sequence[float], k: int) -> np.ndarray:
+    """The k most probable candidates (ties in candidate order) as a boolean mask: the decisions a reviewer who works
+    down the list has made first."""
+    revealed = np.zeros(len(probabilities), dtype=bool)
+    revealed[np.argsort(-np.asarray(probabilities), kind="stable")[:k]] = True
+    return revealed
+
+
 def pending_detections(probabilities: Sequence[float], labels: Sequence[int], node_ids: Sequence[int],
                        revealed: np.ndarray, n_lesions: int) -> tuple[list[Detection], int]:
     """(detections of the still-pending candidates, lesions still to find) after the ``revealed`` candidates were
