@@ -192,3 +192,14 @@ def test_reveal_runs_are_evaluated_on_both_test_sets(tmp_path):
         assert external[external.index("--data") + 1] == str(tmp_path / f"{cohort}_test")
         assert external[external.index("--fit-data") + 1] == str(tmp_path / cohort)
         assert spec["rescore_external_result"].endswith(f"{run}/eval_rescore_external.json")
+
+
+def test_run_times_mark_a_resumed_run(tmp_path):
+    """train_demo_models.py's clock restarts when a run is resumed: such a figure must not read as the whole run."""
+    (tmp_path / "seg_plain.seconds").write_text("3293\n")
+    (tmp_path / "seg_plain.log").write_text("\n$ lnstaging train seg --out x --overwrite\n...\n$ lnstaging evaluate seg\n")
+    (tmp_path / "cls_gnnb.seconds").write_text("284\n")
+    (tmp_path / "cls_gnnb.log").write_text("\n$ lnstaging train cls --out y --overwrite\n"
+                                           "\n$ lnstaging train cls --out y --resume\n\n$ lnstaging evaluate cls\n")
+    times = rt.run_times(tmp_path, ["seg_plain", "cls_gnnb", "patient"])
+    assert times == {"seg_plain": "3293", "cls_gnnb": "284 (resumed: last part only)"}

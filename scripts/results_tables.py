@@ -469,6 +469,21 @@ def hand_written_sections(old_text: str) -> str:
     return "".join(kept)
 
 
+def run_times(folder: Path, names) -> dict[str, str]:
+    """Seconds of each finished run (NAME.seconds). The clock of train_demo_models.py restarts when a run is resumed
+    after an interruption, so such a run (its log holds a ``--resume`` training command) is marked: its figure is
+    the last part only."""
+    times = {}
+    for name in names:
+        path = folder / f"{name}.seconds"
+        if path.is_file():
+            log = folder / f"{name}.log"
+            resumed = log.is_file() and any(line.startswith("$ lnstaging train") and line.rstrip().endswith("--resume")
+                                            for line in log.read_text(errors="replace").splitlines())
+            times[name] = path.read_text().strip() + (" (resumed: last part only)" if resumed else "")
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, required=True)
@@ -478,8 +493,7 @@ def main() -> int:
     specs = experiments(args.work)
     seed2 = experiments(args.work / "seed2", 2, cohorts=args.work)
     rows = comparison_rows({1: specs, 2: seed2}, {1: args.work, 2: args.work / "seed2"})
-    seconds = {seed: {n: (folder / f"{n}.seconds").read_text().strip() for n in specs
-                      if (folder / f"{n}.seconds").is_file()} for seed, folder in ((1, args.work), (2, args.work / "seed2"))}
+    seconds = {seed: run_times(folder, specs) for seed, folder in ((1, args.work), (2, args.work / "seed2"))}
     text = f"""# Results on the phantom cohort
 
 Research software: not for clinical use. Every table below is written by `scripts/results_tables.py` from the
