@@ -201,5 +201,8 @@ def test_run_times_mark_a_resumed_run(tmp_path):
     (tmp_path / "cls_gnnb.seconds").write_text("284\n")
     (tmp_path / "cls_gnnb.log").write_text("\n$ lnstaging train cls --out y --overwrite\n"
                                            "\n$ lnstaging train cls --out y --resume\n\n$ lnstaging evaluate cls\n")
-    times = rt.run_times(tmp_path, ["seg_plain", "cls_gnnb", "patient"])
-    assert times == {"seg_plain": "3293", "cls_gnnb": "284 (resumed: last part only)"}
+    (tmp_path / "seg_attention.seconds").write_text("2014\n")  # a resumed attempt, then started again from scratch
+    (tmp_path / "seg_attention.log").write_text("\n$ lnstaging train seg --out z --resume\n"
+                                                "\n$ lnstaging train seg --out z --overwrite\n")
+    times = rt.run_times(tmp_path, ["seg_plain", "cls_gnnb", "seg_attention", "patient"])
+    assert times == {"seg_plain": "3293", "cls_gnnb": "284 (resumed: last part only)", "seg_attention": "2014"}

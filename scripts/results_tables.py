@@ -471,15 +471,16 @@ def hand_written_sections(old_text: str) -> str:
 
 def run_times(folder: Path, names) -> dict[str, str]:
     """Seconds of each finished run (NAME.seconds). The clock of train_demo_models.py restarts when a run is resumed
-    after an interruption, so such a run (its log holds a ``--resume`` training command) is marked: its figure is
-    the last part only."""
+    after an interruption, so a run whose last training command in its log is a ``--resume`` is marked: its figure
+    is the last part only (a run started again with ``--overwrite`` after a failed attempt is whole)."""
     times = {}
     for name in names:
         path = folder / f"{name}.seconds"
         if path.is_file():
             log = folder / f"{name}.log"
-            resumed = log.is_file() and any(line.startswith("$ lnstaging train") and line.rstrip().endswith("--resume")
-                                            for line in log.read_text(errors="replace").splitlines())
+            commands = [line.rstrip() for line in (log.read_text(errors="replace").splitlines() if log.is_file() else [])
+                        if line.startswith("$ lnstaging train")]
+            resumed = bool(commands) and commands[-1].endswith("--resume")
             times[name] = path.read_text().strip() + (" (resumed: last part only)" if resumed else "")
     return times
 
