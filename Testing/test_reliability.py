@@ -52,6 +52,7 @@ def C(area, name, argv, expect, code=2, cwd="work"):
 
 CASE_IN = "--ct SB/case/ct.nii.gz --pet SB/case/pet.nii.gz --models none"
 PET12 = "SB/pet12"  # 12 slices of the MIRP raw PET series (Bq/ml, real tags)
+STS_CT, STS_PET = "DATA/ibsi_validation_sts/dicom/STS_001/CT/image", "DATA/ibsi_validation_sts/dicom/STS_001/PET/image"
 
 CASES = [
     # --- data loss: the reproductions of issue 12 and their neighbours --------------------------------------------
@@ -268,6 +269,16 @@ CASES = [
       "not a time of day"),
     C("suv", "injection time written 10:35 (45 min before the scan; accepted)",
       f"suv {PET12} --injection-time 10:35 --out SB/work/s.nii.gz", "", code=0),
+    # --- symbolic link loops (issue 25 item 16; SB/loop/a -> b -> a) ----------------------------------------------
+    C("links", "--ct a symbolic link loop", f"run --ct SB/loop/a --pet {STS_PET} --models none --out SB/work/r",
+      "loop/a goes through a symbolic link loop"),
+    C("links", "--out inside a symbolic link loop", f"run --ct {STS_CT} --pet {STS_PET} --models none "
+      "--out SB/loop/a/results", "loop/a/results goes through a symbolic link loop"),
+    C("links", "run-batch --data a symbolic link loop", "run-batch --data SB/loop/a --out SB/work/batch",
+      "loop/a goes through a symbolic link loop"),
+    C("links", "priors fit --data a symbolic link loop", "priors fit --data SB/loop/b --out SB/work/p.json",
+      "loop/b goes through a symbolic link loop"),
+    C("links", "suv --out a symbolic link loop", f"suv {PET12} --out SB/loop/a", "loop/a goes through a symbolic link loop"),
 ]
 
 
@@ -321,6 +332,9 @@ def build_sandbox(root: Path) -> Path:
     (root / "notes" / "letter.txt").write_text("not results\n")
     (root / "trained").mkdir()
     (root / "trained" / "cls_model.pt").write_bytes(b"weights of a week of training")
+    (root / "loop").mkdir()
+    (root / "loop" / "a").symlink_to("b")  # a symbolic link loop: a -> b -> a
+    (root / "loop" / "b").symlink_to("a")
     pet12 = root / "pet12"
     pet12.mkdir()
     for f in sorted(RAW_PET.iterdir())[100:112]:

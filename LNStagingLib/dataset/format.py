@@ -230,6 +230,9 @@ def load_description(root: Path) -> Any:
     """Parse dataset.json, raising DatasetError if it is missing or not JSON."""
     path = Path(root) / DATASET_JSON
     if not Path(root).is_dir():
+        from ..io.outputs import resolved
+
+        resolved(root, "--data", DatasetError)  # a symbolic link loop says so
         raise DatasetError(f"{root} is not a folder; give the cohort folder that holds {DATASET_JSON}.")
     try:
         return json.loads(path.read_text())

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
 
-from ..errors import OutputError
+from ..errors import InputFileError, OutputError
 
 REVIEW_FOLDERS = ("review", "export")  # what a clinician made in a results folder: never replaced by a re-run
 RESULTS_MARKER = "provenance.json"  # a results folder written by lnstaging run/demo/run-batch
@@ -27,9 +27,17 @@ IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")  # what every image outp
 Inputs = Union[Mapping[str, Optional[os.PathLike]], Iterable[tuple[str, Optional[os.PathLike]]]]
 
 
-def resolved(path: os.PathLike | str) -> Path:
-    """Absolute path with symbolic links and '..' resolved (also for a path that does not exist yet)."""
-    return Path(os.path.expanduser(str(path))).resolve(strict=False)
+def resolved(path: os.PathLike | str, option: str = "", error: type = InputFileError) -> Path:
+    """Absolute path with symbolic links and '..' resolved (also for a path that does not exist yet).
+
+    A symbolic link loop (a -> b -> a) is raised as ``error`` with one line naming ``option`` (pathlib raises
+    RuntimeError on Python 3.11, OSError ELOOP on 3.13)."""
+    try:
+        return Path(os.path.expanduser(str(path))).resolve(strict=False)
+    except (RuntimeError, OSError):
+        named = f"{option} {path}" if option else str(path)
+        raise error(f"{named} goes through a symbolic link loop (a link that points back to itself): remove or "
+                    "fix the link, or give the real path.") from None
 
 
 def _within(inner: Path, outer: Path) -> bool:
@@ -59,7 +67,7 @@ def review_folders(folder: Path) -> list[Path]:
 
 def _named_inputs(inputs: Inputs) -> list[tuple[str, Path]]:
     items = inputs.items() if isinstance(inputs, Mapping) else inputs
-    return [(name, resolved(path)) for name, path in items if path is not None and str(path) != ""]
+    return [(name, resolved(path, name)) for name, path in items if path is not None and str(path) != ""]
 
 
 def input_bytes(paths: Iterable[Optional[os.PathLike]]) -> int:
@@ -107,7 +115,7 @@ def refuse_review(out: Path, option: str) -> None:
 def check_replaceable(folder: Path, marker: str, option: str = "--out") -> None:
     """An existing, non-empty ``folder`` may be replaced only when lnstaging wrote it (``marker`` inside), it holds
     no review, and it is not the working folder, home or '/'. Called before the work and again at the swap."""
-    folder = resolved(folder)
+    folder = resolved(folder, option, OutputError)
     refuse_protected(folder, option)
     refuse_review(folder, option)
     if not (folder / marker).is_file():
@@ -131,7 +139,7 @@ def check_output(out: os.PathLike | str, *, kind: str = "folder", inputs: Inputs
     if out is None or str(out).strip() == "":
         raise OutputError(f"{option} is empty: give a {'folder' if kind == 'folder' else 'file name'}.")
     given = Path(os.path.expanduser(str(out)))
-    out = resolved(given)
+    out = resolved(given, option, OutputError)
     extensions = tuple(e.lower() for e in extensions)
     refuse_protected(out, option)
     for name, path in _named_inputs(inputs):
