@@ -28,7 +28,7 @@ pytest.importorskip("trame_slicer")
 from review_server import Server, WslinkClient, get_json  # noqa: E402
 from scene_fixtures import make_case  # noqa: E402
 
-from LNStagingLib.errors import InputFileError  # noqa: E402
+from LNStagingLib.errors import InputFileError, LNStagingError  # noqa: E402
 from LNStagingLib.web import review_lock, validation  # noqa: E402
 from LNStagingLib.web.cases import check_images_match_run, find_cases, input_sha256  # noqa: E402
 from LNStagingLib.web.security import request_problem, server_names  # noqa: E402
@@ -125,6 +125,12 @@ REVIEW_HOSTILE_CASES = [
     ('review: SIGTERM while serving',
      '(exits within seconds; lock released)',
      'lock file removed'),
+    ('review: the lock file is a symbolic link (to a file of the results folder, or to a path that does not exist)',
+     'is a symbolic link, not a plain file: a lock is never written through it',
+     'exit 2; the file it points to unchanged, nothing created where a dangling link points'),
+    ('review: the lock file is a hard link to another file',
+     'is a hard link to another file, not a plain file',
+     'exit 2; both names keep their content'),
 ]
 
 
@@ -427,6 +433,38 @@ def test_lock_second_owner_refused_stale_taken_over_foreign_host_refused(tmp_pat
     with pytest.raises(review_lock.ReviewLockedError, match=expected("review: a lock file written on another host")):
         review_lock.ReviewLock.acquire(folder)
     assert "other-host.example" in (folder / review_lock.LOCK_NAME).read_text()  # left as it was
+
+
+def test_a_lock_path_that_is_a_link_is_refused_and_its_target_kept(tmp_path, capsys):
+    """Issue 25 item 8: a symbolic link (or a hard link) named .lnstaging-review.lock in a results folder made the
+    server truncate the file it points to. Now: refused with one line, the target unchanged, no file created."""
+    run = write_run(tmp_path / "run")
+    victim = run / "candidates.json"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    lock = run / review_lock.LOCK_NAME
+    lock.symlink_to(victim.name)
+    with pytest.raises(LNStagingError, match=expected("review: the lock file is a symbolic link")):
+        review_lock.ReviewLock.acquire(run)
+    assert victim.read_bytes() == before["candidates.json"] and lock.is_symlink()
+    line = one_line_error(review_in_process(capsys, run))  # the command: exit 2, one line, nothing loaded
+    assert expected("review: the lock file is a symbolic link") in line and str(lock) in line
+    lock.unlink()
+    nowhere = tmp_path / "not_there.json"
+    lock.symlink_to(nowhere)  # dangling: O_CREAT alone would have created the target
+    with pytest.raises(LNStagingError, match="is a symbolic link"):
+        review_lock.ReviewLock.acquire(run)
+    assert not nowhere.exists() and not (nowhere.parent / "not_there.json").exists()
+    lock.unlink()
+    os.link(victim, lock)  # a hard link: the same file under the lock's name
+    with pytest.raises(LNStagingError, match=expected("review: the lock file is a hard link")):
+        review_lock.ReviewLock.acquire(run)
+    assert victim.read_bytes() == before["candidates.json"] == lock.read_bytes()
+    lock.unlink()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    taken = review_lock.ReviewLock.acquire(run)  # the plain lock works as before, and is a new file (O_EXCL)
+    assert lock.is_file() and not lock.is_symlink() and os.stat(lock).st_nlink == 1
+    taken.release()
+    assert not lock.exists()
 
 
 def test_locks_of_a_batch_are_all_or_nothing(tmp_path):
