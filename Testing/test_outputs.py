@@ -5,7 +5,10 @@ The refusals themselves are the table of Testing/test_reliability.py."""
 import errno
 import json
 import os
+import re
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -213,3 +216,131 @@ def test_run_out_dot_in_the_case_folder_exits_2_in_a_real_process(cohort, tmp_pa
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "is the current working folder" in result.stderr
     assert files(case) == before and sorted(p.name for p in tmp_path.iterdir()) == ["case"]
+
+
+# ---- concurrent runs into one --out, and the umask (issue 25 items 9 and 10) ------------------------------------
+
+STS = ROOT / "Testing" / "Data" / "ibsi_validation_sts" / "nifti" / "STS_001"  # a real PET/CT pair (CC BY 3.0)
+
+# The run, held after writing its results until all N runs have: the N swaps then happen within milliseconds of each
+# other (without the barrier the runs finish seconds apart on a loaded machine and never race).
+BARRIER_RUN = """
+import os, pathlib, sys, time
+from LNStagingLib.results import Results
+write = Results.write
+def write_then_wait(self, folder):
+    write(self, folder)
+    barrier = pathlib.Path(os.environ["BARRIER"])
+    (barrier / str(os.getpid())).touch()
+    deadline = time.time() + 600
+    while len(list(barrier.iterdir())) < int(os.environ["RUNS"]) and time.time() < deadline:
+        time.sleep(0.002)
+Results.write = write_then_wait
+from LNStagingLib.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def real_run_argv(out, *extra):
+    return ["run", "--ct", str(STS / "CT_image.nii.gz"), "--pet", str(STS / "PET_image.nii.gz"), "--models", "none",
+            "--out", str(out), *extra]
+
+
+def concurrent_runs(tmp_path, out, n, *extra, umask=0o022):
+    barrier = tmp_path / f"barrier{len(list(tmp_path.glob('barrier*')))}"
+    barrier.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BARRIER=str(barrier), RUNS=str(n))
+    procs = [subprocess.Popen([sys.executable, "-c", BARRIER_RUN, *real_run_argv(out, *extra)], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: os.umask(umask)) for _ in range(n)]
+    results = [(p.wait(timeout=900), *p.communicate()) for p in procs]
+    shutil.rmtree(barrier)
+    return results
+
+
+def modes(folder: Path) -> dict:
+    return {str(p.relative_to(folder.parent)): stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.rglob("*")]}
+
+
+@pytest.mark.slow
+def test_five_concurrent_runs_into_one_out_all_end_visible_and_reported(tmp_path):
+    """Five real runs finishing at the same instant into one --out: one result is --out, the four others are kept
+    beside under distinct names that their one-line errors name; nothing is left hidden (a hidden .partial folder
+    is deleted by the next --overwrite). Made under umask 022, every folder and file is group/other readable."""
+    inputs = files(STS)
+    out = tmp_path / "results"
+    results = concurrent_runs(tmp_path, out, 5)
+    assert sorted(code for code, _, _ in results) == [0, 2, 2, 2, 2], [err for _, _, err in results]
+    kept = []
+    for code, stdout, stderr in results:
+        assert "Traceback" not in stderr
+        if code == 2:
+            lines = [line for line in stderr.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("lnstaging run: error: ") and "already exists" in lines[0]
+            kept.append(Path(re.search(r"The new results were kept in (\S+)\.$", lines[0]).group(1)))
+        else:
+            assert f"Report: {out / 'report.html'}" in stdout
+    assert len(set(kept)) == 4 and all(k.parent == tmp_path and k.name.startswith("results_") for k in kept)
+    visible = sorted(p.name for p in tmp_path.iterdir())
+    assert visible == sorted(["results", *(k.name for k in kept)]), visible  # nothing hidden left
+    candidates = json.loads((out / "candidates.json").read_text())["candidates"]
+    for folder in (out, *kept):
+        assert json.loads((folder / "candidates.json").read_text())["candidates"] == candidates  # complete
+        for path, mode in modes(folder).items():
+            assert mode == (0o755 if (tmp_path / path).is_dir() else 0o644), (path, oct(mode))
+    assert files(STS) == inputs
+    # the same five with --overwrite: each replaces what it finds, the last one stays; none is left hidden
+    results = concurrent_runs(tmp_path, out, 5, "--overwrite")
+    assert [code for code, _, _ in results] == [0] * 5, [err for _, _, err in results]
+    assert sorted(p.name for p in tmp_path.iterdir()) == visible
+    assert json.loads((out / "candidates.json").read_text())["candidates"] == candidates
+    assert files(STS) == inputs
+
+
+def test_kept_beside_names_are_unique_within_one_microsecond(tmp_path, monkeypatch):
+    """Two results kept beside at the same clock reading get distinct names (a counter), each reserved with mkdir
+    (O_EXCL semantics) before the rename: a name is never shared and a folder never vanishes."""
+    import datetime as dt
+    import types
+
+    from LNStagingLib.io import atomic
+
+    frozen = dt.datetime(2026, 12, 7, 10, 0, 0, 123456)
+    clock = types.SimpleNamespace(datetime=types.SimpleNamespace(now=lambda: frozen))
+    monkeypatch.setattr(atomic, "datetime", clock)  # atomic's clock only
+    final = tmp_path / "results"
+    names = []
+    for k in range(3):
+        tmp = tmp_path / f".results.partial-{k}"
+        tmp.mkdir()
+        (tmp / "candidates.json").write_text(str(k))
+        names.append(atomic.keep_beside(tmp, final).name)
+    assert names == ["results_20261207-100000-123456", "results_20261207-100000-123456-2",
+                     "results_20261207-100000-123456-3"]
+    assert [(tmp_path / n / "candidates.json").read_text() for n in names] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640),
+                                                           (0o077, 0o700, 0o600)])
+def test_outputs_follow_the_umask(tmp_path, umask, folder_mode, file_mode):
+    """Temporaries are private (mkdtemp 0700, mkstemp 0600) until the rename that makes them visible; then a folder
+    or file has the mode the umask gives, as if made by mkdir/open. Written from a real CT."""
+    import SimpleITK as sitk
+
+    from LNStagingLib.io import atomic
+
+    ct = sitk.ReadImage(str(STS / "CT_image.nii.gz"))
+    before = os.umask(umask)
+    try:
+        assert atomic.current_umask() == umask
+        with atomic.atomic_directory(tmp_path / "results") as tmp:
+            assert stat.S_IMODE(tmp.stat().st_mode) == 0o700  # private while being written
+            sitk.WriteImage(ct[:, :, :2], str(tmp / "ct.nii.gz"))
+            (tmp / "sub").mkdir()
+        with atomic.atomic_file(tmp_path / "results" / "sub" / "review.json") as tmp:
+            assert stat.S_IMODE(tmp.stat().st_mode) == 0o600
+            tmp.write_text("{}")
+    finally:
+        os.umask(before)
+    assert modes(tmp_path / "results") == {"results": folder_mode, "results/ct.nii.gz": file_mode,
+                                           "results/sub": folder_mode, "results/sub/review.json": file_mode}

@@ -31,6 +31,12 @@ exit 0), never a traceback, and leave every file of the sandbox byte-identical (
   results folder).
 - Checked before any work: file or folder, known extension, a writable folder, free space for about the inputs' size.
   A review that appears while a run works is checked again at the end: the new results are then kept beside it.
+  So are the results of concurrent runs into one `--out` (all but the first to finish): each under its own name
+  `NAME_<YYYYmmdd-HHMMSS-microseconds>[-n]` (reserved with mkdir, so never shared), named in that run's one-line
+  error (exit 2); none is left under a hidden name. With `--overwrite` each replaces what it finds (the last stays).
+- Results folders and files get the mode your umask gives (umask 022: readable by the group and others; 077:
+  private); temporaries are private (0700/0600) until the rename that makes them visible.
+- A symbolic link loop in an input or output path (`--ct`, `--out`, `--data`, ...) is one line naming the option.
 - A disk that fills or turns read-only while writing, and running out of memory, give one line (exit 2 / 1); the
   outputs are written to hidden temporary names and renamed only when complete, so nothing half-written remains.
 - A hidden temporary name carries its writer's PID and host (`.results.partial-<pid>.<host>-*`, `<host>` = the
@@ -40,7 +46,7 @@ exit 0), never a traceback, and leave every file of the sandbox byte-identical (
 
 In the commands below `SB/` is the sandbox (a phantom cohort `SB/cohort`, a case folder `SB/case`, results
 `SB/results`, reviewed results `SB/reviewed`, a batch output `SB/batch` with a reviewed case, malformed files in
-`SB/bad`, 12 slices of the MIRP raw PET in `SB/pet12`) and `DATA/` is Testing/Data. `AFTERn`/`BEFOREn` stand for the
+`SB/bad`, 12 slices of the MIRP raw PET in `SB/pet12`, a symbolic link loop `SB/loop/a` -> `b` -> `a`) and `DATA/` is Testing/Data. `AFTERn`/`BEFOREn` stand for the
 injection time n minutes after/before that PET's scan start. Commands run in `SB/work` unless said otherwise.
 """
 
