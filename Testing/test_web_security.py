@@ -128,6 +128,27 @@ REVIEW_HOSTILE_CASES = [
     ('review: the lock file is a symbolic link (to a file of the results folder, or to a path that does not exist)',
      'is a symbolic link, not a plain file: a lock is never written through it',
      'exit 2; the file it points to unchanged, nothing created where a dangling link points'),
+    ('review: a 22-byte websocket frame whose wslink header announces a 1 GiB message (after the hello)',
+     'a message of 1073741824 bytes (0 pending) is over the 1048576-byte limit',
+     'server memory grows < 50 MB; it answers at once; review files unchanged'),
+    ('review: many small frames each announcing a message just under the limit (interleaved)',
+     'pending) is over the 1048576-byte limit',
+     'server memory grows < 50 MB; it answers at once'),
+    ('review: a websocket frame larger than 1 MiB (plus 4 KiB of wslink header allowance)',
+     '(connection closed by aiohttp, code 1009, from the frame header)',
+     'nothing assembled; it answers at once'),
+    ('review: 200 HTTP connections idle or trickling their headers (slowloris)',
+     '(each closed by the server 15 s after it opened: HTTP_IDLE_TIMEOUT_S)',
+     'the server answers during and after'),
+    ('review: a websocket that never says hello with the secret',
+     'no authenticated hello within 10 s',
+     'nothing applied'),
+    ('review: a websocket message whose remaining chunks never come',
+     'a message was not complete after 30 s',
+     'the pending message freed'),
+    ('review: downloads (RTSTRUCT, review.json, GTV_LN, report) and status.json',
+     'Cache-Control: no-store',
+     'not kept in a browser or proxy cache'),
     ('review: the lock file is a hard link to another file',
      'is a hard link to another file, not a plain file',
      'exit 2; both names keep their content'),
@@ -663,6 +684,280 @@ def test_served_page_of_another_site_cannot_drive_the_review_but_our_page_can(se
         hostile.shutdown()
     assert get_json(server.base + "/lnstaging/status.json")["saved_at"] == before["saved_at"]
     assert f"refused GET /ws: Origin 'http://127.0.0.1:{hostile.server_address[1]}'" in server.stderr_text()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The highest resident memory of a process so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def chunk(message_id: int, offset: int, total: int, content: bytes) -> bytes:
+    """One wslink chunk: id, offset and the whole message's size (little-endian uint32 each), then the content."""
+    return b"".join(v.to_bytes(4, "little") for v in (message_id, offset, total)) + content
+
+
+async def closed_by_server(client, seconds: float):
+    """Wait until the server closes the websocket; return (close code, reason) or None if it stayed open."""
+    import aiohttp
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            message = await asyncio.wait_for(client.ws.receive(), deadline - time.monotonic())
+        except asyncio.TimeoutError:
+            return None
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+            return client.ws.close_code, (message.extra or "")
+    return None
+
+
+@pytest.mark.slow
+def test_served_oversized_messages_are_refused_without_allocating(served):
+    """Issue 25 item 11: a 22-byte frame announcing 1 GiB made wslink allocate it (4 GiB allowed after the hello).
+    Now the connection is closed at once, the server's peak memory does not move, and it keeps answering."""
+    import aiohttp
+
+    from LNStagingLib.web.security import MAX_MESSAGE_BYTES
+
+    server, run = served["server"], served["run"]
+    review_before = {p.name: p.read_bytes() for p in (run / "review").glob("*")} if (run / "review").is_dir() else {}
+    peak_before = peak_rss_mb(server.proc.pid)
+    log_before = len(server.stderr_text())
+
+    async def scenario():
+        async with aiohttp.ClientSession() as http:
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            assert "clientID" in (await client.hello(secret_of(server)))["result"]
+            await client.ws.send_bytes(chunk(7, 0, 1 << 30, b"\x00" * 4))  # + 6 bytes of frame header = 22
+            code, reason = await closed_by_server(client, 15)
+            assert code == 1009 and expected("review: a 22-byte websocket frame") in reason, (code, reason)
+            # many interleaved announcements, each under the limit: refused once their sum would pass it
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            await client.hello(secret_of(server))
+            for k in range(64):  # the second already passes the limit; the rest find the connection closing
+                try:
+                    await client.ws.send_bytes(chunk(100 + k, 0, MAX_MESSAGE_BYTES - 1, b"\x00"))
+                except (ConnectionResetError, aiohttp.ClientConnectionError):
+                    break
+            code, reason = await closed_by_server(client, 15)
+            assert code == 1009 and expected("review: many small frames") in reason, (code, reason)
+            assert f"{MAX_MESSAGE_BYTES - 1} bytes ({MAX_MESSAGE_BYTES - 1} pending)" in reason  # at the second
+            # one real frame over the limit: aiohttp refuses it from its header
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            await client.hello(secret_of(server))
+            try:
+                await client.ws.send_bytes(chunk(9, 0, MAX_MESSAGE_BYTES + 8192, b"\x00" * (MAX_MESSAGE_BYTES + 8192)))
+            except (ConnectionResetError, aiohttp.ClientConnectionError):
+                pass
+            assert (await closed_by_server(client, 15))[0] == 1009
+            # and a message within the limit still works on a new connection
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            await client.hello(secret_of(server))
+            assert "result" in await client.update_state(overlay_opacity=0.5)
+            await client.close()
+
+    asyncio.run(scenario())
+    grown = peak_rss_mb(server.proc.pid) - peak_before
+    print(f"review server peak memory grew by {grown:.1f} MB during the oversized-message attacks")
+    assert grown < 50
+    assert get_json(server.base + "/lnstaging/status.json", timeout=5)["case"]
+    review_after = {p.name: p.read_bytes() for p in (run / "review").glob("*")} if (run / "review").is_dir() else {}
+    assert set(review_after) == set(review_before)
+    log = server.stderr_text()[log_before:]  # what the server logged during these attacks: one line each
+    assert f"closed a websocket: {expected('review: a 22-byte websocket frame')}" in log
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.slow
+def test_served_idle_partial_and_silent_connections_time_out(served):
+    """Issue 25 item 11: 200 slowloris connections were held forever. Now HTTP connections without a complete
+    request close HTTP_IDLE_TIMEOUT_S after they opened, a websocket without hello closes after AUTH_TIMEOUT_S and
+    a message whose chunks stop after PARTIAL_MESSAGE_TIMEOUT_S; the server answers throughout."""
+    import threading
+
+    import aiohttp
+
+    from LNStagingLib.web.security import AUTH_TIMEOUT_S, HTTP_IDLE_TIMEOUT_S, PARTIAL_MESSAGE_TIMEOUT_S
+
+    server = served["server"]
+    sockets = []
+    for k in range(200):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        if k % 2:  # half trickle a request that never ends, half send nothing
+            sock.sendall(f"GET /lnstaging/status.json HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
+        sockets.append(sock)
+    opened = time.monotonic()
+    stop = threading.Event()
+
+    def trickle():  # one more header line every 2 s, as slowloris does to look alive
+        k = 0
+        while not stop.wait(2.0):
+            k += 1
+            for sock in sockets[1::2]:
+                try:
+                    sock.send(f"X-Slow-{k}: a\r\n".encode())
+                except OSError:
+                    pass
+
+    threading.Thread(target=trickle, daemon=True).start()
+
+    assert get_json(server.base + "/lnstaging/status.json", timeout=5)["case"]  # answers while they are open
+    closed_after = []
+    for sock in sockets:
+        sock.settimeout(max(HTTP_IDLE_TIMEOUT_S + 10 - (time.monotonic() - opened), 0.5))
+        try:
+            while sock.recv(65536):  # anything the server says before closing
+                pass
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            stop.set()
+            raise AssertionError(f"a connection was still open {time.monotonic() - opened:.0f} s after it opened")
+        closed_after.append(time.monotonic() - opened)
+        sock.close()
+    stop.set()
+
+    async def websockets():
+        async with aiohttp.ClientSession() as http:
+            silent_start = time.monotonic()
+            silent = await WslinkClient.connect(http, server.port, origin=server.base)  # never says hello
+            partial = await WslinkClient.connect(http, server.port, origin=server.base)
+            await partial.hello(secret_of(server))
+            await partial.ws.send_bytes(chunk(11, 0, 1000, b"\x00" * 10))  # 10 of 1000 bytes, then nothing
+            partial_start = time.monotonic()
+            code, reason = await closed_by_server(silent, AUTH_TIMEOUT_S + 10)
+            assert code == 1008 and expected("review: a websocket that never says hello") in reason, (code, reason)
+            silent_s = time.monotonic() - silent_start
+            code, reason = await closed_by_server(partial, PARTIAL_MESSAGE_TIMEOUT_S + 10)
+            assert code == 1008 and expected("review: a websocket message whose remaining") in reason, reason
+            return silent_s, time.monotonic() - partial_start
+
+    silent_s, partial_s = asyncio.run(websockets())
+    assert AUTH_TIMEOUT_S - 1 <= silent_s <= AUTH_TIMEOUT_S + 5, silent_s
+    assert PARTIAL_MESSAGE_TIMEOUT_S - 1 <= partial_s <= PARTIAL_MESSAGE_TIMEOUT_S + 5, partial_s
+    print(f"200 slowloris/idle connections closed by {max(closed_after):.1f} s; silent websocket {silent_s:.1f} s, "
+          f"stalled message {partial_s:.1f} s")
+    assert max(closed_after) <= HTTP_IDLE_TIMEOUT_S + 10
+    assert get_json(server.base + "/lnstaging/status.json", timeout=5)["case"]
+    assert served["server"].proc.poll() is None
+
+
+STS = Path(__file__).resolve().parent / "Data" / "ibsi_validation_sts"  # a real PET/CT with its CT as DICOM
+
+
+@pytest.fixture(scope="module")
+def real_served(tmp_path_factory):
+    """``lnstaging run`` on the real STS_001 PET/CT, then a review server on it with the planning CT as DICOM."""
+    from LNStagingLib.cli import main
+
+    root = tmp_path_factory.mktemp("real_review")
+    ct, pet = STS / "nifti/STS_001/CT_image.nii.gz", STS / "nifti/STS_001/PET_image.nii.gz"
+    assert main(["run", "--ct", str(ct), "--pet", str(pet), "--models", "none", "--out", str(root / "run")]) == 0
+    server = Server([str(root / "run"), "--ct", str(ct), "--pet", str(pet), "--ct-dicom",
+                     str(STS / "dicom/STS_001/CT/image"), "--port", "0", "--host", "127.0.0.1"], root / "server.log")
+    try:
+        yield {"server": server, "run": root / "run"}
+    finally:
+        server.kill()
+
+
+@pytest.mark.slow
+def test_served_page_messages_are_far_below_the_cap(real_served):
+    """What the review page really sends (Chromium, a whole review on the real STS_001 case: jumps, decisions,
+    operating point, reviewer name, a brush stroke, undo, export): the largest wslink message is measured and must
+    stay under a hundredth of MAX_MESSAGE_BYTES (the figure is in docs/REVIEW.md, Security)."""
+    import shutil
+
+    from LNStagingLib.web.security import MAX_MESSAGE_BYTES
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium): the browser tests need it")
+    playwright = pytest.importorskip("playwright.sync_api")
+    server = real_served["server"]
+    totals, frames = [], []
+
+    def on_frame(payload):
+        if isinstance(payload, (bytes, bytearray)) and len(payload) >= 12:
+            frames.append(len(payload))
+            totals.append(int.from_bytes(payload[8:12], "little"))  # the whole message's size (wslink header)
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 850})
+        page.on("websocket", lambda ws: ws.on("framesent", on_frame))
+        page.goto(server.url)
+        page.wait_for_selector("#cand-1", timeout=120000)
+        ids = get_json(server.base + "/lnstaging/status.json")["visible_ids"]
+        for cid in ids[:4]:
+            page.click(f"#cand-{cid}")
+        page.click(f"#accept-{ids[0]}")
+        page.click(f"#reject-{ids[1]}")
+        page.fill("#reviewer", "Dr. A. Reviewer " + "x" * 40)
+        page.keyboard.press("Tab")
+        page.locator("#drawer-threshold .v-slider-thumb").focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowLeft")
+        page.click("#overlay-none")
+        page.click("#overlay-pet")
+        page.click(f"#cand-{ids[0]}")
+        page.click("#tool-paint")
+        page.wait_for_selector("#views img", state="visible", timeout=60000)
+        axial = page.locator("#views img").first.bounding_box()
+        vx, vy = get_json(server.base + "/lnstaging/status.json")["selected"]["views"]["axial"]["xy"]
+        x, y = axial["x"] + vx, axial["y"] + vy
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 60, y + 20, steps=20)
+        page.mouse.up()
+        page.click("#tool-none")
+        page.click("#undo")
+        page.keyboard.press("n")
+        page.click("#export")
+        page.wait_for_timeout(3000)
+        browser.close()
+    print(f"the page sent {len(totals)} websocket frames; largest message {max(totals)} bytes, largest frame "
+          f"{max(frames)} bytes (limit {MAX_MESSAGE_BYTES})")
+    assert len(totals) >= 20  # the interactions above did reach the server
+    assert max(totals) < MAX_MESSAGE_BYTES / 100 and max(frames) < MAX_MESSAGE_BYTES / 100
+
+
+@pytest.mark.slow
+def test_served_downloads_are_not_cached(real_served):
+    """Issue 25 item 12: the RTSTRUCT and the review carry the patient's name: Cache-Control: no-store on every
+    download (and status.json), here with an RTSTRUCT exported on the real STS_001 planning CT."""
+    import urllib.request
+
+    import aiohttp
+
+    server, run = real_served["server"], real_served["run"]
+    inputs = {p: p.read_bytes() for p in STS.rglob("STS_001/*/*") if p.is_file()}
+
+    async def export():
+        async with aiohttp.ClientSession() as http:
+            client = await WslinkClient.connect(http, server.port, origin=server.base)
+            await client.hello(secret_of(server))
+            first = get_json(server.base + "/lnstaging/status.json")["visible_ids"][0]
+            assert "result" in await client.call("trame.trigger", "lns_accept", [first], {})
+            assert "result" in await client.call("trame.trigger", "lns_export", [False], {})
+            await client.drain(2.0)
+            await client.close()
+
+    asyncio.run(export())
+    deadline = time.monotonic() + 60
+    while get_json(server.base + "/lnstaging/status.json")["export_state"] != "current" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for name in ("RS_LNStaging.dcm", "review.json", "gtv_ln.nii.gz", "report.html"):
+        with urllib.request.urlopen(f"{server.base}/lnstaging/download/{name}", timeout=30) as response:
+            assert response.status == 200, name
+            assert f"Cache-Control: {response.headers['Cache-Control']}" == expected("review: downloads"), name
+            assert response.read()
+    with urllib.request.urlopen(server.base + "/lnstaging/status.json", timeout=10) as response:
+        assert response.headers["Cache-Control"] == "no-store"
+    assert {p: p.read_bytes() for p in inputs} == inputs
 
 
 @pytest.mark.slow

@@ -111,6 +111,7 @@ class ReviewApp:
         self.host = "127.0.0.1"  # set by start(); the Host/Origin check allows it
         self.secret = security.new_secret()
         security.use_secret(self.server, self.secret)  # not wslink's public default
+        security.limit_message_size(self.server)  # websocket frames; limit_connections does the rest at bind
         self.slicer_app = SlicerApp()
         self._views: dict = {}  # view id -> slice view, for the titles, orientation letters and scale bars
         register_rca_factories(self.slicer_app.view_manager, self.server,
@@ -481,6 +482,7 @@ class ReviewApp:
         if self.token:
             app.middlewares.append(security.token_middleware(self.token))
         app.router.add_post("/paraview/", security.launcher_handler(self.secret))  # trame's client gets the secret
+        security.limit_connections(wslink_server)  # message cap, idle/partial connection timeouts
 
         async def status(request):
             extra = {"version": __version__, "disclaimer": NOT_FOR_CLINICAL_USE, "timings": self.timings.as_dict()}

@@ -124,7 +124,7 @@ class ReviewLock:
                 raise ReviewLockedError(
                     f"{folder} is already being reviewed by another 'lnstaging review' ({_owner_text(owner)}): "
                     "use that server's page, or stop it first (two servers would overwrite each other's decisions).")
-            if not _same_file(fd, path):  # the previous owner removed the file between our open and our flock: try again
+            if not _same_file(fd, path):  # the previous owner removed the file between our open and flock: again
                 os.close(fd)
                 continue
             previous = _read_owner_fd(fd)

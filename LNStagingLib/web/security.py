@@ -14,6 +14,11 @@ Three layers, each checked on every HTTP request and on the websocket handshake 
 - **The token** (``token_middleware``): off loopback (or with ``--require-token``) every request must carry the
   token printed at start: ``?token=...`` in the first URL, after which an HttpOnly, SameSite=Strict cookie carries it
   (the page's own asset and websocket requests do not repeat the query string).
+
+And limits against denial of service (``limit_message_size``, ``limit_connections``): websocket messages are capped
+at MAX_MESSAGE_BYTES (wslink allowed 4 GiB, allocated from a chunk header), HTTP connections without a complete
+request, websockets without a hello and messages whose chunks stop are closed after fixed timeouts, and every
+``/lnstaging/`` response (downloads, status) says ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 SAME_ORIGIN_FETCH_SITES = ("same-origin", "none")  # Sec-Fetch-Site of the page's own requests, or a typed URL
 WEBSOCKET_PATH = "/ws"
+PRIVATE_PREFIX = "/lnstaging/"  # downloads and status: never kept in a browser's or proxy's cache (no-store)
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +149,8 @@ def origin_host_middleware(configured_host: str):
         if not getattr(response, "prepared", True):  # not framed by another site (clickjacking)
             response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+            if request.path.startswith(PRIVATE_PREFIX):  # RTSTRUCT, review, report: the patient's data
+                response.headers["Cache-Control"] = "no-store"
         return response
 
     return check_origin_and_host
@@ -188,3 +196,118 @@ def token_middleware(token: str):
         return response
 
     return check_token
+
+
+# ---- limits: message size and connection timeouts (denial of service) ---------------------------------------------
+
+# The largest message the review page sends is 249-268 bytes (two runs, Chromium, a review of the real STS_001
+# case: jumps, decisions, operating point, reviewer name, a brush stroke, undo, export; Testing/test_web_security.py,
+# docs/REVIEW.md, Security). wslink lets an authenticated client announce up to 4 GiB per message and allocates it
+# from the 12-byte chunk header alone; 1 MiB is about 4000 times what the page needs, little memory per connection.
+MAX_MESSAGE_BYTES = 1024 * 1024
+HTTP_IDLE_TIMEOUT_S = 15.0  # an HTTP connection without a complete request (idle, or headers trickled: slowloris)
+AUTH_TIMEOUT_S = 10.0  # a websocket that has not said hello with the secret by then is closed
+PARTIAL_MESSAGE_TIMEOUT_S = 30.0  # a websocket message whose chunks stop arriving before it is complete
+
+
+class MessageRefused(ValueError):
+    """A websocket message the server will not assemble (too large, or more pending than the cap)."""
+
+
+def limit_message_size(server) -> None:
+    """Cap a websocket frame at MAX_MESSAGE_BYTES (plus wslink's header allowance) for this trame server: aiohttp
+    refuses a larger frame from its header, before reading it. Call before the server starts."""
+    server.options["ws_max_msg_size"] = MAX_MESSAGE_BYTES
+
+
+def _capped_unchunker(close):
+    """wslink's UnChunker, but never holding more than MAX_MESSAGE_BYTES of announced messages at once (it allocates
+    a message's full size from its first chunk's header), and closing the connection (``close(reason)``) when a
+    started message is not complete within PARTIAL_MESSAGE_TIMEOUT_S."""
+    import asyncio
+
+    from wslink.chunking import HEADER_LENGTH, ID_LOCATION, MESSAGE_SIZE_LOCATION, UINT32_LENGTH, UnChunker
+
+    class CappedUnChunker(UnChunker):
+        def set_max_message_size(self, size):  # wslink raises it to 4 GiB after the hello
+            super().set_max_message_size(min(size, MAX_MESSAGE_BYTES))
+
+        def process_chunk(self, chunk: bytes):
+            message_id = int.from_bytes(chunk[ID_LOCATION:ID_LOCATION + UINT32_LENGTH], "little")
+            total = int.from_bytes(chunk[MESSAGE_SIZE_LOCATION:MESSAGE_SIZE_LOCATION + UINT32_LENGTH], "little")
+            if message_id not in self.pending_messages:
+                pending = sum(len(m["content"]) for m in self.pending_messages.values())
+                if total > self.max_message_size or pending + total > MAX_MESSAGE_BYTES:
+                    raise MessageRefused(f"a message of {total} bytes ({pending} pending) is over the "
+                                         f"{self.max_message_size}-byte limit")
+                if total > len(chunk) - HEADER_LENGTH:  # more chunks to come: they must come soon
+                    asyncio.get_running_loop().call_later(PARTIAL_MESSAGE_TIMEOUT_S, self._expire, message_id)
+            return super().process_chunk(chunk)
+
+        def _expire(self, message_id):
+            if message_id in self.pending_messages:
+                self.pending_messages.pop(message_id, None)
+                close(f"a message was not complete after {PARTIAL_MESSAGE_TIMEOUT_S:g} s")
+
+    return CappedUnChunker()
+
+
+def _guard_handler(handler) -> None:
+    """Wrap one wslink websocket handler: capped message assembly, a deadline for the hello, and a refused message
+    closing its connection with one log line instead of a traceback."""
+    import asyncio
+
+    from aiohttp import WSCloseCode
+
+    connect, on_message = handler.onConnect, handler.onMessage
+
+    def closer(client_id):
+        def close(reason: str, code=WSCloseCode.POLICY_VIOLATION):
+            ws = handler.connections.get(client_id)
+            if ws is not None and not ws.closed:
+                log.warning("closed a websocket: %s", reason)
+                asyncio.ensure_future(ws.close(code=code, message=reason[:120].encode()))
+        return close
+
+    async def guarded_connect(request, client_id):
+        await connect(request, client_id)
+        close = closer(client_id)
+        handler.unchunkers[client_id] = _capped_unchunker(close)
+
+        def require_hello():
+            if not handler.isClientAuthenticated(client_id):
+                close(f"no authenticated hello within {AUTH_TIMEOUT_S:g} s")
+
+        asyncio.get_running_loop().call_later(AUTH_TIMEOUT_S, require_hello)
+
+    async def guarded_message(is_binary, msg, client_id):
+        try:
+            await on_message(is_binary, msg, client_id)
+        except MessageRefused as refused:
+            if client_id in handler.unchunkers:
+                handler.unchunkers[client_id].release_pending_messages()
+            closer(client_id)(str(refused), WSCloseCode.MESSAGE_TOO_BIG)
+        except ValueError as refused:  # wslink's own refusals (its 512-byte limit before the hello, bad chunks)
+            closer(client_id)(f"refused message: {refused}".replace("\n", " "), WSCloseCode.MESSAGE_TOO_BIG)
+
+    handler.onConnect, handler.onMessage = guarded_connect, guarded_message
+
+
+def limit_connections(wslink_server) -> None:
+    """Time out idle and half-sent connections and cap websocket messages on wslink's aiohttp server (call from
+    trame's on_server_bind, before it starts).
+
+    HTTP: aiohttp closes a connection that has no complete request HTTP_IDLE_TIMEOUT_S after it opened or after its
+    last response (its keep-alive timeout, also checked while headers trickle in); its default is an hour. It is set
+    through the Application's handler_args (aiohttp's documented hook; wslink creates the Application itself).
+    Websocket: see _guard_handler. wslink's heartbeat (30 s ping) still closes a peer that stopped answering."""
+    from wslink.protocol import WslinkHandler
+
+    app = wslink_server.app
+    app._handler_args = {**(app._handler_args or {}), "keepalive_timeout": HTTP_IDLE_TIMEOUT_S}
+    handlers = {getattr(route.handler, "__self__", None) for route in app.router.routes()}
+    guarded = [h for h in handlers if isinstance(h, WslinkHandler)]
+    for handler in guarded:
+        _guard_handler(handler)
+    if not guarded:
+        raise RuntimeError("the wslink websocket route was not found: its message limits cannot be applied")
