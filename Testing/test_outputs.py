@@ -329,6 +329,7 @@ def test_outputs_follow_the_umask(tmp_path, umask, folder_mode, file_mode):
 
     from LNStagingLib.io import atomic
 
+    inputs = files(STS)
     ct = sitk.ReadImage(str(STS / "CT_image.nii.gz"))
     before = os.umask(umask)
     try:
@@ -344,3 +345,22 @@ def test_outputs_follow_the_umask(tmp_path, umask, folder_mode, file_mode):
         os.umask(before)
     assert modes(tmp_path / "results") == {"results": folder_mode, "results/ct.nii.gz": file_mode,
                                            "results/sub": folder_mode, "results/sub/review.json": file_mode}
+    assert files(STS) == inputs
+
+
+def test_outputs_never_write_through_a_link(tmp_path):
+    """Issue 25 item 8, outside the lock: temporaries are new files made with O_EXCL|O_NOFOLLOW (mkstemp, mkdtemp),
+    and the final rename replaces a symbolic link planted at the output's name instead of writing into its target."""
+    from LNStagingLib.io import atomic
+
+    victim = tmp_path / "victim.json"
+    victim.write_bytes((STS.parent.parent / "README.md").read_bytes())  # someone else's file (a real README)
+    before = victim.read_bytes()
+    (tmp_path / "out").mkdir()
+    planted = tmp_path / "out" / "review.json"
+    planted.symlink_to(victim)
+    with atomic.atomic_file(planted) as tmp:
+        assert not tmp.is_symlink() and tmp.stat().st_nlink == 1
+        tmp.write_text('{"decisions": {}}')
+    assert not planted.is_symlink() and planted.read_text() == '{"decisions": {}}'
+    assert victim.read_bytes() == before

@@ -484,6 +484,13 @@ def test_a_lock_path_that_is_a_link_is_refused_and_its_target_kept(tmp_path, cap
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     taken = review_lock.ReviewLock.acquire(run)  # the plain lock works as before, and is a new file (O_EXCL)
     assert lock.is_file() and not lock.is_symlink() and os.stat(lock).st_nlink == 1
+    # a "temporary" planted as a link to another folder: the owner's cleaning removes the link, not the folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.json").write_text("{}")
+    (run / ".review.partial-planted").symlink_to(elsewhere, target_is_directory=True)
+    review_lock.clean_stale_temporaries(run)
+    assert not (run / ".review.partial-planted").is_symlink() and (elsewhere / "keep.json").read_text() == "{}"
     taken.release()
     assert not lock.exists()
 
@@ -726,6 +733,7 @@ def test_served_oversized_messages_are_refused_without_allocating(served):
     review_before = {p.name: p.read_bytes() for p in (run / "review").glob("*")} if (run / "review").is_dir() else {}
     peak_before = peak_rss_mb(server.proc.pid)
     log_before = len(server.stderr_text())
+    inputs = {n: (run / n).read_bytes() for n in ("ct.nii.gz", "pet.nii.gz")}
 
     async def scenario():
         async with aiohttp.ClientSession() as http:
@@ -766,6 +774,7 @@ def test_served_oversized_messages_are_refused_without_allocating(served):
     assert get_json(server.base + "/lnstaging/status.json", timeout=5)["case"]
     review_after = {p.name: p.read_bytes() for p in (run / "review").glob("*")} if (run / "review").is_dir() else {}
     assert set(review_after) == set(review_before)
+    assert {n: (run / n).read_bytes() for n in ("ct.nii.gz", "pet.nii.gz")} == inputs
     log = server.stderr_text()[log_before:]  # what the server logged during these attacks: one line each
     assert f"closed a websocket: {expected('review: a 22-byte websocket frame')}" in log
     assert "Traceback" not in log, log
@@ -782,7 +791,8 @@ def test_served_idle_partial_and_silent_connections_time_out(served):
 
     from LNStagingLib.web.security import AUTH_TIMEOUT_S, HTTP_IDLE_TIMEOUT_S, PARTIAL_MESSAGE_TIMEOUT_S
 
-    server = served["server"]
+    server, run = served["server"], served["run"]
+    inputs = {n: (run / n).read_bytes() for n in ("ct.nii.gz", "pet.nii.gz")}
     sockets = []
     for k in range(200):
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -843,6 +853,7 @@ def test_served_idle_partial_and_silent_connections_time_out(served):
     assert max(closed_after) <= HTTP_IDLE_TIMEOUT_S + 10
     assert get_json(server.base + "/lnstaging/status.json", timeout=5)["case"]
     assert served["server"].proc.poll() is None
+    assert {n: (run / n).read_bytes() for n in ("ct.nii.gz", "pet.nii.gz")} == inputs
 
 
 STS = Path(__file__).resolve().parent / "Data" / "ibsi_validation_sts"  # a real PET/CT with its CT as DICOM
@@ -878,6 +889,7 @@ def test_served_page_messages_are_far_below_the_cap(real_served):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium): the browser tests need it")
     playwright = pytest.importorskip("playwright.sync_api")
     server = real_served["server"]
+    inputs = {p: p.read_bytes() for p in STS.glob("*/STS_001/**/*") if p.is_file()}  # DICOM and NIfTI
     totals, frames = [], []
 
     def on_frame(payload):
@@ -922,6 +934,7 @@ def test_served_page_messages_are_far_below_the_cap(real_served):
     print(f"the page sent {len(totals)} websocket frames; largest message {max(totals)} bytes, largest frame "
           f"{max(frames)} bytes (limit {MAX_MESSAGE_BYTES})")
     assert len(totals) >= 20  # the interactions above did reach the server
+    assert {p: p.read_bytes() for p in inputs} == inputs
     assert max(totals) < MAX_MESSAGE_BYTES / 100 and max(frames) < MAX_MESSAGE_BYTES / 100
 
 
@@ -934,7 +947,7 @@ def test_served_downloads_are_not_cached(real_served):
     import aiohttp
 
     server, run = real_served["server"], real_served["run"]
-    inputs = {p: p.read_bytes() for p in STS.rglob("STS_001/*/*") if p.is_file()}
+    inputs = {p: p.read_bytes() for p in STS.glob("*/STS_001/**/*") if p.is_file()}  # DICOM and NIfTI
 
     async def export():
         async with aiohttp.ClientSession() as http:
