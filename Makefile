@@ -1,8 +1,10 @@
-# make demo / make test: each creates .venv from requirements.lock when missing, then runs.
+# make demo: creates .venv from requirements.lock (runtime pins) when missing, then runs.
+# make test: the same .venv plus requirements-test.lock (the test tools), then the whole suite.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test venv bench clean browser test-slicer-stable
 
@@ -15,6 +17,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP) requirements-test.lock
+	$(BIN)/python -m pip install --quiet -r requirements.lock -r requirements-test.lock
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/lnstaging demo --out demo_output --overwrite
 
@@ -26,7 +32,7 @@ browser:
 	  { [ "$$CI" = true ] && echo "chromium could not be installed" && exit 1; } || \
 	  echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow $(BIN)/python -m pytest -q -p no:cacheprovider Testing
 
 # The scene tests again on Slicer's current stable release (slicer-core 5.12, same vtk 9.6.0 as the pinned 5.11),
@@ -38,9 +44,9 @@ SCENE_TESTS := Testing/test_scene_geometry.py Testing/test_scene_review.py Testi
 	Testing/test_slicer_api_contract.py Testing/test_slicer_export.py Testing/test_slicer_without_torch.py \
 	Testing/test_slicer_module_logic.py
 
-$(STABLE_STAMP): requirements.lock Makefile
+$(STABLE_STAMP): requirements.lock requirements-test.lock Makefile
 	test -x $(STABLE_VENV)/bin/python || $(PY) -m venv $(STABLE_VENV)
-	sed 's/^slicer-core==.*/$(STABLE_SLICER)/' requirements.lock > $(STABLE_VENV)/constraints.txt
+	cat requirements.lock requirements-test.lock | sed 's/^slicer-core==.*/$(STABLE_SLICER)/' > $(STABLE_VENV)/constraints.txt
 	$(STABLE_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(STABLE_VENV)/bin/python -m pip install --quiet -c $(STABLE_VENV)/constraints.txt \
 	  slicer-core vtk numpy scipy simpleitk pytest pytest-timeout pillow packaging

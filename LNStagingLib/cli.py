@@ -12,6 +12,7 @@ import logging
 import sys
 
 from . import NOT_FOR_CLINICAL_USE, __version__
+from .docs_links import link_docs
 from .errors import LNStagingError
 
 # Order is the order shown in --help.
@@ -21,8 +22,23 @@ COMMAND_MODULES = (
 )
 
 
+# Modules of pyproject.toml's optional extras: a command that needs one that is missing says what to install.
+EXTRA_OF_MODULE = {"slicer": "web", "trame": "web", "trame_slicer": "web", "trame_client": "web",
+                   "trame_vuetify": "web", "trame_server": "web", "undo_stack": "web", "wslink": "web", "aiohttp": "web"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the docs/*.md pages its help names shown as URLs (the installed tool has no docs/ folder)."""
+
+    def format_help(self) -> str:
+        return link_docs(super().format_help())
+
+    def format_usage(self) -> str:
+        return link_docs(super().format_usage())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lnstaging",
         description=f"Lymph node detection, classification and contouring on PET/CT. {NOT_FOR_CLINICAL_USE}",
     )
@@ -50,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LNStagingError as error:
-        print(f"lnstaging {args.command}: error: {error}", file=sys.stderr)
+        print(f"lnstaging {args.command}: error: {link_docs(str(error))}", file=sys.stderr)
         return error.exit_code
+    except ModuleNotFoundError as error:
+        if not error.name or error.name.split(".")[0] == __package__:
+            raise  # our own module missing is a bug of the installation, not a choice of the user
+        print(f"lnstaging {args.command}: error: {missing_package_advice(error.name)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"lnstaging {args.command}: interrupted; nothing was written.", file=sys.stderr)
         return 130
@@ -62,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"lnstaging {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
+
+
+def missing_package_advice(module: str) -> str:
+    """One line for a Python package this command needs and this environment lacks: what to install."""
+    top = module.split(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    install = f"pip install 'lnstaging[{extra}]'" if extra else f"pip install {top}"
+    return (f"this command needs the Python package '{top}', which is not installed: {install} "
+            "(in a checkout: pip install -r requirements.lock).")
 
 
 def describe_os_error(error: OSError) -> str:

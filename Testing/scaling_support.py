@@ -1,5 +1,6 @@
 """Shared by the scaling tests and benchmark: tiny untrained checkpoints for every stage (fast, deterministic)."""
 
+import subprocess
 from pathlib import Path
 
 import torch
@@ -70,3 +71,14 @@ def train_patient_sgd(cohort, out, fold: int, distributed: bool = False) -> None
                                                                       momentum=0.9)), seed=1)
     train(load_cohort(cohort, fold, config), config, train_config, Path(out), ranks=ranks)
     ranks.close()
+
+
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 30) -> None:
+    """Terminate started Dask processes, the last started first; kill what does not end within ``timeout``."""
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -63,7 +63,7 @@ def test_train_resume_and_evaluate(cohort, tmp_path, capsys):
     args = ["train", "patient", "--data", str(cohort), "--out", str(out), "--config", "tiny", "--fold", "0"]
     assert cli.main(args) == 0
     final = out / "patient_model.pt"
-    assert (out / "patient_model.pt.sha256").read_text().strip() == sha256_of(final)
+    assert (out / "patient_model.pt.sha256").read_text() == f"{sha256_of(final)}  patient_model.pt\n"  # sha256sum -c
     payload = load_checkpoint(final, sha256_of(final))
     assert payload["training_data"]["n_train"] == 4 and payload["training_data"]["n_val"] == 2
     assert "case" not in json.dumps(payload["training_data"])  # no case identifiers in the checkpoint

@@ -3,8 +3,10 @@ worker processes and a separately started `dask scheduler` + 2 `dask worker` pro
 serial run; a worker killed mid-run loses no case; a case whose worker keeps dying is recorded as failed; a finished
 cohort is skipped on a re-run; the Slurm job script renders. Needs 2 cores: few, slow tests."""
 
+import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from LNStagingLib.dataset.format import read_dataset
 from LNStagingLib.phantom.cohort import write_cohort
 from LNStagingLib.pipeline import RunOptions, run_to_folder
 from LNStagingLib.scaling.clusters import local_sizing, slurm_job_options, slurm_job_script
-from scaling_support import models_option, write_tiny_models
+from scaling_support import models_option, stop_processes, write_tiny_models
 
 CASES = ["case000", "case001", "case002", "case003"]
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +81,16 @@ def test_local_cluster_matches_serial_then_skips_finished(cohort, models, serial
     assert main(batch_args(cohort, out, models, "--workers", "2")) == 0
     printed = capsys.readouterr().out
     assert "Dask LocalCluster on 127.0.0.1: 2 worker process(es)" in printed
-    assert "No Dask dashboard (bokeh is not installed)" in printed or "Dask dashboard: http://127.0.0.1:" in printed
+    assert "No Dask dashboard" not in printed and "bokeh" not in printed  # no line, no link to an empty page
+    if importlib.util.find_spec("bokeh"):
+        assert "Dask dashboard: http://127.0.0.1:" in printed
+    else:
+        assert "Dask dashboard" not in printed
+    # stdout is not a terminal here (captured): one line per finished case with elapsed time and ETA
+    lines = [line for line in printed.splitlines() if re.match(r"\[\d/4\] case00\d finished in \d+ s; ", line)]
+    assert [line[:5] for line in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"], printed
+    assert all(re.search(r"elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d$", line) for line in lines), lines
+    assert lines[-1].endswith("ETA 0:00:00")
     summary = json.loads((out / "batch_summary.json").read_text())
     assert summary["finished"] == CASES and summary["failed"] == {}
     assert results_of(out) == results_of(serial)
@@ -113,13 +124,7 @@ def external_cluster(tmp_path):
             client.wait_for_workers(2, timeout=120)
             yield client.scheduler.address
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
 
 
 def kill_a_busy_worker(address: str, killed: list) -> None:
@@ -166,6 +171,38 @@ def test_external_scheduler_survives_a_killed_worker(cohort, models, serial, ext
     assert len(outcomes) == 1 and outcomes[0][0] == "case000" and "died twice" in outcomes[0][1]
 
 
+@pytest.mark.slow
+def test_ctrl_c_with_a_scheduler_waits_for_and_counts_the_running_cases(cohort, models, external_cluster, tmp_path):
+    """Someone else's workers cannot be stopped mid-case: the cases they are running when Ctrl-C comes finish and
+    are counted in the summary; the others are cancelled and never start."""
+    from distributed import Client
+
+    out = tmp_path / "external_interrupted"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "LNStagingLib.cli",
+                                *batch_args(cohort, out, models, "--scheduler", external_cluster)], env=env,
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(out.glob(".case*.partial-*")):
+        time.sleep(0.1)
+    assert list(out.glob(".case*.partial-*")), "no case started within 5 minutes"
+    os.kill(process.pid, signal.SIGINT)  # run-batch only: the scheduler and workers are not its processes
+    printed, _ = process.communicate(timeout=400)
+    assert process.returncode == 130, printed
+    assert "Interrupted:" in printed and "Traceback" not in printed, printed
+    summary = json.loads((out / "batch_summary.json").read_text())
+    with Client(external_cluster, timeout="30s") as client:  # let anything still running on the workers end
+        deadline = time.monotonic() + 300
+        while any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    while list(out.glob(".case*.partial-*")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # a case cancelled while running goes on in its worker's thread until its folder is written
+    complete = sorted(p.name for p in out.iterdir() if p.is_dir() and (p / "candidates.json").is_file())
+    assert complete and complete == sorted(summary["finished"]), (complete, summary, printed)
+    assert len(complete) < len(CASES), "every case finished: the interrupt cancelled nothing"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
 def test_slurm_job_script_renders_without_slurm(tmp_path, cohort):
     script = slurm_job_script(slurm_job_options(jobs=3, queue="gpu", memory="12GB", walltime="02:00:00", cores=4),
                               "tcp://10.1.2.3:8786")
@@ -182,21 +219,27 @@ def test_slurm_job_script_renders_without_slurm(tmp_path, cohort):
 
 
 @pytest.mark.slow
-def test_ctrl_c_cancels_and_leaves_no_partial_case_folder(cohort, models, tmp_path):
-    """Ctrl-C as a terminal sends it: SIGINT to the whole process group (run-batch and its Dask workers)."""
+@pytest.mark.parametrize("sent, to_group, code, said", [
+    (signal.SIGINT, True, 130, "Interrupted:"),  # Ctrl-C as a terminal sends it: to the whole process group
+    (signal.SIGTERM, False, 143, "Terminated (SIGTERM):"),  # timeout, kill: run-batch alone
+    (signal.SIGTERM, True, 143, "Terminated (SIGTERM):"),  # scancel: every process of the job, workers included
+])
+def test_ctrl_c_or_sigterm_cancels_and_leaves_no_partial_case_folder(cohort, models, tmp_path, sent, to_group, code,
+                                                                     said):
     out = tmp_path / "interrupted"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "LNStagingLib.cli", *batch_args(cohort, out, models, "--workers",
-                                                                                     "1")], env=env, start_new_session=True,
+                                                                                     "2")], env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(out.glob(".case*.partial-*")):
         time.sleep(0.1)  # wait until a case is being written
     assert list(out.glob(".case*.partial-*")), "no case started within 5 minutes"
-    os.killpg(process.pid, signal.SIGINT)
+    (os.killpg if to_group else os.kill)(process.pid, sent)
     printed, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, printed
-    assert "Interrupted:" in printed and "no partial case folder left" in printed
+    assert process.returncode == code, printed
+    assert said in printed and "no partial case folder left" in printed
+    assert "Traceback" not in printed and " - ERROR - " not in printed and " - WARNING - " not in printed, printed
     left = [p.name for p in out.iterdir()]
     assert not [name for name in left if name.startswith(".")], left  # no temporaries
     summary = json.loads((out / "batch_summary.json").read_text())

@@ -4,6 +4,7 @@ torchrun) train the same models as one process with the same effective batch, an
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,15 +25,31 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
 def torchrun(plan: list, folder: Path) -> float:
-    """Run the plan's trainings on 2 ranks; the seconds it took."""
+    """Run the plan's trainings on 2 ranks (each rank's stdout and stderr to its own file under folder/logs); the
+    seconds it took."""
     plan_file = folder / "plan.json"
     plan_file.write_text(json.dumps(plan))
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'Testing'}", "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    run = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", str(REPO / "Testing" / "ddp_runs.py"),
-                          str(plan_file)], env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-4000:]
+    run = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "--log-dir", str(folder / "logs"),
+                          "--redirects", "3", str(REPO / "Testing" / "ddp_runs.py"), str(plan_file)], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:] + "".join(p.read_text()[-2000:] for p in (folder / "logs").rglob("*.log"))
     return time.perf_counter() - start
+
+
+def rank_output(folder: Path, rank: int) -> str:
+    """What one rank of torchrun() printed, stdout then stderr."""
+    files = [next((folder / "logs").rglob(f"{rank}/{name}.log")) for name in ("stdout", "stderr")]
+    return "".join(path.read_text() for path in files)
+
+
+def strict(path: Path):
+    """A JSON file that only a strict reader would accept (no bare NaN or Infinity)."""
+    def refuse(constant):
+        raise ValueError(f"{path.name} holds a bare {constant}: not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
 
 
 def tensors(path: Path) -> tuple[dict, dict]:
@@ -92,6 +109,26 @@ def test_two_gloo_ranks_equal_one_process_and_resume_exactly(tmp_path):
     plan.append(["patient-sgd", str(cohort), str(tmp_path / "patient_sgd_two"), str(fold)])
     distributed = torchrun(plan, tmp_path)
     print(f"one process: {one_process:.1f} s for 4 trainings; 2 ranks: {distributed:.1f} s for 11 (one torchrun)")
+
+    # training output (issue 31): rank 0 alone prints; the cls bar's loss is the logged loss; loading reaches 100 %;
+    # strict JSON logs; one checksum rule (NAME.pt.sha256 in sha256sum's format)
+    main_output, other_output = rank_output(tmp_path, 0), rank_output(tmp_path, 1)
+    assert "%|" not in other_output and "sha256" not in other_output and "loading" not in other_output, other_output[-3000:]
+    assert "loading cases 100%" in main_output
+    bars = re.findall(r"epoch (\d)/2: [^\r\n]*loss=([0-9.]+)", main_output)
+    first_epoch = [loss for epoch, loss in bars if epoch == "1"]
+    assert first_epoch and bars[-1][0] == "2", bars
+    logged = strict(two["cls"] / "train_cls_log.json")
+    assert float(first_epoch[-1]) == round(logged[0]["train_loss"], 4), (first_epoch, logged[0])
+    assert float(bars[-1][1]) == round(strict(resumed["cls"] / "train_cls_log.json")[1]["train_loss"], 4)
+    finals = {"cls": ["cls_model.pt"], "seg": ["seg_model.pt", "identifier.pt"], "patient": ["patient_model.pt"]}
+    for task, names in finals.items():
+        strict(two[task] / f"train_{task}_log.json")
+        assert sorted(p.name for p in two[task].glob("*.sha256")) == sorted(f"{n}.sha256" for n in names)
+        for name in names:
+            from LNStagingLib.models.checkpoint import sha256_of
+
+            assert (two[task] / f"{name}.sha256").read_text() == f"{sha256_of(two[task] / name)}  {name}\n"
 
     files = {"cls": ["cls_last.pt"], "seg": ["seg_model.pt", "identifier.pt"], "patient": ["patient_model.pt"]}
     for task, names in files.items():

@@ -30,7 +30,7 @@ def test_train_resume_and_evaluate(cohort, tmp_path, capsys):
     out = tmp_path / "run"
     assert cli(["train", "seg", "--data", str(cohort), "--out", str(out), "--config", "tiny", "--epochs", "1",
                 "--fold", "0", "--seed", "7"]) == 0
-    seg, config, payload = load_model(out / "seg_model.pt", expected_sha256=(out / "seg_model.pt.sha256").read_text().strip())
+    seg, config, payload = load_model(out / "seg_model.pt", expected_sha256=(out / "seg_model.pt.sha256").read_text().split()[0])
     assert config.preset == "tiny" and config.use_attention
     assert payload["training_data"]["n_train"] == 1 and payload["training_data"]["target"] == "lymph_nodes"
     assert "p5" not in json.dumps(payload["training_data"])  # no case identifiers in the checkpoint
@@ -47,7 +47,7 @@ def test_train_resume_and_evaluate(cohort, tmp_path, capsys):
     resumed_sd = load_model(out / "seg_model.pt")[0].state_dict()
     straight_sd = load_model(straight / "seg_model.pt")[0].state_dict()
     assert all(torch.equal(resumed_sd[k], straight_sd[k]) for k in resumed_sd)
-    assert (out / "seg_model.pt.sha256").read_text().strip() == sha256_of(out / "seg_model.pt")
+    assert (out / "seg_model.pt.sha256").read_text() == f"{sha256_of(out / 'seg_model.pt')}  seg_model.pt\n"
 
     metrics_path = tmp_path / "metrics.json"
     assert cli(["evaluate", "seg", "--data", str(cohort), "--model", str(out / "seg_model.pt"),

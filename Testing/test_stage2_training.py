@@ -34,7 +34,7 @@ def test_train_writes_a_loadable_checkpoint_with_description(cnn_run):
     assert config.head == "cnn" and not config.use_priors and config.use_pet
     assert payload["training_data"]["train_cases"] == 1 and payload["training_data"]["val_cases"] == 1
     assert "mFROC" in payload["metrics"]["val"]
-    sha = (cnn_run / "cls_model.sha256").read_text().split()[0]
+    sha = (cnn_run / "cls_model.pt.sha256").read_text().split()[0]
     load_checkpoint(cnn_run / "cls_model.pt", expected_sha256=sha)
     assert list((cnn_run / "cache").glob("*.npz"))
 

@@ -6,7 +6,8 @@ from pathlib import Path
 def register(sub):
     parser = sub.add_parser("models", help="list the model catalogue or import a weights file for offline use")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="models in Resources/Models.json and whether their weights are here")
+    listing = actions.add_parser("list", help="models in Resources/Models.json, what they were trained on, their body "
+                                              "site and whether their weights are here")
     listing.set_defaults(func=list_models)
     importing = actions.add_parser("import", help="copy a weights file into the cache after checking its sha256")
     importing.add_argument("file", type=Path)
@@ -27,7 +28,13 @@ def list_models(args) -> int:
             where = f"not available ({error})"
         default = " (default)" if entry.default else ""
         print(f"{entry.id} {entry.version} [{entry.task}]{default}: {where}")
+        print(f"    trained on: {entry.training_domain or 'not stated'}; body site: {site_of(entry)}")
     return 0
+
+
+def site_of(entry) -> str:
+    """The catalogue's body site; "" in older catalogues means any site (models/catalogue.py)."""
+    return "any" if entry.body_site in ("", "any") else entry.body_site
 
 
 def import_model(args) -> int:

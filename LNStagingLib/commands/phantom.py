@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import DatasetError
@@ -55,5 +56,10 @@ def main(args) -> int:
                  direction=args.direction, spacing=args.spacing, relations=args.relations,
                  look_alikes=args.look_alikes, progress=tqdm_progress("phantom"),
                  overwrite=args.overwrite)
-    print(f"wrote {args.cases} phantom case(s) to {out}")
+    test = json.loads((out / "dataset.json").read_text())["test"]
+    print(f"wrote {args.cases} phantom case(s) to {out}: {args.cases - len(test)} in {args.folds} fold(s), "
+          f"{len(test)} test")
+    if args.test_fraction > 0 and not test:
+        print(f"No test case: {args.cases} case(s) fill the {args.folds} fold(s) first; for a held-out test share give "
+              f"more --cases or fewer --folds.")
     return 0

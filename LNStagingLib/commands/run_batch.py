@@ -10,11 +10,15 @@ a running Dask scheduler with --scheduler, or Slurm jobs with --cluster slurm.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
+from ..docs_links import link_docs
 from ..errors import LNStagingError, OutputError
 from ..io.atomic import atomic_file
 from ..io.outputs import MB, check_output, input_bytes, review_folders
@@ -97,7 +101,8 @@ def main(args) -> int:
     todo = [c for c in wanted if c not in done]
     print(f"{len(wanted)} cases: {len(done)} already finished (skipped), {len(todo)} to run.")
     jobs = [(c, case_inputs_from_dataset(dataset, c), args.out, options, args.overwrite) for c in todo]
-    outcomes, interrupted = _run_on_dask(args, options, jobs) if jobs else ([], None)
+    with _sigterm_as_interrupt() as terminated:
+        outcomes, interrupted = _run_on_dask(args, options, jobs) if jobs else ([], None)
     failed = {c: why for c, why, _ in outcomes if why is not None}
     summary_path = args.out / "batch_summary.json"
     summary = {
@@ -110,10 +115,29 @@ def main(args) -> int:
         tmp.write_text(json.dumps(summary, indent=1))
     print(f"Finished {len(summary['finished'])}/{len(wanted)}; failed {len(failed)}. Summary: {summary_path}")
     if interrupted is not None:
-        print(f"Interrupted: {len(interrupted)} case(s) cancelled, no partial case folder left; run the same "
+        what = "Terminated (SIGTERM)" if terminated else "Interrupted"
+        print(f"{what}: {len(interrupted)} case(s) cancelled, no partial case folder left; run the same "
               f"command again to continue.", file=sys.stderr)
-        return 130
+        return 128 + terminated[0] if terminated else 130
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (timeout, scancel, kill) ends the batch as Ctrl-C does: cases cancelled, temporaries removed, the
+    summary written. Yields a list that holds the signal number once one arrived."""
+    received: list[int] = []
+
+    def interrupt(signum, _frame):
+        if not received:  # a second SIGTERM must not break the clean-up the first one started
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_on_dask(args, options: RunOptions, jobs: list[tuple]):
@@ -125,14 +149,20 @@ def _run_on_dask(args, options: RunOptions, jobs: list[tuple]):
     cluster, client = _connect(args, options)
     try:
         link = clusters.dashboard_link(client, ours=cluster is not None)
-        print(f"Dask dashboard: {link}" if link else "No Dask dashboard (bokeh is not installed).")
+        if link:
+            print(f"Dask dashboard: {link}")
         with _progress_bar(len(jobs)) as bar:
+            log = _CaseLog(len(jobs)) if not sys.stdout.isatty() else None
+
             def report(outcome):
                 bar.update(1)
                 if outcome[1] is not None:
                     bar.write(f"  {outcome[0]}: FAILED: {outcome[1]}")
+                if log is not None:
+                    log.finished(outcome)
             try:
-                return batch.run_cases(client, jobs, args.out, report), None
+                # someone else's workers cannot be stopped mid-case: their running cases are awaited and counted
+                return batch.run_cases(client, jobs, args.out, report, await_running=cluster is None), None
             except KeyboardInterrupt as interrupt:
                 cancelled = interrupt.unfinished
                 outcomes = interrupt.outcomes
@@ -165,7 +195,10 @@ def _connect(args, options: RunOptions):
     from ..scaling import clusters
 
     if args.scheduler:
-        print(f"Dask scheduler {args.scheduler} (its workers, its retry setting: see docs/SCALING.md)")
+        print(f"Dask scheduler {args.scheduler} (its workers, its retry setting: see {link_docs('docs/SCALING.md')})")
+        warning = clusters.exposure_warning(args.scheduler)
+        if warning:
+            print(link_docs(warning), file=sys.stderr)
         try:
             return None, Client(args.scheduler, timeout="20s")
         except OSError as error:
@@ -181,8 +214,31 @@ def _connect(args, options: RunOptions):
     if options.threads is None:
         options.threads = sizing.torch_threads
     print(f"Dask LocalCluster on 127.0.0.1: {sizing.describe()}")
-    cluster = clusters.start_local_cluster(sizing)
+    cluster = clusters.start_local_cluster(sizing, quiet=not getattr(args, "verbose", False))
     return cluster, Client(cluster)
+
+
+class _CaseLog:
+    """One line per finished case on stdout when it is not a terminal (nohup, a batch job, a log file), where the
+    progress bar is not drawn: case, outcome, case seconds, elapsed time and the ETA from the mean so far."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = total, 0, time.monotonic()
+
+    def finished(self, outcome) -> None:
+        case_id, why, seconds = outcome
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        state = "finished" if why is None else "FAILED"
+        print(f"[{self.done}/{self.total}] {case_id} {state} in {seconds:.0f} s; elapsed {_clock(elapsed)}, "
+              f"ETA {_clock(eta)}", flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, second = divmod(int(round(seconds)), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}"
 
 
 def _progress_bar(total: int):

@@ -266,11 +266,16 @@ def read_dataset(root: str | Path) -> Dataset:
 
 def assign_splits(case_ids: Iterable[str], folds: int = 5, test_fraction: float = 0.2,
                   seed: int = 0) -> tuple[dict[str, int], list[str]]:
-    """Deterministic split: a held-out test list, and the rest spread round-robin over ``folds`` folds."""
+    """Deterministic split: a held-out test list, and the rest spread round-robin over ``folds`` folds.
+
+    A test fraction above 0 gives at least one test case; every fold gets a case first, so a cohort too small for
+    both has no test case (the caller says so)."""
     ids = list(case_ids)
     order = ids[:]
     random.Random(seed).shuffle(order)
     n_test = int(round(test_fraction * len(ids)))
+    if test_fraction > 0:
+        n_test = max(1, n_test)
     if len(ids) - n_test < folds:
         n_test = max(0, len(ids) - folds)
     test = set(order[:n_test])

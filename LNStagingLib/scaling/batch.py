@@ -57,27 +57,51 @@ def _failure_of(future, case_id: str) -> Outcome:
 
 
 def run_cases(client, jobs: list[tuple], out: Path, on_outcome: Callable[[Outcome], None] = lambda o: None,
-              task: Callable[..., Outcome] = run_case_task) -> list[Outcome]:
+              task: Callable[..., Outcome] = run_case_task, await_running: bool = False) -> list[Outcome]:
     """Submit one ``task`` per (case_id, inputs, out, options) job and collect outcomes as they finish.
 
     Ctrl-C cancels every future and re-raises KeyboardInterrupt with the outcomes gathered so far on
     ``interrupt.outcomes`` and the cancelled case ids on ``interrupt.unfinished`` (the caller stops its workers, then
-    removes their temporaries with remove_partial_folders).
+    removes their temporaries with remove_partial_folders). With ``await_running`` (someone else's workers, which
+    cannot be stopped mid-case) only the cases not yet started are cancelled; the running ones are awaited and
+    counted, until a second Ctrl-C.
     """
     from distributed import as_completed
 
     futures = {client.submit(task, *job, key=task_key(out, job[0]), pure=False): job[0] for job in jobs}
     outcomes: list[Outcome] = []
-    try:
-        for future in as_completed(futures):
+
+    def collect(pending) -> None:
+        for future in as_completed(pending):
             case_id = futures[future]
             outcome = future.result() if future.status == "finished" else _failure_of(future, case_id)
             outcomes.append(outcome)
             on_outcome(outcome)
+
+    try:
+        collect(futures)
     except KeyboardInterrupt as interrupt:
-        client.cancel(list(futures))
+        seen = {o[0] for o in outcomes}
+        running = _running(client, futures) if await_running else []
+        client.cancel([f for f in futures if f not in running])
+        if running:
+            try:
+                collect([f for f in running if futures[f] not in seen])
+            except KeyboardInterrupt:
+                client.cancel(running)
         interrupt.outcomes = outcomes
         interrupt.unfinished = sorted(set(futures.values()) - {o[0] for o in outcomes})
-        raise
+        raise interrupt
     remove_partial_folders(out, futures.values())
     return outcomes
+
+
+def _running(client, futures) -> list:
+    """The futures a worker is executing now (asked of the workers: the scheduler's "processing" also holds tasks
+    queued on a worker that has not started them)."""
+    try:
+        executing = client.run(lambda dask_worker: [ts.key for ts in dask_worker.state.executing])
+        busy = {key for keys in executing.values() for key in keys}
+    except Exception:  # the scheduler or its workers are gone: nothing to wait for
+        return []
+    return [future for future in futures if future.key in busy and future.status == "pending"]

@@ -55,13 +55,17 @@ def retry_config() -> dict:
     return {"distributed.scheduler.allowed-failures": WORKER_DEATHS_ALLOWED}
 
 
-def start_local_cluster(sizing: LocalSizing):
+def start_local_cluster(sizing: LocalSizing, quiet: bool = True):
     """A LocalCluster whose scheduler, workers and HTTP endpoints listen on 127.0.0.1 only (a free port each: the
-    scheduler always serves /health, and the dashboard too when bokeh is installed)."""
+    scheduler always serves /health, and the dashboard too when bokeh is installed). Its workers ignore Ctrl-C and
+    SIGTERM (run-batch stops them) and log quietly unless ``quiet`` is False (scaling/worker_setup.py)."""
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set(retry_config()):
+    from .worker_setup import QUIET_CONFIG_KEY
+
+    workers = {"distributed.worker.preload": [f"{__package__}.worker_setup"], QUIET_CONFIG_KEY: quiet}
+    with dask.config.set({**retry_config(), **workers}):
         return LocalCluster(n_workers=sizing.workers, threads_per_worker=sizing.threads_per_worker, processes=True,
                             host="127.0.0.1", dashboard_address="127.0.0.1:0", memory_limit="auto")
 
@@ -107,12 +111,35 @@ def start_slurm_cluster(options: dict, jobs: int, interface: Optional[str] = Non
 
 
 def dashboard_link(client, ours: bool) -> Optional[str]:
-    """The dashboard address, or None when there is none: a scheduler we started has one only with bokeh installed
-    here; someone else's scheduler is asked (its page says so when it lacks bokeh)."""
-    if ours and not dashboard_available():
+    """The dashboard address, or None when there is no dashboard to see: Dask serves one only with bokeh installed
+    (without it the page says only "Dask needs bokeh"), on our scheduler here, on someone else's where it runs."""
+    if "dashboard" not in client.scheduler_info().get("services", {}):
         return None
-    services = client.scheduler_info().get("services", {})
-    return client.dashboard_link if "dashboard" in services else None
+    if ours:
+        return client.dashboard_link if dashboard_available() else None
+    try:
+        has_bokeh = client.run_on_scheduler(lambda: __import__("importlib.util").util.find_spec("bokeh") is not None)
+    except Exception:  # a scheduler that does not run client code: no link rather than a possibly empty page
+        return None
+    return client.dashboard_link if has_bokeh else None
+
+
+def exposure_warning(address: str) -> Optional[str]:
+    """A warning when run-batch would send its tasks to a scheduler off this machine without TLS: a Dask scheduler
+    runs whatever its clients send, so anyone who reaches it can run code on the workers."""
+    import dask
+    from distributed.comm import parse_address, parse_host_port
+
+    from ..web.security import is_loopback
+
+    scheme, location = parse_address(address)
+    secured = scheme == "tls" or bool(dask.config.get("distributed.comm.require-encryption", False))
+    host = parse_host_port(location)[0] if scheme in ("tcp", "tls", "ws", "wss") else None
+    if secured or scheme in ("inproc", "ucx") or (host is not None and is_loopback(host)):
+        return None
+    return (f"Warning: the Dask scheduler {address} is not on this machine's loopback and the connection is not "
+            "encrypted: anyone who can reach it can run code on its workers. Use a tls:// address with Dask's "
+            "security settings, or keep the scheduler on a trusted network (docs/SCALING.md, Security).")
 
 
 def quiet_dask_logs() -> None:

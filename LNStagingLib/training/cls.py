@@ -27,13 +27,12 @@ head alone on the CNN given by ``--init-cnn`` (weights and BatchNorm statistics 
 epochs, and the CNN + priors' features stay the ones the re-scoring is compared against.
 
 Outputs in --out: cls_model.pt (the epoch with the best validation mFROC, or the last without validation cases),
-cls_last.pt (resume point: weights + optimiser state), train_cls_log.json; sha256 printed and in cls_model.sha256.
+cls_last.pt (resume point: weights + optimiser state), train_cls_log.json; sha256 printed and in cls_model.pt.sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from ..evaluation.cls import evaluate_cases, pending_mfroc  # noqa: F401  (the v
 from ..inference.case_inputs import CaseCandidates, case_lesions, load_case_candidates  # noqa: F401
 from ..scaling import ddp
 from .options import add_common_arguments
+from .outputs import read_checksum, strict_json, write_checksum
 
 FINAL, LAST, LOG = "cls_model.pt", "cls_last.pt", "train_cls_log.json"
 DEFAULT_EPOCHS = {"tiny": 1, "small": 30, "paper": 30}
@@ -186,7 +186,7 @@ def train(args) -> str:
     if not args.no_pet and any(c.images.shape[1] < 2 for c in train_cases):
         raise DatasetError("Some training cases have no PET; train a CT-only model with --no-pet.")
     warning = mask_class_imbalance(train_cases)
-    if warning:
+    if warning and ranks.is_main:
         print(f"warning: {warning}")
     names = train_cases[0].prior_names
     mean, std = prior_normalisation(train_cases)
@@ -240,6 +240,7 @@ def train(args) -> str:
         for first in range(0, len(order), args.accumulate):  # one optimiser step
             group = draws[first:first + args.accumulate]
             steps = ranks.micro_steps(list(enumerate(group)))
+            step_loss = 0.0
             if statistics:
                 statistics.begin(len(group))
             for i, ((position, (k, flips, (states, hidden))), weight) in enumerate(steps):
@@ -258,15 +259,15 @@ def train(args) -> str:
                     train_mode()
                 if statistics and weight > 0:
                     statistics.record(position)
-                total += loss.item() * (weight > 0)
+                step_loss += loss.item() * (weight > 0)
             if statistics:
                 statistics.end()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            total += ranks.sum_scalar(step_loss)  # every rank's patients: the bar shows what the log records
             bar.update(min(args.accumulate, len(order) - first))
             bar.set_postfix(loss=f"{total / min(first + args.accumulate, len(order)):.4f}")
         bar.close()
-        total = ranks.sum_scalar(total)
         record = {"epoch": epoch, "train_loss": total / len(order)}
         if not ranks.is_main:  # rank 0 validates and writes; the others go on to the next epoch's first reduction
             history.append(record)
@@ -277,7 +278,7 @@ def train(args) -> str:
                 record["val"]["pending_mFROC"] = pending_mfroc(model, val_cases, probabilities)
                 record["val"]["selection"] = (record["val"]["mFROC"] + record["val"]["pending_mFROC"]) / 2
         history.append(record)
-        print(json.dumps({k: v for k, v in record.items()}, default=float))
+        print(strict_json(record, indent=None))
         save_checkpoint(out / LAST, model, config, training_data=description, metrics=record,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch, "history": history})
         score = record.get("val", {}).get("selection", record.get("val", {}).get("mFROC", 0.0))
@@ -285,17 +286,17 @@ def train(args) -> str:
             best = score
             sha = save_checkpoint(out / FINAL, model, config, training_data=description, metrics=record,
                                   extra={"config": describe(config), "history": history})
-        (out / LOG).write_text(json.dumps(history, indent=1, default=float))
+        (out / LOG).write_text(strict_json(history))
     if not ranks.is_main:
         ranks.close()  # waits for rank 0's files
-        return (out / "cls_model.sha256").read_text().split()[0]
+        return read_checksum(out / FINAL)
     if not (out / FINAL).is_file():  # resumed after the last epoch: keep the last weights
         sha = save_checkpoint(out / FINAL, model, config, training_data=description, metrics=history[-1] if history
                               else {}, extra={"config": describe(config), "history": history})
     from ..models.checkpoint import sha256_of
 
     sha = sha256_of(out / FINAL)
-    (out / "cls_model.sha256").write_text(f"{sha}  {FINAL}\n")
+    write_checksum(out / FINAL, sha)
     ranks.close()
     return sha
 

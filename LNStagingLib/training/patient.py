@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..errors import DatasetError, ModelError
 from ..inference.case_inputs import PatientExample, load_examples, predict_examples  # noqa: F401
 from ..scaling import ddp
 from .options import add_common_arguments
+from .outputs import read_checksum, strict_json, write_checksum
 
 FINAL, LAST, LOG = "patient_model.pt", "patient_last.pt", "train_patient_log.json"
 
@@ -86,8 +86,11 @@ def main(args) -> int:
         from ..dataset.ln_volumes import read_ln_volumes
 
         volumes = read_ln_volumes(args.ln_volumes)
-    cohort = load_cohort(args.data, args.fold, model_config, progress=tqdm_progress("loading cases"),
+    loading = tqdm_progress("loading cases") if ranks.is_main else None
+    cohort = load_cohort(args.data, args.fold, model_config, progress=loading,
                          ln_volumes=volumes, ln_volume_source=Path(args.ln_volumes).name if args.ln_volumes else None)
+    if loading is not None:
+        loading.step(1.0, f"{len(cohort.train) + len(cohort.val)} cases")
     sha = train(cohort, model_config, train_config, out, device=device, resume=args.resume,
                 init_weights=args.init_weights, progress=tqdm_progress("train patient") if ranks.is_main else None,
                 ranks=ranks)
@@ -189,7 +192,8 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
     if init_weights and not (resume and (out / LAST).is_file()):
         report = load_init_weights(model, init_weights)
         init_note = {"file": Path(init_weights).name, "summary": report.summary()}
-        print(f"initial weights {Path(init_weights).name}: {report.summary()}")
+        if ranks is None or ranks.is_main:
+            print(f"initial weights {Path(init_weights).name}: {report.summary()}")
     ranks = ranks or ddp.Ranks()
     model = ranks.sync_batch_norm(model.to(device))
     params = model.parameters()
@@ -244,15 +248,15 @@ def train(cohort: PatientCohort, model_config, train_config: PatientTrainConfig,
         save_checkpoint(out / LAST, model, model_config, training_data=cohort.description(), metrics=record,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch, "history": history,
                                "train_config": dataclasses.asdict(train_config), "init_weights": init_note})
-        (out / LOG).write_text(json.dumps({"patient": history}, indent=1))
+        (out / LOG).write_text(strict_json({"patient": history}))
     model.eval()
     if not ranks.is_main:
         ranks.close()  # waits for rank 0's files
-        return (out / (FINAL + ".sha256")).read_text().strip()
+        return read_checksum(out / FINAL)
     sha = save_checkpoint(out / FINAL, model, model_config, training_data=cohort.description(),
                           metrics=history[-1] if history else {},
                           extra={"train_config": dataclasses.asdict(train_config), "history": history,
                                  "init_weights": init_note})
-    (out / (FINAL + ".sha256")).write_text(sha + "\n")
+    write_checksum(out / FINAL, sha)
     ranks.close()
     return sha

@@ -30,6 +30,7 @@ from ..inference.case_inputs import case_attention
 from ..inference.device import resolve_device
 from ..scaling import ddp
 from .options import add_common_arguments
+from .outputs import read_checksum, strict_json, write_checksum
 
 SEG_FINAL, SEG_LAST = "seg_model.pt", "seg_last.pt"
 ID_FINAL, ID_LAST = "identifier.pt", "identifier_last.pt"
@@ -242,6 +243,8 @@ def load_cohort(root, fold: int, config, need_attention: bool = True, progress=N
         if progress is not None:
             progress.step(i / (len(train_ids) + len(val_ids)), f"loading case {i + 1}")
         loaded.append(load_case(dataset, case_id, config, need_attention))
+    if progress is not None:
+        progress.step(1.0, f"{len(loaded)} cases loaded")
     return Cohort(dataset.name, fold, loaded[:len(train_ids)], loaded[len(train_ids):])
 
 
@@ -362,10 +365,10 @@ def train_segmentation(data: Cohort, model_config, train_config: SegTrainConfig,
     metrics = history[-1] if history else {}
     if not ranks.is_main:
         ranks.barrier()  # rank 0 writes seg_model.pt (the identification phase starts from it)
-        return (out / (SEG_FINAL + ".sha256")).read_text().strip()
+        return read_checksum(out / SEG_FINAL)
     sha = save_checkpoint(out / SEG_FINAL, model, model_config, training_data=data.description(), metrics=metrics,
                           extra={"train_config": dataclasses.asdict(train_config), "history": history})
-    (out / (SEG_FINAL + ".sha256")).write_text(sha + "\n")
+    write_checksum(out / SEG_FINAL, sha)
     ranks.barrier()
     return sha
 
@@ -404,7 +407,7 @@ def _write_log(out: Path, phase: str, history: list[dict]) -> None:
     path = out / LOG
     log = json.loads(path.read_text()) if path.is_file() else {}
     log[phase] = history
-    path.write_text(json.dumps(log, indent=1))
+    path.write_text(strict_json(log))
 
 
 # ---- phase 2: identification -------------------------------------------------------------------------------------
@@ -486,12 +489,12 @@ def train_identification(data: Cohort, seg_checkpoint: Path, train_config: SegTr
         _write_log(out, "identification", history)
     if not ranks.is_main:
         ranks.barrier()
-        return (out / (ID_FINAL + ".sha256")).read_text().strip()
+        return read_checksum(out / ID_FINAL)
     sha = save_checkpoint(out / ID_FINAL, model, config, training_data=data.description(),
                           metrics=history[-1] if history else {},
                           extra={"train_config": dataclasses.asdict(train_config), "history": history,
                                  "initialised_from": Path(seg_checkpoint).name})
-    (out / (ID_FINAL + ".sha256")).write_text(sha + "\n")
+    write_checksum(out / ID_FINAL, sha)
     ranks.barrier()
     return sha
 
