@@ -54,8 +54,16 @@ class PetLesion:
     short_axis_mm: float = float("nan")
     long_axis_mm: float = float("nan")
     mean_hu: float = float("nan")
-    where: str = "candidate"  # candidate | primary | <organ name> (physiological uptake)
-    how: str = ""  # why it is not a candidate: "mask" (organ mask), "heuristic", "tumour mask"
+    where: str = "candidate"  # candidate | primary | large_lesion | outside_site | <organ name> (physiological)
+    how: str = ""  # why it is not a candidate: "mask" (organ mask), "heuristic", "tumour mask", the size, the region
+
+    @property
+    def reason(self) -> str:
+        """Why it is not in the node list, as other_findings.csv says it: the ``where`` of a primary, large lesion or
+        lesion outside the site; 'physiological' for an organ's uptake; '' for a node candidate."""
+        if self.where in ("candidate", "primary", "large_lesion", "outside_site"):
+            return "" if self.where == "candidate" else self.where
+        return "physiological"
 
     @property
     def radius_mm(self) -> float:
@@ -86,10 +94,15 @@ class PetDetection:
     def primary(self) -> list[PetLesion]:
         return [lesion for lesion in self.lesions if lesion.where == "primary"]
 
+    @property
+    def other_findings(self) -> list[PetLesion]:
+        """Everything not in the node list: primary, large lesions, outside the site, physiological uptake."""
+        return [lesion for lesion in self.lesions if lesion.where != "candidate"]
+
     def excluded_by_organ(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for lesion in self.lesions:
-            if lesion.where not in ("candidate", "primary"):
+            if lesion.reason == "physiological":
                 counts[lesion.where] = counts.get(lesion.where, 0) + 1
         return counts
 
