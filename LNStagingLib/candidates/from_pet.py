@@ -110,8 +110,8 @@ def _order_by_site(detection: PetDetection, suv: sitk.Image, masks: dict, ct: Op
                                "PET; lungs on the CT): the node list holds every candidate.")
         return
     outside = sum(lesion.where == "outside_site" for lesion in detection.lesions)
-    low, high = (f"{b:.0f}" if abs(b) != float("inf") else "scan end" for b in bounds)
-    detection.notes.append(f"Site {chosen}: nodal region z {low} to {high} mm (from {', '.join(landmarks.sources)}); "
+    low, high = (f"z {b:.0f} mm" if abs(b) != float("inf") else "the scan's end" for b in bounds)
+    detection.notes.append(f"Site {chosen}: nodal region {low} to {high} (from {', '.join(landmarks.sources)}); "
                            f"{outside} candidate(s) outside it listed in other findings.")
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..errors import LNStagingError
 from .pet_lesions import PetDetection
 
 SITES = ("head-neck", "thorax", "abdomen", "pelvis")
@@ -132,8 +133,11 @@ def find_landmarks(detection: PetDetection, suv: sitk.Image, organ_masks: dict[s
     if ct is not None:
         from ..anatomy.lung import lung_mask
 
-        lungs = lung_mask(ct)
-        extent = _z_range(sitk.GetArrayViewFromImage(lungs) > 0, lungs)
+        try:
+            lungs = lung_mask(ct)
+        except LNStagingError:  # a CT without lungs (a limb, the pelvis): the PET's landmarks place the region
+            lungs = None
+        extent = _z_range(sitk.GetArrayViewFromImage(lungs) > 0, lungs) if lungs is not None else None
         if extent is not None and 100.0 <= extent[1] - extent[0] <= 500.0:  # an adult lung (anatomy/landmarks.py)
             found.t12, found.t1 = extent
             found.sources.append("lungs on the CT (apex T1, base T12)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
-from ..errors import InputFileError
+from ..errors import InputFileError, OutputError
 from ._common import add_overwrite_argument
 from .run import add_tumor_arguments
 
@@ -54,8 +54,11 @@ def main(args) -> int:
     inputs = {"--pet": args.pet, "--ct": args.ct, "--organs": args.organs, "--tumor": args.tumor}
     check_output(args.out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=(".csv", ".json"),
                  needed_bytes=MB)
-    check_output(other_findings_path(args.out), kind="file", inputs=inputs, overwrite=args.overwrite,
-                 needed_bytes=MB, option="--out (its sibling other_findings.csv)")
+    others = other_findings_path(args.out)
+    if (others.exists() or others.is_symlink()) and not args.overwrite:
+        raise OutputError(f"{others} already exists beside --out (another candidate file's other findings?): write "
+                          "the candidate file into another folder, or pass --overwrite to replace both.")
+    check_output(others, kind="file", inputs=inputs, overwrite=args.overwrite, option="--out's other_findings.csv")
     if args.site is not None and nodal_site(args.site) is None:
         raise InputFileError(f"--site {args.site!r}: give one of {', '.join(SITES)}.")
     threshold = parse_threshold(args.threshold)
