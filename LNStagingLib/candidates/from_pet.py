@@ -139,10 +139,15 @@ def summary_lines(detection: PetDetection) -> list[str]:
         lines.append("Physiological uptake set aside: " + ", ".join(f"{k} {v}" for k, v in sorted(excluded.items())))
     others = detection.other_findings
     if others:
-        counts = {reason: sum(lesion.reason == reason for lesion in others) for reason in REASONS}
         lines.append(f"Other findings (not in the node list): {len(others)} ("
-                     + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ").")
+                     + ", ".join(f"{k} {v}" for k, v in count_reasons(others).items()) + ").")
     return lines + detection.notes
+
+
+def count_reasons(lesions) -> dict[str, int]:
+    """Lesions per reason (large_lesion, outside_site, physiological, primary), the reasons present only."""
+    counts = {reason: sum(lesion.reason == reason for lesion in lesions) for reason in REASONS}
+    return {reason: n for reason, n in counts.items() if n}
 
 
 def other_findings_path(candidate_file: Path) -> Path:
@@ -150,7 +155,7 @@ def other_findings_path(candidate_file: Path) -> Path:
     return Path(candidate_file).with_name(OTHER_FINDINGS_NAME)
 
 
-def _other_rows(detection: PetDetection) -> list[dict]:
+def other_finding_rows(detection: PetDetection) -> list[dict]:
     """Other findings, grouped by reason (large lesions first), each group by SUVpeak, highest first."""
     others = sorted(detection.other_findings, key=lambda lesion: (REASONS.index(lesion.reason), -lesion.suv_peak))
     return [dict(_row(lesion), reason=lesion.reason, how=lesion.how) for lesion in others]
@@ -175,7 +180,7 @@ def write_candidate_file(detection: PetDetection, path: Path) -> None:
                         "primary": [_row(lesion) for lesion in detection.primary],
                         "set_aside": [dict(_row(lesion), where=lesion.where, how=lesion.how)
                                       for lesion in detection.lesions if lesion.reason == "physiological"],
-                        "other_findings": _other_rows(detection),
+                        "other_findings": other_finding_rows(detection),
                         "notes": detection.notes}
             Path(tmp).write_text(json.dumps(document, indent=1))
         elif path.suffix.lower() == ".csv":
@@ -194,4 +199,4 @@ def write_other_findings(detection: PetDetection, path: Path) -> None:
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, OTHER_FINDINGS_FIELDS)
             writer.writeheader()
-            writer.writerows(_other_rows(detection))
+            writer.writerows(other_finding_rows(detection))
