@@ -65,10 +65,10 @@ def pet_candidates(suv: sitk.Image, *, ct: Optional[sitk.Image] = None, organs: 
                                + (", ".join(sorted(masks)) or "none found"))
     else:
         found = set_aside_bladder_heuristic(detection, suv)
-        organs = set_aside_kidney_heart_heuristic(detection, suv)
+        kidney_heart = set_aside_kidney_heart_heuristic(detection, suv)
         detection.notes.append(f"No organ masks: bladder, kidneys and heart recognised from uptake, size and position "
-                               f"(lesions set aside: bladder {len(found)}, kidney {len(organs['kidney'])}, heart "
-                               f"{len(organs['heart'])}; see set_aside in the JSON file).")
+                               f"(lesions set aside: bladder {len(found)}, kidney {len(kidney_heart['kidney'])}, "
+                               f"heart {len(kidney_heart['heart'])}; see set_aside in the JSON file).")
     if tumor is not None:
         set_aside_primary(detection, tumor, suv)
     large = set_apart_large_lesions(detection, suv)
@@ -77,18 +77,18 @@ def pet_candidates(suv: sitk.Image, *, ct: Optional[sitk.Image] = None, organs: 
                                f"{len(large)} (" + "; ".join(f"{lesion.mtv_ml:.0f} ml, SUVmax {lesion.suv_max:.1f}"
                                                             for lesion in large) + ").")
     if site is not None or tumor is not None:
-        _order_by_site(detection, suv, masks, ct, site, tumor)
+        _order_by_site(detection, suv, masks, ct, site, tumor, organs, organ_mapping)
     if ct is not None:
         measure_on_ct(detection, ct)
     return detection
 
 
 def _order_by_site(detection: PetDetection, suv: sitk.Image, masks: dict, ct: Optional[sitk.Image],
-                   site: Optional[str], tumor: Optional[sitk.Image]) -> None:
+                   site: Optional[str], tumor: Optional[sitk.Image], organs=None, organ_mapping=None) -> None:
     """The node list keeps the candidates inside the site's nodal region (given, or inferred from the primary)."""
     from .site_region import find_landmarks, nodal_site, set_aside_outside_site, site_of_primary
 
-    landmarks = find_landmarks(detection, suv, masks, ct)
+    landmarks = find_landmarks(detection, suv, masks, ct, organs, organ_mapping)
     chosen = nodal_site(site)
     if site is not None and chosen is None:
         detection.notes.append(f"Site {site!r} is none of the nodal regions (head-neck, thorax, abdomen, pelvis): "

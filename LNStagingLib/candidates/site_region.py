@@ -6,7 +6,9 @@ landmarks the scan shows:
 - PET alone: the shoulder line (the first axial level, from the head down, where the body outline widens from a neck
   of <= 220 mm to shoulders of >= 250 mm within 20 mm: the acromion, ~T1), the kidneys' upper poles (~T12; the kidney
   pair the physiological rules or the organ masks found), the heart's centre (~T8).
-- CT (``--ct``): the lung apex (T1) and base (T12) of anatomy/lung.py's lung mask, which take precedence.
+- CT (``--ct``) and organ masks (``--organs``): the lung scale of anatomy/landmarks.py fitted to the lung apex and
+  base, the vertebrae (C1-S1 end plates), the liver dome and the aortic arch the scan shows whole; it takes
+  precedence.
 With one of T1 and T12 only, V = 25 mm (an adult thoracic vertebra with its disc).
 
 Boundaries (head to feet), each a nodal atlas's region plus about one vertebra for the landmark's placement:
@@ -118,9 +120,35 @@ def _z_range(mask: np.ndarray, image: sitk.Image) -> Optional[tuple[float, float
     return float(z.min()), float(z.max())
 
 
+def ct_frame(ct: Optional[sitk.Image], organs=None, organ_mapping: Optional[str] = None):
+    """The lung scale (anatomy/landmarks.py: T12's lower end plate to T1's upper) from the CT's lungs and the organ
+    masks' vertebrae, liver dome and aortic arch, only from landmarks the scan shows whole; None without a fit."""
+    from ..anatomy.landmarks import ZFrame, find_landmarks as anatomy_landmarks, fit_z_frame, landmark_values
+
+    lungs = image = values = None
+    if ct is not None:
+        from ..anatomy.lung import lung_mask
+
+        try:
+            lungs = lung_mask(ct)
+        except LNStagingError:  # a CT without lungs (a limb, the pelvis): other landmarks place the region
+            lungs = None
+    if organs is not None:
+        from ..anatomy.structures import read_organs
+
+        labels = read_organs(organs)
+        image, values = labels.image, landmark_values(labels, organ_mapping)
+    if lungs is None and image is None:
+        return None
+    frame = fit_z_frame(anatomy_landmarks(lungs, image, values))
+    return frame if isinstance(frame, ZFrame) else None
+
+
 def find_landmarks(detection: PetDetection, suv: sitk.Image, organ_masks: dict[str, np.ndarray],
-                   ct: Optional[sitk.Image] = None) -> Landmarks:
-    """T1, T12 and the bladder's lowest level from the CT's lungs, the PET's outline and the organs found."""
+                   ct: Optional[sitk.Image] = None, organs=None, organ_mapping: Optional[str] = None) -> Landmarks:
+    """T1, T12 and the bladder's lowest level: from the CT's lungs and the organ masks' vertebrae (the lung scale of
+    anatomy/landmarks.py) first, else from the PET's shoulder line, kidneys and heart; the bladder from its rule or
+    mask."""
     found = Landmarks()
     labels = sitk.GetArrayViewFromImage(detection.labels)
 
@@ -130,17 +158,10 @@ def find_landmarks(detection: PetDetection, suv: sitk.Image, organ_masks: dict[s
         ids = [lesion.id for lesion in detection.lesions if lesion.where == name]
         return _z_range(np.isin(labels, ids), suv) if ids else None
 
-    if ct is not None:
-        from ..anatomy.lung import lung_mask
-
-        try:
-            lungs = lung_mask(ct)
-        except LNStagingError:  # a CT without lungs (a limb, the pelvis): the PET's landmarks place the region
-            lungs = None
-        extent = _z_range(sitk.GetArrayViewFromImage(lungs) > 0, lungs) if lungs is not None else None
-        if extent is not None and 100.0 <= extent[1] - extent[0] <= 500.0:  # an adult lung (anatomy/landmarks.py)
-            found.t12, found.t1 = extent
-            found.sources.append("lungs on the CT (apex T1, base T12)")
+    frame = ct_frame(ct, organs, organ_mapping)
+    if frame is not None:
+        found.t12, found.t1 = frame.base_z, frame.apex_z
+        found.sources.append(f"CT / organ masks: {frame.source}")
     if found.t1 is None:
         shoulders = shoulder_line(suv)
         if shoulders is not None:
