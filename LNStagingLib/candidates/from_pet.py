@@ -49,7 +49,8 @@ def pet_candidates(suv: sitk.Image, *, ct: Optional[sitk.Image] = None, organs: 
                    threshold: Optional[float] = DEFAULT_SUV_THRESHOLD, site: Optional[str] = None) -> PetDetection:
     """Detect PET-avid lesions on ``suv`` (the PET's own grid) and sort them into node candidates, primary,
     physiological uptake, large lesions and (with ``site``, or a ``tumor`` that places one) lesions outside the
-    site's nodal region. With ``ct`` the lesions are also measured on the CT (axes, HU); its lungs place the region."""
+    site's nodal region. With ``ct`` the lesions are also measured on the CT (axes, HU); its lungs, and the organ
+    masks' vertebrae, place the region."""
     masks = physiological_masks(organs, suv, organ_mapping) if organs is not None else {}
     if threshold is None and "liver" not in masks:
         raise InputFileError("--threshold liver (PERCIST) needs a liver mask among the organ masks (--organs); "
@@ -107,7 +108,8 @@ def _order_by_site(detection: PetDetection, suv: sitk.Image, masks: dict, ct: Op
     bounds = set_aside_outside_site(detection, chosen, landmarks)
     if bounds is None:
         detection.notes.append(f"Site {chosen}: no landmark places its nodal region (shoulders, kidneys, heart on the "
-                               "PET; lungs on the CT): the node list holds every candidate.")
+                               "PET; lungs on the CT; vertebrae in the organ masks): the node list holds every "
+                               "candidate.")
         return
     outside = sum(lesion.where == "outside_site" for lesion in detection.lesions)
     low, high = (f"z {b:.0f} mm" if abs(b) != float("inf") else "the scan's end" for b in bounds)

@@ -55,6 +55,9 @@ def main(args) -> int:
     check_output(args.out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=(".csv", ".json"),
                  needed_bytes=MB)
     others = other_findings_path(args.out)
+    if Path(args.out).name.lower() == others.name.lower():
+        raise OutputError(f"--out {args.out}: {others.name} is the name of the other findings written beside the "
+                          "candidate file; give the candidate file another name.")
     if (others.exists() or others.is_symlink()) and not args.overwrite:
         raise OutputError(f"{others} already exists beside --out (another candidate file's other findings?): write "
                           "the candidate file into another folder, or pass --overwrite to replace both.")
