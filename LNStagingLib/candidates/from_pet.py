@@ -107,8 +107,9 @@ def _order_by_site(detection: PetDetection, suv: sitk.Image, masks: dict, ct: Op
         detection.notes.append(f"Site {chosen} inferred from the primary's position.")
     bounds = set_aside_outside_site(detection, chosen, landmarks)
     if bounds is None:
+        seen = f" ({'; '.join(landmarks.sources)})" if landmarks.sources else ""
         detection.notes.append(f"Site {chosen}: no landmark places its nodal region (shoulders, kidneys, heart on the "
-                               "PET; lungs on the CT; vertebrae in the organ masks): the node list holds every "
+                               f"PET; lungs on the CT; vertebrae in the organ masks){seen}: the node list holds every "
                                "candidate.")
         return
     outside = sum(lesion.where == "outside_site" for lesion in detection.lesions)

@@ -20,8 +20,9 @@ Boundaries (head to feet), each a nodal atlas's region plus about one vertebra f
   bifurcation (L4) and the common iliac nodes (L5).
 - pelvis: T12 - 4V (L4: aortic bifurcation, common iliac nodes) to 100 mm below the bladder's lowest voxel (the
   inguinal and femoral nodes of the femoral triangle) or, without a bladder, T12 - 14V.
-A boundary whose landmarks are all missing is not guessed: the region is then not found and the node list stays
-whole (one line says so).
+A boundary whose landmarks are all missing is not guessed, nor are landmarks that disagree (T1 - T12 outside
+100-500 mm, anatomy/landmarks.py's adult range): the region is then not found and the node list stays whole (one line
+says so).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..anatomy.landmarks import HEIGHT_RANGE_MM
 from ..errors import LNStagingError
 from .pet_lesions import PetDetection
 
@@ -171,6 +173,12 @@ def find_landmarks(detection: PetDetection, suv: sitk.Image, organ_masks: dict[s
     if found.t12 is None and kidneys is not None:
         found.t12 = kidneys[1]
         found.sources.append("kidneys' upper poles (T12)")
+    if found.t1 is not None and found.t12 is not None and not HEIGHT_RANGE_MM[0] <= found.t1 - found.t12 <= \
+            HEIGHT_RANGE_MM[1]:  # an adult's T1-T12 (the lung height of anatomy/landmarks.py): they disagree
+        found.sources = [f"{', '.join(found.sources)} disagree: T1 - T12 = {found.t1 - found.t12:.0f} mm, not "
+                         f"{HEIGHT_RANGE_MM[0]:.0f}-{HEIGHT_RANGE_MM[1]:.0f} mm"]
+        found.t1 = found.t12 = None
+        return found
     heart = organ("heart")
     if heart is not None and (found.t1 is None or found.t12 is None):
         centre = (heart[0] + heart[1]) / 2.0  # T8: 7 vertebrae below T1's upper plate, 4 above T12's lower plate
