@@ -270,15 +270,17 @@ def _native_pet_suv(inputs: CaseInputs, petct: PetCt) -> sitk.Image:
     return load_pet_suv(inputs.pet)[0]
 
 
-def _add_pet_candidates(inputs: CaseInputs, petct: PetCt, tumor, labels: sitk.Image, sources: dict[int, str]):
+def _add_pet_candidates(inputs: CaseInputs, petct: PetCt, tumor, labels: sitk.Image, sources: dict[int, str],
+                        site: Optional[str] = None):
     """PET-avid lesions (candidates/from_pet.py) added as instances on the CT grid. A lesion overlapping an existing
     instance is merged with it (the instance's source gains "pet"); the others get new ids with source "pet".
-    Returns the labels, sources, SUVpeak per instance id and one line for the user."""
-    from .candidates.from_pet import pet_candidates
+    Returns the labels, sources, SUVpeak per instance id, one line for the user and the other findings (rows of
+    other_findings.csv: primary, large lesions, outside the ``site``'s nodal region, physiological)."""
+    from .candidates.from_pet import count_reasons, other_finding_rows, pet_candidates
 
     suv = _native_pet_suv(inputs, petct)
     detection = pet_candidates(suv, organs=inputs.organs, organ_mapping=inputs.organ_mapping if isinstance(
-        inputs.organ_mapping, str) else None, tumor=tumor, threshold=inputs.pet_threshold)
+        inputs.organ_mapping, str) else None, tumor=tumor, threshold=inputs.pet_threshold, site=site)
     on_ct = sitk.GetArrayFromImage(resample_to_reference(detection.labels, petct.ct, "nearest", 0))
     array = sitk.GetArrayFromImage(labels).astype(np.uint16)
     sources, peaks = dict(sources), {}
@@ -304,7 +306,11 @@ def _add_pet_candidates(inputs: CaseInputs, petct: PetCt, tumor, labels: sitk.Im
             + (f"; {len(detection.primary)} peak(s) inside the primary set apart" if detection.primary else "")
             + (f"; physiological uptake set aside: " + ", ".join(f"{k} {v}" for k, v in sorted(excluded.items()))
                if excluded else "") + ".")
-    return out, sources, peaks, line
+    others = detection.other_findings
+    if others:
+        line += (f" Other findings (other_findings.csv): {len(others)} - "
+                 + ", ".join(f"{reason} {n}" for reason, n in count_reasons(others).items()) + ".")
+    return out, sources, peaks, line, other_finding_rows(detection)
 
 
 def stage1_grid(ct: sitk.Image, model_spacing_mm, tolerance: float = 0.2) -> sitk.Image:
@@ -444,11 +450,13 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     sources: dict[int, str] = {i: "stage1" for i in np.unique(sitk.GetArrayViewFromImage(labels)) if i}
     pet_peaks: dict[int, float] = {}
+    other_findings = None  # rows of other_findings.csv when the PET rules ran
     want_pet = _asks_for_pet_candidates(inputs)
     if want_pet or (not stage1_ran and inputs.candidates is None):
         t = time.perf_counter()
         progress.step(0.6, "PET candidates (SUV rules)")
-        labels, sources, pet_peaks, line = _add_pet_candidates(inputs, petct, tumor, labels, sources)
+        labels, sources, pet_peaks, line, other_findings = _add_pet_candidates(inputs, petct, tumor, labels, sources,
+                                                                               site=case_site)
         skipped.append(line if want_pet else "No stage-1 model fits this case: " + line
                        + (_no_attention_hint() if models.seg is None and options.models.seg is not None else ""))
         timed("pet_candidates", t)
@@ -560,6 +568,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     results = Results(gtv_ln=labels, attention=attention, ln_probability=probability, candidates=candidates,
                       patient=patient, skipped=skipped)
+    results.other_findings = other_findings
     used = [stage for stage in ("stage2", "identification", "stage1") if any(stage in c.scores for c in candidates)]
     stage_of = {"stage2": "cls", "identification": "identification", "stage1": "seg"}
     domains = {models.sites.get(stage_of[s], ("", ""))[1] for s in used[:1]}

@@ -189,6 +189,25 @@ def _table(results: Results, threshold: Optional[float], edited: set, events: Op
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{foot}"
 
 
+OTHER_FINDING_LABELS = {"large_lesion": "large lesion (likely primary or physiological)",
+                        "outside_site": "outside the site's nodal region", "physiological": "physiological uptake",
+                        "primary": "primary tumour"}
+
+
+def _other_findings_section(results: Results) -> str:
+    """Collapsed list of the PET lesions that are not in the node list (other_findings.csv), with their reason."""
+    if not results.other_findings:
+        return ""
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            OTHER_FINDING_LABELS.get(f.get("reason", ""), f.get("reason", "")), _fmt(float(f["mtv_ml"]), 1),
+            _fmt(float(f["suv_max"]), 1), " / ".join(f"{float(f[k]):.0f}" for k in ("x", "y", "z")), f.get("how", "")))
+        + "</tr>" for f in results.other_findings[:MAX_TABLE_ROWS])
+    head = "".join(f"<th>{t}</th>" for t in ("Reason", "Volume (ml)", "SUVmax", "x / y / z LPS (mm)", "Why"))
+    return (f"<details><summary>Other findings, not in the node list: {len(results.other_findings)} "
+            f"(other_findings.csv)</summary><table><tr>{head}</tr>{rows}</table></details>")
+
+
 def _provenance(results: Results) -> str:
     models = results.provenance.get("models", {})
     items = []
@@ -294,6 +313,7 @@ img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
 </ul>
 <h2>Candidates</h2>
 {_table(results, threshold, review.edited_ids, review.events)}
+{_other_findings_section(results)}
 </div>
 {f'<div style="flex: 0 0 66mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">Candidates shown in the review: <span style="color:#2ca02c">accepted</span>, <span style="color:#ff7f0e">pending</span>, <span style="color:#7f7f7f">rejected</span>.</p></div>' if overview else ''}
 </div>

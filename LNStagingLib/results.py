@@ -5,7 +5,9 @@ exporters only render it. Nothing downstream recomputes what the pipeline produc
 
 Files in a results folder (the public interface of ``lnstaging run``):
   attention.nii.gz, ln_probability.nii.gz, gtv_ln.nii.gz (instance labels: value = candidate id),
-  candidates.csv, candidates.json, patient.json, provenance.json, review.json (review decisions, if any).
+  candidates.csv, candidates.json, patient.json, provenance.json, review.json (review decisions, if any),
+  other_findings.csv (when PET candidates ran: what is not in the node list, with its reason; also the
+  ``other_findings`` key of candidates.json).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class Results:
     skipped: list[str] = field(default_factory=list)  # what did not run, and why, in the user's words
     ranking: str = "probability"  # "probability" (a model's) or "suv_peak" (no applicable classifier)
     probability_domain: str = ""  # "synthetic phantom" when the probabilities come from phantom-trained models
+    other_findings: Optional[list[dict]] = None  # PET lesions not in the node list (reason, how); None: no PET rules ran
 
     IMAGE_FILES = {"gtv_ln": "gtv_ln.nii.gz", "attention": "attention.nii.gz", "ln_probability": "ln_probability.nii.gz"}
 
@@ -130,6 +133,21 @@ class Results:
                                           "probability_domain": self.probability_domain, "disclaimer": NOT_FOR_CLINICAL_USE}
         (folder / "patient.json").write_text(json.dumps(patient, indent=1))
         (folder / "provenance.json").write_text(json.dumps(self.provenance, indent=1, default=str))
+        self._write_other_findings(folder)
+
+    def _write_other_findings(self, folder: Path) -> None:
+        """other_findings.csv beside candidates.csv and the same rows under candidates.json's ``other_findings``."""
+        if self.other_findings is None:
+            return
+        from .candidates.from_pet import OTHER_FINDINGS_FIELDS, OTHER_FINDINGS_NAME
+
+        document = json.loads((folder / "candidates.json").read_text())
+        document["other_findings"] = self.other_findings
+        (folder / "candidates.json").write_text(json.dumps(document, indent=1))
+        with open(folder / OTHER_FINDINGS_NAME, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=OTHER_FINDINGS_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.other_findings)
 
     @classmethod
     def read(cls, folder: Path | str) -> "Results":
@@ -144,6 +162,7 @@ class Results:
         results.candidates = [Candidate(**c) for c in data["candidates"]]
         results.ranking = data.get("ranking", "probability")
         results.probability_domain = data.get("probability_domain", "")
+        results.other_findings = data.get("other_findings")
         if (folder / "patient.json").is_file():
             p = json.loads((folder / "patient.json").read_text())
             results.skipped = p.pop("skipped", [])

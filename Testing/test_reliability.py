@@ -237,6 +237,10 @@ CASES = [
       "--out SB/work/r", "not a lymph node radius"),
     C("candidates", "candidate coordinate NaN", f"run {CASE_IN} --candidates SB/bad/xyz_nan.csv --out SB/work/r",
       "not all numbers"),
+    C("candidates", "candidates --site outside the four nodal regions",
+      "candidates --pet SB/case/pet.nii.gz --site thigh --out SB/work/c.csv", "give one of head-neck"),
+    C("candidates", "candidates --out beside another list's other_findings.csv",
+      "candidates --pet SB/case/pet.nii.gz --out SB/bad/c.csv", "already exists beside --out"),
     C("candidates", "candidate file without x,y,z", f"run {CASE_IN} --candidates SB/case/notes.txt --out SB/work/r",
       "cannot be read"),
     C("candidates", "candidate outside the CT", f"run {CASE_IN} --candidates SB/bad/outside.csv --out SB/work/r",
@@ -386,6 +390,7 @@ def build_sandbox(root: Path) -> Path:
                       "radius_huge": f"{x},{y},{z},900", "xyz_nan": f"nan,{y},{z},5",
                       "outside": f"{x},{y},{z + 5000},5"}.items():
         (bad / f"{name}.csv").write_text(f"x,y,z,radius_mm\n{row}\n")
+    (bad / "other_findings.csv").write_text(f"x,y,z,reason\n{x},{y},{z},primary\n")  # another list's other findings
 
     catalogue = Catalogue.read()
     payload = torch.load(catalogue.resolve(catalogue.default_id("seg"), "seg"), weights_only=True)

@@ -4,7 +4,8 @@ Steps, all on the PET's own grid (where SUVpeak means what PERCIST says):
   1. SUVpeak map: the mean SUV in a 1 ml sphere (radius 6.2 mm) around every voxel (PERCIST).
   2. Peaks: local maxima of the SUV where SUV and SUVpeak reach the threshold (absolute, default SUV 2.5, or
      PERCIST's liver-referenced 1.5 x liver mean + 2 x liver SD when a liver mask is given), at least 12.4 mm (the
-     1 ml sphere's diameter) from any hotter peak, and focal: SUVmax >= 2.5 x the median SUV 15-25 mm around.
+     1 ml sphere's diameter) from any hotter peak, and focal: SUVmax >= 2.5 x the median SUV 15-25 mm around
+     (of the voxels below the threshold when they are most of that shell: a neighbouring lesion is not background).
   3. Extent: a marker watershed of the SUV splits the hot region between neighbouring peaks (two adjacent neck
      nodes stay two lesions); each lesion is the part of its basin at or above 41 % of its own SUVmax (EANM),
      connected to its peak. Lesions smaller than ``min_volume_ml`` are dropped.
@@ -35,6 +36,7 @@ DEFAULT_MIN_SEPARATION_MM = 12.4  # the diameter of the 1 ml SUVpeak sphere
 DEFAULT_MIN_CONTRAST = 2.5
 MAX_REACH_MM = 60.0  # a lesion extends at most this far from its peak along each axis
 BACKGROUND_SHELL_MM = (15.0, 25.0)
+SHELL_QUIET_FRACTION = 0.5  # most of the shell below the threshold: its avid voxels are other lesions (issue 28)
 PEAK_RADIUS_MM = 6.2  # radius of the 1 ml SUVpeak sphere
 
 
@@ -54,8 +56,16 @@ class PetLesion:
     short_axis_mm: float = float("nan")
     long_axis_mm: float = float("nan")
     mean_hu: float = float("nan")
-    where: str = "candidate"  # candidate | primary | <organ name> (physiological uptake)
-    how: str = ""  # why it is not a candidate: "mask" (organ mask), "heuristic", "tumour mask"
+    where: str = "candidate"  # candidate | primary | large_lesion | outside_site | <organ name> (physiological)
+    how: str = ""  # why it is not a candidate: "mask" (organ mask), "heuristic", "tumour mask", the size, the region
+
+    @property
+    def reason(self) -> str:
+        """Why it is not in the node list, as other_findings.csv says it: the ``where`` of a primary, large lesion or
+        lesion outside the site; 'physiological' for an organ's uptake; '' for a node candidate."""
+        if self.where in ("candidate", "primary", "large_lesion", "outside_site"):
+            return "" if self.where == "candidate" else self.where
+        return "physiological"
 
     @property
     def radius_mm(self) -> float:
@@ -86,10 +96,15 @@ class PetDetection:
     def primary(self) -> list[PetLesion]:
         return [lesion for lesion in self.lesions if lesion.where == "primary"]
 
+    @property
+    def other_findings(self) -> list[PetLesion]:
+        """Everything not in the node list: primary, large lesions, outside the site, physiological uptake."""
+        return [lesion for lesion in self.lesions if lesion.where != "candidate"]
+
     def excluded_by_organ(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for lesion in self.lesions:
-            if lesion.where not in ("candidate", "primary"):
+            if lesion.reason == "physiological":
                 counts[lesion.where] = counts.get(lesion.where, 0) + 1
         return counts
 
@@ -234,14 +249,20 @@ def measure_on_ct(detection: PetDetection, ct: sitk.Image) -> sitk.Image:
 
 
 def _shell_median(values: np.ndarray, at, spacing_xyz, inner_mm: float = BACKGROUND_SHELL_MM[0],
-                  outer_mm: float = BACKGROUND_SHELL_MM[1]) -> float:
-    """Median SUV in a spherical shell around ``at``: the lesion's surroundings, robust to a neighbouring hot node."""
+                  outer_mm: float = BACKGROUND_SHELL_MM[1], avid: float = float("inf")) -> float:
+    """Median SUV in a spherical shell around ``at``: the lesion's surroundings. When most of the shell is below
+    ``avid`` (the detection threshold), the median of those voxels only: the shell's avid voxels are then other
+    lesions (a hotter node beside a small one), not its background. When most of the shell is avid (brain, a hot
+    liver), the whole shell: the peak is compared with the diffuse uptake it sits in."""
     spacing = np.asarray(spacing_xyz, float)[::-1]
     half = np.ceil(outer_mm / spacing).astype(int)
     box = tuple(slice(max(a - h, 0), min(a + h + 1, n)) for a, h, n in zip(at, half, values.shape))
     grids = np.meshgrid(*(((np.arange(b.start, b.stop) - a) * s) for a, b, s in zip(at, box, spacing)), indexing="ij")
     radius = np.sqrt(sum(g ** 2 for g in grids))
     shell = values[box][(radius >= inner_mm) & (radius <= outer_mm)]
+    quiet = shell[shell < avid]
+    if quiet.size > SHELL_QUIET_FRACTION * shell.size:
+        return float(np.median(quiet))
     return float(np.median(shell)) if shell.size else float("nan")
 
 
@@ -320,7 +341,7 @@ def detect_pet_lesions(suv: sitk.Image, *, threshold: float | None = DEFAULT_SUV
         rule = f"absolute SUVpeak {threshold:g}"
     at, backgrounds, peaks = [], [], []
     for a, suv_peak in _peaks(values, threshold, spacing, min_separation_mm):
-        background = _shell_median(values, a, spacing)
+        background = _shell_median(values, a, spacing, avid=threshold)
         if values[a] < min_contrast * background:
             continue  # not focal: as hot as its surroundings (brain cortex, liver, marrow, blood pool noise)
         at.append(a)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
+from ..errors import InputFileError, OutputError
 from ._common import add_overwrite_argument
 from .run import add_tumor_arguments
 
@@ -26,7 +27,11 @@ def register(sub) -> None:
                                             "candidate")
     parser.add_argument("--threshold", default="2.5", help="SUVpeak threshold: an SUV (default 2.5) or 'liver' "
                                                            "(PERCIST 1.5 x liver mean + 2 SD; needs --organs)")
-    parser.add_argument("--out", required=True, type=Path, help="candidate file to write: .csv or .json")
+    parser.add_argument("--site", help="the case's site: head-neck, thorax, abdomen or pelvis. Candidates outside its "
+                                       "nodal region (placed from landmarks on the PET, and the lungs with --ct) go "
+                                       "to other_findings.csv; default: the site of the --tumor's position, else none")
+    parser.add_argument("--out", required=True, type=Path, help="candidate file to write (the node list): .csv or "
+                                                                ".json; other_findings.csv is written beside it")
     parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
     parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
     parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
@@ -39,7 +44,9 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..candidates.from_pet import parse_threshold, pet_candidates, summary_lines, write_candidate_file
+    from ..candidates.from_pet import (other_findings_path, parse_threshold, pet_candidates, summary_lines,
+                                       write_candidate_file)
+    from ..candidates.site_region import SITES, nodal_site
     from ..io.outputs import MB, check_output
     from ..io.petct import load_ct, load_pet_suv
     from ..io.resample import require_overlap
@@ -47,6 +54,16 @@ def main(args) -> int:
     inputs = {"--pet": args.pet, "--ct": args.ct, "--organs": args.organs, "--tumor": args.tumor}
     check_output(args.out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=(".csv", ".json"),
                  needed_bytes=MB)
+    others = other_findings_path(args.out)
+    if Path(args.out).name.lower() == others.name.lower():
+        raise OutputError(f"--out {args.out}: {others.name} is the name of the other findings written beside the "
+                          "candidate file; give the candidate file another name.")
+    if (others.exists() or others.is_symlink()) and not args.overwrite:
+        raise OutputError(f"{others} already exists beside --out (another candidate file's other findings?): write "
+                          "the candidate file into another folder, or pass --overwrite to replace both.")
+    check_output(others, kind="file", inputs=inputs, overwrite=args.overwrite, option="--out's other_findings.csv")
+    if args.site is not None and nodal_site(args.site) is None:
+        raise InputFileError(f"--site {args.site!r}: give one of {', '.join(SITES)}.")
     threshold = parse_threshold(args.threshold)
     suv, factor, pet_series = load_pet_suv(args.pet, args.pet_series_uid, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
                                   injection_time=args.injection_time,
@@ -63,12 +80,12 @@ def main(args) -> int:
         tumor = read_mask(args.tumor, pet_series or suv, what="tumour mask", roi=args.tumor_roi,
                           segment=args.tumor_segment)
     detection = pet_candidates(suv, ct=ct, organs=args.organs, organ_mapping=args.organ_mapping, tumor=tumor,
-                               threshold=threshold)
+                               threshold=threshold, site=args.site)
     write_candidate_file(detection, args.out)
     if factor is not None:
         print(factor.describe())
     for line in summary_lines(detection):
         print(line)
-    print(f"Candidate file written: {args.out}")
+    print(f"Candidate file written: {args.out}; other findings: {other_findings_path(args.out)}")
     print(NOT_FOR_CLINICAL_USE)
     return 0

@@ -20,8 +20,9 @@ def add_case_arguments(parser) -> None:
     parser.add_argument("--pet-threshold", default="2.5", help="SUVpeak threshold of PET candidates: an SUV (default "
                                                                "2.5) or 'liver' (PERCIST; needs --organs with the liver)")
     parser.add_argument("--site", help="the case's body site (e.g. abdomen/pancreas, head-and-neck, thorax): models "
-                                        "trained for another site are not applied; default: from the organ the "
-                                        "tumour mask overlaps, else unknown")
+                                        "trained for another site are not applied, and PET candidates outside its "
+                                        "nodal region go to other_findings.csv; default: from the organ the tumour "
+                                        "mask overlaps, else unknown")
     parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
     parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
     parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")

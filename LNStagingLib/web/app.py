@@ -166,6 +166,7 @@ class ReviewApp:
         s.view_info = {}
         s.rescoring, s.rescoring_available = True, False
         s.reviewer = ""
+        s.other_findings = []
 
     def push_state(self) -> None:
         """Copy what the session shows into the page state (called by the session after every change)."""
@@ -195,6 +196,7 @@ class ReviewApp:
         s.provenance_text = self._provenance_text()
         s.selected_id = session.selected_id
         s.reviewer = session.review.reviewer
+        s.other_findings = other_finding_items(session.review.results)
         s.case_id = session.case.case_id
         s.threshold = session.review.threshold
         s.show_rejected = session.review.show_rejected
@@ -561,6 +563,7 @@ class ReviewApp:
                     html.Div("{{ cursor_text }}", id="cursor-values", classes="text-caption font-weight-medium",
                              style="min-height: 1.2em")
                     self._candidate_table(html, v)
+                    self._other_findings(html, v)
                     self._edit_tools(html, v)
                     self._export_tools(html, v)
                     html.Div("{{ saved_text }}", id="saved", classes="text-caption text-medium-emphasis")
@@ -647,6 +650,15 @@ class ReviewApp:
                                aria_label=("'Reset ' + c.name",))
                         html.Span("{{ c.review === 'pending' ? '' : c.review }}", classes="text-caption",
                                   id=("'state-' + c.id",))
+
+    def _other_findings(self, html, v) -> None:
+        """Collapsed: PET lesions not in the node list (other_findings.csv), one line each with its reason."""
+        with v.VExpansionPanels(v_show="other_findings.length", id="other-findings", density="compact"):
+            with v.VExpansionPanel():
+                v.VExpansionPanelTitle("Other findings, not in the node list ({{ other_findings.length }})",
+                                       classes="text-caption")
+                with v.VExpansionPanelText():
+                    html.Div("{{ f }}", v_for="(f, i) in other_findings", key="i", classes="text-caption")
 
     def _edit_tools(self, html, v) -> None:
         html.Div("Correct the selected node's contour", classes="text-subtitle-2 mt-2")
@@ -784,3 +796,8 @@ def review_url(host: str, port: int, token: Optional[str]) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
+
+def other_finding_items(results) -> list[str]:
+    """One line per PET lesion outside the node list: reason, volume, SUVmax, LPS position."""
+    return [f"{f.get('reason', '')}: {float(f['mtv_ml']):.1f} ml, SUVmax {float(f['suv_max']):.1f} at x/y/z "
+            f"{float(f['x']):.0f}/{float(f['y']):.0f}/{float(f['z']):.0f} mm" for f in (results.other_findings or [])]
