@@ -16,6 +16,8 @@ import SimpleITK as sitk
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from LNStagingLib.export.dicom_common import save_file  # pydicom 2.4 (Slicer 5.10) and 3
+
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(bool), b.astype(bool)
@@ -65,7 +67,7 @@ def write_phantom_ct(folder: Path, rows: int, columns: int, slices: int, pixel_s
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.RescaleIntercept, ds.RescaleSlope, ds.KVP = "0", "1", "120"
         ds.PixelData = np.full((rows, columns), -1000 + 10 * k, dtype=np.int16).tobytes()
-        ds.save_as(folder / f"slice_{order[k]:03d}.dcm", enforce_file_format=True)
+        save_file(ds, folder / f"slice_{order[k]:03d}.dcm")
 
 
 def ball_labels(image: sitk.Image, nodes: list[tuple[int, list, float, float]]) -> np.ndarray:

@@ -28,6 +28,8 @@ CONTRACT = {
                      "GetNumberOfNodesByClass", "GetSingletonNode", "RemoveNode", "WriteToMRB"],
     "vtkMRMLNode": ["GetAttribute", "SetAttribute", "GetID", "GetName", "SetName", "GetScene", "SetSingletonTag",
                     "StartModify", "EndModify"],
+    "vtkMRMLTransformableNode": ["GetParentTransformNode", "GetTransformNodeID", "SetAndObserveTransformNodeID"],
+    "vtkMRMLTransformNode": ["GetMatrixTransformBetweenNodes"],
     "vtkMRMLScalarVolumeNode": ["CreateDefaultDisplayNodes", "GetDisplayNode", "GetIJKToRASMatrix", "GetImageData",
                                 "SetAndObserveImageData", "SetIJKToRASMatrix", "GetStorageNode", "AddDefaultStorageNode"],
     "vtkMRMLScalarVolumeDisplayNode": ["SetAndObserveColorNodeID", "SetApplyThreshold", "SetAutoWindowLevel",
@@ -48,7 +50,7 @@ CONTRACT = {
     "vtkSlicerApplicationLogic": ["GetColorLogic", "SetMRMLScene", "SetModuleLogic"],
     "vtkMRMLColorLogic": ["AddDefaultColorNodes", "SetMRMLScene"],
     "vtkMRMLSubjectHierarchyNode": ["CreateItem", "CreateStudyItem", "CreateSubjectItem", "GetInvalidItemID",
-                                    "GetItemAncestorAtLevel", "GetItemAttribute", "GetItemAttributeNames",
+                                    "GetItemAncestorAtLevel", "GetItemAttribute", "GetItemAttributeNames", "GetItemUID",
                                     "GetItemByDataNode", "GetItemParent", "GetSceneItemID", "GetSubjectHierarchyNode",
                                     "HasItemAttribute", "SetItemAttribute", "SetItemParent"],
     "vtkMRMLMarkupsFiducialNode": ["AddControlPoint", "CreateDefaultDisplayNodes", "GetNthControlPointDescription",
@@ -66,8 +68,8 @@ CONTRACT = {
     "vtk.vtkImageData": ["GetDimensions", "GetPointData", "SetDimensions"],
     "vtk.vtkPointData": ["GetScalars", "SetScalars"],
     "vtk.vtkMatrix4x4": ["GetElement", "SetElement"],
-    "vtk.vtkObject": ["GetClassName", "GetGlobalWarningDisplay", "GlobalWarningDisplayOff", "SetGlobalWarningDisplay",
-                      "UnRegister"],
+    "vtk.vtkObject": ["AddObserver", "GetClassName", "IsA", "GetGlobalWarningDisplay", "GlobalWarningDisplayOff",
+                      "RemoveObserver", "SetGlobalWarningDisplay", "UnRegister"],
 }
 
 NOT_MRML = {
@@ -75,12 +77,12 @@ NOT_MRML = {
     "Cast": "SimpleITK", "CopyInformation": "SimpleITK", "Execute": "SimpleITK", "GetArrayViewFromImage": "SimpleITK",
     "GetBoundingBox": "SimpleITK", "GetDimension": "SimpleITK", "GetDirection": "SimpleITK",
     "GetImageFromArray": "SimpleITK", "GetLabels": "SimpleITK", "GetNumberOfComponentsPerPixel": "SimpleITK",
-    "GetOrigin": "SimpleITK", "GetPixelID": "SimpleITK", "GetSize": "SimpleITK", "GetSpacing": "SimpleITK",
+    "GetOrigin": "SimpleITK", "Image": "SimpleITK", "Resample": "SimpleITK", "Transform": "SimpleITK", "GetPixelID": "SimpleITK", "GetSize": "SimpleITK", "GetSpacing": "SimpleITK",
     "LabelShapeStatisticsImageFilter": "SimpleITK", "ReadImage": "SimpleITK", "RegionOfInterest": "SimpleITK",
     "SetDirection": "SimpleITK", "SetOrigin": "SimpleITK", "SetSpacing": "SimpleITK", "WriteImage": "SimpleITK",
     # Python standard library and our own classes
     "ChildProcess": "LNStagingModule.process", "Popen": "subprocess", "Queue": "queue", "Thread": "threading",
-    "TemporaryDirectory": "tempfile",
+    "TemporaryDirectory": "tempfile", "STARTUPINFO": "subprocess (Windows only)",
     # Qt (PythonQt, application only)
     "QDir": "Qt", "QFileInfo": "Qt", "QKeySequence": "Qt", "QSettings": "Qt", "QShortcut": "Qt", "QTimer": "Qt",
     "WaitCursor": "slicer.util (application; checked as a slicer.util name below)",
@@ -91,7 +93,8 @@ NOT_MRML = {
 }
 
 # slicer.util functions the module calls (slicer-core ships Slicer's util.py; Qt-only ones fail only when called).
-UTIL_FUNCTIONS = ["WaitCursor", "childWidgetVariables", "confirmOkCancelDisplay", "confirmYesNoDisplay", "errorDisplay",
+UTIL_FUNCTIONS = ["WaitCursor", "childWidgetVariables", "confirmOkCancelDisplay", "confirmYesNoDisplay",
+                  "createProgressDialog", "errorDisplay",
                   "exportNode", "getNodesByClass", "infoDisplay", "loadUI", "loadVolume", "mainWindow", "pip_install",
                   "restart", "showStatusMessage", "warningDisplay"]
 

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from typing import Callable, Optional
 
+# What a missing or broken PyTorch raises on import or on its first CUDA call: ImportError, OSError (a DLL or .so
+# that fails to load, e.g. a CUDA build without its driver libraries), RuntimeError (CUDA initialisation).
+BROKEN_TORCH = (ImportError, OSError, RuntimeError)
 NVIDIA_SMI_QUERY = ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]
 
 
@@ -51,7 +54,7 @@ def torch_cuda_available() -> bool:
         import torch
 
         return bool(torch.cuda.is_available())
-    except ImportError:
+    except BROKEN_TORCH:
         return False
 
 
@@ -61,12 +64,13 @@ def torch_devices() -> Optional[list[tuple[str, int]]]:
         return None
     try:
         import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return []
-    return [(torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory // 2**20)
-            for i in range(torch.cuda.device_count())]
+
+        if not torch.cuda.is_available():
+            return []
+        return [(torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory // 2**20)
+                for i in range(torch.cuda.device_count())]
+    except BROKEN_TORCH:
+        return None  # the panel must build: a torch that fails to load is reported like a missing one
 
 
 def describe(torch_view: Optional[list] = "ask", smi_view: Optional[list] = None) -> str:

@@ -1,24 +1,36 @@
-"""LNStagingLogic: runs the analysis in a child process and puts results into the scene. No GUI dialogs here
-(they break headless use and tests): problems are raised as LNStagingError with a message the widget shows."""
+"""LNStagingLogic: every flow of the panel (apply, poll, cancel, finish, close scene, load, save, export, report),
+so that the widget only connects Qt signals to it and shows what it returns or raises. No GUI dialogs here (they
+break headless use and tests): problems are raised as LNStagingError with one sentence the widget shows;
+``Cancelled`` is not an error. Tested on slicer-core with MRML events (Testing/test_slicer_flows.py)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional
+
+import SimpleITK as sitk
+import vtk
 
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
-from LNStagingLib.errors import ExportError, LNStagingError
+from LNStagingLib.errors import Cancelled, ExportError, LNStagingError
+from LNStagingLib.progress import Progress
 from LNStagingLib.inference.rescore_record import rescore_summary, rescored_changes
 from LNStagingLib.results import Results
-from LNStagingLib.scene import review_state, rt_export
-from LNStagingLib.scene.review import ReviewScene, remove_review_nodes
+from LNStagingLib.scene import dicom_source, review_state, rt_export, volumes
+from LNStagingLib.scene.review import ROLE_ATTRIBUTE, ReviewScene
 
 from . import gpu, process
+
+KILL_AFTER_SECONDS = 5.0
+SUV_OF_ATTRIBUTE = "LNStaging.SuvOf"  # on the SUV copy of a DICOM PET: the ID of the Bq/ml node it was made from  # after Cancel, the child's process group is killed if it has not stopped by then
 
 
 def python_slicer() -> str:
@@ -26,15 +38,101 @@ def python_slicer() -> str:
     return shutil.which("PythonSlicer") or sys.executable
 
 
+def dicomDatabase():
+    """Slicer's DICOM database (None before the DICOM module opened one, and on slicer-core)."""
+    return getattr(slicer, "dicomDatabase", None)
+
+
+class AnalysisRun:
+    """One Apply: the CT and PET it was started on (the results attach to them, whatever is selected when it
+    ends), its work folder, the thread writing the input copies, then the child process."""
+
+    def __init__(self, ctNode, petNode, workDir: Path, images: dict, argv: list[str]):
+        self.ct, self.pet, self.workDir, self.argv = ctNode, petNode, workDir, argv
+        self.child: Optional[process.ChildProcess] = None
+        self.cancelledAt: Optional[float] = None
+        self.writeError: Optional[BaseException] = None
+        self.writer = threading.Thread(target=self._writeInputs, args=(images,), daemon=True)
+        self.writer.start()
+
+    def _writeInputs(self, images: dict) -> None:
+        """Off the GUI thread: the images were copied out of the scene already; writing them takes the time."""
+        try:
+            for path, image in images.items():
+                sitk.WriteImage(image, str(path), useCompression=False)
+        except BaseException as error:  # reported on the GUI thread by finish()
+            self.writeError = error
+
+    def poll(self) -> list[str]:
+        """New output lines; starts the child once the inputs are written (not after Cancel)."""
+        if self.child is None:
+            if self.writer.is_alive() or self.writeError is not None or self.cancelledAt is not None:
+                return []
+            self.child = process.ChildProcess(self.argv, env=process.child_environment())
+            return [" ".join(map(str, self.argv))]
+        if self.cancelledAt is not None and time.monotonic() - self.cancelledAt > KILL_AFTER_SECONDS:
+            self.child.kill()
+        return self.child.poll()
+
+    @property
+    def finished(self) -> bool:
+        if self.child is None:
+            return not self.writer.is_alive() and (self.writeError is not None or self.cancelledAt is not None)
+        return self.child.returncode is not None
+
+    def cancel(self) -> None:
+        """Ask the run to stop; never blocks the GUI (the timer kills it after KILL_AFTER_SECONDS)."""
+        if self.cancelledAt is None:
+            self.cancelledAt = time.monotonic()
+        if self.child is not None:
+            self.child.cancel(wait=False)
+
+    def removeInputs(self) -> None:
+        for name in ("ct.nrrd", "pet.nrrd", "organs.seg.nrrd", "tumor.nrrd"):
+            (self.workDir / name).unlink(missing_ok=True)
+
+
 class LNStagingLogic(ScriptedLoadableModuleLogic):
     def __init__(self):
         super().__init__()
-        self.child: Optional[process.ChildProcess] = None
-        self.workDir: Optional[Path] = None
+        self.run: Optional[AnalysisRun] = None
         self.review: Optional[ReviewScene] = None
+        self.resultsFolder: Optional[Path] = None  # where "Report..." saves the review and writes report.html
+        self.workDirs: list[Path] = []  # temporary folders of earlier runs, removed by cleanup()
         self.rescoreModel = ""  # re-scoring model (issue 19): "" none, a catalogue id or a weights file
         self.rescoringEnabled = True
         self.rescoreNote = ""  # why re-scoring is off for the review on screen, when it could not start
+        self.notes: list[str] = []  # what the last Apply decided on the user's behalf (SUV conversion, ...)
+        self._sceneObservers: list[tuple] = []
+
+    # ---- scene events ---------------------------------------------------------------------------------------------
+    def observeScene(self, scene=None) -> None:
+        """Follow Close Scene: the review goes, a run in progress is told its nodes are gone."""
+        scene = scene or slicer.mrmlScene
+        self.stopObservingScene()
+        tag = scene.AddObserver(scene.StartCloseEvent, lambda caller, event: self.onSceneClosed())
+        self._sceneObservers.append((scene, tag))
+
+    def stopObservingScene(self) -> None:
+        for scene, tag in self._sceneObservers:
+            scene.RemoveObserver(tag)
+        self._sceneObservers = []
+
+    def onSceneClosed(self) -> None:
+        """Close Scene removes every node: there is no review any more (Save, Export, Report refuse with a
+        sentence instead of failing on removed nodes)."""
+        self.review = None
+        self.resultsFolder = None
+
+    @property
+    def reviewAvailable(self) -> bool:
+        return self.review is not None and self.review.ct is not None and self.review.ct.GetScene() is not None
+
+    def requireReview(self, action: str) -> ReviewScene:
+        if not self.reviewAvailable:
+            self.review = None
+            raise LNStagingError(f"There is no review to {action}: run the analysis or load a results folder first.")
+        return self.review
 
     # ---- models ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -48,12 +146,12 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         try:
             return sorted(self.catalogue().entries)
         except (LNStagingError, ImportError, OSError) as error:
-            import logging
-
             logging.warning(f"LNStaging: the model catalogue could not be read ({error})")
             return []
 
     def importWeights(self, path: str, modelId: str) -> Path:
+        if not modelId:
+            raise LNStagingError("Choose the model these weights belong to in the Model list first.")
         return self.catalogue().import_weights(path, modelId)
 
     @staticmethod
@@ -65,7 +163,6 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         """One line for the panel: the CUDA device and its memory, or why there is none."""
         return gpu.describe()
 
-    # ---- running ----------------------------------------------------------------------------------------------
     def modelsSpec(self, modelId: Optional[str]) -> str:
         """The CLI's --models spec for a model chosen in the list ('default' when none is chosen)."""
         if not modelId:
@@ -73,77 +170,219 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         entry = self.catalogue().get(modelId)
         return f"{entry.task}={entry.id}"
 
-    def writeInputs(self, ctNode, petNode, organsNode=None, tumourSegmentation=None, tumourSegmentId="") -> dict:
-        """Save the input nodes in a fresh work folder for the child process: CT/PET as NRRD, the organ
-        segmentation as .seg.nrrd (the CLI maps it by segment name), the tumour segment as a label map."""
-        self.workDir = Path(tempfile.mkdtemp(prefix="LNStaging-"))
-        files = {"ct": self.workDir / "ct.nrrd", "pet": self.workDir / "pet.nrrd"}
-        exportCopy(ctNode, files["ct"])
-        exportCopy(petNode, files["pet"])
-        if organsNode is not None:
-            files["organs"] = self.workDir / "organs.seg.nrrd"
-            exportCopy(organsNode, files["organs"])
-        if tumourSegmentation is not None and tumourSegmentId:
-            files["tumor"] = self._exportSegmentLabelmap(tumourSegmentation, tumourSegmentId, ctNode, "tumor")
-        return files
+    # ---- inputs: in the CT's frame, PET in SUV --------------------------------------------------------------------
+    @staticmethod
+    def inputsProblem(ctNode, petNode) -> str:
+        """Why Apply cannot start ("" when it can): shown as the Apply button's tooltip."""
+        if ctNode is None:
+            return "Select the planning CT."
+        if petNode is None:
+            return "Select the PET (loaded from DICOM it is converted to SUV here)."
+        if ctNode is petNode:
+            return "The CT and the PET are the same volume: select the PET."
+        return ""
 
-    def _exportSegmentLabelmap(self, segmentationNode, segmentId, ctNode, name) -> Path:
-        """One segment as a 0/1 label map on the CT grid."""
-        labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", f"LNStaging_{name}")
+    def checkFramesOfReference(self, ctNode, petNode) -> None:
+        """CT and PET from DICOM with different Frames of Reference are not in one space unless the PET was
+        registered (placed under a transform): refuse that case instead of analysing misaligned images."""
+        scene = ctNode.GetScene()
+        ct, pet = dicom_source.dicom_origin(scene, ctNode), dicom_source.dicom_origin(scene, petNode)
+        if ct is None or pet is None or not ct.frame_of_reference_uid or not pet.frame_of_reference_uid:
+            return
+        moved = petNode.GetParentTransformNode() is not ctNode.GetParentTransformNode()
+        if ct.frame_of_reference_uid != pet.frame_of_reference_uid and not moved:
+            raise LNStagingError("The CT and the PET have different DICOM Frames of Reference (they were not acquired "
+                                 "in one space): register the PET to the CT (a transform in the Data module), or "
+                                 "select the PET acquired with this CT.")
+
+    def petSuvImage(self, petNode) -> sitk.Image:
+        """The PET in SUVbw on its own grid: converted from the series' DICOM files with the library's SUV code
+        when it came from DICOM (Slicer loads DICOM PET in Bq/ml), else the voxels as they are (taken as SUV, as
+        the command line does; Bq/ml is refused by the analysis)."""
+        origin = dicom_source.dicom_origin(petNode.GetScene(), petNode)
+        if origin is None or dicomDatabase() is None:
+            self._asIs(petNode)
+            return volumes.image_from_volume(petNode)
+        from LNStagingLib.io.dicom_series import read_dicom_series
+        from LNStagingLib.io.suv import pet_to_suv
+
+        files = dicom_source.series_files(origin, dicomDatabase())
+        series = read_dicom_series(files, series_uid=origin.series_instance_uid, what="PET")
+        suv, factor = pet_to_suv(series)
+        self.notes.append(f"PET converted to SUV from its DICOM tags: {factor.describe()}")
+        # the series' own geometry is the node's (both from the same files), so the node's frame applies
+        return resampleOntoNode(suv, petNode)
+
+    def suvPetNode(self, petNode):
+        """The PET node to analyse and review: ``petNode`` itself, or for a DICOM PET (Bq/ml in Slicer) its SUV copy
+        "<name> (SUVbw)" on the same grid and under the same transform (made once, refreshed on the next Apply), so
+        that the display window, the SUVmax of edited nodes and the report are in SUV too."""
+        scene = petNode.GetScene()
+        if petNode.GetAttribute(SUV_OF_ATTRIBUTE) or dicom_source.dicom_origin(scene, petNode) is None:
+            return petNode if petNode.GetAttribute(SUV_OF_ATTRIBUTE) else self._asIs(petNode)
+        if dicomDatabase() is None:
+            return self._asIs(petNode)
+        suv = self.petSuvImage(petNode)
+        nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+        node = next((n for n in nodes if n.GetAttribute(SUV_OF_ATTRIBUTE) == petNode.GetID()), None)
+        if node is None:
+            node = volumes.add_volume(scene, suv, f"{petNode.GetName()} (SUVbw)")
+            node.SetAttribute(SUV_OF_ATTRIBUTE, petNode.GetID())
+        else:
+            volumes.update_volume(node, suv)
+        node.SetAndObserveTransformNodeID(petNode.GetTransformNodeID())
+        self.notes.append(f"The review shows the PET in SUV as '{node.GetName()}'.")
+        return node
+
+    def _asIs(self, petNode):
+        self.notes.append(f"{petNode.GetName()} did not come from the DICOM database: its values are taken as SUV "
+                          "(load the PET from DICOM to have it converted).")
+        return petNode
+
+    def inputImages(self, workDir: Path, ctNode, petNode) -> dict:
+        """The CT (its own frame) and the PET (in SUV, in the CT's frame through both parent transforms)."""
+        self.checkFramesOfReference(ctNode, petNode)
+        return {workDir / "ct.nrrd": volumes.image_from_volume(ctNode),
+                workDir / "pet.nrrd": volumes.image_in_frame(petNode, ctNode)}
+
+    def _exportSegmentLabelmap(self, segmentationNode, segmentId, ctNode, path: Path) -> Path:
+        """One segment as a 0/1 label map on the CT grid; the temporary nodes (and colour table) are removed."""
+        scene = ctNode.GetScene()
+        with volumes.temporary_nodes(scene):
+            labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "LNStaging_tumor")
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                    segmentationNode, [segmentId], labelmap, ctNode):
+                raise LNStagingError("The tumour segment could not be rasterised on the CT grid.")
+            sitk.WriteImage(volumes.image_from_volume(labelmap), str(path), useCompression=True)
+        return path
+
+    # ---- running ----------------------------------------------------------------------------------------------
+    def startAnalysis(self, ctNode, petNode, organsNode=None, tumourSegmentation=None, tumourSegmentId="",
+                      modelId: Optional[str] = None, device: str = "cpu") -> AnalysisRun:
+        """Copy the inputs out of the scene (GUI thread, fast), write them and start the child (background)."""
+        if self.run is not None:
+            raise LNStagingError("An analysis is running: wait for it or cancel it first.")
+        problem = self.inputsProblem(ctNode, petNode)
+        if problem:
+            raise LNStagingError(problem)
+        if device == "cuda" and not self.cudaAvailable():
+            raise LNStagingError("No usable GPU was found (PyTorch reports no CUDA device): choose CPU.")
+        self.notes = []
+        self.checkFramesOfReference(ctNode, petNode)
+        volumes.matrix_to_frame(petNode, ctNode)  # a transform that cannot be applied is refused before any work
+        petNode = self.suvPetNode(petNode)
+        workDir = Path(tempfile.mkdtemp(prefix="LNStaging-"))
         try:
-            slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
-                segmentationNode, [segmentId], labelmap, ctNode)
-            path = self.workDir / f"{name}.nrrd"
-            exportCopy(labelmap, path)
-            return path
-        finally:
-            slicer.mrmlScene.RemoveNode(labelmap)
+            images = self.inputImages(workDir, ctNode, petNode)
+            files = {"organs": None, "tumor": None}
+            if organsNode is not None:
+                if organsNode.GetParentTransformNode() is not ctNode.GetParentTransformNode():
+                    raise LNStagingError("The organ segmentation is under another transform than the CT: harden "
+                                         "both transforms or place them under the same one.")
+                files["organs"] = workDir / "organs.seg.nrrd"
+                exportCopy(organsNode, files["organs"])
+            if tumourSegmentation is not None and tumourSegmentId:
+                files["tumor"] = self._exportSegmentLabelmap(tumourSegmentation, tumourSegmentId, ctNode,
+                                                             workDir / "tumor.nrrd")
+            argv = process.run_argv(python_slicer(), workDir / "results", workDir / "ct.nrrd", workDir / "pet.nrrd",
+                                    files["organs"], files["tumor"], self.modelsSpec(modelId), device,
+                                    organ_mapping="slicer")
+        except BaseException:
+            shutil.rmtree(workDir, ignore_errors=True)
+            raise
+        self.run = AnalysisRun(ctNode, petNode, workDir, images, argv)
+        return self.run
 
-    def startRun(self, files: dict, modelId: Optional[str], device: str) -> process.ChildProcess:
-        out = self.workDir / "results"
-        argv = process.run_argv(python_slicer(), out, files["ct"], files["pet"], files.get("organs"),
-                                files.get("tumor"), self.modelsSpec(modelId), device, organ_mapping="slicer")
-        self.child = process.ChildProcess(argv, env=process.child_environment())
-        return self.child
+    def pollAnalysis(self) -> list[str]:
+        return self.run.poll() if self.run is not None else []
 
-    def finishRun(self) -> Path:
-        """After the child ended: the results folder, or LNStagingError with the reason."""
-        child, self.child = self.child, None
-        code = child.wait()
-        try:
-            (self.workDir / "lnstaging.log").write_text("\n".join(child.output) + "\n")
-        except OSError:
-            pass  # the log is a convenience; the results decide success
-        if child.cancelled or code != 0:
-            raise LNStagingError(process.failure_message("\n".join(child.output), code if not child.cancelled else 130))
-        return self.workDir / "results"
+    @property
+    def analysisFinished(self) -> bool:
+        return self.run is not None and self.run.finished
 
     def cancel(self) -> None:
-        if self.child is not None:
-            self.child.cancel()
+        if self.run is not None:
+            self.run.cancel()
 
-    def runBlocking(self, ctNode, petNode, modelId=None, device="cpu", onLine: Callable[[str], None] = print) -> Path:
+    def finishAnalysis(self) -> ReviewScene:
+        """After the run ended: its results shown over the CT/PET it was started on. Raises Cancelled after
+        Cancel (not an error), LNStagingError with the reason otherwise; the input copies are removed either way."""
+        run, self.run = self.run, None
+        output = run.child.output if run.child is not None else []
+        try:
+            (run.workDir / "lnstaging.log").write_text("\n".join(output) + "\n")
+        except OSError:
+            pass  # the log is a convenience; the results decide success
+        run.removeInputs()
+        if run.cancelledAt is not None:
+            shutil.rmtree(run.workDir, ignore_errors=True)
+            raise Cancelled("Cancelled: no results were written.")
+        if run.writeError is not None:
+            shutil.rmtree(run.workDir, ignore_errors=True)
+            raise LNStagingError(f"The input copies could not be written to {run.workDir.parent} ({run.writeError}): "
+                                 "check the free disk space.")
+        code = run.child.wait()
+        if code != 0:
+            shutil.rmtree(run.workDir, ignore_errors=True)
+            raise LNStagingError(process.failure_message("\n".join(output), code))
+        results = run.workDir / "results"
+        self.workDirs.append(run.workDir)
+        if run.ct.GetScene() is None or (run.pet is not None and run.pet.GetScene() is None):
+            raise LNStagingError(f"The scene was closed (or the CT or PET removed) during the analysis. The results "
+                                 f"are in {results}: load the CT and PET again, then open that folder with "
+                                 "Load results folder...")
+        return self.loadResults(results, run.ct, run.pet)
+
+    def runBlocking(self, ctNode, petNode, modelId=None, device="cpu", onLine: Callable[[str], None] = print):
         """For the self-test and scripts: run and wait, forwarding output lines."""
-        self.startRun(self.writeInputs(ctNode, petNode), modelId, device)
-        while self.child.returncode is None:
-            for line in self.child.poll():
+        self.startAnalysis(ctNode, petNode, modelId=modelId, device=device)
+        while not self.analysisFinished:
+            for line in self.pollAnalysis():
                 onLine(line)
             slicer.app.processEvents()
-        return self.finishRun()
+            time.sleep(0.05)
+        for line in self.pollAnalysis():
+            onLine(line)
+        return self.finishAnalysis()
+
+    def cleanup(self) -> None:
+        """Module closed or reloaded: stop a run, forget the scene, remove the temporary folders."""
+        if self.run is not None:
+            self.run.cancel()
+            if self.run.child is not None:
+                self.run.child.kill()
+            shutil.rmtree(self.run.workDir, ignore_errors=True)
+            self.run = None
+        self.stopObservingScene()
+        for folder in self.workDirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.workDirs = []
 
     # ---- review -----------------------------------------------------------------------------------------------
     def loadResults(self, folder, ctNode, petNode=None, froc=()) -> ReviewScene:
-        """Results of a run (or a saved review) into the scene, over the given CT/PET."""
+        """Results of a run (or a saved review) into the scene, over the given CT/PET. The review on screen is
+        replaced only once the new one is built: a folder that fails to load leaves it as it was."""
+        if ctNode is None or ctNode.GetScene() is None:
+            raise LNStagingError("Select the planning CT the results were computed on, then load them.")
         folder = Path(folder)
-        self.review = None
-        remove_review_nodes(slicer.mrmlScene)  # Apply or Load again replaces the previous review's nodes
-        if (folder / review_state.REVIEW_FILE).is_file():
-            self.review = review_state.restore_review(slicer.mrmlScene, folder, ctNode, petNode)
-        else:
-            results = Results.read(folder)
-            self.review = ReviewScene.show(slicer.mrmlScene, results, ctNode, petNode,
-                                           froc=froc or self.validationFroc(results))
-        self._placeUnderStudy(ctNode)
+        scene = ctNode.GetScene()
+        if petNode is not None:
+            petNode = self.suvPetNode(petNode)  # a DICOM PET is reviewed in SUV, as after Apply
+        before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+        try:
+            if (folder / review_state.REVIEW_FILE).is_file():
+                review = review_state.restore_review(scene, folder, ctNode, petNode)
+            else:
+                results = Results.read(folder)
+                review = ReviewScene.show(scene, results, ctNode, petNode, froc=froc or self.validationFroc(results))
+        except BaseException:
+            for node in addedNodes(scene, before):
+                scene.RemoveNode(node)
+            raise
+        for node in [n for n in reviewNodes(scene) if n.GetID() in before]:  # the previous review's nodes
+            scene.RemoveNode(node)
+        self.review, self.resultsFolder = review, folder
+        self._placeBesideCt(ctNode)
         try:
             self._applyRescoreModel()
         except LNStagingError as error:  # the review stays usable, with its original probabilities
@@ -157,7 +396,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             return [tuple(p) for p in results.provenance["froc"]]
         try:
             catalogue = self.catalogue()
-        except LNStagingError:
+        except (LNStagingError, ImportError, OSError):
             return []
         for modelId in results.provenance.get("models", {}) or {}:
             entry = catalogue.entries.get(modelId)
@@ -165,13 +404,18 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
                 return [tuple(p) for p in entry.metrics["froc"]]
         return []
 
-    def _placeUnderStudy(self, ctNode) -> None:
-        """Put the new nodes beside the CT in the subject hierarchy (under its study)."""
-        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
-        parent = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(ctNode))
+    def _placeBesideCt(self, ctNode) -> None:
+        """The new nodes under the CT's study in the subject hierarchy and under the CT's parent transform: the
+        results are in the CT's own frame (the inputs were written in it), so they move with the CT."""
+        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(ctNode.GetScene())
+        parent = hierarchy.GetItemParent(rt_export.subject_item(hierarchy, ctNode))
+        transformId = ctNode.GetTransformNodeID()
         for node in (self.review.attention, self.review.segmentation, self.review.table, self.review.markups):
-            if node is not None:
-                hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), parent)
+            if node is None:
+                continue
+            hierarchy.SetItemParent(rt_export.subject_item(hierarchy, node), parent)
+            if node.IsA("vtkMRMLTransformableNode"):
+                node.SetAndObserveTransformNodeID(transformId)
 
     # ---- re-scoring from decisions (issue 19) -------------------------------------------------------------------
     def rescoreModelIds(self) -> list[str]:
@@ -179,8 +423,6 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         try:
             return self.catalogue().rescore_model_ids()
         except (LNStagingError, ImportError, OSError) as error:
-            import logging
-
             logging.warning(f"LNStaging: the re-scoring models could not be listed ({error})")
             return []
 
@@ -215,7 +457,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
     def _applyRescoreModel(self) -> None:
         """(Re)build the review's rescorer from the chosen model (the CNN runs once over the candidates); with no
-        model, show the original probabilities."""
+        model, show the original probabilities. A missing or broken PyTorch is a ModelError (an LNStagingError)."""
         self.rescoreNote = ""
         if self.review is None:
             return
@@ -228,47 +470,75 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             path, sha256 = resolve_model_file(self.rescoreModel, "cls")
             name = self.rescoreModel if sha256 is not None else path.name
             self.review.start_rescoring(path, sha256, name, enabled=self.rescoringEnabled)
+        except (ImportError, OSError) as error:  # torch or one of its libraries failed to load
+            self.review.stop_rescoring()
+            raise LNStagingError(f"PyTorch cannot be loaded ({type(error).__name__}: {error}).") from None
         except LNStagingError:
             self.review.stop_rescoring()
             raise
 
     def saveReview(self, folder) -> Path:
-        return review_state.save_review(self.review, folder)
+        return review_state.save_review(self.requireReview("save"), folder)
 
-    def writeReport(self, resultsFolder) -> Path:
+    def writeReport(self, resultsFolder=None) -> Path:
         """The one-page reviewed report (the same library function as the browser review and `lnstaging report`):
         the review is saved into RESULTS/review/ first, then report.html is written there from it."""
-        if self.review is None:
-            raise LNStagingError("Load or compute results first: there is nothing to report.")
+        self.requireReview("report")
+        resultsFolder = resultsFolder or self.resultsFolder
+        if not resultsFolder:
+            raise LNStagingError("Choose the results folder of this case for the report.")
         return review_state.write_review_report(self.review, resultsFolder)
 
     def pendingNodeNames(self) -> list[str]:
         """Unreviewed nodes, for the widget's confirmation before they are included in an export."""
-        return rt_export.pending_names(self.review.results)
+        return rt_export.pending_names(self.requireReview("export").results)
 
-    def export(self, outFolder, ctDicomFolder: Optional[str] = None, includePending: bool = False) -> str:
-        """RTSTRUCT of the reviewed nodes (accepted; pending too only with includePending; never rejected):
-        SlicerRT's exporter when installed, else the library's exporter against the CT's DICOM folder."""
-        if self.review is None:
-            raise ExportError("Load or compute results first: there is nothing to export.")
-        self.review.read_edits()
-        results = self.review.results
-        rescored = rescore_summary(results)  # the probabilities were re-scored from the decisions: say so
+    def exportRoute(self) -> str:
+        """How Export writes the RTSTRUCT: "dicom" (the library's writer on the CT's own DICOM files, found in the
+        DICOM database: it attaches to the planning CT), "slicerrt" (the CT did not come from DICOM: SlicerRT
+        writes its own CT series with it) or "folder" (neither: the user gives the CT's DICOM folder)."""
+        review = self.requireReview("export")
+        if dicom_source.dicom_origin(review.ct.GetScene(), review.ct) is not None and dicomDatabase() is not None:
+            return "dicom"
         if hasattr(slicer.modules, "dicomrtimportexport"):
+            return "slicerrt"
+        return "folder"
+
+    def export(self, outFolder, ctDicomFolder: Optional[str] = None, includePending: bool = False,
+               progress: Optional[Progress] = None) -> str:
+        """RTSTRUCT of the reviewed nodes (accepted; pending too only with includePending; never rejected).
+        Returns what was written, for the widget's message. ``progress`` (the library's) is told how far the
+        writer is and can cancel it (Cancelled; the file is written atomically, so nothing is left)."""
+        review = self.requireReview("export")
+        route = self.exportRoute()
+        review.read_edits()
+        results = review.results
+        rescored = rescore_summary(results)  # the probabilities were re-scored from the decisions: say so
+        tail = f"\n{rescored}" if rescored else ""
+        if route == "slicerrt":
             import DicomRtImportExportPlugin
 
             plugin = DicomRtImportExportPlugin.DicomRtImportExportPluginClass()
-            names = rt_export.export_with_slicerrt(slicer.mrmlScene, self.review, outFolder, plugin, includePending)
-            return f"{outFolder} ({len(names)} ROIs: {', '.join(names)})" + (f"\n{rescored}" if rescored else "")
-        if not ctDicomFolder:
-            raise ExportError("SlicerRT is not installed: give the CT's DICOM folder so the RTSTRUCT can reference it.")
+            names = rt_export.export_with_slicerrt(review.ct.GetScene(), review, outFolder, plugin, includePending)
+            return (f"{outFolder} ({len(names)} ROIs: {', '.join(names)}). The CT was not loaded from DICOM, so "
+                    "SlicerRT wrote a new CT series with the RTSTRUCT: import both into the planning system." + tail)
+        seriesUid = None
+        if route == "dicom":
+            origin = dicom_source.dicom_origin(review.ct.GetScene(), review.ct)
+            ctDicom, seriesUid = dicom_source.series_files(origin, dicomDatabase()), origin.series_instance_uid
+        elif ctDicomFolder:
+            ctDicom = ctDicomFolder
+        else:
+            raise ExportError("The CT was not loaded from DICOM and SlicerRT is not installed: give the CT's DICOM "
+                              "folder so the RTSTRUCT can reference it.")
         from LNStagingLib.export.exporter import export_label_map
 
-        out = Path(outFolder) / "RS_LNStaging.dcm"
-        export_label_map(results.gtv_ln, ctDicomFolder, out, kind="rtstruct", candidates=results.candidates,
-                         rescored_ids=set(rescored_changes(results)),
-                         **rt_export.review_rule_kwargs(export_label_map, includePending))
-        return str(out) + (f"\n{rescored}" if rescored else "")
+        summary = export_label_map(results.gtv_ln, ctDicom, Path(outFolder) / "RS_LNStaging.dcm", kind="rtstruct",
+                                   candidates=results.candidates, series_uid=seriesUid, resample=True,
+                                   progress=progress,
+                                   rescored_ids=set(rescored_changes(results)),
+                                   **rt_export.review_rule_kwargs(export_label_map, includePending))
+        return "\n".join(summary.lines()) + tail
 
     # ---- dependencies -----------------------------------------------------------------------------------------
     @staticmethod
@@ -278,7 +548,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         missing = dependencies.missing(dependencies.read_requirements())
         try:
             import torch  # noqa: F401
-        except ImportError:
+        except gpu.BROKEN_TORCH:
             missing.append("torch (PyTorch extension)")
         return missing
 
@@ -291,7 +561,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         restart = False
         try:
             import torch  # noqa: F401
-        except ImportError:
+        except gpu.BROKEN_TORCH:
             import PyTorchUtils
 
             if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
@@ -303,8 +573,29 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         return restart
 
 
+def reviewNodes(scene) -> list:
+    nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+    return [n for n in nodes if n is not None and n.GetAttribute(ROLE_ATTRIBUTE)]
+
+
+def addedNodes(scene, before: set) -> list:
+    nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+    return [n for n in nodes if n is not None and n.GetID() not in before]
+
+
+def resampleOntoNode(image: sitk.Image, node) -> sitk.Image:
+    """``image`` (same physical space as ``node``'s own frame) on exactly the node's voxel grid: a DICOM series
+    read by the library and by Slicer's DICOM module is one grid, possibly with the slice order reversed."""
+    reference = volumes.image_from_volume(node)
+    return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0, sitk.sitkFloat32)
+
+
 def exportCopy(node, path: Path) -> None:
     """Write a node to a file for the child process without touching the node's storage node (saveNode would
     re-point the user's own storage node, and so the next Save, at our temporary folder)."""
     if not slicer.util.exportNode(node, str(path)):
         raise LNStagingError(f"{node.GetName()} could not be written to {path.parent}: check the free disk space.")
+
+
+def vtkModifiedEvent():
+    return vtk.vtkCommand.ModifiedEvent

@@ -15,11 +15,3 @@ class LNStagingParameterNode:
     fpPerPatient: Annotated[float, WithinRange(0.0, 10.0)] = 2.0
     overlayOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
     showRejected: bool = False
-
-    def isValid(self) -> tuple[bool, str]:
-        """(ok, reason): the reason is shown as the Apply button's tooltip."""
-        if self.ct is None:
-            return False, "Select the planning CT."
-        if self.pet is None:
-            return False, "Select the PET (in SUV; convert DICOM PET with 'lnstaging suv')."
-        return True, "Find, classify and contour lymph nodes on this PET/CT."

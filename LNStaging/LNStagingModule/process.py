@@ -105,6 +105,7 @@ class ChildProcess:
         kwargs = {}
         if sys.platform == "win32":
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+            kwargs["startupinfo"] = hidden_window_startupinfo()
         else:
             kwargs["start_new_session"] = True  # its own group: cancel reaches grandchildren too
         self.process = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
@@ -153,19 +154,39 @@ class ChildProcess:
         self.poll()
         return self.process.returncode
 
-    def cancel(self) -> None:
-        """Kill the child and everything it started."""
+    def cancel(self, wait: bool = True) -> None:
+        """Kill the child and everything it started. ``wait=False`` (the GUI's Cancel) only asks it to stop and
+        returns at once; ``kill()`` then ends what is still running (the panel's timer calls it after 5 s)."""
         self.cancelled = True
         if self.process.poll() is not None:
             return
         if sys.platform == "win32":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.process.pid)], capture_output=True)
-        else:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                return
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.process.pid)], capture_output=True,
+                           startupinfo=hidden_window_startupinfo())
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if wait:
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the child's process group (it did not stop after cancel)."""
+        if sys.platform != "win32" and self.process.poll() is None:
+            try:
                 os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def hidden_window_startupinfo():
+    """Windows: no console window for the child (what slicer.util.launchConsoleProcess does at v5.10.0 and v5.12.3:
+    STARTUPINFO with dwFlags STARTF_USESHOWWINDOW and wShowWindow SW_HIDE). Closing such a window would kill the run."""
+    info = subprocess.STARTUPINFO()
+    info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
+    info.wShowWindow = 0  # SW_HIDE
+    return info

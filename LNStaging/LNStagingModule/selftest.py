@@ -47,9 +47,8 @@ class LNStagingTest(ScriptedLoadableModuleTest):
             return
 
         work = Path(tempfile.mkdtemp(prefix="LNStagingTest-"))
-        folder = logic.runBlocking(ct, pet, None, "cpu", onLine=lambda line: None)  # demo weights, offline
-        shown = logic.loadResults(folder, ct, pet)
-        shown = logic.loadResults(folder, ct, pet)  # a second Load replaces, never duplicates
+        shown = logic.runBlocking(ct, pet, None, "cpu", onLine=lambda line: None)  # demo weights, offline
+        shown = logic.loadResults(logic.resultsFolder, ct, pet)  # a second Load replaces, never duplicates
         self.assertEqual(len(slicer.util.getNodesByClass("vtkMRMLSegmentationNode")), 1)
         self.assertEqual(shown.table.GetNumberOfRows(), len(shown.results.candidates))
         if not shown.results.candidates:

@@ -1,4 +1,6 @@
-"""LNStagingWidget: maps GUI events to LNStagingLogic / the scene adapter. Dialogs live here, not in the logic."""
+"""LNStagingWidget: a thin binding. It connects Qt signals to LNStagingLogic (which holds every flow and is tested
+on slicer-core), shows what the logic returns and one dialog for what it raises. Dialogs live here, not in the
+logic."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-from LNStagingLib.errors import LNStagingError
+from LNStagingLib.errors import Cancelled, LNStagingError
 from LNStagingLib.scene import table
 
-from . import process
-from .logic import LNStagingLogic
+from . import process, reload
+from .logic import LNStagingLogic, vtkModifiedEvent
 from .parameters import LNStagingParameterNode
 
 OPERATING_MODES = ("Probability threshold", "FP per patient")
@@ -47,6 +49,28 @@ def reportErrors(context):
     except Exception as error:  # a bug: show it, keep Slicer running
         logging.exception(context)
         slicer.util.errorDisplay(f"{context}\n\n{type(error).__name__}: {error}", detailedText=traceback.format_exc())
+
+
+@contextlib.contextmanager
+def progressDialog(title):
+    """A library Progress drawn in Slicer's progress dialog; its Cancel button cancels the step."""
+    from LNStagingLib.progress import Progress
+
+    dialog = slicer.util.createProgressDialog(windowTitle=f"LNStaging - {title}", labelText=title, maximum=100)
+    progress = Progress()
+
+    def update(fraction, message):
+        if dialog.wasCanceled:
+            progress.cancel()
+        dialog.value = int(fraction * 100)
+        dialog.labelText = message or title
+        slicer.app.processEvents()
+
+    progress.callback = update
+    try:
+        yield progress
+    finally:
+        dialog.close()
 
 
 class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -110,37 +134,57 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
         self.ui.reportButton.connect("clicked(bool)", self.onReport)
 
+        self.logic.observeScene(slicer.mrmlScene)  # Close Scene: the logic drops the review first
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        # Alt+A/R/N/P: made once per widget (not per enter), enabled only while the module is shown, removed in
+        # cleanup() so a Reload leaves no shortcut bound to the old widget (duplicates make Qt call neither).
+        for keys, slot in SHORTCUTS:
+            shortcut = qt.QShortcut(qt.QKeySequence(keys), slicer.util.mainWindow())
+            shortcut.enabled = False
+            shortcut.connect("activated()", getattr(self, slot))
+            self._shortcuts.append(shortcut)
         self.initializeParameterNode()
+        self._showReviewAvailable()
 
     def cleanup(self):
+        """Module unloaded or reloaded: no timer, shortcut, observer or child process may outlive this widget."""
+        self._timer.stop()
         self.removeObservers()
-        self.logic.cancel()
+        self.logic.cleanup()
         self._disconnectGui()
+        for shortcut in self._shortcuts:
+            shortcut.setParent(None)
+        self._shortcuts = []
+
+    def onReload(self):
+        """Developer mode: reload the library and the module package too (not only LNStaging.py)."""
+        reload.forget_library_modules()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self):
         self._selectSegmentEditorNode()
         self.initializeParameterNode()
-        for keys, slot in SHORTCUTS:
-            shortcut = qt.QShortcut(qt.QKeySequence(keys), slicer.util.mainWindow())
-            shortcut.connect("activated()", getattr(self, slot))
-            self._shortcuts.append(shortcut)
+        for shortcut in self._shortcuts:
+            shortcut.enabled = True
 
     def exit(self):
         self.ui.segmentEditorWidget.setActiveEffect(None)  # a paint brush must not stay active in other modules
         self.ui.segmentEditorWidget.removeViewObservations()
         self._disconnectGui()
         for shortcut in self._shortcuts:
-            shortcut.setParent(None)
-        self._shortcuts = []
+            shortcut.enabled = False
 
     def onSceneStartClose(self, caller, event):
-        self.logic.review = None
         self.ui.segmentEditorWidget.setSegmentationNode(None)
         self.ui.segmentEditorWidget.removeViewObservations()
         self.ui.candidateTableView.setMRMLTableNode(None)
+        self._showReviewAvailable()
         self._disconnectGui()
+
+    def _showReviewAvailable(self):
+        """The Review section is usable only while there is a review (not after Close Scene)."""
+        self.ui.reviewCollapsibleButton.enabled = self.logic.reviewAvailable
 
     def onSceneEndClose(self, caller, event):
         self._selectSegmentEditorNode()  # Close Scene removed the editor's parameter node
@@ -176,7 +220,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._parameterNode.ct:
             self._parameterNode.ct = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
         self._guiConnection = self._parameterNode.connectGui(self.ui)
-        self.addObserver(self._parameterNode, vtk_modified_event(), self.updateApplyButton)
+        self.addObserver(self._parameterNode, vtkModifiedEvent(), self.updateApplyButton)
         self.updateApplyButton()
 
     def _disconnectGui(self):
@@ -184,64 +228,72 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if self._guiConnection is not None:
                 self._parameterNode.disconnectGui(self._guiConnection)
                 self._guiConnection = None
-            self.removeObserver(self._parameterNode, vtk_modified_event(), self.updateApplyButton)
+            self.removeObserver(self._parameterNode, vtkModifiedEvent(), self.updateApplyButton)
 
     def updateApplyButton(self, caller=None, event=None):
-        if self.logic.child is not None:
+        if self.logic.run is not None:
             return
-        ok, reason = self._parameterNode.isValid() if self._parameterNode else (False, "")
-        self.ui.applyButton.enabled = ok
-        self.ui.applyButton.toolTip = reason
+        p = self._parameterNode
+        reason = self.logic.inputsProblem(p.ct, p.pet) if p else "Select the planning CT."
+        self.ui.applyButton.enabled = not reason
+        self.ui.applyButton.toolTip = reason or "Find, classify and contour lymph nodes on this PET/CT."
 
-    # ---- running ----------------------------------------------------------------------------------------------
+    # ---- running: the logic's flow, polled by a timer ---------------------------------------------------------------
     def onApply(self):
-        if self.logic.child is not None:  # the button reads "Cancel" while running
+        if self.logic.run is not None:  # the button reads "Cancel" while running: ask the run to stop, no dialog
             self.logic.cancel()
+            self.ui.applyButton.text = "Cancelling..."
+            self.ui.applyButton.enabled = False
             return
         if not self._ensureDependencies():
-            return
-        device = self.ui.deviceComboBox.currentData
-        if device == "cuda" and not self.logic.cudaAvailable():
-            self.ui.gpuLabel.text = self.logic.gpuDescription()
-            slicer.util.errorDisplay("No usable GPU was found (PyTorch reports no CUDA device): choose CPU.")
             return
         p = self._parameterNode
         started = False
         with reportErrors("The analysis could not start."):
-            files = self.logic.writeInputs(p.ct, p.pet, p.organs, self.ui.tumourSelector.currentNode(),
-                                           self.ui.tumourSelector.currentSegmentID())
-            self.logic.startRun(files, self.ui.modelComboBox.currentData or None, device)
+            self.logic.startAnalysis(p.ct, p.pet, p.organs, self.ui.tumourSelector.currentNode(),
+                                     self.ui.tumourSelector.currentSegmentID(),
+                                     self.ui.modelComboBox.currentData or None, self.ui.deviceComboBox.currentData)
             started = True
         if not started:
+            self.ui.gpuLabel.text = self.logic.gpuDescription()
             return
         self.ui.logTextEdit.clear()
-        self.ui.logTextEdit.appendPlainText(" ".join(map(str, self.logic.child.process.args)))
+        for note in self.logic.notes:
+            self.ui.logTextEdit.appendPlainText(note)
         self.ui.progressBar.visible = True
         self.ui.progressBar.value = 0
+        self.ui.progressBar.format = "%p% writing the inputs"
         self.ui.applyButton.text = "Cancel"
         self._timer.start()
 
     def onPoll(self):
-        child = self.logic.child
-        for line in child.poll():
+        for line in self.logic.pollAnalysis():
             parsed = process.parse_progress(line)
             if parsed:
                 self.ui.progressBar.value = int(parsed[0] * 100)
                 self.ui.progressBar.format = f"%p% {parsed[1]}"
             else:
                 self.ui.logTextEdit.appendPlainText(line)
-        if child.returncode is None:
+        if not self.logic.analysisFinished:
             return
         self._timer.stop()
         self.ui.applyButton.text = "Apply"
         self.ui.progressBar.visible = False
         try:
-            folder = self.logic.finishRun()
+            with slicer.util.WaitCursor():
+                review = self.logic.finishAnalysis()
+        except Cancelled as cancelled:  # not an error: a line in the log and the status bar
+            self.ui.logTextEdit.appendPlainText(str(cancelled))
+            slicer.util.showStatusMessage(str(cancelled), 5000)
         except LNStagingError as error:
             self.ui.logTextEdit.appendPlainText(str(error))
             slicer.util.errorDisplay(str(error))
+        except Exception as error:  # a bug: one dialog with the traceback, Slicer keeps running
+            logging.exception("LNStaging: showing the results failed")
+            slicer.util.errorDisplay(f"The results could not be shown.\n\n{type(error).__name__}: {error}",
+                                     detailedText=traceback.format_exc())
         else:
-            self._showReview(folder)
+            self._bindReview(review)
         self.updateApplyButton()
 
     def _ensureDependencies(self) -> bool:
@@ -270,37 +322,35 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if path:
             setSetting("folders/weights", qt.QFileInfo(path).absolutePath())
             with reportErrors("The weights file was not imported."):
-                if not self.ui.modelComboBox.currentData:
-                    raise LNStagingError("Choose the model these weights belong to in the Model list first.")
                 target = self.logic.importWeights(path, self.ui.modelComboBox.currentData)
                 slicer.util.infoDisplay(f"Imported and verified: {target}")
 
     # ---- review -----------------------------------------------------------------------------------------------
     def onLoadResults(self):
         folder = self._folderDialog("results", "Results or saved review folder")
-        if folder:
-            self._showReview(folder)
-
-    def _showReview(self, folder):
-        p = self._parameterNode
-        if self.logic.review is not None and not slicer.util.confirmOkCancelDisplay(
+        if not folder:
+            return
+        if self.logic.reviewAvailable and not slicer.util.confirmOkCancelDisplay(
                 "The review on screen (GTV_LN, table, centroids) will be replaced. Contour edits and decisions "
                 "not saved with Save review... are lost.", windowTitle="LNStaging - Replace the review"):
             return
+        p = self._parameterNode
         with reportErrors("The results could not be shown."):
             self.logic.rescoringEnabled = self.ui.rescoreCheckBox.checked
-            review = self.logic.loadResults(folder, p.ct, p.pet)
-            self._fillRescoreModels()  # weights imported meanwhile are listed now
-            self._showRescoringStatus()
-            self._resultsFolder = folder  # where "Report..." saves the review and writes report.html
-            self.ui.candidateTableView.setMRMLTableNode(review.table)
-            self.ui.segmentEditorWidget.setSegmentationNode(review.segmentation)
-            self.ui.segmentEditorWidget.setSourceVolumeNode(p.ct)
-            probability = review.results.patient.metastasis_probability
-            self.ui.patientProbabilityLabel.text = "-" if probability is None else f"{probability:.2f}"
-            self.ui.reviewCollapsibleButton.enabled = True
-            self._showOperatingPoint(review)  # the review's own (saved) operating point, not the slider default
-            self.onOverlay()
+            self._bindReview(self.logic.loadResults(folder, p.ct, p.pet))
+
+    def _bindReview(self, review):
+        """Show the review the logic built: table, editor, patient probability, operating point, overlay."""
+        self._fillRescoreModels()  # weights imported meanwhile are listed now
+        self._showRescoringStatus()
+        self.ui.candidateTableView.setMRMLTableNode(review.table)
+        self.ui.segmentEditorWidget.setSegmentationNode(review.segmentation)
+        self.ui.segmentEditorWidget.setSourceVolumeNode(review.ct)
+        probability = review.results.patient.metastasis_probability
+        self.ui.patientProbabilityLabel.text = "-" if probability is None else f"{probability:.2f}"
+        self._showReviewAvailable()
+        self._showOperatingPoint(review)  # the review's own (saved) operating point, not the slider default
+        self.onOverlay()
 
     def _showOperatingPoint(self, review):
         """Show the review's own operating point (a restored review keeps its saved one). Signals are blocked so
@@ -370,7 +420,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _currentCandidateId(self):
         review = self.logic.review
-        if review is None:
+        if not self.logic.reviewAvailable:
             return None
         return table.candidate_id_at_row(review.table, self.ui.candidateTableView.currentIndex().row())
 
@@ -395,7 +445,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._decide("rejected")
 
     def _selectRow(self, row):
-        if self.logic.review is not None and row >= 0:
+        if self.logic.reviewAvailable and row >= 0:
             self.ui.candidateTableView.selectRow(row)
 
     def onNext(self):
@@ -409,7 +459,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         byFp = self.ui.operatingModeComboBox.currentIndex == 1
         self.ui.fpSlider.enabled = byFp
         self.ui.thresholdSlider.enabled = not byFp
-        if review is None:
+        if not self.logic.reviewAvailable:
             return
         if byFp and not review.froc:
             self.ui.operatingModeComboBox.currentIndex = 0
@@ -424,11 +474,11 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             review.set_operating_point(threshold=self.ui.thresholdSlider.value)
 
     def onOverlay(self, *args):
-        if self.logic.review is not None:
+        if self.logic.reviewAvailable:
             self.logic.review.set_overlay(self.ui.overlayComboBox.currentData, self.ui.opacitySlider.value)
 
     def onShowRejected(self, show):
-        if self.logic.review is not None:
+        if self.logic.reviewAvailable:
             self.logic.review.set_show_rejected(show)
 
     def onSaveReview(self):
@@ -440,39 +490,38 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onReport(self):
         """report.html from the review as it is now (saved into RESULTS/review/ first), opened in the browser."""
-        if self.logic.review is None:
-            return
-        folder = getattr(self, "_resultsFolder", None) or self._folderDialog(
-            "results", "Results folder of the case (the review and report.html go into its review/ sub-folder)")
-        if folder:
-            with reportErrors("The report was not written."):
-                path = self.logic.writeReport(folder)
-                slicer.util.showStatusMessage(f"Report written to {path}", 5000)
-                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(path)))
+        folder = None
+        if self.logic.reviewAvailable and not self.logic.resultsFolder:
+            folder = self._folderDialog(
+                "results", "Results folder of the case (the review and report.html go into its review/ sub-folder)")
+            if not folder:
+                return
+        with reportErrors("The report was not written."):
+            path = self.logic.writeReport(folder)
+            slicer.util.showStatusMessage(f"Report written to {path}", 5000)
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(path)))
 
     def onExport(self):
-        if self.logic.review is None:
-            return
-        includePending = self.ui.includePendingCheckBox.checked
-        if includePending:
-            pending = self.logic.pendingNodeNames()
+        with reportErrors("The export failed."):
+            route = self.logic.exportRoute()  # refuses with a sentence when there is no review
+            includePending = self.ui.includePendingCheckBox.checked
+            pending = self.logic.pendingNodeNames() if includePending else []
             if pending and not slicer.util.confirmOkCancelDisplay(
                     f"These {len(pending)} nodes have not been reviewed and will be exported as GTVn too:\n\n"
                     f"{', '.join(pending)}\n\nExport them with the accepted nodes?",
                     windowTitle="LNStaging - Export unreviewed nodes"):
                 return
-        ctDicom = None
-        if not hasattr(slicer.modules, "dicomrtimportexport"):
-            ctDicom = self._folderDialog("ctDicom", "Folder of the CT's DICOM series")
-            if not ctDicom:
-                return
-        out = self._folderDialog("export", "Write the RTSTRUCT into")
-        if out:
-            with reportErrors("The export failed."):
-                slicer.util.infoDisplay(f"Exported: {self.logic.export(out, ctDicom, includePending)}")
-
-
-def vtk_modified_event():
-    import vtk
-
-    return vtk.vtkCommand.ModifiedEvent
+            ctDicom = None
+            if route == "folder":
+                ctDicom = self._folderDialog("ctDicom", "Folder of the CT's DICOM series")
+                if not ctDicom:
+                    return
+            out = self._folderDialog("export", "Write the RTSTRUCT into")
+            if out:
+                with progressDialog("Writing the RTSTRUCT") as progress:
+                    try:
+                        written = self.logic.export(out, ctDicom, includePending, progress)
+                    except Cancelled as cancelled:  # not an error: nothing was written
+                        slicer.util.showStatusMessage(str(cancelled), 5000)
+                        return
+                slicer.util.infoDisplay(f"Exported: {written}")

@@ -16,9 +16,10 @@ from ..errors import ExportError, InputFileError
 from ..io.dicom_series import NON_IMAGE_MODALITIES, DicomSeries, read_dicom_series
 
 
-def read_ct_reference(folder: os.PathLike | str, series_uid: str | None = None) -> DicomSeries:
-    """The one image series in ``folder`` (or the one with ``series_uid``), slices in order along the normal."""
-    if Path(folder).is_file():
+def read_ct_reference(folder, series_uid: str | None = None) -> DicomSeries:
+    """The one image series in ``folder`` (or the one with ``series_uid``), slices in order along the normal.
+    ``folder`` may also be a list of the series' files (what Slicer's DICOM database knows of a loaded CT)."""
+    if not isinstance(folder, (list, tuple)) and Path(folder).is_file():
         try:
             modality = str(pydicom.dcmread(folder, stop_before_pixels=True).get("Modality", "")).upper()
         except Exception:
@@ -26,6 +27,8 @@ def read_ct_reference(folder: os.PathLike | str, series_uid: str | None = None) 
         if modality in NON_IMAGE_MODALITIES:
             raise InputFileError(f"'{folder}' is an {modality}, not a CT image: give the folder holding the CT series.")
     ct = read_dicom_series(folder, series_uid=series_uid, what="CT")
+    if isinstance(folder, (list, tuple)):
+        folder = f"{len(folder)} DICOM files of the loaded CT, first {folder[0]}"
     missing = [name for name, value in (("SeriesInstanceUID", ct.series_instance_uid),
                                         ("StudyInstanceUID", ct.study_instance_uid),
                                         ("FrameOfReferenceUID", ct.frame_of_reference_uid)) if not value]

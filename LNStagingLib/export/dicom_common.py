@@ -35,6 +35,15 @@ def new_uid() -> str:
     return generate_uid()
 
 
+def save_file(ds: pydicom.Dataset, path) -> None:
+    """Write ``ds`` as a DICOM file with its preamble and file meta. pydicom 3 names this switch
+    ``enforce_file_format``; pydicom 2.4 (what Slicer 5.10 ships) names it ``write_like_original=False``."""
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(path, enforce_file_format=True)
+    else:
+        ds.save_as(path, write_like_original=False)
+
+
 def copy_patient_study(source: pydicom.Dataset, target: pydicom.Dataset) -> None:
     """Copy the patient and study identifiers so that the new object files under the CT's patient and study."""
     for keyword in PATIENT_STUDY_TAGS:

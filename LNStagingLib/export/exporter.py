@@ -29,7 +29,7 @@ from .ct_reference import read_ct_reference
 from .review_rule import ExportCounts, ExportRecord, export_counts, write_record
 from .rois import RoiSpec, labels_on_ct_grid, select_rois
 from .rtstruct import build_rtstruct, write_dataset
-from .seg import build_seg
+from .seg import build_seg, require_seg_support
 
 KINDS = ("rtstruct", "seg")
 QUIET_WARNINGS = (".*exceeds the maximum length.*", ".*unlikely to represent the intended person name.*")
@@ -67,6 +67,8 @@ def export_label_map(labels: sitk.Image, ct_dicom: Path | str, out: Path | str, 
     if kind not in KINDS:
         raise ExportError(f"Unknown export kind {kind!r}: choose one of {', '.join(KINDS)}.")
     include_pending = _include_pending(include_pending, only_accepted)
+    if kind == "seg":
+        require_seg_support()
     progress = progress or Progress()
     progress.step(0.0, "reading the CT series")
     pydicom_log = logging.getLogger("pydicom")

@@ -21,7 +21,7 @@ from ..progress import Progress
 from .contours import mask_contours
 from ..io.dicom_series import DicomSeries
 from .ct_reference import sop_class_uid
-from .dicom_common import DISCLAIMER, MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid, now
+from .dicom_common import DISCLAIMER, MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid, now, save_file
 from .iod_check import missing_rtstruct_attributes
 from .review_rule import fit_words
 from .rois import RoiSpec, roi_boxes, roi_mask
@@ -151,5 +151,5 @@ def write_dataset(ds: pydicom.Dataset, out: Path | str) -> Path:
     """Write atomically: the file appears complete or not at all."""
     out = Path(out)
     with atomic_file(out) as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
+        save_file(ds, tmp)
     return out

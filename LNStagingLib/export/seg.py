@@ -14,6 +14,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from .. import __version__
+from ..errors import ExportError
 from ..progress import Progress
 from ..io.dicom_series import DicomSeries
 from .dicom_common import MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid
@@ -22,6 +23,15 @@ from .rois import RoiSpec
 CATEGORY = Code("49755003", "SCT", "Morphologically Altered Structure")
 TYPE = Code("14799000", "SCT", "Neoplasm, Secondary")
 REGION = Code("59441001", "SCT", "Lymph node")
+
+
+def require_seg_support() -> None:
+    """highdicom 0.23 or later, or one sentence. Beside pydicom 2.4 (Slicer 5.10) pip can only install highdicom 0.22,
+    which predates numpy 2 (it uses np.float_) and lacks CIELabColor.from_rgb: no SEG can be written there."""
+    if not hasattr(hd.color.CIELabColor, "from_rgb"):
+        raise ExportError(f"Writing a DICOM SEG needs highdicom 0.23 or later (installed: {hd.__version__}, the newest "
+                          "that works with pydicom 2.4 as in Slicer 5.10): export an RTSTRUCT instead, or use "
+                          "Slicer 5.12 or the command line's own environment for a SEG.")
 
 
 def segment_descriptions(rois: list[RoiSpec]) -> list[hd.seg.SegmentDescription]:

@@ -18,20 +18,39 @@ moved, by how much, and from which decisions, so the review state and the report
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
-import torch
 
-from ..candidates.patches import iter_patch_batches
 from ..errors import ModelError
-from ..models.gnn import ACCEPTED, REJECTED, UNKNOWN
-from ..models.stage2 import Stage2Model
-from .classification import _convolutions, patch_arguments
 from .rescore_record import original_probability, rescore_summary, restore_original_probabilities
 
-STATE_CODES = {"accepted": ACCEPTED, "rejected": REJECTED, "pending": UNKNOWN}
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.stage2 import Stage2Model
+
+# torch, the models and the patch code are imported when re-scoring runs, not with this module: the Slicer panel
+# imports it before PyTorch is installed, and a broken PyTorch must not break loading a review (issue 27).
+
+
+def _torch():
+    """PyTorch, or one ModelError saying why re-scoring cannot run (missing, or failing to load its libraries)."""
+    try:
+        import torch
+    except (ImportError, OSError) as error:
+        raise ModelError(f"PyTorch cannot be loaded ({type(error).__name__}: {error}): re-scoring needs it; install "
+                         "or repair it (in Slicer: the PyTorch module), or choose no re-scoring model.") from None
+    return torch
+
+
+def state_codes() -> dict[str, int]:
+    """Review state -> the code the review-state network reads (models.gnn: accepted 1, rejected 0, unknown -1)."""
+    _torch()
+    from ..models.gnn import ACCEPTED, REJECTED, UNKNOWN
+
+    return {"accepted": ACCEPTED, "rejected": REJECTED, "pending": UNKNOWN}
 
 
 def require_review_state(model) -> None:
@@ -44,20 +63,28 @@ def require_review_state(model) -> None:
 class ReviewGraph:
     """One case's stage-2 head inputs, computed once: the graph head re-runs on them for every decision."""
 
-    model: Stage2Model
+    model: "Stage2Model"
     candidate_ids: list[int]
-    cnn_logits: torch.Tensor  # [N]
-    features: torch.Tensor  # [N, f_dim]
-    priors: Optional[torch.Tensor]  # [N, P] raw, in the model's prior order (NaN where missing)
+    cnn_logits: "torch.Tensor"  # [N]
+    features: "torch.Tensor"  # [N, f_dim]
+    priors: "Optional[torch.Tensor]"  # [N, P] raw, in the model's prior order (NaN where missing)
 
     def __post_init__(self) -> None:
         require_review_state(self.model)
 
     @classmethod
-    @torch.inference_mode()
-    def from_results(cls, model: Stage2Model, results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
+    def from_results(cls, model: "Stage2Model", results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
                      batch_size: int = 16, device: str = "cpu") -> "ReviewGraph":
         """Run the CNN over the candidates of ``results`` (instance masks from results.gtv_ln when present)."""
+        torch = _torch()
+        with torch.inference_mode():
+            return cls._from_results(torch, model, results, ct, pet, batch_size, device)
+
+    @classmethod
+    def _from_results(cls, torch, model, results, ct, pet, batch_size, device) -> "ReviewGraph":
+        from ..candidates.patches import iter_patch_batches
+        from .classification import _convolutions, patch_arguments
+
         require_review_state(model)  # before the CNN pass, not after it
         model.eval()
         ids = [c.id for c in results.candidates]
@@ -85,12 +112,13 @@ class ReviewGraph:
         ids = [c.id for c in results.candidates]
         return len(ids) == len(self.candidate_ids) and set(ids) == set(self.candidate_ids)
 
-    @torch.inference_mode()
     def probabilities(self, states: Sequence[int]) -> np.ndarray:
         """Probability per candidate (candidate_ids order) given review states (1 accepted, 0 rejected, -1 unknown)."""
-        review = torch.as_tensor(np.asarray(states, dtype=np.int64), device=self.features.device)
-        logits = self.model.head_logits(self.cnn_logits, self.features, self.priors, review)
-        return torch.sigmoid(logits).float().cpu().numpy()
+        torch = _torch()
+        with torch.inference_mode():
+            review = torch.as_tensor(np.asarray(states, dtype=np.int64), device=self.features.device)
+            logits = self.model.head_logits(self.cnn_logits, self.features, self.priors, review)
+            return torch.sigmoid(logits).float().cpu().numpy()
 
 
 @dataclass
@@ -117,15 +145,16 @@ def rescore(results, decisions: Mapping[int, str], graph: ReviewGraph) -> Rescor
     ids = list(graph.candidate_ids)  # the graph's order; results may list the same candidates in another
     if not graph.matches(results):
         raise ModelError("The re-scoring graph was computed for other candidates; rebuild it for these results.")
+    codes = state_codes()
     decided = {int(k): v for k, v in decisions.items() if v != "pending"}
-    unknown = [k for k, v in decided.items() if v not in STATE_CODES or k not in ids]
+    unknown = [k for k, v in decided.items() if v not in codes or k not in ids]
     if unknown:
         raise ValueError(f"decisions must be accepted/rejected on candidates of these results: {unknown}")
     if not ids:
         return Rescored({}, {}, decided)
-    states = [STATE_CODES[decided.get(i, "pending")] for i in ids]
+    states = [codes[decided.get(i, "pending")] for i in ids]
     with_decisions = graph.probabilities(states)
-    without = graph.probabilities([UNKNOWN] * len(ids)) if decided else with_decisions
+    without = graph.probabilities([codes["pending"]] * len(ids)) if decided else with_decisions
     original = {c.id: original_probability(c) for c in results.candidates}
     out, moved = {}, {}
     for i, p_dec, p_none in zip(ids, with_decisions, without):
@@ -200,7 +229,9 @@ def rescorer_from_checkpoint(path, results, ct: sitk.Image, pet: Optional[sitk.I
     (web review session, Slicer module through the scene adapter) builds its rescorer here."""
     from pathlib import Path
 
+    _torch()
     from ..models.checkpoint import load_model, sha256_of
+    from ..models.stage2 import Stage2Model
 
     path = Path(path)
     model, _, _ = load_model(path, expected_sha256, map_location=device)
@@ -212,4 +243,4 @@ def rescorer_from_checkpoint(path, results, ct: sitk.Image, pet: Optional[sitk.I
 
 
 __all__ = ["ReviewGraph", "Rescored", "Rescorer", "rescore", "rescore_summary", "original_probability",
-           "restore_original_probabilities", "rescorer_from_checkpoint", "STATE_CODES"]
+           "restore_original_probabilities", "rescorer_from_checkpoint", "state_codes"]

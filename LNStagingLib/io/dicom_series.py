@@ -87,8 +87,14 @@ def sop_instance_uid(ds: Dataset) -> str:
 
 def scan_folder(folder: os.PathLike | str) -> dict[str, list[tuple[Path, Dataset]]]:
     """Headers of every DICOM file below ``folder``, grouped by SeriesInstanceUID (non-DICOM files skipped)."""
+    return scan_files(_iter_files(Path(folder)))
+
+
+def scan_files(paths) -> dict[str, list[tuple[Path, Dataset]]]:
+    """Headers of the given DICOM files, grouped by SeriesInstanceUID (non-DICOM files skipped). Slicer's DICOM
+    database gives a loaded series as a list of files that need not share a folder."""
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
-    for path in _iter_files(Path(folder)):
+    for path in map(Path, paths):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (pydicom.errors.InvalidDicomError, OSError, ValueError, EOFError):
@@ -107,10 +113,11 @@ def _is_image_series(headers: list[Dataset]) -> bool:
     return "ImagePositionPatient" in ds or "NumberOfFrames" in ds
 
 
-def list_series(folder: os.PathLike | str) -> list[SeriesInfo]:
-    """All image series below ``folder`` (RTSTRUCT, SEG and other non-image objects are left out)."""
+def list_series(folder: os.PathLike | str, files=None) -> list[SeriesInfo]:
+    """All image series below ``folder``, or among ``files`` when given (RTSTRUCT, SEG and other non-image objects
+    are left out)."""
     found = []
-    for uid, items in scan_folder(folder).items():
+    for uid, items in (scan_folder(folder) if files is None else scan_files(files)).items():
         headers = [ds for _, ds in items]
         if not _is_image_series(headers):
             continue
@@ -238,9 +245,16 @@ def read_series(info: SeriesInfo, folder=None, what: str = "image") -> DicomSeri
     )
 
 
-def read_dicom_series(path: os.PathLike | str, modality: str | None = None, series_uid: str | None = None,
+def read_dicom_series(path, modality: str | None = None, series_uid: str | None = None,
                       what: str = "image") -> DicomSeries:
-    """Read the chosen image series below a folder (or the series of one given DICOM file)."""
+    """Read the chosen image series below a folder, of one given DICOM file, or among a list of files."""
+    if isinstance(path, (list, tuple)):
+        files = [require_exists(f, what) for f in path]
+        if not files:
+            raise InputFileError(f"{what}: no DICOM files were given.")
+        folder = files[0].parent
+        info = choose_series(list_series(folder, files), folder, modality=modality, series_uid=series_uid, what=what)
+        return read_series(info, folder, what)
     path = require_exists(path, what)
     if path.is_file():
         ds = pydicom.dcmread(path, stop_before_pixels=True)

@@ -74,6 +74,10 @@ def segment_infos(seg: hd.seg.Segmentation) -> list[SegmentInfo]:
 def _label_volume(seg: hd.seg.Segmentation, path) -> sitk.Image:
     """Segments combined into one label map (slice axis last, LPS-oriented); where segments overlap the higher
     segment number wins, with a warning."""
+    if not hasattr(seg, "get_volume"):  # highdicom < 0.23: the newest that installs beside pydicom 2.4 (Slicer 5.10)
+        raise DicomError(f"Reading the DICOM SEG '{path}' needs highdicom 0.23 or later, which needs pydicom 3 "
+                         f"(Slicer 5.12 or the command line's own environment): load it in Slicer's Segmentations "
+                         f"module and save it as .seg.nrrd or NIfTI, then give that file.")
     try:
         try:
             volume = seg.get_volume(combine_segments=True, relabel=False)

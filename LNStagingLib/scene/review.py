@@ -187,7 +187,7 @@ class ReviewScene:
 
     def _images(self):
         """CT and PET of this review as SimpleITK images (the PET None when there is none)."""
-        pet = volumes.image_from_volume(self.pet) if self.pet is not None else None
+        pet = volumes.image_in_frame(self.pet, self.ct) if self.pet is not None else None  # a registered PET
         return volumes.image_from_volume(self.ct), pet
 
     def set_rescoring(self, enabled: bool) -> None:
@@ -245,7 +245,7 @@ class ReviewScene:
         if self.segmentation is None:
             return {"changed": [], "removed": [], "added": []}
         if pet_suv is None and self.pet is not None:
-            pet_suv = volumes.image_from_volume(self.pet)
+            pet_suv = volumes.image_in_frame(self.pet, self.ct)  # the results are in the CT's frame
             if not same_grid(pet_suv, self.results.gtv_ln):
                 pet_suv = None  # PET not on the CT grid: keep the SUVmax measured by the pipeline
         report = segments.read_edits(self.segmentation, self.ct, self.results, pet_suv)

@@ -17,7 +17,7 @@ import slicer
 
 from ..results import Candidate, Results
 from .coordinates import ijk_to_ras_matrix, vtk_matrix
-from .volumes import array_from_volume, image_data_from_array
+from .volumes import array_from_volume, image_data_from_array, temporary_nodes
 
 CANDIDATE_TAG = "LNStaging.CandidateId"
 SEGMENTATION_NAME = "GTV_LN"
@@ -147,15 +147,13 @@ def labelmap_on_reference(node, reference_volume_node, segment_ids: list[str]) -
     Where segments overlap, the later one in ``segment_ids`` wins.
     """
     scene = node.GetScene()
-    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "LNStaging_readback")
-    try:
+    with temporary_nodes(scene):  # the label map, its display node and the colour table Slicer adds
+        labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "LNStaging_readback")
         ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
             node, segment_ids, labelmap_node, reference_volume_node)
         if not ok:
             raise RuntimeError("the segmentation could not be rasterised on the CT grid")
         return array_from_volume(labelmap_node)
-    finally:
-        scene.RemoveNode(labelmap_node)
 
 
 def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[sitk.Image] = None) -> dict:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import SimpleITK as sitk
 import vtk
 from vtk.util import numpy_support
 
+from ..errors import GeometryError
 from .coordinates import geometry_from_ijk_to_ras, ijk_to_ras_matrix, numpy_matrix, vtk_matrix
 
 PET_COLOR_NODE_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
@@ -53,15 +55,67 @@ def array_from_volume(node) -> np.ndarray:
 
 
 def image_from_volume(node) -> sitk.Image:
-    """The SimpleITK image (LPS geometry) of a volume node."""
-    matrix = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(matrix)
-    origin, spacing, direction = geometry_from_ijk_to_ras(numpy_matrix(matrix))
+    """The SimpleITK image (LPS geometry) of a volume node in its own frame: parent transforms are not applied
+    (``image_in_frame`` places it in another node's frame)."""
+    origin, spacing, direction = geometry_from_ijk_to_ras(numpy_matrix(_ijk_to_ras(node)))
     image = sitk.GetImageFromArray(array_from_volume(node))
     image.SetOrigin(origin)
     image.SetSpacing(spacing)
     image.SetDirection(direction)
     return image
+
+
+def matrix_to_frame(node, reference) -> np.ndarray:
+    """The 4x4 RAS matrix taking ``node``'s local coordinates into ``reference``'s local coordinates through both
+    nodes' parent transforms (identity when both are untransformed or share the transform). A non-linear transform
+    between them, or one that shears or scales, is refused: an image grid cannot carry it without resampling."""
+    from slicer import vtkMRMLTransformNode
+
+    matrix = vtk.vtkMatrix4x4()
+    if not vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(node.GetParentTransformNode(),
+                                                               reference.GetParentTransformNode(), matrix):
+        raise GeometryError(f"{node.GetName()} is under a non-linear (warping) transform relative to "
+                               f"{reference.GetName()}: harden the transform (Data module: right-click the volume, "
+                               "Harden transform), then run again.")
+    array = numpy_matrix(matrix)
+    rotation = array[:3, :3]
+    if not np.allclose(rotation.T @ rotation, np.eye(3), atol=1e-5) or np.linalg.det(rotation) < 0:
+        raise GeometryError(f"The transform between {node.GetName()} and {reference.GetName()} scales, shears or "
+                               "mirrors: harden it (Data module: right-click the volume, Harden transform), then run "
+                               "again.")
+    return array
+
+
+def image_in_frame(node, reference, image: Optional[sitk.Image] = None) -> sitk.Image:
+    """``node``'s voxels (or ``image``, which must be on ``node``'s own grid) with the geometry they have in
+    ``reference``'s frame: what a registered PET is in the CT's coordinates, without resampling."""
+    image = image_from_volume(node) if image is None else sitk.Image(image)
+    ijk_to_ras = numpy_matrix(_ijk_to_ras(node))
+    origin, spacing, direction = geometry_from_ijk_to_ras(matrix_to_frame(node, reference) @ ijk_to_ras)
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction)
+    return image
+
+
+def _ijk_to_ras(node) -> vtk.vtkMatrix4x4:
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return matrix
+
+
+@contextlib.contextmanager
+def temporary_nodes(scene) -> Iterator[None]:
+    """Remove on exit every node added to ``scene`` inside the block: a temporary label map and what Slicer adds
+    with it (``ExportSegmentsToLabelmapNode`` gives it a display node and a new colour table, which
+    ``RemoveNode`` of the label map leaves behind: one "..._ColorTable" per Save, Export and Report)."""
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+    try:
+        yield
+    finally:
+        added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+        for node in [n for n in added if n is not None and n.GetID() not in before]:
+            scene.RemoveNode(node)
 
 
 def load_volume_file(scene, path: Path | str, name: Optional[str] = None, labelmap: bool = False):
