@@ -609,6 +609,9 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         "froc": options.models.froc,  # [fp_per_patient, threshold] of the stage-2 model, for the operating point
         "inputs": {k: {"sha256": input_sha256(Path(v))} for k, v in given.items() if v is not None},
         "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
+        # a tilted or irregular DICOM stack read onto a regular grid (io.slice_geometry), one line per image
+        "resampled_inputs": {name: series.resampled for name, series in (("ct", petct.ct_series),
+                             ("pet", petct.pet_series)) if series is not None and series.resampled},
         "options": {"device": options.device, "threshold": options.threshold,
                     "skip_empty_windows": options.skip_empty_windows, "threads": options.threads},
         "timings_s": timings,

@@ -174,3 +174,43 @@ def test_multiframe_reads_like_the_slices_and_refuses_a_missing_frame(data_dir, 
     in_place, moved = placement_error(series.image, uneven)
     assert in_place < 0.9 * moved, (in_place, moved)
     assert _tree_hash(source) == before
+
+
+def hottest_recorded_point(folder: Path) -> np.ndarray:
+    points, values = recorded_voxels(folder, stride=1)
+    return points[int(np.argmax(values))]
+
+
+def test_run_on_tilted_pet_ct_finds_the_hottest_lesion_where_it_was_recorded(data_dir, tmp_path, caplog):
+    """lnstaging run on a tilted CT and PET: exit 0, one line per resampled image, provenance.json records both, and
+    the hottest lesion is reported at the recorded position of the PET's hottest pixel (not 49 mm away)."""
+    import json
+
+    from LNStagingLib.cli import main
+
+    case = data_dir / "ibsi_validation_sts/dicom/STS_001"
+    before = _tree_hash(case)
+    ct = rewrite(case / "CT/image", tmp_path / "ct", tilt(15.0))
+    pet = rewrite(case / "PET/image", tmp_path / "pet", tilt(15.0))
+    assert main(["run", "--ct", str(ct), "--pet", str(pet), "--models", "none", "--out", str(tmp_path / "r")]) == 0
+    err = caplog.text  # the warnings a real process prints on stderr
+    assert err.count("resampled onto a regular grid along the table (gantry tilt 15.0 degrees") == 2, err
+    provenance = json.loads((tmp_path / "r/provenance.json").read_text())
+    assert set(provenance["resampled_inputs"]) == {"ct", "pet"}
+    assert "49.5 mm from its recorded position" in provenance["resampled_inputs"]["ct"]
+    candidates = json.loads((tmp_path / "r/candidates.json").read_text())["candidates"]
+    hottest = max(candidates, key=lambda c: c["suv_max"])
+    distance = float(np.linalg.norm(np.array(hottest["centroid_lps"]) - hottest_recorded_point(pet)))
+    assert distance < 10.0, distance  # within two PET voxels (4.7 mm) of the recorded hottest pixel
+    assert _tree_hash(case) == before
+
+
+def test_export_refuses_a_resampled_ct(data_dir, tmp_path):
+    """Contours on the regular grid cannot reference the slices of a tilted CT: export says so instead of writing
+    an RTSTRUCT whose planes match no CT slice."""
+    from LNStagingLib.errors import ExportError
+    from LNStagingLib.export.ct_reference import read_ct_reference
+
+    ct = rewrite(data_dir / CT, tmp_path / "ct", tilt(15.0))
+    with pytest.raises(ExportError, match="tilted or irregularly spaced"):
+        read_ct_reference(ct)

@@ -33,6 +33,10 @@ def read_ct_reference(folder: os.PathLike | str, series_uid: str | None = None) 
         missing += [] if all(ct.sop_instance_uids) else ["SOPInstanceUID"]
         raise ExportError(f"The CT series in '{folder}' has no {', '.join(missing)}: a structure set cannot reference it. "
                           "Export the CT again from the scanner or PACS without removing UIDs.")
+    if ct.resampled:
+        raise ExportError(f"The CT in '{folder}' is tilted or irregularly spaced ({ct.resampled}): contours on the "
+                          "regular grid cannot reference its slices; reconstruct the CT without gantry tilt at a "
+                          "constant slice spacing, then export.")
     if len(ct.sop_instance_uids) != ct.image.GetSize()[2]:
         raise ExportError(f"The CT in '{folder}' is a multi-frame object: export needs the CT as single-slice files.")
     return ct
