@@ -12,7 +12,8 @@ def add_case_arguments(parser) -> None:
     parser.add_argument("--organs", type=Path, help="organ/vessel label map, Slicer .seg.nrrd, a folder of masks, or a "
                                                     "DICOM RTSTRUCT / SEG (structures matched by name)")
     parser.add_argument("--organs-roi", nargs="+", metavar="NAME",
-                        help="only these RTSTRUCT ROIs / SEG segment labels of --organs (default: all)")
+                        help="only these RTSTRUCT ROIs (names, or ROI numbers) / SEG segment labels of --organs "
+                             "(default: all)")
     parser.add_argument("--organ-mapping", help="label mapping: totalsegmentator, pdac20, slicer, or a JSON file")
     add_tumor_arguments(parser)
     parser.add_argument("--candidates", help="extra candidates: CSV/JSON with x,y,z (LPS mm)[,radius_mm], or 'pet' for "
@@ -35,8 +36,9 @@ def add_tumor_arguments(parser, help_suffix: str = "") -> None:
     """--tumor and the choice inside an RTSTRUCT or SEG (io.mask_source.read_mask resolves them)."""
     parser.add_argument("--tumor", type=Path, help="primary tumour: label map (non-zero = tumour), DICOM RTSTRUCT or "
                                                    "DICOM SEG" + help_suffix)
-    parser.add_argument("--tumor-roi", metavar="NAME",
-                        help="the RTSTRUCT ROI of the tumour, e.g. GTVp (default: the only ROI, or the only GTV ROI)")
+    parser.add_argument("--tumor-roi", metavar="NAME_OR_NUMBER",
+                        help="the RTSTRUCT ROI of the tumour by name or ROI number, e.g. GTVp or 3 (default: the only "
+                             "ROI, or the only GTV ROI; two ROIs sharing a name must be chosen by number)")
     parser.add_argument("--tumor-segment", metavar="NUMBER_OR_LABEL",
                         help="the SEG segment of the tumour (default: the only segment, or the only 'Neoplasm, "
                              "Primary' one)")
