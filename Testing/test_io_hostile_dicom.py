@@ -105,3 +105,42 @@ def test_nan_in_contour_data_is_refused(pet, tmp_path, value):
         read_mask(rs, pet, roi="GTV_Mass")
     assert read_mask(rs, pet, roi="GTV_Edema") is not None  # the other ROI is intact and still readable
     assert _digest(RAW_PET_RS) == before
+
+
+def _pet_with_values(tmp_path: Path, make) -> Path:
+    """12 slices of the real raw PET (real tags) whose stored pixels are replaced by make(pixels)."""
+    out = tmp_path / "pet"
+    out.mkdir()
+    for path in sorted(RAW_PET.iterdir())[100:112]:
+        ds = pydicom.dcmread(path)
+        pixels = make(ds.pixel_array.astype(np.int32))
+        assert ds.BitsAllocated == 16
+        ds.PixelRepresentation = 1  # signed, so that negative values can be stored
+        ds.PixelData = pixels.astype(np.int16).tobytes()
+        ds.RescaleSlope = 1.0  # one slope for every slice (the real ones differ per slice)
+        ds.save_as(out / path.name)
+    return out
+
+
+@pytest.mark.parametrize("kind, make, expected", [
+    ("all zero", lambda p: np.zeros_like(p), "has no positive uptake"),
+    ("all negative", lambda p: -1 - np.abs(p) % 100, "has no positive uptake"),
+    ("constant", lambda p: np.full_like(p, 1000), "has the same value"),
+    ("real values (accepted)", lambda p: np.clip(p, 0, 32767), None),
+])
+def test_pet_without_positive_uptake_is_refused(tmp_path, capsys, kind, make, expected):
+    from LNStagingLib.cli import main
+    from LNStagingLib.io.petct import load_pet_suv
+
+    folder = _pet_with_values(tmp_path, make)
+    if expected is None:  # the same slices with their real values: accepted (the check does not refuse a real PET)
+        assert float(sitk.GetArrayViewFromImage(load_pet_suv(folder)[0]).max()) > 1.0
+        return
+    with pytest.raises(Exception, match=expected):
+        load_pet_suv(folder)
+    before = {p.name: _digest(p) for p in folder.iterdir()}
+    assert main(["candidates", "--pet", str(folder), "--out", str(tmp_path / "c.csv")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and expected in err[0], err
+    assert not (tmp_path / "c.csv").exists()
+    assert {p.name: _digest(p) for p in folder.iterdir()} == before

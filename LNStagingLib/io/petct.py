@@ -83,14 +83,29 @@ def load_ct(path: os.PathLike | str, series_uid: str | None = None) -> tuple[sit
 MAX_LABELS_IN_A_LABEL_MAP = 256  # an integer "PET" with this few values is a label map or a mask
 
 
+def require_uptake(image: sitk.Image, path) -> None:
+    """A PET whose values are all zero or negative, or one value everywhere, holds no uptake: every detector would
+    report '0 candidates' for it, which reads as a negative scan."""
+    array = sitk.GetArrayViewFromImage(image)
+    low, high = float(np.min(array)), float(np.max(array))
+    if high <= 0:
+        raise ImageFormatError(f"PET '{path}' has no positive uptake (values from {low:.4g} to {high:.4g}): it is "
+                               "empty or not a PET; give the reconstructed PET series.")
+    if low == high:
+        raise ImageFormatError(f"PET '{path}' has the same value ({high:.4g}) in every voxel: it holds no uptake "
+                               "image; give the reconstructed PET series.")
+
+
 def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_overrides):
     """PET in SUVbw: DICOM is converted from its tags; NIfTI/NRRD/MHA is taken as SUV already (checked for Bq/ml)."""
     path = require_exists(path, "PET")
     if _is_dicom(path):
         series = read_dicom_series(path, modality=None if series_uid else "PT", series_uid=series_uid, what="PET")
+        require_uptake(series.image, path)
         image, factor = pet_to_suv(series, **suv_overrides)
         return image, factor, series
     stored = read_image(path, what="PET")
+    require_uptake(stored, path)
     if stored.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
         distinct = np.unique(sitk.GetArrayViewFromImage(stored))
         if distinct.size <= MAX_LABELS_IN_A_LABEL_MAP:
