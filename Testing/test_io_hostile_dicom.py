@@ -144,3 +144,42 @@ def test_pet_without_positive_uptake_is_refused(tmp_path, capsys, kind, make, ex
     assert len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "c.csv").exists()
     assert {p.name: _digest(p) for p in folder.iterdir()} == before
+
+
+QIN_SEG = DATA / "mirp_qin_headneck_0139/mask/mask.dcm"
+
+
+def fractional_seg(target: Path) -> Path:
+    """The real binary QIN SEG written as a FRACTIONAL (probability, 8-bit) SEG: inside voxels 128/255 (just above
+    half), a one-voxel rim outside them 127/255 (just below half), everything else 0."""
+    from scipy.ndimage import binary_dilation
+
+    ds = pydicom.dcmread(QIN_SEG)
+    inside = ds.pixel_array.astype(bool).reshape(int(ds.NumberOfFrames), ds.Rows, ds.Columns)
+    rim = np.stack([binary_dilation(frame) & ~frame for frame in inside])
+    fractions = np.where(inside, 128, np.where(rim, 127, 0)).astype(np.uint8)
+    ds.SegmentationType = "FRACTIONAL"
+    ds.SegmentationFractionalType = "PROBABILITY"
+    ds.MaximumFractionalValue = 255
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = fractions.tobytes()
+    ds.save_as(target)
+    return target
+
+
+def test_fractional_seg_is_thresholded_at_one_half(tmp_path):
+    from LNStagingLib.io.seg_read import FRACTION_THRESHOLD, read_seg
+
+    before = _digest(QIN_SEG)
+    assert FRACTION_THRESHOLD == 0.5
+    binary = read_seg(QIN_SEG)
+    fractional = read_seg(fractional_seg(tmp_path / "fractional.dcm"))
+    assert [s.name for s in fractional.segments] == [s.name for s in binary.segments]
+    assert fractional.label_map.GetSize() == binary.label_map.GetSize()
+    assert np.allclose(fractional.label_map.GetOrigin(), binary.label_map.GetOrigin())
+    expected = sitk.GetArrayViewFromImage(binary.label_map)
+    assert np.array_equal(sitk.GetArrayViewFromImage(fractional.label_map), expected)
+    assert len(np.unique(expected)) == 12  # background and the 11 segments
+    primary = read_mask(tmp_path / "fractional.dcm", binary.label_map)
+    assert np.array_equal(sitk.GetArrayViewFromImage(primary), (expected == 1).astype(np.uint8))
+    assert _digest(QIN_SEG) == before

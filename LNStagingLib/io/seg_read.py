@@ -71,20 +71,37 @@ def segment_infos(seg: hd.seg.Segmentation) -> list[SegmentInfo]:
     ]
 
 
+#: A voxel of a FRACTIONAL SEG (probability or occupancy) belongs to a segment from half its maximum value on: the
+#: majority rule, so that a binary SEG converted to fractions and back is unchanged (docs/IO.md).
+FRACTION_THRESHOLD = 0.5
+
+
+def _combined(volume, inside) -> np.ndarray:
+    """Per-segment channels of ``volume`` as one label map; where segments overlap the higher number wins."""
+    numbers = volume.get_channel_values(volume.channel_descriptors[0])
+    array = np.zeros(volume.spatial_shape, dtype=np.uint16)
+    masks = [inside(volume.array[..., index]) for index in range(len(numbers))]
+    if int(np.sum(masks, axis=0, dtype=np.uint16).max(initial=0)) > 1:
+        log.warning("segments of the DICOM SEG overlap; the higher segment number is kept where they do")
+    for number, mask in zip(numbers, masks):
+        array[mask] = int(number)
+    return array
+
+
 def _label_volume(seg: hd.seg.Segmentation, path) -> sitk.Image:
     """Segments combined into one label map (slice axis last, LPS-oriented); where segments overlap the higher
-    segment number wins, with a warning."""
+    segment number wins, with a warning. A FRACTIONAL SEG is thresholded at FRACTION_THRESHOLD."""
     try:
-        try:
-            volume = seg.get_volume(combine_segments=True, relabel=False)
-            array = volume.array
-        except ValueError:  # overlapping segments cannot be combined directly
-            volume = seg.get_volume(combine_segments=False)
-            numbers = volume.get_channel_values(volume.channel_descriptors[0])
-            log.warning("segments of the DICOM SEG overlap; the higher segment number is kept where they do")
-            array = np.zeros(volume.spatial_shape, dtype=np.uint16)
-            for index, number in enumerate(numbers):
-                array[volume.array[..., index] > 0] = int(number)
+        if str(seg.get("SegmentationType", "")).upper() == "FRACTIONAL":
+            volume = seg.get_volume(combine_segments=False, rescale_fractional=True)
+            array = _combined(volume, lambda fraction: fraction >= FRACTION_THRESHOLD)
+        else:
+            try:
+                volume = seg.get_volume(combine_segments=True, relabel=False)
+                array = volume.array
+            except ValueError:  # overlapping segments cannot be combined directly
+                volume = seg.get_volume(combine_segments=False)
+                array = _combined(volume, lambda channel: channel > 0)
     except (RuntimeError, AttributeError, ValueError) as error:
         raise DicomError(f"DICOM SEG '{path}' has no regular 3D frame geometry ({error}): export it on the image "
                          f"series' slices.") from None
