@@ -54,6 +54,7 @@ class CaseInputs:
     weight_kg: Optional[float] = None
     dose_bq: Optional[float] = None
     injection_time: Optional[str] = None
+    half_life_s: Optional[float] = None  # overrides RadionuclideHalfLife
     accept_timing: bool = False  # the user confirmed an uptake time outside 10 min to 5 h
     ct_series_uid: Optional[str] = None
     pet_series_uid: Optional[str] = None
@@ -360,7 +361,8 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     t = time.perf_counter()
     petct = load_pet_ct(inputs.ct, inputs.pet, weight_kg=inputs.weight_kg, dose_bq=inputs.dose_bq,
-                        injection_time=inputs.injection_time, accept_timing=inputs.accept_timing,
+                        injection_time=inputs.injection_time, half_life_s=inputs.half_life_s,
+                        accept_timing=inputs.accept_timing,
                         ct_series_uid=inputs.ct_series_uid,
                         pet_series_uid=inputs.pet_series_uid, progress=progress.sub(0.0, 0.1))
     ct, pet = petct.ct, petct.pet_suv

@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
         reference = read_image(args.reference, what="reference image")
     profile = load_profile(args.profile)
     organs = read_organs(args.organs, reference=reference, resample=args.resample_masks, rois=args.organs_roi)
-    structures = map_structures(organs, args.mapping)
+    structures = map_structures(organs, args.mapping, option="--mapping")
     print(f"structures present: {', '.join(structures.present)}")
     if structures.absent:
         print(f"structures absent (map computed without them): {', '.join(structures.absent)}")

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
-from ._common import add_model_arguments, add_overwrite_argument, add_progress_arguments, make_progress, select_models
+from ._common import (add_model_arguments, add_overwrite_argument, add_pet_timing_arguments, add_progress_arguments,
+                      make_progress, select_models)
 
 
 def add_case_arguments(parser) -> None:
@@ -23,11 +24,7 @@ def add_case_arguments(parser) -> None:
     parser.add_argument("--site", help="the case's body site (e.g. abdomen/pancreas, head-and-neck, thorax): models "
                                         "trained for another site are not applied; default: from the organ the "
                                         "tumour mask overlaps, else unknown")
-    parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
-    parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
-    parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
-    parser.add_argument("--accept-timing", action="store_true",
-                        help="accept an injection-to-scan time outside 10 min to 5 h (an unusual protocol you checked)")
+    add_pet_timing_arguments(parser)
     parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several series")
     parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
 
@@ -55,7 +52,8 @@ def case_inputs(args):
                       site=getattr(args, "site", None),
                       pet_threshold=parse_threshold(getattr(args, "pet_threshold", "2.5")),
                       weight_kg=args.weight_kg, dose_bq=args.dose_bq,
-                      injection_time=args.injection_time, accept_timing=args.accept_timing,
+                      injection_time=args.injection_time, half_life_s=args.half_life_s,
+                      accept_timing=args.accept_timing,
                       ct_series_uid=args.ct_series_uid,
                       pet_series_uid=args.pet_series_uid)
 

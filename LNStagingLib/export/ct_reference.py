@@ -25,7 +25,7 @@ def read_ct_reference(folder: os.PathLike | str, series_uid: str | None = None) 
             modality = ""
         if modality in NON_IMAGE_MODALITIES:
             raise InputFileError(f"'{folder}' is an {modality}, not a CT image: give the folder holding the CT series.")
-    ct = read_dicom_series(folder, series_uid=series_uid, what="CT")
+    ct = read_dicom_series(folder, series_uid=series_uid, what="CT", series_option="--series-uid")
     missing = [name for name, value in (("SeriesInstanceUID", ct.series_instance_uid),
                                         ("StudyInstanceUID", ct.study_instance_uid),
                                         ("FrameOfReferenceUID", ct.frame_of_reference_uid)) if not value]

@@ -139,8 +139,9 @@ def _normalise_modality(modality: str | None) -> str | None:
 
 
 def choose_series(series: list[SeriesInfo], folder, modality: str | None = None, series_uid: str | None = None,
-                  what: str = "image") -> SeriesInfo:
-    """Pick one series by SeriesInstanceUID, else by modality; ambiguity is an error that lists the choices."""
+                  what: str = "image", series_option: str | None = None) -> SeriesInfo:
+    """Pick one series by SeriesInstanceUID, else by modality; ambiguity is an error that lists the choices and
+    names ``series_option``, the calling command's option for the SeriesInstanceUID (if it has one)."""
     listing = "; ".join(s.summary() for s in series)
     if not series:
         raise InputFileError(f"{what} folder '{folder}' holds no DICOM image series: check the folder (it is empty or "
@@ -157,7 +158,8 @@ def choose_series(series: list[SeriesInfo], folder, modality: str | None = None,
     if len(candidates) > 1:
         raise DicomError(
             f"{what} folder '{folder}' holds {len(candidates)} {modality or 'image'} series: choose one with its "
-            f"SeriesInstanceUID (--ct-series / --pet-series / --series-uid). Found: {listing}."
+            f"SeriesInstanceUID{f' ({series_option} UID)' if series_option else ''}, or give a folder holding only "
+            f"that series. Found: {listing}."
         )
     return candidates[0]
 
@@ -294,7 +296,7 @@ def read_series(info: SeriesInfo, folder=None, what: str = "image") -> DicomSeri
 
 
 def read_dicom_series(path: os.PathLike | str, modality: str | None = None, series_uid: str | None = None,
-                      what: str = "image") -> DicomSeries:
+                      what: str = "image", series_option: str | None = None) -> DicomSeries:
     """Read the chosen image series below a folder (or the series of one given DICOM file)."""
     path = require_exists(path, what)
     if path.is_file():
@@ -302,5 +304,5 @@ def read_dicom_series(path: os.PathLike | str, modality: str | None = None, seri
         series_uid = series_uid or series_key(ds, path)
         path = path.parent
     series = list_series(path)
-    info = choose_series(series, path, modality=modality, series_uid=series_uid, what=what)
+    info = choose_series(series, path, modality=modality, series_uid=series_uid, what=what, series_option=series_option)
     return read_series(info, path, what)

@@ -184,7 +184,11 @@ def check_uptake(scan: dt.datetime, start: dt.datetime, accept_timing: bool = Fa
                          "injection time (give it with --injection-time HHMMSS).")
     low, high = (0.0, ACCEPTED_UPTAKE_MAX_S) if accept_timing else UPTAKE_RANGE_S
     if not low <= seconds <= high:
-        hint = "" if accept_timing else ", or confirm an unusual protocol with --accept-timing"
+        # --accept-timing helps only up to a day: an uptake of days is a wrong date, not an unusual protocol
+        confirmable = not accept_timing and seconds <= ACCEPTED_UPTAKE_MAX_S
+        hint = ", or confirm an unusual protocol with --accept-timing" if confirmable else ""
+        if seconds > ACCEPTED_UPTAKE_MAX_S:
+            hint = f" and the dates (an uptake of {seconds / 86400:.1f} days)"
         raise DicomError(f"time from injection to scan is {seconds / 60:.0f} min, outside the plausible "
                          f"{low / 60:.0f} min to {high / 3600:.0f} h: check the injection time (--injection-time "
                          f"HHMMSS){hint}.")
