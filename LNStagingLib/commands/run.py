@@ -91,6 +91,9 @@ def main(args) -> int:
     inputs = case_inputs(args)
     RunOptions(threshold=args.threshold, threads=args.threads)  # options and output checked before any work
     check_results_folder(inputs, args.out, overwrite=args.overwrite)
+    from ..io.memory import check_memory
+
+    check_memory(args.ct, "lnstaging run")
     options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
                          threads=args.threads)
     results = run_to_folder(inputs, args.out, options, make_progress(args, "lnstaging run"), overwrite=args.overwrite)

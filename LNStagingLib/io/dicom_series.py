@@ -256,9 +256,12 @@ def _read_slices(info: SeriesInfo, headers: list[Dataset], folder, what: str):
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # we report spacing irregularities ourselves
     try:
         image = reader.Execute()
-    except RuntimeError:
-        raise DicomError(f"{what}: the DICOM pixel data in '{folder}' cannot be decoded (corrupt file or "
-                         f"unsupported compression): export the series again uncompressed.") from None
+    except RuntimeError as error:
+        from .memory import allocation_error
+
+        raise (allocation_error(error, folder, what) or DicomError(
+            f"{what}: the DICOM pixel data in '{folder}' cannot be decoded (corrupt file or unsupported compression): "
+            "export the series again uncompressed.")) from None
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(warn)
     array = sitk.GetArrayViewFromImage(image)
