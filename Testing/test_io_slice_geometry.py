@@ -214,3 +214,19 @@ def test_export_refuses_a_resampled_ct(data_dir, tmp_path):
     ct = rewrite(data_dir / CT, tmp_path / "ct", tilt(15.0))
     with pytest.raises(ExportError, match="tilted or irregularly spaced"):
         read_ct_reference(ct)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_tilted_multiframe_ct_keeps_every_frame_at_its_recorded_position(data_dir, tmp_path):
+    """The tilted IBSI CT as one legacy-converted multi-frame object: the same regularisation as the files."""
+    tilted = rewrite(data_dir / CT, tmp_path / "tilted", tilt(15.0))
+    (tmp_path / "mf").mkdir()
+    legacy_multiframe(sorted(tilted.iterdir()), "CT").save_as(tmp_path / "mf" / "mf.dcm")
+    frames = read_dicom_series(tmp_path / "mf")
+    assert frames.resampled and "gantry tilt 15.0 degrees" in frames.resampled
+    in_place, moved = placement_error(frames.image, tilted)
+    assert in_place < 0.9 * moved, (in_place, moved)
+    files = read_dicom_series(tilted)
+    assert frames.image.GetSize() == files.image.GetSize()
+    assert np.allclose(frames.image.GetOrigin(), files.image.GetOrigin(), atol=1e-3)
+    assert np.allclose(sitk.GetArrayViewFromImage(frames.image), sitk.GetArrayViewFromImage(files.image), atol=1e-2)
