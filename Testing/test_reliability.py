@@ -305,6 +305,12 @@ CASES = [
       "(--pet-series-uid UID)"),
     C("options", "suv on a folder with two PET series", "suv SB/dicom/two_pets --out SB/work/s.nii.gz",
       "(--series-uid UID)"),
+    C("options", "run --organs without names, --organ-mapping slicer (names the option run has)",
+      f"run {CASE_IN} --organs SB/case/organs.nii.gz --organ-mapping slicer --out SB/work/r",
+      "choose --organ-mapping pdac20/totalsegmentator"),
+    C("options", "attention --organs without names, --mapping slicer",
+      "attention --organs SB/case/organs.nii.gz --mapping slicer --out SB/work/a.nii.gz",
+      "choose --mapping pdac20/totalsegmentator"),
     C("memory", "a CT whose header says 4000 x 4000 x 4000 voxels", "run --ct SB/dicom/ct_huge.nii.gz --pet "
       "DATA/ibsi_validation_sts/nifti/STS_001/PET_image.nii.gz --models none --out SB/work/r", "GB of memory"),
 ]
