@@ -230,3 +230,22 @@ def test_tilted_multiframe_ct_keeps_every_frame_at_its_recorded_position(data_di
     assert frames.image.GetSize() == files.image.GetSize()
     assert np.allclose(frames.image.GetOrigin(), files.image.GetOrigin(), atol=1e-3)
     assert np.allclose(sitk.GetArrayViewFromImage(frames.image), sitk.GetArrayViewFromImage(files.image), atol=1e-2)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_multiframe_raw_pet_gives_the_same_suv_as_its_slices(data_dir, tmp_path):
+    """The raw STS PET (Bq/ml, per-slice rescale slopes) as one legacy-converted object: the SUV tags moved into the
+    shared functional groups and the per-frame slopes give the oracle factor and the same SUV image."""
+    from LNStagingLib.io.petct import load_pet_suv
+
+    source = data_dir / "mirp_sts_raw_pet/STS_001/FDG_PET/image"
+    (tmp_path / "mf").mkdir()
+    legacy_multiframe(sorted(source.iterdir()), "PT").save_as(tmp_path / "mf" / "mf.dcm")
+    slices, slice_factor, _ = load_pet_suv(source)
+    frames, frame_factor, _ = load_pet_suv(tmp_path / "mf")
+    assert frame_factor.factor == pytest.approx(2.4290298e-4, rel=1e-7) == slice_factor.factor
+    assert frame_factor.decay_time_s == pytest.approx(2711.0)
+    assert frames.GetSize() == slices.GetSize() == (128, 128, 267)
+    assert np.allclose(frames.GetOrigin(), slices.GetOrigin(), atol=1e-3)
+    assert float(np.abs(sitk.GetArrayViewFromImage(frames) - sitk.GetArrayViewFromImage(slices)).max()) < 1e-4
+    assert float(sitk.GetArrayViewFromImage(frames).max()) == pytest.approx(66.52, abs=0.01)

@@ -216,6 +216,19 @@ def _multiframe_pixels(path: Path, count: int, what: str, folder) -> np.ndarray:
     return stored
 
 
+def flattened_header(ds: Dataset) -> Dataset:
+    """A multi-frame header with the attributes a legacy conversion moved into the shared functional groups
+    (UnassignedSharedConvertedAttributesSequence: Units, DecayCorrection, RadiopharmaceuticalInformationSequence...)
+    also at the top level, where the SUV conversion and the exporters look for them; top-level values win."""
+    flat = Dataset(ds)
+    for group in (ds.get("SharedFunctionalGroupsSequence") or [])[:1]:
+        for item in (group.get("UnassignedSharedConvertedAttributesSequence") or [])[:1]:
+            for element in item:
+                if element.tag not in flat:
+                    flat.add(element)
+    return flat
+
+
 def _fill_value(modality: str, array: np.ndarray) -> float:
     """Value outside the recorded slices after a resampling: no uptake for PET, the image minimum (air or the
     scanner's padding) otherwise."""
@@ -279,6 +292,7 @@ def read_series(info: SeriesInfo, folder=None, what: str = "image") -> DicomSeri
     files = list(info.files)
     if len(files) == 1 and int(headers[0].get("NumberOfFrames", 1) or 1) > 1:
         image, note = _read_multiframe(info, headers[0], folder, what)
+        headers = [flattened_header(headers[0])]
         sops = [sop_instance_uid(headers[0])]
     else:
         image, note, files, headers = _read_slices(info, headers, folder, what)
