@@ -152,6 +152,7 @@ def test_pet_acquired_across_midnight(data_dir, tmp_path, start_datetime):
     assert factor.decay_time_s == pytest.approx(2700.0)
     expected = 71.0 * 1000.0 / (3.88777472e8 * 2.0 ** (-2700.0 / 6588.0))
     assert factor.factor == pytest.approx(expected, rel=1e-9)
+    assert suv_factor(headers, injection_time="230000").decay_time_s == pytest.approx(2700.0)  # the option agrees
     assert hashlib.sha256(b"".join(p.read_bytes() for p in sorted(source.iterdir()))).hexdigest() == before
 
 
