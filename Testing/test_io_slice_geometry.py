@@ -252,3 +252,13 @@ def test_multiframe_raw_pet_gives_the_same_suv_as_its_slices(data_dir, tmp_path)
     assert np.allclose(frames.GetOrigin(), slices.GetOrigin(), atol=1e-3)
     assert float(np.abs(sitk.GetArrayViewFromImage(frames) - sitk.GetArrayViewFromImage(slices)).max()) < 1e-4
     assert float(sitk.GetArrayViewFromImage(frames).max()) > 5.0
+
+
+def test_a_slice_of_another_orientation_is_refused(data_dir, tmp_path):
+    """A localizer-like slice (another ImageOrientationPatient) mixed into the real CT cannot be placed: refused."""
+    def edit(ds, k):
+        if k == 30:
+            ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+    folder = rewrite(data_dir / CT, tmp_path / "mixed", edit)
+    with pytest.raises(DicomError, match="mixes slice orientations \\(slice 30 differs"):
+        read_dicom_series(folder)

@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from ..errors import DicomError, InputFileError
 from .images import check_volume, require_exists
-from .slice_geometry import place_slices, sorted_stack
+from .slice_geometry import check_orientations, place_slices, sorted_stack
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,8 @@ def choose_series(series: list[SeriesInfo], folder, modality: str | None = None,
 
 
 def _frame_geometry(ds: Dataset) -> tuple[list, list, list] | None:
-    """(orientation, per-frame positions, pixel spacing) of an enhanced or legacy-converted multi-frame object from
-    its functional groups; None when it has no per-frame positions (ITK's own geometry is then used)."""
+    """(per-frame orientations, per-frame positions, pixel spacing) of an enhanced or legacy-converted multi-frame
+    object from its functional groups; None when it has no per-frame positions (ITK's own geometry is then used)."""
     shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
     frames = ds.get("PerFrameFunctionalGroupsSequence") or []
 
@@ -174,21 +174,22 @@ def _frame_geometry(ds: Dataset) -> tuple[list, list, list] | None:
         value = group.get(sequence)
         return value[0] if value else None
 
-    positions, orientation, spacing = [], None, None
+    positions, orientations, spacing = [], [], None
     for frame in frames:
         plane = item(frame, "PlanePositionSequence")
         if plane is None or "ImagePositionPatient" not in plane:
             return None
         positions.append(plane.ImagePositionPatient)
         found = item(frame, "PlaneOrientationSequence") or item(shared, "PlaneOrientationSequence")
-        if found is not None and orientation is None:
-            orientation = found.get("ImageOrientationPatient")
+        if found is None or "ImageOrientationPatient" not in found:
+            return None
+        orientations.append(found.ImageOrientationPatient)
         measures = item(frame, "PixelMeasuresSequence") or item(shared, "PixelMeasuresSequence")
         if measures is not None and spacing is None:
             spacing = measures.get("PixelSpacing")
-    if len(positions) < 2 or orientation is None or spacing is None:
+    if len(positions) < 2 or spacing is None:
         return None
-    return list(orientation), positions, list(spacing)
+    return orientations, positions, list(spacing)
 
 
 def _frame_rescale(ds: Dataset, index: int) -> tuple[float, float]:
@@ -245,8 +246,9 @@ def _read_multiframe(info: SeriesInfo, header: Dataset, folder, what: str) -> tu
         except RuntimeError:
             raise DicomError(f"{what}: the multi-frame DICOM file in '{folder}' cannot be read: convert it to NIfTI "
                              f"or export it as single-frame slices.") from None
-    orientation, positions, spacing = geometry
-    order, stack = sorted_stack(orientation, positions, spacing, folder)
+    orientations, positions, spacing = geometry
+    check_orientations(orientations, folder)
+    order, stack = sorted_stack(orientations[0], positions, spacing, folder)
     frames = _multiframe_pixels(info.files[0], len(positions), what, folder)[order]
     return place_slices(None, lambda: frames, stack, _fill_value(info.modality, frames), what)
 
@@ -256,6 +258,7 @@ def _read_slices(info: SeriesInfo, headers: list[Dataset], folder, what: str):
     if len(info.files) < 2:
         raise DicomError(f"{what}: the DICOM series in '{folder}' has a single slice: a 3D volume is needed; copy "
                          f"the whole series.")
+    check_orientations([ds.get("ImageOrientationPatient") for ds in headers], folder)
     order, stack = sorted_stack(headers[0].get("ImageOrientationPatient"),
                                 [ds.get("ImagePositionPatient") for ds in headers],
                                 headers[0].get("PixelSpacing"), folder)

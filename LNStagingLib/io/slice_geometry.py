@@ -72,6 +72,28 @@ def sorted_stack(orientation, positions, pixel_spacing, folder) -> tuple[np.ndar
     return order, stack
 
 
+#: Slices whose direction cosines differ by more than this are not one stack (Slicer: orientationEpsilon 1e-6; DS
+#: values rounded to 6-8 digits need more room).
+ORIENTATION_TOLERANCE = 1e-4
+
+
+def check_orientations(orientations: list, folder) -> None:
+    """Every slice must have the first slice's ImageOrientationPatient: a localizer or another series mixed in is
+    refused (its slice cannot be placed in the stack)."""
+    try:
+        values = np.array([[float(v) for v in o] for o in orientations], dtype=float)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.ndim != 2 or values.shape[1] != 6:
+        raise DicomError(f"DICOM series in '{folder}' lacks a valid ImageOrientationPatient on some slices: export the "
+                         f"volume again from the scanner or PACS.")
+    worst = np.max(np.abs(values - values[0]), axis=1)
+    if np.any(worst > ORIENTATION_TOLERANCE):
+        k = int(np.argmax(worst))
+        raise DicomError(f"DICOM series in '{folder}' mixes slice orientations (slice {k} differs from the first: a "
+                         f"localizer or another series in the same folder): give one volume's slices only.")
+
+
 def check_gaps(heights: np.ndarray, folder) -> None:
     """Two slices at one position, or a gap over 10 % above the median (a missing slice), are refused."""
     gaps = np.diff(heights)
