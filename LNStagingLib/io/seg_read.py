@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -102,7 +103,7 @@ def _label_volume(seg: hd.seg.Segmentation, path) -> sitk.Image:
             except ValueError:  # overlapping segments cannot be combined directly
                 volume = seg.get_volume(combine_segments=False)
                 array = _combined(volume, lambda channel: channel > 0)
-    except (RuntimeError, AttributeError, ValueError) as error:
+    except (RuntimeError, AttributeError, ValueError, sqlite3.Error) as error:  # highdicom indexes frames in sqlite
         raise DicomError(f"DICOM SEG '{path}' has no regular 3D frame geometry ({error}): export it on the image "
                          f"series' slices.") from None
     image = volume.with_array(np.asarray(array, dtype=np.uint16)).to_simpleitk()
