@@ -390,7 +390,8 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         from .priors.attention import attention_map
 
         progress.step(0.1, "organ structures")
-        organs = read_organs(inputs.organs, reference=petct.ct_series or ct, resample=True, rois=inputs.organ_rois)
+        organs = read_organs(inputs.organs, reference=petct.ct_series or ct, resample=True, rois=inputs.organ_rois,
+                             roi_option="--organs-roi")
         structure_map = map_structures(organs, inputs.organ_mapping)
         images.structures = structure_map.image
         if structure_map.absent:

@@ -72,7 +72,9 @@ def test_two_rois_with_one_name_are_refused_and_chosen_by_number(pet, originals,
     every = read_rtstruct(rs, pet)
     assert sorted(every) == ["GTV_Mass (ROI 1)", "GTV_Mass (ROI 2)"]
     with pytest.raises(InputFileError, match=r"2 ROIs named 'GTV_Mass'.*--organs-roi NUMBER"):
-        read_named_labels(rs, pet)
+        read_named_labels(rs, pet, roi_option="--organs-roi")
+    with pytest.raises(InputFileError, match=r"2 ROIs named 'GTV_Mass'.*rename them in the planning system"):
+        read_named_labels(rs, pet)  # a command without an ROI choice (candidates --organs) names no option
     labels, names = read_named_labels(rs, pet, names=["2"])
     assert names == {1: "GTV_Mass"} and int(sitk.GetArrayViewFromImage(labels).sum()) == \
         int(sitk.GetArrayViewFromImage(originals["GTV_Edema"]).sum())

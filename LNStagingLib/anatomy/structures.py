@@ -255,24 +255,30 @@ MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
 def read_organs(path: str | Path, reference=None, resample: bool = False,
-                names: dict[int, str] | None = None, rois: list[str] | None = None) -> OrganLabels:
+                names: dict[int, str] | None = None, rois: list[str] | None = None,
+                roi_option: str | None = None, reference_option: str | None = None) -> OrganLabels:
     """Read organ masks: a label map file, a Slicer .seg.nrrd, a folder of binary masks (one file per organ,
     as TotalSegmentator writes), or a DICOM RTSTRUCT / SEG (its ROIs or segments by name; ``rois`` keeps only
     those; needs the reference). Masks are checked to lie on one grid (the reference's if given, else the
     first mask's); a mask on another grid is refused unless `resample` (nearest neighbour, logged).
     In a folder, a later file (alphabetical) wins where masks overlap. ``reference`` is an image or an
     io.dicom_series.DicomSeries (which lets an RTSTRUCT or SEG be checked against its frame of reference).
+    ``roi_option`` / ``reference_option``: the calling command's options that choose ROIs and give the reference
+    (None: it has none), named in the messages.
     """
     from ..io.mask_source import dicom_modality, read_named_labels
 
     path = Path(path)
     if dicom_modality(path) is not None:
         if reference is None:
-            raise InputFileError(f"Organ masks '{path}' are DICOM: give the image they belong to (--reference CT).")
-        image, found = read_named_labels(path, reference, names=rois)
+            given = f" ({reference_option} CT)" if reference_option else ""
+            raise InputFileError(f"Organ masks '{path}' are DICOM: give the image they belong to{given}, or the organs "
+                                 "as a label map.")
+        image, found = read_named_labels(path, reference, names=rois, roi_option=roi_option)
         return OrganLabels(image, found, from_files=True)
     if rois:
-        raise InputFileError(f"--organs-roi chooses structures of an RTSTRUCT or DICOM SEG; '{path}' is neither.")
+        raise InputFileError(f"{roi_option or 'the ROI choice'} chooses structures of an RTSTRUCT or DICOM SEG; "
+                             f"'{path}' is neither.")
     if reference is not None and not isinstance(reference, sitk.Image):
         reference = reference.image  # a DicomSeries
     if path.is_dir():

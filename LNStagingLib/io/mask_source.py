@@ -127,10 +127,11 @@ def read_mask(path: os.PathLike | str, reference: sitk.Image | "DicomSeries", *,
 
 
 def read_named_labels(path: os.PathLike | str, reference: sitk.Image | "DicomSeries", *, what: str = "organ masks",
-                      names: list[str] | None = None, option: str = "--organs") -> tuple[sitk.Image, dict[int, str]]:
+                      names: list[str] | None = None, option: str = "--organs",
+                      roi_option: str | None = None) -> tuple[sitk.Image, dict[int, str]]:
     """An RTSTRUCT's ROIs or a DICOM SEG's segments as one label map on the reference grid plus value -> name
     (ROI name, segment label); ``names`` keeps only those ROIs/segment labels. Where structures overlap, the later
-    one wins."""
+    one wins. ``roi_option`` is the calling command's option that chooses them (None: it has none)."""
     path = require_exists(path, what)
     image = _grid(reference)
     modality = dicom_modality(path)
@@ -142,7 +143,7 @@ def read_named_labels(path: os.PathLike | str, reference: sitk.Image | "DicomSer
         chosen = names or list(dict.fromkeys(numbers.values()))
         # each structure by a name only one ROI has, or by its number (an organ is matched by its ROI name)
         masks = {numbers[number]: mask for number, mask in read_rtstruct(
-            path, reference, rois=[resolve_roi(ds, roi, path, f"{option}-roi") for roi in chosen]).items()}
+            path, reference, rois=[resolve_roi(ds, roi, path, roi_option) for roi in chosen]).items()}
         labels = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint16)
         found = {}
         for value, (name, mask) in enumerate(masks.items(), start=1):
@@ -159,7 +160,8 @@ def read_named_labels(path: os.PathLike | str, reference: sitk.Image | "DicomSer
         missing = [n for n in names or [] if n not in {s.name for s in seg.segments}]
         if missing:
             raise InputFileError(f"DICOM SEG '{path}' has no segment labelled {', '.join(map(repr, missing))} "
-                                 f"(it has: {', '.join(s.name for s in seg.segments)}): check {option}-roi.")
+                                 f"(it has: {', '.join(s.name for s in seg.segments)})"
+                                 + (f": check {roi_option}." if roi_option else "."))
         kept = sitk.GetArrayFromImage(seg.label_map)
         kept[~np.isin(kept, [s.label for s in segments])] = 0
         out = sitk.GetImageFromArray(kept)
