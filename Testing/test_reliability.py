@@ -311,6 +311,9 @@ CASES = [
     C("options", "attention --organs without names, --mapping slicer",
       "attention --organs SB/case/organs.nii.gz --mapping slicer --out SB/work/a.nii.gz",
       "choose --mapping pdac20/totalsegmentator"),
+    C("options", "candidates --organs as an RTSTRUCT (the message names no option candidates lacks)",
+      "candidates --pet SB/pet12 --organs DATA/mirp_sts_raw_pet/STS_001/FDG_PET/mask/1-1.dcm --out SB/work/c.csv",
+      "or the organs as a label map"),
     C("memory", "a CT whose header says 4000 x 4000 x 4000 voxels", "run --ct SB/dicom/ct_huge.nii.gz --pet "
       "DATA/ibsi_validation_sts/nifti/STS_001/PET_image.nii.gz --models none --out SB/work/r", "GB of memory"),
 ]
