@@ -14,6 +14,7 @@ import sys
 from . import NOT_FOR_CLINICAL_USE, __version__
 from .docs_links import link_docs
 from .errors import LNStagingError
+from .io.memory import ITK_ALLOCATION_FAILURE  # light: os and pathlib only (--help must stay fast)
 
 # Order is the order shown in --help.
 COMMAND_MODULES = (
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUT_OF_MEMORY = ("out of memory: close other programs, use a machine with more memory, or crop the images to the "
+                 "region of interest.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -77,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lnstaging {args.command}: interrupted; nothing was written.", file=sys.stderr)
         return 130
     except MemoryError:
-        print(f"lnstaging {args.command}: error: out of memory: close other programs, use a machine with more memory, "
-              "or crop the images to the region of interest.", file=sys.stderr)
+        print(f"lnstaging {args.command}: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        if ITK_ALLOCATION_FAILURE not in str(error):
+            raise
+        print(f"lnstaging {args.command}: error: {OUT_OF_MEMORY}", file=sys.stderr)
         return 1
     except OSError as error:
         print(f"lnstaging {args.command}: error: {describe_os_error(error)}", file=sys.stderr)

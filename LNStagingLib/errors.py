@@ -51,6 +51,10 @@ class OutputError(LNStagingError):
     cannot hold it. Raised before any work is done (LNStagingLib/io/outputs.py)."""
 
 
+class ResourceError(LNStagingError):
+    """The machine lacks what a run needs (memory), found before any work (LNStagingLib/io/memory.py)."""
+
+
 class Cancelled(LNStagingError):
     """The user cancelled a long-running step."""
 

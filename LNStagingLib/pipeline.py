@@ -54,6 +54,7 @@ class CaseInputs:
     weight_kg: Optional[float] = None
     dose_bq: Optional[float] = None
     injection_time: Optional[str] = None
+    half_life_s: Optional[float] = None  # overrides RadionuclideHalfLife
     accept_timing: bool = False  # the user confirmed an uptake time outside 10 min to 5 h
     ct_series_uid: Optional[str] = None
     pet_series_uid: Optional[str] = None
@@ -366,7 +367,8 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
     t = time.perf_counter()
     petct = load_pet_ct(inputs.ct, inputs.pet, weight_kg=inputs.weight_kg, dose_bq=inputs.dose_bq,
-                        injection_time=inputs.injection_time, accept_timing=inputs.accept_timing,
+                        injection_time=inputs.injection_time, half_life_s=inputs.half_life_s,
+                        accept_timing=inputs.accept_timing,
                         ct_series_uid=inputs.ct_series_uid,
                         pet_series_uid=inputs.pet_series_uid, progress=progress.sub(0.0, 0.1))
     ct, pet = petct.ct, petct.pet_suv
@@ -394,7 +396,8 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         from .priors.attention import attention_map
 
         progress.step(0.1, "organ structures")
-        organs = read_organs(inputs.organs, reference=petct.ct_series or ct, resample=True, rois=inputs.organ_rois)
+        organs = read_organs(inputs.organs, reference=petct.ct_series or ct, resample=True, rois=inputs.organ_rois,
+                             roi_option="--organs-roi")
         structure_map = map_structures(organs, inputs.organ_mapping)
         images.structures = structure_map.image
         if structure_map.absent:
@@ -618,6 +621,9 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         "froc": options.models.froc,  # [fp_per_patient, threshold] of the stage-2 model, for the operating point
         "inputs": {k: {"sha256": input_sha256(Path(v))} for k, v in given.items() if v is not None},
         "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
+        # a tilted or irregular DICOM stack read onto a regular grid (io.slice_geometry), one line per image
+        "resampled_inputs": {name: series.resampled for name, series in (("ct", petct.ct_series),
+                             ("pet", petct.pet_series)) if series is not None and series.resampled},
         "options": {"device": options.device, "threshold": options.threshold,
                     "skip_empty_windows": options.skip_empty_windows, "threads": options.threads},
         "timings_s": timings,

@@ -15,6 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from LNStagingLib.cli import main
+from option_names import unknown_options
 
 IBSI = "ibsi_validation_sts"
 RAW_PET = "mirp_sts_raw_pet/STS_001/FDG_PET/image"
@@ -156,6 +157,7 @@ def test_bad_input_gives_one_actionable_line(bad, data_dir, tmp_path, capsys, na
     assert len(errors) == 1, captured.err
     assert errors[0].startswith("lnstaging suv: error: ")
     assert expected in errors[0]
+    assert not unknown_options(["suv"], errors[0]), "the message names an option suv does not have"
     assert ":" in errors[0][len("lnstaging suv: error: "):]  # what is wrong: what to do
     assert "Traceback" not in captured.err + captured.out
     leftovers = list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else []

@@ -108,3 +108,57 @@ def test_implausible_dose_and_units_refused(header):
     counts.Units = "CNTS"
     with pytest.raises(DicomError, match="CNTS"):
         suv_factor(counts)
+
+
+RAW_PET = "mirp_sts_raw_pet/STS_001/FDG_PET/image"
+
+
+def _across_midnight(folder, target, series_time="234500", injection="230000", start_datetime=None):
+    """The real raw STS PET as acquired across midnight: SeriesDate the evening before, AcquisitionDate empty,
+    AcquisitionTime after 00:00 (the slices' own times moved by the same offset), injection in the evening."""
+    import datetime as dt
+
+    target.mkdir()
+    shift = None
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        series = dt.datetime.strptime(ds.SeriesDate + ds.SeriesTime.split(".")[0], "%Y%m%d%H%M%S")
+        acquired = dt.datetime.strptime(ds.AcquisitionDate + ds.AcquisitionTime.split(".")[0], "%Y%m%d%H%M%S")
+        new_series = dt.datetime.strptime(ds.SeriesDate + series_time, "%Y%m%d%H%M%S")
+        shift = new_series - series
+        ds.SeriesTime = series_time
+        ds.AcquisitionDate = ""
+        ds.AcquisitionTime = (acquired + shift + dt.timedelta(minutes=16)).strftime("%H%M%S")  # 00:01 and later
+        item = ds.RadiopharmaceuticalInformationSequence[0]
+        item.RadiopharmaceuticalStartTime = injection
+        if start_datetime:
+            item.RadiopharmaceuticalStartDateTime = start_datetime
+        ds.save_as(target / path.name)
+    return target
+
+
+@pytest.mark.parametrize("start_datetime", [None, "20000907230000"])
+def test_pet_acquired_across_midnight(data_dir, tmp_path, start_datetime):
+    """Issue 25 item 4: injection 23:00, series start 23:45 on the evening's date, acquisitions after midnight with
+    an empty AcquisitionDate: the uptake is 45 min (2700 s), not the 3660 s of an acquisition dated the evening."""
+    import hashlib
+
+    source = data_dir / RAW_PET
+    before = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(source.iterdir()))).hexdigest()
+    folder = _across_midnight(source, tmp_path / "pet", start_datetime=start_datetime)
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(folder.iterdir())]
+    assert min(ds.AcquisitionTime for ds in headers) < "001000" and headers[0].SeriesDate == "20000907"
+    factor = suv_factor(headers)
+    assert factor.decay_time_s == pytest.approx(2700.0)
+    expected = 71.0 * 1000.0 / (3.88777472e8 * 2.0 ** (-2700.0 / 6588.0))
+    assert factor.factor == pytest.approx(expected, rel=1e-9)
+    assert suv_factor(headers, injection_time="230000").decay_time_s == pytest.approx(2700.0)  # the option agrees
+    assert hashlib.sha256(b"".join(p.read_bytes() for p in sorted(source.iterdir()))).hexdigest() == before
+
+
+def test_injection_after_the_scan_is_not_moved_to_the_next_day(header):
+    """A series with its own date and an injection given after it stays refused (no 23.5 h uptake made up)."""
+    ds = copy.deepcopy(header)
+    del ds.AcquisitionDate
+    with pytest.raises(DicomError, match="is after the scan start"):
+        suv_factor(ds, injection_time="115000", accept_timing=True)

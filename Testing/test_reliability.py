@@ -27,6 +27,7 @@ import pytest
 import SimpleITK as sitk
 
 from LNStagingLib.cli import main
+from option_names import unknown_options
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "Testing" / "Data"
@@ -283,6 +284,53 @@ CASES = [
     C("links", "priors fit --data a symbolic link loop", "priors fit --data SB/loop/b --out SB/work/p.json",
       "loop/b goes through a symbolic link loop"),
     C("links", "suv --out a symbolic link loop", f"suv {PET12} --out SB/loop/a", "loop/a goes through a symbolic link loop"),
+    # --- real DICOM changed as scanners and archives change it (issue 25) --------------------------------------------
+    C("geometry", "PET with a 15 degree gantry tilt (accepted: resampled onto a regular axial grid that keeps every "
+      "slice at its recorded position; said in one line and in provenance.json)",
+      "suv SB/dicom/tilted_pet --out SB/work/s.nii.gz", "", code=0),
+    C("geometry", "PET slice spacing drifting 8 % after slice 29, each gap within 10 % (accepted: resampled, the "
+      "warning names the largest displacement in mm)", "suv SB/dicom/pet_drift --out SB/work/s.nii.gz", "", code=0),
+    C("geometry", "multi-frame (legacy-converted) PET with a missing frame",
+      "suv SB/dicom/pet_mf_missing --out SB/work/s.nii.gz", "a slice file is probably missing"),
+    C("suv", "PET acquired across midnight, AcquisitionDate empty (accepted: uptake 45 min, not 61)",
+      "suv SB/dicom/pet_midnight --out SB/work/s.nii.gz", "", code=0),
+    C("suv", "injection 674 days before the scan, with --accept-timing",
+      "candidates --pet SB/dicom/pet_days --accept-timing --out SB/work/c.csv", "the dates (an uptake of 674.0 days)"),
+    C("images", "PET with no positive uptake (all zero)", "candidates --pet SB/dicom/pet_zero --out SB/work/c.csv",
+      "has no positive uptake"),
+    C("masks", "two RTSTRUCT ROIs with one name as --tumor-roi",
+      "candidates --pet DATA/mirp_sts_raw_pet/STS_001/FDG_PET/image --tumor SB/dicom/RS_duplicate.dcm --tumor-roi "
+      "GTV_Mass --out SB/work/c.csv", "choose one by number with --tumor-roi NUMBER"),
+    C("masks", "NaN in RTSTRUCT ContourData", "candidates --pet DATA/mirp_sts_raw_pet/STS_001/FDG_PET/image --tumor "
+      "SB/dicom/RS_nan.dcm --tumor-roi GTV_Mass --out SB/work/c.csv", "coordinates that are not numbers"),
+    C("masks", "fractional DICOM SEG as --tumor (accepted: a voxel is in a segment from fraction 0.5 on)",
+      "candidates --pet DATA/mirp_qin_headneck_0139/derived/pet_suv_headneck_crop.nii.gz --tumor "
+      "SB/dicom/seg_fractional.dcm --tumor-segment 1 --out SB/work/c.csv", "", code=0),
+    C("options", "run --half-life-s nan", "run --ct DATA/ibsi_validation_sts/dicom/STS_001/CT/image --pet SB/pet12 "
+      "--half-life-s nan --models none --out SB/work/r", "not a positive number"),
+    C("options", "candidates --half-life-s given in hours", "candidates --pet SB/pet12 --half-life-s 1.83 "
+      "--out SB/work/c.csv", "implausible"),
+    C("options", "candidates --ct of another patient (another frame of reference)",
+      "candidates --pet DATA/ibsi_validation_sts/dicom/STS_001/PET/image --ct "
+      "DATA/ibsi_validation_sts/dicom/STS_002/CT/image --out SB/work/c.csv", "different frames of reference"),
+    C("options", "run --ct of another patient (run has no --registration)",
+      "run --ct DATA/ibsi_validation_sts/dicom/STS_002/CT/image --pet DATA/ibsi_validation_sts/dicom/STS_001/PET/image "
+      "--models none --out SB/work/r", "give the CT acquired with this PET"),
+    C("options", "candidates on a folder with two PET series", "candidates --pet SB/dicom/two_pets --out SB/work/c.csv",
+      "(--pet-series-uid UID)"),
+    C("options", "suv on a folder with two PET series", "suv SB/dicom/two_pets --out SB/work/s.nii.gz",
+      "(--series-uid UID)"),
+    C("options", "run --organs without names, --organ-mapping slicer (names the option run has)",
+      f"run {CASE_IN} --organs SB/case/organs.nii.gz --organ-mapping slicer --out SB/work/r",
+      "choose --organ-mapping pdac20/totalsegmentator"),
+    C("options", "attention --organs without names, --mapping slicer",
+      "attention --organs SB/case/organs.nii.gz --mapping slicer --out SB/work/a.nii.gz",
+      "choose --mapping pdac20/totalsegmentator"),
+    C("options", "candidates --organs as an RTSTRUCT (the message names no option candidates lacks)",
+      "candidates --pet SB/pet12 --organs DATA/mirp_sts_raw_pet/STS_001/FDG_PET/mask/1-1.dcm --out SB/work/c.csv",
+      "or the organs as a label map"),
+    C("memory", "a CT whose header says 4000 x 4000 x 4000 voxels", "run --ct SB/dicom/ct_huge.nii.gz --pet "
+      "DATA/ibsi_validation_sts/nifti/STS_001/PET_image.nii.gz --models none --out SB/work/r", "GB of memory"),
 ]
 
 
@@ -398,7 +446,57 @@ def build_sandbox(root: Path) -> Path:
     odd["config"] = {k: (-3 if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in odd["config"].items()}
     torch.save(odd, root / "odd_config.pt")
     torch.save({"format": FORMAT, "model": payload["model"], "config": payload["config"]}, root / "no_weights.pt")
+    build_dicom_variants(root / "dicom", pet12)
     return root
+
+
+def build_dicom_variants(root: Path, pet12: Path) -> None:
+    """Real DICOM changed the way scanners, archives and planning systems change it (issue 25; built with the
+    helpers of the test_io_* modules that check each variant's result in detail)."""
+    import datetime as dt
+
+    import highdicom as hd
+    from test_io_hostile_dicom import _with_names, fractional_seg
+    from test_io_slice_geometry import drift, legacy_multiframe, rewrite, tilt
+    from test_io_suv import _across_midnight
+
+    ibsi_pet = DATA / "ibsi_validation_sts/dicom/STS_001/PET/image"
+    root.mkdir()
+    rewrite(ibsi_pet, root / "tilted_pet", tilt(15.0))
+    rewrite(ibsi_pet, root / "pet_drift", drift(29, 1.08))
+    (root / "pet_mf_missing").mkdir()
+    files = sorted(ibsi_pet.iterdir())
+    legacy_multiframe(files[:20] + files[21:], "PT").save_as(root / "pet_mf_missing" / "mf.dcm")
+    _across_midnight(pet12, root / "pet_midnight")
+    (root / "pet_zero").mkdir()
+    (root / "pet_days").mkdir()
+    (root / "two_pets").mkdir()
+    other_series = hd.UID()
+    for path in sorted(pet12.iterdir()):
+        ds = pydicom.dcmread(path)
+        shutil.copy(path, root / "two_pets" / path.name)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = other_series, hd.UID()
+        ds.save_as(root / "two_pets" / f"other_{path.name}")
+        ds = pydicom.dcmread(path)
+        ds.PixelData = bytes(len(ds.PixelData))
+        ds.save_as(root / "pet_zero" / path.name)
+        ds = pydicom.dcmread(path)
+        scan = dt.datetime.strptime(ds.SeriesDate + ds.SeriesTime.split(".")[0], "%Y%m%d%H%M%S")
+        item = ds.RadiopharmaceuticalInformationSequence[0]
+        item.RadiopharmaceuticalStartDateTime = (scan - dt.timedelta(days=674)).strftime("%Y%m%d%H%M%S")
+        ds.save_as(root / "pet_days" / path.name)
+    (root / "rs").mkdir()
+    _with_names(root / "rs", {2: "GTV_Mass"}).rename(root / "RS_duplicate.dcm")
+    ds = pydicom.dcmread(DATA / "mirp_sts_raw_pet/STS_001/FDG_PET/mask/1-1.dcm")
+    data = list(ds.ROIContourSequence[0].ContourSequence[5].ContourData)
+    data[4] = "NaN"
+    ds.ROIContourSequence[0].ContourSequence[5].ContourData = data
+    ds.save_as(root / "RS_nan.dcm")
+    (root / "rs").rmdir()
+    fractional_seg(root / "seg_fractional.dcm")
+    raw = bytearray(gzip.decompress((DATA / "ibsi_validation_sts/nifti/STS_001/CT_image.nii.gz").read_bytes()))
+    raw[42:48] = np.array([4000, 4000, 4000], "<i2").tobytes()  # the header's dim[1..3]: 64e9 voxels
+    (root / "ct_huge.nii.gz").write_bytes(gzip.compress(bytes(raw)))
 
 
 @pytest.fixture(scope="module")
@@ -432,7 +530,7 @@ def test_hostile_input(case, pristine, tmp_path, monkeypatch, capsys):
     sandbox = tmp_path / "SB"
     shutil.copytree(pristine, sandbox, symlinks=True)
     before = snapshot(sandbox)
-    real = DATA / "ibsi_validation_sts/dicom/STS_001"
+    real = DATA  # every real file a case names (DATA/...) must be left as it was
     data_before = snapshot(real) if "DATA/" in " ".join(case.argv) else None
     monkeypatch.chdir(sandbox / case.cwd)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -447,6 +545,7 @@ def test_hostile_input(case, pristine, tmp_path, monkeypatch, capsys):
     assert len(errors) == 1, captured.err
     assert errors[0].startswith("lnstaging ") and ": error: " in errors[0]
     assert case.expect in errors[0], errors[0]
+    assert not unknown_options(list(case.argv), errors[0]), f"the message names options {case.argv[0]} lacks"
     assert snapshot(sandbox) == before, "a refused command changed files"
     if data_before is not None:
         assert snapshot(real) == data_before

@@ -46,7 +46,9 @@ exit 0), never a traceback, and leave every file of the sandbox byte-identical (
 
 In the commands below `SB/` is the sandbox (a phantom cohort `SB/cohort`, a case folder `SB/case`, results
 `SB/results`, reviewed results `SB/reviewed`, a batch output `SB/batch` with a reviewed case, malformed files in
-`SB/bad`, 12 slices of the MIRP raw PET in `SB/pet12`, a symbolic link loop `SB/loop/a` -> `b` -> `a`) and `DATA/` is Testing/Data. `AFTERn`/`BEFOREn` stand for the
+`SB/bad`, 12 slices of the MIRP raw PET in `SB/pet12`, a symbolic link loop `SB/loop/a` -> `b` -> `a`, real DICOM
+changed as scanners and archives change it in `SB/dicom`: tilted, drifting or multi-frame PET, a PET across
+midnight, duplicate ROI names, a fractional SEG) and `DATA/` is Testing/Data. `AFTERn`/`BEFOREn` stand for the
 injection time n minutes after/before that PET's scan start. Commands run in `SB/work` unless said otherwise.
 """
 

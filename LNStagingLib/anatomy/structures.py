@@ -255,24 +255,30 @@ MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
 def read_organs(path: str | Path, reference=None, resample: bool = False,
-                names: dict[int, str] | None = None, rois: list[str] | None = None) -> OrganLabels:
+                names: dict[int, str] | None = None, rois: list[str] | None = None,
+                roi_option: str | None = None, reference_option: str | None = None) -> OrganLabels:
     """Read organ masks: a label map file, a Slicer .seg.nrrd, a folder of binary masks (one file per organ,
     as TotalSegmentator writes), or a DICOM RTSTRUCT / SEG (its ROIs or segments by name; ``rois`` keeps only
     those; needs the reference). Masks are checked to lie on one grid (the reference's if given, else the
     first mask's); a mask on another grid is refused unless `resample` (nearest neighbour, logged).
     In a folder, a later file (alphabetical) wins where masks overlap. ``reference`` is an image or an
     io.dicom_series.DicomSeries (which lets an RTSTRUCT or SEG be checked against its frame of reference).
+    ``roi_option`` / ``reference_option``: the calling command's options that choose ROIs and give the reference
+    (None: it has none), named in the messages.
     """
     from ..io.mask_source import dicom_modality, read_named_labels
 
     path = Path(path)
     if dicom_modality(path) is not None:
         if reference is None:
-            raise InputFileError(f"Organ masks '{path}' are DICOM: give the image they belong to (--reference CT).")
-        image, found = read_named_labels(path, reference, names=rois)
+            given = f" ({reference_option} CT)" if reference_option else ""
+            raise InputFileError(f"Organ masks '{path}' are DICOM: give the image they belong to{given}, or the organs "
+                                 "as a label map.")
+        image, found = read_named_labels(path, reference, names=rois, roi_option=roi_option)
         return OrganLabels(image, found, from_files=True)
     if rois:
-        raise InputFileError(f"--organs-roi chooses structures of an RTSTRUCT or DICOM SEG; '{path}' is neither.")
+        raise InputFileError(f"{roi_option or 'the ROI choice'} chooses structures of an RTSTRUCT or DICOM SEG; "
+                             f"'{path}' is neither.")
     if reference is not None and not isinstance(reference, sitk.Image):
         reference = reference.image  # a DicomSeries
     if path.is_dir():
@@ -362,8 +368,9 @@ def _apply_lookup(array: np.ndarray, targets: dict[int, int]) -> np.ndarray:
 
 
 def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMapping | dict | None = None,
-                   names: dict[int, str] | None = None) -> StructureMap:
+                   names: dict[int, str] | None = None, option: str = "--organ-mapping") -> StructureMap:
     """Build M of eq. 2 from an organ label map. Structures absent from the map are listed, not invented.
+    ``option`` is the command-line option that chooses the mapping on the calling command (for the messages).
 
     Raises AnatomyError for an empty label map, for values outside the mapping's convention, for a mapping that
     needs names the input does not carry, and when none of the ten structures is found.
@@ -378,20 +385,20 @@ def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMap
                            "(e.g. with TotalSegmentator) and pass that label map.")
     if organs.from_files and mapping.mode == "ids":
         raise AnatomyError(f"A folder of mask files is matched by file names, but the {mapping.name!r} mapping uses "
-                           "label values; use --mapping totalsegmentator or slicer, or a JSON mapping with names.")
+                           f"label values; use {option} totalsegmentator or slicer, or a JSON mapping with names.")
     if mapping.known_labels is not None or mapping.known_max_label is not None:
         if mapping.mode != "names_else_ids" or not organs.names:
             known = set(mapping.known_labels or range(1, (mapping.known_max_label or 0) + 1))
             unknown = [v for v in values if v not in known]
             if unknown:
                 raise AnatomyError(f"Label values {unknown[:10]} are not part of the {mapping.name!r} convention; "
-                                   "this label map follows another convention: choose the right --mapping "
+                                   f"this label map follows another convention: choose the right {option} "
                                    "(totalsegmentator, pdac20, slicer) or give a JSON mapping.")
     use_names = mapping.mode in ("names", "both") or (mapping.mode == "names_else_ids" and organs.names)
     use_ids = mapping.mode in ("ids", "both") or (mapping.mode == "names_else_ids" and not organs.names)
     if mapping.mode == "names" and not organs.names:
         raise AnatomyError(f"The {mapping.name!r} mapping matches segment names, but this label map carries none; "
-                           "pass a .seg.nrrd, a folder of named masks, or choose --mapping pdac20/totalsegmentator.")
+                           f"pass a .seg.nrrd, a folder of named masks, or choose {option} pdac20/totalsegmentator.")
     normalised = {v: normalise_name(n) for v, n in organs.names.items()}
     value_to_structure: dict[int, int] = {}  # label value -> structure index (a later structure wins a shared value)
     present, absent, sources = [], [], {}
@@ -412,7 +419,7 @@ def map_structures(organs: OrganLabels | sitk.Image, mapping: str | StructureMap
     if not present:
         shown = {v: organs.names.get(v, "") for v in values[:15]}
         raise AnatomyError(f"None of the 10 structures of the attention model was found with the {mapping.name!r} "
-                           f"mapping (label values/names present: {shown}); choose another --mapping or give a "
+                           f"mapping (label values/names present: {shown}); choose another {option} or give a "
                            "JSON mapping.")
     image = sitk.GetImageFromArray(_apply_lookup(array, value_to_structure))
     image.CopyInformation(organs.image)

@@ -1,4 +1,4 @@
-"""Options shared by several sub-commands: model choice and progress output.
+"""Options shared by several sub-commands: model choice, PET timing (SUV) and progress output.
 
 Imports nothing heavy at module level: every ``--help`` builds all parsers (see cli.py)."""
 
@@ -26,6 +26,17 @@ def add_overwrite_argument(parser, what: str = "results lnstaging wrote there") 
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace an existing output ({what}); never an input, the working folder or a review "
                              "(docs/RELIABILITY.md)")
+
+
+def add_pet_timing_arguments(parser) -> None:
+    """The SUV options of every command that converts a PET DICOM series (run, candidates; suv has its own)."""
+    parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
+    parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
+    parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
+    parser.add_argument("--half-life-s", type=float,
+                        help="half-life in s, if the PET DICOM lacks RadionuclideHalfLife (F-18: 6586.2)")
+    parser.add_argument("--accept-timing", action="store_true",
+                        help="accept an injection-to-scan time outside 10 min to 5 h (an unusual protocol you checked)")
 
 
 def add_progress_arguments(parser) -> None:

@@ -57,8 +57,9 @@ def main(args: argparse.Namespace) -> int:
     if args.reference is not None:
         reference = read_image(args.reference, what="reference image")
     profile = load_profile(args.profile)
-    organs = read_organs(args.organs, reference=reference, resample=args.resample_masks, rois=args.organs_roi)
-    structures = map_structures(organs, args.mapping)
+    organs = read_organs(args.organs, reference=reference, resample=args.resample_masks, rois=args.organs_roi,
+                         roi_option="--organs-roi", reference_option="--reference")
+    structures = map_structures(organs, args.mapping, option="--mapping")
     print(f"structures present: {', '.join(structures.present)}")
     if structures.absent:
         print(f"structures absent (map computed without them): {', '.join(structures.absent)}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
 from ..errors import InputFileError, OutputError
-from ._common import add_overwrite_argument
+from ._common import add_overwrite_argument, add_pet_timing_arguments
 from .run import add_tumor_arguments
 
 
@@ -32,13 +32,9 @@ def register(sub) -> None:
                                        "to other_findings.csv; default: the site of the --tumor's position, else none")
     parser.add_argument("--out", required=True, type=Path, help="candidate file to write (the node list): .csv or "
                                                                 ".json; other_findings.csv is written beside it")
-    parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
-    parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
-    parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
+    add_pet_timing_arguments(parser)
     parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
     parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several series")
-    parser.add_argument("--accept-timing", action="store_true",
-                        help="accept an uptake time outside 10 min to 5 h (checked on the PET's DICOM tags)")
     add_overwrite_argument(parser, "file")
     parser.set_defaults(func=main)
 
@@ -48,8 +44,7 @@ def main(args) -> int:
                                        write_candidate_file)
     from ..candidates.site_region import SITES, nodal_site
     from ..io.outputs import MB, check_output
-    from ..io.petct import load_ct, load_pet_suv
-    from ..io.resample import require_overlap
+    from ..io.petct import check_pet_ct_pair, load_ct, load_pet_suv
 
     inputs = {"--pet": args.pet, "--ct": args.ct, "--organs": args.organs, "--tumor": args.tumor}
     check_output(args.out, kind="file", inputs=inputs, overwrite=args.overwrite, extensions=(".csv", ".json"),
@@ -66,12 +61,12 @@ def main(args) -> int:
         raise InputFileError(f"--site {args.site!r}: give one of {', '.join(SITES)}.")
     threshold = parse_threshold(args.threshold)
     suv, factor, pet_series = load_pet_suv(args.pet, args.pet_series_uid, weight_kg=args.weight_kg, dose_bq=args.dose_bq,
-                                  injection_time=args.injection_time,
-                                  **({"accept_timing": True} if args.accept_timing else {}))
+                                           injection_time=args.injection_time, half_life_s=args.half_life_s,
+                                           **({"accept_timing": True} if args.accept_timing else {}))
     ct = None
     if args.ct is not None:
-        ct, _ = load_ct(args.ct, args.ct_series_uid)
-        require_overlap(suv, ct)
+        ct, ct_series = load_ct(args.ct, args.ct_series_uid)
+        check_pet_ct_pair(ct, ct_series, suv, pet_series)  # the check run does: same frame of reference, overlap
     tumor = None
     if args.tumor is not None:
         from ..io.mask_source import read_mask

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from .. import NOT_FOR_CLINICAL_USE
-from ._common import add_model_arguments, add_overwrite_argument, add_progress_arguments, make_progress, select_models
+from ._common import (add_model_arguments, add_overwrite_argument, add_pet_timing_arguments, add_progress_arguments,
+                      make_progress, select_models)
 
 
 def add_case_arguments(parser) -> None:
@@ -12,7 +13,8 @@ def add_case_arguments(parser) -> None:
     parser.add_argument("--organs", type=Path, help="organ/vessel label map, Slicer .seg.nrrd, a folder of masks, or a "
                                                     "DICOM RTSTRUCT / SEG (structures matched by name)")
     parser.add_argument("--organs-roi", nargs="+", metavar="NAME",
-                        help="only these RTSTRUCT ROIs / SEG segment labels of --organs (default: all)")
+                        help="only these RTSTRUCT ROIs (names, or ROI numbers) / SEG segment labels of --organs "
+                             "(default: all)")
     parser.add_argument("--organ-mapping", help="label mapping: totalsegmentator, pdac20, slicer, or a JSON file")
     add_tumor_arguments(parser)
     parser.add_argument("--candidates", help="extra candidates: CSV/JSON with x,y,z (LPS mm)[,radius_mm], or 'pet' for "
@@ -23,11 +25,7 @@ def add_case_arguments(parser) -> None:
                                         "trained for another site are not applied, and PET candidates outside its "
                                         "nodal region go to other_findings.csv; default: from the organ the tumour "
                                         "mask overlaps, else unknown")
-    parser.add_argument("--weight-kg", type=float, help="patient weight, if the PET DICOM lacks PatientWeight")
-    parser.add_argument("--dose-bq", type=float, help="injected dose in Bq, if the PET DICOM lacks RadionuclideTotalDose")
-    parser.add_argument("--injection-time", help="injection time HHMMSS, if the PET DICOM lacks it")
-    parser.add_argument("--accept-timing", action="store_true",
-                        help="accept an injection-to-scan time outside 10 min to 5 h (an unusual protocol you checked)")
+    add_pet_timing_arguments(parser)
     parser.add_argument("--ct-series-uid", help="SeriesInstanceUID of the CT when its folder holds several series")
     parser.add_argument("--pet-series-uid", help="SeriesInstanceUID of the PET when its folder holds several series")
 
@@ -36,8 +34,9 @@ def add_tumor_arguments(parser, help_suffix: str = "") -> None:
     """--tumor and the choice inside an RTSTRUCT or SEG (io.mask_source.read_mask resolves them)."""
     parser.add_argument("--tumor", type=Path, help="primary tumour: label map (non-zero = tumour), DICOM RTSTRUCT or "
                                                    "DICOM SEG" + help_suffix)
-    parser.add_argument("--tumor-roi", metavar="NAME",
-                        help="the RTSTRUCT ROI of the tumour, e.g. GTVp (default: the only ROI, or the only GTV ROI)")
+    parser.add_argument("--tumor-roi", metavar="NAME_OR_NUMBER",
+                        help="the RTSTRUCT ROI of the tumour by name or ROI number, e.g. GTVp or 3 (default: the only "
+                             "ROI, or the only GTV ROI; two ROIs sharing a name must be chosen by number)")
     parser.add_argument("--tumor-segment", metavar="NUMBER_OR_LABEL",
                         help="the SEG segment of the tumour (default: the only segment, or the only 'Neoplasm, "
                              "Primary' one)")
@@ -54,7 +53,8 @@ def case_inputs(args):
                       site=getattr(args, "site", None),
                       pet_threshold=parse_threshold(getattr(args, "pet_threshold", "2.5")),
                       weight_kg=args.weight_kg, dose_bq=args.dose_bq,
-                      injection_time=args.injection_time, accept_timing=args.accept_timing,
+                      injection_time=args.injection_time, half_life_s=args.half_life_s,
+                      accept_timing=args.accept_timing,
                       ct_series_uid=args.ct_series_uid,
                       pet_series_uid=args.pet_series_uid)
 
@@ -92,6 +92,9 @@ def main(args) -> int:
     inputs = case_inputs(args)
     RunOptions(threshold=args.threshold, threads=args.threads)  # options and output checked before any work
     check_results_folder(inputs, args.out, overwrite=args.overwrite)
+    from ..io.memory import check_memory
+
+    check_memory(args.ct, "lnstaging run")
     options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
                          threads=args.threads)
     results = run_to_folder(inputs, args.out, options, make_progress(args, "lnstaging run"), overwrite=args.overwrite)

@@ -73,10 +73,11 @@ def main(args: argparse.Namespace) -> int:
                      half_life_s=args.half_life_s, accept_timing=args.accept_timing)
     if args.ct is not None:
         pair = load_pet_ct(args.ct, args.pet, pet_series_uid=args.series_uid, ct_series_uid=args.ct_series_uid,
-                           registration=args.registration, **overrides)
+                           registration=args.registration, pet_series_option="--series-uid",
+                           registration_option="--registration", **overrides)
         suv, factor, grid_source = pair.pet_suv, pair.suv, pair.ct_series or pair.ct
     else:
-        suv, factor, series = load_pet_suv(args.pet, args.series_uid, **overrides)
+        suv, factor, series = load_pet_suv(args.pet, args.series_uid, "--series-uid", **overrides)
         grid_source = series or suv
     rows = []
     if args.masks is not None:

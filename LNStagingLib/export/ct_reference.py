@@ -26,7 +26,7 @@ def read_ct_reference(folder, series_uid: str | None = None) -> DicomSeries:
             modality = ""
         if modality in NON_IMAGE_MODALITIES:
             raise InputFileError(f"'{folder}' is an {modality}, not a CT image: give the folder holding the CT series.")
-    ct = read_dicom_series(folder, series_uid=series_uid, what="CT")
+    ct = read_dicom_series(folder, series_uid=series_uid, what="CT", series_option="--series-uid")
     if isinstance(folder, (list, tuple)):
         folder = f"{len(folder)} DICOM files of the loaded CT, first {folder[0]}"
     missing = [name for name, value in (("SeriesInstanceUID", ct.series_instance_uid),
@@ -36,6 +36,10 @@ def read_ct_reference(folder, series_uid: str | None = None) -> DicomSeries:
         missing += [] if all(ct.sop_instance_uids) else ["SOPInstanceUID"]
         raise ExportError(f"The CT series in '{folder}' has no {', '.join(missing)}: a structure set cannot reference it. "
                           "Export the CT again from the scanner or PACS without removing UIDs.")
+    if ct.resampled:
+        raise ExportError(f"The CT in '{folder}' is tilted or irregularly spaced ({ct.resampled}): contours on the "
+                          "regular grid cannot reference its slices; reconstruct the CT without gantry tilt at a "
+                          "constant slice spacing, then export.")
     if len(ct.sop_instance_uids) != ct.image.GetSize()[2]:
         raise ExportError(f"The CT in '{folder}' is a multi-frame object: export needs the CT as single-slice files.")
     return ct

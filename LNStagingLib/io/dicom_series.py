@@ -19,13 +19,12 @@ from pydicom.dataset import Dataset
 
 from ..errors import DicomError, InputFileError
 from .images import check_volume, require_exists
+from .slice_geometry import check_orientations, place_slices, sorted_stack
 
 log = logging.getLogger(__name__)
 
 #: Modalities that are not image series (they reference one).
 NON_IMAGE_MODALITIES = {"RTSTRUCT", "SEG", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG"}
-#: Relative deviation of a slice gap from the median that we accept with a warning; beyond it a slice is missing.
-SLICE_GAP_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,9 @@ class DicomSeries:
     sop_instance_uids: list[str]  # one per slice, in slice (k index) order
     files: list[Path]  # same order
     headers: list[Dataset] = field(repr=False)  # same order, no pixel data
+    # one line when the slices were resampled onto a regular grid (gantry tilt, irregular spacing): the image's
+    # slices are then no longer the files' slices (see io.slice_geometry)
+    resampled: str | None = None
 
     @property
     def first_dataset(self) -> Dataset:
@@ -144,8 +146,9 @@ def _normalise_modality(modality: str | None) -> str | None:
 
 
 def choose_series(series: list[SeriesInfo], folder, modality: str | None = None, series_uid: str | None = None,
-                  what: str = "image") -> SeriesInfo:
-    """Pick one series by SeriesInstanceUID, else by modality; ambiguity is an error that lists the choices."""
+                  what: str = "image", series_option: str | None = None) -> SeriesInfo:
+    """Pick one series by SeriesInstanceUID, else by modality; ambiguity is an error that lists the choices and
+    names ``series_option``, the calling command's option for the SeriesInstanceUID (if it has one)."""
     listing = "; ".join(s.summary() for s in series)
     if not series:
         raise InputFileError(f"{what} folder '{folder}' holds no DICOM image series: check the folder (it is empty or "
@@ -162,75 +165,148 @@ def choose_series(series: list[SeriesInfo], folder, modality: str | None = None,
     if len(candidates) > 1:
         raise DicomError(
             f"{what} folder '{folder}' holds {len(candidates)} {modality or 'image'} series: choose one with its "
-            f"SeriesInstanceUID (--ct-series / --pet-series / --series-uid). Found: {listing}."
+            f"SeriesInstanceUID{f' ({series_option} UID)' if series_option else ''}, or give a folder holding only "
+            f"that series. Found: {listing}."
         )
     return candidates[0]
 
 
-def _slice_order(headers: list[Dataset], folder) -> tuple[np.ndarray, np.ndarray]:
-    """Indices sorting the slices along the slice normal, and their positions along it (mm)."""
+def _frame_geometry(ds: Dataset) -> tuple[list, list, list] | None:
+    """(per-frame orientations, per-frame positions, pixel spacing) of an enhanced or legacy-converted multi-frame
+    object from its functional groups; None when it has no per-frame positions (ITK's own geometry is then used)."""
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    frames = ds.get("PerFrameFunctionalGroupsSequence") or []
+
+    def item(group: Dataset, sequence: str) -> Dataset | None:
+        value = group.get(sequence)
+        return value[0] if value else None
+
+    positions, orientations, spacing = [], [], None
+    for frame in frames:
+        plane = item(frame, "PlanePositionSequence")
+        if plane is None or "ImagePositionPatient" not in plane:
+            return None
+        positions.append(plane.ImagePositionPatient)
+        found = item(frame, "PlaneOrientationSequence") or item(shared, "PlaneOrientationSequence")
+        if found is None or "ImageOrientationPatient" not in found:
+            return None
+        orientations.append(found.ImageOrientationPatient)
+        measures = item(frame, "PixelMeasuresSequence") or item(shared, "PixelMeasuresSequence")
+        if measures is not None and spacing is None:
+            spacing = measures.get("PixelSpacing")
+    if len(positions) < 2 or spacing is None:
+        return None
+    return orientations, positions, list(spacing)
+
+
+def _frame_rescale(ds: Dataset, index: int) -> tuple[float, float]:
+    """(slope, intercept) of one frame: per-frame, shared, then top-level Rescale tags (PET slopes vary by frame)."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    shared = ds.get("SharedFunctionalGroupsSequence") or []
+    for group in ([per_frame[index]] if index < len(per_frame) else []) + list(shared[:1]):
+        transform = group.get("PixelValueTransformationSequence")
+        if transform and "RescaleSlope" in transform[0]:
+            return float(transform[0].RescaleSlope), float(transform[0].get("RescaleIntercept", 0.0))
+    return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
+
+
+def _multiframe_pixels(path: Path, count: int, what: str, folder) -> np.ndarray:
+    """Frames [frame, row, column] in file order, rescaled per frame to real values (float32)."""
     try:
-        orientation = np.array([float(v) for v in headers[0].ImageOrientationPatient])
-        positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in headers])
-    except (AttributeError, TypeError, ValueError):
-        raise DicomError(f"DICOM series in '{folder}' lacks ImagePositionPatient/ImageOrientationPatient: "
-                         f"it is not a 3D image series; export the volume again from the scanner or PACS.") from None
-    normal = np.cross(orientation[:3], orientation[3:])
-    along = positions @ normal
-    order = np.argsort(along, kind="stable")
-    return order, along[order]
+        ds = pydicom.dcmread(path)
+        stored = np.asarray(ds.pixel_array, dtype=np.float32).reshape(count, int(ds.Rows), int(ds.Columns))
+    except Exception:  # pydicom raises many types for pixel data it cannot decode (no handler, corrupt, ...)
+        raise DicomError(f"{what}: the multi-frame DICOM file in '{folder}' cannot be decoded (compressed or corrupt): "
+                         f"export it uncompressed or as single-frame slices.") from None
+    for index in range(count):
+        slope, intercept = _frame_rescale(ds, index)
+        stored[index] = stored[index] * slope + intercept
+    return stored
 
 
-def _check_spacing(along: np.ndarray, folder) -> None:
-    gaps = np.diff(along)
-    if np.any(np.abs(gaps) < 1e-3):
-        raise DicomError(f"DICOM series in '{folder}' has two slices at the same position (several acquisitions or "
-                         f"time frames mixed in one series): give one acquisition only.")
-    median = float(np.median(gaps))
-    worst = float(np.max(np.abs(gaps - median)))
-    if worst > SLICE_GAP_TOLERANCE * median:
-        k = int(np.argmax(np.abs(gaps - median)))
-        raise DicomError(f"DICOM series in '{folder}' has an uneven slice gap after slice {k} ({gaps[k]:.2f} mm vs "
-                         f"{median:.2f} mm): a slice file is probably missing; copy the whole series again.")
-    if worst > 1e-3 * median:
-        log.warning("slice spacing varies by up to %.3f mm (median %.3f mm); using the median", worst, median)
+def flattened_header(ds: Dataset) -> Dataset:
+    """A multi-frame header with the attributes a legacy conversion moved into the shared functional groups
+    (UnassignedSharedConvertedAttributesSequence: Units, DecayCorrection, RadiopharmaceuticalInformationSequence...)
+    also at the top level, where the SUV conversion and the exporters look for them; top-level values win."""
+    flat = Dataset(ds)
+    for group in (ds.get("SharedFunctionalGroupsSequence") or [])[:1]:
+        for item in (group.get("UnassignedSharedConvertedAttributesSequence") or [])[:1]:
+            for element in item:
+                if element.tag not in flat:
+                    flat.add(element)
+    return flat
+
+
+def _fill_value(modality: str, array: np.ndarray) -> float:
+    """Value outside the recorded slices after a resampling: no uptake for PET, the image minimum (air or the
+    scanner's padding) otherwise."""
+    return 0.0 if modality == "PT" else float(np.min(array))
+
+
+def _read_multiframe(info: SeriesInfo, header: Dataset, folder, what: str) -> tuple[sitk.Image, str | None]:
+    """A single-file multi-frame series with the same slice checks as a series of files (positions from the
+    per-frame functional groups), or ITK's reading when the frames carry no positions."""
+    geometry = _frame_geometry(header)
+    if geometry is None:
+        try:
+            return sitk.ReadImage(str(info.files[0]), sitk.sitkFloat32), None
+        except RuntimeError:
+            raise DicomError(f"{what}: the multi-frame DICOM file in '{folder}' cannot be read: convert it to NIfTI "
+                             f"or export it as single-frame slices.") from None
+    orientations, positions, spacing = geometry
+    check_orientations(orientations, folder)
+    order, stack = sorted_stack(orientations[0], positions, spacing, folder)
+    frames = _multiframe_pixels(info.files[0], len(positions), what, folder)[order]
+    return place_slices(None, lambda: frames, stack, _fill_value(info.modality, frames), what)
+
+
+def _read_slices(info: SeriesInfo, headers: list[Dataset], folder, what: str):
+    """A series of single-slice files, sorted along the normal, with every slice at its recorded position."""
+    if len(info.files) < 2:
+        raise DicomError(f"{what}: the DICOM series in '{folder}' has a single slice: a 3D volume is needed; copy "
+                         f"the whole series.")
+    check_orientations([ds.get("ImageOrientationPatient") for ds in headers], folder)
+    order, stack = sorted_stack(headers[0].get("ImageOrientationPatient"),
+                                [ds.get("ImagePositionPatient") for ds in headers],
+                                headers[0].get("PixelSpacing"), folder)
+    files = [info.files[i] for i in order]
+    headers = [headers[i] for i in order]
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(p) for p in files])
+    if info.modality == "PT":
+        reader.SetOutputPixelType(sitk.sitkFloat32)
+    warn = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # we report spacing irregularities ourselves
+    try:
+        image = reader.Execute()
+    except RuntimeError as error:
+        from .memory import allocation_error
+
+        raise (allocation_error(error, folder, what) or DicomError(
+            f"{what}: the DICOM pixel data in '{folder}' cannot be decoded (corrupt file or unsupported compression): "
+            "export the series again uncompressed.")) from None
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warn)
+    array = sitk.GetArrayViewFromImage(image)
+    image, note = place_slices(image, lambda: sitk.GetArrayFromImage(image),
+                               stack, _fill_value(info.modality, array), what)
+    return image, note, files, headers
 
 
 def read_series(info: SeriesInfo, folder=None, what: str = "image") -> DicomSeries:
-    """Read one listed series into a SimpleITK image (float32 for PT so per-slice rescale slopes are kept)."""
+    """Read one listed series into a SimpleITK image (float32 for PT so per-slice rescale slopes are kept); a
+    tilted or irregular stack is resampled so that every slice stays at its recorded position (io.slice_geometry)."""
     folder = folder or (info.files[0].parent if info.files else "")
     headers = (list(info.headers) if info.headers is not None and len(info.headers) == len(info.files)
                else [pydicom.dcmread(p, stop_before_pixels=True) for p in info.files])
     files = list(info.files)
     if len(files) == 1 and int(headers[0].get("NumberOfFrames", 1) or 1) > 1:
-        try:
-            image = sitk.ReadImage(str(files[0]), sitk.sitkFloat32)
-        except RuntimeError:
-            raise DicomError(f"{what}: the multi-frame DICOM file in '{folder}' cannot be read: convert it to NIfTI "
-                             f"or export it as single-frame slices.") from None
+        image, note = _read_multiframe(info, headers[0], folder, what)
+        headers = [flattened_header(headers[0])]
         sops = [sop_instance_uid(headers[0])]
     else:
-        if len(files) < 2:
-            raise DicomError(f"{what}: the DICOM series in '{folder}' has a single slice: a 3D volume is needed; copy "
-                             f"the whole series.")
-        order, along = _slice_order(headers, folder)
-        _check_spacing(along, folder)
-        files = [files[i] for i in order]
-        headers = [headers[i] for i in order]
+        image, note, files, headers = _read_slices(info, headers, folder, what)
         sops = [sop_instance_uid(ds) for ds in headers]
-        reader = sitk.ImageSeriesReader()
-        reader.SetFileNames([str(p) for p in files])
-        if info.modality == "PT":
-            reader.SetOutputPixelType(sitk.sitkFloat32)
-        warn = sitk.ProcessObject.GetGlobalWarningDisplay()
-        sitk.ProcessObject.SetGlobalWarningDisplay(False)  # we report spacing irregularities ourselves
-        try:
-            image = reader.Execute()
-        except RuntimeError:
-            raise DicomError(f"{what}: the DICOM pixel data in '{folder}' cannot be decoded (corrupt file or "
-                             f"unsupported compression): export the series again uncompressed.") from None
-        finally:
-            sitk.ProcessObject.SetGlobalWarningDisplay(warn)
     image = check_volume(image, folder, what)
     first = headers[0]
     return DicomSeries(
@@ -242,18 +318,20 @@ def read_series(info: SeriesInfo, folder=None, what: str = "image") -> DicomSeri
         sop_instance_uids=sops,
         files=files,
         headers=headers,
+        resampled=note,
     )
 
 
 def read_dicom_series(path, modality: str | None = None, series_uid: str | None = None,
-                      what: str = "image") -> DicomSeries:
+                      what: str = "image", series_option: str | None = None) -> DicomSeries:
     """Read the chosen image series below a folder, of one given DICOM file, or among a list of files."""
     if isinstance(path, (list, tuple)):
         files = [require_exists(f, what) for f in path]
         if not files:
             raise InputFileError(f"{what}: no DICOM files were given.")
         folder = files[0].parent
-        info = choose_series(list_series(folder, files), folder, modality=modality, series_uid=series_uid, what=what)
+        info = choose_series(list_series(folder, files), folder, modality=modality, series_uid=series_uid, what=what,
+                             series_option=series_option)
         return read_series(info, folder, what)
     path = require_exists(path, what)
     if path.is_file():
@@ -261,5 +339,5 @@ def read_dicom_series(path, modality: str | None = None, series_uid: str | None 
         series_uid = series_uid or series_key(ds, path)
         path = path.parent
     series = list_series(path)
-    info = choose_series(series, path, modality=modality, series_uid=series_uid, what=what)
+    info = choose_series(series, path, modality=modality, series_uid=series_uid, what=what, series_option=series_option)
     return read_series(info, path, what)

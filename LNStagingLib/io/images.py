@@ -261,7 +261,9 @@ def read_image(
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise _diagnose_unreadable(path, what) from None
+        from .memory import allocation_error
+
+        raise (allocation_error(error, path, what) or _diagnose_unreadable(path, what)) from None
     image = check_volume(image, path, what, allow_nonfinite)
     if nonfinite and not allow_nonfinite:
         raise _nonfinite_error(path, what, nonfinite)

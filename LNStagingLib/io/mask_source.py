@@ -43,25 +43,23 @@ def _is_gtv(name: str, interpreted_type: str) -> bool:
     return interpreted_type.upper() == "GTV" or name.upper().startswith("GTV")
 
 
-def choose_roi(path: Path, roi: str | None, what: str, option: str) -> str:
-    """The RTSTRUCT ROI meant: the one named, the only ROI, or the only GTV ROI; else an error listing the ROIs."""
-    from .rtstruct_read import read_rtstruct_dataset, roi_names
+def choose_roi(path: Path, roi: str | None, what: str, option: str) -> int:
+    """The RTSTRUCT ROI number meant: the one named (a name only one ROI has) or numbered, the only ROI, or the only
+    GTV ROI; else an error listing the ROIs by number."""
+    from .rtstruct_read import read_rtstruct_dataset, resolve_roi, roi_listing, roi_names
 
     ds = read_rtstruct_dataset(path)
     names = roi_names(ds)
-    listed = ", ".join(names.values()) or "none"
     if roi is not None:
-        if roi not in names.values():
-            raise InputFileError(f"RTSTRUCT '{path}' has no ROI named {roi!r} (it has: {listed}): check {option}-roi.")
-        return roi
+        return resolve_roi(ds, roi, path, f"{option}-roi")
     if len(names) == 1:
-        return next(iter(names.values()))
+        return next(iter(names))
     types = {int(o.ReferencedROINumber): str(o.get("RTROIInterpretedType", "")) for o in ds.get("RTROIObservationsSequence", [])}
-    gtv = [name for number, name in names.items() if _is_gtv(name, types.get(number, ""))]
+    gtv = [number for number, name in names.items() if _is_gtv(name, types.get(number, ""))]
     if len(gtv) == 1:
         return gtv[0]
-    raise InputFileError(f"RTSTRUCT '{path}' holds {len(names)} ROIs ({listed}): choose the {what} with "
-                         f"{option}-roi NAME.")
+    raise InputFileError(f"RTSTRUCT '{path}' holds {len(names)} ROIs ({roi_listing(ds)}): choose the {what} with "
+                         f"{option}-roi NAME_OR_NUMBER.")
 
 
 def choose_segment(path: Path, segments, segment: str | None, what: str, option: str):
@@ -102,8 +100,8 @@ def read_mask(path: os.PathLike | str, reference: sitk.Image | "DicomSeries", *,
             raise InputFileError(f"{what} '{path}' is an RTSTRUCT: choose its ROI with {option}-roi, not a segment.")
         from .rtstruct_read import read_rtstruct
 
-        name = choose_roi(path, roi, what, option)
-        mask = read_rtstruct(path, reference, rois=[name])[name]
+        number = choose_roi(path, roi, what, option)
+        mask = read_rtstruct(path, reference, rois=[number])[number]
     elif modality == "SEG":
         if roi is not None:
             raise InputFileError(f"{what} '{path}' is a DICOM SEG: choose its segment with {option}-segment, not an ROI.")
@@ -129,22 +127,23 @@ def read_mask(path: os.PathLike | str, reference: sitk.Image | "DicomSeries", *,
 
 
 def read_named_labels(path: os.PathLike | str, reference: sitk.Image | "DicomSeries", *, what: str = "organ masks",
-                      names: list[str] | None = None, option: str = "--organs") -> tuple[sitk.Image, dict[int, str]]:
+                      names: list[str] | None = None, option: str = "--organs",
+                      roi_option: str | None = None) -> tuple[sitk.Image, dict[int, str]]:
     """An RTSTRUCT's ROIs or a DICOM SEG's segments as one label map on the reference grid plus value -> name
     (ROI name, segment label); ``names`` keeps only those ROIs/segment labels. Where structures overlap, the later
-    one wins."""
+    one wins. ``roi_option`` is the calling command's option that chooses them (None: it has none)."""
     path = require_exists(path, what)
     image = _grid(reference)
     modality = dicom_modality(path)
     if modality == "RTSTRUCT":
-        from .rtstruct_read import read_rtstruct, read_rtstruct_dataset, roi_names
+        from .rtstruct_read import read_rtstruct, read_rtstruct_dataset, resolve_roi, roi_names
 
-        available = list(roi_names(read_rtstruct_dataset(path)).values())
-        missing = [n for n in names or [] if n not in available]
-        if missing:
-            raise InputFileError(f"RTSTRUCT '{path}' has no ROI named {', '.join(map(repr, missing))} (it has: "
-                                 f"{', '.join(available)}): check {option}-roi.")
-        masks = read_rtstruct(path, reference, rois=names or available)
+        ds = read_rtstruct_dataset(path)
+        numbers = roi_names(ds)
+        chosen = names or list(dict.fromkeys(numbers.values()))
+        # each structure by a name only one ROI has, or by its number (an organ is matched by its ROI name)
+        masks = {numbers[number]: mask for number, mask in read_rtstruct(
+            path, reference, rois=[resolve_roi(ds, roi, path, roi_option) for roi in chosen]).items()}
         labels = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint16)
         found = {}
         for value, (name, mask) in enumerate(masks.items(), start=1):
@@ -161,7 +160,8 @@ def read_named_labels(path: os.PathLike | str, reference: sitk.Image | "DicomSer
         missing = [n for n in names or [] if n not in {s.name for s in seg.segments}]
         if missing:
             raise InputFileError(f"DICOM SEG '{path}' has no segment labelled {', '.join(map(repr, missing))} "
-                                 f"(it has: {', '.join(s.name for s in seg.segments)}): check {option}-roi.")
+                                 f"(it has: {', '.join(s.name for s in seg.segments)})"
+                                 + (f": check {roi_option}." if roi_option else "."))
         kept = sitk.GetArrayFromImage(seg.label_map)
         kept[~np.isin(kept, [s.label for s in segments])] = 0
         out = sitk.GetImageFromArray(kept)

@@ -67,10 +67,12 @@ def _read_registration(registration) -> sitk.Transform | None:
                              f"PET-to-CT registration as an ITK transform.") from None
 
 
-def load_ct(path: os.PathLike | str, series_uid: str | None = None) -> tuple[sitk.Image, DicomSeries | None]:
+def load_ct(path: os.PathLike | str, series_uid: str | None = None,
+            series_option: str = "--ct-series-uid") -> tuple[sitk.Image, DicomSeries | None]:
     path = require_exists(path, "CT")
     if _is_dicom(path):
-        series = read_dicom_series(path, modality=None if series_uid else "CT", series_uid=series_uid, what="CT")
+        series = read_dicom_series(path, modality=None if series_uid else "CT", series_uid=series_uid, what="CT",
+                                   series_option=series_option)
         image = sitk.Cast(series.image, sitk.sitkFloat32)
     else:
         image, series = sitk.Cast(read_image(path, what="CT"), sitk.sitkFloat32), None
@@ -83,14 +85,32 @@ def load_ct(path: os.PathLike | str, series_uid: str | None = None) -> tuple[sit
 MAX_LABELS_IN_A_LABEL_MAP = 256  # an integer "PET" with this few values is a label map or a mask
 
 
-def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_overrides):
-    """PET in SUVbw: DICOM is converted from its tags; NIfTI/NRRD/MHA is taken as SUV already (checked for Bq/ml)."""
+def require_uptake(image: sitk.Image, path) -> None:
+    """A PET whose values are all zero or negative, or one value everywhere, holds no uptake: every detector would
+    report '0 candidates' for it, which reads as a negative scan."""
+    array = sitk.GetArrayViewFromImage(image)
+    low, high = float(np.min(array)), float(np.max(array))
+    if high <= 0:
+        raise ImageFormatError(f"PET '{path}' has no positive uptake (values from {low:.4g} to {high:.4g}): it is "
+                               "empty or not a PET; give the reconstructed PET series.")
+    if low == high:
+        raise ImageFormatError(f"PET '{path}' has the same value ({high:.4g}) in every voxel: it holds no uptake "
+                               "image; give the reconstructed PET series.")
+
+
+def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, series_option: str = "--pet-series-uid",
+                 **suv_overrides):
+    """PET in SUVbw: DICOM is converted from its tags; NIfTI/NRRD/MHA is taken as SUV already (checked for Bq/ml).
+    ``series_option``: the calling command's option for the PET SeriesInstanceUID (for the messages)."""
     path = require_exists(path, "PET")
     if _is_dicom(path):
-        series = read_dicom_series(path, modality=None if series_uid else "PT", series_uid=series_uid, what="PET")
+        series = read_dicom_series(path, modality=None if series_uid else "PT", series_uid=series_uid, what="PET",
+                                   series_option=series_option)
+        require_uptake(series.image, path)
         image, factor = pet_to_suv(series, **suv_overrides)
         return image, factor, series
     stored = read_image(path, what="PET")
+    require_uptake(stored, path)
     if stored.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
         distinct = np.unique(sitk.GetArrayViewFromImage(stored))
         if distinct.size <= MAX_LABELS_IN_A_LABEL_MAP:
@@ -107,30 +127,44 @@ def load_pet_suv(path: os.PathLike | str, series_uid: str | None = None, **suv_o
     return image, None, None
 
 
+def check_pet_ct_pair(ct_image: sitk.Image, ct_series: DicomSeries | None, pet_image: sitk.Image,
+                      pet_series: DicomSeries | None, registration_option: str | None = None) -> None:
+    """The one input check of every command that fuses a PET and a CT without a registration: the same frame of
+    reference (when both are DICOM) and overlapping images. ``registration_option`` is the option that supplies a
+    registration on the command at hand (None: the command has none)."""
+    ct_for = ct_series.frame_of_reference_uid if ct_series else None
+    pet_for = pet_series.frame_of_reference_uid if pet_series else None
+    if ct_for and pet_for and ct_for != pet_for:
+        remedy = (f"register them first and give the registration ({registration_option})" if registration_option
+                  else "give the CT acquired with this PET (same PET/CT session)")
+        raise GeometryError(f"PET and CT have different frames of reference (FrameOfReferenceUID): they were not "
+                            f"acquired together; {remedy}.")
+    require_overlap(pet_image, ct_image)
+
+
 def load_pet_ct(ct: os.PathLike | str, pet: os.PathLike | str, *, weight_kg: float | None = None,
                 dose_bq: float | None = None, injection_time: str | None = None, half_life_s: float | None = None,
                 ct_series_uid: str | None = None, pet_series_uid: str | None = None, registration=None,
-                progress: Progress | None = None, accept_timing: bool = False) -> PetCt:
+                progress: Progress | None = None, accept_timing: bool = False,
+                pet_series_option: str = "--pet-series-uid", registration_option: str | None = None) -> PetCt:
     """CT and SUVbw PET on the CT grid.
 
     ``registration``: an ITK transform (object or file) mapping CT points to PET points; with it, PET and CT may
     have different frames of reference. Without it they must share one (when both are DICOM) and overlap.
+    ``pet_series_option`` and ``registration_option`` are the calling command's options, named in the messages
+    (``registration_option`` None: the command takes no registration).
     """
     progress = progress or Progress()
     progress.step(0.0, "reading CT")
     ct_image, ct_series = load_ct(ct, ct_series_uid)
     progress.step(0.4, "reading PET")
-    pet_image, factor, pet_series = load_pet_suv(pet, pet_series_uid, weight_kg=weight_kg, dose_bq=dose_bq,
+    pet_image, factor, pet_series = load_pet_suv(pet, pet_series_uid, pet_series_option, weight_kg=weight_kg,
+                                                 dose_bq=dose_bq,
                                                  injection_time=injection_time, half_life_s=half_life_s,
                                                  accept_timing=accept_timing)
     transform = _read_registration(registration)
     if transform is None:
-        ct_for = ct_series.frame_of_reference_uid if ct_series else None
-        pet_for = pet_series.frame_of_reference_uid if pet_series else None
-        if ct_for and pet_for and ct_for != pet_for:
-            raise GeometryError("PET and CT have different frames of reference (FrameOfReferenceUID): they were not "
-                                "acquired together; register them first and give the registration (--registration).")
-        require_overlap(pet_image, ct_image)
+        check_pet_ct_pair(ct_image, ct_series, pet_image, pet_series, registration_option)
     progress.step(0.8, "resampling PET onto the CT grid")
     pet_on_ct = resample_to_reference(pet_image, ct_image, "linear", 0.0, transform=transform)
     if transform is not None and not np.any(sitk.GetArrayViewFromImage(pet_on_ct)):

@@ -93,21 +93,69 @@ def check_references(ds: pydicom.Dataset, reference: DicomSeries, path) -> None:
                      f"not match the {reference.modality} images given): give the images it was drawn on.")
 
 
-def read_contours(ds: pydicom.Dataset, wanted: set[str] | None = None) -> dict[str, list[np.ndarray]]:
-    """ROI name -> list of closed planar contours (N, 3) in mm; open/point contours are skipped."""
+def roi_listing(ds: pydicom.Dataset) -> str:
+    """The ROI names for messages ('GTV_Mass, GTV_Edema'); by number and name ('1 GTV, 2 GTV, 3 Liver') when two
+    ROIs share a name, so that the user can choose by number."""
     names = roi_names(ds)
-    contours: dict[str, list[np.ndarray]] = {}
+    if len(set(names.values())) == len(names):
+        return ", ".join(names.values()) or "none"
+    return ", ".join(f"{number} {name}" for number, name in names.items())
+
+
+def resolve_roi(ds: pydicom.Dataset, roi: str | int, path, option: str | None = None) -> int:
+    """The ROI number meant by a name (that only one ROI has) or by an ROI number; else an InputFileError that
+    lists the ROIs (two ROIs may share a name: combining them would be neither of them)."""
+    names = roi_names(ds)
+    text = str(roi).strip()
+    named = [number for number, name in names.items() if name == text]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        choose = f"choose one by number with {option} NUMBER" if option else "rename them in the planning system"
+        raise InputFileError(f"RTSTRUCT '{path}' has {len(named)} ROIs named {text!r} (numbers "
+                             f"{', '.join(map(str, named))}): {choose} (ROIs: {roi_listing(ds)}).")
+    if text.isdigit() and int(text) in names:
+        return int(text)
+    kind = "named or numbered" if text.isdigit() else "named"
+    raise InputFileError(f"RTSTRUCT '{path}' has no ROI {kind} {text!r} (it has: {roi_listing(ds)})"
+                         + (f": check {option}." if option else "."))
+
+
+def _contour_points(data, name: str) -> np.ndarray:
+    points = np.asarray([float(v) for v in data], dtype=float).reshape(-1, 3)
+    if not np.all(np.isfinite(points)):
+        raise DicomError(f"a contour of RTSTRUCT ROI {name!r} has coordinates that are not numbers (NaN or infinite "
+                         f"ContourData): export the structure set again from the planning system.")
+    return points
+
+
+def contours_by_number(ds: pydicom.Dataset, numbers: set[int] | None = None) -> dict[int, list[np.ndarray]]:
+    """ROI number -> its closed planar contours (N, 3) in mm; open/point contours are skipped; a contour with
+    NaN or infinite coordinates is a DicomError."""
+    names = roi_names(ds)
+    contours: dict[int, list[np.ndarray]] = {}
     for roi in ds.get("ROIContourSequence", []):
-        name = names.get(int(roi.get("ReferencedROINumber", -1)), f"ROI-{roi.get('ReferencedROINumber', '?')}")
-        if wanted is not None and name not in wanted:
+        number = int(roi.get("ReferencedROINumber", -1))
+        if numbers is not None and number not in numbers:
             continue
-        items = contours.setdefault(name, [])
+        items = contours.setdefault(number, [])
         for contour in roi.get("ContourSequence", []):
             kind = str(contour.get("ContourGeometricType", "CLOSED_PLANAR"))
             data = contour.get("ContourData")
             if kind != "CLOSED_PLANAR" or not data or len(data) < 9:
                 continue
-            items.append(np.asarray([float(v) for v in data], dtype=float).reshape(-1, 3))
+            items.append(_contour_points(data, names.get(number, f"ROI-{number}")))
+    return contours
+
+
+def read_contours(ds: pydicom.Dataset, wanted: set[str] | None = None) -> dict[str, list[np.ndarray]]:
+    """ROI name -> list of closed planar contours (N, 3) in mm (ROIs sharing a name: see resolve_roi)."""
+    names = roi_names(ds)
+    contours: dict[str, list[np.ndarray]] = {}
+    for number, items in contours_by_number(ds).items():
+        name = names.get(number, f"ROI-{number}")
+        if wanted is None or name in wanted:
+            contours.setdefault(name, []).extend(items)
     return contours
 
 
@@ -192,12 +240,16 @@ def drawn_on(ds: pydicom.Dataset, reference: DicomSeries) -> bool:
 
 
 def read_rtstruct(path: os.PathLike | str, reference: sitk.Image | DicomSeries,
-                  rois: list[str] | None = None, allow_outside: bool = False) -> dict[str, sitk.Image]:
-    """ROI name -> binary uint8 mask on the reference grid.
+                  rois: list[str | int] | None = None, allow_outside: bool = False,
+                  option: str | None = None) -> dict:
+    """ROI -> binary uint8 mask on the reference grid; each ROI is filled on its own (two ROIs sharing a name are
+    never combined).
 
     ``reference`` is the image the masks are wanted on; pass the DicomSeries (not just its image) so the
-    frame-of-reference/series checks can run. ``rois`` restricts (and requires) the ROI names. Contours outside
-    the reference are an error when the reference is the very series the RTSTRUCT was drawn on (slices are
+    frame-of-reference/series checks can run. ``rois`` restricts to (and requires) these ROIs, each a name only one
+    ROI has or an ROI number, and keys the result by them (``option`` is the command-line option that chose them,
+    for the messages); without ``rois`` every ROI is read, keyed by name, or "name (ROI n)" where names repeat.
+    Contours outside the reference are an error when the reference is the very series the RTSTRUCT was drawn on (slices are
     missing), and cropped with a warning otherwise or when ``allow_outside``.
     """
     ds = read_rtstruct_dataset(path)
@@ -206,12 +258,14 @@ def read_rtstruct(path: os.PathLike | str, reference: sitk.Image | DicomSeries,
     if isinstance(reference, DicomSeries):
         check_references(ds, reference, path)
         strict = not allow_outside and drawn_on(ds, reference)
-    available = list(roi_names(ds).values())
+    names = roi_names(ds)
     if rois is not None:
-        missing = [name for name in rois if name not in available]
-        if missing:
-            raise DicomError(f"RTSTRUCT '{path}' has no ROI named {', '.join(missing)}; it has: {', '.join(available)}.")
-    contours = read_contours(ds, set(rois) if rois is not None else None)
+        keys = {roi: resolve_roi(ds, roi, path, option) for roi in rois}
+    else:  # every ROI: by name, or by name and number where two ROIs share a name
+        shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+        keys = {(f"{name} (ROI {number})" if name in shared else name): number for number, name in names.items()}
+    by_number = contours_by_number(ds, set(keys.values()))
+    contours = {key: by_number.get(number, []) for key, number in keys.items()}
     masks, placed, outside = {}, 0, []
     for name, items in contours.items():
         mask, off_grid = rasterise_roi(items, image)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -71,25 +72,42 @@ def segment_infos(seg: hd.seg.Segmentation) -> list[SegmentInfo]:
     ]
 
 
+#: A voxel of a FRACTIONAL SEG (probability or occupancy) belongs to a segment from half its maximum value on: the
+#: majority rule, so that a binary SEG converted to fractions and back is unchanged (docs/IO.md).
+FRACTION_THRESHOLD = 0.5
+
+
+def _combined(volume, inside) -> np.ndarray:
+    """Per-segment channels of ``volume`` as one label map; where segments overlap the higher number wins."""
+    numbers = volume.get_channel_values(volume.channel_descriptors[0])
+    array = np.zeros(volume.spatial_shape, dtype=np.uint16)
+    masks = [inside(volume.array[..., index]) for index in range(len(numbers))]
+    if int(np.sum(masks, axis=0, dtype=np.uint16).max(initial=0)) > 1:
+        log.warning("segments of the DICOM SEG overlap; the higher segment number is kept where they do")
+    for number, mask in zip(numbers, masks):
+        array[mask] = int(number)
+    return array
+
+
 def _label_volume(seg: hd.seg.Segmentation, path) -> sitk.Image:
     """Segments combined into one label map (slice axis last, LPS-oriented); where segments overlap the higher
-    segment number wins, with a warning."""
+    segment number wins, with a warning. A FRACTIONAL SEG is thresholded at FRACTION_THRESHOLD."""
     if not hasattr(seg, "get_volume"):  # highdicom < 0.23: the newest that installs beside pydicom 2.4 (Slicer 5.10)
         raise DicomError(f"Reading the DICOM SEG '{path}' needs highdicom 0.23 or later, which needs pydicom 3 "
                          f"(Slicer 5.12 or the command line's own environment): load it in Slicer's Segmentations "
                          f"module and save it as .seg.nrrd or NIfTI, then give that file.")
     try:
-        try:
-            volume = seg.get_volume(combine_segments=True, relabel=False)
-            array = volume.array
-        except ValueError:  # overlapping segments cannot be combined directly
-            volume = seg.get_volume(combine_segments=False)
-            numbers = volume.get_channel_values(volume.channel_descriptors[0])
-            log.warning("segments of the DICOM SEG overlap; the higher segment number is kept where they do")
-            array = np.zeros(volume.spatial_shape, dtype=np.uint16)
-            for index, number in enumerate(numbers):
-                array[volume.array[..., index] > 0] = int(number)
-    except (RuntimeError, AttributeError, ValueError) as error:
+        if str(seg.get("SegmentationType", "")).upper() == "FRACTIONAL":
+            volume = seg.get_volume(combine_segments=False, rescale_fractional=True)
+            array = _combined(volume, lambda fraction: fraction >= FRACTION_THRESHOLD)
+        else:
+            try:
+                volume = seg.get_volume(combine_segments=True, relabel=False)
+                array = volume.array
+            except ValueError:  # overlapping segments cannot be combined directly
+                volume = seg.get_volume(combine_segments=False)
+                array = _combined(volume, lambda channel: channel > 0)
+    except (RuntimeError, AttributeError, ValueError, sqlite3.Error) as error:  # highdicom indexes frames in sqlite
         raise DicomError(f"DICOM SEG '{path}' has no regular 3D frame geometry ({error}): export it on the image "
                          f"series' slices.") from None
     image = volume.with_array(np.asarray(array, dtype=np.uint16)).to_simpleitk()

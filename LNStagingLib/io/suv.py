@@ -89,14 +89,50 @@ def _parse_dt(value) -> dt.datetime | None:
     return parse_dicom_datetime(value[:8], value[8:])
 
 
-def scan_start(headers: list[Dataset]) -> dt.datetime:
+def _day_of(ds: Dataset, *keywords: str) -> str | None:
+    """The first non-empty date tag among ``keywords``."""
+    for keyword in keywords:
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            return value
+    return None
+
+
+def _series_time(ds: Dataset) -> tuple[dt.datetime | None, bool]:
+    """SeriesTime on SeriesDate (True: the date is the series' own), else on StudyDate / AcquisitionDate."""
+    own = _day_of(ds, "SeriesDate")
+    return parse_dicom_datetime(own or _day_of(ds, "StudyDate", "AcquisitionDate"), ds.get("SeriesTime")), bool(own)
+
+
+def _acquisition_time(ds: Dataset) -> tuple[dt.datetime | None, bool]:
+    """AcquisitionDateTime, else AcquisitionTime on AcquisitionDate (both the slice's own), else on SeriesDate /
+    StudyDate (False: a date borrowed from the series, wrong for a slice acquired after midnight)."""
+    combined = _parse_dt(ds.get("AcquisitionDateTime"))
+    if combined is not None:
+        return combined, True
+    own = _day_of(ds, "AcquisitionDate")
+    return parse_dicom_datetime(own or _day_of(ds, "SeriesDate", "StudyDate"), ds.get("AcquisitionTime")), bool(own)
+
+
+def _after_midnight(time: dt.datetime, own_date: bool, injection: dt.datetime | None) -> dt.datetime:
+    """A scan time on a borrowed date that falls before the injection belongs to the next day when that gives a
+    plausible uptake (injection in the evening, acquisition after midnight, the dates of the series' start)."""
+    if injection is None or own_date or time >= injection:
+        return time
+    later = time + ONE_DAY
+    return later if (later - injection).total_seconds() <= UPTAKE_RANGE_S[1] else time
+
+
+def scan_start(headers: list[Dataset], injection: dt.datetime | None = None) -> dt.datetime:
     """Scan start: SeriesDate/SeriesTime, unless a slice was acquired earlier (vendors that rewrite the series
-    time after reconstruction); then the earliest acquisition time (QIBA vendor-neutral rule)."""
+    time after reconstruction); then the earliest acquisition time (QIBA vendor-neutral rule). Dates come from
+    AcquisitionDateTime, AcquisitionDate, SeriesDate, StudyDate in that order; with the ``injection`` known, a time
+    on a borrowed date before the injection is moved past midnight (see _after_midnight)."""
     first = headers[0]
-    series = parse_dicom_datetime(first.get("SeriesDate") or first.get("AcquisitionDate"), first.get("SeriesTime"))
-    acquisitions = [parse_dicom_datetime(ds.get("AcquisitionDate") or ds.get("SeriesDate"), ds.get("AcquisitionTime"))
-                    for ds in headers]
-    acquisitions = [a for a in acquisitions if a is not None]
+    series, own = _series_time(first)
+    series = None if series is None else _after_midnight(series, own, injection)
+    acquisitions = [_after_midnight(time, own_date, injection)
+                    for time, own_date in map(_acquisition_time, headers) if time is not None]
     earliest = min(acquisitions) if acquisitions else None
     if series is None and earliest is None:
         raise MissingTagError("PET DICOM tags SeriesTime (0008,0031) and AcquisitionTime (0008,0032) are both missing: "
@@ -106,27 +142,37 @@ def scan_start(headers: list[Dataset]) -> dt.datetime:
     return series
 
 
-def injection_start(first: Dataset, scan: dt.datetime, injection_time: str | None = None) -> dt.datetime:
-    """Injection time from RadiopharmaceuticalStartDateTime, else StartTime on the scan day (the day before when
-    that time is after the scan and the day before gives a plausible uptake: injection before midnight, scan after;
-    otherwise the injection is after the scan and suv_factor refuses it), else the user's HHMMSS."""
+def injection_start(first: Dataset, day: dt.datetime, injection_time: str | None = None) -> tuple[dt.datetime, bool]:
+    """Injection time and whether its date is known: RadiopharmaceuticalStartDateTime (True), else the user's
+    HHMMSS or RadiopharmaceuticalStartTime on ``day`` (False: the study's date; see suv_factor for midnight)."""
     info = first.get("RadiopharmaceuticalInformationSequence")
     item = info[0] if info else Dataset()
     if injection_time:
         if not re.fullmatch(r"([01]\d|2[0-3])([0-5]\d)([0-5]\d(\.\d+)?)?", str(injection_time).strip().replace(":", "")):
             raise DicomError(f"--injection-time {injection_time!r} is not a time of day HHMMSS (e.g. 103500 for "
                              "10:35:00).")
-        start = parse_dicom_datetime(scan.strftime("%Y%m%d"), injection_time)
-    else:
-        start = _parse_dt(item.get("RadiopharmaceuticalStartDateTime"))
-        if start is not None:
-            return start
-        start = parse_dicom_datetime(scan.strftime("%Y%m%d"), item.get("RadiopharmaceuticalStartTime"))
-        if start is None:
-            raise _missing("(0018,1072)", "RadiopharmaceuticalStartTime", "--injection-time HHMMSS", "injection time")
-    if start > scan and (scan - (start - ONE_DAY)).total_seconds() <= UPTAKE_RANGE_S[1]:
-        start -= ONE_DAY
-    return start
+        return parse_dicom_datetime(day.strftime("%Y%m%d"), injection_time), False
+    start = _parse_dt(item.get("RadiopharmaceuticalStartDateTime"))
+    if start is not None:
+        return start, True
+    start = parse_dicom_datetime(day.strftime("%Y%m%d"), item.get("RadiopharmaceuticalStartTime"))
+    if start is None:
+        raise _missing("(0018,1072)", "RadiopharmaceuticalStartTime", "--injection-time HHMMSS", "injection time")
+    return start, False
+
+
+def uptake_times(headers: list[Dataset], injection_time: str | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """(scan start, injection) ordered across midnight. The injection time without a date is put on the series'
+    date; scan times on a borrowed date before it move to the next day (evening injection, scan after midnight);
+    an injection then after the scan moves to the day before when that gives a plausible uptake (series dated
+    after midnight). Otherwise an injection after the scan stays so, and check_uptake refuses it."""
+    first = headers[0]
+    day = parse_dicom_datetime(_day_of(first, "SeriesDate", "StudyDate", "AcquisitionDate"), "000000")
+    injection, known_date = injection_start(first, day, injection_time)
+    scan = scan_start(headers, injection)
+    if not known_date and injection > scan and (scan - (injection - ONE_DAY)).total_seconds() <= UPTAKE_RANGE_S[1]:
+        injection -= ONE_DAY
+    return scan, injection
 
 
 def check_uptake(scan: dt.datetime, start: dt.datetime, accept_timing: bool = False) -> float:
@@ -138,7 +184,11 @@ def check_uptake(scan: dt.datetime, start: dt.datetime, accept_timing: bool = Fa
                          "injection time (give it with --injection-time HHMMSS).")
     low, high = (0.0, ACCEPTED_UPTAKE_MAX_S) if accept_timing else UPTAKE_RANGE_S
     if not low <= seconds <= high:
-        hint = "" if accept_timing else ", or confirm an unusual protocol with --accept-timing"
+        # --accept-timing helps only up to a day: an uptake of days is a wrong date, not an unusual protocol
+        confirmable = not accept_timing and seconds <= ACCEPTED_UPTAKE_MAX_S
+        hint = ", or confirm an unusual protocol with --accept-timing" if confirmable else ""
+        if seconds > ACCEPTED_UPTAKE_MAX_S:
+            hint = f" and the dates (an uptake of {seconds / 86400:.1f} days)"
         raise DicomError(f"time from injection to scan is {seconds / 60:.0f} min, outside the plausible "
                          f"{low / 60:.0f} min to {high / 3600:.0f} h: check the injection time (--injection-time "
                          f"HHMMSS){hint}.")
@@ -197,10 +247,10 @@ def suv_factor(headers: list[Dataset] | Dataset, *, weight_kg: float | None = No
     if decay_correction == "ADMIN":
         decay_time_s = 0.0
     else:
-        scan = scan_start(headers)
+        scan, injection = uptake_times(headers, injection_time)
         if injection_time:
             supplied.append("injection time")
-        decay_time_s = check_uptake(scan, injection_start(first, scan, injection_time), accept_timing)
+        decay_time_s = check_uptake(scan, injection, accept_timing)
     decayed_dose = dose_bq * 2.0 ** (-decay_time_s / half_life_s)
     factor = weight_kg * 1000.0 / decayed_dose
     return SuvFactor(factor, units, weight_kg, dose_bq, half_life_s, decay_time_s, decay_correction, tuple(supplied))
