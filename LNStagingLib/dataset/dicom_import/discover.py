@@ -1,0 +1,186 @@
+"""Find the patients of a DICOM export (any folder layout, a DICOMDIR's folder too) and pair their objects.
+
+A case is one CT with the PET of its study on the same Frame of Reference and the RTSTRUCT or SEG drawn on that
+frame. Headers only (pydicom, stop_before_pixels). What cannot be paired becomes one sentence per patient, naming
+the patient by pseudonym only: the export's PatientIDs never reach a message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from ...io.dicom_series import SeriesInfo, series_key
+from ...io.images import is_dicom_file
+
+IMAGE_MODALITIES = ("CT", "PT")
+STRUCTURE_MODALITIES = ("RTSTRUCT", "SEG")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
+@dataclass
+class StructureObject:
+    """One RTSTRUCT or SEG file, with the frames and series it says it was drawn on."""
+
+    path: Path
+    modality: str
+    study_uid: str
+    frames: set[str]
+    series: set[str]
+
+
+@dataclass
+class PatientExport:
+    """Everything the export holds for one PatientID: image series and structure objects, by study."""
+
+    key: str  # PatientID (or the study UID when the export has none); never printed
+    series: list[SeriesInfo] = field(default_factory=list)
+    structures: list[StructureObject] = field(default_factory=list)
+    study_uids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportScan:
+    patients: dict[str, PatientExport]
+    unreadable: list[Path]  # files that look like DICOM but cannot be parsed
+    ignored: int  # other files (not DICOM, DICOMDIR, modalities not imported)
+
+
+@dataclass
+class CasePlan:
+    """What one case is imported from (picklable: sent to a Dask worker)."""
+
+    ct: SeriesInfo
+    pet: SeriesInfo
+    structures: list[Path]
+    study_uid: str
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_SUFFIXES or is_dicom_file(path)
+
+
+def _structure(path: Path, ds: Dataset) -> StructureObject:
+    modality = str(ds.get("Modality", "")).upper()
+    frames, series = set(), set()
+    if modality == "RTSTRUCT":
+        from ...io.rtstruct_read import referenced_uids
+
+        frames, series = referenced_uids(ds)
+    else:
+        if ds.get("FrameOfReferenceUID"):
+            frames.add(str(ds.FrameOfReferenceUID))
+        series = {str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])
+                  if item.get("SeriesInstanceUID")}
+    return StructureObject(path, modality, str(ds.get("StudyInstanceUID", "")), frames, series)
+
+
+def scan_export(root: os.PathLike | str) -> ExportScan:
+    """Headers of every file below ``root`` grouped by patient; unreadable DICOM-looking files are listed."""
+    root = Path(root)
+    if root.is_file():  # a DICOMDIR given: its folder holds the files it indexes
+        root = root.parent
+    groups: dict[str, dict[str, list[tuple[Path, Dataset]]]] = {}
+    structures: dict[str, list[StructureObject]] = {}
+    studies: dict[str, list[str]] = {}
+    unreadable, ignored = [], 0
+    for folder, _dirs, names in os.walk(root):
+        for name in sorted(names):
+            path = Path(folder) / name
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                modality = str(ds.get("Modality", "")).upper()
+            except (pydicom.errors.InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError,
+                    AttributeError):
+                if _looks_like_dicom(path):
+                    unreadable.append(path)
+                else:
+                    ignored += 1
+                continue
+            if modality not in IMAGE_MODALITIES + STRUCTURE_MODALITIES:
+                ignored += 1  # DICOMDIR, RTPLAN, RTDOSE, MR, SR, ...
+                continue
+            patient = str(ds.get("PatientID", "") or "") or f"study:{ds.get('StudyInstanceUID', '')}"
+            study = str(ds.get("StudyInstanceUID", ""))
+            if study not in studies.setdefault(patient, []):
+                studies[patient].append(study)
+            if modality in STRUCTURE_MODALITIES:
+                structures.setdefault(patient, []).append(_structure(path, ds))
+            else:
+                groups.setdefault(patient, {}).setdefault(series_key(ds, path), []).append((path, ds))
+    patients = {}
+    for key in sorted(set(groups) | set(structures)):
+        export = PatientExport(key, structures=structures.get(key, []), study_uids=studies.get(key, []))
+        for uid, items in groups.get(key, {}).items():
+            first = items[0][1]
+            if "ImagePositionPatient" not in first and "NumberOfFrames" not in first:
+                continue  # localiser-like objects without geometry
+            export.series.append(SeriesInfo(
+                key=uid, series_instance_uid=str(first.get("SeriesInstanceUID", "") or "") or None,
+                modality=str(first.get("Modality", "")).upper(), description=str(first.get("SeriesDescription", "")),
+                frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")) or None,
+                files=tuple(p for p, _ in items), headers=tuple(d for _, d in items)))
+        patients[key] = export
+    return ExportScan(patients, unreadable, ignored)
+
+
+def _study_of(info: SeriesInfo) -> str:
+    return str(info.headers[0].get("StudyInstanceUID", "")) if info.headers else ""
+
+
+def _listing(series: list[SeriesInfo]) -> str:
+    return "; ".join(f"'{s.description}' ({len(s.files)} files)" for s in series)
+
+
+def _is_localiser(info: SeriesInfo) -> bool:
+    kinds = [str(v).upper() for v in info.headers[0].get("ImageType", [])] if info.headers else []
+    return "LOCALIZER" in kinds or len(info.files) < 3 and "NumberOfFrames" not in info.headers[0]
+
+
+def _attenuation_corrected(info: SeriesInfo) -> bool:
+    return "ATTN" in [str(v).upper() for v in info.headers[0].get("CorrectedImage", [])]
+
+
+def plan_study(export: PatientExport, study: str) -> CasePlan | str | None:
+    """The case of one study, a sentence saying why it cannot be paired, or None (no CT and no PET: not a PET/CT)."""
+    cts = [s for s in export.series if s.modality == "CT" and _study_of(s) == study and not _is_localiser(s)]
+    pets = [s for s in export.series if s.modality == "PT" and _study_of(s) == study]
+    if not cts and not pets:
+        return None
+    if not pets:
+        return f"no PET series in this study (it holds CT {_listing(cts)}): export the PET with the CT."
+    if not cts:
+        return f"no CT series in this study (it holds PET {_listing(pets)}): export the CT with the PET."
+    if len(pets) > 1 and any(_attenuation_corrected(p) for p in pets):
+        pets = [p for p in pets if _attenuation_corrected(p)]  # drop non-attenuation-corrected reconstructions
+    frames = {p.frame_of_reference_uid for p in pets}
+    cts_on_pet = [c for c in cts if c.frame_of_reference_uid in frames]
+    if not cts_on_pet:
+        return ("the CT and the PET of this study have different Frames of Reference (not one PET/CT acquisition): "
+                "export the CT acquired with the PET.")
+    structures = [o for o in export.structures if o.frames & {c.frame_of_reference_uid for c in cts_on_pet}]
+    if len(cts_on_pet) > 1:  # the structure set decides which CT it was drawn on
+        drawn = [c for c in cts_on_pet if any(c.series_instance_uid in o.series for o in structures)]
+        if len(drawn) != 1:
+            return (f"{len(cts_on_pet)} CT series on the PET's Frame of Reference ({_listing(cts_on_pet)}) and no "
+                    "structure set naming one of them: export only the CT the contours were drawn on.")
+        cts_on_pet = drawn
+    ct = cts_on_pet[0]
+    pets = [p for p in pets if p.frame_of_reference_uid == ct.frame_of_reference_uid]
+    if len(pets) > 1:
+        return (f"{len(pets)} PET series on the CT's Frame of Reference ({_listing(pets)}): export one PET "
+                "reconstruction per study.")
+    on_frame = [o for o in export.structures if ct.frame_of_reference_uid in o.frames]
+    if not on_frame:
+        others = [o for o in export.structures if o.study_uid == study]
+        if others:
+            return (f"the {others[0].modality} of this study is drawn on another Frame of Reference than its CT: "
+                    "export the structure set drawn on this CT (or register and re-contour).")
+        return "no RTSTRUCT or SEG on this CT's Frame of Reference: export the contours with the images."
+    drawn_on_ct = [o for o in on_frame if ct.series_instance_uid in o.series]
+    chosen = drawn_on_ct or on_frame
+    return CasePlan(ct=ct, pet=pets[0], structures=[o.path for o in chosen], study_uid=study)
