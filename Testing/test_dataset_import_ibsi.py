@@ -1,0 +1,91 @@
+"""``lnstaging dataset import`` on the four real IBSI soft-tissue-sarcoma PET/CT patients (DICOM CT, PET in SUV
+(Units GML) and one RTSTRUCT per series): tumour masks against the IBSI NIfTI masks, PET against ``lnstaging suv``."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LNStagingLib.cli import main
+from LNStagingLib.dataset.check import check_dataset
+
+PATIENTS = ("STS_001", "STS_002", "STS_008", "STS_025")
+
+
+@pytest.fixture(scope="module")
+def imported(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ibsi")
+    out = root / "cohort"
+    code = main(["dataset", "import", "--dicom", str(data_dir / "ibsi_validation_sts" / "dicom"), "--out", str(out)])
+    with open(root / "cohort_patient_ids.csv") as handle:
+        mapping = {row["patient_id"]: row["case_id"] for row in csv.DictReader(handle)}
+    return code, out, mapping
+
+
+def _array(path):
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def test_every_patient_is_imported_under_a_pseudonym(imported):
+    code, out, mapping = imported
+    assert code == 0
+    assert sorted(mapping) == list(PATIENTS)
+    description = (out / "dataset.json").read_text()
+    assert sorted(json.loads(description)["cases"]) == sorted(mapping.values())
+    for path in out.rglob("*"):  # no PatientID in names or contents of the cohort
+        assert "STS" not in path.name
+        if path.suffix == ".json":
+            assert "STS" not in path.read_text()
+
+
+@pytest.mark.parametrize("patient", PATIENTS)
+def test_tumour_mask_matches_the_ibsi_nifti_mask(imported, data_dir, patient):
+    _, out, mapping = imported
+    case = out / "cases" / mapping[patient]
+    reference = sitk.ReadImage(str(data_dir / "ibsi_validation_sts" / "nifti" / patient / "CT_mask.nii.gz"))
+    tumor = sitk.ReadImage(str(case / "tumor.nii.gz"))
+    assert tumor.GetSize() == reference.GetSize()
+    assert np.allclose(tumor.GetOrigin(), reference.GetOrigin(), atol=1e-3)
+    a, b = sitk.GetArrayFromImage(tumor) > 0, sitk.GetArrayFromImage(reference) > 0
+    dice = 2 * np.sum(a & b) / (a.sum() + b.sum())
+    assert dice >= 0.95, dice
+    assert sitk.ReadImage(str(case / "ct.nii.gz")).GetPixelID() == sitk.sitkInt16
+    assert not np.any(_array(case / "gtv_ln.nii.gz"))
+    patient_json = json.loads((case / "patient.json").read_text())
+    assert patient_json["metastasis"] == 0 and patient_json["pet_units"] == "GML"
+
+
+def test_pet_equals_lnstaging_suv_of_the_same_series(imported, data_dir, tmp_path, capsys):
+    _, out, mapping = imported
+    for patient in ("STS_001", "STS_025"):
+        suv_file = tmp_path / f"{patient}.nii.gz"
+        assert main(["suv", str(data_dir / "ibsi_validation_sts" / "dicom" / patient / "PET" / "image"),
+                     "--out", str(suv_file)]) == 0
+        assert "already SUVbw (Units GML)" in capsys.readouterr().out
+        ours = sitk.ReadImage(str(out / "cases" / mapping[patient] / "pet.nii.gz"))
+        theirs = sitk.ReadImage(str(suv_file))
+        assert ours.GetSize() == theirs.GetSize() and ours.GetOrigin() == theirs.GetOrigin()
+        assert np.array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(theirs))
+    summary = json.loads((out / "import_summary.json").read_text())
+    assert all("not converted again" in " ".join(notes) for notes in summary["notes"].values())
+
+
+def test_check_accepts_the_stages_the_contents_allow(imported):
+    _, out, _ = imported
+    report = check_dataset(out)
+    assert report.problems == []
+    assert len(report.trainable["patient"]) == 4  # node-negative patients with a primary: the patient stage
+    assert report.trainable["cls"] == [] and report.trainable["seg"] == []  # no candidates, no organ masks
+    assert "lacks candidates.csv" in report.stage_lines()[1]
+
+
+def test_a_second_run_skips_finished_cases_and_keeps_the_ids(imported, data_dir, capsys):
+    _, out, mapping = imported
+    before = (out / "cases" / mapping["STS_002"] / "tumor.nii.gz").stat().st_mtime_ns
+    assert main(["dataset", "import", "--dicom", str(data_dir / "ibsi_validation_sts" / "dicom"), "--out", str(out)]) == 0
+    assert "4 already imported (skipped), 0 to import" in capsys.readouterr().out
+    assert (out / "cases" / mapping["STS_002"] / "tumor.nii.gz").stat().st_mtime_ns == before
+    with open(out.parent / "cohort_patient_ids.csv") as handle:
+        assert {row["patient_id"]: row["case_id"] for row in csv.DictReader(handle)} == mapping
