@@ -36,6 +36,14 @@ TUMOR_NAMES = ("GTVp", "GTV_T", "GTV-Primary", "GTVp1", "GTV_Tumor", "GTVt")
 POSITIVE_NAMES = ("GTVn_{i}", "GTV_LN_{i}", "GTVn{i}", "GTV_N{i}", "GTVn_L_{i}", "GTV_Node_{i}")
 NEGATIVE_NAMES = ("LN_{i}", "Node {i}", "LymphNode_{i}", "LN{i}")
 DISTRACTORS = ("External", "PTV_60", "z_ring")
+# pdac20 label -> TotalSegmentator mask name (the organ masks written beside the export, for --organs-from); the
+# PDAC (19) goes into the pancreas mask as pdac20 merges them; the SMV (15) has no TotalSegmentator class.
+TOTALSEG_NAMES = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "esophagus", 6: "liver",
+                  7: "stomach", 8: "aorta", 9: "inferior_vena_cava", 10: "portal_vein_and_splenic_vein",
+                  11: "pancreas", 12: "adrenal_gland_right", 13: "adrenal_gland_left", 14: "duodenum",
+                  16: "superior_mesenteric_artery", 17: "celiac_trunk", 18: "left_gastric_artery", 19: "pancreas",
+                  20: "common_hepatic_artery"}
+MANIFEST = "phantom_export.json"
 
 
 @dataclass
@@ -222,17 +230,43 @@ def write_patient(case: PhantomCase, index: int, out_dir: Path, seed: int, use_s
     return ExportedPatient(patient_id, case, names, tumor_name, "SEG" if use_seg else "RTSTRUCT")
 
 
+def write_organ_masks(case: PhantomCase, folder: Path) -> None:
+    """The phantom's organs as one binary mask per organ, named as TotalSegmentator names its output files."""
+    organs = sitk.GetArrayViewFromImage(case.organs)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(set(TOTALSEG_NAMES.values())):
+        values = [v for v, n in TOTALSEG_NAMES.items() if n == name]
+        mask = sitk.GetImageFromArray(np.isin(organs, values).astype(np.uint8))
+        mask.CopyInformation(case.organs)
+        sitk.WriteImage(mask, str(folder / f"{name}.nii.gz"), True)
+
+
 def write_dicom_export(out_dir, seed: int, cases: int = 6, size="small", direction: str = "identity",
-                       spacing=None, progress: Progress | None = None) -> list[ExportedPatient]:
-    """Write ``cases`` phantom patients (those of ``lnstaging phantom`` with the same seed) as a DICOM export;
-    every third patient's contours are a DICOM SEG instead of an RTSTRUCT."""
+                       spacing=None, relations: str = "default", progress: Progress | None = None,
+                       overwrite: bool = False) -> list[ExportedPatient]:
+    """Write ``cases`` phantom patients (those of ``lnstaging phantom`` with the same seed) as OUT/dicom/ (the export;
+    every third patient's contours are a DICOM SEG instead of an RTSTRUCT), OUT/organs/<PatientID>/ (TotalSegmentator
+    style masks for ``dataset import --organs-from``) and OUT/phantom_export.json (the ROI names and node status).
+    Atomic: the folder is complete or absent."""
+    import json
+
+    from ..io.atomic import atomic_directory
+
     progress = progress or Progress()
-    out_dir = Path(out_dir)
     exported = []
-    for k in range(cases):
-        progress.step(k / cases, f"patient {k + 1}/{cases}")
-        case_direction = DIRECTION_CYCLE[k % 3] if direction == "mixed" else direction
-        case = generate_case(case_seed(seed, k), size=size, spacing=spacing, direction=case_direction)
-        exported.append(write_patient(case, k, out_dir, seed, use_seg=(k % 3 == 2)))
+    with atomic_directory(out_dir, replace_marker=MANIFEST if overwrite else None) as tmp:
+        for k in range(cases):
+            progress.step(k / cases, f"patient {k + 1}/{cases}")
+            case_direction = DIRECTION_CYCLE[k % 3] if direction == "mixed" else direction
+            case = generate_case(case_seed(seed, k), size=size, spacing=spacing, direction=case_direction,
+                                 relations=relations)
+            patient = write_patient(case, k, tmp / "dicom", seed, use_seg=(k % 3 == 2))
+            write_organ_masks(case, tmp / "organs" / patient.patient_id)
+            exported.append(patient)
+        positive = lambda p: set(np.unique(sitk.GetArrayViewFromImage(p.case.gtv_ln)).tolist())  # noqa: E731
+        manifest = [{"patient_id": p.patient_id, "seed": p.case.seed, "contours": p.structure, "tumor_roi": p.tumor_name,
+                     "node_rois": {name: int(node in positive(p)) for node, name in p.roi_names.items()},
+                     "metastasis": p.case.metastasis} for p in exported]
+        (tmp / MANIFEST).write_text(json.dumps({"seed": seed, "patients": manifest}, indent=1) + "\n")
     progress.step(1.0, "done")
     return exported
