@@ -166,6 +166,9 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
     plans = plan_cases(scan, ids, report)
     for case_id, why in sorted(report.failed.items()):
         on_line(f"{case_id}: {why}")
+    for case_id, _, plan in plans:
+        for note in plan.notes:
+            on_line(f"{case_id}: note: {note}")
 
     cases_dir = out / CASES_DIR
     done = [c for c, _, _ in plans if (cases_dir / c / PATIENT_JSON).is_file()]
@@ -183,7 +186,9 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
     for case_id, error, _seconds, notes in _run(jobs, out, workers):
         if error is None:
             report.imported.append(case_id)
-            report.notes[case_id] = notes
+            report.notes[case_id] = [*next(p.notes for c, _, p in todo if c == case_id), *notes]
+            for note in notes:
+                on_line(f"{case_id}: {note}")
         else:
             report.failed[case_id] = error
             on_line(f"{case_id}: {error}")

@@ -58,6 +58,7 @@ class CasePlan:
     pet: SeriesInfo
     structures: list[Path]
     study_uid: str
+    notes: list[str] = field(default_factory=list)  # choices made that the user should know of
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -163,11 +164,14 @@ def plan_study(export: PatientExport, study: str) -> CasePlan | str | None:
         return ("the CT and the PET of this study have different Frames of Reference (not one PET/CT acquisition): "
                 "export the CT acquired with the PET.")
     structures = [o for o in export.structures if o.frames & {c.frame_of_reference_uid for c in cts_on_pet}]
+    notes = []
     if len(cts_on_pet) > 1:  # the structure set decides which CT it was drawn on
         drawn = [c for c in cts_on_pet if any(c.series_instance_uid in o.series for o in structures)]
         if len(drawn) != 1:
             return (f"{len(cts_on_pet)} CT series on the PET's Frame of Reference ({_listing(cts_on_pet)}) and no "
                     "structure set naming one of them: export only the CT the contours were drawn on.")
+        notes.append(f"{len(cts_on_pet)} CT series in this study: imported '{drawn[0].description}', the one the "
+                     "contours were drawn on")
         cts_on_pet = drawn
     ct = cts_on_pet[0]
     pets = [p for p in pets if p.frame_of_reference_uid == ct.frame_of_reference_uid]
@@ -183,4 +187,4 @@ def plan_study(export: PatientExport, study: str) -> CasePlan | str | None:
         return "no RTSTRUCT or SEG on this CT's Frame of Reference: export the contours with the images."
     drawn_on_ct = [o for o in on_frame if ct.series_instance_uid in o.series]
     chosen = drawn_on_ct or on_frame
-    return CasePlan(ct=ct, pet=pets[0], structures=[o.path for o in chosen], study_uid=study)
+    return CasePlan(ct=ct, pet=pets[0], structures=[o.path for o in chosen], study_uid=study, notes=notes)
