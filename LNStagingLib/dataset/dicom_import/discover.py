@@ -20,6 +20,7 @@ from ...io.images import is_dicom_file
 IMAGE_MODALITIES = ("CT", "PT")
 STRUCTURE_MODALITIES = ("RTSTRUCT", "SEG")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+MEDIA_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"  # a DICOMDIR: an index, not an object to import
 
 
 @dataclass
@@ -101,6 +102,10 @@ def scan_export(root: os.PathLike | str) -> ExportScan:
                     unreadable.append(path)
                 else:
                     ignored += 1
+                continue
+            if not modality and "SOPClassUID" not in ds and _looks_like_dicom(path) and str(
+                    getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "")) != MEDIA_DIRECTORY_STORAGE:
+                unreadable.append(path)  # a DICOM file cut short: its main data set is missing
                 continue
             if modality not in IMAGE_MODALITIES + STRUCTURE_MODALITIES:
                 ignored += 1  # DICOMDIR, RTPLAN, RTDOSE, MR, SR, ...

@@ -1,0 +1,148 @@
+"""A bad DICOM export: one line per problem, and every patient that can be imported is."""
+
+import csv
+import json
+import shutil
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from LNStagingLib.cli import main
+from LNStagingLib.dataset.check import check_dataset
+from LNStagingLib.dataset.dicom_import.roi_roles import RoiRules, assign_roles, load_roi_map
+from LNStagingLib.errors import InputFileError
+from LNStagingLib.phantom.dicom_export import write_dicom_export
+
+
+def _files(folder, modality):
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", "")) == modality:
+            found.append(path)
+    return found
+
+
+def _rewrite(path, change):
+    ds = pydicom.dcmread(path)
+    change(ds)
+    ds.save_as(path)
+
+
+@pytest.fixture(scope="module")
+def bad_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    patients = write_dicom_export(root / "export", seed=11, cases=6)
+    dicom = root / "export" / "dicom"
+    folders = {p.patient_id: dicom / f"patient_{k + 1:02d}" for k, p in enumerate(patients)}
+    ids = [p.patient_id for p in patients]
+    # 1: no PET
+    for path in _files(folders[ids[0]], "PT"):
+        path.unlink()
+    # 2: a second CT series in the study, and a structure set that names neither CT (only the frame of reference)
+    second_uid = generate_uid()
+    for k, path in enumerate(_files(folders[ids[1]], "CT")):
+        copy = folders[ids[1]] / "CT2" / f"{k:04d}.dcm"
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy(path, copy)
+        _rewrite(copy, lambda ds: (setattr(ds, "SeriesInstanceUID", second_uid),
+                                   setattr(ds, "SOPInstanceUID", generate_uid())))
+
+    def drop_series_reference(ds):
+        for frame in ds.ReferencedFrameOfReferenceSequence:
+            for study in frame.RTReferencedStudySequence:
+                for series in study.RTReferencedSeriesSequence:
+                    series.SeriesInstanceUID = generate_uid()
+                    del series.ContourImageSequence
+        for roi in ds.ROIContourSequence:
+            for contour in roi.ContourSequence:
+                del contour.ContourImageSequence
+    _rewrite(_files(folders[ids[1]], "RTSTRUCT")[0], drop_series_reference)
+    # 3: an RTSTRUCT drawn on another frame of reference. Patient 3 (index 2) has a SEG: use patient 4.
+    other = generate_uid()
+
+    def move_frame(ds):
+        for frame in ds.ReferencedFrameOfReferenceSequence:
+            frame.FrameOfReferenceUID = other
+        for roi in ds.StructureSetROISequence:
+            roi.ReferencedFrameOfReferenceUID = other
+        ds.FrameOfReferenceUID = other
+    _rewrite(_files(folders[ids[3]], "RTSTRUCT")[0], move_frame)
+    # 4: an ROI name matching two roles (patient 5)
+    def two_roles(ds):
+        ds.StructureSetROISequence[1].ROIName = "GTVp_GTVn"
+    _rewrite(_files(folders[ids[4]], "RTSTRUCT")[0], two_roles)
+    # 5: unreadable files next to patient 6 (a truncated DICOM file) and a stray text file
+    source = _files(folders[ids[5]], "CT")[0]
+    (folders[ids[5]] / "broken.dcm").write_bytes(source.read_bytes()[:300])
+    (folders[ids[5]] / "README.txt").write_text("exported by PACS")
+    return root, patients
+
+
+@pytest.fixture(scope="module")
+def imported(bad_export):
+    import contextlib
+    import io
+
+    root, patients = bad_export
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["dataset", "import", "--dicom", str(root / "export" / "dicom"), "--out", str(root / "cohort")])
+    with open(root / "cohort_patient_ids.csv") as handle:
+        mapping = {row["patient_id"]: row["case_id"] for row in csv.DictReader(handle)}
+    return code, stdout.getvalue(), root, patients, mapping
+
+
+def test_one_line_per_problem_and_the_rest_is_imported(imported):
+    code, out, root, patients, mapping = imported
+    assert code == 1
+    ids = [p.patient_id for p in patients]
+    lines = out.splitlines()
+
+    def line_of(patient_index):
+        found = [line for line in lines if line.startswith(mapping[ids[patient_index]] + ": ") and "note" not in line
+                 and "SUVbw" not in line and "matched by no rule" not in line]
+        assert len(found) == 1, (patient_index, lines)
+        return found[0]
+
+    assert "no PET series" in line_of(0)
+    assert "2 CT series" in line_of(1) and "export only the CT the contours were drawn on" in line_of(1)
+    assert "another Frame of Reference" in line_of(3)
+    assert "'GTVp_GTVn' (gtv_ln and tumor)" in line_of(4)
+    assert [line for line in lines if line.startswith("unreadable file")] == [
+        "unreadable file (not imported): patient_06/broken.dcm"]
+    assert not any("PHANTOM" in line for line in lines)  # pseudonyms only
+    cases = json.loads((root / "cohort" / "dataset.json").read_text())["cases"]
+    assert sorted(cases) == sorted([mapping[ids[2]], mapping[ids[5]]])
+    assert check_dataset(root / "cohort").problems == []
+    summary = json.loads((root / "cohort" / "import_summary.json").read_text())
+    assert len(summary["failed"]) == 4 and summary["unreadable_files"] == 1
+
+
+def test_a_roi_map_settles_the_two_role_name(imported, tmp_path):
+    _, _, root, patients, mapping = imported
+    roi_map = tmp_path / "map.json"
+    roi_map.write_text(json.dumps({"^GTVp_GTVn$": "gtv_ln"}))
+    assert main(["dataset", "import", "--dicom", str(root / "export" / "dicom"), "--out", str(root / "cohort"),
+                 "--roi-map", str(roi_map)]) == 1  # the other three problems remain
+    assert mapping[patients[4].patient_id] in json.loads((root / "cohort" / "dataset.json").read_text())["cases"]
+
+
+def test_default_patterns_follow_tg263_and_leave_unknown_names_alone():
+    rules = RoiRules()
+    roles = assign_roles(["GTVp", "GTV_T", "GTV-Primary", "GTV_Mass_CT", "GTVn_L_II", "GTV_LN_1", "GTVn2", "LN_3",
+                          "Node 4", "GTV", "GTVp+5mm", "z_GTVn_ring", "PTV_60", "External", "LN_R_IV"], rules)
+    assert roles.by_role["tumor"] == ["GTVp", "GTV_T", "GTV-Primary", "GTV_Mass_CT"]
+    assert roles.by_role["gtv_ln"] == ["GTVn_L_II", "GTV_LN_1", "GTVn2"]
+    assert roles.by_role["lymph_nodes"] == ["LN_3", "Node 4"]
+    assert roles.unmatched == ["GTV", "GTVp+5mm", "z_GTVn_ring", "PTV_60", "External", "LN_R_IV"]
+
+
+def test_roi_map_errors_are_one_line(tmp_path):
+    bad = tmp_path / "map.json"
+    bad.write_text(json.dumps({"^LN": "node"}))
+    with pytest.raises(InputFileError, match="role 'node'"):
+        load_roi_map(bad)
+    bad.write_text(json.dumps({"(": "tumor"}))
+    with pytest.raises(InputFileError, match="not a regular expression"):
+        load_roi_map(bad)
