@@ -89,3 +89,42 @@ def test_a_second_run_skips_finished_cases_and_keeps_the_ids(imported, data_dir,
     assert (out / "cases" / mapping["STS_002"] / "tumor.nii.gz").stat().st_mtime_ns == before
     with open(out.parent / "cohort_patient_ids.csv") as handle:
         assert {row["patient_id"]: row["case_id"] for row in csv.DictReader(handle)} == mapping
+
+
+def test_a_dicomdir_export_is_read(data_dir, tmp_path):
+    """STS_002 rewritten as a DICOMDIR file set (PT000000/ST000000/SE000000/IM... files without extension)."""
+    import warnings
+
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    file_set = FileSet()
+    for path in sorted((data_dir / "ibsi_validation_sts" / "dicom" / "STS_002").rglob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        if "InstanceNumber" not in ds:  # the DICOMDIR record of an RTSTRUCT needs one
+            ds.InstanceNumber = 1
+        file_set.add(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        file_set.write(tmp_path / "export")
+    assert main(["dataset", "import", "--dicom", str(tmp_path / "export" / "DICOMDIR"), "--out",
+                 str(tmp_path / "cohort")]) == 0
+    tumor = _array(tmp_path / "cohort" / "cases" / "pt0001" / "tumor.nii.gz") > 0
+    reference = _array(data_dir / "ibsi_validation_sts" / "nifti" / "STS_002" / "CT_mask.nii.gz") > 0
+    assert 2 * np.sum(tumor & reference) / (tumor.sum() + reference.sum()) >= 0.95
+
+
+def test_labels_csv_must_agree_with_the_contours(data_dir, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("patient_id,metastasis\nSTS_001,1\nSTS_002,0\n")
+    code = main(["dataset", "import", "--dicom", str(data_dir / "ibsi_validation_sts" / "dicom"), "--out",
+                 str(tmp_path / "cohort"), "--labels", str(labels)])
+    assert code == 1
+    with open(tmp_path / "cohort_patient_ids.csv") as handle:
+        mapping = {row["patient_id"]: row["case_id"] for row in csv.DictReader(handle)}
+    out = capsys.readouterr().out
+    assert f"{mapping['STS_001']}: --labels says metastasis 1 but the structure set has 0 GTVn ROI(s)" in out
+    cases = json.loads((tmp_path / "cohort" / "dataset.json").read_text())["cases"]
+    assert sorted(cases) == sorted(mapping[p] for p in ("STS_002", "STS_008", "STS_025"))
+    info = json.loads((tmp_path / "cohort" / "cases" / mapping["STS_002"] / "patient.json").read_text())
+    assert info["metastasis"] == 0 and info["metastasis_from"] == "--labels"
