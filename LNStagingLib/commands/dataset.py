@@ -56,11 +56,16 @@ def main_check(args) -> int:
 def main_import(args) -> int:
     from ..dataset.dicom_import.cohort import import_export, mapping_path
     from ..io.images import require_exists
-    from ..io.outputs import check_output
+    from ..errors import OutputError
+    from ..io.outputs import check_output, resolved
 
     dicom = require_exists(args.dicom, "--dicom")
     inputs = {"--dicom": dicom, "--roi-map": args.roi_map, "--organs-from": args.organs_from, "--labels": args.labels}
     out = check_output(args.out, kind="folder", write_into=True, inputs=inputs)
+    export = resolved(dicom if dicom.is_dir() else dicom.parent)
+    if export in out.parents:
+        raise OutputError(f"--out {args.out} is inside the export --dicom {args.dicom}: write the cohort outside the "
+                          "export (it is read again on every resume).")
     check_output(mapping_path(out), kind="file", inputs=inputs, overwrite=True, option="PatientID mapping")
     report = import_export(dicom.absolute(), out, roi_map=args.roi_map, organs_from=args.organs_from,
                            labels=args.labels, overwrite=args.overwrite)

@@ -162,10 +162,13 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
     if not scan.patients:
         raise InputFileError(f"--dicom {dicom} holds no CT, PET, RTSTRUCT or SEG files: give the export folder.")
     ids = assign_case_ids(scan, _read_mapping(report.mapping_file))
-    _write_mapping(report.mapping_file, ids)
     plans = plan_cases(scan, ids, report)
     for case_id, why in sorted(report.failed.items()):
         on_line(f"{case_id}: {why}")
+    if not plans and not (out / CASES_DIR).is_dir():  # refused before anything is written
+        raise DatasetError(f"no patient of {dicom} has a CT, a PET and contours on one Frame of Reference "
+                           f"({len(report.failed)} refused, reasons above): fix the export and run again.")
+    _write_mapping(report.mapping_file, ids)
     for case_id, _, plan in plans:
         for note in plan.notes:
             on_line(f"{case_id}: note: {note}")
