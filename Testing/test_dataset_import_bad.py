@@ -146,3 +146,43 @@ def test_roi_map_errors_are_one_line(tmp_path):
     bad.write_text(json.dumps({"(": "tumor"}))
     with pytest.raises(InputFileError, match="not a regular expression"):
         load_roi_map(bad)
+
+
+def _remap_uids(ds, mapping):
+    """Every instance UID in ds (recursively) replaced by a new one, consistently across files; standard UIDs kept."""
+    for element in ds.iterall():
+        if element.VR == "UI" and element.value and not str(element.value).startswith("1.2.840.10008"):
+            element.value = mapping.setdefault(str(element.value), generate_uid())
+
+
+def test_a_second_study_and_an_rt_only_study_are_paired_by_frame_of_reference(bad_export, tmp_path):
+    root, patients = bad_export
+    source = root / "export" / "dicom" / "patient_06"
+    export = tmp_path / "export"
+    shutil.copytree(source, export / "first", ignore=shutil.ignore_patterns("broken.dcm", "*.txt"))
+    mapping = {}
+    for path in sorted((export / "first").rglob("*")):
+        if path.is_file():
+            ds = pydicom.dcmread(path)
+            _remap_uids(ds, mapping)
+            if ds.Modality == "RTSTRUCT":  # the follow-up's contours filed in an RT study of their own
+                ds.StudyInstanceUID = generate_uid()
+            target = export / "followup" / path.relative_to(export / "first")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            ds.save_as(target)
+    assert main(["dataset", "import", "--dicom", str(export), "--out", str(tmp_path / "cohort")]) == 0
+    description = json.loads((tmp_path / "cohort" / "dataset.json").read_text())
+    assert description["cases"] == ["pt0001", "pt0001s2"]
+    with open(tmp_path / "cohort_patient_ids.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["case_id"] for r in rows] == ["pt0001", "pt0001s2"]  # the RT-only study is no case
+    place = lambda c: description["folds"].get(c, "test")  # noqa: E731
+    assert place("pt0001") == place("pt0001s2")  # one patient, one split
+    first, second = (tmp_path / "cohort" / "cases" / c / "tumor.nii.gz" for c in ("pt0001", "pt0001s2"))
+    assert (_array(first) == _array(second)).all()
+
+
+def _array(path):
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))

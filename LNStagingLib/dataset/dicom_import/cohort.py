@@ -67,7 +67,9 @@ def assign_case_ids(scan, rows: list[dict]) -> dict[tuple[str, str], str]:
             number = max(used, default=0) + 1
             used.add(number)
             stems[key] = f"pt{number:04d}"
-        studies = scan.patients[key].study_uids
+        export = scan.patients[key]
+        with_images = {str(s.headers[0].get("StudyInstanceUID", "")) for s in export.series if s.headers}
+        studies = [u for u in export.study_uids if u in with_images] or export.study_uids[:1]  # not RT-only studies
         taken = {ids[k] for k in ids if k[0] == key}
         for study in sorted(studies):
             if (key, study) in ids:
@@ -128,7 +130,7 @@ def plan_cases(scan, ids, report: ImportReport) -> list[tuple[str, str, CasePlan
     plans = []
     for key, export in scan.patients.items():
         found = False
-        for study in sorted(export.study_uids):
+        for study in sorted(u for u in export.study_uids if (key, u) in ids):
             case_id = ids[(key, study)]
             plan = plan_study(export, study)
             if isinstance(plan, str):
@@ -140,7 +142,7 @@ def plan_cases(scan, ids, report: ImportReport) -> list[tuple[str, str, CasePlan
                 plans.append((case_id, key, plan))
                 found = True
         if not found:
-            report.failed[ids[(key, sorted(export.study_uids)[0])]] = (
+            report.failed[next(ids[k] for k in sorted(ids) if k[0] == key)] = (
                 "no CT or PET series for this patient (only structure sets or other objects): export the images.")
     return plans
 
