@@ -105,7 +105,7 @@ def test_one_line_per_problem_and_the_rest_is_imported(imported):
         assert len(found) == 1, (patient_index, lines)
         return found[0]
 
-    assert "no PET series" in line_of(0)
+    assert "no PET series for this patient" in line_of(0)
     assert "2 CT series" in line_of(1) and "export only the CT the contours were drawn on" in line_of(1)
     assert "another Frame of Reference" in line_of(3)
     assert "'GTVp_GTVn' (gtv_ln and tumor)" in line_of(4)

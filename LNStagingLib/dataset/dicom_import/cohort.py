@@ -18,10 +18,11 @@ from ...errors import DatasetError, InputFileError
 from ...io.atomic import atomic_file
 from ..format import CASES_DIR, PATIENT_JSON, assign_splits, write_description
 from .case_import import CaseOptions, import_case_task, organ_name
-from .discover import CasePlan, plan_study, scan_export
+from .discover import CasePlan, patient_problem, pet_frames, plan_acquisition, scan_export
 from .roi_roles import load_roi_map
 
 MAPPING_SUFFIX = "_patient_ids.csv"
+MAPPING_COLUMNS = ("case_id", "patient_id", "study_uid", "frame_of_reference_uid")
 SUMMARY = "import_summary.json"
 
 
@@ -51,15 +52,16 @@ def _read_mapping(path: Path) -> list[dict]:
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputFileError(f"{path} cannot be read ({error}): restore it (it maps case ids to PatientIDs).") from None
-    if rows and not {"case_id", "patient_id", "study_uid"} <= set(rows[0]):
-        raise InputFileError(f"{path} is not an lnstaging PatientID mapping (columns case_id, patient_id, study_uid).")
+    if rows and not set(MAPPING_COLUMNS) <= set(rows[0]):
+        raise InputFileError(f"{path} is not an lnstaging PatientID mapping (columns {', '.join(MAPPING_COLUMNS)}).")
     return rows
 
 
 def assign_case_ids(scan, rows: list[dict]) -> dict[tuple[str, str], str]:
-    """(patient key, study uid) -> case id, keeping the ids of an earlier run; new patients in an order that does
-    not follow their PatientIDs (sha256), so case ids leak nothing."""
-    ids = {(r["patient_id"], r["study_uid"]): r["case_id"] for r in rows}
+    """(patient key, PET Frame of Reference) -> case id, keeping the ids of an earlier run; a patient without PET
+    gets its pseudonym under the frame "" (for its one line). New patients are numbered in an order that does not
+    follow their PatientIDs (sha256), so case ids leak nothing."""
+    ids = {(r["patient_id"], r["frame_of_reference_uid"]): r["case_id"] for r in rows}
     stems = {r["patient_id"]: r["case_id"].split("s")[0] for r in rows}
     used = {int(stem[2:]) for stem in stems.values() if stem[2:].isdigit()}
     for key in sorted(scan.patients, key=lambda k: hashlib.sha256(k.encode()).hexdigest()):
@@ -67,25 +69,23 @@ def assign_case_ids(scan, rows: list[dict]) -> dict[tuple[str, str], str]:
             number = max(used, default=0) + 1
             used.add(number)
             stems[key] = f"pt{number:04d}"
-        export = scan.patients[key]
-        with_images = {str(s.headers[0].get("StudyInstanceUID", "")) for s in export.series if s.headers}
-        studies = [u for u in export.study_uids if u in with_images] or export.study_uids[:1]  # not RT-only studies
-        taken = {ids[k] for k in ids if k[0] == key}
-        for study in sorted(studies):
-            if (key, study) in ids:
+        frames = pet_frames(scan.patients[key]) or [""]
+        taken = {case_id for (patient, frame), case_id in ids.items() if patient == key and frame}
+        for frame in frames:
+            if (key, frame) in ids and (frame or not taken):
                 continue
             case_id = stems[key] if stems[key] not in taken else f"{stems[key]}s{len(taken) + 1}"
             taken.add(case_id)
-            ids[(key, study)] = case_id
+            ids[(key, frame)] = case_id
     return ids
 
 
-def _write_mapping(path: Path, ids: dict[tuple[str, str], str]) -> None:
+def _write_mapping(path: Path, ids: dict[tuple[str, str], str], studies: dict[tuple[str, str], str]) -> None:
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["case_id", "patient_id", "study_uid"])
-        for (patient, study), case_id in sorted(ids.items(), key=lambda item: item[1]):
-            writer.writerow([case_id, patient, study])
+        writer.writerow(MAPPING_COLUMNS)
+        for (patient, frame), case_id in sorted(ids.items(), key=lambda item: (item[1], item[0][1])):
+            writer.writerow([case_id, patient, studies.get((patient, frame), ""), frame])
 
 
 def read_labels(path: Path | None) -> dict[str, int]:
@@ -126,24 +126,21 @@ def _organ_table(folders: list[Path]) -> dict[str, int]:
 
 
 def plan_cases(scan, ids, report: ImportReport) -> list[tuple[str, str, CasePlan]]:
-    """(case id, patient key, plan) of every pairable study; a patient or study that is not pairable is one line."""
+    """(case id, patient key, plan) of every importable PET/CT; what cannot be imported is one line per case id."""
     plans = []
     for key, export in scan.patients.items():
-        found = False
-        for study in sorted(u for u in export.study_uids if (key, u) in ids):
-            case_id = ids[(key, study)]
-            plan = plan_study(export, study)
+        frames = pet_frames(export)
+        if not frames:
+            report.failed[ids[(key, "")]] = patient_problem(export)
+        for frame in frames:
+            case_id = ids[(key, frame)]
+            plan = plan_acquisition(export, frame)
             if isinstance(plan, str):
                 report.failed[case_id] = plan
-                found = True
-            elif plan is not None:
+            else:
                 # headers stay here: workers re-read the files (what Dask pickles is never a user's file)
-                plan = replace(plan, ct=replace(plan.ct, headers=None), pet=replace(plan.pet, headers=None))
-                plans.append((case_id, key, plan))
-                found = True
-        if not found:
-            report.failed[next(ids[k] for k in sorted(ids) if k[0] == key)] = (
-                "no CT or PET series for this patient (only structure sets or other objects): export the images.")
+                plans.append((case_id, key, replace(plan, ct=replace(plan.ct, headers=None),
+                                                    pet=replace(plan.pet, headers=None))))
     return plans
 
 
@@ -163,14 +160,20 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
         on_line(f"unreadable file (not imported): {path.relative_to(dicom if Path(dicom).is_dir() else Path(dicom).parent)}")
     if not scan.patients:
         raise InputFileError(f"--dicom {dicom} holds no CT, PET, RTSTRUCT or SEG files: give the export folder.")
-    ids = assign_case_ids(scan, _read_mapping(report.mapping_file))
+    rows = _read_mapping(report.mapping_file)
+    ids = assign_case_ids(scan, rows)
     plans = plan_cases(scan, ids, report)
     for case_id, why in sorted(report.failed.items()):
         on_line(f"{case_id}: {why}")
     if not plans and not (out / CASES_DIR).is_dir():  # refused before anything is written
         raise DatasetError(f"no patient of {dicom} has a CT, a PET and contours on one Frame of Reference "
                            f"({len(report.failed)} refused, reasons above): fix the export and run again.")
-    _write_mapping(report.mapping_file, ids)
+    studies = {(r["patient_id"], r["frame_of_reference_uid"]): r["study_uid"] for r in rows}
+    for key, export in scan.patients.items():
+        for series in export.series:
+            if series.modality == "PT":
+                studies[(key, series.frame_of_reference_uid or "")] = str(series.headers[0].get("StudyInstanceUID", ""))
+    _write_mapping(report.mapping_file, ids, studies)
     for case_id, _, plan in plans:
         for note in plan.notes:
             on_line(f"{case_id}: note: {note}")

@@ -1,7 +1,7 @@
 """Find the patients of a DICOM export (any folder layout, a DICOMDIR's folder too) and pair their objects.
 
-A case is one CT with the PET of its study on the same Frame of Reference and the RTSTRUCT or SEG drawn on that
-frame. Headers only (pydicom, stop_before_pixels). What cannot be paired becomes one sentence per patient, naming
+A case is one PET/CT acquisition: a PET series with the CT on its Frame of Reference (whatever study they are filed
+in) and the RTSTRUCT or SEG drawn on that frame. Headers only (pydicom, stop_before_pixels). What cannot be paired becomes one sentence per patient, naming
 the patient by pseudonym only: the export's PatientIDs never reach a message.
 """
 
@@ -36,12 +36,11 @@ class StructureObject:
 
 @dataclass
 class PatientExport:
-    """Everything the export holds for one PatientID: image series and structure objects, by study."""
+    """Everything the export holds for one PatientID: image series and structure objects."""
 
     key: str  # PatientID (or the study UID when the export has none); never printed
     series: list[SeriesInfo] = field(default_factory=list)
     structures: list[StructureObject] = field(default_factory=list)
-    study_uids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -53,7 +52,7 @@ class ExportScan:
 
 @dataclass
 class CasePlan:
-    """What one case is imported from (picklable: sent to a Dask worker)."""
+    """What one case (one PET/CT acquisition) is imported from (picklable: sent to a Dask worker)."""
 
     ct: SeriesInfo
     pet: SeriesInfo
@@ -88,7 +87,6 @@ def scan_export(root: os.PathLike | str) -> ExportScan:
         root = root.parent
     groups: dict[str, dict[str, list[tuple[Path, Dataset]]]] = {}
     structures: dict[str, list[StructureObject]] = {}
-    studies: dict[str, list[str]] = {}
     unreadable, ignored = [], 0
     for folder, _dirs, names in os.walk(root):
         for name in sorted(names):
@@ -111,16 +109,13 @@ def scan_export(root: os.PathLike | str) -> ExportScan:
                 ignored += 1  # DICOMDIR, RTPLAN, RTDOSE, MR, SR, ...
                 continue
             patient = str(ds.get("PatientID", "") or "") or f"study:{ds.get('StudyInstanceUID', '')}"
-            study = str(ds.get("StudyInstanceUID", ""))
-            if study not in studies.setdefault(patient, []):
-                studies[patient].append(study)
             if modality in STRUCTURE_MODALITIES:
                 structures.setdefault(patient, []).append(_structure(path, ds))
             else:
                 groups.setdefault(patient, {}).setdefault(series_key(ds, path), []).append((path, ds))
     patients = {}
     for key in sorted(set(groups) | set(structures)):
-        export = PatientExport(key, structures=structures.get(key, []), study_uids=studies.get(key, []))
+        export = PatientExport(key, structures=structures.get(key, []))
         for uid, items in groups.get(key, {}).items():
             first = items[0][1]
             if "ImagePositionPatient" not in first and "NumberOfFrames" not in first:
@@ -151,45 +146,52 @@ def _attenuation_corrected(info: SeriesInfo) -> bool:
     return "ATTN" in [str(v).upper() for v in info.headers[0].get("CorrectedImage", [])]
 
 
-def plan_study(export: PatientExport, study: str) -> CasePlan | str | None:
-    """The case of one study, a sentence saying why it cannot be paired, or None (no CT and no PET: not a PET/CT)."""
-    cts = [s for s in export.series if s.modality == "CT" and _study_of(s) == study and not _is_localiser(s)]
-    pets = [s for s in export.series if s.modality == "PT" and _study_of(s) == study]
-    if not cts and not pets:
-        return None
-    if not pets:
-        return f"no PET series in this study (it holds CT {_listing(cts)}): export the PET with the CT."
-    if not cts:
-        return f"no CT series in this study (it holds PET {_listing(pets)}): export the CT with the PET."
+def pet_frames(export: PatientExport) -> list[str]:
+    """The Frames of Reference the patient's PET series lie on: one PET/CT acquisition, one case, each."""
+    return sorted({s.frame_of_reference_uid or "" for s in export.series if s.modality == "PT"})
+
+
+def patient_problem(export: PatientExport) -> str:
+    """Why a patient without any PET series gives no case."""
+    cts = [s for s in export.series if s.modality == "CT" and not _is_localiser(s)]
+    if cts:
+        return f"no PET series for this patient (it holds CT {_listing(cts)}): export the PET with the CT."
+    return "no CT or PET series for this patient (only structure sets or other objects): export the images."
+
+
+def plan_acquisition(export: PatientExport, frame: str) -> CasePlan | str:
+    """The case of the PET/CT on one Frame of Reference, or a sentence saying why it cannot be imported."""
+    pets = [s for s in export.series if s.modality == "PT" and (s.frame_of_reference_uid or "") == frame]
     if len(pets) > 1 and any(_attenuation_corrected(p) for p in pets):
         pets = [p for p in pets if _attenuation_corrected(p)]  # drop non-attenuation-corrected reconstructions
-    frames = {p.frame_of_reference_uid for p in pets}
-    cts_on_pet = [c for c in cts if c.frame_of_reference_uid in frames]
-    if not cts_on_pet:
-        return ("the CT and the PET of this study have different Frames of Reference (not one PET/CT acquisition): "
-                "export the CT acquired with the PET.")
-    structures = [o for o in export.structures if o.frames & {c.frame_of_reference_uid for c in cts_on_pet}]
-    notes = []
-    if len(cts_on_pet) > 1:  # the structure set decides which CT it was drawn on
-        drawn = [c for c in cts_on_pet if any(c.series_instance_uid in o.series for o in structures)]
-        if len(drawn) != 1:
-            return (f"{len(cts_on_pet)} CT series on the PET's Frame of Reference ({_listing(cts_on_pet)}) and no "
-                    "structure set naming one of them: export only the CT the contours were drawn on.")
-        notes.append(f"{len(cts_on_pet)} CT series in this study: imported '{drawn[0].description}', the one the "
-                     "contours were drawn on")
-        cts_on_pet = drawn
-    ct = cts_on_pet[0]
-    pets = [p for p in pets if p.frame_of_reference_uid == ct.frame_of_reference_uid]
     if len(pets) > 1:
-        return (f"{len(pets)} PET series on the CT's Frame of Reference ({_listing(pets)}): export one PET "
-                "reconstruction per study.")
-    on_frame = [o for o in export.structures if ct.frame_of_reference_uid in o.frames]
-    if not on_frame:
-        others = [o for o in export.structures if o.study_uid == study]
-        if others:
-            return (f"the {others[0].modality} of this study is drawn on another Frame of Reference than its CT: "
-                    "export the structure set drawn on this CT (or register and re-contour).")
-        return "no RTSTRUCT or SEG on this CT's Frame of Reference: export the contours with the images."
-    drawn_on_ct = [o for o in on_frame if ct.series_instance_uid in o.series]
-    chosen = drawn_on_ct or on_frame
-    return CasePlan(ct=ct, pet=pets[0], structures=[o.path for o in chosen], study_uid=study, notes=notes)
+        return (f"{len(pets)} PET series on one Frame of Reference ({_listing(pets)}): export one PET "
+                "reconstruction per acquisition.")
+    pet = pets[0]
+    cts = [s for s in export.series if s.modality == "CT" and not _is_localiser(s)
+           and frame and s.frame_of_reference_uid == frame]
+    if not cts:
+        elsewhere = [s for s in export.series if s.modality == "CT" and not _is_localiser(s)]
+        if elsewhere:
+            return ("the CT and the PET have different Frames of Reference (not one PET/CT acquisition; a planning "
+                    "CT?): export the CT acquired with the PET.")
+        return f"no CT series with the PET '{pet.description}': export the CT acquired with the PET."
+    structures = [o for o in export.structures if frame in o.frames]
+    notes = []
+    if len(cts) > 1:  # the structure set decides which CT it was drawn on
+        drawn = [c for c in cts if any(c.series_instance_uid in o.series for o in structures)]
+        if len(drawn) != 1:
+            return (f"{len(cts)} CT series on the PET's Frame of Reference ({_listing(cts)}) and no structure set "
+                    "naming one of them: export only the CT the contours were drawn on.")
+        notes.append(f"{len(cts)} CT series with this PET: imported '{drawn[0].description}', the one the contours "
+                     "were drawn on")
+        cts = drawn
+    ct = cts[0]
+    if not structures:
+        if export.structures:
+            return (f"the {export.structures[0].modality} is drawn on another Frame of Reference than the PET/CT (a "
+                    "planning CT?): export contours drawn on this PET/CT's CT, or register and re-contour.")
+        return "no RTSTRUCT or SEG on the PET/CT's Frame of Reference: export the contours with the images."
+    drawn_on_ct = [o for o in structures if ct.series_instance_uid in o.series]
+    chosen = drawn_on_ct or structures
+    return CasePlan(ct=ct, pet=pet, structures=[o.path for o in chosen], study_uid=_study_of(pet), notes=notes)
