@@ -128,3 +128,15 @@ def test_labels_csv_must_agree_with_the_contours(data_dir, tmp_path, capsys):
     assert sorted(cases) == sorted(mapping[p] for p in ("STS_002", "STS_008", "STS_025"))
     info = json.loads((tmp_path / "cohort" / "cases" / mapping["STS_002"] / "patient.json").read_text())
     assert info["metastasis"] == 0 and info["metastasis_from"] == "--labels"
+
+
+def test_an_export_holding_a_patient_twice_gives_one_case(data_dir, tmp_path):
+    import shutil
+
+    for copy in ("first_export", "second_export"):
+        shutil.copytree(data_dir / "ibsi_validation_sts" / "dicom" / "STS_002", tmp_path / "export" / copy)
+    assert main(["dataset", "import", "--dicom", str(tmp_path / "export"), "--out", str(tmp_path / "cohort")]) == 0
+    assert json.loads((tmp_path / "cohort" / "dataset.json").read_text())["cases"] == ["pt0001"]
+    tumor = _array(tmp_path / "cohort" / "cases" / "pt0001" / "tumor.nii.gz") > 0
+    reference = _array(data_dir / "ibsi_validation_sts" / "nifti" / "STS_002" / "CT_mask.nii.gz") > 0
+    assert np.array_equal(tumor, reference)

@@ -33,26 +33,30 @@ class CaseOptions:
     metastasis: int | None = None  # from --labels
 
 
-def _structure_labels(paths: list[Path], ct_series) -> tuple[dict[str, sitk.Image], list[str]]:
-    """Name -> mask on the CT of every ROI / segment of the structure objects, and the names in file order."""
+def _structure_labels(paths: list[Path], ct_series, rules: RoiRules) -> tuple[dict[str, sitk.Image], list[str]]:
+    """Every ROI / segment name of the structure objects (in file order) and the masks on the CT of those a rule
+    gives a role (an export's dozens of organs at risk are never rasterised)."""
     from ...io.mask_source import dicom_modality
-    from ...io.rtstruct_read import read_rtstruct
+    from ...io.rtstruct_read import read_rtstruct, read_rtstruct_dataset, roi_names
     from ...io.seg_read import read_seg
 
     masks: dict[str, sitk.Image] = {}
     order: list[str] = []
     for path in paths:
         if dicom_modality(path) == "RTSTRUCT":
-            found = read_rtstruct(path, ct_series)
+            names = list(dict.fromkeys(roi_names(read_rtstruct_dataset(path)).values()))
+            wanted = [n for n in names if len(rules.roles(n)) == 1 and "ignore" not in rules.roles(n)]
+            found = read_rtstruct(path, ct_series, rois=wanted) if wanted else {}
         else:
             seg = read_seg(path, ct_series)
+            names = [s.name for s in seg.segments]
             found = {s.name: sitk.Cast(seg.label_map == s.label, sitk.sitkUInt8) for s in seg.segments}
-        for name, mask in found.items():
-            if name in masks:
+        for name in names:
+            if name in order:
                 raise DatasetError(f"{len(paths)} structure sets on this CT both hold ROI '{name}': export one "
                                    "structure set per CT.")
-            masks[name] = mask
             order.append(name)
+        masks.update(found)
     return masks, order
 
 
@@ -117,14 +121,15 @@ def build_case(plan: CasePlan, options: CaseOptions, case_dir: Path) -> list[str
     notes.append(factor.describe() if factor.units != "GML" else
                  "PET is already SUVbw (Units GML): kept as it is, not converted again")
 
-    masks, names = _structure_labels(plan.structures, ct_series)
+    masks, names = _structure_labels(plan.structures, ct_series, options.rules)
     roles = assign_roles(names, options.rules)
     if roles.conflicts:
         listed = "; ".join(f"'{n}' ({' and '.join(r)})" for n, r in roles.conflicts.items())
         raise DatasetError(f"ROI name(s) matching two roles: {listed}; say which with --roi-map.")
     if roles.unmatched:
         notes.append(f"ROIs matched by no rule (not imported): {', '.join(roles.unmatched)}")
-    empty = [n for n in names if not np.any(sitk.GetArrayViewFromImage(masks[n]))]
+    empty = [n for n in names if n not in roles.unmatched and n not in roles.conflicts and n not in roles.by_role["ignore"]
+             and (n not in masks or not np.any(sitk.GetArrayViewFromImage(masks[n])))]
     if empty:
         notes.append(f"ROIs without voxels on the CT (skipped): {', '.join(empty)}")
     tumor_names = [n for n in roles.by_role["tumor"] if n not in empty]

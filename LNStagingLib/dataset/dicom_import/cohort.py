@@ -189,7 +189,8 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
         options = CaseOptions(rules=rules, organs_dir=folders[case_id], organ_ids=organ_ids,
                               metastasis=label_of.get(key))
         jobs.append((case_id, plan, out, options, overwrite))
-    print(f"{len(plans)} pairable studies: {len(report.skipped)} already imported (skipped), {len(jobs)} to import.")
+    print(f"{len(plans)} importable PET/CT acquisition(s): {len(report.skipped)} already imported (skipped), "
+          f"{len(jobs)} to import.")
     out.mkdir(parents=True, exist_ok=True)
     for case_id, error, _seconds, notes in _run(jobs, out, workers):
         if error is None:

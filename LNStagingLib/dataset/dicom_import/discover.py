@@ -14,7 +14,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
-from ...io.dicom_series import SeriesInfo, series_key
+from ...io.dicom_series import SeriesInfo, series_key, sop_instance_uid
 from ...io.images import is_dicom_file
 
 IMAGE_MODALITIES = ("CT", "PT")
@@ -87,7 +87,7 @@ def scan_export(root: os.PathLike | str) -> ExportScan:
         root = root.parent
     groups: dict[str, dict[str, list[tuple[Path, Dataset]]]] = {}
     structures: dict[str, list[StructureObject]] = {}
-    unreadable, ignored = [], 0
+    unreadable, ignored, seen = [], 0, set()
     for folder, _dirs, names in os.walk(root):
         for name in sorted(names):
             path = Path(folder) / name
@@ -108,6 +108,11 @@ def scan_export(root: os.PathLike | str) -> ExportScan:
             if modality not in IMAGE_MODALITIES + STRUCTURE_MODALITIES:
                 ignored += 1  # DICOMDIR, RTPLAN, RTDOSE, MR, SR, ...
                 continue
+            instance = sop_instance_uid(ds)
+            if instance and instance in seen:
+                ignored += 1  # the same object exported twice (two folders of one export): read once
+                continue
+            seen.add(instance)
             patient = str(ds.get("PatientID", "") or "") or f"study:{ds.get('StudyInstanceUID', '')}"
             if modality in STRUCTURE_MODALITIES:
                 structures.setdefault(patient, []).append(_structure(path, ds))
