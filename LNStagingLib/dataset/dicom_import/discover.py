@@ -1,8 +1,8 @@
 """Find the patients of a DICOM export (any folder layout, a DICOMDIR's folder too) and pair their objects.
 
 A case is one PET/CT acquisition: a PET series with the CT on its Frame of Reference (whatever study they are filed
-in) and the RTSTRUCT or SEG drawn on that frame. Headers only (pydicom, stop_before_pixels). What cannot be paired becomes one sentence per patient, naming
-the patient by pseudonym only: the export's PatientIDs never reach a message.
+in) and the RTSTRUCT or SEG drawn on that frame. Headers only (pydicom, stop_before_pixels). What cannot be paired
+becomes one sentence per case, naming it by pseudonym only: the export's PatientIDs never reach a message.
 """
 
 from __future__ import annotations
