@@ -115,7 +115,7 @@ def test_one_line_per_problem_and_the_rest_is_imported(imported):
     cases = json.loads((root / "cohort" / "dataset.json").read_text())["cases"]
     assert sorted(cases) == sorted([mapping[ids[2]], mapping[ids[5]]])
     assert check_dataset(root / "cohort").problems == []
-    summary = json.loads((root / "cohort" / "import_summary.json").read_text())
+    summary = json.loads((root / "cohort_import_summary.json").read_text())
     assert len(summary["failed"]) == 4 and summary["unreadable_files"] == 1
 
 

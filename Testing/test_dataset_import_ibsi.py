@@ -68,7 +68,7 @@ def test_pet_equals_lnstaging_suv_of_the_same_series(imported, data_dir, tmp_pat
         theirs = sitk.ReadImage(str(suv_file))
         assert ours.GetSize() == theirs.GetSize() and ours.GetOrigin() == theirs.GetOrigin()
         assert np.array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(theirs))
-    summary = json.loads((out / "import_summary.json").read_text())
+    summary = json.loads((out.parent / "cohort_import_summary.json").read_text())
     assert all("not converted again" in " ".join(notes) for notes in summary["notes"].values())
 
 

@@ -24,7 +24,8 @@ def register(sub):
         description="Find every patient and study in a DICOM export (any folder layout, a DICOMDIR too), pair CT, PET "
                     "and RTSTRUCT/SEG by study and Frame of Reference, rasterise the GTVp / GTVn / node ROIs onto the "
                     "CT, convert PET to SUVbw and write a cohort folder (docs/DATASET.md). Pseudonymous case ids; the "
-                    "PatientID mapping goes to COHORT_patient_ids.csv beside the cohort. Resumable: finished cases are "
+                    "PatientID mapping goes to COHORT_patient_ids.csv beside the cohort (and the summary to "
+                    "COHORT_import_summary.json). Resumable: finished cases are "
                     "skipped. One line per patient that cannot be imported; the others are.")
     imp.add_argument("--dicom", required=True, type=Path, help="export folder (or its DICOMDIR)")
     imp.add_argument("--out", required=True, type=Path, help="cohort folder to write (or to complete)")
@@ -54,7 +55,7 @@ def main_check(args) -> int:
 
 
 def main_import(args) -> int:
-    from ..dataset.dicom_import.cohort import import_export, mapping_path
+    from ..dataset.dicom_import.cohort import import_export, mapping_path, summary_path
     from ..io.images import require_exists
     from ..errors import OutputError
     from ..io.outputs import check_output, resolved
@@ -67,6 +68,7 @@ def main_import(args) -> int:
         raise OutputError(f"--out {args.out} is inside the export --dicom {args.dicom}: write the cohort outside the "
                           "export (it is read again on every resume).")
     check_output(mapping_path(out), kind="file", inputs=inputs, overwrite=True, option="PatientID mapping")
+    check_output(summary_path(out), kind="file", inputs=inputs, overwrite=True, option="import summary")
     report = import_export(dicom.absolute(), out, roi_map=args.roi_map, organs_from=args.organs_from,
                            labels=args.labels, overwrite=args.overwrite)
     if report.failed:

@@ -181,7 +181,7 @@ def build_case(plan: CasePlan, options: CaseOptions, case_dir: Path) -> list[str
             "source": "lnstaging dataset import",
             "structures": ["SEG" if _is_seg(p) else "RTSTRUCT" for p in plan.structures],
             "pet_units": factor.units, "suv_factor": factor.factor,
-            "roi_roles": {role: roles.by_role[role] for role in ("tumor", "gtv_ln", "lymph_nodes") if roles.by_role[role]},
+            "n_tumor_rois": len(tumor_names),  # counts, not the ROI names (they may hold dates or initials)
             "organs": organs is not None}
     if options.metastasis is not None:
         info["metastasis_from"] = "--labels"

@@ -1,7 +1,7 @@
 """``lnstaging dataset import``: a clinical DICOM export to a trainable cohort folder, pseudonymised, resumable.
 
-Patients get pseudonymous case ids (pt0001, pt0001s2 for a second study); the PatientID mapping goes to a CSV beside
-the cohort (COHORT_patient_ids.csv), never into it. A case folder that exists is complete (atomic per case) and is
+Patients get pseudonymous case ids (pt0001, pt0001s2 for a second PET/CT); the PatientID mapping goes to a CSV beside
+the cohort (COHORT_patient_ids.csv), never into it, and so does the summary (COHORT_import_summary.json). A case folder that exists is complete (atomic per case) and is
 skipped on a re-run; cases run as Dask tasks on an embedded LocalCluster (127.0.0.1), as run-batch's do.
 """
 
@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ...errors import DatasetError, InputFileError
+from ...errors import Cancelled, DatasetError, InputFileError
 from ...io.atomic import atomic_file
 from ..format import CASES_DIR, PATIENT_JSON, assign_splits, write_description
 from .case_import import CaseOptions, import_case_task, organ_name
@@ -23,7 +23,7 @@ from .roi_roles import load_roi_map
 
 MAPPING_SUFFIX = "_patient_ids.csv"
 MAPPING_COLUMNS = ("case_id", "patient_id", "study_uid", "frame_of_reference_uid")
-SUMMARY = "import_summary.json"
+SUMMARY_SUFFIX = "_import_summary.json"  # beside the cohort too: its notes quote the export's ROI names
 
 
 @dataclass
@@ -42,6 +42,11 @@ class ImportReport:
 def mapping_path(out: Path) -> Path:
     """Where the PatientID mapping goes: beside the cohort folder, not inside it."""
     return out.parent / f"{out.name}{MAPPING_SUFFIX}"
+
+
+def summary_path(out: Path) -> Path:
+    """The import summary (refusals, notes quoting ROI names) goes beside the cohort, like the mapping."""
+    return out.parent / f"{out.name}{SUMMARY_SUFFIX}"
 
 
 def _read_mapping(path: Path) -> list[dict]:
@@ -192,7 +197,8 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
     print(f"{len(plans)} importable PET/CT acquisition(s): {len(report.skipped)} already imported (skipped), "
           f"{len(jobs)} to import.")
     out.mkdir(parents=True, exist_ok=True)
-    for case_id, error, _seconds, notes in _run(jobs, out, workers):
+    outcomes, cancelled = _run(jobs, out, workers)
+    for case_id, error, _seconds, notes in outcomes:
         if error is None:
             report.imported.append(case_id)
             report.notes[case_id] = [*next(p.notes for c, _, p in todo if c == case_id), *notes]
@@ -201,14 +207,22 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
         else:
             report.failed[case_id] = error
             on_line(f"{case_id}: {error}")
-    _write_cohort(out, report, organ_ids, organs_from is not None)
+    finished = [c for c in cancelled if (out / CASES_DIR / c / PATIENT_JSON).is_file()]  # done as Ctrl-C came
+    report.imported += finished
+    cancelled = [c for c in cancelled if c not in finished]
+    if not cancelled or report.imported or report.skipped:
+        _write_cohort(out, report, organ_ids, organs_from is not None)
+    if cancelled:
+        raise Cancelled(f"interrupted: {len(cancelled)} case(s) not imported, no partial case folder left; the "
+                        f"{len(report.imported)} finished are in the cohort; run the same command again to continue.")
     return report
 
 
-def _run(jobs: list[tuple], out: Path, workers: int | None) -> list[tuple]:
-    """The jobs on an embedded Dask LocalCluster (as run-batch), with a progress bar."""
+def _run(jobs: list[tuple], out: Path, workers: int | None) -> tuple[list[tuple], list[str]]:
+    """(outcomes, case ids cancelled by Ctrl-C): the jobs on an embedded Dask LocalCluster (as run-batch), with a
+    progress bar."""
     if not jobs:
-        return []
+        return [], []
     from distributed import Client
 
     from ...commands.run_batch import _progress_bar
@@ -218,14 +232,20 @@ def _run(jobs: list[tuple], out: Path, workers: int | None) -> list[tuple]:
     sizing = clusters.local_sizing(workers or min(len(jobs), clusters.local_sizing().workers))
     cluster = clusters.start_local_cluster(sizing)
     client = Client(cluster)
+    cancelled: list[str] = []
     try:
         with _progress_bar(len(jobs)) as bar:
-            outcomes = batch.run_cases(client, jobs, out / CASES_DIR, lambda outcome: bar.update(1),
-                                       task=import_case_task)
+            try:
+                outcomes = batch.run_cases(client, jobs, out / CASES_DIR, lambda outcome: bar.update(1),
+                                           task=import_case_task)
+            except KeyboardInterrupt as interrupt:
+                outcomes, cancelled = interrupt.outcomes, interrupt.unfinished
     finally:
         client.close()
         cluster.close()
-    return [o if len(o) == 4 else (*o, []) for o in outcomes]
+    if cancelled:  # our workers are stopped: their temporaries can go
+        batch.remove_partial_folders(out / CASES_DIR, cancelled)
+    return [o if len(o) == 4 else (*o, []) for o in outcomes], cancelled
 
 
 def _write_cohort(out: Path, report: ImportReport, organ_ids: dict[str, int], organs_given: bool) -> None:
@@ -247,7 +267,7 @@ def _write_cohort(out: Path, report: ImportReport, organ_ids: dict[str, int], or
                       organ_mapping="totalsegmentator", folds=folds, test=test_cases,
                       description="Imported from a DICOM export by lnstaging dataset import "
                                   f"({'organs from --organs-from' if organs_given else 'no organ masks'}).")
-    with atomic_file(out / SUMMARY) as tmp:
+    with atomic_file(summary_path(out)) as tmp:
         tmp.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"Imported {len(report.imported)}, already there {len(report.skipped)}, refused {len(report.failed)}; "
           f"cohort {out} has {len(case_ids)} case(s). PatientID mapping (keep it, outside the cohort): "
