@@ -240,7 +240,7 @@ CASES = [
       "cannot be read"),
     C("candidates", "candidate outside the CT", f"run {CASE_IN} --candidates SB/bad/outside.csv --out SB/work/r",
       "outside the CT"),
-    # --- SUV (real MIRP PET tags) ----------------------------------------------------------------------------------------
+    # --- dataset import (issue 30) ------------------------------------------------------------------------------------
     C("dataset", "dataset import of a folder without DICOM", "dataset import --dicom SB/case --out SB/work/c",
       "holds no CT, PET, RTSTRUCT or SEG files"),
     C("dataset", "dataset import of a PET without CT (nothing pairable: nothing written)",
@@ -253,6 +253,7 @@ CASES = [
       "dataset import --dicom SB/pet12 --out SB/work/c --roi-map SB/case/notes.txt", "not valid JSON"),
     C("dataset", "phantom --dicom with --look-alikes spread",
       "phantom --seed 1 --dicom --look-alikes spread --out SB/work/p", "drop it"),
+    # --- SUV (real MIRP PET tags) ----------------------------------------------------------------------------------------
     C("suv", "half-life NaN", f"suv {PET12} --half-life-s nan --out SB/work/s.nii.gz", "not a positive number"),
     C("suv", "half-life zero", f"suv {PET12} --half-life-s 0 --out SB/work/s.nii.gz", "not a positive number"),
     C("suv", "half-life negative", f"suv {PET12} --half-life-s -6586 --out SB/work/s.nii.gz", "not a positive number"),

@@ -35,6 +35,19 @@ def new_uid() -> str:
     return generate_uid()
 
 
+def part10_meta(ds: pydicom.Dataset) -> "pydicom.dataset.FileMetaDataset":
+    """The file meta information of a dataset written as explicit-VR little-endian Part-10 file."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return meta
+
+
 def copy_patient_study(source: pydicom.Dataset, target: pydicom.Dataset) -> None:
     """Copy the patient and study identifiers so that the new object files under the CT's patient and study."""
     for keyword in PATIENT_STUDY_TAGS:

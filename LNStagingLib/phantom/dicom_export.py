@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import generate_uid
 
+from ..export.dicom_common import part10_meta
 from ..progress import Progress
 from .case import PhantomCase, generate_case
 from .cohort import DIRECTION_CYCLE, case_seed
@@ -98,12 +98,7 @@ def _slice_datasets(image: sitk.Image, modality: str, common: dict, series: dict
 
 def _finish(ds: pydicom.Dataset, pixels: np.ndarray) -> pydicom.Dataset:
     ds.PixelData = np.ascontiguousarray(pixels, dtype="<i2").tobytes()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta = meta
+    ds.file_meta = part10_meta(ds)
     ds.preamble = b"\0" * 128
     return ds
 
