@@ -186,3 +186,33 @@ def _array(path):
     import SimpleITK as sitk
 
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def test_an_earlier_structure_set_version_and_a_frameless_one(bad_export, tmp_path, capsys):
+    """Patient 5 with an older draft of its RTSTRUCT (same ROIs, earlier date, one contour): the newer one is imported
+    and a note says so; the newer one names no Frame of Reference at all (some planning systems): it is taken from the
+    PET/CT's study and checked against the CT's geometry by the reader."""
+    root, patients = bad_export
+    export = tmp_path / "export"
+    shutil.copytree(root / "export" / "dicom" / "patient_05", export / "p5")
+    rtstruct = _files(export / "p5", "RTSTRUCT")[0]
+
+    def repaired_and_frameless(ds):
+        ds.StructureSetROISequence[1].ROIName = patients[4].roi_names[1]  # undo the two-role name of the fixture
+        del ds.ReferencedFrameOfReferenceSequence
+        for roi in ds.StructureSetROISequence:
+            del roi.ReferencedFrameOfReferenceUID
+    _rewrite(rtstruct, repaired_and_frameless)
+    older = pydicom.dcmread(_files(root / "export" / "dicom" / "patient_05", "RTSTRUCT")[0])
+    older.SOPInstanceUID, older.SeriesInstanceUID = generate_uid(), generate_uid()
+    older.file_meta.MediaStorageSOPInstanceUID = older.SOPInstanceUID
+    older.StructureSetDate = "19990101"
+    older.StructureSetROISequence[1].ROIName = patients[4].roi_names[1]
+    older.ROIContourSequence[0].ContourSequence = older.ROIContourSequence[0].ContourSequence[:1]  # a draft
+    older.save_as(export / "p5" / "RS_old.dcm")
+    assert main(["dataset", "import", "--dicom", str(export), "--out", str(tmp_path / "cohort")]) == 0
+    assert "an earlier version" in capsys.readouterr().out
+    ours = _array(tmp_path / "cohort" / "cases" / "pt0001" / "tumor.nii.gz") > 0
+    import SimpleITK as sitk
+
+    assert (ours == (sitk.GetArrayFromImage(patients[4].case.tumor) > 0)).all()  # the full contour, not the draft

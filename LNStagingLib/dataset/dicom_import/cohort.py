@@ -130,7 +130,7 @@ def _organ_table(folders: list[Path]) -> dict[str, int]:
     return {name: value for value, name in enumerate(names, start=1)}
 
 
-def plan_cases(scan, ids, report: ImportReport) -> list[tuple[str, str, CasePlan]]:
+def plan_cases(scan, ids, rules, report: ImportReport) -> list[tuple[str, str, CasePlan]]:
     """(case id, patient key, plan) of every importable PET/CT; what cannot be imported is one line per case id."""
     plans = []
     for key, export in scan.patients.items():
@@ -139,7 +139,7 @@ def plan_cases(scan, ids, report: ImportReport) -> list[tuple[str, str, CasePlan
             report.failed[ids[(key, "")]] = patient_problem(export)
         for frame in frames:
             case_id = ids[(key, frame)]
-            plan = plan_acquisition(export, frame)
+            plan = plan_acquisition(export, frame, rules)
             if isinstance(plan, str):
                 report.failed[case_id] = plan
             else:
@@ -167,7 +167,7 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
         raise InputFileError(f"--dicom {dicom} holds no CT, PET, RTSTRUCT or SEG files: give the export folder.")
     rows = _read_mapping(report.mapping_file)
     ids = assign_case_ids(scan, rows)
-    plans = plan_cases(scan, ids, report)
+    plans = plan_cases(scan, ids, rules, report)
     for case_id, why in sorted(report.failed.items()):
         on_line(f"{case_id}: {why}")
     if not plans and not (out / CASES_DIR).is_dir():  # refused before anything is written

@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from ...io.dicom_series import SeriesInfo, series_key, sop_instance_uid
 from ...io.images import is_dicom_file
+from .roi_roles import RoiRules
 
 IMAGE_MODALITIES = ("CT", "PT")
 STRUCTURE_MODALITIES = ("RTSTRUCT", "SEG")
@@ -32,6 +33,9 @@ class StructureObject:
     study_uid: str
     frames: set[str]
     series: set[str]
+    names: tuple[str, ...] = ()  # ROI names / segment labels
+    approved: bool = False  # RTSTRUCT ApprovalStatus APPROVED
+    stamp: str = ""  # StructureSetDate+Time (SEG: ContentDate+Time): which version is newer
 
 
 @dataclass
@@ -69,15 +73,36 @@ def _structure(path: Path, ds: Dataset) -> StructureObject:
     modality = str(ds.get("Modality", "")).upper()
     frames, series = set(), set()
     if modality == "RTSTRUCT":
-        from ...io.rtstruct_read import referenced_uids
+        from ...io.rtstruct_read import referenced_uids, roi_names
 
         frames, series = referenced_uids(ds)
+        names = tuple(roi_names(ds).values())
+        stamp = f"{ds.get('StructureSetDate', '')}{ds.get('StructureSetTime', '')}"
     else:
         if ds.get("FrameOfReferenceUID"):
             frames.add(str(ds.FrameOfReferenceUID))
         series = {str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])
                   if item.get("SeriesInstanceUID")}
-    return StructureObject(path, modality, str(ds.get("StudyInstanceUID", "")), frames, series)
+        names = tuple(str(item.get("SegmentLabel", "")) for item in ds.get("SegmentSequence", []))
+        stamp = f"{ds.get('ContentDate', '')}{ds.get('ContentTime', '')}"
+    approved = str(ds.get("ApprovalStatus", "")).upper() == "APPROVED"
+    return StructureObject(path, modality, str(ds.get("StudyInstanceUID", "")), frames, series, names, approved, stamp)
+
+
+def _versions(chosen: list[StructureObject], rules: RoiRules, notes: list[str]) -> list[StructureObject]:
+    """Structure sets sharing an ROI name a rule gives a role are versions of one another: the approved, then the
+    newest one is kept. Sets with different ROIs (a GTVp set, a nodes set; both with an External) are all kept."""
+    def named(item: StructureObject) -> set[str]:
+        return {n for n in item.names if rules.roles(n)}
+
+    kept: list[StructureObject] = []
+    for item in sorted(chosen, key=lambda o: (o.approved, o.stamp), reverse=True):
+        if any(named(item) & named(other) for other in kept):
+            notes.append(f"{item.modality} with the same ROI names as a newer or approved one not imported "
+                         f"(an earlier version)")
+            continue
+        kept.append(item)
+    return kept
 
 
 def scan_export(root: os.PathLike | str) -> ExportScan:
@@ -164,7 +189,7 @@ def patient_problem(export: PatientExport) -> str:
     return "no CT or PET series for this patient (only structure sets or other objects): export the images."
 
 
-def plan_acquisition(export: PatientExport, frame: str) -> CasePlan | str:
+def plan_acquisition(export: PatientExport, frame: str, rules: RoiRules) -> CasePlan | str:
     """The case of the PET/CT on one Frame of Reference, or a sentence saying why it cannot be imported."""
     pets = [s for s in export.series if s.modality == "PT" and (s.frame_of_reference_uid or "") == frame]
     if len(pets) > 1 and any(_attenuation_corrected(p) for p in pets):
@@ -181,7 +206,10 @@ def plan_acquisition(export: PatientExport, frame: str) -> CasePlan | str:
             return ("the CT and the PET have different Frames of Reference (not one PET/CT acquisition; a planning "
                     "CT?): export the CT acquired with the PET.")
         return f"no CT series with the PET '{pet.description}': export the CT acquired with the PET."
-    structures = [o for o in export.structures if frame in o.frames]
+    study = _study_of(pet)
+    # a structure set naming no frame at all (some planning systems): taken when filed in the PET/CT's study; the
+    # reader then checks its contours against the CT's geometry
+    structures = [o for o in export.structures if frame in o.frames or (not o.frames and o.study_uid == study)]
     notes = []
     if len(cts) > 1:  # the structure set decides which CT it was drawn on
         drawn = [c for c in cts if any(c.series_instance_uid in o.series for o in structures)]
@@ -197,6 +225,7 @@ def plan_acquisition(export: PatientExport, frame: str) -> CasePlan | str:
             return (f"the {export.structures[0].modality} is drawn on another Frame of Reference than the PET/CT (a "
                     "planning CT?): export contours drawn on this PET/CT's CT, or register and re-contour.")
         return "no RTSTRUCT or SEG on the PET/CT's Frame of Reference: export the contours with the images."
-    drawn_on_ct = [o for o in structures if ct.series_instance_uid in o.series]
+    structures = _versions(structures, rules, notes)
+    drawn_on_ct = [o for o in structures if ct.series_instance_uid in o.series]  # not those drawn on the PET
     chosen = drawn_on_ct or structures
-    return CasePlan(ct=ct, pet=pet, structures=[o.path for o in chosen], study_uid=_study_of(pet), notes=notes)
+    return CasePlan(ct=ct, pet=pet, structures=[o.path for o in chosen], study_uid=study, notes=notes)
