@@ -216,3 +216,23 @@ def test_an_earlier_structure_set_version_and_a_frameless_one(bad_export, tmp_pa
     import SimpleITK as sitk
 
     assert (ours == (sitk.GetArrayFromImage(patients[4].case.tumor) > 0)).all()  # the full contour, not the draft
+
+
+def test_pet_timing_problems_give_the_line_of_lnstaging_suv(bad_export, tmp_path, capsys):
+    root, _ = bad_export
+    export = tmp_path / "export"
+    shutil.copytree(root / "export" / "dicom" / "patient_03", export / "p3")
+
+    def injected_after_the_scan(ds):
+        item = ds.RadiopharmaceuticalInformationSequence[0]
+        del item.RadiopharmaceuticalStartDateTime
+        item.RadiopharmaceuticalStartTime = "103000"  # the scan starts at 10:00
+    for path in _files(export / "p3", "PT"):
+        _rewrite(path, injected_after_the_scan)
+    assert main(["suv", str(export / "p3" / "PET"), "--out", str(tmp_path / "suv.nii.gz")]) == 2
+    suv_line = capsys.readouterr().err.strip().split(": error: ", 1)[1]
+    assert "after the scan start" in suv_line
+    assert main(["dataset", "import", "--dicom", str(export), "--out", str(tmp_path / "cohort")]) == 2
+    out = capsys.readouterr().out
+    assert f"pt0001: {suv_line}" in out.splitlines()
+    assert not (tmp_path / "cohort" / "cases" / "pt0001").exists()

@@ -92,3 +92,20 @@ def test_check_accepts_every_stage_then_cls_trains_and_evaluates(imported, tmp_p
     metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
     assert metrics["patients"] >= 1 and metrics["lesions"] >= 1  # seed 7: fold 0 holds a node-positive patient
     assert 0.0 <= metrics["mFROC"] <= 1.0
+
+
+def test_phantom_dicom_command_and_a_patient_without_organ_folder(tmp_path, capsys):
+    out = tmp_path / "export"
+    assert main(["phantom", "--seed", "2", "--cases", "1", "--dicom", "--out", str(out)]) == 0
+    manifest = json.loads((out / "phantom_export.json").read_text())
+    patient = manifest["patients"][0]
+    assert patient["contours"] == "RTSTRUCT" and patient["tumor_roi"] == "GTVp"
+    assert (out / "organs" / patient["patient_id"] / "spleen.nii.gz").is_file()
+    assert main(["phantom", "--seed", "2", "--cases", "1", "--dicom", "--out", str(out)]) == 2  # exists
+    assert "already exists" in capsys.readouterr().err
+    (tmp_path / "no_organs").mkdir()
+    assert main(["dataset", "import", "--dicom", str(out / "dicom"), "--out", str(tmp_path / "cohort"),
+                 "--organs-from", str(tmp_path / "no_organs")]) == 0
+    assert "pt0001: note: no folder for this patient in --organs-from" in capsys.readouterr().out
+    assert not (tmp_path / "cohort" / "cases" / "pt0001" / "organs.nii.gz").exists()
+    assert json.loads((tmp_path / "cohort" / "dataset.json").read_text())["organ_labels"] == {}

@@ -121,13 +121,23 @@ def _organ_folder(organs_from: Path | None, patient: str, case_id: str) -> Path 
     return None
 
 
-def _organ_table(folders: list[Path]) -> dict[str, int]:
-    """One label id per organ name over the whole cohort (sorted names), so organ_labels is shared by every case."""
+def _organ_table(folders: list[Path], out: Path) -> dict[str, int]:
+    """One label id per organ name over the whole cohort, so organ_labels is shared by every case: the ids of an
+    earlier run (its dataset.json) are kept, new names follow in sorted order."""
     from ...anatomy.structures import MASK_SUFFIXES
 
+    table: dict[str, int] = {}
+    try:
+        earlier = json.loads((out / "dataset.json").read_text()).get("organ_labels", {})
+        table = {str(name): int(value) for value, name in earlier.items()}
+    except (OSError, ValueError, AttributeError):
+        pass  # no earlier run (or an unreadable description, rewritten at the end)
     names = sorted({organ_name(p.name) for folder in folders for p in folder.iterdir()
                     if p.name.endswith(MASK_SUFFIXES) and not p.name.startswith(".")})
-    return {name: value for value, name in enumerate(names, start=1)}
+    for name in names:
+        if name not in table:
+            table[name] = max(table.values(), default=0) + 1
+    return table
 
 
 def plan_cases(scan, ids, rules, report: ImportReport) -> list[tuple[str, str, CasePlan]]:
@@ -179,16 +189,20 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
             if series.modality == "PT":
                 studies[(key, series.frame_of_reference_uid or "")] = str(series.headers[0].get("StudyInstanceUID", ""))
     _write_mapping(report.mapping_file, ids, studies)
-    for case_id, _, plan in plans:
-        for note in plan.notes:
-            on_line(f"{case_id}: note: {note}")
 
     cases_dir = out / CASES_DIR
     done = [c for c, _, _ in plans if (cases_dir / c / PATIENT_JSON).is_file()]
     todo = plans if overwrite else [p for p in plans if p[0] not in done]
     report.skipped = [] if overwrite else done
     folders = {c: _organ_folder(organs_from, key, c) for c, key, _ in plans}
-    organ_ids = _organ_table([f for f in folders.values() if f is not None])
+    for case_id, _, plan in plans:
+        if organs_from is not None and folders[case_id] is None:
+            plan.notes.append("no folder for this patient in --organs-from (named by case id or PatientID): "
+                              "imported without organ masks")
+    organ_ids = _organ_table([f for f in folders.values() if f is not None], out)
+    for case_id, _, plan in todo:
+        for note in plan.notes:
+            on_line(f"{case_id}: note: {note}")
     jobs = []
     for case_id, key, plan in todo:
         options = CaseOptions(rules=rules, organs_dir=folders[case_id], organ_ids=organ_ids,
@@ -211,7 +225,7 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
     report.imported += finished
     cancelled = [c for c in cancelled if c not in finished]
     if not cancelled or report.imported or report.skipped:
-        _write_cohort(out, report, organ_ids, organs_from is not None)
+        _write_cohort(out, report, organ_ids, bool(organ_ids))
     if cancelled:
         raise Cancelled(f"interrupted: {len(cancelled)} case(s) not imported, no partial case folder left; the "
                         f"{len(report.imported)} finished are in the cohort; run the same command again to continue.")
@@ -266,7 +280,7 @@ def _write_cohort(out: Path, report: ImportReport, organ_ids: dict[str, int], or
     write_description(out, name=out.name, case_ids=case_ids, organ_labels=organ_labels,
                       organ_mapping="totalsegmentator", folds=folds, test=test_cases,
                       description="Imported from a DICOM export by lnstaging dataset import "
-                                  f"({'organs from --organs-from' if organs_given else 'no organ masks'}).")
+                                  f"({'organ masks from --organs-from' if organs_given else 'no organ masks'}).")
     with atomic_file(summary_path(out)) as tmp:
         tmp.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"Imported {len(report.imported)}, already there {len(report.skipped)}, refused {len(report.failed)}; "
