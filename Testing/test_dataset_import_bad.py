@@ -236,3 +236,19 @@ def test_pet_timing_problems_give_the_line_of_lnstaging_suv(bad_export, tmp_path
     out = capsys.readouterr().out
     assert f"pt0001: {suv_line}" in out.splitlines()
     assert not (tmp_path / "cohort" / "cases" / "pt0001").exists()
+
+
+def test_seg_segments_without_role_names_are_placed_by_their_codes(data_dir):
+    """The real QIN-HEADNECK SEG: 'Neoplasm, Primary' and ten 'Neoplasm, Secondary' segments in lymph nodes."""
+    from LNStagingLib.dataset.dicom_import.case_import import segment_names
+    from LNStagingLib.dataset.dicom_import.roi_roles import segment_code_role
+    from LNStagingLib.io.seg_read import read_seg
+
+    segments = read_seg(data_dir / "mirp_qin_headneck_0139" / "mask" / "mask.dcm").segments
+    names = segment_names(segments)
+    assert len(set(names)) == 11
+    coded = {n: segment_code_role(s) for n, s in zip(names, segments)}
+    roles = assign_roles(names, RoiRules(), coded)
+    assert roles.by_role["tumor"] == ["Neoplasm, Primary"]
+    assert roles.by_role["gtv_ln"] == [f"Neoplasm, Secondary #{k}" for k in range(2, 12)]
+    assert roles.unmatched == [] and roles.conflicts == {}

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from ...errors import DatasetError, DicomError, LNStagingError
 from ..format import CANDIDATES_CSV, PATIENT_JSON, write_candidates
 from .discover import CasePlan
-from .roi_roles import RoiRules, assign_roles
+from .roi_roles import RoiRules, assign_roles, segment_code_role
 
 #: A node ROI lying this much inside a GTVn ROI is the same node contoured twice (it keeps the GTVn id).
 SAME_NODE_FRACTION = 0.5
@@ -33,15 +33,23 @@ class CaseOptions:
     metastasis: int | None = None  # from --labels
 
 
-def _structure_labels(paths: list[Path], ct_series, rules: RoiRules) -> tuple[dict[str, sitk.Image], list[str]]:
-    """Every ROI / segment name of the structure objects (in file order) and the masks on the CT of those a rule
-    gives a role (an export's dozens of organs at risk are never rasterised)."""
+def segment_names(segments) -> list[str]:
+    """A SEG's segment labels, made unique (several segments may share a label, e.g. 'Neoplasm, Secondary')."""
+    labels = [s.name for s in segments]
+    return [name if labels.count(name) == 1 else f"{name} #{s.label}" for name, s in zip(labels, segments)]
+
+
+def _structure_labels(paths: list[Path], ct_series, rules: RoiRules
+                      ) -> tuple[dict[str, sitk.Image], list[str], dict[str, str]]:
+    """Every ROI / segment name of the structure objects (in file order), the masks on the CT of those that may
+    have a role (an export's dozens of organs at risk are never rasterised), and the roles SEG codes give."""
     from ...io.mask_source import dicom_modality
     from ...io.rtstruct_read import read_rtstruct, read_rtstruct_dataset, roi_names
     from ...io.seg_read import read_seg
 
     masks: dict[str, sitk.Image] = {}
     order: list[str] = []
+    coded: dict[str, str] = {}
     for path in paths:
         if dicom_modality(path) == "RTSTRUCT":
             names = list(dict.fromkeys(roi_names(read_rtstruct_dataset(path)).values()))
@@ -49,15 +57,17 @@ def _structure_labels(paths: list[Path], ct_series, rules: RoiRules) -> tuple[di
             found = read_rtstruct(path, ct_series, rois=wanted) if wanted else {}
         else:
             seg = read_seg(path, ct_series)
-            names = [s.name for s in seg.segments]
-            found = {s.name: sitk.Cast(seg.label_map == s.label, sitk.sitkUInt8) for s in seg.segments}
+            names = segment_names(seg.segments)
+            found = {name: sitk.Cast(seg.label_map == s.label, sitk.sitkUInt8) for name, s in zip(names, seg.segments)}
+            coded.update({name: role for name, s in zip(names, seg.segments)
+                          if (role := segment_code_role(s)) is not None})
         for name in names:
             if name in order:
                 raise DatasetError(f"{len(paths)} structure sets on this CT both hold ROI '{name}': export one "
                                    "structure set per CT.")
             order.append(name)
         masks.update(found)
-    return masks, order
+    return masks, order, coded
 
 
 def _instances(names: list[str], masks: dict[str, sitk.Image], shape, start: int = 1) -> np.ndarray:
@@ -121,8 +131,8 @@ def build_case(plan: CasePlan, options: CaseOptions, case_dir: Path) -> list[str
     notes.append(factor.describe() if factor.units != "GML" else
                  "PET is already SUVbw (Units GML): kept as it is, not converted again")
 
-    masks, names = _structure_labels(plan.structures, ct_series, options.rules)
-    roles = assign_roles(names, options.rules)
+    masks, names, coded = _structure_labels(plan.structures, ct_series, options.rules)
+    roles = assign_roles(names, options.rules, coded)
     if roles.conflicts:
         listed = "; ".join(f"'{n}' ({' and '.join(r)})" for n, r in roles.conflicts.items())
         raise DatasetError(f"ROI name(s) matching two roles: {listed}; say which with --roi-map.")

@@ -5,7 +5,8 @@ number and ``_`` qualifiers such as GTVn_L_II) plus common local variants (GTV_T
 GTV_LN_1, GTV_Node). Individually numbered node ROIs (LN_1, Node 3, LymphNode_12) are all-node ROIs (lymph_nodes).
 Names TG-263 marks as derived or non-clinical (leading ``z`` or ``_``, margins such as ``+5mm``, rings, optimisation
 and evaluation structures) never match a default. ``--roi-map`` rules (regular expression -> role) are tried first;
-a name no rule matches is listed, never guessed, and a name matching two roles is refused.
+a name no rule matches is listed, never guessed, and a name matching two roles is refused. A DICOM SEG segment whose
+label no rule matches is placed by its codes (primary neoplasm; secondary neoplasm in a lymph node; lymph node).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import InputFileError
+from ...io.mask_source import PRIMARY_NEOPLASM
 
 ROLES = ("tumor", "gtv_ln", "lymph_nodes", "ignore")
 
@@ -81,11 +83,33 @@ class RoleAssignment:
     conflicts: dict[str, list[str]]
 
 
-def assign_roles(names: list[str], rules: RoiRules) -> RoleAssignment:
+# DICOM SEG segment codes (SNOMED CT, or the SNOMED RT codes older SEGs carry): what a segment is when its label
+# matches no name rule (e.g. QIN-HEADNECK's segments labelled "Neoplasm, Primary" / "Neoplasm, Secondary").
+SECONDARY_NEOPLASM = {"14799000", "M-80006"}
+LYMPH_NODE = {"59441001", "T-C4000"}
+
+
+def segment_code_role(segment) -> str | None:
+    """tumor for a primary neoplasm, gtv_ln for a secondary neoplasm in a lymph node, lymph_nodes for a lymph node
+    (an io.seg_read.SegmentInfo); None when its codes say none of these."""
+    kind = segment.type.value if segment.type is not None else ""
+    region = segment.anatomic_region
+    in_node = region is not None and (region.value in LYMPH_NODE or "lymph node" in region.meaning.lower())
+    if kind in PRIMARY_NEOPLASM:
+        return "tumor"
+    if kind in SECONDARY_NEOPLASM and in_node:
+        return "gtv_ln"
+    if kind in LYMPH_NODE:
+        return "lymph_nodes"
+    return None
+
+
+def assign_roles(names: list[str], rules: RoiRules, fallback: dict[str, str] | None = None) -> RoleAssignment:
+    """Roles by the rules; a name they leave unmatched takes its ``fallback`` role (a SEG segment's codes)."""
     by_role: dict[str, list[str]] = {role: [] for role in ROLES}
     unmatched, conflicts = [], {}
     for name in names:
-        roles = rules.roles(name)
+        roles = rules.roles(name) or ({fallback[name]} if fallback and name in fallback else set())
         if not roles:
             unmatched.append(name)
         elif len(roles) > 1:
