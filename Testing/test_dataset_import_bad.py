@@ -252,3 +252,16 @@ def test_seg_segments_without_role_names_are_placed_by_their_codes(data_dir):
     assert roles.by_role["tumor"] == ["Neoplasm, Primary"]
     assert roles.by_role["gtv_ln"] == [f"Neoplasm, Secondary #{k}" for k in range(2, 12)]
     assert roles.unmatched == [] and roles.conflicts == {}
+
+
+def test_two_node_rois_under_one_name_are_refused(bad_export, tmp_path, capsys):
+    root, patients = bad_export
+    export = tmp_path / "export"
+    shutil.copytree(root / "export" / "dicom" / "patient_05", export / "p5")
+
+    def same_name(ds):
+        ds.StructureSetROISequence[1].ROIName = "GTVn"
+        ds.StructureSetROISequence[2].ROIName = "GTVn"
+    _rewrite(_files(export / "p5", "RTSTRUCT")[0], same_name)
+    assert main(["dataset", "import", "--dicom", str(export), "--out", str(tmp_path / "cohort")]) == 2
+    assert "pt0001: ROI name(s) GTVn appear more than once" in capsys.readouterr().out

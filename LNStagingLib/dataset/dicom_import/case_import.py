@@ -52,7 +52,12 @@ def _structure_labels(paths: list[Path], ct_series, rules: RoiRules
     coded: dict[str, str] = {}
     for path in paths:
         if dicom_modality(path) == "RTSTRUCT":
-            names = list(dict.fromkeys(roi_names(read_rtstruct_dataset(path)).values()))
+            every = list(roi_names(read_rtstruct_dataset(path)).values())
+            names = list(dict.fromkeys(every))
+            twice = sorted(n for n in names if every.count(n) > 1 and rules.roles(n) & {"gtv_ln", "lymph_nodes"})
+            if twice:  # the reader combines an ROI name's contours (right for a tumour, not for nodes: one id each)
+                raise DatasetError(f"ROI name(s) {', '.join(twice)} appear more than once in the RTSTRUCT: give each "
+                                   "ROI its own name (GTVn_1, GTVn_2) and export again.")
             wanted = [n for n in names if len(rules.roles(n)) == 1 and "ignore" not in rules.roles(n)]
             found = read_rtstruct(path, ct_series, rois=wanted) if wanted else {}
         else:
