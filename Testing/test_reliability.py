@@ -249,6 +249,8 @@ CASES = [
       "inside the export"),
     C("output", "dataset import --out the export itself", "dataset import --dicom SB/pet12 --out SB/pet12",
       "is the input --dicom"),
+    C("output", "dataset import --out a cohort it did not write", "dataset import --dicom SB/pet12 --out SB/cohort",
+      "not a cohort `lnstaging dataset import` wrote"),
     C("dataset", "dataset import --roi-map not JSON",
       "dataset import --dicom SB/pet12 --out SB/work/c --roi-map SB/case/notes.txt", "not valid JSON"),
     C("dataset", "phantom --dicom with --look-alikes spread",

@@ -55,7 +55,7 @@ def main_check(args) -> int:
 
 
 def main_import(args) -> int:
-    from ..dataset.dicom_import.cohort import import_export, mapping_path, summary_path
+    from ..dataset.dicom_import.cohort import IMPORT_MARKER, import_export, mapping_path, summary_path
     from ..io.images import require_exists
     from ..errors import OutputError
     from ..io.outputs import check_output, resolved
@@ -67,6 +67,9 @@ def main_import(args) -> int:
     if export in out.parents:
         raise OutputError(f"--out {args.out} is inside the export --dicom {args.dicom}: write the cohort outside the "
                           "export (it is read again on every resume).")
+    if out.is_dir() and any(out.iterdir()) and not (out / IMPORT_MARKER).is_file():
+        raise OutputError(f"--out {args.out} exists and is not a cohort `lnstaging dataset import` wrote: give a new "
+                          "folder (an import completes only its own cohorts).")
     check_output(mapping_path(out), kind="file", inputs=inputs, overwrite=True, option="PatientID mapping")
     check_output(summary_path(out), kind="file", inputs=inputs, overwrite=True, option="import summary")
     report = import_export(dicom.absolute(), out, roi_map=args.roi_map, organs_from=args.organs_from,

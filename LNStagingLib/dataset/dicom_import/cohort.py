@@ -23,6 +23,7 @@ from .roi_roles import load_roi_map
 
 MAPPING_SUFFIX = "_patient_ids.csv"
 MAPPING_COLUMNS = ("case_id", "patient_id", "study_uid", "frame_of_reference_uid")
+IMPORT_MARKER = ".lnstaging-import"  # in the cohort: a folder this command may complete on a re-run
 SUMMARY_SUFFIX = "_import_summary.json"  # beside the cohort too: its notes quote the export's ROI names
 
 
@@ -211,6 +212,7 @@ def import_export(dicom: Path, out: Path, *, roi_map: Path | None = None, organs
     print(f"{len(plans)} importable PET/CT acquisition(s): {len(report.skipped)} already imported (skipped), "
           f"{len(jobs)} to import.")
     out.mkdir(parents=True, exist_ok=True)
+    (out / IMPORT_MARKER).write_text("written by lnstaging dataset import; resumable\n")
     outcomes, cancelled = _run(jobs, out, workers)
     for case_id, error, _seconds, notes in outcomes:
         if error is None:
