@@ -59,6 +59,9 @@ def main(args) -> int:
 
         if args.look_alikes != "near":
             raise DatasetError("--look-alikes places false candidates, which a DICOM export does not carry: drop it.")
+        if args.folds != 5 or args.test_fraction != 0.2:
+            raise DatasetError("--folds and --test-fraction split a cohort folder; a DICOM export has no splits "
+                               "(`dataset import` makes them): drop them.")
         check_output(out, kind="folder", overwrite=args.overwrite, marker=MANIFEST)
         write_dicom_export(out, args.seed, cases=args.cases, size=args.size, direction=args.direction,
                            spacing=args.spacing, relations=args.relations, progress=tqdm_progress("phantom"),
