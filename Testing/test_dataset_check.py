@@ -134,7 +134,22 @@ def test_clean_cohort_passes(clean, capsys):
     assert report.cases == 4 and report.nodes >= 20 and report.candidates > report.nodes
     assert cli(["dataset", "check", str(clean)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("OK: 4 cases") and len(out.strip().splitlines()) == 1
+    assert out.startswith("OK: 4 cases")  # then one line per training stage (issue 30): a phantom trains them all
+    assert out.strip().splitlines()[1:] == [f"stage {stage}: 4 of 4 case(s) trainable" for stage in ("seg", "cls", "patient")]
+
+
+def test_stage_lines_name_the_cases_a_stage_cannot_train(clean, tmp_path):
+    cohort = tmp_path / "cohort"
+    shutil.copytree(clean, cohort)
+    first = sorted((cohort / "cases").iterdir())[0]
+    (first / "organs.nii.gz").unlink()  # allowed by the format: a case without organ masks
+    (first / "candidates.csv").unlink()
+    report = check_dataset(cohort)
+    assert report.ok, report.problems
+    lines = report.stage_lines()
+    assert lines[0] == f"stage seg: 3 of 4 case(s) trainable ({first.name} lacks organs.nii.gz)"
+    assert lines[1] == f"stage cls: 3 of 4 case(s) trainable ({first.name} lacks candidates.csv)"
+    assert lines[2] == "stage patient: 4 of 4 case(s) trainable"
 
 
 @pytest.mark.parametrize("name", list(PLANTED))

@@ -28,6 +28,10 @@ def register(sub):
     parser.add_argument("--look-alikes", default="near", choices=("near", "spread"),
                         help="where the false candidates lie: near the attention structures (default), or half of "
                              "them beyond the structures' attention bands (tests what the attention gate adds)")
+    parser.add_argument("--dicom", action="store_true",
+                        help="write a clinical DICOM export instead of a cohort folder: OUT/dicom/ (CT, PET in Bq/ml, "
+                             "RTSTRUCT or SEG with GTVp/GTVn ROIs under varied names), OUT/organs/ (organ masks per "
+                             "patient) and OUT/phantom_export.json; input for `lnstaging dataset import`")
     parser.add_argument("--overwrite", action="store_true", help="replace a cohort folder lnstaging phantom wrote (never an input, the working folder or a "
                              "review)")
     parser.set_defaults(func=main)
@@ -51,6 +55,21 @@ def main(args) -> int:
         raise DatasetError(f"--size: {error}.") from None
     if args.spacing and not all(0 < value < 100 for value in args.spacing):  # also refuses NaN
         raise DatasetError("--spacing values must be positive millimetres (below 100).")
+    if args.dicom:
+        from ..phantom.dicom_export import MANIFEST, write_dicom_export
+
+        if args.look_alikes != "near":
+            raise DatasetError("--look-alikes places false candidates, which a DICOM export does not carry: drop it.")
+        if args.folds != 5 or args.test_fraction != 0.2:
+            raise DatasetError("--folds and --test-fraction split a cohort folder; a DICOM export has no splits "
+                               "(`dataset import` makes them): drop them.")
+        check_output(out, kind="folder", overwrite=args.overwrite, marker=MANIFEST)
+        write_dicom_export(out, args.seed, cases=args.cases, size=args.size, direction=args.direction,
+                           spacing=args.spacing, relations=args.relations, progress=tqdm_progress("phantom"),
+                           overwrite=args.overwrite)
+        print(f"wrote {args.cases} phantom patient(s) as a DICOM export to {out / 'dicom'} (organ masks in "
+              f"{out / 'organs'})")
+        return 0
     check_output(out, kind="folder", overwrite=args.overwrite, marker="dataset.json")
     write_cohort(out, args.seed, cases=args.cases, size=args.size, folds=args.folds, test_fraction=args.test_fraction,
                  direction=args.direction, spacing=args.spacing, relations=args.relations,

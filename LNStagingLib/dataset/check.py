@@ -21,6 +21,10 @@ from .format import (
 )
 
 LABEL_KEYS = ("organs", "tumor", "gtv_ln", "lymph_nodes")
+#: What each training stage reads of a case (docs/TRAINING.md): stage 1's attention model needs the organ masks,
+#: stage 2 the ground-truthed candidate list, stage 3 the tumour (patches) and the patient label.
+STAGE_NEEDS = {"seg": ("ct", "pet", "gtv_ln", "organs"), "cls": ("ct", "pet", "tumor", "gtv_ln", "candidates"),
+               "patient": ("ct", "tumor", "gtv_ln", "patient")}
 
 
 @dataclass
@@ -33,6 +37,8 @@ class CheckReport:
     positive_nodes: int = 0
     candidates: int = 0
     metastatic_patients: int = 0
+    trainable: dict[str, list[str]] = field(default_factory=lambda: {stage: [] for stage in STAGE_NEEDS})
+    lacking: dict[str, dict[str, list[str]]] = field(default_factory=lambda: {stage: {} for stage in STAGE_NEEDS})
 
     @property
     def ok(self) -> bool:
@@ -42,6 +48,19 @@ class CheckReport:
         return (f"{self.cases} cases ({self.folds} folds, {self.test} held-out test), {self.metastatic_patients} with "
                 f"metastasis; {self.positive_nodes} GTV_LN nodes of {self.nodes} lymph nodes; {self.candidates} "
                 "candidates.")
+
+    def stage_lines(self) -> list[str]:
+        """Per training stage, how many cases it can train on and which it cannot (the files they lack)."""
+        lines = []
+        for stage, ids in self.trainable.items():
+            missing = "; ".join(f"{case} lacks {', '.join(_file_name(k) for k in keys)}"
+                                for case, keys in self.lacking[stage].items())
+            lines.append(f"stage {stage}: {len(ids)} of {self.cases} case(s) trainable" + (f" ({missing})" if missing else ""))
+        return lines
+
+
+def _file_name(key: str) -> str:
+    return {"candidates": CANDIDATES_CSV, "patient": PATIENT_JSON}.get(key, f"{key}.nii.gz")
 
 
 def check_dataset(root: str | Path) -> CheckReport:
@@ -155,6 +174,13 @@ def _check_case(case: CaseFiles, organ_ids: set[int], report: CheckReport) -> No
         _check_candidates(case, gtv_ids, node_ids, ct, say, report)
 
     metastasis = _check_patient(case, say)
+    present = set(images) | {k for k in ("candidates", "patient") if case.has(k)}
+    for stage, needs in STAGE_NEEDS.items():
+        lacking = [key for key in needs if key not in present]
+        if lacking:
+            report.lacking[stage][case.case_id] = lacking
+        else:
+            report.trainable[stage].append(case.case_id)
     if metastasis is not None:
         report.metastatic_patients += metastasis
         if "gtv_ln" in arrays and metastasis != int(bool(gtv_ids)):

@@ -28,8 +28,9 @@ CANDIDATES_CSV = "candidates.csv"
 
 # key -> file stem. NIfTI (.nii.gz) is the documented form; .nii, .nrrd and .mha are accepted too.
 IMAGE_KEYS = ("ct", "pet", "organs", "tumor", "gtv_ln", "lymph_nodes")
-REQUIRED_IMAGE_KEYS = ("ct", "pet", "organs", "tumor", "gtv_ln")
-OPTIONAL_IMAGE_KEYS = ("lymph_nodes",)
+REQUIRED_IMAGE_KEYS = ("ct", "pet", "tumor", "gtv_ln")
+# organs: absent in a cohort imported without organ masks (the attention model of stage 1 needs them; see check.py)
+OPTIONAL_IMAGE_KEYS = ("organs", "lymph_nodes")
 IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
 CANDIDATE_COLUMNS = ("id", "x", "y", "z", "label", "node_id")
 ORGAN_MAPPINGS = ("pdac20", "totalsegmentator", "slicer")
@@ -186,7 +187,7 @@ def description_problems(meta: Any) -> list[str]:
     for bad in [c for c in cases if "/" in c or "\\" in c or c in (".", "..")]:
         problems.append(f"{DATASET_JSON}: case id {bad!r} must be a plain folder name.")
     labels = meta.get("organ_labels")
-    if not isinstance(labels, dict) or not labels:
+    if not isinstance(labels, dict):  # {} for a cohort without organ masks
         problems.append(f"{DATASET_JSON}: \"organ_labels\" must map label ids (\"1\", \"5\", ...) to organ names.")
     else:
         for key, value in labels.items():

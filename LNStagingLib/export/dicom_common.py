@@ -41,7 +41,22 @@ def save_file(ds: pydicom.Dataset, path) -> None:
     if int(pydicom.__version__.split(".")[0]) >= 3:
         ds.save_as(path, enforce_file_format=True)
     else:
+        syntax = ds.file_meta.TransferSyntaxUID  # pydicom 2 encodes by these two flags, not by the file meta
+        ds.is_little_endian, ds.is_implicit_VR = syntax.is_little_endian, syntax.is_implicit_VR
         ds.save_as(path, write_like_original=False)
+
+
+def part10_meta(ds: pydicom.Dataset) -> "pydicom.dataset.FileMetaDataset":
+    """The file meta information of a dataset written as explicit-VR little-endian Part-10 file."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return meta
 
 
 def copy_patient_study(source: pydicom.Dataset, target: pydicom.Dataset) -> None:

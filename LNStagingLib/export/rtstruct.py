@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
 
 from ..errors import ExportError
 from ..io.atomic import atomic_file
@@ -21,7 +19,8 @@ from ..progress import Progress
 from .contours import mask_contours
 from ..io.dicom_series import DicomSeries
 from .ct_reference import sop_class_uid
-from .dicom_common import DISCLAIMER, MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION, copy_patient_study, new_uid, now, save_file
+from .dicom_common import (DISCLAIMER, MANUFACTURER, MODEL_NAME, SERIES_DESCRIPTION, SOFTWARE_VERSION,
+                           copy_patient_study, new_uid, now, part10_meta, save_file)
 from .iod_check import missing_rtstruct_attributes
 from .review_rule import fit_words
 from .rois import RoiSpec, roi_boxes, roi_mask
@@ -134,12 +133,7 @@ def build_rtstruct(ct: DicomSeries, label_array: np.ndarray, rois: list[RoiSpec]
     ds.ROIContourSequence = Sequence(contour_items)
     ds.RTROIObservationsSequence = Sequence(observation_items)
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta = meta
+    ds.file_meta = part10_meta(ds)
     missing = missing_rtstruct_attributes(ds)
     if missing:
         raise ExportError(f"Internal: the RTSTRUCT lacks required attributes {missing}; please report this.")
