@@ -124,10 +124,11 @@ def test_cv_patient_stage_reports_fold_counts_and_one_class_folds(labelled_cohor
     import LNStagingLib.cli as cli_module
 
     real_cli = cli_module.main
-    calls = []
+    calls, full = [], []
 
     def fake(argv):
         calls.append(argv[:2])
+        full.append(argv)
         if argv[0] == "evaluate":
             data = argv[argv.index("--data") + 1]
             fold = read_dataset(data)
@@ -154,10 +155,32 @@ def test_cv_patient_stage_reports_fold_counts_and_one_class_folds(labelled_cohor
     printed = capsys.readouterr().out
     assert "WARNING: outer fold" in printed and "2 positive patient(s) only" in printed
     assert calls.count(["train", "patient"]) == 4
+    # LN volumes from the pipeline (issue 29): per outer fold a stage-1 model trained without the held-out fold
+    # predicts it, the training cases are cross-fitted; gtv_ln.nii.gz never reaches the evaluation
+    assert calls.count(["train", "seg"]) == 4 and calls.count(["predict-volumes", "--data"]) == 8
+    for k, held_out in enumerate(summary["outer_folds"]):
+        fold = out / f"fold{k}"
+        seg = next(a for a in full if a[:2] == ["train", "seg"] and a[a.index("--out") + 1] == str(fold / "seg"))
+        assert read_dataset(seg[seg.index("--data") + 1]).test_ids == held_out  # held out of the stage-1 training
+        cross_fit = next(a for a in full if "--cross-fit" in a and str(fold) in a[a.index("--out") + 1])
+        assert cross_fit[cross_fit.index("--cross-fit") + 1] == "2"
+        test_volumes = next(a for a in full if a[0] == "predict-volumes" and "--cases" in a
+                            and str(fold) in a[a.index("--out") + 1])
+        assert test_volumes[test_volumes.index("--cases") + 1:test_volumes.index("--models")] == held_out
+        assert str(fold / "seg" / "seg_model.pt") in test_volumes[test_volumes.index("--models") + 1]
+        train = next(a for a in full if a[:2] == ["train", "patient"] and str(fold) in a[a.index("--out") + 1])
+        evaluate = next(a for a in full if a[:2] == ["evaluate", "patient"] and str(fold) in a[a.index("--out") + 1])
+        assert train[train.index("--ln-volumes") + 1] == cross_fit[cross_fit.index("--out") + 1]
+        assert evaluate[evaluate.index("--ln-volumes") + 1] == test_volumes[test_volumes.index("--out") + 1]
+    assert "cross-fitted" in summary["patient_ln_volumes"]
     # a second run with another seed would make another split: refused instead of mixing the two
     assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(out), "--folds", "4", "--stages", "patient",
                      "--seed", "5"]) == 2
     assert "another split" in capsys.readouterr().err
+    # a volume file of the user's would bypass the held-out prediction: refused
+    assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(tmp_path / "cv2"), "--folds", "4",
+                     "--stages", "patient", "--patient-args", "--ln-volumes v.csv"]) == 2
+    assert "drop --ln-volumes" in capsys.readouterr().err
 
 
 @pytest.mark.slow
