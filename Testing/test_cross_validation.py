@@ -197,3 +197,36 @@ def test_cv_runs_seg_and_cls_on_two_folds(cohort, tmp_path):
     for k, group in enumerate(summary["outer_folds"]):
         report = json.loads((out / f"fold{k}" / "cls" / "eval_cls_test.json").read_text())
         assert sorted(report["probabilities"]) == sorted(group)  # each fold's model tested on its held-out cases
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_cv_patient_stage_no_longer_leaks_the_label(tmp_path):
+    """Issue 29's reproduction: with gtv_ln volumes a 1-epoch tiny patient model scored a pooled out-of-fold AUC of
+    1.000 [1.0, 1.0] (the volume is > 0 exactly for positive phantom patients). With the pipeline's volumes the
+    held-out patients get what the fold's stage-1 model predicts and the AUC is that of an untrained model."""
+    import torch
+
+    from LNStagingLib.dataset.ln_volumes import read_ln_volumes
+    from LNStagingLib.models.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    data, out = tmp_path / "ph", tmp_path / "cv"
+    assert cli(["phantom", "--seed", "11", "--cases", "16", "--size", "small", "--folds", "2", "--test-fraction", "0",
+                "--out", str(data)]) == 0
+    assert cli(["cv", "--data", str(data), "--out", str(out), "--folds", "2", "--inner-folds", "2", "--stages",
+                "patient", "--config", "tiny"]) == 0
+    summary = json.loads((out / "cv_summary.json").read_text())
+    patient = summary["patient"]
+    assert patient["patients"] == 16 and patient["positive"] and patient["negative"]
+    assert patient["auc"] < 1.0
+    low, high = patient["auc_95ci_delong"]
+    assert low < 0.5 < high  # consistent with chance
+    for k, held_out in enumerate(summary["outer_folds"]):
+        report = json.loads((out / f"fold{k}" / "patient" / "eval_patient_test.json").read_text())
+        assert report["ln_volume_source"] == "test_volumes.csv"
+        predicted = read_ln_volumes(out / f"fold{k}" / "volumes" / "test_volumes.csv")
+        assert sorted(predicted) == sorted(held_out)
+        assert {p["case"]: p["ln_volume_mm3"] for p in report["patients"]} == pytest.approx(predicted)
+        trained = load_checkpoint(out / f"fold{k}" / "patient" / "patient_model.pt")
+        assert trained["training_data"]["ln_volume_source"] == "train_volumes.csv (predicted)"

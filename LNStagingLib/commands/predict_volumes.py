@@ -24,7 +24,10 @@ def register(sub) -> None:
                             description=__doc__.split("\n\n")[1])
     parser.add_argument("--data", required=True, type=Path, help="cohort folder (docs/DATASET.md)")
     parser.add_argument("--out", required=True, type=Path, help="CSV to write (case,volume_mm3)")
-    parser.add_argument("--cases", nargs="*", help="only these case ids (default: every case)")
+    parser.add_argument("--cases", nargs="*", help="only these case ids (default: every case of --split)")
+    parser.add_argument("--split", default="all", choices=("all", "test", "trainval"),
+                        help="cases to predict: every case, the held-out test list of dataset.json, or the "
+                             "non-test cases (default: all)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="identifier probability from which an instance counts as positive (default 0.5)")
     parser.add_argument("--cross-fit", type=int, metavar="K",
@@ -77,7 +80,9 @@ def main(args) -> int:
     if args.cross_fit is not None:
         volumes = _cross_fit(args, dataset)
     else:
-        case_ids = args.cases or list(dataset.case_ids)
+        from ..evaluation.patient import select_cases
+
+        case_ids = args.cases or select_cases(dataset, args.split, 0)
         unknown = sorted(set(case_ids) - set(dataset.case_ids))
         if unknown:
             raise LNStagingError(f"case id(s) {', '.join(unknown)} are not in {args.data}: check --cases.")
@@ -98,8 +103,8 @@ def _cross_fit(args, dataset) -> dict[str, float]:
     from ..io.outputs import check_output
     from ..training.cross_fit import cross_fit_volumes
 
-    if args.cases:
-        raise LNStagingError("--cases and --cross-fit do not combine: cross-fitting predicts every non-test case "
+    if args.cases or args.split != "all":
+        raise LNStagingError("--cases/--split and --cross-fit do not combine: cross-fitting predicts every non-test case "
                              "(predict the test cases with --models instead).")
     if args.models != "default":
         raise LNStagingError("--cross-fit trains its own stage-1 models: drop --models (or drop --cross-fit to "
