@@ -133,6 +133,11 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
         "cls_cnn_prior": cls("cls_cnn_prior", "--head", "cnn"),
         "cls_gnnb": cls("cls_gnnb", "--head", "gnnb", init="cls_cnn_prior"),
         "cls_gnnp": cls("cls_gnnp", "--head", "gnnp", init="cls_cnn_prior"),
+        # Table 1 with the paper's ROI-GAP over each candidate's own mask (--roi label; the rows above pool over a
+        # sphere: an ablation). The phantom's look-alikes have no mask (a sphere then), its nodes have one.
+        "cls_cnn_ct_mask": cls("cls_cnn_ct_mask", "--head", "cnn", "--no-pet", "--no-priors", "--roi", "label"),
+        "cls_cnn_pet_mask": cls("cls_cnn_pet_mask", "--head", "cnn", "--no-priors", "--roi", "label"),
+        "cls_cnn_prior_mask": cls("cls_cnn_prior_mask", "--head", "cnn", "--roi", "label"),
         # control: the CNN + prior trained 20 epochs more, as the graph heads are (same budget, no graph)
         "cls_cnn_prior_more": cls("cls_cnn_prior_more", "--head", "cnn", init="cls_cnn_prior"),
         # the CNN + prior and GNN rows again on the cohort with strong relations between nodes
