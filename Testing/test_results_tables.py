@@ -115,7 +115,7 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     assert auc["conclusion"] == ("**LN volume (trained on ground truth) higher**; rests on 4 negative patients "
                                  "(fewer than 10)")
     predicted = by[("patient model with vs without the LN volume",
-                    "LN volume (trained cross-fitted) - tumour slices only", "12 test patients")]
+                    "LN volume (trained on predicted volumes) - tumour slices only", "12 test patients")]
     assert predicted["values"][1][1] > 0 and predicted["values"][2][1] > 0  # both intervals exclude 0, yet:
     assert predicted["conclusion"].startswith("no conclusion: seed 1 tested with the ground-truth LN volume")
     seg = by[("attention vs the paper's baseline", "attention - baseline (seg_plain)", "12 test patients")]

@@ -69,7 +69,8 @@ def _command(spec: dict, argv: list[str] | None = None) -> str:
 
 
 def run_commands(specs: dict, rows) -> str:
-    """Every command behind a table's rows, in order (LN volume files, training, evaluation), seeds included."""
+    """Every command behind a table's rows, in order (LN volume files, training, evaluation), seeds included;
+    the same commands with --seed 2 in WORK/seed2 for the replicates."""
     lines = []
     for label, name in rows:
         spec = specs[name]
@@ -243,9 +244,11 @@ def patient_table(specs: dict) -> str:
     reports = [(label, _load(specs[name]["result"])) for label, name in rows]
     if all(r is None for _, r in reports):
         return "Not run."
-    counts = [f"{r['n_patients']} patients ({r['n_positive']} positive, {r['n_patients'] - r['n_positive']} "
-              f"negative), LN volume from {r.get('ln_volume_source', '?')}"
+    counts = [f"{name}: {r['n_patients']} patients ({r['n_positive']} positive, {r['n_patients'] - r['n_positive']} "
+              f"negative), tested with the LN volume from {r.get('ln_volume_source', '?')}"
               + (" (the phantom's label: not a result)" if name in USES_LN_VOLUME and ground_truth_volume(r) else "")
+              + (f", trained with the LN volume from {trained}" if name in USES_LN_VOLUME and (
+                  trained := r.get("model", {}).get("training_data", {}).get("ln_volume_source")) else "")
               for (_, r), (_, name) in zip(reports, rows) if r]
     lines = ["Test set: " + "; ".join(counts) + ".", "",
              "| metric | " + " | ".join(f"{label}: value [95% CI, 1000 bootstrap]" for label, _ in reports) + " |",
@@ -279,7 +282,7 @@ COMPARISONS = tuple(
         "result") for kind in ("positive-LN F", "all-LN F")]
     + [("patient model with vs without the LN volume", label, "tumour slices only", "AUC", a, "patient_image_only",
         "result") for label, a in (("LN volume (trained on ground truth)", "patient"),
-                                   ("LN volume (trained cross-fitted)", "patient_predicted"))])
+                                   ("LN volume (trained on predicted volumes)", "patient_predicted"))])
 # Patient runs that read the LN volume: tested with gtv_ln.nii.gz they are given the phantom's label (the volume is
 # > 0 exactly for its positive patients), so such a row is never a conclusion (issue 29).
 USES_LN_VOLUME = ("patient", "patient_predicted")

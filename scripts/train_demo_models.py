@@ -64,7 +64,8 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
     cohorts = Path(cohorts or work)
 
     def cls(name, *flags, init=None, cohort="phantom_medium"):
-        train = ["train", "cls", "--data", str(cohorts / cohort), "--out", run(name), "--config", "small", *CLS_RECIPE,
+        recipe = CLS_RECIPE if "--roi" not in flags else [a for a in CLS_RECIPE if a not in ("--roi", "sphere")]
+        train = ["train", "cls", "--data", str(cohorts / cohort), "--out", run(name), "--config", "small", *recipe,
                  "--seed", str(seed), *flags]
         if init:
             train += ["--init-cnn", str(work / init / "cls_model.pt")]
