@@ -181,6 +181,10 @@ def test_cv_patient_stage_reports_fold_counts_and_one_class_folds(labelled_cohor
     assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(tmp_path / "cv2"), "--folds", "4",
                      "--stages", "patient", "--patient-args", "--ln-volumes v.csv"]) == 2
     assert "drop --ln-volumes" in capsys.readouterr().err
+    # the held-out volumes need the stage-1 identifier: --phase seg is refused before any training
+    assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(tmp_path / "cv3"), "--folds", "4",
+                     "--stages", "seg,patient", "--seg-args", "--phase seg"]) == 2
+    assert "drop --phase" in capsys.readouterr().err and not (tmp_path / "cv3" / "fold0").exists()
 
 
 @pytest.mark.slow

@@ -34,11 +34,16 @@ def cross_fit_groups(dataset, k: int, seed: int) -> tuple[list[list[str]], dict[
     return outer_folds(ids, k, seed, labels), labels
 
 
-def train_seg_command(data: Path, out: Path, config: str, seed: int, seg_args: list[str]) -> list[str]:
-    """argv of the stage-1 training (segmentation + identifier) on ``data``'s folds, inner fold 0 validating."""
+def check_stage1_options(seg_args: list[str]) -> None:
+    """LN volumes need both stage-1 phases (segmentation and identifier)."""
     if "--phase" in seg_args:
         raise DatasetError("LN volumes need the stage-1 model and the identifier: drop --phase from the stage-1 "
                            "training options.")
+
+
+def train_seg_command(data: Path, out: Path, config: str, seed: int, seg_args: list[str]) -> list[str]:
+    """argv of the stage-1 training (segmentation + identifier) on ``data``'s folds, inner fold 0 validating."""
+    check_stage1_options(seg_args)
     return ["train", "seg", "--data", str(data), "--out", str(out), "--config", config, "--fold", "0",
             "--seed", str(seed), "--overwrite", *seg_args]
 

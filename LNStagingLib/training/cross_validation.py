@@ -277,6 +277,10 @@ def main(args) -> int:
         raise DatasetError(f"Unknown stage(s) {', '.join(unknown)} in --stages; use seg, cls, patient.")
     stages = [s for s in STAGES if s in stages]  # seg first: the patient stage's volumes use its model
     pipeline_volumes = "patient" in stages and uses_ln_volume(shlex.split(args.patient_args))
+    if pipeline_volumes:  # the volumes need the identifier: refuse --phase seg before any training
+        from .cross_fit import check_stage1_options
+
+        check_stage1_options(shlex.split(args.seg_args))
     dataset = read_dataset(args.data)
     labels = patient_labels(dataset, dataset.trainval_ids)
     stratified = labels is not None and len(set(labels.values())) == 2
