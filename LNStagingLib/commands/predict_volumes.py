@@ -104,8 +104,8 @@ def _cross_fit(args, dataset) -> dict[str, float]:
     from ..training.cross_fit import cross_fit_volumes
 
     if args.cases or args.split != "all":
-        raise LNStagingError("--cases/--split and --cross-fit do not combine: cross-fitting predicts every non-test case "
-                             "(predict the test cases with --models instead).")
+        raise LNStagingError("--cases/--split and --cross-fit do not combine: cross-fitting predicts every non-test "
+                             "case (predict the test cases with --models instead).")
     if args.models != "default":
         raise LNStagingError("--cross-fit trains its own stage-1 models: drop --models (or drop --cross-fit to "
                              "predict with given models).")

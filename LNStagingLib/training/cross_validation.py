@@ -160,7 +160,7 @@ def uses_ln_volume(patient_extra: list[str]) -> bool:
 
 
 def pipeline_volume_commands(data: Path, fold_dir: Path, held_out: list[str], config: str, seed: int,
-                             inner_folds: int, seg_extra: list[str]) -> tuple[list[tuple[list, Path]], tuple[Path, Path]]:
+                             inner_folds: int, seg_extra: list[str]) -> tuple[list, tuple[Path, Path]]:
     """The commands that make one outer fold's LN volumes, each with the file that shows it is done, and the
     (training, held-out) volume files: the fold's stage-1 model (the seg stage's), cross-fitted volumes of the
     training cases, the held-out cases' volumes from the fold's model."""
