@@ -82,6 +82,9 @@ def main(args) -> int:
     else:
         from ..evaluation.patient import select_cases
 
+        if args.work or args.seg_args:
+            raise LNStagingError("--work and --seg-args belong to --cross-fit: add --cross-fit K or drop them.")
+
         case_ids = args.cases or select_cases(dataset, args.split, 0)
         unknown = sorted(set(case_ids) - set(dataset.case_ids))
         if unknown:
