@@ -144,7 +144,7 @@ def test_cross_fit_refuses_what_it_cannot_do(cohort, tmp_path, capsys):
     assert cli(["predict-volumes", "--data", str(cohort), "--cross-fit", "2", "--seg-args", "--phase seg",
                 "--out", str(out)]) == 2
     assert "identifier" in capsys.readouterr().err and not out.exists()
-    assert cli(["predict-volumes", "--data", str(cohort), "--seg-args", "--pet", "--out", str(out)]) == 2
+    assert cli(["predict-volumes", "--data", str(cohort), "--seg-args=--pet", "--out", str(out)]) == 2
     assert "belong to --cross-fit" in capsys.readouterr().err and not out.exists()
 
 

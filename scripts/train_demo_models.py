@@ -106,7 +106,7 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
         if cross_fit:
             train_volumes = run(name) + "/train_volumes.csv"
             prepare.append(["predict-volumes", "--data", data, "--cross-fit", "4", "--config", "small", "--seed",
-                            str(seed), "--seg-args", shlex.join(SEG_RECIPE), "--work", run(name) + "/cross_fit",
+                            str(seed), f"--seg-args={shlex.join(SEG_RECIPE)}", "--work", run(name) + "/cross_fit",
                             "--out", train_volumes, "--threads", "1"])
             train += ["--ln-volumes", train_volumes]
         return {"train": train, "evaluate": evaluate, "result": run(name) + "/eval_patient_test.json",

@@ -170,7 +170,8 @@ def pipeline_volume_commands(data: Path, fold_dir: Path, held_out: list[str], co
     train_file, test_file = folder / "train_volumes.csv", folder / "test_volumes.csv"
     steps = [(train_seg_command(data, models, config, seed, seg_extra), models / "identifier.pt"),
              (["predict-volumes", "--data", str(data), "--cross-fit", str(max(2, inner_folds)), "--work",
-               str(folder / "cross_fit"), "--config", config, "--seed", str(seed), "--seg-args", shlex.join(seg_extra),
+               str(folder / "cross_fit"), "--config", config, "--seed", str(seed),
+               f"--seg-args={shlex.join(seg_extra)}",  # "=": a lone "--pet" would read as an option
                "--out", str(train_file)], train_file),
              (["predict-volumes", "--data", str(data), "--cases", *held_out, "--models",
                f"seg={models / 'seg_model.pt'},identification={models / 'identifier.pt'}", "--out", str(test_file)],
