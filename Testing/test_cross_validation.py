@@ -124,10 +124,11 @@ def test_cv_patient_stage_reports_fold_counts_and_one_class_folds(labelled_cohor
     import LNStagingLib.cli as cli_module
 
     real_cli = cli_module.main
-    calls = []
+    calls, full = [], []
 
     def fake(argv):
         calls.append(argv[:2])
+        full.append(argv)
         if argv[0] == "evaluate":
             data = argv[argv.index("--data") + 1]
             fold = read_dataset(data)
@@ -154,10 +155,36 @@ def test_cv_patient_stage_reports_fold_counts_and_one_class_folds(labelled_cohor
     printed = capsys.readouterr().out
     assert "WARNING: outer fold" in printed and "2 positive patient(s) only" in printed
     assert calls.count(["train", "patient"]) == 4
+    # LN volumes from the pipeline (issue 29): per outer fold a stage-1 model trained without the held-out fold
+    # predicts it, the training cases are cross-fitted; gtv_ln.nii.gz never reaches the evaluation
+    assert calls.count(["train", "seg"]) == 4 and calls.count(["predict-volumes", "--data"]) == 8
+    for k, held_out in enumerate(summary["outer_folds"]):
+        fold = out / f"fold{k}"
+        seg = next(a for a in full if a[:2] == ["train", "seg"] and a[a.index("--out") + 1] == str(fold / "seg"))
+        assert read_dataset(seg[seg.index("--data") + 1]).test_ids == held_out  # held out of the stage-1 training
+        cross_fit = next(a for a in full if "--cross-fit" in a and str(fold) in a[a.index("--out") + 1])
+        assert cross_fit[cross_fit.index("--cross-fit") + 1] == "2"
+        test_volumes = next(a for a in full if a[0] == "predict-volumes" and "--cases" in a
+                            and str(fold) in a[a.index("--out") + 1])
+        assert test_volumes[test_volumes.index("--cases") + 1:test_volumes.index("--models")] == held_out
+        assert str(fold / "seg" / "seg_model.pt") in test_volumes[test_volumes.index("--models") + 1]
+        train = next(a for a in full if a[:2] == ["train", "patient"] and str(fold) in a[a.index("--out") + 1])
+        evaluate = next(a for a in full if a[:2] == ["evaluate", "patient"] and str(fold) in a[a.index("--out") + 1])
+        assert train[train.index("--ln-volumes") + 1] == cross_fit[cross_fit.index("--out") + 1]
+        assert evaluate[evaluate.index("--ln-volumes") + 1] == test_volumes[test_volumes.index("--out") + 1]
+    assert "cross-fitted" in summary["patient_ln_volumes"]
     # a second run with another seed would make another split: refused instead of mixing the two
     assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(out), "--folds", "4", "--stages", "patient",
                      "--seed", "5"]) == 2
     assert "another split" in capsys.readouterr().err
+    # a volume file of the user's would bypass the held-out prediction: refused
+    assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(tmp_path / "cv2"), "--folds", "4",
+                     "--stages", "patient", "--patient-args", "--ln-volumes v.csv"]) == 2
+    assert "drop --ln-volumes" in capsys.readouterr().err
+    # the held-out volumes need the stage-1 identifier: --phase seg is refused before any training
+    assert real_cli(["cv", "--data", str(labelled_cohort), "--out", str(tmp_path / "cv3"), "--folds", "4",
+                     "--stages", "seg,patient", "--seg-args", "--phase seg"]) == 2
+    assert "drop --phase" in capsys.readouterr().err and not (tmp_path / "cv3" / "fold0").exists()
 
 
 @pytest.mark.slow
@@ -174,3 +201,36 @@ def test_cv_runs_seg_and_cls_on_two_folds(cohort, tmp_path):
     for k, group in enumerate(summary["outer_folds"]):
         report = json.loads((out / f"fold{k}" / "cls" / "eval_cls_test.json").read_text())
         assert sorted(report["probabilities"]) == sorted(group)  # each fold's model tested on its held-out cases
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_cv_patient_stage_no_longer_leaks_the_label(tmp_path):
+    """Issue 29's reproduction: with gtv_ln volumes a 1-epoch tiny patient model scored a pooled out-of-fold AUC of
+    1.000 [1.0, 1.0] (the volume is > 0 exactly for positive phantom patients). With the pipeline's volumes the
+    held-out patients get what the fold's stage-1 model predicts and the AUC is that of an untrained model."""
+    import torch
+
+    from LNStagingLib.dataset.ln_volumes import read_ln_volumes
+    from LNStagingLib.models.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    data, out = tmp_path / "ph", tmp_path / "cv"
+    assert cli(["phantom", "--seed", "11", "--cases", "16", "--size", "small", "--folds", "2", "--test-fraction", "0",
+                "--out", str(data)]) == 0
+    assert cli(["cv", "--data", str(data), "--out", str(out), "--folds", "2", "--inner-folds", "2", "--stages",
+                "patient", "--config", "tiny"]) == 0
+    summary = json.loads((out / "cv_summary.json").read_text())
+    patient = summary["patient"]
+    assert patient["patients"] == 16 and patient["positive"] and patient["negative"]
+    assert patient["auc"] < 1.0
+    low, high = patient["auc_95ci_delong"]
+    assert low < 0.5 < high  # consistent with chance
+    for k, held_out in enumerate(summary["outer_folds"]):
+        report = json.loads((out / f"fold{k}" / "patient" / "eval_patient_test.json").read_text())
+        assert report["ln_volume_source"] == "test_volumes.csv"
+        predicted = read_ln_volumes(out / f"fold{k}" / "volumes" / "test_volumes.csv")
+        assert sorted(predicted) == sorted(held_out)
+        assert {p["case"]: p["ln_volume_mm3"] for p in report["patients"]} == pytest.approx(predicted)
+        trained = load_checkpoint(out / f"fold{k}" / "patient" / "patient_model.pt")
+        assert trained["training_data"]["ln_volume_source"] == "train_volumes.csv (predicted)"

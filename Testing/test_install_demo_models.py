@@ -103,3 +103,27 @@ def test_the_review_command_refuses_an_unknown_rescoring_model_in_one_line(insta
     err = capsys.readouterr().err
     assert code == 2 and "demo-cls-rescorer is neither a model file nor a cls model" in err
     assert "demo-cls-rescore" in err and "Traceback" not in err
+
+
+def test_a_patient_model_is_installed_only_with_pipeline_volume_metrics(tmp_path):
+    """Issue 29: the demo-patient card quoted an AUC measured with gtv_ln.nii.gz, which gives the phantom's label
+    away. Such an evaluation is refused; one with the pipeline's volumes is quoted and its source named."""
+    from LNStagingLib.models.patient import PatientMetastasisNet, preset
+
+    work, resources = tmp_path / "work", tmp_path / "Resources"
+    (work / "patient").mkdir(parents=True)
+    resources.mkdir()
+    shutil.copyfile(ROOT / "Resources" / "Models.schema.json", resources / "Models.schema.json")
+    torch.manual_seed(1)
+    net = PatientMetastasisNet(preset("tiny"))
+    save_checkpoint(work / "patient" / "patient_model.pt", net, net.config, training_data=TRAINING_DATA)
+    report = {"metrics": {"auc": {"value": 0.74}}, "ln_volume_source": "gtv_ln.nii.gz"}
+    (work / "patient" / "eval_patient_test.json").write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="gtv_ln.nii.gz"):
+        load_script().install_models(work, resources, only=["demo-patient"])
+    report = {"metrics": {"auc": {"value": 0.185}}, "ln_volume_source": "test_volumes.csv"}
+    (work / "patient" / "eval_patient_test.json").write_text(json.dumps(report))
+    entries = load_script().install_models(work, resources, only=["demo-patient"])
+    assert [e["metrics"]["auc"] for e in entries if e["id"] == "demo-patient"] == [0.185]
+    card = (resources / "models" / "demo-patient.md").read_text()
+    assert "LN volume of the test patients: the pipeline's (test_volumes.csv" in card

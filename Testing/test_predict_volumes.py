@@ -2,6 +2,7 @@
 pipeline feeds the patient model the identifier's volume, and `train patient --ln-volumes` trains on the file."""
 
 import csv
+import json
 
 import pytest
 import torch
@@ -89,3 +90,95 @@ def test_patient_model_trains_on_the_volumes_file(cohort, tmp_path):
                 "--ln-volumes", str(path)]) == 0
     payload = load_checkpoint(out / "patient_model.pt")
     assert payload["training_data"]["ln_volume_source"] == "predicted.csv (predicted)"
+
+
+def _predicted_volume_patient_model(folder):
+    from LNStagingLib.models.patient import PatientMetastasisNet, preset
+
+    torch.manual_seed(0)
+    net = PatientMetastasisNet(preset("tiny"))
+    path = folder / "patient_model.pt"
+    save_checkpoint(path, net, net.config, training_data={"ln_volume_source": "train_volumes.csv (predicted)"})
+    return path
+
+
+def test_evaluation_never_reads_gtv_ln_for_a_model_trained_on_predicted_volumes(cohort, tmp_path, monkeypatch, capsys):
+    """Issue 29: gtv_ln.nii.gz is > 0 exactly for the phantom's positive patients; a model trained with --ln-volumes
+    is refused without them, and with them evaluation opens no gtv_ln file."""
+    from LNStagingLib.dataset.format import CaseFiles
+
+    model = _predicted_volume_patient_model(tmp_path)
+    out = tmp_path / "eval.json"
+    assert cli(["evaluate", "patient", "--data", str(cohort), "--model", str(model), "--split", "all",
+                "--out", str(out)]) == 2
+    assert "--ln-volumes" in capsys.readouterr().err and not out.exists()
+
+    real_load = CaseFiles.load
+    opened = []
+
+    def load(self, key):
+        opened.append(key)
+        if key == "gtv_ln":
+            raise AssertionError("evaluation read gtv_ln.nii.gz")
+        return real_load(self, key)
+
+    monkeypatch.setattr(CaseFiles, "load", load)
+    volumes = tmp_path / "volumes.csv"
+    ids = read_dataset(cohort).case_ids
+    volumes.write_text("case,volume_mm3\n" + "".join(f"{c},{100.0 * k}\n" for k, c in enumerate(ids)))
+    assert cli(["evaluate", "patient", "--data", str(cohort), "--model", str(model), "--split", "all",
+                "--ln-volumes", str(volumes), "--out", str(out)]) == 0
+    assert "ct" in opened and "gtv_ln" not in opened
+    report = json.loads(out.read_text())
+    assert [p["ln_volume_mm3"] for p in report["patients"]] == [100.0 * k for k in range(len(ids))]
+    assert report["ln_volume_source"] == "volumes.csv"
+
+
+def test_cross_fit_refuses_what_it_cannot_do(cohort, tmp_path, capsys):
+    out = tmp_path / "train_volumes.csv"
+    assert cli(["predict-volumes", "--data", str(cohort), "--cross-fit", "1", "--out", str(out)]) == 2
+    assert "at least 2 groups" in capsys.readouterr().err
+    assert cli(["predict-volumes", "--data", str(cohort), "--cross-fit", "2", "--cases", "case000",
+                "--out", str(out)]) == 2
+    assert "do not combine" in capsys.readouterr().err
+    assert cli(["predict-volumes", "--data", str(cohort), "--cross-fit", "2", "--seg-args", "--phase seg",
+                "--out", str(out)]) == 2
+    assert "identifier" in capsys.readouterr().err and not out.exists()
+    assert cli(["predict-volumes", "--data", str(cohort), "--seg-args=--pet", "--out", str(out)]) == 2
+    assert "belong to --cross-fit" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow
+def test_cross_fit_predicts_each_training_case_with_a_model_that_never_saw_it(cohort, tmp_path):
+    """--cross-fit 2 on the four non-test cases: two stage-1 trainings, each on the other group; every case gets
+    the volume its group's model predicts, and a second call reuses the groups' files (resumable)."""
+    import hashlib
+
+    torch.set_num_threads(1)
+    out, work = tmp_path / "train_volumes.csv", tmp_path / "work"
+    argv = ["predict-volumes", "--data", str(cohort), "--cross-fit", "2", "--work", str(work), "--config", "tiny",
+            "--seed", "3", "--seg-args", "--pet --epochs 1", "--threads", "1", "--threshold", "0.0", "--out", str(out)]
+    assert cli(argv) == 0
+    dataset = read_dataset(cohort)
+    volumes = read_ln_volumes(out)
+    assert list(volumes) == dataset.trainval_ids
+    groups = [read_dataset(work / f"fold{j}" / "data").test_ids for j in range(2)]
+    assert sorted(groups[0] + groups[1]) == sorted(dataset.trainval_ids) and groups[0] and groups[1]
+    for j, group in enumerate(groups):
+        fold = read_dataset(work / f"fold{j}" / "data")
+        train_ids, val_ids = fold.split(0)
+        assert not set(train_ids + val_ids) & set(group)  # the group's model never saw it
+        seen = load_checkpoint(work / f"fold{j}" / "seg" / "seg_model.pt")["training_data"]
+        assert seen["train_ids_sha256"] == hashlib.sha256("\n".join(sorted(train_ids)).encode()).hexdigest()
+        assert read_ln_volumes(work / f"fold{j}" / "volumes.csv") == {c: volumes[c] for c in group}
+    # the group's first case through the pipeline with its group's model gives the same volume
+    case_id = groups[1][0]
+    models = ModelSelection(seg=work / "fold1" / "seg" / "seg_model.pt",
+                            identification=work / "fold1" / "seg" / "identifier.pt")
+    results, _ = run_case(case_inputs_from_dataset(dataset, case_id), RunOptions(models=models, threshold=0.0,
+                                                                                 threads=1))
+    assert volumes[case_id] == pytest.approx((results.patient.largest_positive_ln_volume_ml or 0.0) * 1000.0,
+                                             abs=1e-3)
+    stamp = (work / "fold0" / "seg" / "seg_model.pt").stat().st_mtime_ns
+    assert cli([*argv, "--overwrite"]) == 0
+    assert read_ln_volumes(out) == volumes and (work / "fold0" / "seg" / "seg_model.pt").stat().st_mtime_ns == stamp

@@ -175,6 +175,12 @@ CASES = [
       "--threshold nan --out SB/work/m.json", "not a probability"),
     C("options", "evaluate patient --threshold 2", "evaluate patient --data SB/cohort --model SB/trained/cls_model.pt "
       "--threshold 2", "not a probability"),
+    C("options", "predict-volumes --cross-fit 1", "predict-volumes --data SB/cohort --cross-fit 1 --out SB/work/v.csv",
+      "at least 2 groups"),
+    C("options", "predict-volumes --cross-fit with --cases", "predict-volumes --data SB/cohort --cross-fit 2 --cases "
+      "case000 --out SB/work/v.csv", "do not combine"),
+    C("options", "train patient --tel-size 64by8", "train patient --data SB/cohort --out SB/work/t --tel-size 64by8",
+      "DIMxCODEWORDS"),
     C("options", "phantom --spacing nan 1 1", "phantom --seed 1 --spacing nan 1 1 --out SB/work/p", "positive millimetres"),
     C("options", "priors fit --percentile 60", "priors fit --data SB/cohort --percentile 60 --out SB/work/p.json --quiet",
       "not in [0, 50)"),

@@ -33,12 +33,13 @@ def _cls_report(quality: float) -> dict:
     return {"metrics": metrics, "probabilities": probabilities, "truth": truth}
 
 
-def _patient_report(separation: float) -> dict:
+def _patient_report(separation: float, ln_volume_source: str = "test_volumes.csv") -> dict:
     """8 positive and 4 negative patients; positives score ``separation`` above the negatives on average."""
     patients = [{"case": f"p{i:02d}", "label": int(i < 8), "probability": 0.4 + separation * (i < 8) + 0.01 * (i % 5)}
                 for i in range(12)]
     metrics = {"auc": {"value": 0.9, "low": 0.8, "high": 1.0}}
-    return {"n_patients": 12, "n_positive": 8, "metrics": metrics, "patients": patients}
+    return {"n_patients": 12, "n_positive": 8, "metrics": metrics, "patients": patients,
+            "ln_volume_source": ln_volume_source}
 
 
 def _seg_report(tp: int) -> dict:
@@ -63,6 +64,15 @@ def test_conclusion_needs_both_seeds_to_agree_with_intervals_excluding_zero():
         "not supported (the seeds disagree in sign)"
     assert rt.conclusion((0.1, 0.02, 0.2), "not run", "A", "B") == "not supported (seed 2: not run)"
     assert rt.conclusion("not run", "not run", "A", "B") == "not supported (seed 1: not run; seed 2: not run)"
+    # a lower bound printed +0.000 does not exclude 0 (issue 29: a bold row whose bound read +0.000)
+    assert rt.conclusion((0.025, 0.0003, 0.05), (0.059, 0.006, 0.091), "A", "B") == \
+        "not supported (seed 1 interval contains 0)"
+    assert rt.conclusion((0.025, 0.0006, 0.05), (0.059, 0.006, 0.091), "A", "B") == "**A higher**"
+
+
+def test_difference_intervals_are_clipped_to_plus_minus_one():
+    assert rt.clipped((0.9, 0.7, 1.12)) == (0.9, 0.7, 1.0) and rt.clipped((-0.8, -1.3, -0.2)) == (-0.8, -1.0, -0.2)
+    assert rt.clipped("not run") == "not run"
 
 
 def test_comparison_rows_from_fake_runs(tmp_path):
@@ -75,6 +85,9 @@ def test_comparison_rows_from_fake_runs(tmp_path):
         _write(specs["cls_cnn_prior"]["result"], _cls_report(0.25))
         _write(specs["cls_gnnb"]["result"], _cls_report(0.25 if seed == 1 else 0.75))
         _write(specs["patient"]["result"], _patient_report(0.5))
+        # an old run tested with gtv_ln.nii.gz (seed 1): the phantom's label, never a conclusion
+        _write(specs["patient_predicted"]["result"],
+               _patient_report(0.5, "gtv_ln.nii.gz" if seed == 1 else "test_volumes.csv"))
         _write(specs["patient_image_only"]["result"], _patient_report(-0.05))
         _write(specs["seg_attention"]["result"], _seg_report(2))
         _write(specs["seg_plain"]["result"], _seg_report(2 if seed == 1 else 1))
@@ -96,12 +109,15 @@ def test_comparison_rows_from_fake_runs(tmp_path):
     assert gnnb["values"][2][0] == 0 and gnnb["conclusion"] == "not supported (seed 2 interval contains 0)"
     control = by[("GNNp vs CNN + priors", "GNNp - CNN + priors trained as long", "12 test patients")]
     assert control["values"][2] == "not run" and control["conclusion"] == "not supported (seed 2: not run)"
-    auc = by[("patient model with vs without the LN volume", "ground-truth LN volume - tumour slices only",
-              "12 test patients")]
-    assert auc["values"][1][0] == pytest.approx(1.0 - auc_of_image_only()) and auc["conclusion"].startswith("**")
-    predicted = by[("patient model with vs without the LN volume", "predicted LN volume - tumour slices only",
-                    "12 test patients")]
-    assert predicted["conclusion"] == "not supported (seed 1: not run; seed 2: not run)"
+    auc = by[("patient model with vs without the LN volume",
+              "LN volume (trained on ground truth) - tumour slices only", "12 test patients")]
+    assert auc["values"][1][0] == pytest.approx(1.0 - auc_of_image_only())
+    assert auc["conclusion"] == ("**LN volume (trained on ground truth) higher**; rests on 4 negative patients "
+                                 "(fewer than 10)")
+    predicted = by[("patient model with vs without the LN volume",
+                    "LN volume (trained on predicted volumes) - tumour slices only", "12 test patients")]
+    assert predicted["values"][1][1] > 0 and predicted["values"][2][1] > 0  # both intervals exclude 0, yet:
+    assert predicted["conclusion"].startswith("no conclusion: seed 1 tested with the ground-truth LN volume")
     seg = by[("attention vs the paper's baseline", "attention - baseline (seg_plain)", "12 test patients")]
     assert seg["values"][1] == (0.0, 0.0, 0.0) and seg["values"][2][0] == pytest.approx(1 / 3)
     assert seg["conclusion"] == "not supported (seed 1 interval contains 0)"
@@ -178,6 +194,12 @@ def test_script_on_a_partly_finished_work_folder_keeps_real_sections(tmp_path):
     assert "| not run | not run | not supported (seed 1: not run; seed 2: not run) |" in text
     assert "checkpoint not readable yet" in text
     assert "8 positive, 4 negative" in text  # the class counts of the patient test set
+    assert "Coverage note (8 positive / 4 negative test patients): nominal 95% AUC intervals contain" in text
+    # the tables name their exact commands and seeds, the LN volume files included
+    assert "--split test --models seg=WORK/seg_attention/seg_model.pt" in text
+    assert "`lnstaging predict-volumes --data WORK/phantom_medium --cross-fit 4 --config small --seed 1" in text
+    assert "`lnstaging train seg --data WORK/phantom_medium --out WORK/seg_attention --config small --seed 1" in text
+    assert "**ablation**" in text and "`--roi label`" in text  # Table 1's sphere rows are labelled as such
     assert "| phantom_strong | 12 test patients | 2 | – | not run |" in text
 
 

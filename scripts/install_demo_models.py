@@ -100,8 +100,19 @@ def _review_state_note(payload: dict, rescore: dict | None = None, rescore_exter
             "re-scoring section) and says nothing about patients.\n"))
 
 
+def _volume_note(task: str, payload: dict, volume_source: str | None) -> str:
+    """Which LN volume the patient model's test metrics were measured with (never gtv_ln: install refuses it)."""
+    if task != "patient" or not payload["config"].get("use_ln_volume", True):
+        return ""
+    return (f"- LN volume of the test patients: the pipeline's ({volume_source}: stage 1 + identification of "
+            "`seg_attention`, the demo-seg and demo-identification models, trained without them; `lnstaging "
+            "predict-volumes --split test`), as `lnstaging run` feeds it. Never gtv_ln.nii.gz, which is > 0 exactly "
+            "for the phantom's positive patients.\n")
+
+
 def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str,
-               rescore: dict | None = None, rescore_external: dict | None = None) -> str:
+               rescore: dict | None = None, rescore_external: dict | None = None,
+               volume_source: str | None = None) -> str:
     return f"""# Model card: {model_id}
 
 {NOT_FOR_CLINICAL_USE} These weights were trained on **synthetic phantoms only** (`lnstaging phantom`); they
@@ -114,7 +125,7 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 - Training data: {json.dumps(payload.get('training_data', {}))}
 - Reproduce: `python scripts/train_demo_models.py --work WORK --only {DEMO_MODELS[model_id][1].split('/')[0]}` then `python scripts/install_demo_models.py --work WORK --only {model_id}`
 - Held-out phantom test metrics: {json.dumps(metrics)}
-{_review_state_note(payload, rescore, rescore_external)}
+{_volume_note(task, payload, volume_source)}{_review_state_note(payload, rescore, rescore_external)}
 ## Configuration
 
 ```json
@@ -155,6 +166,11 @@ def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | No
             continue
         payload = load_checkpoint(source)
         report = _json(work / evaluation)
+        if task == "patient" and payload["config"].get("use_ln_volume", True) \
+                and report.get("ln_volume_source", "gtv_ln.nii.gz") == "gtv_ln.nii.gz":
+            raise SystemExit(f"{work / evaluation} was measured with gtv_ln.nii.gz, which gives the phantom's label "
+                             "away: evaluate the patient model with the pipeline's volumes (--ln-volumes, "
+                             "train_demo_models.py does) before installing it.")
         shutil.copyfile(source, target / f"{model_id}.pt")
         size = (target / f"{model_id}.pt").stat().st_size
         metrics = headline(task, report)
@@ -163,7 +179,7 @@ def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | No
         rescore = _json((work / checkpoint).with_name("eval_rescore_test.json"))
         rescore_external = _json((work / checkpoint).with_name("eval_rescore_external.json"))
         (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size, site,
-                                                          rescore, rescore_external))
+                                                          rescore, rescore_external, report.get("ln_volume_source")))
         entries.append({"id": model_id, "version": "0.1.0", "task": task, "file": f"models/{model_id}.pt",
                         "sha256": sha256_of(target / f"{model_id}.pt"), "inputs": inputs,
                         "training_data": {"cohort": "phantom seed 11, 48 medium cases, 4 folds + 12 test",

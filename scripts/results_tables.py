@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,6 +33,9 @@ CLS_ROWS = (("CNN (CT)", "cls_cnn_ct"), ("+PET", "cls_cnn_pet"), ("+spatial prio
 STRONG_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNb", "strong_cls_gnnb"),
                ("+GNNp", "strong_cls_gnnp"), ("+GNNp, first layer initialised (paper)", "strong_cls_gnnp_first"),
                ("control: CNN + spatial prior, 20 epochs more", "strong_cls_cnn_prior_more"))
+# Table 1 with the paper's ROI-GAP over the candidate's mask (--roi label); CLS_ROWS pool over a sphere
+MASK_ROWS = (("CNN (CT), mask ROI", "cls_cnn_ct_mask"), ("+PET, mask ROI", "cls_cnn_pet_mask"),
+             ("+spatial prior, mask ROI", "cls_cnn_prior_mask"))
 SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"),
             ("ablation: informative negatives, no gate", "seg_negatives_only"),
             ("distance-guided attention", "seg_attention"))
@@ -54,13 +58,25 @@ def _f(value, digits: int = 3) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def _command(spec: dict) -> str:
-    """The training command with the work folder written WORK (a seed replicate's runs: WORK/seedN)."""
+def _command(spec: dict, argv: list[str] | None = None) -> str:
+    """A command of the run (default: its training) with the work folder written WORK (a seed replicate's runs:
+    WORK/seedN)."""
     runs = Path(spec["result"]).parents[1]
-    text = " ".join(spec["train"])
+    text = " ".join(shlex.quote(a) for a in (spec["train"] if argv is None else argv))
     if runs.name.startswith("seed"):  # runs in WORK/seedN, cohorts in WORK
         text = text.replace(str(runs) + "/", f"WORK/{runs.name}/").replace(str(runs.parent) + "/", "WORK/")
     return "`lnstaging " + text.replace(str(runs) + "/", "WORK/") + "`"
+
+
+def run_commands(specs: dict, rows) -> str:
+    """Every command behind a table's rows, in order (LN volume files, training, evaluation), seeds included;
+    the same commands with --seed 2 in WORK/seed2 for the replicates."""
+    lines = []
+    for label, name in rows:
+        spec = specs[name]
+        steps = [*spec.get("prepare", []), spec["train"], spec["evaluate"]]
+        lines.append(f"- {label} (`{name}`): " + "; then ".join(_command(spec, argv) for argv in steps))
+    return "\n".join(lines)
 
 
 def _detections(report: dict) -> tuple[list, list]:
@@ -217,15 +233,23 @@ def seg_paired(specs: dict, a_name: str, b_name: str) -> str:
     return f"{', '.join(cells)} ({len(cases)} patients)"
 
 
+PATIENT_ROWS = (("trained on the ground-truth largest positive LN volume", "patient"),
+                ("trained on cross-fitted predicted volumes (paper 2's eq. 7)", "patient_predicted"),
+                ("tumour slices only (--no-ln-volume)", "patient_image_only"))
+
+
 def patient_table(specs: dict) -> str:
-    rows = (("with the ground-truth largest positive LN volume", "patient"),
-            ("with the predicted volume (stage 1 + identification, paper 2)", "patient_predicted"),
-            ("tumour slices only (--no-ln-volume)", "patient_image_only"))
+    """The patient runs' metrics; a run that reads the LN volume and was tested with gtv_ln.nii.gz is marked."""
+    rows = PATIENT_ROWS
     reports = [(label, _load(specs[name]["result"])) for label, name in rows]
     if all(r is None for _, r in reports):
         return "Not run."
-    counts = [f"{r['n_patients']} patients ({r['n_positive']} positive, {r['n_patients'] - r['n_positive']} "
-              f"negative), LN volume from {r.get('ln_volume_source', '?')}" for _, r in reports if r]
+    counts = [f"{name}: {r['n_patients']} patients ({r['n_positive']} positive, {r['n_patients'] - r['n_positive']} "
+              f"negative), tested with the LN volume from {r.get('ln_volume_source', '?')}"
+              + (" (the phantom's label: not a result)" if name in USES_LN_VOLUME and ground_truth_volume(r) else "")
+              + (f", trained with the LN volume from {trained}" if name in USES_LN_VOLUME and (
+                  trained := r.get("model", {}).get("training_data", {}).get("ln_volume_source")) else "")
+              for (_, r), (_, name) in zip(reports, rows) if r]
     lines = ["Test set: " + "; ".join(counts) + ".", "",
              "| metric | " + " | ".join(f"{label}: value [95% CI, 1000 bootstrap]" for label, _ in reports) + " |",
              "|---|" + "---|" * len(reports)]
@@ -257,8 +281,29 @@ COMPARISONS = tuple(
     + [("attention vs the paper's baseline", "attention", "baseline (seg_plain)", kind, "seg_attention", "seg_plain",
         "result") for kind in ("positive-LN F", "all-LN F")]
     + [("patient model with vs without the LN volume", label, "tumour slices only", "AUC", a, "patient_image_only",
-        "result") for label, a in (("ground-truth LN volume", "patient"),
-                                   ("predicted LN volume", "patient_predicted"))])
+        "result") for label, a in (("LN volume (trained on ground truth)", "patient"),
+                                   ("LN volume (trained on predicted volumes)", "patient_predicted"))])
+# Patient runs that read the LN volume: tested with gtv_ln.nii.gz they are given the phantom's label (the volume is
+# > 0 exactly for its positive patients), so such a row is never a conclusion (issue 29).
+USES_LN_VOLUME = ("patient", "patient_predicted")
+FEW_NEGATIVES = 10
+
+
+def ground_truth_volume(report: dict | None) -> bool:
+    """Whether a patient evaluation read the LN volume from gtv_ln.nii.gz (old runs, or no --ln-volumes)."""
+    return report is not None and report.get("ln_volume_source", "gtv_ln.nii.gz") == "gtv_ln.nii.gz"
+
+
+def patient_row_caveat(seeds: dict[int, dict], run: str) -> tuple[str | None, str | None]:
+    """(why a patient comparison is no conclusion, or None; the few-negatives note, or None)."""
+    reports = {seed: _load(specs[run]["result"]) for seed, specs in seeds.items()}
+    leaked = [seed for seed, r in reports.items() if run in USES_LN_VOLUME and ground_truth_volume(r)]
+    why = (f"no conclusion: seed {' and '.join(map(str, leaked))} tested with the ground-truth LN volume "
+           "(gtv_ln.nii.gz, > 0 exactly for the phantom's positive patients)") if leaked else None
+    negatives = sorted({r["n_patients"] - r["n_positive"] for r in reports.values() if r and "n_patients" in r})
+    few = (f"rests on {' / '.join(map(str, negatives))} negative patients (fewer than {FEW_NEGATIVES})"
+           if negatives and min(negatives) < FEW_NEGATIVES else None)
+    return why, few
 RESCORE_ROWS = (("phantom_strong", "strong_cls_gnnp_reveal"), ("phantom_medium", "cls_gnnp_reveal"))
 # scripts/rescore_evaluation.py's report on each test set (the 12 held-out patients, the 48 of the external cohort)
 RESCORE_FILES = (("eval_rescore_test.json", "result"), ("eval_rescore_external.json", "external_result"))
@@ -306,14 +351,26 @@ def measure(kind: str, spec_a: dict, spec_b: dict, key: str = "result") -> tuple
             return "no interval (no per-patient detections in the JSON)"
         (a, lesions), (b, _) = _detections(report_a), _detections(report_b)
         ci = paired_mfroc_difference(a, b, lesions)
-        return ci.value, ci.low, ci.high
+        return clipped((ci.value, ci.low, ci.high))
     if kind.endswith("F"):
-        return _seg_difference(report_a, report_b, "positive" if kind.startswith("positive") else "class_agnostic")
-    return _auc_difference(report_a, report_b)
+        return clipped(_seg_difference(report_a, report_b, "positive" if kind.startswith("positive")
+                                       else "class_agnostic"))
+    return clipped(_auc_difference(report_a, report_b))
+
+
+def clipped(value):
+    """A difference of two quantities in [0, 1] lies in [-1, 1]: so does its interval (DeLong's normal interval
+    can overshoot on a few patients)."""
+    if isinstance(value, str):
+        return value
+    return value[0], max(-1.0, value[1]), min(1.0, value[2])
 
 
 def difference_cell(value) -> str:
     return value if isinstance(value, str) else f"{value[0]:+.3f} [{value[1]:+.3f}, {value[2]:+.3f}]"
+
+
+EXCLUDES = 0.0005  # half the last printed digit
 
 
 def conclusion(seed1, seed2, a_label: str, b_label: str) -> str:
@@ -321,7 +378,8 @@ def conclusion(seed1, seed2, a_label: str, b_label: str) -> str:
     missing = [f"seed {k}: {v}" for k, v in ((1, seed1), (2, seed2)) if isinstance(v, str)]
     if missing:
         return "not supported (" + "; ".join(missing) + ")"
-    signs = [1 if low > 0 else -1 if high < 0 else 0 for _, low, high in (seed1, seed2)]
+    # an interval excludes 0 only when it does as printed (3 decimals): a lower bound printed +0.000 does not
+    signs = [1 if low >= EXCLUDES else -1 if high <= -EXCLUDES else 0 for _, low, high in (seed1, seed2)]
     if signs[0] == signs[1] != 0:
         return f"**{a_label} higher**" if signs[0] > 0 else f"**{b_label} higher**"
     if 0 in signs:
@@ -338,9 +396,14 @@ def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = N
     rows = []
     for question, a_label, b_label, kind, a, b, key in COMPARISONS:
         values = {seed: measure(kind, specs[a], specs[b], key) for seed, specs in seeds.items()}
+        verdict_text = conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label, b_label)
+        if kind == "AUC":
+            why, few = patient_row_caveat(seeds, a)
+            verdict_text = why or verdict_text
+            if few:
+                verdict_text += f"; {few}"
         rows.append({"question": question, "comparison": f"{a_label} - {b_label}", "metric": kind,
-                     "test_set": TEST_SETS[key], "values": values,
-                     "conclusion": conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label, b_label)})
+                     "test_set": TEST_SETS[key], "values": values, "conclusion": verdict_text})
     for (cohort, run), (file, test_set) in [(r, f) for r in RESCORE_ROWS for f in RESCORE_FILES]:
         reports = {seed: _load(str(folder / run / file)) for seed, folder in (rescores or {}).items()}
         ks = sorted({k for r in reports.values() if r for k in r["k"]}, key=int) or ["–"]
@@ -378,7 +441,7 @@ def comparisons_table(rows: list[dict]) -> str:
 def verdict(rows: list[dict]) -> str:
     """One answer from the rows of one question: supported only when some row concludes and none concludes the
     opposite way."""
-    supported = sorted({r["conclusion"].strip("*") for r in rows if r["conclusion"].startswith("**")})
+    supported = sorted({r["conclusion"].split("**")[1] for r in rows if r["conclusion"].startswith("**")})
     if all(value == "not run" for r in rows for value in r["values"].values()):
         return "Not run"
     if not supported:
@@ -408,9 +471,39 @@ def headline(rows: list[dict], seed1_specs: dict) -> str:
         f"`seg_plain`, seed 1 checkpoint: {seg_variant(seed1_specs['seg_plain'])})?" + answer("attention vs"),
         "- Do the reviewer's decisions, fed through the review-state GNNp, raise the still-pending candidates' mFROC "
         "(issue 19), and do the decisions carry that signal at all (the reference regression)?" + rescore_answer(rows),
-        "- A conclusion needs both training seeds to agree in sign with both paired 95% intervals excluding 0; every "
-        "other case reads \"not supported\" (an interval containing 0 is a difference these test patients cannot "
-        "show either way). Each row is its own test at the 95% level, without a correction for the number of rows."])
+        "- A conclusion needs both training seeds to agree in sign with both paired 95% intervals excluding 0 as "
+        "printed (a bound printed +0.000 does not); every other case reads \"not supported\" (an interval containing "
+        "0 is a difference these test patients cannot show either way). Each row is its own test at the 95% level, "
+        f"without a correction for the number of rows ({tested(rows)} rows with both seeds measured). Both seeds are "
+        "tested on the same patients with the same bootstrap seed, so the rule guards against training noise, not "
+        "against the chance of which patients were drawn; on the 12 test patients the nominal 95% intervals cover "
+        "less than 95% (the coverage note below the comparison table)."])
+
+
+def tested(rows: list[dict]) -> int:
+    """Comparison rows whose two seeds both have a measured difference."""
+    return sum(all(not isinstance(r["values"].get(seed, "not run"), str) for seed in (1, 2)) for r in rows)
+
+
+def coverage_note(specs: dict) -> str:
+    """What a nominal 95% AUC interval covers on the patient test set's class counts (evaluation/coverage.py)."""
+    from LNStagingLib.evaluation.coverage import auc_interval_coverage
+
+    report = next((r for r in (_load(specs[name]["result"]) for name in ("patient", "patient_image_only",
+                                                                         "patient_predicted")) if r), None)
+    if report is None or "n_patients" not in report:
+        return "Coverage note: no patient run yet (the note is computed from the test set's class counts)."
+    positive, negative = report["n_positive"], report["n_patients"] - report["n_positive"]
+    if min(positive, negative) < 2:
+        return f"Coverage note: {positive} positive / {negative} negative test patients give no AUC interval."
+    r = auc_interval_coverage(positive, negative, 0.75)
+    return (f"Coverage note ({positive} positive / {negative} negative test patients): nominal 95% AUC intervals "
+            f"contain the true AUC in {r['coverage']['delong']:.3f} (DeLong) and {r['coverage']['bootstrap']:.3f} "
+            f"(1000-resample patient bootstrap) of {r['n_sim']} simulated test sets of these class counts (binormal "
+            f"scores, true AUC {r['true_auc']}, seed {r['seed']}; LNStagingLib/evaluation/coverage.py). Read every "
+            f"interval on these patients as narrower than it should be; a conclusion on fewer than {FEW_NEGATIVES} "
+            "negative patients says so in its row. The 12-patient mFROC and F intervals rest on the same few "
+            "patients; the 48 new patients are the larger test set.")
 
 
 def rescore_answer(rows: list[dict]) -> str:
@@ -516,10 +609,13 @@ evaluation JSON was not there when this document was written.
 
 A - B on the same test patients, per training seed: mFROC with a paired 1000-bootstrap 95% CI over patients,
 stage 1's instance F (IoU >= 0.3, pooled) with a paired 1000-bootstrap CI, the patient AUC with DeLong's 95% CI
-(needs 2 positive and 2 negative patients). A conclusion is stated only when both seeds agree in sign and both
-intervals exclude 0.
+(needs 2 positive and 2 negative patients); intervals clipped to [-1, 1]. A conclusion is stated only when both
+seeds agree in sign and both intervals exclude 0. A patient model that reads the LN volume is compared only when it
+was tested with the volume the pipeline predicts: tested with gtv_ln.nii.gz it is given the phantom's label.
 
 {comparisons_table(rows)}
+
+{coverage_note(specs)}
 
 ## Paper 1 (Chao et al. 2020), Table 1: GTV_LN classification of ground-truthed candidates
 
@@ -529,7 +625,18 @@ on an independent cohort of 48 test patients (`lnstaging phantom {' '.join(EXTER
 four times the test patients, for the rows whose differences are small. The paired difference resamples patients
 1000 times with both models on the same patients: an interval that excludes 0 is a difference the test set shows.
 
+ROI: every row of this table and of the `--relations strong` tables pools ROI-GAP over a sphere around each
+candidate (`--roi sphere` in the recipe), an **ablation** of the paper's ROI-GAP, which pools over the candidate's
+mask: the phantom's look-alikes are point candidates without a mask while its nodes have one, so mask pooling lets
+a classifier learn "has a mask". The paper's mask ROI (`--roi label`) is the next table.
+
 {cls_table(specs)}
+
+Table 1 with the paper's ROI-GAP over the candidate's own mask (`--roi label`; look-alikes, which have no mask, pool
+over the sphere), difference to its own CNN + prior row; `python scripts/train_demo_models.py --work WORK --only
+{' '.join(name for _, name in MASK_ROWS)}`:
+
+{cls_table(specs, MASK_ROWS, "cls_cnn_prior_mask")}
 
 The graph heads against the control, which has the same training budget (mFROC difference [paired 95% CI]):
 
@@ -591,6 +698,10 @@ Seed 2 (WORK/seed2):
 
 {seg_table(seed2, replicated(SEG_ROWS))}
 
+Commands (seed 1; seed 2 adds `--seed 2` and WORK/seed2):
+
+{run_commands(specs, SEG_ROWS + SPREAD_SEG_ROWS)}
+
 Where the attention map puts the phantom's nodes and look-alikes (`scripts/attention_coverage.py --data
 WORK/phantom_medium`, held-out test cases; the gate can only suppress what lies where attention = 0):
 
@@ -608,11 +719,21 @@ training recipe, both models trained straight for 60 epochs.
 
 ## Paper 2: patient-level metastasis
 
+The LN volume the runs are tested with is the one the pipeline predicts for the test patients (stage 1 +
+identification of `seg_attention`, trained without them: `lnstaging predict-volumes --split test`); the
+cross-fitted run trains on volumes each predicted by one of 4 stage-1 models trained without that patient
+(`lnstaging predict-volumes --cross-fit 4`). A run tested with gtv_ln.nii.gz (an earlier recipe) is marked: that
+volume is > 0 exactly for the phantom's positive patients.
+
 {patient_table(specs)}
 
 Seed 2 (WORK/seed2):
 
 {patient_table(seed2)}
+
+Commands (seed 1; seed 2 adds `--seed 2` and WORK/seed2):
+
+{run_commands(specs, PATIENT_ROWS)}
 
 ## Run times (training + evaluation, seconds, 1 torch thread, 2 runs sharing 2 cores)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -32,6 +33,8 @@ COHORT_ARGS = ["--seed", "11", "--cases", "48", "--size", "medium", "--direction
 # training patients would give only ~3 steps an epoch.
 # --roi sphere: the phantom's look-alikes are point candidates without a mask while its nodes have one, so mask
 # ROIs would let the classifier learn "has a mask" (training/cls.py warns about it); spheres for all keep it fair.
+# Stage-1 recipe (seg_attention and the cross-fitted stage-1 models behind the patient model's training volumes).
+SEG_RECIPE = ["--pet", "--epochs", "60"]
 CLS_RECIPE = ["--epochs", "20", "--lr", "5e-4", "--accumulate", "2", "--roi", "sphere"]
 # The same cohort drawn with --relations strong: a node's status follows its neighbours (does GNNp then beat the CNN?).
 # And drawn with --look-alikes spread: half the false candidates beyond the attention bands (does attention help then?).
@@ -61,7 +64,8 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
     cohorts = Path(cohorts or work)
 
     def cls(name, *flags, init=None, cohort="phantom_medium"):
-        train = ["train", "cls", "--data", str(cohorts / cohort), "--out", run(name), "--config", "small", *CLS_RECIPE,
+        recipe = CLS_RECIPE if "--roi" not in flags else [a for a in CLS_RECIPE if a not in ("--roi", "sphere")]
+        train = ["train", "cls", "--data", str(cohorts / cohort), "--out", run(name), "--config", "small", *recipe,
                  "--seed", str(seed), *flags]
         if init:
             train += ["--init-cnn", str(work / init / "cls_model.pt")]
@@ -77,22 +81,36 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
     def seg(name, *flags, cohort="phantom_medium"):
         data = str(cohorts / cohort)
         return {"train": ["train", "seg", "--data", data, "--out", run(name), "--config", "small", "--seed", str(seed),
-                          "--phase", "all", "--pet", "--epochs", "60", *flags],
+                          "--phase", "all", *SEG_RECIPE, *flags],
                 "evaluate": ["evaluate", "seg", "--data", data, "--model", run(name) + "/seg_model.pt",
                              "--identifier", run(name) + "/identifier.pt"],
                 "result": run(name) + "/eval_seg_test.json", "after": []}
 
-    def patient(name, *flags, after=None, prepare=None):
+    def patient(name, *flags, volumes="pipeline", cross_fit=False):
+        """A patient run. ``volumes="pipeline"``: the 12 test patients are evaluated with the LN volume the deployed
+        stage 1 (seg_attention) predicts for them, never gtv_ln (> 0 exactly for the phantom's positive patients:
+        issue 29); ``cross_fit``: trained on cross-fitted volumes of the training patients (predict-volumes
+        --cross-fit 4 with seg_attention's recipe), as paper 2 trains eq. 7."""
         data = str(cohorts / "phantom_medium")
-        volumes = list(flags[flags.index("--ln-volumes"):flags.index("--ln-volumes") + 2]) if "--ln-volumes" in flags else []
-        spec = {"train": ["train", "patient", "--data", data, "--out", run(name), "--config", "small", "--seed",
-                          str(seed), *flags],
-                "evaluate": ["evaluate", "patient", "--data", data, "--model", run(name) + "/patient_model.pt",
-                             "--out", run(name) + "/eval_patient_test.json", *volumes],
-                "result": run(name) + "/eval_patient_test.json", "after": [after] if after else []}
-        if prepare:
-            spec["prepare"] = prepare
-        return spec
+        train = ["train", "patient", "--data", data, "--out", run(name), "--config", "small", "--seed", str(seed),
+                 *flags]
+        evaluate = ["evaluate", "patient", "--data", data, "--model", run(name) + "/patient_model.pt",
+                    "--out", run(name) + "/eval_patient_test.json"]
+        prepare = []
+        if volumes == "pipeline":
+            test_volumes = run(name) + "/test_volumes.csv"
+            prepare.append(["predict-volumes", "--data", data, "--split", "test", "--models",
+                            f"seg={run('seg_attention')}/seg_model.pt,identification={run('seg_attention')}/identifier.pt",
+                            "--out", test_volumes, "--threads", "1"])
+            evaluate += ["--ln-volumes", test_volumes]
+        if cross_fit:
+            train_volumes = run(name) + "/train_volumes.csv"
+            prepare.append(["predict-volumes", "--data", data, "--cross-fit", "4", "--config", "small", "--seed",
+                            str(seed), f"--seg-args={shlex.join(SEG_RECIPE)}", "--work", run(name) + "/cross_fit",
+                            "--out", train_volumes, "--threads", "1"])
+            train += ["--ln-volumes", train_volumes]
+        return {"train": train, "evaluate": evaluate, "result": run(name) + "/eval_patient_test.json",
+                "after": ["seg_attention"] if volumes == "pipeline" else [], "prepare": prepare}
 
     def rescoring(spec, baseline, cohort):
         """Adds the re-scoring evaluation (scripts/rescore_evaluation.py) against the CNN + priors ``baseline``."""
@@ -116,6 +134,11 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
         "cls_cnn_prior": cls("cls_cnn_prior", "--head", "cnn"),
         "cls_gnnb": cls("cls_gnnb", "--head", "gnnb", init="cls_cnn_prior"),
         "cls_gnnp": cls("cls_gnnp", "--head", "gnnp", init="cls_cnn_prior"),
+        # Table 1 with the paper's ROI-GAP over each candidate's own mask (--roi label; the rows above pool over a
+        # sphere: an ablation). The phantom's look-alikes have no mask (a sphere then), its nodes have one.
+        "cls_cnn_ct_mask": cls("cls_cnn_ct_mask", "--head", "cnn", "--no-pet", "--no-priors", "--roi", "label"),
+        "cls_cnn_pet_mask": cls("cls_cnn_pet_mask", "--head", "cnn", "--no-priors", "--roi", "label"),
+        "cls_cnn_prior_mask": cls("cls_cnn_prior_mask", "--head", "cnn", "--roi", "label"),
         # control: the CNN + prior trained 20 epochs more, as the graph heads are (same budget, no graph)
         "cls_cnn_prior_more": cls("cls_cnn_prior_more", "--head", "cnn", init="cls_cnn_prior"),
         # the CNN + prior and GNN rows again on the cohort with strong relations between nodes
@@ -143,17 +166,13 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
         # the same pair on the cohort whose look-alikes lie partly beyond the attention bands
         "spread_seg_attention": seg("spread_seg_attention", cohort="phantom_spread"),
         "spread_seg_plain": seg("spread_seg_plain", "--no-attention", cohort="phantom_spread"),
-        # paper 2, patient level
+        # paper 2, patient level. Every run with the LN volume is tested on the volumes the pipeline predicts.
+        # trained on the ground-truth volume (demo-patient): what deploying a model trained that way gives
         "patient": patient("patient"),
-        # paper 2's eq. 7 as published: trained and tested on the volume stage 1 + identification predict
-        "patient_predicted": patient("patient_predicted", "--ln-volumes", run("ln_volumes_seg_attention.csv"),
-                                     after="seg_attention",
-                                     prepare=["predict-volumes", "--data", str(cohorts / "phantom_medium"), "--models",
-                                              f"seg={run('seg_attention')}/seg_model.pt,"
-                                              f"identification={run('seg_attention')}/identifier.pt",
-                                              "--out", run("ln_volumes_seg_attention.csv"), "--threads", "1"]),
-        # the image branch alone: without the largest positive LN volume, which gives the phantom's label away
-        "patient_image_only": patient("patient_image_only", "--no-ln-volume"),
+        # paper 2's eq. 7 as published: trained on cross-fitted predicted volumes, tested on predicted ones
+        "patient_predicted": patient("patient_predicted", cross_fit=True),
+        # the image branch alone: without the largest positive LN volume
+        "patient_image_only": patient("patient_image_only", "--no-ln-volume", volumes=None),
     }
 
 
@@ -185,8 +204,9 @@ def run_experiment(name: str, spec: dict, work: Path) -> float:
     seconds = 0.0
     if not Path(spec["result"]).is_file():
         t = time.perf_counter()
-        if "prepare" in spec:
-            lnstaging(spec["prepare"], log)
+        for argv in spec.get("prepare", []):  # LN volume files (each kept once written: resumable)
+            if not Path(argv[argv.index("--out") + 1]).is_file():
+                lnstaging(argv, log)
         # no result yet: an interrupted run continues from its *_last.pt (resume is exact: the epoch order comes from
         # the seed and the epoch); a run with no resume point starts again and replaces what a failed run left
         out = Path(spec["train"][spec["train"].index("--out") + 1])
@@ -228,8 +248,9 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(specs)}")
     # a cohort is drawn only when a wanted experiment reads it (its folder is an argument of that run's commands)
-    arguments = {argument for name in wanted for value in specs[name].values() if isinstance(value, list)
-                 for argument in value}
+    argvs = [value for name in wanted for value in [*specs[name].values(), *specs[name].get("prepare", [])]
+             if isinstance(value, list) and all(isinstance(a, str) for a in value)]
+    arguments = {argument for argv in argvs for argument in argv}
     for cohort, cohort_args in [*COHORTS.items(), *EXTERNAL.values()]:
         if str(cohorts / cohort) in arguments and not (cohorts / cohort / "dataset.json").is_file():
             lnstaging(["phantom", "--out", str(cohorts / cohort), *cohort_args], cohorts / "phantom.log")

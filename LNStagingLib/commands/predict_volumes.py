@@ -4,6 +4,10 @@ Paper 2 feeds its patient model (eq. 7) the volume of the largest lymph node tha
 instance identifier called positive, in training as in use. This runs the pipeline's stage 1 + identification on
 every case of a cohort and writes CSV case,volume_mm3 for ``lnstaging train patient --ln-volumes`` and ``lnstaging
 evaluate patient --ln-volumes``. Cases the pipeline cannot run stop the command with the reason (no partial file).
+
+For the training set use ``--cross-fit K``: every non-test case is predicted by a stage-1 model trained without it
+(K models trained here, LNStagingLib/training/cross_fit.py), so that the patient model trains on volumes like the
+ones it will get in use; the test cases are predicted with ``--models`` (the stage-1 model trained on all of them).
 """
 
 from __future__ import annotations
@@ -20,9 +24,24 @@ def register(sub) -> None:
                             description=__doc__.split("\n\n")[1])
     parser.add_argument("--data", required=True, type=Path, help="cohort folder (docs/DATASET.md)")
     parser.add_argument("--out", required=True, type=Path, help="CSV to write (case,volume_mm3)")
-    parser.add_argument("--cases", nargs="*", help="only these case ids (default: every case)")
+    parser.add_argument("--cases", nargs="*", help="only these case ids (default: every case of --split)")
+    parser.add_argument("--split", default="all", choices=("all", "test", "trainval"),
+                        help="cases to predict: every case, the held-out test list of dataset.json, or the "
+                             "non-test cases (default: all)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="identifier probability from which an instance counts as positive (default 0.5)")
+    parser.add_argument("--cross-fit", type=int, metavar="K",
+                        help="predict every non-test case with one of K stage-1 models trained here without it "
+                             "(for 'train patient --ln-volumes'); --models is then not used")
+    parser.add_argument("--work", type=Path,
+                        help="with --cross-fit: folder for the K trainings (default: OUT's name + '_cross_fit'); "
+                             "a group already predicted there is not redone")
+    parser.add_argument("--config", default="small", choices=("tiny", "small", "paper"),
+                        help="with --cross-fit: stage-1 network size (default small)")
+    parser.add_argument("--seed", type=int, default=0, help="with --cross-fit: grouping and training seed")
+    parser.add_argument("--seg-args", default="", metavar="ARGS",
+                        help="with --cross-fit: extra options for 'lnstaging train seg', e.g. \"--pet --epochs 60\" "
+                             "(use the options the deployed stage-1 model was trained with)")
     add_model_arguments(parser)
     add_overwrite_argument(parser, "file")
     parser.set_defaults(func=main)
@@ -58,13 +77,45 @@ def main(args) -> int:
 
     check_output(args.out, kind="file", overwrite=args.overwrite, extensions=(".csv",), inputs={"--data": args.data})
     dataset = read_dataset(args.data)
-    case_ids = args.cases or list(dataset.case_ids)
-    unknown = sorted(set(case_ids) - set(dataset.case_ids))
-    if unknown:
-        raise LNStagingError(f"case id(s) {', '.join(unknown)} are not in {args.data}: check --cases.")
-    volumes = predict_volumes(dataset, case_ids, select_models(args.models), threshold=args.threshold,
-                              device=args.device, threads=args.threads, progress=make_progress(args, "predict-volumes"))
+    if args.cross_fit is not None:
+        volumes = _cross_fit(args, dataset)
+    else:
+        from ..evaluation.patient import select_cases
+
+        if args.work or args.seg_args:
+            raise LNStagingError("--work and --seg-args belong to --cross-fit: add --cross-fit K or drop them.")
+
+        case_ids = args.cases or select_cases(dataset, args.split, 0)
+        unknown = sorted(set(case_ids) - set(dataset.case_ids))
+        if unknown:
+            raise LNStagingError(f"case id(s) {', '.join(unknown)} are not in {args.data}: check --cases.")
+        volumes = predict_volumes(dataset, case_ids, select_models(args.models), threshold=args.threshold,
+                                  device=args.device, threads=args.threads,
+                                  progress=make_progress(args, "predict-volumes"))
     write_ln_volumes(args.out, volumes)
     positive = sum(v > 0 for v in volumes.values())
     print(f"largest positive LN volume of {len(volumes)} cases written to {args.out} ({positive} with a positive node)")
     return 0
+
+
+def _cross_fit(args, dataset) -> dict[str, float]:
+    """Volumes of the non-test cases, each predicted by a stage-1 model trained without it."""
+    import shlex
+
+    from ..errors import LNStagingError
+    from ..io.outputs import check_output
+    from ..training.cross_fit import cross_fit_volumes
+
+    if args.cases or args.split != "all":
+        raise LNStagingError("--cases/--split and --cross-fit do not combine: cross-fitting predicts every non-test "
+                             "case (predict the test cases with --models instead).")
+    if args.models != "default":
+        raise LNStagingError("--cross-fit trains its own stage-1 models: drop --models (or drop --cross-fit to "
+                             "predict with given models).")
+    out = Path(args.out)
+    work = args.work or out.with_name(out.name.rsplit(".", 1)[0] + "_cross_fit")
+    check_output(work, kind="folder", write_into=True, inputs={"--data": args.data},
+                 option="--work")
+    return cross_fit_volumes(dataset, args.cross_fit, work, config=args.config, seed=args.seed,
+                             seg_args=shlex.split(args.seg_args), threshold=args.threshold, device=args.device,
+                             threads=args.threads, progress=make_progress(args, "predict-volumes --cross-fit"))

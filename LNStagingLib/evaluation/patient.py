@@ -1,9 +1,11 @@
 """``lnstaging evaluate patient``: metastasis-status metrics of a patient model on a cohort (paper 2, sec. IV-E).
 
 Balanced accuracy, AUC, sensitivity, specificity (and accuracy) at a probability threshold, each with a
-1000-bootstrap 95% CI over patients. The LN volume feature comes from gtv_ln.nii.gz by default (an upper bound:
-ground-truth nodes), or from a file of volumes the pipeline measured (``--ln-volumes``: CSV case,volume_mm3 or a
-JSON object), which is the honest end-to-end number.
+1000-bootstrap 95% CI over patients. The LN volume feature comes from a file of volumes the pipeline measured
+(``--ln-volumes``: CSV case,volume_mm3 or a JSON object, from ``lnstaging predict-volumes``), which is the honest
+end-to-end number; without it, from gtv_ln.nii.gz (ground-truth nodes: an upper bound, and on the phantoms, whose
+positive patients are exactly those with a GTV_LN, the label itself). A model trained on predicted volumes is never
+evaluated on ground-truth ones: --ln-volumes is then required.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main(args) -> int:
         check_output(args.out, kind="file", extensions=(".json",), overwrite=args.overwrite,
                      inputs={"--data": args.data, "--model": args.model, "--ln-volumes": args.ln_volumes})
     model, config, payload, sha = load_patient_model(args.model, resolve_device(args.device))
+    require_volumes_like_training(payload.get("training_data", {}), config, args.ln_volumes)
     dataset = read_dataset(args.data)
     case_ids = select_cases(dataset, args.split, args.fold)
     volumes = read_ln_volumes(args.ln_volumes) if args.ln_volumes else None
@@ -63,6 +66,14 @@ def main(args) -> int:
     else:
         print(text)
     return 0
+
+
+def require_volumes_like_training(training_data: dict, config, ln_volumes) -> None:
+    """A model trained on predicted LN volumes is tested on predicted ones: gtv_ln.nii.gz is never read for it."""
+    trained_on_predicted = str(training_data.get("ln_volume_source", "")).endswith("(predicted)")
+    if getattr(config, "use_ln_volume", True) and trained_on_predicted and not ln_volumes:
+        raise ModelError("This patient model was trained on predicted LN volumes; give --ln-volumes FILE (lnstaging "
+                         "predict-volumes) for the evaluated cases: ground-truth volumes would give it the label.")
 
 
 def json_safe(value):

@@ -6,6 +6,12 @@ initialised to weight 0 and bias 1 so that it starts as the identity). Layer-4 f
 global average pooling and the texture encoding layer, and concatenated (F, eq. 6). The volume of the largest
 positive lymph node passes through BN + FC and is added to F (eq. 7). A linear head gives one logit per patch;
 the patient's probability is the mean of the nine patch probabilities.
+
+Options that reproduce the authors' code (issue 29; the defaults are what earlier checkpoints were trained with, so
+those load unchanged): ``head="authors"`` puts a ReLU after the volume FC and makes the head two layers
+(Linear - ReLU - Linear, 64 hidden units); ``tel_masked=True`` sums the texture encoding over the positions inside
+the tumour mask only (the mask averaged down to the layer-4 grid weights each position); the authors' TEL size is
+``tel_dim=64, tel_codewords=8``.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ class PatientNetConfig:
     slices_per_plane: int = 3
     hu_window: tuple[float, float] = (-160.0, 240.0)  # abdominal window, mapped to [0, 1]
     dropout: float = 0.0
+    head: str = "linear"  # "authors": ReLU after the volume FC, two-layer head (Linear - ReLU - Linear)
+    tel_masked: bool = False  # the authors' TEL: encoding over the tumour mask's positions only
+
+
+PATIENT_HEADS = ("linear", "authors")
+AUTHORS_HIDDEN = 64  # the authors' classifier: Linear(features, 64) - ReLU - Linear(64, 1)
 
 
 PRESETS = {
@@ -91,7 +103,10 @@ class PatientMetastasisNet(nn.Module):
             self.volume_norm = nn.BatchNorm1d(1)
             self.volume_fc = nn.Linear(1, n_features)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(n_features, 1)
+        if config.head not in PATIENT_HEADS:
+            raise ModelError(f"Patient model config: unknown head {config.head!r} ({' or '.join(PATIENT_HEADS)}).")
+        self.head = (nn.Linear(n_features, 1) if config.head == "linear" else
+                     nn.Sequential(nn.Linear(n_features, AUTHORS_HIDDEN), nn.ReLU(), nn.Linear(AUTHORS_HIDDEN, 1)))
 
     def features(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """F = Concat(GAP(F_L4), TEL(F_L4)) (eq. 6)."""
@@ -103,7 +118,8 @@ class PatientMetastasisNet(nn.Module):
         x = b.layer4(b.layer3(b.layer2(b.layer1(x))))
         pooled = [x.mean(dim=(2, 3))]
         if self.texture is not None:
-            pooled.append(self.texture(x))
+            weights = nn.functional.adaptive_avg_pool2d(mask, x.shape[2:]) if self.config.tel_masked else None
+            pooled.append(self.texture(x, weights))
         return torch.cat(pooled, dim=1)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, ln_volume_mm3: torch.Tensor | None = None) -> torch.Tensor:
@@ -112,7 +128,8 @@ class PatientMetastasisNet(nn.Module):
             if ln_volume_mm3 is None:
                 raise ModelError("This patient model needs the volume of the largest positive lymph node (0 if none).")
             volume_cm3 = ln_volume_mm3.reshape(-1, 1).to(f.dtype) / 1000.0  # cm3 for numeric range; BN is scale-free
-            f = f + self.volume_fc(self.volume_norm(volume_cm3))  # eq. 7
+            volume = self.volume_fc(self.volume_norm(volume_cm3))  # eq. 7
+            f = f + (torch.relu(volume) if self.config.head == "authors" else volume)
         return self.head(self.dropout(f)).squeeze(1)
 
 

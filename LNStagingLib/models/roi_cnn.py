@@ -15,7 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelError
 from .checkpoint import register_model
+
+
+STEMS = ("3x3", "resnet18")
 
 
 @dataclass
@@ -26,6 +30,9 @@ class RoiCNNConfig:
     stem_stride: int = 2
     feature_dim: int = 256
     dropout: float = 0.0
+    # "3x3": one 3x3x3 conv (earlier checkpoints; small and tiny); "resnet18": ResNet18's 7x7x7 conv then a 3x3x3
+    # max-pool of stride 2, as paper 1's backbone (the paper preset)
+    stem: str = "3x3"
 
     @property
     def f_dim(self) -> int:
@@ -33,7 +40,7 @@ class RoiCNNConfig:
 
 
 ROI_CNN_PRESETS = {
-    "paper": dict(widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), stem_stride=2, feature_dim=256),
+    "paper": dict(widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), stem_stride=2, feature_dim=256, stem="resnet18"),
     "small": dict(widths=(8, 16, 32, 64), blocks=(1, 1, 1, 1), stem_stride=2, feature_dim=32),
     "tiny": dict(widths=(4, 8, 8, 16), blocks=(1, 1, 1, 1), stem_stride=4, feature_dim=8),
 }
@@ -96,8 +103,14 @@ class RoiCNN(nn.Module):
         super().__init__()
         self.config = config
         w0 = config.widths[0]
-        self.stem = nn.Sequential(nn.Conv3d(config.in_channels, w0, 3, config.stem_stride, 1, bias=False),
-                                  nn.BatchNorm3d(w0), nn.ReLU(inplace=True))
+        if config.stem not in STEMS:
+            raise ModelError(f"ROI CNN config: unknown stem {config.stem!r} ({' or '.join(STEMS)}).")
+        kernel = 7 if config.stem == "resnet18" else 3
+        layers = [nn.Conv3d(config.in_channels, w0, kernel, config.stem_stride, kernel // 2, bias=False),
+                  nn.BatchNorm3d(w0), nn.ReLU(inplace=True)]
+        if config.stem == "resnet18":
+            layers.append(nn.MaxPool3d(3, stride=2, padding=1))
+        self.stem = nn.Sequential(*layers)
         stages, cin = [], w0
         for i, (width, n_blocks) in enumerate(zip(config.widths, config.blocks)):
             stride = 1 if i == 0 else 2

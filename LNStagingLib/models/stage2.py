@@ -21,6 +21,8 @@ from .checkpoint import register_model
 from .gnn import GNN_PRESETS, POSITION_PRIORS, GNNb, GNNConfig, GNNp, InstanceHead
 from .roi_cnn import ROI_CNN_PRESETS, RoiCNN, RoiCNNConfig
 
+ANGLE_PRIORS = ("tumor_elevation_deg", "tumor_azimuth_deg")  # priors/candidate_priors.py
+
 HEADS = ("cnn", "gnnb", "gnnp")
 
 
@@ -36,6 +38,10 @@ class Stage2Config:
     stem_stride: int = 2
     feature_dim: int = 32
     dropout: float = 0.0
+    stem: str = "3x3"  # "resnet18" (the paper preset): 7x7x7 conv + max-pool (models/roi_cnn.py)
+    # tumour angles (elevation, azimuth) into the graph head: z-scored degrees (earlier checkpoints), or "sincos":
+    # sine and cosine of each angle, so that the azimuth does not jump at +-180 degrees
+    angle_encoding: str = "degrees"
     # graph head
     t_dim: int = 80
     h_dim: int = 32
@@ -64,6 +70,8 @@ class Stage2Config:
     roi_source: str = "sphere"  # "sphere": every candidate's ROI is a sphere; "label": instance masks where given
 
     def __post_init__(self) -> None:
+        if self.angle_encoding not in ("degrees", "sincos"):
+            raise ModelError(f"Unknown angle encoding {self.angle_encoding!r}; use degrees or sincos.")
         if self.head not in HEADS:
             raise ModelError(f"Unknown stage-2 head {self.head!r}; choose one of {', '.join(HEADS)}.")
         if self.review_state and self.head != "gnnp":
@@ -82,13 +90,21 @@ class Stage2Config:
 
     def cnn_config(self) -> RoiCNNConfig:
         return RoiCNNConfig(in_channels=self.in_channels, widths=tuple(self.widths), blocks=tuple(self.blocks),
-                            stem_stride=self.stem_stride, feature_dim=self.feature_dim, dropout=self.dropout)
+                            stem_stride=self.stem_stride, feature_dim=self.feature_dim, dropout=self.dropout,
+                            stem=self.stem)
 
     def gnn_config(self) -> GNNConfig:
-        return GNNConfig(f_dim=self.feature_dim * len(self.widths), prior_dim=len(self.prior_names),
+        return GNNConfig(f_dim=self.feature_dim * len(self.widths), prior_dim=len(self.prior_names) + len(
+                             self.angle_columns()),
                          use_priors=self.use_priors, t_dim=self.t_dim, h_dim=self.h_dim, msg_dim=self.msg_dim,
                          aggregation=self.aggregation, gat_heads=self.gat_heads,
                          review_state=self.review_state, decision_channel=self.decision_channel)
+
+    def angle_columns(self) -> list[int]:
+        """Columns of prior_names encoded as (sin, cos) (none unless angle_encoding is "sincos")."""
+        if self.angle_encoding != "sincos":
+            return []
+        return [i for i, name in enumerate(self.prior_names) if name in ANGLE_PRIORS]
 
     def patch_config(self) -> PatchConfig:
         return PatchConfig(size=self.patch_size, spacing_mm=self.patch_spacing_mm, margin=self.patch_margin,
@@ -159,9 +175,24 @@ class Stage2Model(nn.Module):
             # A prior that could not be computed (NaN, e.g. no tumour mask) enters as the training mean.
             s = torch.nan_to_num((priors.to(f.dtype) - self.prior_mean) / self.prior_std, nan=0.0)
             s = torch.where(self.prior_trained, s, torch.zeros_like(s))
+            s = self.encode_angles(s, priors.to(f.dtype))
         if self.config.review_state:
             return self.head(f, s, review)
         return self.head(f, s)
+
+    def encode_angles(self, s: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """With angle_encoding "sincos": each angle column holds its sine, its cosine is appended (a missing or
+        never-trained angle gives 0 and 0)."""
+        columns = self.config.angle_columns()
+        if not columns:
+            return s
+        radians = torch.deg2rad(raw[:, columns])
+        known = torch.isfinite(radians) & self.prior_trained[columns]
+        sine = torch.where(known, torch.sin(torch.nan_to_num(radians)), torch.zeros_like(radians))
+        cosine = torch.where(known, torch.cos(torch.nan_to_num(radians)), torch.zeros_like(radians))
+        s = s.clone()
+        s[:, columns] = sine
+        return torch.cat([s, cosine], dim=1)
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor, priors: Optional[torch.Tensor] = None,
                 review: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -24,7 +24,9 @@ class ResidualEncoding(nn.Module):
         self.codewords = nn.Parameter(torch.empty(n_codewords, dim).uniform_(-bound, bound))
         self.smoothing = nn.Parameter(torch.empty(n_codewords).uniform_(0.0, 1.0))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``weights`` (B, 1, H, W) in [0, 1]: each position's share in the sums (the authors' masked encoding: the
+        tumour mask at the feature map's grid); None: every position counts fully."""
         b, d = features.shape[:2]
         if d != self.dim:
             raise ValueError(f"ResidualEncoding expects {self.dim} channels, got {d}.")
@@ -33,6 +35,8 @@ class ResidualEncoding(nn.Module):
         # ||x - c||^2 without materialising the (B, N, K, D) residuals
         distances = (x * x).sum(-1, keepdim=True) - 2 * x @ c.t() + (c * c).sum(-1)[None, None, :]  # (B, N, K)
         assign = torch.softmax(-self.smoothing[None, None, :] * distances, dim=-1)  # (B, N, K)
+        if weights is not None:
+            assign = assign * weights.reshape(b, -1, 1).to(assign.dtype)
         # e_k = sum_i a_ik x_i - (sum_i a_ik) c_k
         return assign.transpose(1, 2) @ x - assign.sum(1)[..., None] * c[None]  # (B, K, D)
 
@@ -49,6 +53,6 @@ class TextureEncodingLayer(nn.Module):
         self.encoding = ResidualEncoding(dim, n_codewords)
         self.out_features = dim * n_codewords
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        encoded = self.encoding(self.reduce(features))
+    def forward(self, features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        encoded = self.encoding(self.reduce(features), weights)
         return F.normalize(encoded.flatten(1), dim=1)

@@ -12,6 +12,13 @@ bias as logits, whatever the image: ``zero_attention_logits()``. That makes skip
 sliding-window inference exact, not approximate (inference/segmentation.py).
 
 ``use_attention=False`` gives the same network without the gate: the nnU-Net baseline of the paper's ablation.
+
+Two options reproduce the authors' code where it differs from the defaults (issue 29; the defaults are what
+earlier checkpoints were trained with, so those load unchanged): ``seg_head="authors"`` makes each head after the
+gate 1x1 conv - InstanceNorm - LeakyReLU - 1x1 conv (default "conv": one 1x1 conv), and
+``attention_resize="cubic"`` resizes the attention to the coarser deep-supervision levels by cubic interpolation
+(default "average": average pooling). A window whose attention is all zero still gets one constant logit vector,
+computed by passing zero features through the head, so window skipping stays exact with either head.
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ def _triples(values) -> tuple[Triple, ...]:
     return tuple(out)
 
 
+SEG_HEADS = ("conv", "authors")
+ATTENTION_RESIZES = ("average", "cubic")
+
+
 @dataclass
 class UNetConfig:
     """Size and inputs of the stage-1 network. Patch sizes and strides are in array order (z, y, x)."""
@@ -61,6 +72,8 @@ class UNetConfig:
     ct_statistics: tuple[float, ...] = ()
     pet_max_suv: float = 20.0
     preset: str = "paper"
+    seg_head: str = "conv"  # "authors": 1x1 conv - InstanceNorm - LeakyReLU - 1x1 conv after the gate
+    attention_resize: str = "average"  # "cubic": the authors' resize of A_all to the deep-supervision levels
 
     def __post_init__(self) -> None:
         self.features = tuple(int(f) for f in self.features)
@@ -68,6 +81,11 @@ class UNetConfig:
         self.patch_size = tuple(int(p) for p in self.patch_size)
         self.ct_window = tuple(float(v) for v in self.ct_window)
         self.ct_statistics = tuple(float(v) for v in self.ct_statistics)
+        if self.seg_head not in SEG_HEADS:
+            raise ModelError(f"U-Net config: unknown segmentation head {self.seg_head!r} ({' or '.join(SEG_HEADS)}).")
+        if self.attention_resize not in ATTENTION_RESIZES:
+            raise ModelError(f"U-Net config: unknown attention resize {self.attention_resize!r} "
+                             f"({' or '.join(ATTENTION_RESIZES)}).")
         if self.ct_normalisation not in ("window", "nnunet"):
             raise ModelError(f"U-Net config: unknown CT normalisation {self.ct_normalisation!r} (window or nnunet).")
         if self.ct_statistics and (len(self.ct_statistics) != 4 or not self.ct_statistics[3] > 0):
@@ -149,11 +167,27 @@ class UNetEncoder(nn.Module):
         return skips
 
 
-def attention_at(attention: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """The attention map averaged down to a decoder level's grid (a window with any attention keeps some)."""
+def attention_at(attention: torch.Tensor, shape: tuple[int, ...], mode: str = "average") -> torch.Tensor:
+    """The attention map at a decoder level's grid: averaged down (a window with any attention keeps some), or
+    resized by cubic interpolation as the authors' code does (clipped to [0, 1]: cubic overshoots at edges)."""
     if tuple(attention.shape[2:]) == tuple(shape):
         return attention
-    return F.adaptive_avg_pool3d(attention, shape)
+    if mode == "average":
+        return F.adaptive_avg_pool3d(attention, shape)
+    from scipy.ndimage import zoom  # the attention is an input: no gradient flows through it
+
+    array = attention.detach().cpu().numpy()
+    factors = (1, 1, *(t / s for t, s in zip(shape, array.shape[2:])))
+    resized = zoom(array, factors, order=3, mode="nearest", grid_mode=True)[(..., *(slice(0, t) for t in shape))]
+    return torch.from_numpy(resized.clip(0.0, 1.0)).to(attention.device, attention.dtype)
+
+
+def segmentation_head(channels: int, config: UNetConfig) -> nn.Module:
+    """One 1x1x1 conv, or the authors' 1x1 conv - InstanceNorm - LeakyReLU - 1x1 conv."""
+    if config.seg_head == "conv":
+        return nn.Conv3d(channels, config.n_classes, 1)
+    return nn.Sequential(nn.Conv3d(channels, channels, 1), nn.InstanceNorm3d(channels, affine=True),
+                         nn.LeakyReLU(config.negative_slope, inplace=True), nn.Conv3d(channels, config.n_classes, 1))
 
 
 @register_model("ln_seg_unet", UNetConfig)
@@ -175,7 +209,7 @@ class AttentionUNet(nn.Module):
         self.upsamples = nn.ModuleList(nn.ConvTranspose3d(f[j + 1], f[j], kernel_size=s[j + 1], stride=s[j + 1])
                                        for j in range(n_up))
         self.decoders = nn.ModuleList(ConvBlock(2 * f[j], f[j], (1, 1, 1), config.negative_slope) for j in range(n_up))
-        self.heads = nn.ModuleList(nn.Conv3d(f[j], config.n_classes, 1) for j in range(config.deep_supervision_outputs))
+        self.heads = nn.ModuleList(segmentation_head(f[j], config) for j in range(config.deep_supervision_outputs))
 
     def forward(self, x: torch.Tensor, attention: torch.Tensor | None = None):
         if self.config.use_attention and attention is None:
@@ -197,13 +231,26 @@ class AttentionUNet(nn.Module):
         """Spatially scale the features by the attention map (identity for the baseline)."""
         if not self.config.use_attention:
             return features
-        return features * attention_at(attention.to(features.dtype), features.shape[2:])
+        return features * attention_at(attention.to(features.dtype), features.shape[2:], self.config.attention_resize)
 
     def zero_attention_logits(self) -> torch.Tensor:
-        """The exact logits [n_classes] of any voxel whose attention is 0 (the final head's bias)."""
+        """The exact logits [n_classes] of a window whose attention is 0 everywhere: the final head applied to zero
+        features (its bias for the 1x1 conv head)."""
         if not self.config.use_attention:
             raise ModelError("The baseline network has no attention gate; its output depends on every window.")
-        return self.heads[0].bias.detach().clone()
+        head = self.heads[0]
+        zeros = torch.zeros(1, head[0].in_channels if isinstance(head, nn.Sequential) else head.in_channels, 2, 2, 2,
+                            device=head_device(head))
+        was_training = head.training
+        head.eval()
+        with torch.no_grad():
+            logits = head(zeros)[0, :, 0, 0, 0].detach().clone()
+        head.train(was_training)
+        return logits
+
+
+def head_device(head: nn.Module) -> torch.device:
+    return next(head.parameters()).device
 
 
 def parameter_count(model: nn.Module) -> int:

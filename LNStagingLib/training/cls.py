@@ -60,6 +60,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--roi", choices=("label", "sphere"), default="label",
                         help="ROI-GAP region: the candidate's own mask where it has one, else a sphere (label, "
                              "default), or a sphere for every candidate (sphere)")
+    parser.add_argument("--angles", choices=("degrees", "sincos"), default="degrees",
+                        help="tumour elevation and azimuth into the graph head: z-scored degrees (default) or their "
+                             "sine and cosine (no jump at +-180 degrees)")
     parser.add_argument("--epochs", type=int, help="default: 1 (tiny), 30 (small, paper)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--accumulate", type=int, default=8, help="patients per optimiser step (default 8; with "
@@ -194,6 +197,7 @@ def train(args) -> str:
     reveal = bool(getattr(args, "reveal_labels", False))
     config = stage2_config(args.config, head=args.head, use_pet=not args.no_pet, use_priors=not args.no_priors,
                            roi_source=args.roi, review_state=reveal, decision_channel=reveal,
+                           angle_encoding=getattr(args, "angles", "degrees"),
                            **({} if args.no_priors else
                                                    dict(prior_names=names, prior_mean=mean, prior_std=std,
                                                         prior_trained=trained)))

@@ -11,6 +11,14 @@ stratified by the patient label (metastasis yes/no), seeded, for every stage (on
 that each test fold holds both classes whenever the cohort has at least as many cases of each class as folds; a
 fold that still holds one class is named in the output (its own AUC is undefined) instead of a silent nan.
 
+The patient stage is evaluated on the inputs it gets in use: its largest positive LN volume (paper 2, eq. 7) comes
+from the pipeline, never from gtv_ln.nii.gz (which is > 0 exactly when a patient is positive, so a held-out fold
+scored with it leaks the label: issue 29). In each outer fold the held-out patients' volumes are predicted by the
+fold's stage-1 model + identifier (trained on the outer training cases only, in fold{k}/seg, as the seg stage
+trains it), and the training patients' volumes are cross-fitted (``lnstaging predict-volumes --cross-fit``, one
+group per inner fold: each predicted by a stage-1 model trained without it); the patient model trains on the
+second file and is evaluated on the first. With --patient-args "--no-ln-volume" no volume is used.
+
 Pooled over the outer folds (every case tested exactly once, by a model that never saw it): the stage-2 mFROC with
 a 1000-bootstrap 95% CI over patients, the patient AUC with DeLong's 95% CI and a 1000-bootstrap CI over the pooled
 predictions (plus sensitivity/specificity at each fold's threshold), each fold's class counts, and stage 1's Dice
@@ -117,8 +125,10 @@ def write_fold_cohort(dataset, held_out: list[str], inner_folds: int, seed: int,
     return root
 
 
-def _commands(stage: str, data: Path, run: Path, config: str, seed: int, extra: list[str]) -> tuple[list, list, Path]:
-    """(train argv, evaluate argv, evaluation JSON) of one stage in one outer fold."""
+def _commands(stage: str, data: Path, run: Path, config: str, seed: int, extra: list[str],
+              volumes: tuple[Path, Path] | None = None) -> tuple[list, list, Path]:
+    """(train argv, evaluate argv, evaluation JSON) of one stage in one outer fold; ``volumes``: the patient stage's
+    (training, held-out) LN volume files."""
     common = ["--data", str(data), "--out", str(run), "--config", config, "--fold", "0", "--seed", str(seed)]
     if stage == "seg":
         result = run / "eval_seg_test.json"
@@ -134,8 +144,39 @@ def _commands(stage: str, data: Path, run: Path, config: str, seed: int, extra: 
         result = run / "eval_patient_test.json"
         evaluate = ["evaluate", "patient", "--data", str(data), "--model", str(run / "patient_model.pt"),
                     "--split", "test", "--out", str(result)]
+        if volumes is not None:
+            extra = [*extra, "--ln-volumes", str(volumes[0])]
+            evaluate += ["--ln-volumes", str(volumes[1])]
     # called only while the fold has no evaluation: a model a failed run left behind is trained again
     return ["train", stage, *common, "--overwrite", *extra], evaluate, result
+
+
+def uses_ln_volume(patient_extra: list[str]) -> bool:
+    """Whether the patient model reads an LN volume (cv then makes the volumes; a given file is refused)."""
+    if "--ln-volumes" in patient_extra:
+        raise DatasetError("cv makes the patient stage's LN volumes itself (held-out: predicted; training: "
+                           "cross-fitted): drop --ln-volumes from --patient-args.")
+    return "--no-ln-volume" not in patient_extra
+
+
+def pipeline_volume_commands(data: Path, fold_dir: Path, held_out: list[str], config: str, seed: int,
+                             inner_folds: int, seg_extra: list[str]) -> tuple[list, tuple[Path, Path]]:
+    """The commands that make one outer fold's LN volumes, each with the file that shows it is done, and the
+    (training, held-out) volume files: the fold's stage-1 model (the seg stage's), cross-fitted volumes of the
+    training cases, the held-out cases' volumes from the fold's model."""
+    from .cross_fit import train_seg_command
+
+    models, folder = fold_dir / "seg", fold_dir / "volumes"
+    train_file, test_file = folder / "train_volumes.csv", folder / "test_volumes.csv"
+    steps = [(train_seg_command(data, models, config, seed, seg_extra), models / "identifier.pt"),
+             (["predict-volumes", "--data", str(data), "--cross-fit", str(max(2, inner_folds)), "--work",
+               str(folder / "cross_fit"), "--config", config, "--seed", str(seed),
+               f"--seg-args={shlex.join(seg_extra)}",  # "=": a lone "--pet" would read as an option
+               "--out", str(train_file)], train_file),
+             (["predict-volumes", "--data", str(data), "--cases", *held_out, "--models",
+               f"seg={models / 'seg_model.pt'},identification={models / 'identifier.pt'}", "--out", str(test_file)],
+              test_file)]
+    return steps, (train_file, test_file)
 
 
 def pooled_patient_summary(reports: list[dict]) -> dict:
@@ -235,6 +276,12 @@ def main(args) -> int:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise DatasetError(f"Unknown stage(s) {', '.join(unknown)} in --stages; use seg, cls, patient.")
+    stages = [s for s in STAGES if s in stages]  # seg first: the patient stage's volumes use its model
+    pipeline_volumes = "patient" in stages and uses_ln_volume(shlex.split(args.patient_args))
+    if pipeline_volumes:  # the volumes need the identifier: refuse --phase seg before any training
+        from .cross_fit import check_stage1_options
+
+        check_stage1_options(shlex.split(args.seg_args))
     dataset = read_dataset(args.data)
     labels = patient_labels(dataset, dataset.trainval_ids)
     stratified = labels is not None and len(set(labels.values())) == 2
@@ -254,8 +301,18 @@ def main(args) -> int:
         fold_dir = Path(args.out) / f"fold{k}"
         data = write_fold_cohort(dataset, held_out, args.inner_folds, args.seed, fold_dir / "data", labels)
         for stage in stages:
+            volumes = None
+            if stage == "patient" and pipeline_volumes:
+                steps, volumes = pipeline_volume_commands(data, fold_dir, held_out, args.config, args.seed,
+                                                          args.inner_folds, shlex.split(args.seg_args))
+                for argv, done in steps:
+                    if not done.is_file():
+                        code = cli(argv)
+                        if code:
+                            raise DatasetError(f"outer fold {k}: 'lnstaging {' '.join(argv[:2])}' (LN volumes) "
+                                               f"failed (exit {code}).")
             train, evaluate, result = _commands(stage, data, fold_dir / stage, args.config, args.seed,
-                                                shlex.split(getattr(args, f"{stage}_args")))
+                                                shlex.split(getattr(args, f"{stage}_args")), volumes)
             if not result.is_file():
                 for argv in (train, evaluate):
                     code = cli(argv)
@@ -265,6 +322,10 @@ def main(args) -> int:
     summary = {"dataset": dataset.name, "folds": args.folds, "inner_folds": args.inner_folds, "seed": args.seed,
                "config": args.config, "outer_folds": groups,
                "stratified_by_patient_label": stratified, "outer_fold_class_counts": counts,
+               "patient_ln_volumes": None if "patient" not in stages else (
+                   "pipeline: held-out patients predicted by the fold's stage-1 model + identifier (fold{k}/seg, "
+                   "trained without them); training patients cross-fitted over the inner folds (lnstaging "
+                   "predict-volumes --cross-fit)" if pipeline_volumes else "not used (--no-ln-volume)"),
                **pooled_summary(results)}
     out = Path(args.out) / "cv_summary.json"
     out.write_text(json.dumps(summary, indent=1, default=float))

@@ -61,6 +61,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-ln-volume", action="store_true", help="ablation: tumour slices only")
     parser.add_argument("--no-texture-encoding", action="store_true", help="ablation: global average pooling only")
     parser.add_argument("--no-mask-branch", action="store_true", help="ablation: no tumour-mask side branch")
+    parser.add_argument("--patient-head", choices=("linear", "authors"),
+                        help="one linear layer (default), or the authors' ReLU after the volume FC and two-layer "
+                             "head (Linear - ReLU - Linear, 64 hidden)")
+    parser.add_argument("--tel-size", metavar="DIMxCODEWORDS",
+                        help="texture encoding size, e.g. 64x8 (the authors'); default: by --config")
+    parser.add_argument("--tel-masked", action="store_true",
+                        help="texture encoding over the tumour mask's positions only, as the authors' code")
     ddp.add_distributed_argument(parser)
 
 
@@ -73,7 +80,8 @@ def main(args) -> int:
     if args.epochs is not None:
         train_config.epochs = args.epochs
     model_config = preset(args.config, use_ln_volume=not args.no_ln_volume,
-                          use_texture_encoding=not args.no_texture_encoding, use_mask_branch=not args.no_mask_branch)
+                          use_texture_encoding=not args.no_texture_encoding, use_mask_branch=not args.no_mask_branch,
+                          **authors_options(args))
     from .options import check_training_out
 
     check_training_out(args, [FINAL], init_weights=args.init_weights)
@@ -97,6 +105,21 @@ def main(args) -> int:
     if ranks.is_main:
         print(f"patient model: {out / FINAL} (sha256 {sha})")
     return 0
+
+
+def authors_options(args) -> dict:
+    """Network fields of the options that reproduce the authors' code (models/patient.py)."""
+    options = {}
+    if getattr(args, "patient_head", None):
+        options["head"] = args.patient_head
+    if getattr(args, "tel_masked", False):
+        options["tel_masked"] = True
+    if getattr(args, "tel_size", None):
+        dim, _, codewords = args.tel_size.lower().partition("x")
+        if not (dim.isdigit() and codewords.isdigit() and int(dim) > 0 and int(codewords) > 0):
+            raise ModelError(f"--tel-size {args.tel_size!r} is not DIMxCODEWORDS, e.g. 64x8.")
+        options |= {"tel_dim": int(dim), "tel_codewords": int(codewords)}
+    return options
 
 
 # ---- data --------------------------------------------------------------------------------------------------------

@@ -92,6 +92,12 @@ def add_arguments(parser) -> None:
                              "--config paper, off for small and tiny)")
     parser.add_argument("--epochs", type=int, help="segmentation epochs (default: by --config)")
     parser.add_argument("--id-epochs", type=int, help="identification epochs (default: by --config)")
+    parser.add_argument("--seg-head", choices=("conv", "authors"),
+                        help="head after the attention gate: one 1x1 conv (default) or the authors' 1x1 conv - "
+                             "InstanceNorm - LeakyReLU - 1x1 conv")
+    parser.add_argument("--attention-resize", choices=("average", "cubic"),
+                        help="attention map at the coarser deep-supervision heads: average pooling (default) or "
+                             "the authors' cubic interpolation")
     parser.add_argument("--phase", default="all", choices=("seg", "identification", "all"),
                         help="train the segmentation, the identifier (from seg_model.pt in --out), or both")
     ddp.add_distributed_argument(parser)
@@ -128,6 +134,9 @@ def main(args) -> int:
     model_config = unet_config(args.config, use_attention=use_attention, use_pet=args.pet)
     if args.ct_normalisation is not None:
         model_config = model_config.replace(ct_normalisation=args.ct_normalisation)
+    for option in ("seg_head", "attention_resize"):  # the authors' code variants (models/unet.py)
+        if getattr(args, option, None) is not None:
+            model_config = model_config.replace(**{option: getattr(args, option)})
     if model_config.ct_normalisation == "nnunet":
         model_config = model_config.replace(ct_statistics=training_ct_statistics(args.data, args.fold))
     ranks = ddp.start(getattr(args, "distributed", False), args.device)
