@@ -140,7 +140,8 @@ def test_view_tools_values_under_cursor_decision_style_and_marker(session):
     """Issue 15 without a browser: CT presets, PET window, HU/SUV/candidate at a point, next/previous, slice step,
     overlay toggle, decision drawn on the segments, and the marker at a candidate hidden by the operating point."""
     from LNStagingLib.scene import segments
-    from LNStagingLib.web.session import CT_PRESETS, DECISION_STYLE, PET_SUV_WINDOW
+    from LNStagingLib.decision_style import DECISION_STYLES
+    from LNStagingLib.web.session import CT_PRESETS, PET_SUV_WINDOW
 
     session.open_case("p01")
     assert session.pet_window == PET_SUV_WINDOW and session.pet_window[0] == pytest.approx(2.0)
@@ -184,7 +185,9 @@ def test_view_tools_values_under_cursor_decision_style_and_marker(session):
     display = session.review.segmentation.GetDisplayNode()
     by_candidate = {cid: sid for sid, cid in segments.candidate_ids_by_segment(session.review.segmentation).items()}
     for cid, state in ((ranked[0], "accepted"), (ranked[1], "rejected"), (ranked[2], "pending")):
-        assert display.GetSegmentOpacity2DFill(by_candidate[cid]) == pytest.approx(DECISION_STYLE[state][0])
+        assert display.GetSegmentOpacity2DFill(by_candidate[cid]) == pytest.approx(DECISION_STYLES[state].fill_opacity)
+        colour = session.review.segmentation.GetSegmentation().GetSegment(by_candidate[cid]).GetColor()
+        assert colour == pytest.approx(DECISION_STYLES[state].colour_rgb)  # by decision, not by probability
 
     session.set_threshold(0.99)  # every pending node hidden now
     hidden = ranked[2]

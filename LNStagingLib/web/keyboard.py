@@ -38,9 +38,21 @@ KEYBOARD_SCRIPT = """
     const state = window.trame && window.trame.state;
     if (state) { state.set('busy', Math.max(0, (state.get('busy') || 0) + delta)); }
   }
+  // the reviewer of this browser tab: sent with each decision, so two browsers on one server record their own
+  const DECIDING = ['lns_accept', 'lns_reject', 'lns_reset', 'lns_key', 'lns_bulk_reject'];
+  window.lnsReviewer = null;
+  window.lnsSetReviewer = function (name) {
+    window.lnsReviewer = String(name || '').slice(0, 64);
+    return window.lnsTrigger('lns_reviewer', [window.lnsReviewer]);
+  };
   window.lnsTrigger = function (name, args) {
     busy(+1);
-    return window.trame.trigger(name, args || []).finally(() => busy(-1));
+    args = (args || []).slice();
+    if (DECIDING.includes(name)) {  // this tab's name; before any typing, the --reviewer given at start
+      const state = window.trame && window.trame.state;
+      args.push(window.lnsReviewer !== null ? window.lnsReviewer : String(state && state.get('reviewer_default') || ''));
+    }
+    return window.trame.trigger(name, args).finally(() => busy(-1));
   };
   document.addEventListener('keydown', function (event) {
     const target = event.target;

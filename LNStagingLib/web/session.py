@@ -39,9 +39,7 @@ log = logging.getLogger(__name__)
 OVERLAYS = validation.OVERLAYS
 TOOLS = validation.TOOLS
 VIEW_NAMES = {"Red": "axial", "Green": "coronal", "Yellow": "sagittal"}
-SEGMENT_FILL_OPACITY = 0.3  # the outline carries the contour; a light fill shows the probability colour
-# Decision state drawn in the images: accepted = filled + outline; pending = outline only; rejected = grey, thin
-DECISION_STYLE = {"accepted": (0.45, 1.0, None), "pending": (0.0, 1.0, None), "rejected": (0.0, 0.6, (0.6, 0.6, 0.6))}
+SEGMENT_FILL_OPACITY = 1.0  # the segmentation-wide fill; each decision scales it (decision_style.py)
 # CT window presets (width, level) in HU, as on planning workstations
 CT_PRESETS = {"soft tissue": (400.0, 40.0), "mediastinum": (350.0, 50.0), "lung": (1500.0, -600.0),
               "bone": (1800.0, 400.0)}
@@ -110,13 +108,14 @@ class ReviewSession:
         case = self.cases[case_id]
         self._loading = True
         try:
-            ct_node = volumes.load_volume_file(self.scene, case.ct, "CT")
+            ct_image, pet_image = case.load_images()  # files or DICOM folders, as the run read them
+            ct_node = volumes.add_volume(self.scene, ct_image, "CT")
             self._nodes.append(ct_node)
             volumes.show_ct(ct_node)
             views.set_layers(self.scene, background=ct_node)  # background before the segmentation (quirk)
             pet_node = None
-            if case.pet is not None:
-                pet_node = volumes.load_volume_file(self.scene, case.pet, "PET")
+            if pet_image is not None:
+                pet_node = volumes.add_volume(self.scene, pet_image, "PET")
                 self._nodes.append(pet_node)
             if case.has_saved_review():
                 review = review_state.restore_review(self.scene, case.review_dir, ct_node, pet_node)
@@ -166,8 +165,7 @@ class ReviewSession:
         from ..inference.rescore import rescorer_from_checkpoint
 
         try:
-            ct = sitk.ReadImage(str(case.ct))
-            pet = sitk.ReadImage(str(case.pet)) if case.pet is not None else None
+            ct, pet = case.load_images()
             self.rescorer = rescorer_from_checkpoint(self.rescore_model, self.review.results, ct, pet,
                                                      enabled=self.rescoring_enabled)
         except LNStagingError as error:
@@ -190,7 +188,8 @@ class ReviewSession:
         """A saved operating point that is not a number in [0, 1] (NaN from an old run or review.json) is replaced,
         saying so: NaN never reaches the page, where it restarted a save at every push."""
         point = self.review.results.patient.operating_point or {}
-        value, note = validation.usable_threshold(self.review.threshold, point.get("threshold"))
+        value, note = validation.usable_threshold(self.review.threshold, point.get("threshold"),
+                                                  basis=self.review.results.ranking)
         if note:
             log.warning("case %s: %s", self.case.case_id, note)
             self.review.set_operating_point(threshold=value)
@@ -217,25 +216,12 @@ class ReviewSession:
         display.SetVisibility2DOutline(True)
         display.SetOpacity2DFill(SEGMENT_FILL_OPACITY)
         display.SetOpacity2DOutline(1.0)
-        display.SetSliceIntersectionThickness(2)
+        display.SetSliceIntersectionThickness(3)  # the thick outline of decision_style.py
 
     def _style_decisions(self) -> None:
-        """Draw each node's decision: accepted filled, pending outline only, rejected grey (display only)."""
-        if self.review is None or self.review.segmentation is None:
-            return
-        display = self.review.segmentation.GetDisplayNode()
-        by_segment = segments.candidate_ids_by_segment(self.review.segmentation)
-        results = self.review.results
-        ids = {c.id for c in results.candidates}
-        for segment_id, cid in by_segment.items():
-            state = results.candidate(cid).review if cid in ids else "pending"
-            fill, outline, colour = DECISION_STYLE[state]
-            display.SetSegmentOpacity2DFill(segment_id, fill)
-            display.SetSegmentOpacity2DOutline(segment_id, outline)
-            if colour is None:
-                display.UnsetSegmentOverrideColor(segment_id)
-            else:
-                display.SetSegmentOverrideColor(segment_id, *colour)
+        """Draw each node's decision (decision_style.py, through the scene adapter as in Slicer)."""
+        if self.review is not None and self.review.segmentation is not None:
+            segments.recolor(self.review.segmentation, self.review.results)
 
     def _add_marker(self) -> None:
         """A cyan star-burst (open centre) at the selected candidate, drawn even when the candidate is hidden by the operating point."""
@@ -398,10 +384,13 @@ class ReviewSession:
                 "review, use the server that owns this folder, or stop it and start 'lnstaging review' without "
                 "--read-only.")
 
-    def set_review(self, candidate_id: int, state: str) -> None:
+    def set_review(self, candidate_id: int, state: str, reviewer: Optional[str] = None) -> None:
+        """A decision; ``reviewer``: the name typed in the browser that made it (several browsers may share one
+        server: each decision is recorded under its own client's name), else the session's."""
         self._refuse_if_read_only("a decision")
         candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
-        self.review.set_review(candidate_id, state)  # re-scores the pending nodes when a rescorer is set
+        reviewer = None if reviewer is None else validation.reviewer(reviewer)
+        self.review.set_review(candidate_id, state, reviewer)  # re-scores the pending nodes when a rescorer is set
         self.save(edits=False)
 
     def set_reviewer(self, name: str) -> None:
@@ -416,7 +405,7 @@ class ReviewSession:
 
     def set_threshold(self, threshold: float) -> None:
         self._refuse_if_read_only("changing the operating point")
-        threshold = validation.threshold(threshold)
+        threshold = validation.threshold(threshold, self.review.results.ranking)
         self.review.set_operating_point(threshold=threshold)
         self.save(edits=False)
 
@@ -550,8 +539,7 @@ class ReviewSession:
             raise LNStagingError("No case is open.")
         self._refuse_if_read_only("writing the report")
         self.flush()
-        ct = sitk.ReadImage(str(self.case.ct))
-        pet = sitk.ReadImage(str(self.case.pet), sitk.sitkFloat32) if self.case.pet is not None else None
+        ct, pet = self.case.load_images()
         return write_reviewed_report(self.case.results_dir, ct, pet, case_id=self.case.case_id,
                                      study_date=self.case.study_date())
 
