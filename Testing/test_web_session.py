@@ -223,3 +223,35 @@ def test_token_middleware_refuses_without_token_and_sets_cookie():
             assert (await client.get("/x")).status == 200  # the cookie carries the token on
 
     asyncio.run(scenario())
+
+
+def test_a_stroke_saved_only_as_segmentation_is_restored_after_a_kill(session, batch):
+    """Issue 26: the segmentation is written first after a stroke; a server killed before GTV_LN followed it
+    restores the stroke (restore_review reads the edits back from the newer segmentation file)."""
+    from trame_slicer.core import SlicerApp
+
+    from LNStagingLib.scene import review_autosave, segments
+    from LNStagingLib.web.session import ReviewSession
+
+    session.open_case("p01")
+    review_dir = batch / "p01" / "review"
+    review = session.review
+    segment_id = segments.segment_id_for(review.segmentation, 3)
+    voxels = segments.array_from_segment(review.segmentation, segment_id, review.ct)
+    grown = voxels.copy()
+    z, y, x = np.argwhere(voxels)[0]
+    grown[z, max(y - 3, 0):y + 4, max(x - 3, 0):x + 4] = 1
+    session._loading = True  # apply the edit without the session's own save: only the segmentation is written
+    segments.update_segment_from_array(review.segmentation, segment_id, grown, review.ct)
+    session._loading = False
+    labels_before = (review_dir / "gtv_ln.nii.gz").read_bytes()
+    assert review_autosave.save_segmentation(review, review_dir)
+    assert (review_dir / "gtv_ln.nii.gz").read_bytes() == labels_before  # killed here: GTV_LN not written yet
+
+    restarted = ReviewSession(SlicerApp(), find_cases(batch))  # what a restart after SIGKILL does
+    try:
+        restarted.open_case("p01")
+        assert restarted.status()["voxels"]["3"] == int(grown.sum()) > int(voxels.sum())
+        assert restarted.status()["voxels"]["1"] == int(session.voxel_counts()[1])  # the others unchanged
+    finally:
+        restarted.close_case()

@@ -110,7 +110,8 @@ class ReviewApp:
         s.overlay, s.overlay_opacity = "pet", 0.5
         s.tool, s.brush_mm = "none", 6.0
         s.can_undo = s.can_redo = False
-        s.patient_text = s.slice_text = s.saved_text = s.message = ""
+        s.patient_text = s.slice_text = s.saved_text = s.message = s.edit_text = ""
+        s.saving, s.take_from_others = False, False
         s.export_disabled_reason, s.has_attention, s.has_export = "", False, False
         s.export_state, s.export_summary, s.pending_rows, s.confirm_pending = "none", "", [], False
         s.message_ok, s.help_open, s.busy = False, False, 0
@@ -163,8 +164,11 @@ class ReviewApp:
         probability = session.review.results.patient.metastasis_probability
         s.patient_text = ("Patient metastasis probability: " + _fmt(probability) if probability is not None else
                           "Patient metastasis probability: not computed for this run")
-        s.saved_text = (f"All changes saved {time.strftime('%H:%M:%S', time.localtime(session.saved_at))} "
-                        f"to {session.case.review_dir}" if session.saved_at else "")
+        s.saving = bool(session.status_saving())
+        s.saved_text = ("Saving…" if s.saving else f"All changes saved "
+                        f"{time.strftime('%H:%M:%S', time.localtime(session.saved_at))} to {session.case.review_dir}"
+                        if session.saved_at else "")
+        s.edit_text, s.take_from_others = session.edit_text(), session.take_from_others
         s.export_disabled_reason = session.case.export_disabled_reason()
         s.has_export = export_state != "none"
         if session.last_error:
@@ -401,6 +405,11 @@ class ReviewApp:
         self.server.trigger("lns_reset")(self.reset_decision)
         self.server.trigger("lns_reviewer")(self.set_reviewer)
         self.server.trigger("lns_export")(self.export)
+
+        @self.state.change("take_from_others")
+        def on_take(take_from_others, **_):
+            if self.session.review is not None and take_from_others != self.session.take_from_others:
+                self._guard(self.session.set_take_from_others, take_from_others)
 
         @self.state.change("tool", "brush_mm")
         def on_tool(tool, brush_mm, **_):

@@ -63,7 +63,7 @@ def build_page(app) -> None:
                 candidate_table(app, html, v)
                 edit_tools(app, html, v)
                 export_tools(app, html, v)
-                html.Div("{{ saved_text }}", id="saved", classes="text-caption text-medium-emphasis")
+                html.Div("{{ saved_text }}", id="saved", classes=("saving ? 'text-warning' : 'text-caption'",))
                 html.Div("{{ message }}", id="message", v_show="message",
                          classes=("message_ok ? 'text-success' : 'text-error'",))
         layout.footer.clear()
@@ -74,6 +74,7 @@ def build_page(app) -> None:
                 app.layout_manager.initialize_layout_grid(layout)
             help_panel(app, html, v)
             pending_dialog(app, html, v)
+
 
 def view_controls(app, html, v) -> None:
     with v.VRow(dense=True, align="center", classes="ma-0", style="gap: 6px"):
@@ -104,6 +105,7 @@ def view_controls(app, html, v) -> None:
             html.Div(classes="flex-grow-1", style="height: 10px; border: 1px solid #888; background: "
                      "linear-gradient(to right, #000, #700, #e00, #f80, #ff0, #fff)")
             html.Span("{{ Number(pet_upper).toFixed(1) }}", classes="text-caption")
+
 
 def candidate_table(app, html, v) -> None:
     html.Div("{{ list_title }} · click a name or a contour to jump", id="list-title", classes="text-subtitle-2 mt-2")
@@ -150,6 +152,7 @@ def candidate_table(app, html, v) -> None:
                     html.Span("{{ c.review === 'pending' ? '' : c.review }}", classes="text-caption",
                               id=("'state-' + c.id",))
 
+
 def edit_tools(app, html, v) -> None:
     html.Div("Correct the selected node's contour", classes="text-subtitle-2 mt-2")
     with v.VRow(dense=True, align="center"):
@@ -163,6 +166,12 @@ def edit_tools(app, html, v) -> None:
                title="Redo (Ctrl+Y)", aria_label="Redo")
     v.VSlider(v_model=("brush_mm",), min=1, max=30, step=0.5, density="compact", hide_details=True,
               label="Brush (mm)", thumb_label=True, id="brush", aria_label="Brush diameter in mm")
+    v.VCheckbox(v_model=("take_from_others",), label="Paint may take voxels from other nodes", density="compact",
+                hide_details=True, id="take-from-others",
+                title="Off: a stroke changes only the selected node. On: the page lists the nodes it took voxels from")
+    html.Div("{{ edit_text }}", id="edit-changes", v_show="edit_text",
+             classes=("edit_text.includes('other nodes') ? 'text-warning' : 'text-caption'",))
+
 
 def export_tools(app, html, v) -> None:
     with html.Div(classes="d-flex flex-wrap mt-2", style="gap: 6px"):
@@ -191,6 +200,7 @@ def export_tools(app, html, v) -> None:
     html.Div("{{ export_disabled_reason }}", id="export-reason", classes="text-caption text-warning",
              v_show="export_disabled_reason")
 
+
 def pending_dialog(app, html, v) -> None:
     with v.VDialog(v_model=("confirm_pending",), max_width=560):
         with v.VCard(id="pending-dialog"):
@@ -217,6 +227,7 @@ def pending_dialog(app, html, v) -> None:
                 v.VBtn("Export with these {{ pending_rows.length }} pending", id="export-pending-confirm",
                        color="warning", variant="flat",
                        click="confirm_pending = false; window.lnsTrigger('lns_export', [true])")
+
 
 def help_panel(app, html, v) -> None:
     with v.VDialog(v_model=("help_open",), max_width=520):

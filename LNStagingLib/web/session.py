@@ -13,7 +13,6 @@ uses); ``set_rescoring(False)`` shows the original probabilities again. The save
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -32,6 +31,7 @@ from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
+from .editing import ContourEditing
 from .timing import Clock
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,13 @@ MARKER_NAME = "Selected candidate"
 MARKER_DIAMETER_MM = 20.0  # the rays reach beyond a node of the usual size
 MARKER_COLOUR = (0.0, 1.0, 1.0)  # cyan: distinct from the heat map and the probability colours
 RTSTRUCT_NAME = "RS_LNStaging.dcm"
-EDIT_SAVE_DELAY_S = 0.05  # after a stroke: long enough to draw it first, short enough that a kill loses nothing
 
 
 class ReadOnlyReviewError(LNStagingError):
     """A change asked of a review served with --read-only."""
 
 
-class ReviewSession:
+class ReviewSession(ContourEditing):
     """The cases of a review and the one case open in ``slicer_app.scene``."""
 
     def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None,
@@ -139,6 +138,7 @@ class ReviewSession:
             if review.segmentation is not None and review.segmentation.GetSegmentation().GetNumberOfSegments():
                 self.editor.set_active_segmentation(review.segmentation, ct_node)
             self.undo_stack.clear()
+            self._voxels_before, self.last_edit = self.voxel_counts(), {}  # the next edit's changes count from here
             note = self._start_rescoring(case) or note
             ranked = self.ranked_candidates()
             self.selected_id = None
@@ -425,64 +425,6 @@ class ReviewSession:
         self.overlay_opacity = validation.opacity(opacity)
         views.set_foreground_opacity(self.scene, self.overlay_opacity)
 
-    # ---- contour editing ------------------------------------------------------------------------------------
-    def set_tool(self, tool: str, brush_mm: Optional[float] = None) -> None:
-        """'paint' or 'erase' the selected candidate's segment with a brush of ``brush_mm`` (mm), or 'none'."""
-        from trame_slicer.segmentation import (BrushDiameterMode, SegmentationEffectErase,
-                                               SegmentationEffectNoTool, SegmentationEffectPaint)
-
-        tool = validation.tool(tool)
-        if tool != "none":
-            self._refuse_if_read_only("contour editing")
-        if brush_mm is not None:
-            self.brush_mm = validation.brush_mm(brush_mm)
-        if self.editor.active_segmentation is None:
-            tool = "none"
-        effect_type = {"none": SegmentationEffectNoTool, "paint": SegmentationEffectPaint,
-                       "erase": SegmentationEffectErase}[tool]
-        effect = self.editor.set_active_effect_type(effect_type)
-        if tool != "none" and effect is not None:
-            effect.set_brush_diameter(self.brush_mm, BrushDiameterMode.Absolute)
-            effect.set_use_sphere_brush(False)
-        self.tool = tool
-
-    def undo(self) -> None:
-        self._refuse_if_read_only("undo")
-        if self.undo_stack.can_undo():
-            self.undo_stack.undo()
-
-    def redo(self) -> None:
-        self._refuse_if_read_only("redo")
-        if self.undo_stack.can_redo():
-            self.undo_stack.redo()
-
-    def _on_segmentation_modified(self, *_args) -> None:
-        """A stroke, an undo or a redo: save right after the event (coalesced, so the stroke is drawn first)."""
-        if self._loading or self.review is None or self.read_only:  # read-only: no tool edits, nothing to save
-            return
-        self._edits_pending = True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.save()
-            return
-        if not self._save_scheduled:
-            self._save_scheduled = True
-            loop.call_later(EDIT_SAVE_DELAY_S, self._scheduled_save)
-
-    def _scheduled_save(self) -> None:
-        self._save_scheduled = False
-        try:
-            self.flush()
-        except Exception as error:  # shown on the page; the edit stays pending and is saved with the next change
-            log.exception("saving the review failed")
-            self.last_error = f"Saving failed ({type(error).__name__}: {error})"
-            self.on_change()
-
-    def flush(self) -> None:
-        if self._edits_pending:
-            self.save()
-
     # ---- saving and export ----------------------------------------------------------------------------------
     def save(self, edits: bool = True) -> Path:
         """Write the review folder: after a decision only its small files; after an edit (``edits``) the edits are
@@ -495,13 +437,14 @@ class ReviewSession:
         try:
             if edits or self._edits_pending:
                 with self.clock.measure("save edits"):
-                    review_autosave.save_edits(self.review, self.case.review_dir)
+                    review_autosave.save_edits(self.review, self.case.review_dir, self._stroke_saved)
+                self._note_voxel_changes()
             else:
                 with self.clock.measure("save decisions"):
                     review_autosave.save_decisions(self.review, self.case.review_dir)
         finally:
             self._loading = False
-        self._edits_pending = False
+        self._edits_pending = self._stroke_saved = False
         self.last_error = ""
         self.saved_at = time.time()
         self.save_seconds = time.perf_counter() - start
@@ -639,6 +582,9 @@ class ReviewSession:
             "last_export": str(self.last_export) if self.last_export else None,
             "export_state": self.export_state()[0],
             "edits_pending": self._edits_pending,
+            "last_edit": {str(k): v for k, v in self.last_edit.items()},
+            "take_from_others": self.take_from_others,
+            "stroke_durable_s": self.stroke_durable_s,
             "read_only": self.read_only,
             "last_error": self.last_error,
         }

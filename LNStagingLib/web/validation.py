@@ -178,10 +178,22 @@ def check_review_folder(review_dir: Path) -> list[str]:
         if (review_dir / name).is_file():  # NaN there is a measurement not made (e.g. no SUVpeak), not review state
             _read_json_object(review_dir / name, damaged, allow_nan=True)
     notes = []
-    if "threshold" in data and threshold_problem(data["threshold"]):
-        notes.append(f"{review_file}: the saved operating point {data['threshold']!r} is not a number from 0 to 1; "
+    basis = _ranking_of(review_dir)
+    if "threshold" in data and threshold_problem(data["threshold"], basis):
+        unit = "an SUVpeak" if basis == "suv_peak" else "a number from 0 to 1"
+        notes.append(f"{review_file}: the saved operating point {data['threshold']!r} is not {unit}; "
                      "it is replaced when the case opens.")
     return notes
+
+
+def _ranking_of(review_dir: Path) -> str:
+    """The ranking basis ("probability" or "suv_peak") of the review's candidates.json (else of the run's)."""
+    for path in (review_dir / "candidates.json", review_dir.parent / "candidates.json"):
+        try:
+            return str(json.loads(path.read_text()).get("ranking") or "probability")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return "probability"
 
 
 def threshold_problem(value, basis: str = "probability") -> Optional[str]:
