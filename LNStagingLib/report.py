@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from .review_log import last_events, short_time, usable_events
 
 VIEW_MM = 80  # field of view of a candidate's slice views
 MAX_CANDIDATE_FIGURES = 4  # two rows of two: the page stays one A4 sheet
-MAX_TABLE_ROWS = 16
+MAX_TABLE_ROWS = 12  # top rows, then a count: 60 candidates still print on one A4 page (Testing/test_report_print.py)
 PET_OVERLAY_SUV = 2.0  # below: no tint, the CT shows through
 from .decision_style import DECISION_COLOURS, DECISION_STYLES
 
@@ -259,7 +260,7 @@ def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = 
                        f"{_reviewer_line(review)}<li>Export: {export_text}</li>")
     else:
         review_html = "<li>Not reviewed yet: every candidate is pending.</li>"
-    skipped = "; ".join(html.escape(s) for s in results.skipped)
+    skipped = "; ".join(html.escape(s) for s in _grouped_skips(results.skipped))
     ran = "; ".join(html.escape(s) for s in results.notes)
     patient_line = (f"<li>Metastasis probability: <b>{_fmt(p.metastasis_probability, 2)}</b></li>"
                     if p.metastasis_probability is not None else
@@ -267,9 +268,9 @@ def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-@page {{ size: A4; margin: 10mm; }}
+@page {{ size: A4; margin: 8mm; }}
 body {{ font-family: "DejaVu Sans", Arial, sans-serif; margin: 1em auto; max-width: 190mm; color: #111; font-size: 9.5pt; }}
-h1 {{ font-size: 14pt; margin: 0 0 2px 0; }} h2 {{ font-size: 10.5pt; margin: 8px 0 3px 0; border-bottom: 1px solid #999; }}
+h1 {{ font-size: 14pt; margin: 0 0 2px 0; }} h2 {{ font-size: 10pt; margin: 5px 0 2px 0; border-bottom: 1px solid #999; }}
 .case {{ font-size: 9pt; color: #333; }}
 .warning {{ background: #fff3cd; border: 1px solid #e0b000; padding: 3px 6px; font-weight: bold; margin: 4px 0; }}
 ul {{ margin: 2px 0; padding-left: 16px; }} li {{ margin: 1px 0; }}
@@ -279,9 +280,10 @@ td, th {{ border-bottom: 1px solid #ccc; padding: 1px 6px; text-align: right; }}
 th {{ background: #eee; }} td:first-child, th:first-child, td:nth-child(7) {{ text-align: left; }}
 td.dot {{ border: none; padding: 0 2px; }}
 .note {{ font-size: 8pt; color: #444; margin: 2px 0; }}
-img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
+img.mip {{ width: 60mm; }} img.thumb {{ width: 88mm; margin: 0; }}
 .thumbs {{ display: flex; flex-wrap: wrap; }}
-.prov {{ font-size: 7.5pt; color: #333; }}
+.prov {{ font-size: 6.5pt; color: #333; line-height: 1.15; margin: 0; }}
+.thumbs img, tr {{ break-inside: avoid; }}
 @media print {{ body {{ margin: 0; max-width: none; }} h2 {{ break-after: avoid; }} }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -297,13 +299,26 @@ img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
 <h2>Candidates</h2>
 {_table(results, threshold, review.edited_ids, review.events)}
 </div>
-{f'<div style="flex: 0 0 66mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">{_legend()}</p></div>' if overview else ''}
+{f'<div style="flex: 0 0 60mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">{_legend()}</p></div>' if overview else ''}
 </div>
 <h2>Slices through the nodes (CT, PET SUV &ge; {PET_OVERLAY_SUV:g} translucent; radiological convention)</h2>
 <div class="thumbs">{figures or '<p>No candidates.</p>'}</div>
 <h2>Provenance</h2><p class="prov">{_provenance(results)}{f'<br>Ran: {ran}' if ran else ''}{f'<br>Skipped steps: {skipped}' if skipped else ''}</p>
 </body></html>
 """
+
+
+def _grouped_skips(lines: list[str]) -> list[str]:
+    """The skipped steps, with "Prior NAME missing: WHY" lines of one reason joined (the page stays one A4 sheet)."""
+    out, priors = [], {}
+    for line in lines:
+        match = re.match(r"Prior (\S+) missing: (.*)", line)
+        if match:
+            priors.setdefault(match.group(2).rstrip("."), []).append(match.group(1))
+        else:
+            out.append(line.rstrip("."))
+    out += [f"priors {', '.join(names)} missing: {why}" for why, names in priors.items()]
+    return out
 
 
 def _legend() -> str:

@@ -98,7 +98,7 @@ class ContourEditing:
             return
         if first:
             self._stroke_at = time.perf_counter()
-            loop.call_soon(self._save_stroke)  # before the renders the stroke queued: durable first
+            self._save_stroke()  # now, before the renders the stroke queued: durable first
             self.on_change()  # the page shows "saving..." until save() clears it
         if not self._save_scheduled:
             self._save_scheduled = True
