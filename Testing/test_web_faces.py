@@ -34,6 +34,7 @@ from waiting import wait_for  # noqa: E402
 from LNStagingLib.cli import main  # noqa: E402
 from LNStagingLib.decision_style import DECISION_STYLES  # noqa: E402
 from LNStagingLib.results import Results  # noqa: E402
+from LNStagingLib.web.layout import DRAWER_PX  # noqa: E402
 
 STS = "ibsi_validation_sts/dicom/STS_001"
 VIEWPORT = {"width": 1920, "height": 1080}
@@ -299,3 +300,65 @@ def test_a_stroke_changes_only_the_selected_node_unless_asked_and_is_on_disk_bef
         shot(page, "06_took_from_neighbour")
     finally:
         again.kill()
+
+
+def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(server, browser, run):
+    page = open_page(browser, server)
+
+    def inside(selector: str) -> None:
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None, f"{selector} is not shown"
+        assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"] \
+            and box["y"] + box["height"] <= VIEWPORT["height"], f"{selector} is outside the viewport: {box}"
+
+    for selector in ("#tool-paint", "#tool-erase", "#undo", "#export", "#export-pending", "#bulk-reject", "#drawer-threshold",
+                     "#operating-point", "#list-title"):
+        inside(selector)
+    rows = [r for r in page.locator("#candidates tbody tr").all() if (b := r.bounding_box()) and
+            b["y"] + b["height"] <= VIEWPORT["height"]]
+    assert len(rows) >= 14, f"only {len(rows)} candidate rows visible"
+
+    # keys: ArrowDown = next, U = next pending, B / Escape = paint / no tool, Shift+R = reject below (with undo)
+    ranked = [c.id for c in sorted(Results.read(run).candidates, key=lambda c: c.rank)]
+    page.click(f"#cand-{ranked[0]}")
+    wait_for(lambda: status(server)["selected"]["id"] == ranked[0], what="the first node")
+    page.locator("#list-title").click()  # focus away from any field
+    page.keyboard.press("ArrowDown")
+    wait_for(lambda: status(server)["selected"]["id"] == ranked[1], what="ArrowDown: the next node")
+    page.keyboard.press("a")
+    wait_for(lambda: status(server)["decisions"][str(ranked[1])] == "accepted", what="A: accepted")
+    wait_for(lambda: page.inner_text(f"#state-{ranked[1]}") == "accepted", what="the decision text")
+    state = page.locator(f"#state-{ranked[1]}").bounding_box()
+    assert state["x"] + state["width"] <= DRAWER_PX, "the decision text is cut by the drawer"
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("u")
+    wait_for(lambda: status(server)["selected"]["id"] == ranked[2], what="U: the next pending node")
+    page.keyboard.press("b")
+    wait_for(lambda: status(server)["tool"] == "paint", what="B: paint")
+    page.keyboard.press("]")
+    wait_for(lambda: status(server)["tool"] == "paint" and page.inner_text("#saved") != "", what="brush")
+    page.keyboard.press("Escape")
+    wait_for(lambda: status(server)["tool"] == "none", what="Esc: no tool")
+
+    page.locator("#drawer-threshold .v-slider-thumb").focus()
+    for _ in range(20):  # SUVpeak operating point 2.5 -> 4.5 in steps of 0.1
+        page.keyboard.press("ArrowRight")
+    wait_for(lambda: status(server)["threshold"] == pytest.approx(4.5), what="the SUVpeak operating point")
+    results = Results.read(run)
+    below = sorted(c.id for c in results.candidates if c.suv_peak < 4.5
+                   and status(server)["decisions"][str(c.id)] == "pending")
+    assert below and f"reject {len(below)} below" in page.inner_text("#bulk-reject").lower()
+    page.click("#bulk-reject")
+    wait_for(lambda: all(status(server)["decisions"][str(i)] == "rejected" for i in below), what="bulk reject")
+    inside("#undo-bulk")
+    shot(page, "07_bulk_rejected")
+    page.click("#undo-bulk")
+    wait_for(lambda: all(status(server)["decisions"][str(i)] == "pending" for i in below), what="its undo")
+
+    page.click("#export")
+    wait_for(lambda: status(server)["export_state"] == "current", timeout=60, what="the RTSTRUCT export")
+    inside("#download-rtstruct")
+    page.click(f"#accept-{ranked[2]}")
+    wait_for(lambda: status(server)["export_state"] == "stale", what="the export out of date")
+    inside("#export-stale")
+    shot(page, "08_triage_controls_1920x1080")

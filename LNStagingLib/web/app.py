@@ -112,6 +112,7 @@ class ReviewApp:
         s.can_undo = s.can_redo = False
         s.patient_text = s.slice_text = s.saved_text = s.message = s.edit_text = ""
         s.saving, s.take_from_others = False, False
+        s.below_count, s.can_undo_bulk = 0, False
         s.export_disabled_reason, s.has_attention, s.has_export = "", False, False
         s.export_state, s.export_summary, s.pending_rows, s.confirm_pending = "none", "", [], False
         s.message_ok, s.help_open, s.busy = False, False, 0
@@ -169,6 +170,7 @@ class ReviewApp:
                         f"{time.strftime('%H:%M:%S', time.localtime(session.saved_at))} to {session.case.review_dir}"
                         if session.saved_at else "")
         s.edit_text, s.take_from_others = session.edit_text(), session.take_from_others
+        s.below_count, s.can_undo_bulk = session.below_operating_point(), bool(session._bulk_rejected)
         s.export_disabled_reason = session.case.export_disabled_reason()
         s.has_export = export_state != "none"
         if session.last_error:
@@ -343,6 +345,12 @@ class ReviewApp:
             "undo": session.undo, "redo": session.redo,
             "slice_up": lambda: session.step_slice(+1), "slice_down": lambda: session.step_slice(-1),
             "overlay": session.toggle_overlay, "reset_zoom": session.reset_zoom,
+            "next_pending": session.next_pending,
+            "paint": lambda: session.set_tool("paint"), "erase": lambda: session.set_tool("erase"),
+            "no_tool": lambda: session.set_tool("none"),
+            "brush_smaller": lambda: session.set_tool(session.tool, max(1.0, session.brush_mm - 1.0)),
+            "brush_larger": lambda: session.set_tool(session.tool, min(30.0, session.brush_mm + 1.0)),
+            "reject_below": lambda: session.reject_below_operating_point(reviewer),
         }
         if action in actions:
             self._guard(actions[action], name=f"key {action}")
@@ -404,6 +412,10 @@ class ReviewApp:
         self.server.trigger("lns_reject")(self.reject)
         self.server.trigger("lns_reset")(self.reset_decision)
         self.server.trigger("lns_reviewer")(self.set_reviewer)
+        self.server.trigger("lns_bulk_reject")(
+            lambda reviewer=None: self._guard(self.session.reject_below_operating_point, reviewer, name="bulk reject"))
+        self.server.trigger("lns_undo_bulk")(
+            lambda reviewer=None: self._guard(self.session.undo_bulk_reject, reviewer, name="undo bulk reject"))
         self.server.trigger("lns_export")(self.export)
 
         @self.state.change("take_from_others")

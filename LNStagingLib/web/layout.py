@@ -8,6 +8,7 @@ from .keyboard import KEYBOARD_SCRIPT
 from .session import CT_PRESETS, RTSTRUCT_NAME
 
 TITLE = "LNStaging review"
+DRAWER_PX = 530  # the candidate list with its decision column uncut (Testing/test_web_faces.py)
 PAGE_CSS = """
 #candidates td, #candidates th { padding: 0 6px !important; font-variant-numeric: tabular-nums; }
 #candidates tr.operating-line td { border-top: 3px dashed #29b6f6 !important; }
@@ -26,14 +27,16 @@ def build_page(app) -> None:
         client.Script(KEYBOARD_SCRIPT)
         client.Style(PAGE_CSS)
         layout.title.set_text(TITLE)
-        layout.drawer.width = 470
+        layout.drawer.width = DRAWER_PX
         with layout.toolbar:
             v.VProgressCircular(indeterminate=True, size=22, width=3, color="info", v_show="busy > 0",
                                 id="busy", classes="mx-2", aria_label="working")
             html.Div("{{ provenance_text }}", id="provenance", classes="text-caption mx-2 text-truncate",
-                     style="max-width: 55vw", title=("provenance_text",))
+                     style="max-width: 24vw", title=("provenance_text",))
             v.VSpacer()
-            html.Div("{{ disclaimer }}", id="disclaimer", classes="text-warning font-weight-bold mx-4")
+            action_bar(app, html, v)
+            html.Div("{{ disclaimer }}", id="disclaimer", classes="text-warning font-weight-bold mx-2 text-caption",
+                     style="max-width: 14vw; line-height: 1.1")
             v.VBtn(icon="mdi-keyboard", size="small", variant="text", id="help-button", click="help_open = !help_open",
                    title="Keyboard shortcuts (?)", aria_label="Keyboard shortcuts")
         with layout.drawer:
@@ -56,11 +59,11 @@ def build_page(app) -> None:
                             hide_details=True)
                 v.VCheckbox(v_model=("rescoring",), label="Re-score pending nodes from my decisions",
                             density="compact", hide_details=True, id="rescoring", v_show="rescoring_available")
-                view_controls(app, html, v)
-                html.Div("{{ slice_text }}", id="slice-positions", classes="text-caption")
                 html.Div("{{ cursor_text }}", id="cursor-values", classes="text-caption font-weight-medium",
                          style="min-height: 1.2em")
-                candidate_table(app, html, v)
+                candidate_table(app, html, v)  # before the view controls: about 16 rows without scrolling
+                view_controls(app, html, v)
+                html.Div("{{ slice_text }}", id="slice-positions", classes="text-caption")
                 edit_tools(app, html, v)
                 export_tools(app, html, v)
                 html.Div("{{ saved_text }}", id="saved", classes=("saving ? 'text-warning' : 'text-caption'",))
@@ -109,8 +112,14 @@ def view_controls(app, html, v) -> None:
 
 def candidate_table(app, html, v) -> None:
     html.Div("{{ list_title }} · click a name or a contour to jump", id="list-title", classes="text-subtitle-2 mt-2")
-    html.Div("{{ counts_text }} · dashed blue line = operating point", id="counts", classes="text-caption")
-    with v.VTable(density="compact", fixed_header=True, height="38vh", id="candidates"):
+    with html.Div(classes="d-flex align-center", style="gap: 6px"):
+        html.Div("{{ counts_text }} · dashed blue line = operating point", id="counts", classes="text-caption")
+        v.VBtn("Reject {{ below_count }} below", id="bulk-reject", size="x-small", variant="outlined", color="error",
+               disabled=("below_count === 0",), click="window.lnsTrigger('lns_bulk_reject', [])",
+               title="Reject every pending node below the operating point (Shift+R); undo beside it")
+        v.VBtn("Undo", id="undo-bulk", size="x-small", variant="text", v_show="can_undo_bulk",
+               click="window.lnsTrigger('lns_undo_bulk', [])", title="Put the bulk-rejected nodes back to pending")
+    with v.VTable(density="compact", fixed_header=True, height="52vh", id="candidates"):
         with html.Thead():
             with html.Tr():
                 for title, tip in (("Name", "RT structure name"), ("p", "metastasis probability"),
@@ -153,17 +162,36 @@ def candidate_table(app, html, v) -> None:
                               id=("'state-' + c.id",))
 
 
+def action_bar(app, html, v) -> None:
+    """The controls a reviewer needs at every moment, in the title bar (never scrolled away): paint / erase, undo,
+    export and download, and the out-of-date notice."""
+    with v.VBtnToggle(v_model=("tool",), density="compact", mandatory=True, id="tools", classes="mx-1"):
+        v.VBtn("None", value="none", id="tool-none", size="small", title="Navigate: click a contour (Esc)")
+        v.VBtn("Paint", value="paint", id="tool-paint", size="small", prepend_icon="mdi-brush",
+               title="Paint the selected node (B)")
+        v.VBtn("Erase", value="erase", id="tool-erase", size="small", prepend_icon="mdi-eraser",
+               title="Erase from the selected node (E)")
+    v.VBtn(icon="mdi-undo", size="small", variant="text", disabled=("!can_undo",), click=app.undo, id="undo",
+           title="Undo (Ctrl+Z)", aria_label="Undo")
+    v.VBtn(icon="mdi-redo", size="small", variant="text", disabled=("!can_redo",), click=app.redo, id="redo",
+           title="Redo (Ctrl+Y)", aria_label="Redo")
+    v.VBtn("Export RTSTRUCT", id="export", size="small", color="primary", classes="mx-1",
+           disabled=("export_disabled_reason !== ''",), click="window.lnsTrigger('lns_export', [false])",
+           title="Write the accepted nodes as a DICOM RT Structure Set on the planning CT")
+    v.VBtn("+ pending…", id="export-pending", size="small", variant="outlined",
+           disabled=("export_disabled_reason !== '' || pending_rows.length === 0",),
+           click="confirm_pending = true", title="List the pending nodes, then choose to export them too")
+    v.VBtn("RTSTRUCT", id="download-rtstruct", size="small", v_show="has_export", classes="mx-1",
+           disabled=("export_state !== 'current'",), href=f"lnstaging/download/{RTSTRUCT_NAME}",
+           raw_attrs=[f'download="{RTSTRUCT_NAME}"'], prepend_icon="mdi-download",
+           title="The RTSTRUCT of the last export (refused when the review changed since)")
+    html.Div("Export out of date: export again", id="export-stale", v_show="export_state === 'stale'",
+             classes="text-warning text-caption font-weight-bold mx-1",
+             title=("'The review changed after the export (' + export_summary + ')'",))
+
+
 def edit_tools(app, html, v) -> None:
-    html.Div("Correct the selected node's contour", classes="text-subtitle-2 mt-2")
-    with v.VRow(dense=True, align="center"):
-        with v.VBtnToggle(v_model=("tool",), density="compact", mandatory=True, id="tools"):
-            v.VBtn("None", value="none", id="tool-none", title="Navigate: click a contour to select its node")
-            v.VBtn("Paint", value="paint", id="tool-paint", prepend_icon="mdi-brush", title="Paint the selected node")
-            v.VBtn("Erase", value="erase", id="tool-erase", prepend_icon="mdi-eraser", title="Erase from the selected node")
-        v.VBtn(icon="mdi-undo", size="small", variant="text", disabled=("!can_undo",), click=app.undo, id="undo",
-               title="Undo (Ctrl+Z)", aria_label="Undo")
-        v.VBtn(icon="mdi-redo", size="small", variant="text", disabled=("!can_redo",), click=app.redo, id="redo",
-               title="Redo (Ctrl+Y)", aria_label="Redo")
+    html.Div("Correct the selected node's contour (Paint / Erase in the bar above)", classes="text-subtitle-2 mt-2")
     v.VSlider(v_model=("brush_mm",), min=1, max=30, step=0.5, density="compact", hide_details=True,
               label="Brush (mm)", thumb_label=True, id="brush", aria_label="Brush diameter in mm")
     v.VCheckbox(v_model=("take_from_others",), label="Paint may take voxels from other nodes", density="compact",
@@ -175,16 +203,6 @@ def edit_tools(app, html, v) -> None:
 
 def export_tools(app, html, v) -> None:
     with html.Div(classes="d-flex flex-wrap mt-2", style="gap: 6px"):
-        v.VBtn("Export RTSTRUCT (accepted)", id="export", size="small", color="primary",
-               disabled=("export_disabled_reason !== ''",), click="window.lnsTrigger('lns_export', [false])",
-               title="Write the accepted nodes as a DICOM RT Structure Set on the planning CT")
-        v.VBtn("Include pending…", id="export-pending", size="small", variant="outlined",
-               disabled=("export_disabled_reason !== '' || pending_rows.length === 0",),
-               click="confirm_pending = true", title="List the pending nodes, then choose to export them too")
-        v.VBtn("Download RTSTRUCT", id="download-rtstruct", size="small", v_show="has_export",
-               disabled=("export_state !== 'current'",), href=f"lnstaging/download/{RTSTRUCT_NAME}",
-               raw_attrs=[f'download="{RTSTRUCT_NAME}"'], prepend_icon="mdi-download",
-               title="The RTSTRUCT of the last export (refused when the review changed since)")
         v.VBtn("GTV_LN (NIfTI)", id="download-gtv", size="small", href="lnstaging/download/gtv_ln.nii.gz",
                raw_attrs=['download="gtv_ln.nii.gz"'], prepend_icon="mdi-download",
                title="The reviewed label map")
@@ -195,8 +213,6 @@ def export_tools(app, html, v) -> None:
                title="One-page report of this review (print it to A4)")
     html.Div("{{ export_summary }}", id="export-summary", v_show="export_summary && export_state === 'current'",
              classes="text-success font-weight-medium")
-    html.Div("Export out of date: the review changed after it ({{ export_summary }}). Export again before "
-             "downloading.", id="export-stale", v_show="export_state === 'stale'", classes="text-warning")
     html.Div("{{ export_disabled_reason }}", id="export-reason", classes="text-caption text-warning",
              v_show="export_disabled_reason")
 

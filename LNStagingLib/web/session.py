@@ -32,6 +32,7 @@ from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
 from .editing import ContourEditing
+from .triage import Triage
 from .timing import Clock
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class ReadOnlyReviewError(LNStagingError):
     """A change asked of a review served with --read-only."""
 
 
-class ReviewSession(ContourEditing):
+class ReviewSession(ContourEditing, Triage):
     """The cases of a review and the one case open in ``slicer_app.scene``."""
 
     def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None,
@@ -584,6 +585,7 @@ class ReviewSession(ContourEditing):
             "edits_pending": self._edits_pending,
             "last_edit": {str(k): v for k, v in self.last_edit.items()},
             "take_from_others": self.take_from_others,
+            "bulk_rejected": list(self._bulk_rejected),
             "stroke_durable_s": self.stroke_durable_s,
             "read_only": self.read_only,
             "last_error": self.last_error,
