@@ -28,7 +28,7 @@ pytest.importorskip("trame_slicer")
 pytest.importorskip("playwright")
 
 from review_server import Server  # noqa: E402
-from test_web_review import CHROMIUM_ARGS, chromium_path, get_json  # noqa: E402
+from test_web_review import browser, get_json  # noqa: E402,F401 (browser: the shared Chromium fixture)
 from waiting import wait_for  # noqa: E402
 
 from LNStagingLib.cli import main  # noqa: E402
@@ -48,19 +48,6 @@ def run(data_dir, tmp_path_factory):
     assert main(["run", "--ct", str(data_dir / STS / "CT/image"), "--pet", str(data_dir / STS / "PET/image"),
                  "--threads", "1", "--out", str(out)]) == 0
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -30,6 +30,19 @@ def write_run(folder, with_images=True):
     return ct, results
 
 
+def grow_segment(review, candidate_id):
+    """A 7x7 square added to a candidate's segment in its first slice (what a brush stroke does); (before, after)."""
+    from LNStagingLib.scene import segments
+
+    segment_id = segments.segment_id_for(review.segmentation, candidate_id)
+    voxels = segments.array_from_segment(review.segmentation, segment_id, review.ct)
+    grown = voxels.copy()
+    z, y, x = np.argwhere(voxels)[0]
+    grown[z, max(y - 3, 0):y + 4, max(x - 3, 0):x + 4] = 1
+    segments.update_segment_from_array(review.segmentation, segment_id, grown, review.ct)
+    return voxels, grown
+
+
 @pytest.fixture
 def batch(tmp_path):
     for name in ("p02", "p01"):
@@ -106,13 +119,7 @@ def test_session_saves_decisions_and_edits_as_they_happen_and_switches_cases(ses
     assert session.status()["visible_ids"] == [1]  # 0.92 shown; 0.61 and 0.34 below, 2 rejected anyway
 
     # a contour edit through the segment editor's segmentation: saved with the edit read back into GTV_LN
-    review = session.review
-    segment_id = segments.segment_id_for(review.segmentation, 3)
-    voxels = segments.array_from_segment(review.segmentation, segment_id, review.ct)
-    grown = voxels.copy()
-    z, y, x = np.argwhere(voxels)[0]
-    grown[z, max(y - 3, 0):y + 4, max(x - 3, 0):x + 4] = 1
-    segments.update_segment_from_array(review.segmentation, segment_id, grown, review.ct)
+    voxels, grown = grow_segment(session.review, 3)
     session.editor.active_segmentation.trigger_modified()  # what a paint stroke emits
     on_disk = sitk.GetArrayFromImage(sitk.ReadImage(str(review_dir / "gtv_ln.nii.gz")))
     assert int((on_disk == 3).sum()) == int(grown.sum()) > int(voxels.sum())
@@ -230,19 +237,14 @@ def test_a_stroke_saved_only_as_segmentation_is_restored_after_a_kill(session, b
     restores the stroke (restore_review reads the edits back from the newer segmentation file)."""
     from trame_slicer.core import SlicerApp
 
-    from LNStagingLib.scene import review_autosave, segments
+    from LNStagingLib.scene import review_autosave
     from LNStagingLib.web.session import ReviewSession
 
     session.open_case("p01")
     review_dir = batch / "p01" / "review"
     review = session.review
-    segment_id = segments.segment_id_for(review.segmentation, 3)
-    voxels = segments.array_from_segment(review.segmentation, segment_id, review.ct)
-    grown = voxels.copy()
-    z, y, x = np.argwhere(voxels)[0]
-    grown[z, max(y - 3, 0):y + 4, max(x - 3, 0):x + 4] = 1
     session._loading = True  # apply the edit without the session's own save: only the segmentation is written
-    segments.update_segment_from_array(review.segmentation, segment_id, grown, review.ct)
+    voxels, grown = grow_segment(review, 3)
     session._loading = False
     labels_before = (review_dir / "gtv_ln.nii.gz").read_bytes()
     assert review_autosave.save_segmentation(review, review_dir)

@@ -8,11 +8,9 @@ import json
 import re
 
 import pytest
-import torch
+from stage1_support import run_sts_with_stage1_without_attention
 
 from LNStagingLib.cli import main
-from LNStagingLib.models.checkpoint import save_checkpoint
-from LNStagingLib.models.unet import AttentionUNet, unet_config
 from LNStagingLib.results import Candidate, PatientResult, Results
 
 STS = "ibsi_validation_sts/dicom/STS_001"
@@ -76,15 +74,7 @@ def test_no_face_names_a_model_that_did_not_run(sts_run):
 def test_stage1_scores_are_not_shown_as_a_metastasis_probability(data_dir, tmp_path, capsys):
     """--models seg=<a stage-1 model without attention>: its scores stay in "scores", the list ranks by SUVpeak, no
     "largest positive LN volume" is derived from them."""
-    torch.manual_seed(0)
-    net = AttentionUNet(unet_config("tiny", use_pet=True, use_attention=False))
-    model = tmp_path / "seg_noattention.pt"
-    save_checkpoint(model, net, net.config, training_data={"spacing_mm": [3.0, 3.0, 5.0]})
-    nifti = data_dir / "ibsi_validation_sts" / "nifti" / "STS_001"
-    out = tmp_path / "run"
-    assert main(["run", "--ct", str(nifti / "CT_image.nii.gz"), "--pet", str(nifti / "PET_image.nii.gz"),
-                 "--models", f"seg={model}", "--candidates", "pet", "--threads", "1", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    out, printed = run_sts_with_stage1_without_attention(data_dir, tmp_path, capsys)
     data = json.loads((out / "candidates.json").read_text())
     assert any("stage1" in c["scores"] for c in data["candidates"])
     assert all(c["probability"] is None for c in data["candidates"]) and data["ranking"] == "suv_peak"

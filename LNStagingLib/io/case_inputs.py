@@ -43,24 +43,24 @@ def add_relative_paths(inputs: dict, results_dir: Path | str) -> None:
                 pass
 
 
-def read_recorded_inputs(results_dir: Path | str) -> dict:
-    """provenance.json "inputs" of a results folder ({} when the run recorded none)."""
+def _provenance_part(results_dir: Path | str, key: str) -> dict:
+    """One dict of a results folder's provenance.json ({} when absent or unreadable)."""
     path = Path(results_dir) / "provenance.json"
     try:
-        inputs = json.loads(path.read_text()).get("inputs") if path.is_file() else None
+        part = json.loads(path.read_text()).get(key) if path.is_file() else None
     except (OSError, ValueError, AttributeError):
         return {}
-    return inputs if isinstance(inputs, dict) else {}
+    return part if isinstance(part, dict) else {}
+
+
+def read_recorded_inputs(results_dir: Path | str) -> dict:
+    """provenance.json "inputs" of a results folder ({} when the run recorded none)."""
+    return _provenance_part(results_dir, "inputs")
 
 
 def recorded_image_reading(results_dir: Path | str) -> dict:
     """How the run read its images (weight, dose, injection time, series UIDs): the same SUV on review."""
-    path = Path(results_dir) / "provenance.json"
-    try:
-        reading = json.loads(path.read_text()).get("image_reading") if path.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return reading if isinstance(reading, dict) else {}
+    return _provenance_part(results_dir, "image_reading")
 
 
 def recorded_input_path(results_dir: Path | str, name: str) -> Optional[Path]:
