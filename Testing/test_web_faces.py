@@ -349,3 +349,29 @@ def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(ser
     wait_for(lambda: status(server)["export_state"] == "stale", what="the export out of date")
     inside("#export-stale")
     shot(page, "08_triage_controls_1920x1080")
+
+
+def test_two_browsers_record_their_own_reviewer(server, browser, run):
+    """Issue 25 item 7: the reviewer belongs to the browser that made the decision, not to the last name typed."""
+    first, second = open_page(browser, server), open_page(browser, server)
+    ranked = [c.id for c in sorted(Results.read(run).candidates, key=lambda c: c.rank)]
+    for page, name in ((first, "Dr A"), (second, "Dr B")):
+        page.bring_to_front()
+        page.fill("#reviewer", name)
+        page.locator("#reviewer").press("Enter")
+        wait_for(lambda: status(server)["reviewer"] == name, what=f"{name} typed")
+    first.bring_to_front()
+    first.click(f"#reject-{ranked[5]}")  # Dr B typed last; this decision is still Dr A's
+    wait_for(lambda: status(server)["decisions"][str(ranked[5])] == "rejected", what="Dr A's decision")
+    second.bring_to_front()
+    second.click(f"#accept-{ranked[6]}")
+    wait_for(lambda: status(server)["decisions"][str(ranked[6])] == "accepted", what="Dr B's decision")
+    first.bring_to_front()
+    first.click(f"#cand-{ranked[7]}")
+    first.locator("#list-title").click()
+    first.keyboard.press("a")  # a key on the first page: Dr A
+    wait_for(lambda: status(server)["decisions"][str(ranked[7])] == "accepted", what="Dr A's key")
+    events = json.loads((run / "review" / "review.json").read_text())["events"]
+    by = {(e["candidate"], e["action"]): e.get("by") for e in events}
+    assert by[(ranked[5], "rejected")] == "Dr A" and by[(ranked[6], "accepted")] == "Dr B"
+    assert by[(ranked[7], "accepted")] == "Dr A"
