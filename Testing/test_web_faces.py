@@ -305,6 +305,17 @@ def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(ser
             b["y"] + b["height"] <= VIEWPORT["height"]]
     assert len(rows) >= 14, f"only {len(rows)} candidate rows visible"
 
+    # sortable columns: volume (largest first), then back to the rank order
+    results = Results.read(run)
+    page.click("#th-vol")
+    largest = max(results.candidates, key=lambda c: c.volume_ml)
+    wait_for(lambda: page.locator("#candidates tbody tr td:first-child").first.inner_text() == largest.name,
+             what="sorted by volume")
+    page.click("#th-vol")
+    first = min(results.candidates, key=lambda c: c.rank)
+    wait_for(lambda: page.locator("#candidates tbody tr td:first-child").first.inner_text() == first.name,
+             what="back to the rank order")
+
     # keys: ArrowDown = next, U = next pending, B / Escape = paint / no tool, Shift+R = reject below (with undo)
     ranked = [c.id for c in sorted(Results.read(run).candidates, key=lambda c: c.rank)]
     page.click(f"#cand-{ranked[0]}")

@@ -113,6 +113,7 @@ class ReviewApp:
         s.patient_text = s.slice_text = s.saved_text = s.message = s.edit_text = ""
         s.saving, s.take_from_others = False, False
         s.below_count, s.can_undo_bulk = 0, False
+        s.sort_by = "rank"
         s.export_disabled_reason, s.has_attention, s.has_export = "", False, False
         s.export_state, s.export_summary, s.pending_rows, s.confirm_pending = "none", "", [], False
         s.message_ok, s.help_open, s.busy = False, False, 0
@@ -135,13 +136,14 @@ class ReviewApp:
         moved = rescoring.get("moved", {}) if rescoring.get("enabled") else {}
         results = session.review.results
         s.candidates = [candidate_row(c, visible=c.id in visible, threshold=threshold, moved=moved, results=results)
-                        for c in session.ranked_candidates()]
+                        for c in page_text.sorted_candidates(session.ranked_candidates(), s.sort_by)]
         s.has_probability = results.ranks_by_probability
         s.threshold_min, s.threshold_max, s.threshold_step = page_text.threshold_range(results)
         s.list_title = page_text.list_title(results)
         s.rescoring_available, s.rescoring = rescoring["available"], rescoring["enabled"]
         rows = s.candidates
-        s.operating_index = next((k for k, row in enumerate(rows) if row["below"]), len(rows))
+        s.operating_index = (next((k for k, row in enumerate(rows) if row["below"]), len(rows))
+                             if s.sort_by == "rank" else -1)  # the line means something in rank order only
         decisions = [c.review for c in session.review.results.candidates]
         hidden = sum(1 for row in rows if row["review"] == "pending" and not row["visible"])
         s.counts_text = (f"{decisions.count('accepted')} accepted · {decisions.count('pending')} pending "
@@ -417,6 +419,10 @@ class ReviewApp:
         self.server.trigger("lns_undo_bulk")(
             lambda reviewer=None: self._guard(self.session.undo_bulk_reject, reviewer, name="undo bulk reject"))
         self.server.trigger("lns_export")(self.export)
+
+        @self.state.change("sort_by")
+        def on_sort(sort_by, **_):
+            self.push_state()
 
         @self.state.change("take_from_others")
         def on_take(take_from_others, **_):

@@ -127,7 +127,10 @@ def candidate_table(app, html, v) -> None:
                                    ("SUVpeak", "mean SUV in a 1 ml sphere (PERCIST); PET candidates"),
                                    ("Vol (ml)", "volume"), ("Decision", "accept / reject / reset")):
                     only_with_p = {"v_if": "has_probability"} if title == "p" else {}
-                    html.Th(title, title=tip, id=f"th-{title.split()[0].lower()}", **only_with_p)
+                    key = title.split()[0].lower()
+                    html.Th(title + "{{ sort_by === '%s' ? ' ▾' : '' }}" % key, id=f"th-{key}", **only_with_p,
+                            title=tip + " (click to sort; click again for the rank order)",
+                            style="cursor: pointer", click=f"sort_by = (sort_by === '{key}' ? 'rank' : '{key}')")
         with html.Tbody():
             with html.Tr(v_for="(c, i) in candidates", key="c.id",
                          classes=("{'bg-grey-darken-3': c.id === selected_id, 'text-disabled': !c.visible, "

@@ -43,6 +43,20 @@ def candidate_row(c, *, visible: bool, threshold: float, moved: dict, results: R
     }
 
 
+# the sortable columns: header title -> the candidate value it sorts by (largest first; names and decisions A-Z)
+SORT_KEYS = {
+    "rank": lambda c: c.rank, "name": lambda c: c.id, "p": lambda c: -(c.probability or 0.0),
+    "sa": lambda c: -c.short_axis_mm, "suvmax": lambda c: -(c.suv_max if c.suv_max == c.suv_max else 0.0),
+    "suvpeak": lambda c: -(c.suv_peak if c.suv_peak == c.suv_peak else 0.0), "vol": lambda c: -c.volume_ml,
+    "decision": lambda c: (("pending", "accepted", "rejected").index(c.review), c.rank),
+}
+
+
+def sorted_candidates(candidates: list, key: str) -> list:
+    """The list order a column header asks for (rank order for an unknown key: the page sends it unchecked)."""
+    return sorted(candidates, key=SORT_KEYS.get(key if isinstance(key, str) else "rank", SORT_KEYS["rank"]))
+
+
 def list_title(results: Results) -> str:
     if results.ranks_by_probability:
         model = results.ranking_basis["model"]
