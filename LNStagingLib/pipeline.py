@@ -551,7 +551,9 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     # null (not 0) when no classifier said which node is positive
     identified = any("identification" in c.scores for c in candidates)
     volume_score = (lambda c: c.scores.get("identification")) if identified else (lambda c: c.probability)
-    largest_ml = None
+    largest_ml = None  # null when no classifier said which node is positive; 0 when one applied and none is
+    if not candidates and (models.cls is not None or models.identification is not None):
+        largest_ml = 0.0  # a classifier that fits this case, and no candidate: no positive node
     if probability_score:
         positives = [c for c in candidates if volume_score(c) is not None and volume_score(c) >= options.threshold]
         largest_ml = max((c.volume_ml for c in positives), default=0.0)
