@@ -29,7 +29,7 @@ from .io.checksums import input_sha256
 from .io.petct import PetCt, load_pet_ct
 from .io.resample import resample_to_reference
 from .progress import Progress
-from .results import Candidate, PatientResult, Results
+from .results import MODEL_STAGES, PROBABILITY_SCORES, Candidate, PatientResult, Results
 
 DEFAULT_THRESHOLD = 0.5
 FILE_CANDIDATE_RADIUS_MM = 5.0
@@ -227,18 +227,19 @@ def case_site_from_tumour(tumor: Optional[sitk.Image], structures: Optional[sitk
     return f"abdomen/{key}"
 
 
-def models_for_site(models: ModelSelection, case_site: Optional[str], skipped: list[str]) -> ModelSelection:
-    """The selection without the models trained for another site (each said in one line)."""
+def models_for_site(models: ModelSelection, case_site: Optional[str], not_applied: dict) -> ModelSelection:
+    """The selection without the models trained for another site (the reason put into ``not_applied`` by stage;
+    Results.models_text says it in one line)."""
     from dataclasses import replace
 
     kept = replace(models, sha256=dict(models.sha256), ids=dict(models.ids), sites=dict(models.sites))
-    for stage in ("seg", "cls", "identification", "patient"):
+    for stage in MODEL_STAGES:
         site, domain = models.sites.get(stage, ("", ""))
         if getattr(models, stage) is not None and not site_matches(site, case_site):
             setattr(kept, stage, None)
-            skipped.append(f"Model {models.ids.get(stage, stage)} ({stage}) not applied: it was trained for {site}"
-                           f"{' on ' + domain + 's' if domain else ''}, and this case's site is "
-                           f"{case_site or 'unknown (give --site)'}.")
+            reason = (f"it was trained for {site}{' on ' + domain + 's' if domain else ''}, and this case's site is "
+                      f"{case_site or 'unknown (give --site)'}")
+            not_applied[stage] = reason
     return kept
 
 
@@ -359,7 +360,9 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         torch.set_num_threads(options.threads)
     timings: dict[str, float] = {}
     windows: dict = {}
-    skipped: list[str] = []
+    skipped: list[str] = []  # what did not run, and why
+    notes: list[str] = []  # what ran, said in one line
+    not_applied: dict[str, str] = {}  # model stage -> why the given model did not run
     models = options.models
 
     def timed(name: str, start: float) -> None:
@@ -407,7 +410,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         skipped.append("No organ/vessel masks: no attention map.")
     timed("attention", t)
     case_site = inputs.site or case_site_from_tumour(tumor, images.structures)
-    models = models_for_site(models, case_site, skipped)
+    models = models_for_site(models, case_site, not_applied)
 
     # ---- stage 1: LN segmentation -> instances ---------------------------------------------------------------
     t = time.perf_counter()
@@ -420,12 +423,13 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
 
         seg_model, seg_config, seg_payload = load_model(models.seg, models.sha256.get("seg"), options.device)
         if seg_config.use_attention and attention is None:
+            not_applied["seg"] = "its model needs the attention map, which needs organ masks (--organs)"
             skipped.append("Stage-1 segmentation skipped: its model needs the attention map, which needs organ masks "
                            "(--organs)." + _no_attention_hint())
         else:
             if not seg_config.use_attention:
-                skipped.append(f"Stage 1 ran without distance-guided attention: model {models.ids.get('seg', 'seg')} "
-                               "has no attention input (no organ masks needed).")
+                notes.append(f"Stage 1 ran without distance-guided attention: model {models.ids.get('seg', 'seg')} "
+                             "has no attention input (no organ masks needed).")
             progress.step(0.2, "stage 1: lymph node segmentation")
             parts: dict[str, float] = {}  # seconds of each part of stage 1, for provenance and benchmarks
             clock = time.perf_counter()
@@ -447,7 +451,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
             stage1_ran = True
             parts["instances"] = time.perf_counter() - clock
             windows["seconds"] = {k: round(v, 3) for k, v in parts.items()}
-    else:
+    elif options.models.seg is None:
         skipped.append("No stage-1 model: lymph nodes were not segmented.")
     timed("stage1", t)
 
@@ -460,8 +464,10 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         progress.step(0.6, "PET candidates (SUV rules)")
         labels, sources, pet_peaks, line, other_findings = _add_pet_candidates(inputs, petct, tumor, labels, sources,
                                                                                site=case_site)
-        skipped.append(line if want_pet else "No stage-1 model fits this case: " + line
-                       + (_no_attention_hint() if models.seg is None and options.models.seg is not None else ""))
+        notes.append(line)
+        if not want_pet:
+            skipped.append("No stage-1 model fits this case: candidates come from the PET's SUV rules instead."
+                           + (_no_attention_hint() if models.seg is None and options.models.seg is not None else ""))
         timed("pet_candidates", t)
     if inputs.candidates is not None and not want_pet:
         labels, sources = _add_file_candidates(labels, read_candidate_file(Path(inputs.candidates)), sources)
@@ -506,11 +512,14 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     timed("priors", t)
 
     t = time.perf_counter()
+    if models.cls is not None and not candidates:
+        not_applied["cls"] = "there were no candidates to classify"
     if models.cls is not None and candidates:
         from .inference.classification import classify_candidates
 
         cls_model, cls_config, _ = load_model(models.cls, models.sha256.get("cls"), options.device)
         if getattr(cls_config, "use_priors", False) and prior_table is None:
+            not_applied["cls"] = "its model needs the spatial priors, which could not be computed"
             skipped.append("Stage-2 classification skipped: its model needs the spatial priors, which could not be "
                            "computed (see above).")
         else:
@@ -520,11 +529,13 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                                         device=options.device, progress=progress.sub(0.7, 0.85))
             for c, p in zip(candidates, probs):
                 c.scores["stage2"] = float(p)
-    elif models.cls is None:
+    elif options.models.cls is None:
         skipped.append("No stage-2 model: candidates were not classified by CNN+GNN.")
     timed("stage2", t)
 
     t = time.perf_counter()
+    if models.identification is not None and not candidates:
+        not_applied["identification"] = "there were no candidates to identify"
     if models.identification is not None and candidates:
         from .models.identification import identify_instances
         from .models.seg_inputs import network_channels
@@ -539,25 +550,37 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                 c.scores["identification"] = float(scores[c.id])
     timed("identification", t)
 
+    # the probability shown is a metastasis probability (stage 2, else the instance identifier); a stage-1 score
+    # says "lymph node tissue" and stays in c.scores: without a classifier the list is ranked by SUVpeak
+    probability_score = next((key for key in PROBABILITY_SCORES if any(key in c.scores for c in candidates)), "")
     for c in candidates:
-        for key in ("stage2", "identification", "stage1"):
-            if key in c.scores:
-                c.probability = c.scores[key]
-                break
+        c.probability = c.scores.get(probability_score) if probability_score else None
 
     # ---- patient level -----------------------------------------------------------------------------------------
     t = time.perf_counter()
-    # V_max_pLN of eq. 7 from what paper 2 uses: its instance identifier when that ran, else the final probability
+    # V_max_pLN of eq. 7 from what paper 2 uses: its instance identifier when that ran, else the final probability;
+    # null (not 0) when no classifier said which node is positive
     identified = any("identification" in c.scores for c in candidates)
     volume_score = (lambda c: c.scores.get("identification")) if identified else (lambda c: c.probability)
-    positives = [c for c in candidates if volume_score(c) is not None and volume_score(c) >= options.threshold]
-    largest_ml = max((c.volume_ml for c in positives), default=0.0)
-    operating_point = {"threshold": options.threshold}
-    if models.froc:
-        operating_point["expected_fp_per_patient"] = expected_fp_per_patient(models.froc, options.threshold)
+    largest_ml = None  # null when no classifier said which node is positive; 0 when one applied and none is
+    if not candidates and (models.cls is not None or models.identification is not None):
+        largest_ml = 0.0  # a classifier that fits this case, and no candidate: no positive node
+    if probability_score:
+        positives = [c for c in candidates if volume_score(c) is not None and volume_score(c) >= options.threshold]
+        largest_ml = max((c.volume_ml for c in positives), default=0.0)
+    if probability_score:
+        operating_point = {"basis": "probability", "threshold": options.threshold}
+        if models.froc and models.cls is not None and probability_score == "stage2":
+            operating_point["expected_fp_per_patient"] = expected_fp_per_patient(models.froc, options.threshold)
+    else:  # SUVpeak: the PET detector's own threshold when it found the candidates (it hides none of them), else 0
+        pet_ran = bool(pet_peaks) or "pet_candidates" in timings
+        operating_point = {"basis": "suv_peak", "threshold": float(inputs.pet_threshold)
+                           if pet_ran and inputs.pet_threshold is not None else 0.0}
     patient = PatientResult(operating_point=operating_point, largest_positive_ln_volume_ml=largest_ml,
-                            note="largest positive LN volume from the " + (
+                            note="" if largest_ml is None else "largest positive LN volume from the " + (
                                 "instance identifier" if identified else "candidate probabilities"))
+    if models.patient is not None and tumor is None:
+        not_applied["patient"] = "it needs the primary tumour mask (--tumor)"
     if models.patient is not None and tumor is not None:
         from .models.patient import patient_inputs, predict_patient
 
@@ -565,25 +588,28 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         patient_model, patient_config, _ = load_model(models.patient, models.sha256.get("patient"), options.device)
         patient.metastasis_probability = predict_patient(
             patient_model, patient_inputs(ct, tumor, patient_config, ln_volume_mm3=largest_ml * 1000.0))
-    elif models.patient is None:
+    elif options.models.patient is None:
         skipped.append("No patient-level model: the metastasis probability was not computed.")
     timed("patient", t)
 
     results = Results(gtv_ln=labels, attention=attention, ln_probability=probability, candidates=candidates,
-                      patient=patient, skipped=skipped)
+                      patient=patient, skipped=skipped, notes=notes, probability_score=probability_score)
     results.other_findings = other_findings
-    used = [stage for stage in ("stage2", "identification", "stage1") if any(stage in c.scores for c in candidates)]
-    stage_of = {"stage2": "cls", "identification": "identification", "stage1": "seg"}
-    domains = {models.sites.get(stage_of[s], ("", ""))[1] for s in used[:1]}
+    results.models = model_record(options.models, not_applied)
+    domains = {models.sites.get(PROBABILITY_SCORES[probability_score], ("", ""))[1]} if probability_score else set()
     if patient.metastasis_probability is not None:
         domains.add(models.sites.get("patient", ("", ""))[1])
     if "synthetic phantom" in domains:
         results.probability_domain = "synthetic phantom"
-    if candidates and all(c.probability is None for c in candidates):
+    if not probability_score:
         results.ranking = "suv_peak"
-        skipped.append("No applicable classifier: candidates are ranked by SUVpeak, not by a learned probability.")
+        if candidates:
+            skipped.append("No applicable classifier: candidates are ranked by SUVpeak, not by a learned "
+                           "probability.")
     results.rank_candidates()
     results.provenance = provenance(inputs, options, petct, timings)
+    if "cls" not in results.applied_models():
+        results.provenance["froc"] = []  # the FROC belongs to the classifier: no figure from a model that did not run
     results.provenance["stage1_windows"] = windows
     if prior_table is not None and prior_table.z_source:
         results.provenance["z_norm_landmarks"] = prior_table.z_source
@@ -599,17 +625,28 @@ def expected_fp_per_patient(froc: list, threshold: float) -> float:
     return round(float(np.interp(threshold, thresholds, fps)), 3)
 
 
+def model_record(selection: ModelSelection, not_applied: dict[str, str]) -> dict:
+    """Results.models: every model the run was given, applied or not (with the reason), id, sha256, domain."""
+    models = {}
+    for stage in MODEL_STAGES:
+        path = getattr(selection, stage)
+        if path is None:
+            continue
+        # a catalogue model's sha256 was checked when it was loaded; a model given as a file is hashed here
+        sha = selection.sha256.get(stage) or input_sha256(Path(path))
+        models[stage] = {"id": selection.ids.get(stage, Path(path).name), "sha256": sha,
+                         "training_domain": selection.sites.get(stage, ("", ""))[1],
+                         "applied": stage not in not_applied, "reason": not_applied.get(stage, "")}
+    return models
+
+
 def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: dict) -> dict:
-    """What produced these results: software, models (id + sha256), input checksums, timings. No patient identifiers."""
+    """What produced these results: software, input checksums, how the images were read, timings (the models are
+    Results.models, written here as models_applied / models_not_applied). No patient identifiers."""
     import torch
 
-    models = {}
-    for stage in ("seg", "cls", "identification", "patient"):
-        path = getattr(options.models, stage)
-        if path is not None:
-            # a catalogue model's sha256 was checked when it was loaded; a model given as a file is hashed here
-            sha = options.models.sha256.get(stage) or input_sha256(Path(path))
-            models[stage] = {"id": options.models.ids.get(stage, Path(path).name), "sha256": sha}
+    from .io.case_inputs import recorded_inputs
+
     given = {k: getattr(inputs, k) for k in ("ct", "pet", "organs", "tumor", "candidates")}
     if _asks_for_pet_candidates(inputs):
         given.pop("candidates")  # "--candidates pet" names the detector, not a file
@@ -617,9 +654,11 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         "software": {"lnstaging": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "SimpleITK": sitk.Version_VersionString(), "numpy": np.__version__},
         "disclaimer": NOT_FOR_CLINICAL_USE,
-        "models": models,
-        "froc": options.models.froc,  # [fp_per_patient, threshold] of the stage-2 model, for the operating point
-        "inputs": {k: {"sha256": input_sha256(Path(v))} for k, v in given.items() if v is not None},
+        # [fp_per_patient, threshold] of the stage-2 model, for the operating point: only when it ran
+        "froc": options.models.froc if options.models.cls is not None else [],
+        "inputs": recorded_inputs(given),
+        "image_reading": {k: getattr(inputs, k) for k in ("weight_kg", "dose_bq", "injection_time", "accept_timing",
+                                                          "ct_series_uid", "pet_series_uid")},
         "suv_factor": None if petct.suv is None else getattr(petct.suv, "factor", None),
         # a tilted or irregular DICOM stack read onto a regular grid (io.slice_geometry), one line per image
         "resampled_inputs": {name: series.resampled for name, series in (("ct", petct.ct_series),
@@ -659,6 +698,7 @@ def run_to_folder(inputs: CaseInputs, out_dir: Path | str, options: RunOptions |
 
     The folder is checked first (LNStagingLib/io/outputs.py): an existing one is replaced only with ``overwrite``,
     and only when lnstaging wrote it, it holds no review, and it is neither an input nor the working folder."""
+    from .io.case_inputs import add_relative_paths
     from .io.outputs import RESULTS_MARKER
     from .report import ReviewInfo, write_report
 
@@ -672,5 +712,6 @@ def run_to_folder(inputs: CaseInputs, out_dir: Path | str, options: RunOptions |
         write_report(tmp / "report.html", results, images.petct.ct, images.petct.pet_suv,
                      review=ReviewInfo(case_id=Path(out_dir).name))
         results.provenance["timings_s"]["total"] = round(time.perf_counter() - t, 3)
+        add_relative_paths(results.provenance["inputs"], out_dir)
         results.write(tmp)
     return results

@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,9 @@ from .review_log import last_events, short_time, usable_events
 
 VIEW_MM = 80  # field of view of a candidate's slice views
 MAX_CANDIDATE_FIGURES = 4  # two rows of two: the page stays one A4 sheet
-MAX_TABLE_ROWS = 16
+MAX_TABLE_ROWS = 12  # top rows, then a count: 60 candidates still print on one A4 page (Testing/test_report_print.py)
 PET_OVERLAY_SUV = 2.0  # below: no tint, the CT shows through
-DECISION_COLOURS = {"accepted": "#2ca02c", "pending": "#ff7f0e", "rejected": "#7f7f7f"}
+from .decision_style import DECISION_COLOURS, DECISION_STYLES
 
 
 def aligned_window(image: sitk.Image, centre_lps, size_mm: float = VIEW_MM, spacing: float = 1.0,
@@ -56,7 +57,19 @@ def _png(fig, dpi: int = 110) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _candidate_figure(ct, pet, labels, candidate) -> str:
+def _draw_decision(ax, mask: np.ndarray, review: str) -> None:
+    """The node drawn in its decision style (decision_style.py): accepted filled + thick outline, pending outline,
+    rejected dashed grey: the same in the browser, Slicer and here."""
+    style = DECISION_STYLES[review]
+    if not mask.any():
+        return
+    if style.fill_opacity > 0:
+        ax.contourf(mask, levels=[0.5, 1.5], colors=[style.colour_hex], alpha=style.fill_opacity)
+    ax.contour(mask, levels=[0.5], colors=[style.colour_hex], linewidths=style.outline_px * 0.6,
+               linestyles="dashed" if style.dashed else "solid")
+
+
+def _candidate_figure(ct, pet, labels, candidate, show_p: bool = True) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,12 +93,13 @@ def _candidate_figure(ct, pet, labels, candidate) -> str:
             ax.imshow(np.ma.masked_less(p, PET_OVERLAY_SUV), cmap="hot", vmin=0,
                       vmax=max(8.0, float(np.nanmax(p))), alpha=0.3)
         if lab_win is not None:
-            ax.contour(take(lab_win) == candidate.id, levels=[0.5], colors=["#00e5ff"], linewidths=0.8)
+            _draw_decision(ax, take(lab_win) == candidate.id, candidate.review)
         ax.set_title(name, fontsize=7, pad=2)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.subplots_adjust(wspace=0.04)
-    fig.suptitle(f"{candidate.name}  p = {_fmt_p(candidate.probability)}  ({candidate.review})", fontsize=8, y=0.99)
+    value = f"p = {_fmt_p(candidate.probability)}" if show_p else f"SUVpeak {_fmt(candidate.suv_peak, 1)}"
+    fig.suptitle(f"{candidate.name}  {value}  ({candidate.review})", fontsize=8, y=0.99)
     data = _png(fig)
     plt.close(fig)
     return data
@@ -118,7 +132,8 @@ def _overview_figure(pet, results: Results, marked: Optional[set] = None) -> Opt
         x = (c.centroid_lps[0] - lo[0]) / spacing
         row = mip.shape[0] - 1 - (c.centroid_lps[2] - lo[2]) / spacing
         colour = DECISION_COLOURS.get(c.review, "#1f77b4")
-        ax.plot([x], [row], "o", mfc="none", mec=colour, ms=7, mew=1.3)
+        ax.plot([x], [row], "o", mfc=colour if c.review == "accepted" else "none", mec=colour, ms=7, mew=1.3,
+                ls="none")
         ax.text(x + 3, row, f"{c.id}", color=colour, fontsize=7, fontweight="bold")
     ax.set_title("PET MIP, coronal", fontsize=9)
     ax.text(2, mip.shape[0] - 3, "R", fontsize=9, fontweight="bold")
@@ -161,30 +176,38 @@ TABLE_COLUMNS = ("Name", "p(metastasis)", "Short axis (mm)", "SUVmax", "SUVpeak"
                  "When (UTC)")
 
 
+def below_operating_point(results: Results, c, threshold: Optional[float]) -> bool:
+    """A pending candidate whose ranking value (probability or SUVpeak) is under the operating point: not shown."""
+    value = results.ranking_value(c)
+    return c.review == "pending" and threshold is not None and value is not None and value < float(threshold)
+
+
 def _table(results: Results, threshold: Optional[float], edited: set, events: Optional[list] = None) -> str:
     ranked = sorted(results.candidates, key=lambda c: (c.rank or len(results.candidates) + c.id, c.id))
-    below = [c for c in ranked if c.review == "pending" and threshold is not None and c.probability is not None
-             and c.probability < threshold]
+    below = [c for c in ranked if below_operating_point(results, c, threshold)]
     rows = [c for c in ranked if c not in below][:MAX_TABLE_ROWS]
     latest = last_events(events or [])
+    show_p = results.ranks_by_probability
+    columns = [t for t in TABLE_COLUMNS if show_p or t != "p(metastasis)"]
     body = []
     for c in rows:
         short = f"{c.short_axis_mm:.1f}" + (" ≥10" if c.short_axis_mm >= 10 else "")
-        decision = c.review + (", contour edited" if c.id in edited else "")
+        decision = c.review + (", edited" if c.id in edited else "")
         when = short_time(latest[c.id]["at"]) if c.id in latest else ""
-        body.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in (
-            c.name, _fmt_p(c.probability), short, _fmt(float(c.suv_max), 1),
-            _fmt(float(c.suv_peak), 1) if c.suv_peak == c.suv_peak else "–", _fmt(float(c.volume_ml), 2), decision,
-            when))
-            + f'<td class="dot" style="color:{DECISION_COLOURS.get(c.review, "#000")}">●</td></tr>')
+        cells = [c.name] + ([_fmt_p(c.probability)] if show_p else []) + [
+            short, _fmt(float(c.suv_max), 1), _fmt(float(c.suv_peak), 1), _fmt(float(c.volume_ml), 2), decision, when]
+        body.append(f'<tr class="{c.review}">' + "".join(f"<td>{html.escape(v)}</td>" for v in cells)
+                    + f'<td class="dot" style="color:{DECISION_COLOURS.get(c.review, "#000")}">●</td></tr>')
     more = len(ranked) - len(rows) - len(below)
     notes = []
     if below:
+        value = (f"highest p {_fmt_p(below[0].probability)}" if show_p
+                 else f"highest SUVpeak {_fmt(below[0].suv_peak, 1)}")
         notes.append(f"{len(below)} pending candidate(s) below the operating point not listed (never shown to the "
-                     f"reviewer; highest p {_fmt_p(below[0].probability)})")
+                     f"reviewer; {value})")
     if more > 0:
         notes.append(f"{more} more candidate(s) not listed")
-    head = "".join(f"<th>{t}</th>" for t in TABLE_COLUMNS) + "<th></th>"
+    head = "".join(f"<th>{t}</th>" for t in columns) + "<th></th>"
     foot = f'<p class="note">{html.escape("; ".join(notes))}.</p>' if notes else ""
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{foot}"
 
@@ -209,31 +232,10 @@ def _other_findings_section(results: Results) -> str:
 
 
 def _provenance(results: Results) -> str:
-    models = results.provenance.get("models", {})
-    items = []
-    for stage, info in models.items():
-        if not isinstance(info, dict):
-            continue
-        text = f"{stage}: {info.get('id', '?')} (sha256 {str(info.get('sha256', ''))[:12]})"
-        domain = _training_domain(info.get("id"))
-        if domain:
-            text += f", trained on {domain}"
-        items.append(html.escape(text))
-    items = items or ["no trained model recorded for this run"]
+    """Every model given to the run, applied or not and why (Results.models), and the software version."""
+    items = [html.escape(line) for line in results.models_text()] or ["no trained model given to this run"]
     items.append(f"lnstaging {__version__}")
     return " · ".join(items)
-
-
-def _training_domain(model_id) -> str:
-    try:
-        from .models.catalogue import Catalogue
-
-        data = Catalogue.read().get(str(model_id)).training_data
-    except Exception:  # a model given as a file: not in the catalogue
-        return ""
-    if data.get("kind") == "synthetic" or "phantom" in str(data.get("dataset", "")):
-        return "PHANTOM (synthetic) data: its figures do not hold on patients"
-    return str(data.get("dataset") or data.get("kind") or "")
 
 
 def _rescore_line(results: Results) -> str:
@@ -249,22 +251,19 @@ def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = 
     p = results.patient
     threshold = review.threshold if review.threshold is not None else p.operating_point.get("threshold")
     states = [c.review for c in results.candidates]
-    hidden = sum(1 for c in results.candidates if c.review == "pending" and threshold is not None
-                 and c.probability is not None and c.probability < float(threshold))
-    operating = "–" if threshold is None else f"p ≥ {float(threshold):.2f}"
-    if p.operating_point.get("fp_per_patient") is not None:
-        operating += f" ({float(p.operating_point['fp_per_patient']):.2f} expected false positives per patient)"
-    # the nodes that matter: accepted first, then the most probable pending ones
+    hidden = sum(1 for c in results.candidates if below_operating_point(results, c, threshold))
+    operating = "–" if threshold is None else html.escape(results.operating_point_text(threshold))
+    # the nodes that matter: accepted first, then the highest ranked pending ones
     ranked = sorted(results.candidates, key=lambda c: (c.rank or len(results.candidates) + c.id, c.id))
     chosen = [c for c in ranked if c.review == "accepted"]
     chosen += [c for c in ranked if c.review == "pending" and c not in chosen
-               and (threshold is None or c.probability is None or c.probability >= float(threshold))]
+               and not below_operating_point(results, c, threshold)]
     chosen = chosen[:MAX_CANDIDATE_FIGURES]
-    visible = {c.id for c in ranked if not (c.review == "pending" and threshold is not None and c.probability is not None
-                                             and c.probability < float(threshold))}
+    visible = {c.id for c in ranked if not below_operating_point(results, c, threshold)}
     overview = _overview_figure(pet, results, marked=visible)
     figures = "".join(f'<img class="thumb" alt="{c.name}" src="data:image/png;base64,'
-                      f'{_candidate_figure(ct, pet, results.gtv_ln, c)}">' for c in chosen)
+                      f'{_candidate_figure(ct, pet, results.gtv_ln, c, results.ranks_by_probability)}">'
+                      for c in chosen)
     case = " · ".join(x for x in (f"Case {html.escape(review.case_id)}" if review.case_id else "",
                                    f"study date {html.escape(review.study_date)}" if review.study_date else "",
                                    f"report {time.strftime('%Y-%m-%d %H:%M')}") if x)
@@ -280,13 +279,17 @@ def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = 
                        f"{_reviewer_line(review)}<li>Export: {export_text}</li>")
     else:
         review_html = "<li>Not reviewed yet: every candidate is pending.</li>"
-    skipped = "; ".join(html.escape(s) for s in results.skipped)
+    skipped = "; ".join(html.escape(s) for s in _grouped_skips(results.skipped))
+    ran = "; ".join(html.escape(s) for s in results.notes)
+    patient_line = (f"<li>Metastasis probability: <b>{_fmt(p.metastasis_probability, 2)}</b></li>"
+                    if p.metastasis_probability is not None else
+                    "<li>Metastasis probability: not computed (no patient-level model ran)</li>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-@page {{ size: A4; margin: 10mm; }}
+@page {{ size: A4; margin: 8mm; }}
 body {{ font-family: "DejaVu Sans", Arial, sans-serif; margin: 1em auto; max-width: 190mm; color: #111; font-size: 9.5pt; }}
-h1 {{ font-size: 14pt; margin: 0 0 2px 0; }} h2 {{ font-size: 10.5pt; margin: 8px 0 3px 0; border-bottom: 1px solid #999; }}
+h1 {{ font-size: 14pt; margin: 0 0 2px 0; }} h2 {{ font-size: 10pt; margin: 5px 0 2px 0; border-bottom: 1px solid #999; }}
 .case {{ font-size: 9pt; color: #333; }}
 .warning {{ background: #fff3cd; border: 1px solid #e0b000; padding: 3px 6px; font-weight: bold; margin: 4px 0; }}
 ul {{ margin: 2px 0; padding-left: 16px; }} li {{ margin: 1px 0; }}
@@ -296,9 +299,10 @@ td, th {{ border-bottom: 1px solid #ccc; padding: 1px 6px; text-align: right; }}
 th {{ background: #eee; }} td:first-child, th:first-child, td:nth-child(7) {{ text-align: left; }}
 td.dot {{ border: none; padding: 0 2px; }}
 .note {{ font-size: 8pt; color: #444; margin: 2px 0; }}
-img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
+img.mip {{ width: 60mm; }} img.thumb {{ width: 88mm; margin: 0; }}
 .thumbs {{ display: flex; flex-wrap: wrap; }}
-.prov {{ font-size: 7.5pt; color: #333; }}
+.prov {{ font-size: 6.5pt; color: #333; line-height: 1.15; margin: 0; }}
+.thumbs img, tr {{ break-inside: avoid; }}
 @media print {{ body {{ margin: 0; max-width: none; }} h2 {{ break-after: avoid; }} }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -306,7 +310,7 @@ img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
 <p class="warning">{NOT_FOR_CLINICAL_USE} Every candidate must be reviewed by a qualified clinician.</p>
 <div class="top"><div>
 <h2>Patient</h2>
-<ul><li>Metastasis probability: <b>{_fmt(p.metastasis_probability, 2)}</b></li>
+<ul>{patient_line}
 <li>Operating point: {operating}</li>{_rescore_line(results)}
 <li>Candidates: {len(results.candidates)}, {html.escape(results.ranking_text)}</li>
 {review_html}
@@ -315,13 +319,32 @@ img.mip {{ width: 66mm; }} img.thumb {{ width: 92mm; margin: 1px; }}
 {_table(results, threshold, review.edited_ids, review.events)}
 {_other_findings_section(results)}
 </div>
-{f'<div style="flex: 0 0 66mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">Candidates shown in the review: <span style="color:#2ca02c">accepted</span>, <span style="color:#ff7f0e">pending</span>, <span style="color:#7f7f7f">rejected</span>.</p></div>' if overview else ''}
+{f'<div style="flex: 0 0 60mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">{_legend()}</p></div>' if overview else ''}
 </div>
-<h2>Slices through the nodes (CT, PET SUV &ge; {PET_OVERLAY_SUV:g} translucent, contour cyan; radiological convention)</h2>
+<h2>Slices through the nodes (CT, PET SUV &ge; {PET_OVERLAY_SUV:g} translucent; radiological convention)</h2>
 <div class="thumbs">{figures or '<p>No candidates.</p>'}</div>
-<h2>Provenance</h2><p class="prov">{_provenance(results)}{f'<br>Skipped steps: {skipped}' if skipped else ''}</p>
+<h2>Provenance</h2><p class="prov">{_provenance(results)}{f'<br>Ran: {ran}' if ran else ''}{f'<br>Skipped steps: {skipped}' if skipped else ''}</p>
 </body></html>
 """
+
+
+def _grouped_skips(lines: list[str]) -> list[str]:
+    """The skipped steps, with "Prior NAME missing: WHY" lines of one reason joined (the page stays one A4 sheet)."""
+    out, priors = [], {}
+    for line in lines:
+        match = re.match(r"Prior (\S+) missing: (.*)", line)
+        if match:
+            priors.setdefault(match.group(2).rstrip("."), []).append(match.group(1))
+        else:
+            out.append(line.rstrip("."))
+    out += [f"priors {', '.join(names)} missing: {why}" for why, names in priors.items()]
+    return out
+
+
+def _legend() -> str:
+    """Decision styles in words and colours: filled = accepted, ring = pending, grey = rejected."""
+    return "Marks: " + ", ".join(f'<span style="color:{s.colour_hex}">{html.escape(s.legend)}</span>'
+                                 for s in DECISION_STYLES.values()) + "."
 
 
 def _reviewer_line(review: ReviewInfo) -> str:

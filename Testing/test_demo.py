@@ -15,7 +15,8 @@ def test_demo_runs_every_stage_and_ranks_a_true_node_first(tmp_path, capsys):
     assert f"Report: {out / 'report.html'}" in capsys.readouterr().out
     candidates = json.loads((out / "candidates.json").read_text())["candidates"]
     provenance = json.loads((out / "provenance.json").read_text())
-    assert set(provenance["models"]) == {"seg", "cls", "identification", "patient"}
+    assert set(provenance["models_applied"]) == {"seg", "cls", "identification", "patient"}
+    assert provenance["models_not_applied"] == {} and provenance["ranking_basis"]["model"] == "demo-cls"
     assert len(candidates) >= 5 and all(c["source"] == "stage1" for c in candidates)
     assert all({"stage1", "stage2", "identification"} <= set(c["scores"]) for c in candidates)
     case = next((DEMO_DATA / "cases").iterdir())

@@ -64,8 +64,8 @@ def test_every_stage_runs_and_is_deterministic(phantom_case, tiny_models, tmp_pa
     assert 0 <= first.patient.metastasis_probability <= 1
     assert sorted(c.rank for c in first.candidates) == list(range(1, len(first.candidates) + 1))
     provenance = json.loads((tmp_path / "a" / "provenance.json").read_text())
-    assert set(provenance["models"]) == {"seg", "cls", "identification", "patient"}
-    assert provenance["models"]["cls"]["sha256"] == tiny_models.sha256["cls"]
+    assert set(provenance["models_applied"]) == {"seg", "cls", "identification", "patient"}
+    assert provenance["models_applied"]["cls"]["sha256"] == tiny_models.sha256["cls"]
     assert not any("No stage" in s or "No organ" in s or "No tumour" in s for s in first.skipped)
     assert provenance["stage1_windows"]["grid_spacing_mm"] == [3.0, 3.0, 5.0]  # run at the model's voxel size
     ct = sitk.ReadImage(str(phantom_case / "ct.nii.gz"))

@@ -235,6 +235,11 @@ CASES = [
     C("images", "label map given as the PET to suv", "suv SB/case/organs.nii.gz --out SB/work/s.nii.gz",
       "looks like a label map"),
     C("images", "corrupt gzip PET to suv", "suv SB/bad/ct_crc.nii.gz --out SB/work/s.nii.gz", "check sum failed"),
+    C("images", "report of a run with another patient's CT (issue 26)",
+      "report SB/results --ct DATA/ibsi_validation_sts/nifti/STS_001/CT_image.nii.gz --out SB/work/r.html",
+      "--allow-other-images"),
+    C("images", "review of a run with another patient's PET (issue 26)",
+      "review SB/results --pet DATA/ibsi_validation_sts/nifti/STS_001/PET_image.nii.gz --port 0", "is not the PET"),
     # --- candidates --------------------------------------------------------------------------------------------------
     C("candidates", "candidate radius NaN", f"run {CASE_IN} --candidates SB/bad/radius_nan.csv --out SB/work/r",
       "not a lymph node radius"),

@@ -73,7 +73,7 @@ def test_operating_point_threshold_and_fp_per_patient(review):
     assert visible(review) == {1, 2, 3, 4}
     review.set_operating_point(threshold=0.5)
     assert visible(review) == {1, 2}
-    assert review.results.patient.operating_point == {"threshold": 0.5}
+    assert review.results.patient.operating_point == {"basis": "probability", "threshold": 0.5}
     # FROC (1 FP -> 0.6, 2 FP -> 0.4): 1.5 FP/patient interpolates to 0.5
     assert threshold_for_fp_per_patient(review.froc, 1.5) == pytest.approx(0.5)
     assert threshold_for_fp_per_patient(review.froc, 100) == pytest.approx(0.05)  # clamped
@@ -221,5 +221,5 @@ def test_decisions_and_edits_carry_utc_time_and_reviewer_into_review_json_and_th
     text = write_reviewed_report(run, ct, pet).read_text()
     assert "When (UTC)" in text and "Reviewer: Dr Test" in text
     assert "3 decision(s)/edit(s)" in text and events[0]["at"][:10] in text
-    row = re.search(r"<tr><td>GTVn_04</td>.*?</tr>", text).group(0)
+    row = re.search(r"<tr[^>]*><td>GTVn_04</td>.*?</tr>", text).group(0)
     assert f"<td>{events[0]['at'][11:16]}</td>" in row and "accepted" in row

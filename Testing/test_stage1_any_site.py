@@ -4,24 +4,13 @@ the attention model cannot run."""
 
 import json
 
-import torch
+from stage1_support import run_sts_with_stage1_without_attention
 
-from LNStagingLib.cli import main
 from LNStagingLib.models.catalogue import Catalogue
-from LNStagingLib.models.checkpoint import save_checkpoint
-from LNStagingLib.models.unet import AttentionUNet, unet_config
 
 
 def test_stage1_without_attention_runs_on_a_real_case_without_organ_masks(data_dir, tmp_path, capsys):
-    torch.manual_seed(0)
-    net = AttentionUNet(unet_config("tiny", use_pet=True, use_attention=False))
-    model = tmp_path / "seg_noattention.pt"
-    save_checkpoint(model, net, net.config, training_data={"spacing_mm": [3.0, 3.0, 5.0]})
-    nifti = data_dir / "ibsi_validation_sts" / "nifti" / "STS_001"
-    out = tmp_path / "run"
-    assert main(["run", "--ct", str(nifti / "CT_image.nii.gz"), "--pet", str(nifti / "PET_image.nii.gz"),
-                 "--models", f"seg={model}", "--candidates", "pet", "--threads", "1", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    out, printed = run_sts_with_stage1_without_attention(data_dir, tmp_path, capsys)
     assert "Stage 1 ran without distance-guided attention" in printed
     assert "Stage-1 segmentation skipped" not in printed and "No stage-1 model fits" not in printed
     provenance = json.loads((out / "provenance.json").read_text())

@@ -30,7 +30,8 @@ from scene_fixtures import make_case  # noqa: E402
 
 from LNStagingLib.errors import InputFileError, LNStagingError  # noqa: E402
 from LNStagingLib.web import review_lock, validation  # noqa: E402
-from LNStagingLib.web.cases import check_images_match_run, find_cases, input_sha256  # noqa: E402
+from LNStagingLib.io.checksums import input_sha256  # noqa: E402
+from LNStagingLib.web.cases import check_images_match_run, find_cases  # noqa: E402
 from LNStagingLib.web.security import request_problem, server_names  # noqa: E402
 
 REVIEW_HOSTILE_CASES = [

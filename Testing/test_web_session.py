@@ -30,6 +30,19 @@ def write_run(folder, with_images=True):
     return ct, results
 
 
+def grow_segment(review, candidate_id):
+    """A 7x7 square added to a candidate's segment in its first slice (what a brush stroke does); (before, after)."""
+    from LNStagingLib.scene import segments
+
+    segment_id = segments.segment_id_for(review.segmentation, candidate_id)
+    voxels = segments.array_from_segment(review.segmentation, segment_id, review.ct)
+    grown = voxels.copy()
+    z, y, x = np.argwhere(voxels)[0]
+    grown[z, max(y - 3, 0):y + 4, max(x - 3, 0):x + 4] = 1
+    segments.update_segment_from_array(review.segmentation, segment_id, grown, review.ct)
+    return voxels, grown
+
+
 @pytest.fixture
 def batch(tmp_path):
     for name in ("p02", "p01"):
@@ -106,13 +119,7 @@ def test_session_saves_decisions_and_edits_as_they_happen_and_switches_cases(ses
     assert session.status()["visible_ids"] == [1]  # 0.92 shown; 0.61 and 0.34 below, 2 rejected anyway
 
     # a contour edit through the segment editor's segmentation: saved with the edit read back into GTV_LN
-    review = session.review
-    segment_id = segments.segment_id_for(review.segmentation, 3)
-    voxels = segments.array_from_segment(review.segmentation, segment_id, review.ct)
-    grown = voxels.copy()
-    z, y, x = np.argwhere(voxels)[0]
-    grown[z, max(y - 3, 0):y + 4, max(x - 3, 0):x + 4] = 1
-    segments.update_segment_from_array(review.segmentation, segment_id, grown, review.ct)
+    voxels, grown = grow_segment(session.review, 3)
     session.editor.active_segmentation.trigger_modified()  # what a paint stroke emits
     on_disk = sitk.GetArrayFromImage(sitk.ReadImage(str(review_dir / "gtv_ln.nii.gz")))
     assert int((on_disk == 3).sum()) == int(grown.sum()) > int(voxels.sum())
@@ -140,7 +147,8 @@ def test_view_tools_values_under_cursor_decision_style_and_marker(session):
     """Issue 15 without a browser: CT presets, PET window, HU/SUV/candidate at a point, next/previous, slice step,
     overlay toggle, decision drawn on the segments, and the marker at a candidate hidden by the operating point."""
     from LNStagingLib.scene import segments
-    from LNStagingLib.web.session import CT_PRESETS, DECISION_STYLE, PET_SUV_WINDOW
+    from LNStagingLib.decision_style import DECISION_STYLES
+    from LNStagingLib.web.session import CT_PRESETS, PET_SUV_WINDOW
 
     session.open_case("p01")
     assert session.pet_window == PET_SUV_WINDOW and session.pet_window[0] == pytest.approx(2.0)
@@ -184,7 +192,9 @@ def test_view_tools_values_under_cursor_decision_style_and_marker(session):
     display = session.review.segmentation.GetDisplayNode()
     by_candidate = {cid: sid for sid, cid in segments.candidate_ids_by_segment(session.review.segmentation).items()}
     for cid, state in ((ranked[0], "accepted"), (ranked[1], "rejected"), (ranked[2], "pending")):
-        assert display.GetSegmentOpacity2DFill(by_candidate[cid]) == pytest.approx(DECISION_STYLE[state][0])
+        assert display.GetSegmentOpacity2DFill(by_candidate[cid]) == pytest.approx(DECISION_STYLES[state].fill_opacity)
+        colour = session.review.segmentation.GetSegmentation().GetSegment(by_candidate[cid]).GetColor()
+        assert colour == pytest.approx(DECISION_STYLES[state].colour_rgb)  # by decision, not by probability
 
     session.set_threshold(0.99)  # every pending node hidden now
     hidden = ranked[2]
@@ -220,3 +230,30 @@ def test_token_middleware_refuses_without_token_and_sets_cookie():
             assert (await client.get("/x")).status == 200  # the cookie carries the token on
 
     asyncio.run(scenario())
+
+
+def test_a_stroke_saved_only_as_segmentation_is_restored_after_a_kill(session, batch):
+    """Issue 26: the segmentation is written first after a stroke; a server killed before GTV_LN followed it
+    restores the stroke (restore_review reads the edits back from the newer segmentation file)."""
+    from trame_slicer.core import SlicerApp
+
+    from LNStagingLib.scene import review_autosave
+    from LNStagingLib.web.session import ReviewSession
+
+    session.open_case("p01")
+    review_dir = batch / "p01" / "review"
+    review = session.review
+    session._loading = True  # apply the edit without the session's own save: only the segmentation is written
+    voxels, grown = grow_segment(review, 3)
+    session._loading = False
+    labels_before = (review_dir / "gtv_ln.nii.gz").read_bytes()
+    assert review_autosave.save_segmentation(review, review_dir)
+    assert (review_dir / "gtv_ln.nii.gz").read_bytes() == labels_before  # killed here: GTV_LN not written yet
+
+    restarted = ReviewSession(SlicerApp(), find_cases(batch))  # what a restart after SIGKILL does
+    try:
+        restarted.open_case("p01")
+        assert restarted.status()["voxels"]["3"] == int(grown.sum()) > int(voxels.sum())
+        assert restarted.status()["voxels"]["1"] == int(session.voxel_counts()[1])  # the others unchanged
+    finally:
+        restarted.close_case()

@@ -115,7 +115,7 @@ def test_installed_wheel_lists_models_and_runs_the_demo_outside_the_checkout(cle
     warnings = [line for line in demo.stderr.splitlines() if re.search(r"WARN\||^Warning: |\w+Warning: ", line)]
     assert not warnings, demo.stderr  # no third-party warnings (torch's TF32/oneDNN notice) in normal output
     provenance = json.loads((elsewhere / "demo" / "provenance.json").read_text())
-    assert set(provenance["models"]) == {"seg", "cls", "identification", "patient"}
+    assert set(provenance["models_applied"]) == {"seg", "cls", "identification", "patient"}
 
 
 @pytest.mark.slow

@@ -391,17 +391,20 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
     def validationFroc(self, results) -> list:
         """(fp_per_patient, threshold) pairs of the classifier's validation FROC: from the run's provenance
-        ("froc"), else from the catalogue entry's metrics["froc"] of a model named in provenance["models"]."""
+        ("froc"), else from the catalogue entry's metrics["froc"] of the classifier the run applied (none when no
+        classifier ran: a FROC figure belongs only to the model that produced the probabilities)."""
         if results.provenance.get("froc"):
             return [tuple(p) for p in results.provenance["froc"]]
+        classifier = results.applied_models().get("cls")
+        if classifier is None:
+            return []
         try:
             catalogue = self.catalogue()
         except (LNStagingError, ImportError, OSError):
             return []
-        for modelId in results.provenance.get("models", {}) or {}:
-            entry = catalogue.entries.get(modelId)
-            if entry is not None and entry.metrics.get("froc"):
-                return [tuple(p) for p in entry.metrics["froc"]]
+        entry = catalogue.entries.get(classifier.get("id", ""))
+        if entry is not None and entry.metrics.get("froc"):
+            return [tuple(p) for p in entry.metrics["froc"]]
         return []
 
     def _placeBesideCt(self, ctNode) -> None:

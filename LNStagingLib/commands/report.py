@@ -15,21 +15,25 @@ def register(sub) -> None:
                                         "Written to RESULTS/review/report.html (RESULTS/report.html before any "
                                         "review) unless --out is given.")
     parser.add_argument("results", type=Path, metavar="RESULTS", help="results folder of 'lnstaging run'")
-    parser.add_argument("--ct", type=Path, help="the CT of the case (a results folder holds no images)")
-    parser.add_argument("--pet", type=Path, help="the PET (SUV) of the case")
+    parser.add_argument("--ct", type=Path, help="the CT of the case: a file or DICOM folder (default: the one the run "
+                                                "read, from provenance.json)")
+    parser.add_argument("--pet", type=Path, help="the PET of the case: an SUV file or DICOM folder (default: the run's)")
     parser.add_argument("--data", type=Path, help="cohort folder (docs/DATASET.md) holding the case's ct/pet")
     parser.add_argument("--ct-dicom", type=Path, help="CT DICOM folder: its study date goes into the report")
+    parser.add_argument("--allow-other-images", action="store_true",
+                        help="accept a CT/PET whose checksum differs from the run's inputs (provenance.json), e.g. "
+                             "the same scan converted to another format; by default such images are refused")
     parser.add_argument("--out", type=Path, help="output file (default RESULTS/review/report.html, regenerated)")
     add_overwrite_argument(parser, "the --out file")
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
-    import SimpleITK as sitk
+    import sys
 
     from ..errors import InputFileError
     from ..report import write_reviewed_report
-    from ..web.cases import find_cases, is_results_folder
+    from ..web.cases import check_images_match_run, find_cases, is_results_folder
 
     if not is_results_folder(args.results):
         raise InputFileError(f"{args.results} holds no candidates.json: give the --out folder of 'lnstaging run'.")
@@ -40,8 +44,11 @@ def main(args) -> int:
         check_output(args.out, kind="file", overwrite=args.overwrite, extensions=(".html", ".htm"),
                      inputs=[("RESULTS", args.results), ("--ct", case.ct), ("--pet", case.pet),
                              ("--ct-dicom", case.ct_dicom)])
-    ct = sitk.ReadImage(str(case.ct))
-    pet = sitk.ReadImage(str(case.pet), sitk.sitkFloat32) if case.pet is not None else None
+    if not args.allow_other_images:  # the same check as 'lnstaging review'
+        text = check_images_match_run(case)
+        if text:
+            print(f"lnstaging report: {text}", file=sys.stderr)
+    ct, pet = case.load_images()
     path = write_reviewed_report(args.results, ct, pet, out=args.out, case_id=case.case_id,
                                  study_date=case.study_date())
     print(f"Report: {path}")

@@ -21,11 +21,13 @@ def register(sub) -> None:
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; any other address requires the printed token)")
-    parser.add_argument("--ct", type=Path, help="the CT of the case (a results folder holds no images)")
-    parser.add_argument("--pet", type=Path, help="the PET (SUV) of the case")
+    parser.add_argument("--ct", type=Path, help="the CT of the case: a file or DICOM folder (default: the one the run "
+                                                "read, from provenance.json)")
+    parser.add_argument("--pet", type=Path, help="the PET of the case: an SUV file or DICOM folder (default: the run's)")
     parser.add_argument("--data", type=Path, help="cohort folder (docs/DATASET.md) holding each case's ct/pet")
     parser.add_argument("--ct-dicom", type=Path,
-                        help="CT DICOM folder for the RTSTRUCT export (a batch: a folder with one sub-folder per case)")
+                        help="CT DICOM folder for the RTSTRUCT export (a batch: a folder with one sub-folder per case; "
+                             "default: the run's CT when it was a DICOM folder)")
     parser.add_argument("--require-token", action="store_true",
                         help="require the access token even on loopback (a machine shared with other users)")
     parser.add_argument("--allow-other-images", action="store_true",

@@ -60,14 +60,19 @@ def case_inputs(args):
 
 
 def print_summary(results, out: Path) -> None:
-    n_pos = sum(1 for c in results.candidates if c.probability is not None and c.probability >= results.patient.operating_point.get("threshold", 0.5))
-    if results.ranking == "suv_peak":
-        print(f"{len(results.candidates)} candidates, {results.ranking_text}.")
-    else:
-        print(f"{len(results.candidates)} candidates, {n_pos} at or above the operating point; {results.ranking_text}.")
+    """What ran and what it found, from Results only: models applied / not applied, the ranking basis, notes, skips."""
+    threshold = results.patient.operating_point.get("threshold")
+    shown = [c for c in results.candidates if threshold is not None and results.ranking_value(c) is not None
+             and results.ranking_value(c) >= threshold]
+    print(f"{len(results.candidates)} candidates, {len(shown)} at or above the operating point "
+          f"({results.operating_point_text()}); {results.ranking_text}.")
     if results.patient.metastasis_probability is not None:
         phantom = " (model trained on synthetic phantoms only)" if results.probability_domain else ""
         print(f"Patient metastasis probability{phantom}: {results.patient.metastasis_probability:.3f}")
+    for line in results.models_text():
+        print(f"Model {line}")
+    for line in results.notes:
+        print(f"Ran: {line}")
     for line in results.skipped:
         print(f"Skipped: {line}")
     print(f"Report: {Path(out).absolute() / 'report.html'}")

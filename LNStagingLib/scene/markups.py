@@ -8,14 +8,30 @@ from ..results import Results
 from .coordinates import lps_to_ras
 
 MARKUPS_NAME = "LNStaging centroids"
+CENTROID_DOT_MM = 1.5  # a dot at the centroid: a 5 mm node stays visible around it, the name beside it
+LABEL_COLOUR = (1.0, 1.0, 1.0)  # white: apart from the decision colours (decision_style.py) and the PET heat map
 
 
 def add_centroid_markups(scene, results: Results, name: str = MARKUPS_NAME):
     node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
     node.CreateDefaultDisplayNodes()
+    style_centroid_markups(node)
     update_centroid_markups(node, results)
     node.SetLocked(True)
     return node
+
+
+def style_centroid_markups(node) -> None:
+    """Each centroid as a small dot with the node's name beside it: the default glyph (3 % of the view, filled)
+    covered a small node and its decision colour (Slicer's 2D glyphs are drawn filled, so no ring)."""
+    display = node.GetDisplayNode()
+    display.SetGlyphType(display.Vertex2D)
+    display.SetUseGlyphScale(False)
+    display.SetGlyphSize(CENTROID_DOT_MM)
+    display.SetColor(*LABEL_COLOUR)
+    display.SetSelectedColor(*LABEL_COLOUR)
+    display.SetFillVisibility(False)
+    display.SetTextScale(2.5)
 
 
 def update_centroid_markups(node, results: Results) -> None:

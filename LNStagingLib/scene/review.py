@@ -46,15 +46,17 @@ def threshold_for_fp_per_patient(froc: Sequence[Sequence[float]], fp_per_patient
 
 
 def visible_candidate_ids(results: Results, threshold: float, show_rejected: bool = False) -> set[int]:
-    """Accepted candidates always show; pending ones at or above the threshold; rejected ones only on request."""
+    """Accepted candidates always show; pending ones at or above the threshold (a probability, or an SUVpeak when
+    the run ranks by SUV: Results.ranking_value); rejected ones only on request."""
     visible = set()
     for c in results.candidates:
+        value = results.ranking_value(c)
         if c.review == "accepted":
             visible.add(c.id)
         elif c.review == "rejected":
             if show_rejected:
                 visible.add(c.id)
-        elif c.probability is None or c.probability >= threshold:
+        elif value is None or value >= threshold:
             visible.add(c.id)
     return visible
 
@@ -96,7 +98,8 @@ class ReviewScene:
         review.table = table.add_candidate_table(scene, results)
         review.markups = markups.add_centroid_markups(scene, results)
         point = results.patient.operating_point or {}
-        review.threshold = float(point.get("threshold", 0.0))
+        value = point.get("threshold", 0.0)  # null (not computed or not finite) -> NaN: a GUI replaces it, saying so
+        review.threshold = float(value) if isinstance(value, (int, float)) else float("nan")
         views.ensure_slice_views(scene)
         review.set_overlay(overlay, overlay_opacity)
         review.refresh()
@@ -125,12 +128,14 @@ class ReviewScene:
     def set_operating_point(self, threshold: Optional[float] = None, fp_per_patient: Optional[float] = None) -> float:
         """Set a probability threshold, or FP/patient on the FROC table; returns the threshold used."""
         if fp_per_patient is not None:
-            if not self.froc:
+            if not self.froc or not self.results.ranks_by_probability:
                 raise ValueError("this model has no validation FROC table: set a probability threshold instead")
             threshold = threshold_for_fp_per_patient(self.froc, fp_per_patient)
-            self.results.patient.operating_point = {"threshold": threshold, "fp_per_patient": float(fp_per_patient)}
-        elif threshold is not None:
-            self.results.patient.operating_point = {"threshold": float(threshold)}
+            self.results.patient.operating_point = {"basis": "probability", "threshold": threshold,
+                                                    "fp_per_patient": float(fp_per_patient)}
+        elif threshold is not None:  # in the run's basis: a probability, or an SUVpeak (Results.ranking_basis)
+            self.results.patient.operating_point = {"basis": self.results.ranking_basis["kind"],
+                                                    "threshold": float(threshold)}
         else:
             raise ValueError("give a threshold or an FP-per-patient value")
         self.threshold = float(threshold)
@@ -151,19 +156,21 @@ class ReviewScene:
         self.show_rejected = bool(show)
         self.refresh()
 
-    def set_review(self, candidate_id: int, state: str) -> None:
+    def set_review(self, candidate_id: int, state: str, reviewer: Optional[str] = None) -> None:
+        """Decide one candidate; ``reviewer``: who decided (the client's name on a shared server), else
+        self.reviewer."""
         if state not in REVIEW_STATES:
             raise ValueError(f"review state must be one of {REVIEW_STATES}")
         candidate = self.results.candidate(candidate_id)
         if candidate.review != state:
-            self.record(candidate_id, state)
+            self.record(candidate_id, state, reviewer)
         candidate.review = state
         self.apply_rescoring()
         self.refresh()
 
-    def record(self, candidate_id: int, action: str) -> dict:
+    def record(self, candidate_id: int, action: str, reviewer: Optional[str] = None) -> dict:
         """Note one decision or edit with its UTC time and the reviewer's name (when one was given)."""
-        event = new_event(candidate_id, action, self.reviewer)
+        event = new_event(candidate_id, action, self.reviewer if reviewer is None else reviewer)
         self.events.append(event)
         return event
 
@@ -237,6 +244,7 @@ class ReviewScene:
             table.update_candidate_table(self.table, self.results)
         if self.segmentation is not None:
             segments.set_visible_candidates(self.segmentation, visible)
+            segments.recolor(self.segmentation, self.results)  # the decision styles
         if self.markups is not None:
             markups.set_visible_candidates(self.markups, visible)
 
@@ -254,7 +262,6 @@ class ReviewScene:
         for cid in report["removed"]:
             self.record(cid, "erased")
         markups.update_centroid_markups(self.markups, self.results)
-        segments.recolor(self.segmentation, self.results)
         self.refresh()
         return report
 

@@ -128,6 +128,10 @@ def restore_review(scene, folder: Path | str, ct_node, pet_node=None) -> ReviewS
     review.reviewer = str(decisions.get("reviewer") or "")
     review.events = usable_events(decisions.get("events"))
     review.show_rejected = bool(decisions.get("show_rejected", False))
+    labels_path = folder / Results.IMAGE_FILES["gtv_ln"]
+    if (segmentation_path.is_file() and labels_path.is_file()
+            and segmentation_path.stat().st_mtime_ns > labels_path.stat().st_mtime_ns):
+        review.read_edits()  # a stroke saved in the segmentation, the process killed before GTV_LN followed it
     review.refresh()
     review.tag_nodes()
     return review

@@ -1,4 +1,6 @@
-"""The candidate table as a vtkMRMLTableNode, rows in rank order (most probable first)."""
+"""The candidate table as a vtkMRMLTableNode, rows in rank order (most probable, or highest SUVpeak, first).
+
+A run ranked by SUVpeak has no probability column (no classifier ran: nothing to show as a probability)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ COLUMNS = (  # (name, vtk array class, title)
     ("volume_ml", vtk.vtkDoubleArray, "Volume (ml)"),
     ("short_axis_mm", vtk.vtkDoubleArray, "Short axis (mm)"),
     ("suv_max", vtk.vtkDoubleArray, "SUVmax"),
+    ("suv_peak", vtk.vtkDoubleArray, "SUVpeak"),
     ("review", vtk.vtkStringArray, "Review"),
     ("rescored_change", vtk.vtkStringArray, "Re-scored"),  # "+0.120": how far the decisions moved it (issue 19)
 )
@@ -31,12 +34,13 @@ def add_candidate_table(scene, results: Results, name: str = TABLE_NAME):
 
 
 def update_candidate_table(node, results: Results) -> None:
-    """Rewrite every row from ``results`` (ranked by probability)."""
+    """Rewrite every row from ``results`` (in rank order; a probability column only when a classifier ran)."""
     results.rank_candidates()
     ordered = sorted(results.candidates, key=lambda c: c.rank)
     changes = rescored_changes(results)
     table = vtk.vtkTable()
-    for column, array_class, _ in COLUMNS:
+    columns = shown_columns(results)
+    for column, array_class, _ in columns:
         array = array_class()
         array.SetName(column)
         for c in ordered:
@@ -50,9 +54,13 @@ def update_candidate_table(node, results: Results) -> None:
         table.AddColumn(array)
     was_modifying = node.StartModify()
     node.SetAndObserveTable(table)
-    for column, _, title in COLUMNS:
+    for column, _, title in columns:
         node.SetColumnTitle(column, title)
     node.EndModify(was_modifying)
+
+
+def shown_columns(results: Results) -> tuple:
+    return tuple(c for c in COLUMNS if results.ranks_by_probability or c[0] != "probability")
 
 
 def candidate_id_at_row(node, row: int) -> Optional[int]:

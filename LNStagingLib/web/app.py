@@ -10,7 +10,6 @@ Everything the page loads comes from this server (trame's client bundle, vuetify
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from typing import Optional
@@ -21,13 +20,15 @@ from . import security, validation
 from .cases import ReviewCase
 from .session import CT_PRESETS, RTSTRUCT_NAME, ReviewSession
 from .timing import ServerTimings
-from .keyboard import KEYBOARD_SCRIPT, SHORTCUTS
+from .keyboard import SHORTCUTS
+from .layout import TITLE, build_page, slice_view_overlay
+from .page_text import candidate_row, fmt as _fmt, fmt_p as _fmt_p  # noqa: F401 (tests import them here)
+from . import page_text
 
 log = logging.getLogger(__name__)
 
 VIEW_TITLES = {"Red": "Axial", "Green": "Coronal", "Yellow": "Sagittal"}
 DOWNLOADS = {"gtv_ln.nii.gz": "review", "review.json": "review", "report.html": "review", RTSTRUCT_NAME: "export"}
-TITLE = "LNStaging review"
 # One JPEG quality for every frame. trame-rca's default renders each change twice, a quality-50 frame and 5 frame
 # periods later a quality-90 one; on 2 loaded cores a render of the three views outlasts those periods, so the second
 # round ran at once and held back the delivery of the first (docs/PERFORMANCE.md: 6 renders per jump, now 3).
@@ -36,59 +37,12 @@ FRAME_JPEG_QUALITY = 90  # = trame-rca's still quality: equal qualities make its
 # coronal and sagittal views re-rendered at every step of the stroke; their first frame after a change is not delayed.
 UNFOCUSED_VIEW_FPS = 4.0
 MODEL_SLICE_MANAGER = "vtkMRMLModelSliceDisplayableManager"
-PAGE_CSS = """
-#candidates td, #candidates th { padding: 0 6px !important; font-variant-numeric: tabular-nums; }
-#candidates tr.operating-line td { border-top: 3px dashed #29b6f6 !important; }
-.view-label { position: absolute; color: #ffd54f; font: bold 13px sans-serif; text-shadow: 0 0 3px #000;
-              pointer-events: none; z-index: 2; }
-"""
-
-
-def _fmt(value, digits=2) -> str:
-    return "–" if value is None or value != value else f"{value:.{digits}f}"
-
-
-def candidate_row(c, *, visible: bool, threshold: float, moved: dict) -> dict:
-    """One row of the candidate table as the page shows it. SUVpeak (mean SUV in a 1 ml sphere, PERCIST) beside
-    SUVmax: the PET candidates are found and ranked by it; '–' where it was not measured (a stage-1 or file
-    candidate without a PET lesion)."""
-    return {
-        "id": c.id, "name": c.name, "rank": c.rank, "p": _fmt_p(c.probability), "volume": _fmt(c.volume_ml, 2),
-        "short": _fmt(c.short_axis_mm, 1), "short_flag": bool(c.short_axis_mm and c.short_axis_mm >= 10.0),
-        "suv": _fmt(c.suv_max, 1), "suv_peak": _fmt(c.suv_peak, 1), "review": c.review, "visible": visible,
-        "source": c.source, "below": c.probability is not None and c.probability < threshold,
-        "moved": f"{moved[str(c.id)]:+.2f}" if abs(moved.get(str(c.id), 0.0)) >= 0.005 else "",
-    }
-
-
-@functools.lru_cache(maxsize=32)
-def _catalogue_domain(model_id) -> str:
-    """'phantom (synthetic) data' for the demo weights: where a model applies, from the model catalogue."""
-    try:
-        from ..models.catalogue import Catalogue
-
-        data = Catalogue.read().get(str(model_id)).training_data
-    except Exception:  # a model given as a file is not in the catalogue: nothing to say
-        return ""
-    kind, dataset = data.get("kind", ""), data.get("dataset", "")
-    if kind == "synthetic" or "phantom" in str(dataset):
-        return "PHANTOM data (synthetic): figures do not hold on patients"
-    return str(dataset or kind)
 
 
 def _direction_letter(ras) -> str:
     """The patient direction a RAS vector points to most: R/L, A/P, S/I."""
     axis = max(range(3), key=lambda a: abs(ras[a]))
     return ("RL", "AP", "SI")[axis][0 if ras[axis] > 0 else 1]
-
-
-def _fmt_p(p) -> str:
-    """A probability with enough digits to tell the small ones apart (never '0.00' for 7e-05)."""
-    if p is None or p != p:
-        return "–"
-    if p >= 0.01:
-        return f"{p:.3f}"
-    return "<0.001" if p < 0.001 else f"{p:.4f}"
 
 
 class ReviewApp:
@@ -115,7 +69,7 @@ class ReviewApp:
         self.slicer_app = SlicerApp()
         self._views: dict = {}  # view id -> slice view, for the titles, orientation letters and scale bars
         register_rca_factories(self.slicer_app.view_manager, self.server,
-                               slice_view_ui_f=lambda server, view_id, view: _slice_view_overlay(server, view_id, view,
+                               slice_view_ui_f=lambda server, view_id, view: slice_view_overlay(server, view_id, view,
                                                                                                   self._views),
                                interactive_quality=FRAME_JPEG_QUALITY, blur_fps=UNFOCUSED_VIEW_FPS)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
@@ -135,7 +89,7 @@ class ReviewApp:
                                      rescore_model=rescore_model, clock=self.timings.actions,
                                      reviewer=validation.reviewer(reviewer), read_only=read_only)
         self._init_state(cases)
-        self._build_ui()
+        build_page(self)
         self._bind_changes()
         self.ctrl.on_server_bind.add(self._bind_http)
         self._observe_views()
@@ -152,10 +106,15 @@ class ReviewApp:
         s.case_id = s.case_items[0]
         s.candidates, s.selected_id = [], None
         s.threshold, s.show_rejected = 0.5, False
+        s.threshold_min, s.threshold_max, s.threshold_step = page_text.PROBABILITY_SLIDER
+        s.has_probability, s.list_title = True, "Candidates"
         s.overlay, s.overlay_opacity = "pet", 0.5
         s.tool, s.brush_mm = "none", 6.0
         s.can_undo = s.can_redo = False
-        s.patient_text = s.slice_text = s.saved_text = s.message = ""
+        s.patient_text = s.slice_text = s.saved_text = s.message = s.edit_text = ""
+        s.saving, s.take_from_others = False, False
+        s.below_count, s.can_undo_bulk = 0, False
+        s.sort_by = "rank"
         s.export_disabled_reason, s.has_attention, s.has_export = "", False, False
         s.export_state, s.export_summary, s.pending_rows, s.confirm_pending = "none", "", [], False
         s.message_ok, s.help_open, s.busy = False, False, 0
@@ -165,8 +124,8 @@ class ReviewApp:
         s.cursor_text, s.counts_text, s.provenance_text, s.operating_text = "", "", "", ""
         s.view_info = {}
         s.rescoring, s.rescoring_available = True, False
-        s.reviewer = ""
         s.other_findings = []
+        s.reviewer_default = self.session.reviewer  # --reviewer: each browser starts with it, then keeps its own
 
     def push_state(self) -> None:
         """Copy what the session shows into the page state (called by the session after every change)."""
@@ -177,16 +136,21 @@ class ReviewApp:
         threshold = session.review.threshold
         rescoring = session.rescoring_status()
         moved = rescoring.get("moved", {}) if rescoring.get("enabled") else {}
-        s.candidates = [candidate_row(c, visible=c.id in visible, threshold=threshold, moved=moved)
-                        for c in session.ranked_candidates()]
+        results = session.review.results
+        s.candidates = [candidate_row(c, visible=c.id in visible, threshold=threshold, moved=moved, results=results)
+                        for c in page_text.sorted_candidates(session.ranked_candidates(), s.sort_by)]
+        s.has_probability = results.ranks_by_probability
+        s.threshold_min, s.threshold_max, s.threshold_step = page_text.threshold_range(results)
+        s.list_title = page_text.list_title(results)
         s.rescoring_available, s.rescoring = rescoring["available"], rescoring["enabled"]
         rows = s.candidates
-        s.operating_index = next((k for k, row in enumerate(rows) if row["below"]), len(rows))
+        s.operating_index = (next((k for k, row in enumerate(rows) if row["below"]), len(rows))
+                             if s.sort_by == "rank" else -1)  # the line means something in rank order only
         decisions = [c.review for c in session.review.results.candidates]
         hidden = sum(1 for row in rows if row["review"] == "pending" and not row["visible"])
         s.counts_text = (f"{decisions.count('accepted')} accepted · {decisions.count('pending')} pending "
                          f"({hidden} hidden) · {decisions.count('rejected')} rejected")
-        s.operating_text = self._operating_text()
+        s.operating_text = page_text.operating_text(results, threshold, session.review.froc)
         export_state, summary = session.export_state()
         s.export_state, s.export_summary = export_state, summary
         s.pending_rows = [dict(r, p=_fmt_p(r["probability"])) for r in session.pending_to_confirm()]
@@ -195,8 +159,7 @@ class ReviewApp:
         s.has_pet = session.review.pet is not None
         s.provenance_text = self._provenance_text()
         s.selected_id = session.selected_id
-        s.reviewer = session.review.reviewer
-        s.other_findings = other_finding_items(session.review.results)
+        s.other_findings = page_text.other_finding_items(session.review.results)
         s.case_id = session.case.case_id
         s.threshold = session.review.threshold
         s.show_rejected = session.review.show_rejected
@@ -207,8 +170,12 @@ class ReviewApp:
         probability = session.review.results.patient.metastasis_probability
         s.patient_text = ("Patient metastasis probability: " + _fmt(probability) if probability is not None else
                           "Patient metastasis probability: not computed for this run")
-        s.saved_text = (f"All changes saved {time.strftime('%H:%M:%S', time.localtime(session.saved_at))} "
-                        f"to {session.case.review_dir}" if session.saved_at else "")
+        s.saving = bool(session.status_saving())
+        s.saved_text = ("Saving…" if s.saving else f"All changes saved "
+                        f"{time.strftime('%H:%M:%S', time.localtime(session.saved_at))} to {session.case.review_dir}"
+                        if session.saved_at else "")
+        s.edit_text, s.take_from_others = session.edit_text(), session.take_from_others
+        s.below_count, s.can_undo_bulk = session.below_operating_point(), bool(session._bulk_rejected)
         s.export_disabled_reason = session.case.export_disabled_reason()
         s.has_export = export_state != "none"
         if session.last_error:
@@ -343,14 +310,20 @@ class ReviewApp:
     def select(self, candidate_id) -> None:
         self._guard(self.session.select, candidate_id)
 
-    def accept(self, candidate_id) -> None:
-        self._guard(self.session.set_review, candidate_id, "accepted")
+    # the page sends its own client's reviewer name with every decision (web/keyboard.py lnsTrigger)
+    def accept(self, candidate_id, reviewer=None) -> None:
+        self._guard(self.session.set_review, candidate_id, "accepted", reviewer)
 
-    def reject(self, candidate_id) -> None:
-        self._guard(self.session.set_review, candidate_id, "rejected")
+    def reject(self, candidate_id, reviewer=None) -> None:
+        self._guard(self.session.set_review, candidate_id, "rejected", reviewer)
 
-    def reset_decision(self, candidate_id) -> None:
-        self._guard(self.session.set_review, candidate_id, "pending")
+    def reset_decision(self, candidate_id, reviewer=None) -> None:
+        self._guard(self.session.set_review, candidate_id, "pending", reviewer)
+
+    def set_reviewer(self, name) -> None:
+        """The name typed in one browser: the default for review.json; decisions carry their client's own."""
+        if self.session.review is not None and name != self.session.review.reviewer:
+            self._guard(self.session.set_reviewer, name)
 
     def undo(self) -> None:
         self._guard(self.session.undo)
@@ -363,7 +336,7 @@ class ReviewApp:
         self.state.confirm_pending = False
         self._guard(lambda: self.session.export_rtstruct(validation.flag(include_pending, "include pending")))
 
-    def on_key(self, action) -> None:
+    def on_key(self, action, reviewer=None) -> None:
         """A keyboard shortcut (web/keyboard.py) on the selected candidate or the views."""
         session = self.session
         if session.review is None or not isinstance(action, str):
@@ -371,52 +344,32 @@ class ReviewApp:
         selected = session.selected_id
         actions = {
             "next": lambda: session.step_candidate(+1), "previous": lambda: session.step_candidate(-1),
-            "accept": lambda: selected is not None and session.set_review(selected, "accepted"),
-            "reject": lambda: selected is not None and session.set_review(selected, "rejected"),
-            "reset": lambda: selected is not None and session.set_review(selected, "pending"),
+            "accept": lambda: selected is not None and session.set_review(selected, "accepted", reviewer),
+            "reject": lambda: selected is not None and session.set_review(selected, "rejected", reviewer),
+            "reset": lambda: selected is not None and session.set_review(selected, "pending", reviewer),
             "undo": session.undo, "redo": session.redo,
             "slice_up": lambda: session.step_slice(+1), "slice_down": lambda: session.step_slice(-1),
             "overlay": session.toggle_overlay, "reset_zoom": session.reset_zoom,
+            "next_pending": session.next_pending,
+            "paint": lambda: session.set_tool("paint"), "erase": lambda: session.set_tool("erase"),
+            "no_tool": lambda: session.set_tool("none"),
+            "brush_smaller": lambda: session.set_tool(session.tool, max(1.0, session.brush_mm - 1.0)),
+            "brush_larger": lambda: session.set_tool(session.tool, min(30.0, session.brush_mm + 1.0)),
+            "reject_below": lambda: session.reject_below_operating_point(reviewer),
         }
         if action in actions:
             self._guard(actions[action], name=f"key {action}")
         elif action.startswith("preset:"):
             self._guard(session.set_ct_preset, action.split(":", 1)[1], name="key preset")
 
-    def _operating_text(self) -> str:
-        review = self.session.review
-        point = review.results.patient.operating_point or {}
-        text = f"Operating point: p ≥ {review.threshold:.2f}"
-        fp = point.get("fp_per_patient")
-        if fp is None and review.froc:
-            import numpy as np
-
-            pairs = sorted((float(t), float(f)) for f, t in review.froc)
-            fp = float(np.interp(review.threshold, [t for t, _ in pairs], [f for _, f in pairs]))
-        model = (review.results.provenance.get("models", {}).get("cls") or {}).get("id")
-        if fp is not None:
-            text += f" · expected {float(fp):.2f} false positives per patient"
-            text += f" (validation FROC of {model})" if model else " (validation FROC)"
-        return text
-
     def _provenance_text(self) -> str:
-        """Case id, study date, model ids with sha256 prefix and training domain: what the reader is looking at."""
+        """Case id, study date and the models (applied, or not and why; Results.models): what the reader sees."""
         session = self.session
         parts = [f"Case {session.case.case_id}"]
         date = session.case.study_date()
         if date:
             parts.append(f"study {date}")
-        models = session.review.results.provenance.get("models", {})
-        for stage, info in models.items():
-            if isinstance(info, dict):
-                text = f"{stage}: {info.get('id', '?')} (sha256 {str(info.get('sha256', ''))[:8]})"
-                domain = info.get("training_domain") or _catalogue_domain(info.get("id"))
-                if domain:
-                    text += f", trained on {domain}"
-                parts.append(text)
-        if not models:
-            parts.append("no trained model recorded for this run")
-        return " · ".join(parts)
+        return " · ".join(parts + page_text.models_text(session.review.results))
 
     def _bind_changes(self) -> None:
         @self.state.change("case_id")
@@ -448,11 +401,6 @@ class ReviewApp:
             elif overlay_opacity != self.session.overlay_opacity:
                 self._guard(self.session.set_overlay_opacity, overlay_opacity)
 
-        @self.state.change("reviewer")
-        def on_reviewer(reviewer, **_):
-            if self.session.review is not None and reviewer != self.session.review.reviewer:
-                self._guard(self.session.set_reviewer, reviewer)
-
         @self.state.change("ct_preset")
         def on_preset(ct_preset, **_):
             if self.session.review is not None and ct_preset != self.session.ct_preset:
@@ -468,7 +416,21 @@ class ReviewApp:
         self.server.trigger("lns_accept")(self.accept)
         self.server.trigger("lns_reject")(self.reject)
         self.server.trigger("lns_reset")(self.reset_decision)
+        self.server.trigger("lns_reviewer")(self.set_reviewer)
+        self.server.trigger("lns_bulk_reject")(
+            lambda reviewer=None: self._guard(self.session.reject_below_operating_point, reviewer, name="bulk reject"))
+        self.server.trigger("lns_undo_bulk")(
+            lambda reviewer=None: self._guard(self.session.undo_bulk_reject, reviewer, name="undo bulk reject"))
         self.server.trigger("lns_export")(self.export)
+
+        @self.state.change("sort_by")
+        def on_sort(sort_by, **_):
+            self.push_state()
+
+        @self.state.change("take_from_others")
+        def on_take(take_from_others, **_):
+            if self.session.review is not None and take_from_others != self.session.take_from_others:
+                self._guard(self.session.set_take_from_others, take_from_others)
 
         @self.state.change("tool", "brush_mm")
         def on_tool(tool, brush_mm, **_):
@@ -520,232 +482,6 @@ class ReviewApp:
         app.router.add_get("/lnstaging/status.json", status)
         app.router.add_get("/lnstaging/download/{name}", download)
 
-    # ---- page ------------------------------------------------------------------------------------------------
-    def _build_ui(self) -> None:
-        from trame.widgets import client, html
-        from trame.widgets import vuetify3 as v
-        from trame_vuetify.ui.vuetify3 import SinglePageWithDrawerLayout
-
-        with SinglePageWithDrawerLayout(self.server, theme="dark") as layout:
-            self.ui = layout
-            client.Script(KEYBOARD_SCRIPT)
-            client.Style(PAGE_CSS)
-            layout.title.set_text(TITLE)
-            layout.drawer.width = 470
-            with layout.toolbar:
-                v.VProgressCircular(indeterminate=True, size=22, width=3, color="info", v_show="busy > 0",
-                                    id="busy", classes="mx-2", aria_label="working")
-                html.Div("{{ provenance_text }}", id="provenance", classes="text-caption mx-2 text-truncate",
-                         style="max-width: 55vw", title=("provenance_text",))
-                v.VSpacer()
-                html.Div("{{ disclaimer }}", id="disclaimer", classes="text-warning font-weight-bold mx-4")
-                v.VBtn(icon="mdi-keyboard", size="small", variant="text", id="help-button", click="help_open = !help_open",
-                       title="Keyboard shortcuts (?)", aria_label="Keyboard shortcuts")
-            with layout.drawer:
-                with html.Div(classes="pa-3 d-flex flex-column", style="gap: 6px; font-size: 0.9rem"):
-                    with html.Div(id="case-chooser", v_show="case_items.length > 1"):
-                        v.VSelect(label="Case", id="case-select", v_model=("case_id",), items=("case_items",),
-                                  density="compact", hide_details=True)
-                    v.VTextField(model_value=("reviewer",), change="reviewer = $event.target.value",
-                                 label="Reviewer (saved with each decision, UTC time)", density="compact",
-                                 hide_details=True, id="reviewer", maxlength=64, aria_label="Reviewer name")
-                    html.Div("{{ patient_text }}", id="patient-probability", classes="text-subtitle-1")
-                    html.Div("{{ operating_text }}", id="operating-point")
-                    with html.Div(id="drawer-threshold"):
-                        v.VSlider(v_model=("threshold",), min=0, max=1, step=0.01, density="compact",
-                                  hide_details=True, id="threshold", aria_label="Operating point (probability threshold)")
-                    v.VCheckbox(v_model=("show_rejected",), label="Show rejected", density="compact",
-                                hide_details=True)
-                    v.VCheckbox(v_model=("rescoring",), label="Re-score pending nodes from my decisions",
-                                density="compact", hide_details=True, id="rescoring", v_show="rescoring_available")
-                    self._view_controls(html, v)
-                    html.Div("{{ slice_text }}", id="slice-positions", classes="text-caption")
-                    html.Div("{{ cursor_text }}", id="cursor-values", classes="text-caption font-weight-medium",
-                             style="min-height: 1.2em")
-                    self._candidate_table(html, v)
-                    self._other_findings(html, v)
-                    self._edit_tools(html, v)
-                    self._export_tools(html, v)
-                    html.Div("{{ saved_text }}", id="saved", classes="text-caption text-medium-emphasis")
-                    html.Div("{{ message }}", id="message", v_show="message",
-                             classes=("message_ok ? 'text-success' : 'text-error'",))
-            layout.footer.clear()
-            with layout.footer:
-                html.Div("LNStaging {{ version }} · {{ disclaimer }}", classes="text-caption")
-            with layout.content:
-                with html.Div(classes="fill-height d-flex flex-row flex-grow-1", id="views"):
-                    self.layout_manager.initialize_layout_grid(layout)
-                self._help_panel(html, v)
-                self._pending_dialog(html, v)
-
-    def _view_controls(self, html, v) -> None:
-        with v.VRow(dense=True, align="center", classes="ma-0", style="gap: 6px"):
-            html.Span("CT window", classes="mr-1")
-            with v.VBtnToggle(v_model=("ct_preset",), density="compact", mandatory=True, id="ct-presets"):
-                for k, name in enumerate(CT_PRESETS, start=1):
-                    v.VBtn(name, value=name, size="small", id=f"preset-{name.replace(' ', '-')}",
-                           title=f"{name} window ({k})",  # a click applies it, also after a mouse window/level
-                           click=f"window.lnsTrigger('lns_key', ['preset:{name}'])")
-            v.VBtn(icon="mdi-fit-to-screen-outline", size="small", variant="text", id="reset-zoom",
-                   click="window.lnsTrigger('lns_key', ['reset_zoom'])", title="Reset zoom (F)", aria_label="Reset zoom")
-        with v.VRow(dense=True, align="center", classes="ma-0"):
-            html.Span("Overlay", classes="mr-2")
-            with v.VBtnToggle(v_model=("overlay",), density="compact", mandatory=True, id="overlay"):
-                v.VBtn("PET", value="pet", id="overlay-pet", size="small", title="PET SUV heat map (O toggles)")
-                v.VBtn("Attention", value="attention", id="overlay-attention", size="small",
-                       disabled=("!has_attention",), title="Model attention map")
-                v.VBtn("None", value="none", id="overlay-none", size="small", title="CT only (O toggles)")
-        v.VSlider(v_model=("overlay_opacity",), min=0, max=1, step=0.05, label="Opacity", density="compact",
-                  hide_details=True, id="overlay-opacity", aria_label="Overlay opacity")
-        with html.Div(v_show="has_pet", id="pet-window"):
-            v.VRangeSlider(model_value=("[pet_lower, pet_upper]",), min=0, max=30, step=0.5, density="compact",
-                           hide_details=True, label="PET SUV", thumb_label=True, id="pet-range",
-                           update_modelValue="pet_lower = $event[0]; pet_upper = $event[1]",
-                           aria_label="PET SUV window")
-            with html.Div(classes="d-flex align-center", style="gap: 6px", id="colour-bar"):
-                html.Span("SUV {{ Number(pet_lower).toFixed(1) }}", classes="text-caption")
-                html.Div(classes="flex-grow-1", style="height: 10px; border: 1px solid #888; background: "
-                         "linear-gradient(to right, #000, #700, #e00, #f80, #ff0, #fff)")
-                html.Span("{{ Number(pet_upper).toFixed(1) }}", classes="text-caption")
-
-    def _candidate_table(self, html, v) -> None:
-        html.Div("Candidates (most probable first; click a name or a contour to jump)", classes="text-subtitle-2 mt-2")
-        html.Div("{{ counts_text }} · dashed blue line = operating point", id="counts", classes="text-caption")
-        with v.VTable(density="compact", fixed_header=True, height="38vh", id="candidates"):
-            with html.Thead():
-                with html.Tr():
-                    for title, tip in (("Name", "RT structure name"), ("p", "metastasis probability"),
-                                       ("SA (mm)", "short axis; bold when >= 10 mm"), ("SUVmax", "maximum SUV"),
-                                       ("SUVpeak", "mean SUV in a 1 ml sphere (PERCIST); PET candidates"),
-                                       ("Vol (ml)", "volume"), ("Decision", "accept / reject / reset")):
-                        html.Th(title, title=tip)
-            with html.Tbody():
-                with html.Tr(v_for="(c, i) in candidates", key="c.id",
-                             classes=("{'bg-grey-darken-3': c.id === selected_id, 'text-disabled': !c.visible, "
-                                      "'operating-line': i === operating_index && i > 0}",),
-                             title=("i === operating_index ? 'operating point p = ' + Number(threshold).toFixed(2) + "
-                                    "': from here down, hidden unless accepted' : ''",)):
-                    html.Td("{{ c.name }}", id=("'cand-' + c.id",), style="cursor: pointer; text-decoration: underline",
-                            click="window.lnsTrigger('lns_select', [c.id])")
-                    with html.Td(id=("'p-' + c.id",)):
-                        html.Span("{{ c.p }}", id=("'pv-' + c.id",))
-                        html.Span(" ({{ c.moved }})", v_show="c.moved", classes="text-caption text-info",
-                                  id=("'moved-' + c.id",))
-                    html.Td("{{ c.short }}", classes=("c.short_flag ? 'font-weight-bold text-warning' : ''",))
-                    html.Td("{{ c.suv }}")
-                    html.Td("{{ c.suv_peak }}", id=("'peak-' + c.id",))
-                    html.Td("{{ c.volume }}")
-                    with html.Td(classes="text-no-wrap"):
-                        v.VBtn(icon="mdi-check", size="x-small",
-                               variant=("c.review === 'accepted' ? 'flat' : 'text'",), color="success",
-                               id=("'accept-' + c.id",), click="window.lnsTrigger('lns_accept', [c.id])",
-                               title="Accept (A)", aria_label=("'Accept ' + c.name",))
-                        v.VBtn(icon="mdi-close", size="x-small",
-                               variant=("c.review === 'rejected' ? 'flat' : 'text'",), color="error",
-                               id=("'reject-' + c.id",), click="window.lnsTrigger('lns_reject', [c.id])",
-                               title="Reject (R)", aria_label=("'Reject ' + c.name",))
-                        v.VBtn(icon="mdi-undo-variant", size="x-small", variant="text",
-                               v_show="c.review !== 'pending'", id=("'reset-' + c.id",),
-                               click="window.lnsTrigger('lns_reset', [c.id])", title="Reset to pending (Backspace)",
-                               aria_label=("'Reset ' + c.name",))
-                        html.Span("{{ c.review === 'pending' ? '' : c.review }}", classes="text-caption",
-                                  id=("'state-' + c.id",))
-
-    def _other_findings(self, html, v) -> None:
-        """Collapsed: PET lesions not in the node list (other_findings.csv), one line each with its reason."""
-        with v.VExpansionPanels(v_show="other_findings.length", id="other-findings", density="compact"):
-            with v.VExpansionPanel():
-                v.VExpansionPanelTitle("Other findings, not in the node list ({{ other_findings.length }})",
-                                       classes="text-caption")
-                with v.VExpansionPanelText():
-                    html.Div("{{ f }}", v_for="(f, i) in other_findings", key="i", classes="text-caption")
-
-    def _edit_tools(self, html, v) -> None:
-        html.Div("Correct the selected node's contour", classes="text-subtitle-2 mt-2")
-        with v.VRow(dense=True, align="center"):
-            with v.VBtnToggle(v_model=("tool",), density="compact", mandatory=True, id="tools"):
-                v.VBtn("None", value="none", id="tool-none", title="Navigate: click a contour to select its node")
-                v.VBtn("Paint", value="paint", id="tool-paint", prepend_icon="mdi-brush", title="Paint the selected node")
-                v.VBtn("Erase", value="erase", id="tool-erase", prepend_icon="mdi-eraser", title="Erase from the selected node")
-            v.VBtn(icon="mdi-undo", size="small", variant="text", disabled=("!can_undo",), click=self.undo, id="undo",
-                   title="Undo (Ctrl+Z)", aria_label="Undo")
-            v.VBtn(icon="mdi-redo", size="small", variant="text", disabled=("!can_redo",), click=self.redo, id="redo",
-                   title="Redo (Ctrl+Y)", aria_label="Redo")
-        v.VSlider(v_model=("brush_mm",), min=1, max=30, step=0.5, density="compact", hide_details=True,
-                  label="Brush (mm)", thumb_label=True, id="brush", aria_label="Brush diameter in mm")
-
-    def _export_tools(self, html, v) -> None:
-        with html.Div(classes="d-flex flex-wrap mt-2", style="gap: 6px"):
-            v.VBtn("Export RTSTRUCT (accepted)", id="export", size="small", color="primary",
-                   disabled=("export_disabled_reason !== ''",), click="window.lnsTrigger('lns_export', [false])",
-                   title="Write the accepted nodes as a DICOM RT Structure Set on the planning CT")
-            v.VBtn("Include pending…", id="export-pending", size="small", variant="outlined",
-                   disabled=("export_disabled_reason !== '' || pending_rows.length === 0",),
-                   click="confirm_pending = true", title="List the pending nodes, then choose to export them too")
-            v.VBtn("Download RTSTRUCT", id="download-rtstruct", size="small", v_show="has_export",
-                   disabled=("export_state !== 'current'",), href=f"lnstaging/download/{RTSTRUCT_NAME}",
-                   raw_attrs=[f'download="{RTSTRUCT_NAME}"'], prepend_icon="mdi-download",
-                   title="The RTSTRUCT of the last export (refused when the review changed since)")
-            v.VBtn("GTV_LN (NIfTI)", id="download-gtv", size="small", href="lnstaging/download/gtv_ln.nii.gz",
-                   raw_attrs=['download="gtv_ln.nii.gz"'], prepend_icon="mdi-download",
-                   title="The reviewed label map")
-            v.VBtn("review.json", id="download-review", size="small", href="lnstaging/download/review.json",
-                   raw_attrs=['download="review.json"'], prepend_icon="mdi-download", title="The decisions")
-            v.VBtn("Report", id="download-report", size="small", href="lnstaging/download/report.html",
-                   raw_attrs=['download="report.html"'], prepend_icon="mdi-file-document-outline",
-                   title="One-page report of this review (print it to A4)")
-        html.Div("{{ export_summary }}", id="export-summary", v_show="export_summary && export_state === 'current'",
-                 classes="text-success font-weight-medium")
-        html.Div("Export out of date: the review changed after it ({{ export_summary }}). Export again before "
-                 "downloading.", id="export-stale", v_show="export_state === 'stale'", classes="text-warning")
-        html.Div("{{ export_disabled_reason }}", id="export-reason", classes="text-caption text-warning",
-                 v_show="export_disabled_reason")
-
-    def _pending_dialog(self, html, v) -> None:
-        with v.VDialog(v_model=("confirm_pending",), max_width=560):
-            with v.VCard(id="pending-dialog"):
-                v.VCardTitle("Include {{ pending_rows.length }} pending node(s) in the RTSTRUCT?")
-                with v.VCardText():
-                    html.Div("Nobody accepted or rejected these nodes. Nodes marked hidden are below the operating "
-                             "point and were never shown in the images.", classes="mb-2")
-                    with v.VTable(density="compact", height="300px", fixed_header=True):
-                        with html.Thead():
-                            with html.Tr():
-                                html.Th("Name")
-                                html.Th("p")
-                                html.Th("")
-                        with html.Tbody():
-                            with html.Tr(v_for="r in pending_rows", key="r.id"):
-                                html.Td("{{ r.name }}")
-                                html.Td("{{ r.p }}")
-                                html.Td("{{ r.hidden ? 'hidden' : '' }}", classes="text-warning")
-                with v.VCardActions():
-                    v.VBtn("Cancel", id="pending-cancel", click="confirm_pending = false")
-                    v.VSpacer()
-                    v.VBtn("Export accepted only", id="pending-accepted-only",
-                           click="confirm_pending = false; window.lnsTrigger('lns_export', [false])")
-                    v.VBtn("Export with these {{ pending_rows.length }} pending", id="export-pending-confirm",
-                           color="warning", variant="flat",
-                           click="confirm_pending = false; window.lnsTrigger('lns_export', [true])")
-
-    def _help_panel(self, html, v) -> None:
-        with v.VDialog(v_model=("help_open",), max_width=520):
-            with v.VCard(id="help-panel"):
-                v.VCardTitle("Keyboard shortcuts")
-                with v.VCardText():
-                    with v.VTable(density="compact"):
-                        with html.Tbody():
-                            with html.Tr(v_for="s in shortcuts", key="s.keys"):
-                                html.Td("{{ s.keys }}", classes="font-weight-bold text-no-wrap")
-                                html.Td("{{ s.action }}")
-                    html.Div("In the views: left-drag with no tool pans the slice; click a contour to select its "
-                             "node; click elsewhere to move the other views there (linked crosshair); the cyan ring "
-                             "marks the selected candidate, even one hidden by the operating point.",
-                             classes="text-caption mt-2")
-                with v.VCardActions():
-                    v.VSpacer()
-                    v.VBtn("Close", click="help_open = false", id="help-close")
-
     # ---- running ---------------------------------------------------------------------------------------------
     def start(self, host: str, port: int) -> None:
         self.host = host
@@ -768,36 +504,6 @@ def _drop_model_slice_manager() -> None:
         factory.UnRegisterDisplayableManager(MODEL_SLICE_MANAGER)
 
 
-def _slice_view_overlay(server, view_id, view, views: dict) -> None:
-    """Per slice view: trame-slicer's slice slider (without its 3D-view buttons: no 3D view here), the view title,
-    the orientation letters at the four edges and a scale bar, from the ``view_info`` state (ReviewApp._view_info)."""
-    import json
-
-    from trame_client.widgets.html import Div, Span
-    from trame_slicer.app.logic.slice_view_logic import connect_slice_view_slider_to_state
-    from trame_slicer.app.ui.slider import Slider
-
-    views[view_id] = view
-    info = f"view_info['{json.dumps(str(view_id))[1:-1]}']"  # single quotes: it goes into attributes too
-    Div(f"{{{{ {info} ? {info}.title : '' }}}}", classes="view-label", style="top: 4px; left: 8px;")
-    for edge, style in (("left", "left: 4px; top: 50%;"), ("right", "right: 8px; top: 50%;"),
-                        ("top", "top: 4px; left: 50%;"), ("bottom", "bottom: 30px; left: 50%;")):
-        Div(f"{{{{ {info} ? {info}.{edge} : '' }}}}", classes=f"view-label orientation-{edge}", style=style)
-    with Div(classes="view-label", style="bottom: 30px; right: 12px; text-align: center;", v_show=info):
-        Div(style=(f"'width: ' + ({info} ? {info}.bar_px : 0) + 'px; height: 4px; background: #ffd54f; "
-                   "border: 1px solid #000;'",))
-        Span(f"{{{{ {info} ? {info}.bar_mm : '' }}}} mm")
-    with Div(style="position: absolute; bottom: 0; left: 0; background-color: transparent; width: 100%;"):
-        Slider(classes="slice-slider", typed_state=connect_slice_view_slider_to_state(server, view), theme="dark",
-               dense=True)
-
-
 def review_url(host: str, port: int, token: Optional[str]) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-
-
-def other_finding_items(results) -> list[str]:
-    """One line per PET lesion outside the node list: reason, volume, SUVmax, LPS position."""
-    return [f"{f.get('reason', '')}: {float(f['mtv_ml']):.1f} ml, SUVmax {float(f['suv_max']):.1f} at x/y/z "
-            f"{float(f['x']):.0f}/{float(f['y']):.0f}/{float(f['z']):.0f} mm" for f in (results.other_findings or [])]

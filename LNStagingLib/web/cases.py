@@ -3,9 +3,11 @@
 ``lnstaging review DIR`` accepts the results folder of ``lnstaging run`` (one case) or the output folder of
 ``lnstaging run-batch`` (one results folder per case: a case chooser). A results folder holds no CT or PET
 (see LNStagingLib/results.py), so the images come from, in this order: ``--ct``/``--pet`` (one case only),
-files named ct.*/pet.* in the case folder, or the cohort folder given with ``--data`` (docs/DATASET.md:
-DATA/cases/<case_id>/ct.nii.gz). The CT DICOM folder for the RTSTRUCT export is ``--ct-dicom`` (one case) or
-``--ct-dicom ROOT`` with ROOT/<case_id>/ (a batch).
+files named ct.*/pet.* in the case folder, the cohort folder given with ``--data`` (docs/DATASET.md:
+DATA/cases/<case_id>/ct.nii.gz), or the inputs the run recorded in provenance.json (io/case_inputs.py). Images are
+files (NIfTI/NRRD/MHA) or DICOM folders, as ``lnstaging run`` takes them. The CT DICOM folder for the RTSTRUCT
+export is ``--ct-dicom`` (one case) or ``--ct-dicom ROOT`` with ROOT/<case_id>/ (a batch), else the run's CT when
+it was a DICOM folder.
 
 The review state is written to CASE/review/ by the scene adapter's ``save_review`` (a review folder: the edited
 results, GTV_LN.seg.nrrd, candidates.tsv, centroids.mrk.json, review.json); exports go to CASE/export/.
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import InputFileError
-from ..io.checksums import input_sha256
+from ..io import case_inputs
 
 REVIEW_SUBDIR = "review"
 EXPORT_SUBDIR = "export"
@@ -56,6 +58,20 @@ class ReviewCase:
             if len(value) == 8:
                 return f"{value[:4]}-{value[4:6]}-{value[6:]}"
         return ""
+
+    def load_images(self):
+        """(CT, PET SUV or None) as SimpleITK images, each on its own grid; DICOM folders are read (and the PET
+        converted to SUV) the way the run read them (provenance.json "image_reading")."""
+        from ..io.petct import load_ct, load_pet_suv
+
+        reading = case_inputs.recorded_image_reading(self.results_dir)
+        ct, _ = load_ct(self.ct, reading.get("ct_series_uid"))
+        pet = None
+        if self.pet is not None:
+            suv = {k: reading.get(k) for k in ("weight_kg", "dose_bq", "injection_time")}
+            pet, _, _ = load_pet_suv(self.pet, reading.get("pet_series_uid"), accept_timing=bool(
+                reading.get("accept_timing")), **suv)
+        return ct, pet
 
     def has_saved_review(self) -> bool:
         return (self.review_dir / "review.json").is_file()
@@ -114,9 +130,15 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
     for case_dir in case_dirs:
         case_id = case_dir.name
         cohort_dir = _cohort_case_dir(data, case_id)
-        ct_path = ct if single and ct is not None else (_image_in(case_dir, "ct") or (cohort_dir and _image_in(cohort_dir, "ct")))
-        pet_path = pet if single and pet is not None else (_image_in(case_dir, "pet") or (cohort_dir and _image_in(cohort_dir, "pet")))
+        ct_path = ct if single and ct is not None else (
+            _image_in(case_dir, "ct") or (cohort_dir and _image_in(cohort_dir, "ct"))
+            or case_inputs.recorded_input_path(case_dir, "ct"))
+        pet_path = pet if single and pet is not None else (
+            _image_in(case_dir, "pet") or (cohort_dir and _image_in(cohort_dir, "pet"))
+            or case_inputs.recorded_input_path(case_dir, "pet"))
         if not ct_path:
+            if case_inputs.read_recorded_inputs(case_dir).get("ct"):
+                raise case_inputs.missing_recorded_image(case_dir, "ct")
             raise InputFileError(f"No CT for case '{case_id}': give it with --ct FILE (one case) or the cohort folder "
                                  "with --data DIR (a batch), or put ct.nii.gz into the results folder.")
         for path, what in ((ct_path, "CT"), (pet_path, "PET")):
@@ -125,32 +147,12 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
         dicom = None
         if ct_dicom is not None:
             dicom = Path(ct_dicom) if single else Path(ct_dicom) / case_id
+        elif Path(ct_path).is_dir():
+            dicom = Path(ct_path)  # the run's CT was a DICOM series: the RTSTRUCT goes onto it
         cases.append(ReviewCase(case_id, case_dir, Path(ct_path), Path(pet_path) if pet_path else None, dicom))
     return cases
 
 
 def check_images_match_run(case: ReviewCase) -> Optional[str]:
-    """Refuse a CT or PET that is not the one the run read: their sha256 must equal the input checksums that
-    ``lnstaging run`` recorded in provenance.json (another patient's images would show these contours on the wrong
-    anatomy). Returns a note when the run recorded no checksums (nothing to compare); raises InputFileError on a
-    mismatch."""
-    import json
-
-    path = case.results_dir / "provenance.json"
-    try:
-        inputs = json.loads(path.read_text()).get("inputs") if path.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        inputs = None
-    if not isinstance(inputs, dict) or not inputs:
-        return (f"case '{case.case_id}': the run recorded no input checksums (provenance.json), so the CT/PET cannot "
-                "be checked against the run's inputs.")
-    for what, image in (("ct", case.ct), ("pet", case.pet)):
-        recorded = (inputs.get(what) or {}).get("sha256") if isinstance(inputs.get(what), dict) else None
-        if image is None or not recorded:
-            continue
-        if input_sha256(Path(image)) != recorded:
-            raise InputFileError(
-                f"The {what.upper()} {image} is not the {what.upper()} that case '{case.case_id}' was run on (its "
-                f"sha256 differs from provenance.json): give the run's own images, or add --allow-other-images "
-                "if it is the same scan in another format.")
-    return None
+    """io.case_inputs.check_images_match_run for a case's CT and PET (the one check of review and report)."""
+    return case_inputs.check_images_match_run(case.results_dir, {"ct": case.ct, "pet": case.pet}, case.case_id)

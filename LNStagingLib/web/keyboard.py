@@ -10,12 +10,16 @@ import json
 
 # (keys shown in the "?" panel, what they do); KEYMAP below must stay in step with it
 SHORTCUTS = (
-    ("N / ↓ (list)", "next candidate"),
-    ("P", "previous candidate"),
+    ("N / ↓", "next candidate"),
+    ("P / ↑", "previous candidate"),
+    ("U", "next pending candidate"),
     ("A", "accept the selected candidate"),
     ("R", "reject the selected candidate"),
     ("Backspace / 0", "reset the decision to pending"),
     ("Ctrl+Z / Ctrl+Y (Ctrl+Shift+Z)", "undo / redo a contour edit"),
+    ("B / E / Esc", "paint / erase / no tool"),
+    ("[ / ]", "brush smaller / larger"),
+    ("Shift+R", "reject every pending node below the operating point (undo on the page)"),
     ("PageUp / PageDown or ↑ / ↓ with Shift", "axial slice up / down"),
     ("O", "PET overlay on / off"),
     ("1 2 3 4", "CT window: soft tissue, mediastinum, lung, bone"),
@@ -25,6 +29,8 @@ SHORTCUTS = (
 
 KEYMAP = {
     "n": "next", "j": "next", "p": "previous", "k": "previous", "a": "accept", "r": "reject",
+    "ArrowDown": "next", "ArrowUp": "previous", "u": "next_pending", "b": "paint", "e": "erase",
+    "Escape": "no_tool", "[": "brush_smaller", "]": "brush_larger", "R": "reject_below",
     "Backspace": "reset", "0": "reset", "o": "overlay", "f": "reset_zoom",
     "PageUp": "slice_up", "PageDown": "slice_down", "Shift+ArrowUp": "slice_up", "Shift+ArrowDown": "slice_down",
     "1": "preset:soft tissue", "2": "preset:mediastinum", "3": "preset:lung", "4": "preset:bone",
@@ -38,9 +44,21 @@ KEYBOARD_SCRIPT = """
     const state = window.trame && window.trame.state;
     if (state) { state.set('busy', Math.max(0, (state.get('busy') || 0) + delta)); }
   }
+  // the reviewer of this browser tab: sent with each decision, so two browsers on one server record their own
+  const DECIDING = ['lns_accept', 'lns_reject', 'lns_reset', 'lns_key', 'lns_bulk_reject', 'lns_undo_bulk'];
+  window.lnsReviewer = null;
+  window.lnsSetReviewer = function (name) {
+    window.lnsReviewer = String(name || '').slice(0, 64);
+    return window.lnsTrigger('lns_reviewer', [window.lnsReviewer]);
+  };
   window.lnsTrigger = function (name, args) {
     busy(+1);
-    return window.trame.trigger(name, args || []).finally(() => busy(-1));
+    args = (args || []).slice();
+    if (DECIDING.includes(name)) {  // this tab's name; before any typing, the --reviewer given at start
+      const state = window.trame && window.trame.state;
+      args.push(window.lnsReviewer !== null ? window.lnsReviewer : String(state && state.get('reviewer_default') || ''));
+    }
+    return window.trame.trigger(name, args).finally(() => busy(-1));
   };
   document.addEventListener('keydown', function (event) {
     const target = event.target;

@@ -13,7 +13,6 @@ uses); ``set_rescoring(False)`` shows the original probabilities again. The save
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -32,6 +31,8 @@ from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
+from .editing import ContourEditing
+from .triage import Triage
 from .timing import Clock
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,7 @@ log = logging.getLogger(__name__)
 OVERLAYS = validation.OVERLAYS
 TOOLS = validation.TOOLS
 VIEW_NAMES = {"Red": "axial", "Green": "coronal", "Yellow": "sagittal"}
-SEGMENT_FILL_OPACITY = 0.3  # the outline carries the contour; a light fill shows the probability colour
-# Decision state drawn in the images: accepted = filled + outline; pending = outline only; rejected = grey, thin
-DECISION_STYLE = {"accepted": (0.45, 1.0, None), "pending": (0.0, 1.0, None), "rejected": (0.0, 0.6, (0.6, 0.6, 0.6))}
+SEGMENT_FILL_OPACITY = 1.0  # the segmentation-wide fill; each decision scales it (decision_style.py)
 # CT window presets (width, level) in HU, as on planning workstations
 CT_PRESETS = {"soft tissue": (400.0, 40.0), "mediastinum": (350.0, 50.0), "lung": (1500.0, -600.0),
               "bone": (1800.0, 400.0)}
@@ -50,14 +49,13 @@ MARKER_NAME = "Selected candidate"
 MARKER_DIAMETER_MM = 20.0  # the rays reach beyond a node of the usual size
 MARKER_COLOUR = (0.0, 1.0, 1.0)  # cyan: distinct from the heat map and the probability colours
 RTSTRUCT_NAME = "RS_LNStaging.dcm"
-EDIT_SAVE_DELAY_S = 0.05  # after a stroke: long enough to draw it first, short enough that a kill loses nothing
 
 
 class ReadOnlyReviewError(LNStagingError):
     """A change asked of a review served with --read-only."""
 
 
-class ReviewSession:
+class ReviewSession(ContourEditing, Triage):
     """The cases of a review and the one case open in ``slicer_app.scene``."""
 
     def __init__(self, slicer_app, cases: list[ReviewCase], on_change: Optional[Callable[[], None]] = None,
@@ -110,13 +108,14 @@ class ReviewSession:
         case = self.cases[case_id]
         self._loading = True
         try:
-            ct_node = volumes.load_volume_file(self.scene, case.ct, "CT")
+            ct_image, pet_image = case.load_images()  # files or DICOM folders, as the run read them
+            ct_node = volumes.add_volume(self.scene, ct_image, "CT")
             self._nodes.append(ct_node)
             volumes.show_ct(ct_node)
             views.set_layers(self.scene, background=ct_node)  # background before the segmentation (quirk)
             pet_node = None
-            if case.pet is not None:
-                pet_node = volumes.load_volume_file(self.scene, case.pet, "PET")
+            if pet_image is not None:
+                pet_node = volumes.add_volume(self.scene, pet_image, "PET")
                 self._nodes.append(pet_node)
             if case.has_saved_review():
                 review = review_state.restore_review(self.scene, case.review_dir, ct_node, pet_node)
@@ -140,6 +139,7 @@ class ReviewSession:
             if review.segmentation is not None and review.segmentation.GetSegmentation().GetNumberOfSegments():
                 self.editor.set_active_segmentation(review.segmentation, ct_node)
             self.undo_stack.clear()
+            self._voxels_before, self.last_edit = self.voxel_counts(), {}  # the next edit's changes count from here
             note = self._start_rescoring(case) or note
             ranked = self.ranked_candidates()
             self.selected_id = None
@@ -166,8 +166,7 @@ class ReviewSession:
         from ..inference.rescore import rescorer_from_checkpoint
 
         try:
-            ct = sitk.ReadImage(str(case.ct))
-            pet = sitk.ReadImage(str(case.pet)) if case.pet is not None else None
+            ct, pet = case.load_images()
             self.rescorer = rescorer_from_checkpoint(self.rescore_model, self.review.results, ct, pet,
                                                      enabled=self.rescoring_enabled)
         except LNStagingError as error:
@@ -190,7 +189,8 @@ class ReviewSession:
         """A saved operating point that is not a number in [0, 1] (NaN from an old run or review.json) is replaced,
         saying so: NaN never reaches the page, where it restarted a save at every push."""
         point = self.review.results.patient.operating_point or {}
-        value, note = validation.usable_threshold(self.review.threshold, point.get("threshold"))
+        value, note = validation.usable_threshold(self.review.threshold, point.get("threshold"),
+                                                  basis=self.review.results.ranking)
         if note:
             log.warning("case %s: %s", self.case.case_id, note)
             self.review.set_operating_point(threshold=value)
@@ -217,25 +217,12 @@ class ReviewSession:
         display.SetVisibility2DOutline(True)
         display.SetOpacity2DFill(SEGMENT_FILL_OPACITY)
         display.SetOpacity2DOutline(1.0)
-        display.SetSliceIntersectionThickness(2)
+        display.SetSliceIntersectionThickness(3)  # the thick outline of decision_style.py
 
     def _style_decisions(self) -> None:
-        """Draw each node's decision: accepted filled, pending outline only, rejected grey (display only)."""
-        if self.review is None or self.review.segmentation is None:
-            return
-        display = self.review.segmentation.GetDisplayNode()
-        by_segment = segments.candidate_ids_by_segment(self.review.segmentation)
-        results = self.review.results
-        ids = {c.id for c in results.candidates}
-        for segment_id, cid in by_segment.items():
-            state = results.candidate(cid).review if cid in ids else "pending"
-            fill, outline, colour = DECISION_STYLE[state]
-            display.SetSegmentOpacity2DFill(segment_id, fill)
-            display.SetSegmentOpacity2DOutline(segment_id, outline)
-            if colour is None:
-                display.UnsetSegmentOverrideColor(segment_id)
-            else:
-                display.SetSegmentOverrideColor(segment_id, *colour)
+        """Draw each node's decision (decision_style.py, through the scene adapter as in Slicer)."""
+        if self.review is not None and self.review.segmentation is not None:
+            segments.recolor(self.review.segmentation, self.review.results)
 
     def _add_marker(self) -> None:
         """A cyan star-burst (open centre) at the selected candidate, drawn even when the candidate is hidden by the operating point."""
@@ -398,10 +385,13 @@ class ReviewSession:
                 "review, use the server that owns this folder, or stop it and start 'lnstaging review' without "
                 "--read-only.")
 
-    def set_review(self, candidate_id: int, state: str) -> None:
+    def set_review(self, candidate_id: int, state: str, reviewer: Optional[str] = None) -> None:
+        """A decision; ``reviewer``: the name typed in the browser that made it (several browsers may share one
+        server: each decision is recorded under its own client's name), else the session's."""
         self._refuse_if_read_only("a decision")
         candidate_id, state = self._candidate_id(candidate_id), validation.review_state(state)
-        self.review.set_review(candidate_id, state)  # re-scores the pending nodes when a rescorer is set
+        reviewer = None if reviewer is None else validation.reviewer(reviewer)
+        self.review.set_review(candidate_id, state, reviewer)  # re-scores the pending nodes when a rescorer is set
         self.save(edits=False)
 
     def set_reviewer(self, name: str) -> None:
@@ -416,7 +406,7 @@ class ReviewSession:
 
     def set_threshold(self, threshold: float) -> None:
         self._refuse_if_read_only("changing the operating point")
-        threshold = validation.threshold(threshold)
+        threshold = validation.threshold(threshold, self.review.results.ranking)
         self.review.set_operating_point(threshold=threshold)
         self.save(edits=False)
 
@@ -436,64 +426,6 @@ class ReviewSession:
         self.overlay_opacity = validation.opacity(opacity)
         views.set_foreground_opacity(self.scene, self.overlay_opacity)
 
-    # ---- contour editing ------------------------------------------------------------------------------------
-    def set_tool(self, tool: str, brush_mm: Optional[float] = None) -> None:
-        """'paint' or 'erase' the selected candidate's segment with a brush of ``brush_mm`` (mm), or 'none'."""
-        from trame_slicer.segmentation import (BrushDiameterMode, SegmentationEffectErase,
-                                               SegmentationEffectNoTool, SegmentationEffectPaint)
-
-        tool = validation.tool(tool)
-        if tool != "none":
-            self._refuse_if_read_only("contour editing")
-        if brush_mm is not None:
-            self.brush_mm = validation.brush_mm(brush_mm)
-        if self.editor.active_segmentation is None:
-            tool = "none"
-        effect_type = {"none": SegmentationEffectNoTool, "paint": SegmentationEffectPaint,
-                       "erase": SegmentationEffectErase}[tool]
-        effect = self.editor.set_active_effect_type(effect_type)
-        if tool != "none" and effect is not None:
-            effect.set_brush_diameter(self.brush_mm, BrushDiameterMode.Absolute)
-            effect.set_use_sphere_brush(False)
-        self.tool = tool
-
-    def undo(self) -> None:
-        self._refuse_if_read_only("undo")
-        if self.undo_stack.can_undo():
-            self.undo_stack.undo()
-
-    def redo(self) -> None:
-        self._refuse_if_read_only("redo")
-        if self.undo_stack.can_redo():
-            self.undo_stack.redo()
-
-    def _on_segmentation_modified(self, *_args) -> None:
-        """A stroke, an undo or a redo: save right after the event (coalesced, so the stroke is drawn first)."""
-        if self._loading or self.review is None or self.read_only:  # read-only: no tool edits, nothing to save
-            return
-        self._edits_pending = True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.save()
-            return
-        if not self._save_scheduled:
-            self._save_scheduled = True
-            loop.call_later(EDIT_SAVE_DELAY_S, self._scheduled_save)
-
-    def _scheduled_save(self) -> None:
-        self._save_scheduled = False
-        try:
-            self.flush()
-        except Exception as error:  # shown on the page; the edit stays pending and is saved with the next change
-            log.exception("saving the review failed")
-            self.last_error = f"Saving failed ({type(error).__name__}: {error})"
-            self.on_change()
-
-    def flush(self) -> None:
-        if self._edits_pending:
-            self.save()
-
     # ---- saving and export ----------------------------------------------------------------------------------
     def save(self, edits: bool = True) -> Path:
         """Write the review folder: after a decision only its small files; after an edit (``edits``) the edits are
@@ -506,13 +438,14 @@ class ReviewSession:
         try:
             if edits or self._edits_pending:
                 with self.clock.measure("save edits"):
-                    review_autosave.save_edits(self.review, self.case.review_dir)
+                    review_autosave.save_edits(self.review, self.case.review_dir, self._stroke_saved)
+                self._note_voxel_changes()
             else:
                 with self.clock.measure("save decisions"):
                     review_autosave.save_decisions(self.review, self.case.review_dir)
         finally:
             self._loading = False
-        self._edits_pending = False
+        self._edits_pending = self._stroke_saved = False
         self.last_error = ""
         self.saved_at = time.time()
         self.save_seconds = time.perf_counter() - start
@@ -550,8 +483,7 @@ class ReviewSession:
             raise LNStagingError("No case is open.")
         self._refuse_if_read_only("writing the report")
         self.flush()
-        ct = sitk.ReadImage(str(self.case.ct))
-        pet = sitk.ReadImage(str(self.case.pet), sitk.sitkFloat32) if self.case.pet is not None else None
+        ct, pet = self.case.load_images()
         return write_reviewed_report(self.case.results_dir, ct, pet, case_id=self.case.case_id,
                                      study_date=self.case.study_date())
 
@@ -651,6 +583,10 @@ class ReviewSession:
             "last_export": str(self.last_export) if self.last_export else None,
             "export_state": self.export_state()[0],
             "edits_pending": self._edits_pending,
+            "last_edit": {str(k): v for k, v in self.last_edit.items()},
+            "take_from_others": self.take_from_others,
+            "bulk_rejected": list(self._bulk_rejected),
+            "stroke_durable_s": self.stroke_durable_s,
             "read_only": self.read_only,
             "last_error": self.last_error,
         }

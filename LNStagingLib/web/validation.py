@@ -26,6 +26,7 @@ OVERLAYS = ("pet", "attention", "none")
 TOOLS = ("none", "paint", "erase")
 BRUSH_MM = (1.0, 30.0)  # the page's brush slider range
 DEFAULT_THRESHOLD = 0.5
+MAX_SUV = 1000.0  # an SUVpeak operating point above any physiological uptake is refused (whole-body max ~ 100)
 MAX_ID = 2**31 - 1
 
 
@@ -66,7 +67,10 @@ def coordinate(value) -> float:
     return _number(value, "a RAS coordinate (mm)", -1e4, 1e4)
 
 
-def threshold(value) -> float:
+def threshold(value, basis: str = "probability") -> float:
+    """The operating point: a probability in [0, 1], or an SUVpeak (0 to MAX_SUV) when the run ranks by SUV."""
+    if basis == "suv_peak":
+        return _number(value, "the operating point (SUVpeak threshold)", 0.0, MAX_SUV)
     return _number(value, "the operating point (probability threshold)", 0.0, 1.0)
 
 
@@ -174,30 +178,43 @@ def check_review_folder(review_dir: Path) -> list[str]:
         if (review_dir / name).is_file():  # NaN there is a measurement not made (e.g. no SUVpeak), not review state
             _read_json_object(review_dir / name, damaged, allow_nan=True)
     notes = []
-    if "threshold" in data and threshold_problem(data["threshold"]):
-        notes.append(f"{review_file}: the saved operating point {data['threshold']!r} is not a number from 0 to 1; "
+    basis = _ranking_of(review_dir)
+    if "threshold" in data and threshold_problem(data["threshold"], basis):
+        unit = "an SUVpeak" if basis == "suv_peak" else "a number from 0 to 1"
+        notes.append(f"{review_file}: the saved operating point {data['threshold']!r} is not {unit}; "
                      "it is replaced when the case opens.")
     return notes
 
 
-def threshold_problem(value) -> Optional[str]:
+def _ranking_of(review_dir: Path) -> str:
+    """The ranking basis ("probability" or "suv_peak") of the review's candidates.json (else of the run's)."""
+    for path in (review_dir / "candidates.json", review_dir.parent / "candidates.json"):
+        try:
+            return str(json.loads(path.read_text()).get("ranking") or "probability")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return "probability"
+
+
+def threshold_problem(value, basis: str = "probability") -> Optional[str]:
     try:
-        threshold(value)
+        threshold(value, basis)
     except InvalidUpdate as error:
         return str(error)
     return None
 
 
-def usable_threshold(*candidates) -> tuple[float, Optional[str]]:
-    """The first of ``candidates`` that is a valid threshold, else DEFAULT_THRESHOLD; and a note when the first
-    (the one that would have been used) was replaced."""
+def usable_threshold(*candidates, basis: str = "probability") -> tuple[float, Optional[str]]:
+    """The first of ``candidates`` that is a valid threshold in ``basis``, else the basis's default; and a note when
+    the first (the one that would have been used) was replaced. An SUVpeak falls back to 0: every node shown."""
     for k, value in enumerate(candidates):
-        if value is not None and threshold_problem(value) is None:
+        if value is not None and threshold_problem(value, basis) is None:
             chosen = float(value)
             break
     else:
-        chosen, k = DEFAULT_THRESHOLD, len(candidates)
+        chosen, k = (0.0 if basis == "suv_peak" else DEFAULT_THRESHOLD), len(candidates)
     if k == 0:
         return chosen, None
-    return chosen, (f"The saved operating point ({candidates[0]!r}) is not a number from 0 to 1; "
+    unit = f"an SUVpeak from 0 to {MAX_SUV:g}" if basis == "suv_peak" else "a number from 0 to 1"
+    return chosen, (f"The saved operating point ({candidates[0]!r}) is not {unit}; "
                     f"using {chosen:g} instead (set it again on the slider).")

@@ -1,0 +1,388 @@
+"""Issue 26 in the browser, on a real case: the IBSI STS_001 PET/CT (DICOM, thigh sarcoma), run with the default
+(phantom, abdominal) models, which do not apply: the list is ranked by SUVpeak. The review is started with no image
+options (the run's recorded DICOM folders) and driven in headless Chromium at 1920x1080:
+
+- no face names a model that did not run, quotes an FROC figure or shows a probability column;
+- decisions are visible by pixel without probabilities: accepted = green fill, pending = orange outline, rejected
+  hidden;
+- a paint stroke never changes another node unless "take voxels from other nodes" is on, and then the page says
+  which node lost how many voxels;
+- "saved" shows only once the stroke is on disk, and the stroke is on disk within 0.5 s of mouse-up.
+
+Screenshots go to Testing/artifacts/web_faces/. Needs Debian's chromium (apt-get install -y chromium); skipped,
+saying so, when it is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("trame_slicer")
+pytest.importorskip("playwright")
+
+from review_server import Server  # noqa: E402
+from test_web_review import browser, get_json  # noqa: E402,F401 (browser: the shared Chromium fixture)
+from waiting import wait_for  # noqa: E402
+
+from LNStagingLib.cli import main  # noqa: E402
+from LNStagingLib.decision_style import DECISION_STYLES  # noqa: E402
+from LNStagingLib.results import Results  # noqa: E402
+from LNStagingLib.web.layout import DRAWER_PX  # noqa: E402
+
+STS = "ibsi_validation_sts/dicom/STS_001"
+VIEWPORT = {"width": 1920, "height": 1080}
+ARTIFACTS = Path(__file__).parent / "artifacts" / "web_faces"
+DURABLE_WITHIN_S = 0.5  # issue 26: a stroke shown on screen is on disk this soon after mouse-up
+
+
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("web_faces") / "STS_001"
+    assert main(["run", "--ct", str(data_dir / STS / "CT/image"), "--pet", str(data_dir / STS / "PET/image"),
+                 "--threads", "1", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def server(run):
+    started = Server([str(run), "--port", "0", "--host", "127.0.0.1"], run.parent / "server.log")
+    try:
+        yield started
+    finally:
+        started.kill()
+
+
+def status(server, ras=None) -> dict:
+    return get_json(server.base + "/lnstaging/status.json" + ("?ras=" + ",".join(f"{v:.3f}" for v in ras)
+                                                               if ras is not None else ""))
+
+
+def open_page(browser, server):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url)
+    page.wait_for_selector("#cand-1", timeout=60000)
+    return page
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def axial_pixels(page) -> tuple[np.ndarray, dict]:
+    """The axial view as an RGB array (view pixels) and its box on the page."""
+    from PIL import Image
+
+    view = page.locator("#views img").first
+    box = view.bounding_box()
+    page.wait_for_timeout(800)  # the server renders, then sends the frame
+    image = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    image.save(ARTIFACTS / "last_axial_view.png")
+    return np.asarray(image).astype(int), box
+
+
+def ras_of(c) -> list[float]:
+    return [-c.centroid_lps[0], -c.centroid_lps[1], c.centroid_lps[2]]
+
+
+def labels_on_disk(run: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz")))
+
+
+def test_faces_name_only_what_ran(server, browser, run):
+    page = open_page(browser, server)
+    title = page.inner_text("#provenance")
+    for model in ("demo-seg", "demo-cls", "demo-identification", "demo-patient"):
+        assert f"{model} (" in title and f"{model} (" + title.split(f"{model} (")[1].split(")")[0] + ") not applied" \
+            in title
+    assert " applied (" not in title and "PHANTOM" not in title
+    assert "SUVpeak ≥ 2.5" in page.inner_text("#operating-point")
+    assert "false positives" not in page.inner_text("body") and "FROC" not in page.inner_text("body")
+    assert page.locator("#th-p").count() == 0 and page.locator("td[id^='p-']").count() == 0
+    assert "highest SUVpeak first" in page.inner_text("#list-title")
+    assert "not computed" in page.inner_text("#patient-probability")
+    results = Results.read(run)
+    names = page.locator("#candidates tbody tr td:first-child").all_inner_texts()
+    assert names == [c.name for c in sorted(results.candidates, key=lambda c: -c.suv_peak)]
+    shot(page, "01_sts_loaded")
+
+
+def _colour_distance(pixel, hex_colour: str) -> float:
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return float(np.linalg.norm(np.asarray(pixel, float) - rgb))
+
+
+def test_decisions_are_visible_by_pixel_without_probabilities(server, browser, run):
+    """Overlay off (CT only), so the only colour in the view is the decision's."""
+    page = open_page(browser, server)
+    page.click("#overlay-none")
+    wait_for(lambda: status(server)["overlay"] == "none", what="CT only")
+    results = Results.read(run)
+    ranked = sorted(results.candidates, key=lambda c: c.rank)
+    accepted, rejected, pending = ranked[0], ranked[1], ranked[2]
+    page.click(f"#accept-{accepted.id}")
+    page.click(f"#reject-{rejected.id}")
+    wait_for(lambda: status(server)["decisions"][str(rejected.id)] == "rejected", what="the decisions")
+
+    def node_colours(c, radius=12):
+        """The view's pixels in a window around the node, without the crosshair's row and column."""
+        page.click(f"#cand-{c.id}")
+        wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == c.id, what=f"jump to {c.name}")
+        pixels, _ = axial_pixels(page)
+        x, y = status(server, ras_of(c))["point_views"]["axial"]["xy"]
+        x, y = int(round(x)), int(round(y))
+        window = pixels[y - radius:y + radius + 1, x - radius:x + radius + 1]
+        keep = np.ones(window.shape[:2], bool)
+        keep[radius - 2:radius + 3, :] = keep[:, radius - 2:radius + 3] = False  # the crosshair lines
+        return window[keep]
+
+    green, orange = DECISION_STYLES["accepted"].colour_hex, DECISION_STYLES["pending"].colour_hex
+
+    def greenish(window):
+        return int(sum(1 for p in window if p[1] > p[0] + 25 and p[1] > p[2] + 25))
+
+    def orangeish(window):
+        return int(sum(1 for p in window if _colour_distance(p, orange) < 70))
+
+    window = node_colours(accepted)
+    assert greenish(window) > 0.3 * len(window), f"accepted node not filled green ({greenish(window)} px)"
+    shot(page, "02_accepted_filled")
+
+    outline_px = int(3 * (pending.volume_ml * 1000 * 3 / 4 / np.pi) ** (1 / 3)) + 12  # beyond its radius at ~2 px/mm
+    assert orangeish(node_colours(pending, outline_px)) >= 8, "pending node has no orange outline"
+    window = node_colours(pending)
+    assert greenish(window) == 0, "a pending node looks accepted"
+    inside = window[np.abs(window.max(axis=1) - window.min(axis=1)) < 30]
+    assert len(inside) > 0.5 * len(window)  # mostly grey CT: the outline only, no fill
+    shot(page, "03_pending_outline")
+
+    window = node_colours(rejected)  # hidden unless "show rejected"
+    assert greenish(window) == 0 and orangeish(window) == 0, "a rejected node is drawn"
+    coloured = [p for p in window if max(p) - min(p) >= 30]  # besides the CT (JPEG noise): marker and crosshair
+    marker = [p for p in coloured if p[1] > p[0] + 40 and p[2] > p[0] + 40]  # cyan
+    crosshair = [p for p in coloured if abs(p[0] - p[1]) < 20 and p[0] > p[2] + 30]  # yellow
+    assert len(marker) + len(crosshair) == len(coloured), [p for p in coloured if p not in marker + crosshair][:5]
+    shot(page, "04_rejected_hidden")
+
+
+def _neighbour_pair(results: Results, image: sitk.Image):
+    """(target, neighbour, slice, rows, columns): two nodes sharing the axial slice through the target's centroid
+    (the slice the view shows after a jump), nearest pair first; rows/columns: the neighbour's voxels there."""
+    labels = sitk.GetArrayFromImage(image)
+    ct_shape = labels.shape
+    pairs = []
+    for t in results.candidates:
+        k = image.TransformPhysicalPointToIndex(t.centroid_lps)[2]
+        for n in results.candidates:
+            if n.id == t.id:
+                continue
+            ys, xs = np.nonzero(labels[k] == n.id)
+            if ys.size:
+                pairs.append((np.hypot(*(np.subtract(t.centroid_lps[:2], n.centroid_lps[:2]))), t, n, k, ys, xs))
+    assert pairs, f"no two candidates share an axial slice among {len(results.candidates)} ({ct_shape})"
+    return min(pairs, key=lambda p: p[0])[1:]
+
+
+def _empty_point_near(image: sitk.Image, target, k: int) -> list[float]:
+    """RAS of a voxel on slice k near the target, at least 4 voxels from every node: where paint adds voxels."""
+    from scipy import ndimage
+
+    labels = sitk.GetArrayFromImage(image)[k]
+    room = ndimage.distance_transform_edt(labels == 0)
+    ys, xs = np.nonzero(room >= 4)
+    ci = image.TransformPhysicalPointToIndex(target.centroid_lps)
+    best = int(np.argmin(np.hypot(xs - ci[0], ys - ci[1])))
+    lps = image.TransformIndexToPhysicalPoint([int(xs[best]), int(ys[best]), k])
+    return [-lps[0], -lps[1], lps[2]]
+
+
+def _stroke(page, server, points_ras):
+    """A paint stroke in the axial view through the given RAS points, dwelling at each (a loaded server drops
+    intermediate mouse moves: each point gets several events); the time of mouse-up."""
+    _, box = axial_pixels(page)
+    xy = [status(server, ras)["point_views"]["axial"]["xy"] for ras in points_ras]
+    page.mouse.move(box["x"] + xy[0][0], box["y"] + xy[0][1])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
+        for dx, dy in ((2, 0), (0, 2), (-2, 0), (0, -2), (0, 0)):
+            page.wait_for_timeout(120)
+            page.mouse.move(box["x"] + x + dx, box["y"] + y + dy)
+    page.mouse.up()
+    return time.perf_counter()
+
+
+def test_a_stroke_changes_only_the_selected_node_unless_asked_and_is_on_disk_before_saved(server, browser, run):
+    page = open_page(browser, server)
+    results = Results.read(run)
+    decisions = status(server)["decisions"]
+    results.candidates = [c for c in results.candidates if decisions[str(c.id)] == "pending"]  # shown, editable
+    ct = sitk.ReadImage(str(run / "gtv_ln.nii.gz"))
+    target, neighbour, k, ys, xs = _neighbour_pair(results, ct)
+    middle = len(ys) // 2
+    point_lps = ct.TransformIndexToPhysicalPoint([int(xs[middle]), int(ys[middle]), k])
+    through = [-point_lps[0], -point_lps[1], point_lps[2]]
+    stroke = [ras_of(target), _empty_point_near(ct, target, k), through]  # over empty space, then the neighbour
+
+    def paint_on(page, server):
+        page.click(f"#cand-{target.id}")
+        wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
+        page.click("#tool-paint")
+        wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
+
+    # 1. safe by default: the neighbour the stroke crossed keeps every voxel; the stroke is durable (its
+    # segmentation on disk) within DURABLE_WITHIN_S of reaching the server's scene, and survives a SIGKILL
+    paint_on(page, server)
+    before = status(server)["voxels"]
+    up = _stroke(page, server, stroke)
+    saved = wait_for(lambda: (s := status(server))["voxels"][str(target.id)] > before[str(target.id)]
+                     and not s["edits_pending"] and s, timeout=30, what="the stroke saved")
+    mouse_up_to_saved_s = time.perf_counter() - up
+    print(f"mouse-up to saved {mouse_up_to_saved_s:.2f} s; stroke applied to durable {saved['stroke_durable_s']} s; "
+          f"server timings {saved['timings']['actions']}")
+    assert saved["stroke_durable_s"] is not None and saved["stroke_durable_s"] < DURABLE_WITHIN_S
+    assert saved["voxels"][str(neighbour.id)] == before[str(neighbour.id)], "the stroke took a neighbour's voxels"
+    assert saved["last_edit"] == {str(target.id): saved["voxels"][str(target.id)] - before[str(target.id)]}
+    assert "other nodes" not in page.inner_text("#edit-changes")
+    server.kill()
+    page.close()
+    again = Server([str(run), "--port", "0", "--host", "127.0.0.1"], run.parent / "server.log")
+    try:
+        page = open_page(browser, again)
+        restored = status(again)
+        assert restored["voxels"][str(target.id)] == saved["voxels"][str(target.id)], "the stroke was lost by the kill"
+        assert restored["voxels"][str(neighbour.id)] == before[str(neighbour.id)], "the stroke took a neighbour's voxels"
+        labels = labels_on_disk(run)
+        assert (labels == neighbour.id).sum() == before[str(neighbour.id)]
+        shot(page, "05_safe_stroke_survives_a_kill")
+
+        # 2. asked to take voxels from other nodes: the page names the neighbour and the voxels it lost, and says
+        # "saved" only when the file on disk holds the stroke
+        paint_on(page, again)
+        page.click("#take-from-others")
+        wait_for(lambda: status(again)["take_from_others"], what="take voxels from other nodes")
+        saved_at = status(again)["saved_at"]
+        up = _stroke(page, again, stroke)
+        while True:
+            assert time.perf_counter() - up < 20, "the page never said saved"
+            shown = page.inner_text("#saved")
+            if shown.startswith("All changes saved") and status(again)["saved_at"] != saved_at:
+                on_disk = labels_on_disk(run)
+                break
+        lost = before[str(neighbour.id)] - int((on_disk == neighbour.id).sum())
+        assert lost > 0, "the saved file does not hold the stroke the page called saved"
+        text = wait_for(lambda: (t := page.inner_text("#edit-changes")) and "other nodes" in t and t,
+                        what="the list of changed nodes")
+        assert f"{neighbour.name} {-lost:+d} voxels" in text
+        assert status(again)["last_edit"][str(neighbour.id)] == -lost
+        shot(page, "06_took_from_neighbour")
+    finally:
+        again.kill()
+
+
+def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(server, browser, run):
+    page = open_page(browser, server)
+
+    def inside(selector: str) -> None:
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None, f"{selector} is not shown"
+        assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"] \
+            and box["y"] + box["height"] <= VIEWPORT["height"], f"{selector} is outside the viewport: {box}"
+
+    for selector in ("#tool-paint", "#tool-erase", "#undo", "#export", "#export-pending", "#bulk-reject", "#drawer-threshold",
+                     "#operating-point", "#list-title"):
+        inside(selector)
+    rows = [r for r in page.locator("#candidates tbody tr").all() if (b := r.bounding_box()) and
+            b["y"] + b["height"] <= VIEWPORT["height"]]
+    assert len(rows) >= 14, f"only {len(rows)} candidate rows visible"
+
+    # sortable columns: volume (largest first), then back to the rank order
+    results = Results.read(run)
+    page.click("#th-vol")
+    largest = max(results.candidates, key=lambda c: c.volume_ml)
+    wait_for(lambda: page.locator("#candidates tbody tr td:first-child").first.inner_text() == largest.name,
+             what="sorted by volume")
+    page.click("#th-vol")
+    first = min(results.candidates, key=lambda c: c.rank)
+    wait_for(lambda: page.locator("#candidates tbody tr td:first-child").first.inner_text() == first.name,
+             what="back to the rank order")
+
+    # keys: ArrowDown = next, U = next pending, B / Escape = paint / no tool, Shift+R = reject below (with undo)
+    ranked = [c.id for c in sorted(Results.read(run).candidates, key=lambda c: c.rank)]
+    page.click(f"#cand-{ranked[0]}")
+    wait_for(lambda: status(server)["selected"]["id"] == ranked[0], what="the first node")
+    page.locator("#list-title").click()  # focus away from any field
+    page.keyboard.press("ArrowDown")
+    wait_for(lambda: status(server)["selected"]["id"] == ranked[1], what="ArrowDown: the next node")
+    page.keyboard.press("a")
+    wait_for(lambda: status(server)["decisions"][str(ranked[1])] == "accepted", what="A: accepted")
+    wait_for(lambda: page.inner_text(f"#state-{ranked[1]}") == "accepted", what="the decision text")
+    state = page.locator(f"#state-{ranked[1]}").bounding_box()
+    assert state["x"] + state["width"] <= DRAWER_PX, "the decision text is cut by the drawer"
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("u")
+    wait_for(lambda: status(server)["selected"]["id"] == ranked[2], what="U: the next pending node")
+    page.keyboard.press("b")
+    wait_for(lambda: status(server)["tool"] == "paint", what="B: paint")
+    page.keyboard.press("]")
+    wait_for(lambda: status(server)["tool"] == "paint" and page.inner_text("#saved") != "", what="brush")
+    page.keyboard.press("Escape")
+    wait_for(lambda: status(server)["tool"] == "none", what="Esc: no tool")
+
+    page.locator("#drawer-threshold .v-slider-thumb").focus()
+    for _ in range(20):  # SUVpeak operating point 2.5 -> 4.5 in steps of 0.1
+        page.keyboard.press("ArrowRight")
+    wait_for(lambda: status(server)["threshold"] == pytest.approx(4.5), what="the SUVpeak operating point")
+    results = Results.read(run)
+    below = sorted(c.id for c in results.candidates if c.suv_peak < 4.5
+                   and status(server)["decisions"][str(c.id)] == "pending")
+    assert below and f"reject {len(below)} below" in page.inner_text("#bulk-reject").lower()
+    page.click("#bulk-reject")
+    wait_for(lambda: all(status(server)["decisions"][str(i)] == "rejected" for i in below), what="bulk reject")
+    inside("#undo-bulk")
+    shot(page, "07_bulk_rejected")
+    page.click("#undo-bulk")
+    wait_for(lambda: all(status(server)["decisions"][str(i)] == "pending" for i in below), what="its undo")
+
+    page.click("#export")
+    wait_for(lambda: status(server)["export_state"] == "current", timeout=60, what="the RTSTRUCT export")
+    inside("#download-rtstruct")
+    page.click(f"#accept-{ranked[2]}")
+    wait_for(lambda: status(server)["export_state"] == "stale", what="the export out of date")
+    inside("#export-stale")
+    shot(page, "08_triage_controls_1920x1080")
+
+
+def test_two_browsers_record_their_own_reviewer(server, browser, run):
+    """Issue 25 item 7: the reviewer belongs to the browser that made the decision, not to the last name typed."""
+    first, second = open_page(browser, server), open_page(browser, server)
+    ranked = [c.id for c in sorted(Results.read(run).candidates, key=lambda c: c.rank)]
+    for page, name in ((first, "Dr A"), (second, "Dr B")):
+        page.bring_to_front()
+        page.fill("#reviewer", name)
+        page.locator("#reviewer").press("Enter")
+        wait_for(lambda: status(server)["reviewer"] == name, what=f"{name} typed")
+    first.bring_to_front()
+    first.click(f"#reject-{ranked[5]}")  # Dr B typed last; this decision is still Dr A's
+    wait_for(lambda: status(server)["decisions"][str(ranked[5])] == "rejected", what="Dr A's decision")
+    second.bring_to_front()
+    second.click(f"#accept-{ranked[6]}")
+    wait_for(lambda: status(server)["decisions"][str(ranked[6])] == "accepted", what="Dr B's decision")
+    first.bring_to_front()
+    first.click(f"#cand-{ranked[7]}")
+    first.locator("#list-title").click()
+    first.keyboard.press("a")  # a key on the first page: Dr A
+    wait_for(lambda: status(server)["decisions"][str(ranked[7])] == "accepted", what="Dr A's key")
+    events = json.loads((run / "review" / "review.json").read_text())["events"]
+    by = {(e["candidate"], e["action"]): e.get("by") for e in events}
+    assert by[(ranked[5], "rejected")] == "Dr A" and by[(ranked[6], "accepted")] == "Dr B"
+    assert by[(ranked[7], "accepted")] == "Dr A"
