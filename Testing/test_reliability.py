@@ -310,6 +310,12 @@ CASES = [
     C("links", "priors fit --data a symbolic link loop", "priors fit --data SB/loop/b --out SB/work/p.json",
       "loop/b goes through a symbolic link loop"),
     C("links", "suv --out a symbolic link loop", f"suv {PET12} --out SB/loop/a", "loop/a goes through a symbolic link loop"),
+    C("links", "report --ct a symbolic link loop", "report SB/results --ct SB/loop/a",
+      "loop/a goes through a symbolic link loop"),
+    C("links", "report --data a symbolic link loop (not silently ignored)", "report SB/results --data SB/loop/b",
+      "loop/b goes through a symbolic link loop"),
+    C("links", "review --ct a symbolic link loop (refused before the server starts)",
+      "review SB/results --ct SB/loop/a --port 0", "loop/a goes through a symbolic link loop"),
     # --- real DICOM changed as scanners and archives change it (issue 25) --------------------------------------------
     C("geometry", "PET with a 15 degree gantry tilt (accepted: resampled onto a regular axial grid that keeps every "
       "slice at its recorded position; said in one line and in provenance.json)",

@@ -111,8 +111,14 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
                data: Optional[Path] = None, ct_dicom: Optional[Path] = None) -> list[ReviewCase]:
     """The cases under ``folder`` (a results folder, or a folder of results folders), with their images.
 
-    Raises InputFileError with what to do when the folder holds no results or a case has no CT.
+    Raises InputFileError with what to do when the folder holds no results or a case has no CT, or when a given path
+    goes through a symbolic link loop (said as such, not as a missing file).
     """
+    from ..io.outputs import resolved
+
+    for path, option in ((folder, "RESULTS"), (ct, "--ct"), (pet, "--pet"), (data, "--data"), (ct_dicom, "--ct-dicom")):
+        if path is not None:
+            resolved(path, option)  # a loop is one line naming the option
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(f"{folder} is not a folder: give the --out folder of 'lnstaging run' or 'run-batch'.")
