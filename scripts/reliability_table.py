@@ -37,6 +37,11 @@ exit 0), never a traceback, and leave every file of the sandbox byte-identical (
 - Results folders and files get the mode your umask gives (umask 022: readable by the group and others; 077:
   private); temporaries are private (0700/0600) until the rename that makes them visible.
 - A symbolic link loop in an input or output path (`--ct`, `--out`, `--data`, ...) is one line naming the option.
+- `run-batch` stopped with Ctrl-C (exit 130) or SIGTERM, what `timeout` and `scancel` send (exit 143): one summary
+  of the finished and unfinished cases, no worker traceback, no partial folder left visible; the next run resumes
+  the unfinished cases (Testing/test_scaling_batch.py, with a local cluster and with a scheduler).
+- Two browsers on one review server: each decision is saved with the reviewer name typed in the browser that made it
+  (Testing/test_web_faces.py, two Chromium pages on the real STS_001 case).
 - A disk that fills or turns read-only while writing, and running out of memory, give one line (exit 2 / 1); the
   outputs are written to hidden temporary names and renamed only when complete, so nothing half-written remains.
 - A hidden temporary name carries its writer's PID and host (`.results.partial-<pid>.<host>-*`, `<host>` = the
