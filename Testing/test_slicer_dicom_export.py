@@ -110,7 +110,7 @@ def test_a_pet_not_from_dicom_is_taken_as_it_is_and_said_so(module, mrml):  # no
     pet = sitk.Image(8, 8, 4, sitk.sitkFloat32) + 2.0
     pet_node = volumes.add_volume(mrml.scene, pet, "PET file")
     logic = module.logic.LNStagingLogic()
-    assert float(sitk.GetArrayViewFromImage(logic.petSuvImage(pet_node)).max()) == 2.0
+    assert float(sitk.GetArrayFromImage(logic.petSuvImage(pet_node)).max()) == 2.0
     assert "taken as SUV" in logic.notes[0]
 
 

@@ -28,6 +28,7 @@ pytest.importorskip("trame_slicer")
 pytest.importorskip("playwright")
 
 from review_server import Server  # noqa: E402
+from sts_candidates import write_sts_candidate_file  # noqa: E402
 from test_web_review import browser, get_json  # noqa: E402,F401 (browser: the shared Chromium fixture)
 from waiting import wait_for  # noqa: E402
 
@@ -45,8 +46,9 @@ DURABLE_WITHIN_S = 0.5  # issue 26: a stroke shown on screen is on disk this soo
 @pytest.fixture(scope="module")
 def run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("web_faces") / "STS_001"
+    candidates = write_sts_candidate_file(out.parent / "candidates.csv")  # a list to review: sts_candidates.py
     assert main(["run", "--ct", str(data_dir / STS / "CT/image"), "--pet", str(data_dir / STS / "PET/image"),
-                 "--threads", "1", "--out", str(out)]) == 0
+                 "--candidates", str(candidates), "--threads", "1", "--out", str(out)]) == 0
     return out
 
 

@@ -864,10 +864,13 @@ STS = Path(__file__).resolve().parent / "Data" / "ibsi_validation_sts"  # a real
 def real_served(tmp_path_factory):
     """``lnstaging run`` on the real STS_001 PET/CT, then a review server on it with the planning CT as DICOM."""
     from LNStagingLib.cli import main
+    from sts_candidates import write_sts_candidate_file
 
     root = tmp_path_factory.mktemp("real_review")
     ct, pet = STS / "nifti/STS_001/CT_image.nii.gz", STS / "nifti/STS_001/PET_image.nii.gz"
-    assert main(["run", "--ct", str(ct), "--pet", str(pet), "--models", "none", "--out", str(root / "run")]) == 0
+    candidates = write_sts_candidate_file(root / "candidates.csv")  # a list to review (sts_candidates.py)
+    assert main(["run", "--ct", str(ct), "--pet", str(pet), "--models", "none", "--candidates", str(candidates),
+                 "--out", str(root / "run")]) == 0
     server = Server([str(root / "run"), "--ct", str(ct), "--pet", str(pet), "--ct-dicom",
                      str(STS / "dicom/STS_001/CT/image"), "--port", "0", "--host", "127.0.0.1"], root / "server.log")
     try:
