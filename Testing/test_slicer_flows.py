@@ -9,8 +9,10 @@ permuted and flipped: non-identity direction)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
+import threading
 import time
 import types
 from pathlib import Path
@@ -281,3 +283,241 @@ def test_a_warping_or_scaling_transform_is_refused_before_anything_runs(module, 
     with pytest.raises(GeometryError, match="non-linear"):
         logic.startAnalysis(ct, pet)
     assert logic.run is None
+
+
+# ---- long work with progress (issue 27, point 11): files and the CNN pass in a worker, MRML on the GUI thread ----
+
+def recording_progress(cancel_at: str = ""):
+    """A library Progress recording (fraction, message, thread) of each report, as the widget's dialog receives
+    them; it presses Cancel when a message contains ``cancel_at``."""
+    from LNStagingLib.progress import Progress
+
+    calls, progress = [], Progress()
+
+    def callback(fraction, message):
+        calls.append((fraction, message, threading.current_thread()))
+        if cancel_at and cancel_at in message:
+            progress.cancel()
+
+    progress.callback = callback
+    return progress, calls
+
+
+def first_index(calls, text):
+    return next(i for i, (_, message, _) in enumerate(calls) if text in message)
+
+
+def scene_state(scene):
+    return sorted((scene.GetNthNode(i).GetID(), scene.GetNthNode(i).GetName()) for i in range(scene.GetNumberOfNodes()))
+
+
+def test_load_reports_progress_in_order_on_the_gui_thread_and_reads_the_files_in_a_worker(module, nodes, tmp_path,
+                                                                                           monkeypatch):
+    from LNStagingLib.results import Results
+
+    ct, pet = nodes
+    make_case()[2].write(tmp_path / "run")
+    readers, read = [], Results.read
+    monkeypatch.setattr(Results, "read", classmethod(
+        lambda cls, folder: (readers.append(threading.current_thread()), read(folder))[1]))
+    logic = module.logic.LNStagingLogic()
+    progress, calls = recording_progress()
+    review = logic.loadResults(tmp_path / "run", ct, pet, progress=progress)
+    assert [c.id for c in review.results.candidates] == [1, 2, 3, 4]
+    assert readers and all(thread is not threading.main_thread() for thread in readers)  # NIfTI/JSON off the GUI
+    assert {thread for _, _, thread in calls} == {threading.main_thread()}  # the dialog is only drawn from the GUI
+    order = [first_index(calls, text) for text in ("reading the results", "attention map", "GTV_LN segments",
+                                                   "candidate table", "centroids", "views")]
+    assert order == sorted(order)
+    fractions = [fraction for fraction, _, _ in calls]
+    assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] <= 1.0
+
+
+@pytest.mark.parametrize("cancel_at", ["reading the results", "GTV_LN segments", "centroids"])
+@pytest.mark.parametrize("saved", [False, True], ids=["run", "saved review"])
+def test_cancel_while_loading_leaves_the_scene_and_the_review_unchanged(module, nodes, mrml, tmp_path,  # noqa: F811
+                                                                        cancel_at, saved):
+    ct, pet = nodes
+    logic = module.logic.LNStagingLogic()
+    make_case()[2].write(tmp_path / "run")
+    review = logic.loadResults(tmp_path / "run", ct, pet)
+    folder = logic.saveReview(tmp_path / "saved") if saved else tmp_path / "run"
+    review.accept(2)  # an unsaved decision
+    before = scene_state(mrml.scene)
+    progress, calls = recording_progress(cancel_at)
+    with pytest.raises(Cancelled):
+        logic.loadResults(folder, ct, pet, progress=progress)
+    assert any(cancel_at in message for _, message, _ in calls)
+    assert scene_state(mrml.scene) == before  # nothing added, nothing of the review on screen removed
+    assert logic.review is review and logic.resultsFolder == tmp_path / "run"
+    assert review.results.candidate(2).review == "accepted" and review.segmentation.GetScene() is mrml.scene
+
+
+@pytest.fixture
+def blocking_cnn(monkeypatch):
+    """The re-scoring CNN pass replaced by one that blocks until released (a CNN forward pass cannot be
+    interrupted): which thread it ran on, and ``release()``."""
+    from LNStagingLib.inference import rescore
+    from LNStagingLib.models import catalogue
+
+    gate, threads = threading.Event(), []
+
+    def cnn_pass(path, results, ct, pet, *args, **kwargs):
+        threads.append(threading.current_thread())
+        gate.wait(30)
+        raise AssertionError("the CNN pass should have been dropped after Cancel")
+
+    monkeypatch.setattr(rescore, "rescorer_from_checkpoint", cnn_pass)
+    monkeypatch.setattr(catalogue, "resolve_model_file", lambda model, task: (Path(model), None))
+    yield types.SimpleNamespace(threads=threads, release=gate.set)
+    gate.set()
+
+
+def test_cancel_during_the_rescoring_cnn_pass_returns_at_once_and_changes_nothing(module, nodes, mrml, tmp_path,  # noqa: F811
+                                                                                  blocking_cnn):
+    ct, pet = nodes
+    logic = module.logic.LNStagingLogic()
+    make_case()[2].write(tmp_path / "run")
+    review = logic.loadResults(tmp_path / "run", ct, pet)
+    probabilities = {c.id: c.probability for c in review.results.candidates}
+    before = scene_state(mrml.scene)
+
+    progress, calls = recording_progress()
+    cancel_after = time.perf_counter() + 0.3  # Cancel pressed while the CNN pass is running
+    progress.callback = lambda fraction, message: (calls.append((fraction, message)),
+                                                   time.perf_counter() > cancel_after and progress.cancel())
+    start = time.perf_counter()
+    with pytest.raises(Cancelled):
+        logic.setRescoreModel(str(tmp_path / "review_model.pt"), progress)
+    assert time.perf_counter() - start < 5.0  # the GUI thread did not wait for the (30 s) pass
+    assert blocking_cnn.threads and blocking_cnn.threads[0] is not threading.main_thread()
+    assert len(calls) >= 3 and all("re-scoring" in message for _, message in calls)  # drawn while it ran
+    assert logic.rescoreModel == "" and review.rescorer is None and logic.review is review
+    assert {c.id: c.probability for c in review.results.candidates} == probabilities
+    assert scene_state(mrml.scene) == before
+
+    logic.rescoreModel = str(tmp_path / "review_model.pt")  # a saved choice: the next Load runs the pass too
+    progress, calls = recording_progress("re-scoring")
+    with pytest.raises(Cancelled):
+        logic.loadResults(tmp_path / "run", ct, pet, progress=progress)
+    assert scene_state(mrml.scene) == before and logic.review is review
+
+
+def paint_edits(review):
+    """GTVn_01 grown by a block and a user segment added, as a Segment Editor stroke would."""
+    from LNStagingLib.scene import segments
+
+    painted = segments.array_from_segment(review.segmentation, "GTVn_01", review.ct)
+    z, y, x = np.argwhere(painted)[0]
+    painted[z:z + 2, y - 3:y - 1, x:x + 2] = 1
+    segments.update_segment_from_array(review.segmentation, "GTVn_01", painted, review.ct)
+    new = np.zeros_like(painted)
+    new[2:4, 40:43, 5:8] = 1
+    user = review.segmentation.GetSegmentation().AddEmptySegment("", "my node")
+    segments.update_segment_from_array(review.segmentation, user, new, review.ct)
+    return user
+
+
+def review_snapshot(review):
+    from LNStagingLib.scene import segments
+
+    segmentation = review.segmentation.GetSegmentation()
+    return ([(c.id, c.volume_ml, tuple(c.centroid_lps), c.review) for c in review.results.candidates],
+            sitk.GetArrayFromImage(review.results.gtv_ln).tobytes(),
+            sorted((sid, segmentation.GetSegment(sid).GetName()) for sid in segmentation.GetSegmentIDs()),
+            segments.candidate_ids_by_segment(review.segmentation), list(review.events))
+
+
+def test_cancel_while_reading_edits_back_changes_and_writes_nothing(module, nodes, mrml, tmp_path,  # noqa: F811
+                                                                   monkeypatch):
+    ct, pet = nodes
+    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(), raising=False)  # no SlicerRT: the folder route
+    logic = module.logic.LNStagingLogic()
+    make_case()[2].write(tmp_path / "run")
+    review = logic.loadResults(tmp_path / "run", ct, pet)
+    paint_edits(review)
+    before, nodes_before = review_snapshot(review), scene_state(mrml.scene)
+    for action in (lambda p: logic.saveReview(tmp_path / "review", p),
+                   lambda p: logic.writeReport(tmp_path / "run", p),
+                   lambda p: logic.export(tmp_path / "rt", str(tmp_path), False, p)):
+        progress, calls = recording_progress("measuring the edited nodes")
+        with pytest.raises(Cancelled):
+            action(progress)
+        assert first_index(calls, "reading the contours") < first_index(calls, "measuring the edited nodes")
+        assert review_snapshot(review) == before and scene_state(mrml.scene) == nodes_before
+    assert not (tmp_path / "review").exists() and not (tmp_path / "run" / "review").exists()
+    assert not (tmp_path / "rt").exists() or not list((tmp_path / "rt").iterdir())
+
+    progress, calls = recording_progress()
+    logic.saveReview(tmp_path / "review", progress)  # not cancelled: the edits are read back and saved
+    assert [c.id for c in review.results.candidates] == [1, 2, 3, 4, 5]
+    fractions = [fraction for fraction, _, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert (tmp_path / "review" / "review.json").is_file()
+
+
+@pytest.fixture
+def widget_module(module, monkeypatch):
+    """LNStagingModule.widget on fake Qt (Qt is application only): its progress dialog and Cancel handling."""
+    qt = types.ModuleType("qt")
+    qt.Qt = types.SimpleNamespace(WindowModal=1)
+    monkeypatch.setitem(sys.modules, "qt", qt)
+    base = sys.modules["slicer.ScriptedLoadableModule"]
+    base.ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (), {})
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    wrapper.parameterNodeWrapper, wrapper.WithinRange = (lambda cls: cls), (lambda low, high: (low, high))
+    monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", wrapper)
+    seen = types.SimpleNamespace(status=[], errors=[], dialogs=[], events=0)
+
+    def dialog(**kwargs):
+        # createProgressDialog sets each keyword the QProgressDialog has and silently drops the others: these are
+        # QProgressDialog's own properties (and QWidget's windowTitle, windowModality)
+        assert set(kwargs) <= {"windowTitle", "labelText", "maximum", "windowModality", "autoClose", "autoReset"}
+        made = types.SimpleNamespace(wasCanceled=False, value=0, closed=False, **kwargs)
+        made.close = lambda: setattr(made, "closed", True)
+        seen.dialogs.append(made)
+        return made
+
+    def process_events():
+        seen.events += 1
+
+    monkeypatch.setattr(slicer.util, "createProgressDialog", dialog)
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(processEvents=process_events), raising=False)
+    monkeypatch.setattr(slicer.util, "showStatusMessage", lambda text, duration=0: seen.status.append(text))
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, **kwargs: seen.errors.append(text))
+    monkeypatch.setattr(slicer.util, "WaitCursor", contextlib.nullcontext)
+    for name in ("LNStagingModule.widget", "LNStagingModule.parameters"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    from LNStagingModule import widget
+
+    yield widget, seen
+    for name in ("LNStagingModule.widget", "LNStagingModule.parameters"):
+        sys.modules.pop(name, None)
+
+
+def test_the_widget_draws_progress_and_cancel_is_a_status_line_not_an_error(widget_module, module, nodes, mrml,  # noqa: F811
+                                                                            tmp_path):
+    widget, seen = widget_module
+    ct, pet = nodes
+    logic = module.logic.LNStagingLogic()
+    make_case()[2].write(tmp_path / "run")
+    review = widget.withProgress("Loading the results", "The results could not be shown.",
+                                 lambda progress: logic.loadResults(tmp_path / "run", ct, pet, progress=progress))
+    assert review is logic.review and seen.errors == [] and seen.events > 0
+    (dialog,) = seen.dialogs
+    assert dialog.closed and dialog.windowModality == 1 and dialog.autoClose is False and dialog.value > 0
+    before = scene_state(mrml.scene)
+
+    def press_cancel(progress):
+        seen.dialogs[-1].wasCanceled = True  # the user presses Cancel in the dialog
+        return logic.loadResults(tmp_path / "run", ct, pet, progress=progress)
+
+    assert widget.withProgress("Loading the results", "The results could not be shown.", press_cancel) is None
+    assert seen.errors == [] and seen.status and seen.status[-1].startswith("Cancelled")
+    assert seen.dialogs[-1].closed and scene_state(mrml.scene) == before and logic.review is review
+
+    def fail(progress):
+        raise LNStagingError("The folder has no candidates.json.")
+
+    assert widget.withProgress("Loading the results", "The results could not be shown.", fail) is None
+    assert seen.errors == ["The results could not be shown.\n\nThe folder has no candidates.json."]

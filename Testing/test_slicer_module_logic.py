@@ -158,4 +158,4 @@ def test_module_has_a_report_action_calling_the_logic():
     logic = (MODULE / "LNStagingModule" / "logic.py").read_text()
     assert 'name="reportButton"' in ui
     assert 'reportButton.connect("clicked(bool)", self.onReport)' in widget and "self.logic.writeReport(" in widget
-    assert "review_state.write_review_report(self.review, resultsFolder)" in logic
+    assert "review_state.write_review_report(self.review, resultsFolder, progress=progress)" in logic

@@ -99,7 +99,16 @@ def widget(logic_class, monkeypatch):
     qt.QFileInfo = lambda path: types.SimpleNamespace(fileName=lambda: Path(path).name,
                                                       absolutePath=lambda: str(Path(path).parent))
     qt.QSettings = lambda: types.SimpleNamespace(value=lambda key: None, setValue=lambda key, value: None)
+    qt.Qt = types.SimpleNamespace(WindowModal=1)
     monkeypatch.setitem(sys.modules, "qt", qt)
+    dialogs = []  # the CNN pass runs under a progress dialog (Qt: application only, faked here)
+
+    def progress_dialog(**kwargs):
+        dialogs.append(types.SimpleNamespace(wasCanceled=False, value=0, close=lambda: None, **kwargs))
+        return dialogs[-1]
+
+    monkeypatch.setattr(slicer.util, "createProgressDialog", progress_dialog)
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(processEvents=lambda: None), raising=False)
     base = sys.modules["slicer.ScriptedLoadableModule"]
     base.ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (), {})
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
@@ -117,7 +126,7 @@ def widget(logic_class, monkeypatch):
     w.logic = logic_class()
     w.ui = types.SimpleNamespace(rescoreModelComboBox=FakeCombo(), rescoreStatusLabel=types.SimpleNamespace(text=""),
                                  rescoreCheckBox=types.SimpleNamespace(checked=True))
-    w.statusMessages, w.errorMessages = shown, errors
+    w.statusMessages, w.errorMessages, w.progressDialogs = shown, errors, dialogs
     yield w
     for name in ("LNStagingModule.widget", "LNStagingModule.parameters"):
         sys.modules.pop(name, None)
@@ -312,6 +321,7 @@ def test_the_widget_slots_wire_the_controls_to_the_logic(widget, run, tmp_path):
 
     model = str(tiny_checkpoint(tmp_path / "review_model.pt", True))
     widget._setRescoreModel(model)  # what File... does after the dialog
+    assert len(widget.progressDialogs) == 1 and widget.progressDialogs[0].labelText.startswith("re-scoring")
     assert review.rescorer is not None and combo.items[-1] == ("review_model.pt", model) and combo.currentData == model
     assert "accept or reject a node" in widget.ui.rescoreStatusLabel.text == widget.statusMessages[-1]
     review.accept(1)

@@ -27,7 +27,7 @@ from LNStagingLib.results import Results
 from LNStagingLib.scene import dicom_source, review_state, rt_export, volumes
 from LNStagingLib.scene.review import ROLE_ATTRIBUTE, ReviewScene
 
-from . import gpu, process
+from . import background, gpu, process
 
 KILL_AFTER_SECONDS = 5.0
 SUV_OF_ATTRIBUTE = "LNStaging.SuvOf"  # on the SUV copy of a DICOM PET: the ID of the Bq/ml node it was made from  # after Cancel, the child's process group is killed if it has not stopped by then
@@ -304,9 +304,10 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         if self.run is not None:
             self.run.cancel()
 
-    def finishAnalysis(self) -> ReviewScene:
-        """After the run ended: its results shown over the CT/PET it was started on. Raises Cancelled after
-        Cancel (not an error), LNStagingError with the reason otherwise; the input copies are removed either way."""
+    def finishAnalysis(self, progress: Optional[Progress] = None) -> ReviewScene:
+        """After the run ended: its results shown over the CT/PET it was started on (``progress`` as in
+        loadResults). Raises Cancelled after Cancel (not an error), LNStagingError with the reason otherwise; the
+        input copies are removed either way."""
         run, self.run = self.run, None
         output = run.child.output if run.child is not None else []
         try:
@@ -331,7 +332,11 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             raise LNStagingError(f"The scene was closed (or the CT or PET removed) during the analysis. The results "
                                  f"are in {results}: load the CT and PET again, then open that folder with "
                                  "Load results folder...")
-        return self.loadResults(results, run.ct, run.pet)
+        try:
+            return self.loadResults(results, run.ct, run.pet, progress=progress)
+        except Cancelled:
+            raise Cancelled(f"Cancelled: the results were not shown. They are in {results} (Load results "
+                            "folder... shows them).") from None
 
     def runBlocking(self, ctNode, petNode, modelId=None, device="cpu", onLine: Callable[[str], None] = print):
         """For the self-test and scripts: run and wait, forwarding output lines."""
@@ -359,22 +364,30 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         self.workDirs = []
 
     # ---- review -----------------------------------------------------------------------------------------------
-    def loadResults(self, folder, ctNode, petNode=None, froc=()) -> ReviewScene:
+    def loadResults(self, folder, ctNode, petNode=None, froc=(), progress: Optional[Progress] = None) -> ReviewScene:
         """Results of a run (or a saved review) into the scene, over the given CT/PET. The review on screen is
-        replaced only once the new one is built: a folder that fails to load leaves it as it was."""
+        replaced only once the new one is built: a folder that fails to load, or Cancel on ``progress``, leaves it
+        as it was. The files are read and the re-scoring CNN runs in a worker thread; the nodes are built here
+        (MRML: the GUI thread), with ``progress`` told before each."""
         if ctNode is None or ctNode.GetScene() is None:
             raise LNStagingError("Select the planning CT the results were computed on, then load them.")
+        progress = progress or Progress()
         folder = Path(folder)
         scene = ctNode.GetScene()
+        saved = (folder / review_state.REVIEW_FILE).is_file()
+        read = review_state.read_saved_review if saved else Results.read
+        loaded = background.inWorkerThread(lambda _: read(folder), progress.sub(0.0, 0.3), "reading the results")
         if petNode is not None:
             petNode = self.suvPetNode(petNode)  # a DICOM PET is reviewed in SUV, as after Apply
         before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+        building = progress.sub(0.3, 0.6)
         try:
-            if (folder / review_state.REVIEW_FILE).is_file():
-                review = review_state.restore_review(scene, folder, ctNode, petNode)
+            if saved:
+                review = review_state.restore_review(scene, folder, ctNode, petNode, loaded, building)
             else:
-                results = Results.read(folder)
-                review = ReviewScene.show(scene, results, ctNode, petNode, froc=froc or self.validationFroc(results))
+                review = ReviewScene.show(scene, loaded, ctNode, petNode, froc=froc or self.validationFroc(loaded),
+                                          progress=building)
+            rescorer, note = self._rescorerFor(review, progress.sub(0.6, 1.0))
         except BaseException:
             for node in addedNodes(scene, before):
                 scene.RemoveNode(node)
@@ -383,10 +396,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             scene.RemoveNode(node)
         self.review, self.resultsFolder = review, folder
         self._placeBesideCt(ctNode)
-        try:
-            self._applyRescoreModel()
-        except LNStagingError as error:  # the review stays usable, with its original probabilities
-            self.rescoreNote = f"Re-scoring is off for this review: {error}"
+        self._useRescorer(rescorer)
+        self.rescoreNote = note
         return self.review
 
     def validationFroc(self, results) -> list:
@@ -429,16 +440,25 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             logging.warning(f"LNStaging: the re-scoring models could not be listed ({error})")
             return []
 
-    def setRescoreModel(self, model: str) -> str:
+    def setRescoreModel(self, model: str, progress: Optional[Progress] = None) -> str:
         """Re-score with ``model`` ("" none, a catalogue id, or a weights file) on the review on screen and on every
-        review loaded later. A model that cannot re-score raises LNStagingError and leaves the originals shown.
+        review loaded later. A model that cannot re-score raises LNStagingError and leaves the originals shown;
+        Cancel on ``progress`` (during the CNN pass) leaves the previous choice and the review as they were.
         Returns the status line."""
-        self.rescoreModel = str(model or "")
+        previous, self.rescoreModel = self.rescoreModel, str(model or "")
+        if self.review is None:
+            return self.rescoringStatus()
         try:
-            self._applyRescoreModel()
-        except LNStagingError:
-            self.rescoreModel = ""
+            rescorer, note = self._rescorerFor(self.review, progress, failure="raise")
+        except Cancelled:
+            self.rescoreModel = previous
             raise
+        except LNStagingError:
+            self.rescoreModel, self.rescoreNote = "", ""
+            self._useRescorer(None)
+            raise
+        self._useRescorer(rescorer)
+        self.rescoreNote = note
         return self.rescoringStatus()
 
     def setRescoring(self, enabled: bool) -> str:
@@ -458,39 +478,57 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             return "" if not self.rescoreModel else "Re-scoring model chosen: it applies to the next review."
         return self.review.rescoring_status()
 
-    def _applyRescoreModel(self) -> None:
-        """(Re)build the review's rescorer from the chosen model (the CNN runs once over the candidates); with no
-        model, show the original probabilities. A missing or broken PyTorch is a ModelError (an LNStagingError)."""
-        self.rescoreNote = ""
-        if self.review is None:
-            return
+    def _rescorerFor(self, review: ReviewScene, progress: Optional[Progress] = None, failure: str = "note"):
+        """(rescorer or None, note) for ``review`` from the chosen model. The CT/PET images are read from the scene
+        here; the CNN pass over the candidates runs in a worker thread while ``progress`` is drawn (Cancel:
+        Cancelled, nothing changed). A model that cannot re-score (missing or broken PyTorch included) is raised
+        as LNStagingError with failure="raise", else returned as the note "Re-scoring is off ...". """
         if not self.rescoreModel:
-            self.review.stop_rescoring()
-            return
+            return None, ""
         from LNStagingLib.models.catalogue import resolve_model_file
 
         try:
             path, sha256 = resolve_model_file(self.rescoreModel, "cls")
             name = self.rescoreModel if sha256 is not None else path.name
-            self.review.start_rescoring(path, sha256, name, enabled=self.rescoringEnabled)
-        except (ImportError, OSError) as error:  # torch or one of its libraries failed to load
-            self.review.stop_rescoring()
-            raise LNStagingError(f"PyTorch cannot be loaded ({type(error).__name__}: {error}).") from None
-        except LNStagingError:
-            self.review.stop_rescoring()
+            ct, pet = review.rescoring_images()
+
+            def cnnPass(_):
+                from LNStagingLib.inference.rescore import rescorer_from_checkpoint
+
+                return rescorer_from_checkpoint(path, review.results, ct, pet, sha256, name, self.rescoringEnabled)
+
+            return background.inWorkerThread(cnnPass, progress, "re-scoring: CNN pass over the candidates"), ""
+        except Cancelled:
             raise
+        except (ImportError, OSError, LNStagingError) as error:
+            if isinstance(error, (ImportError, OSError)):  # torch or one of its libraries failed to load
+                error = LNStagingError(f"PyTorch cannot be loaded ({type(error).__name__}: {error}).")
+            if failure == "raise":
+                raise error from None
+            return None, f"Re-scoring is off for this review: {error}"
 
-    def saveReview(self, folder) -> Path:
-        return review_state.save_review(self.requireReview("save"), folder)
+    def _useRescorer(self, rescorer) -> None:
+        """Show the review re-scored by ``rescorer``, or (None) with its original probabilities."""
+        if self.review is None:
+            return
+        if rescorer is None:
+            self.review.stop_rescoring()
+        else:
+            self.review.use_rescorer(rescorer)
 
-    def writeReport(self, resultsFolder=None) -> Path:
+    def saveReview(self, folder, progress: Optional[Progress] = None) -> Path:
+        """The review folder; the contour edits are read back first, told to ``progress`` (Cancel: nothing written,
+        nothing changed)."""
+        return review_state.save_review(self.requireReview("save"), folder, progress=progress)
+
+    def writeReport(self, resultsFolder=None, progress: Optional[Progress] = None) -> Path:
         """The one-page reviewed report (the same library function as the browser review and `lnstaging report`):
         the review is saved into RESULTS/review/ first, then report.html is written there from it."""
         self.requireReview("report")
         resultsFolder = resultsFolder or self.resultsFolder
         if not resultsFolder:
             raise LNStagingError("Choose the results folder of this case for the report.")
-        return review_state.write_review_report(self.review, resultsFolder)
+        return review_state.write_review_report(self.review, resultsFolder, progress=progress)
 
     def pendingNodeNames(self) -> list[str]:
         """Unreviewed nodes, for the widget's confirmation before they are included in an export."""
@@ -514,7 +552,9 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         writer is and can cancel it (Cancelled; the file is written atomically, so nothing is left)."""
         review = self.requireReview("export")
         route = self.exportRoute()
-        review.read_edits()
+        progress = progress or Progress()
+        review.read_edits(progress=progress.sub(0.0, 0.3))
+        progress = progress.sub(0.3, 1.0)
         results = review.results
         rescored = rescore_summary(results)  # the probabilities were re-scored from the decisions: say so
         tail = f"\n{rescored}" if rescored else ""

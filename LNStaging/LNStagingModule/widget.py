@@ -56,7 +56,10 @@ def progressDialog(title):
     """A library Progress drawn in Slicer's progress dialog; its Cancel button cancels the step."""
     from LNStagingLib.progress import Progress
 
-    dialog = slicer.util.createProgressDialog(windowTitle=f"LNStaging - {title}", labelText=title, maximum=100)
+    # window-modal: the panel cannot change the review while a worker thread reads it; no auto close/reset at 100 %
+    # (a flow reports several phases)
+    dialog = slicer.util.createProgressDialog(windowTitle=f"LNStaging - {title}", labelText=title, maximum=100,
+                                              windowModality=qt.Qt.WindowModal, autoClose=False, autoReset=False)
     progress = Progress()
 
     def update(fraction, message):
@@ -71,6 +74,18 @@ def progressDialog(title):
         yield progress
     finally:
         dialog.close()
+
+
+def withProgress(title, context, call):
+    """``call(progress)`` under a progress dialog: its result, or None after Cancel (a status line, never a dialog)
+    or a failure (one dialog, see reportErrors)."""
+    with reportErrors(context):
+        with progressDialog(title) as progress:
+            try:
+                return call(progress)
+            except Cancelled as cancelled:
+                slicer.util.showStatusMessage(str(cancelled), 5000)
+    return None
 
 
 class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -280,8 +295,8 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.text = "Apply"
         self.ui.progressBar.visible = False
         try:
-            with slicer.util.WaitCursor():
-                review = self.logic.finishAnalysis()
+            with slicer.util.WaitCursor(), progressDialog("Showing the results") as progress:
+                review = self.logic.finishAnalysis(progress)
         except Cancelled as cancelled:  # not an error: a line in the log and the status bar
             self.ui.logTextEdit.appendPlainText(str(cancelled))
             slicer.util.showStatusMessage(str(cancelled), 5000)
@@ -335,9 +350,11 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "not saved with Save review... are lost.", windowTitle="LNStaging - Replace the review"):
             return
         p = self._parameterNode
-        with reportErrors("The results could not be shown."):
-            self.logic.rescoringEnabled = self.ui.rescoreCheckBox.checked
-            self._bindReview(self.logic.loadResults(folder, p.ct, p.pet))
+        self.logic.rescoringEnabled = self.ui.rescoreCheckBox.checked
+        review = withProgress("Loading the results", "The results could not be shown.",
+                              lambda progress: self.logic.loadResults(folder, p.ct, p.pet, progress=progress))
+        if review is not None:
+            self._bindReview(review)
 
     def _bindReview(self, review):
         """Show the review the logic built: table, editor, patient probability, operating point, overlay."""
@@ -402,8 +419,8 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._setRescoreModel(path)
 
     def _setRescoreModel(self, model):
-        with reportErrors("This model cannot re-score from review decisions."):
-            self.logic.setRescoreModel(model)
+        withProgress("Re-scoring: CNN pass over the candidates", "This model cannot re-score from review decisions.",
+                     lambda progress: self.logic.setRescoreModel(model, progress))
         setSetting("rescoreModel", self.logic.rescoreModel)  # "" when the model was refused
         self._fillRescoreModels()
         self._showRescoringStatus()
@@ -483,10 +500,12 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSaveReview(self):
         folder = self._folderDialog("review", "Save the review into (a new sub-folder 'review')")
-        if folder:
-            with reportErrors("The review was not saved."):
-                saved = self.logic.saveReview(qt.QDir(folder).filePath("review"))
-                slicer.util.showStatusMessage(f"Review saved to {saved}", 5000)
+        if not folder:
+            return
+        saved = withProgress("Saving the review", "The review was not saved.",
+                             lambda progress: self.logic.saveReview(qt.QDir(folder).filePath("review"), progress))
+        if saved is not None:
+            slicer.util.showStatusMessage(f"Review saved to {saved}", 5000)
 
     def onReport(self):
         """report.html from the review as it is now (saved into RESULTS/review/ first), opened in the browser."""
@@ -496,12 +515,14 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "results", "Results folder of the case (the review and report.html go into its review/ sub-folder)")
             if not folder:
                 return
-        with reportErrors("The report was not written."):
-            path = self.logic.writeReport(folder)
+        path = withProgress("Writing the report", "The report was not written.",
+                            lambda progress: self.logic.writeReport(folder, progress))
+        if path is not None:
             slicer.util.showStatusMessage(f"Report written to {path}", 5000)
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(path)))
 
     def onExport(self):
+        out = None
         with reportErrors("The export failed."):
             route = self.logic.exportRoute()  # refuses with a sentence when there is no review
             includePending = self.ui.includePendingCheckBox.checked
@@ -517,11 +538,8 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 if not ctDicom:
                     return
             out = self._folderDialog("export", "Write the RTSTRUCT into")
-            if out:
-                with progressDialog("Writing the RTSTRUCT") as progress:
-                    try:
-                        written = self.logic.export(out, ctDicom, includePending, progress)
-                    except Cancelled as cancelled:  # not an error: nothing was written
-                        slicer.util.showStatusMessage(str(cancelled), 5000)
-                        return
+        if out:  # reading the edits back, then the writer; Cancel: nothing written, a status line
+            written = withProgress("Writing the RTSTRUCT", "The export failed.",
+                                   lambda progress: self.logic.export(out, ctDicom, includePending, progress))
+            if written is not None:
                 slicer.util.infoDisplay(f"Exported: {written}")

@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from ..inference.rescore_record import rescoring_status_line, restore_original_probabilities
 from ..io.resample import same_grid
+from ..progress import Progress
 from ..results import REVIEW_STATES, Results
 from ..review_log import last_events, new_event
 from . import markups, segments, table, views, volumes
@@ -83,20 +84,30 @@ class ReviewScene:
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
     def show(cls, scene, results: Results, ct_node, pet_node=None, froc: Sequence = (), overlay: str = "pet",
-             overlay_opacity: float = 0.5, pet_suv_max: float = 10.0) -> "ReviewScene":
+             overlay_opacity: float = 0.5, pet_suv_max: float = 10.0,
+             progress: Optional[Progress] = None) -> "ReviewScene":
         """Put ``results`` into ``scene`` over an already loaded CT (and PET): attention volume, GTV_LN segments,
-        candidate table and centroid markups; CT in the background, PET or attention as the foreground."""
+        candidate table and centroid markups; CT in the background, PET or attention as the foreground.
+        ``progress`` is told before each node is built (MRML: on the caller's thread) and may raise Cancelled
+        there; the caller removes the nodes already added."""
+        progress = progress or Progress()
         review = cls(scene, results, ct_node, pet_node, froc=[tuple(p) for p in froc])
-        volumes.show_ct(ct_node)
+        if results.attention is not None:
+            progress.step(0.0, "attention map")
+            review.attention = volumes.add_volume(scene, results.attention, "LNStaging attention")
+        if results.gtv_ln is not None:
+            progress.step(0.25, "GTV_LN segments")
+            review.segmentation = segments.add_candidate_segments(scene, results, ct_node)
+        progress.step(0.75, "candidate table")
+        review.table = table.add_candidate_table(scene, results)
+        progress.step(0.85, "centroids")
+        review.markups = markups.add_centroid_markups(scene, results)
+        progress.step(0.95, "views")
+        volumes.show_ct(ct_node)  # the user's display settings change only once nothing can be cancelled
         if pet_node is not None:
             volumes.show_pet(pet_node, pet_suv_max)
-        if results.attention is not None:
-            review.attention = volumes.add_volume(scene, results.attention, "LNStaging attention")
+        if review.attention is not None:
             volumes.show_attention(review.attention)
-        if results.gtv_ln is not None:
-            review.segmentation = segments.add_candidate_segments(scene, results, ct_node)
-        review.table = table.add_candidate_table(scene, results)
-        review.markups = markups.add_centroid_markups(scene, results)
         point = results.patient.operating_point or {}
         value = point.get("threshold", 0.0)  # null (not computed or not finite) -> NaN: a GUI replaces it, saying so
         review.threshold = float(value) if isinstance(value, (int, float)) else float("nan")
@@ -210,8 +221,17 @@ class ReviewScene:
         over the candidates on this review's CT and PET, then every decision re-runs only the graph head."""
         from ..inference.rescore import rescorer_from_checkpoint
 
-        ct, pet = self._images()
-        self.rescorer = rescorer_from_checkpoint(checkpoint, self.results, ct, pet, expected_sha256, name, enabled)
+        ct, pet = self.rescoring_images()
+        self.use_rescorer(rescorer_from_checkpoint(checkpoint, self.results, ct, pet, expected_sha256, name, enabled))
+
+    def rescoring_images(self):
+        """CT and PET as SimpleITK images for a rescorer's CNN pass (read from the scene: on the scene's thread;
+        the pass itself may then run on another)."""
+        return self._images()
+
+    def use_rescorer(self, rescorer) -> None:
+        """Re-score from decisions with a rescorer built for this review's Results (its CNN pass done)."""
+        self.rescorer = rescorer
         self.apply_rescoring()
         self.refresh()
 
@@ -248,15 +268,16 @@ class ReviewScene:
         if self.markups is not None:
             markups.set_visible_candidates(self.markups, visible)
 
-    def read_edits(self, pet_suv: Optional[sitk.Image] = None) -> dict:
-        """Pull the user's segment edits into Results, then re-render (new candidates get a row and a point)."""
+    def read_edits(self, pet_suv: Optional[sitk.Image] = None, progress: Optional[Progress] = None) -> dict:
+        """Pull the user's segment edits into Results, then re-render (new candidates get a row and a point).
+        ``progress`` as in segments.read_edits: a Cancelled read changes nothing."""
         if self.segmentation is None:
             return {"changed": [], "removed": [], "added": []}
         if pet_suv is None and self.pet is not None:
             pet_suv = volumes.image_in_frame(self.pet, self.ct)  # the results are in the CT's frame
             if not same_grid(pet_suv, self.results.gtv_ln):
                 pet_suv = None  # PET not on the CT grid: keep the SUVmax measured by the pipeline
-        report = segments.read_edits(self.segmentation, self.ct, self.results, pet_suv)
+        report = segments.read_edits(self.segmentation, self.ct, self.results, pet_suv, progress)
         for cid in report["changed"] + report["added"]:
             self.record(cid, "edited")
         for cid in report["removed"]:

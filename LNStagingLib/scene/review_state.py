@@ -20,6 +20,7 @@ import slicer
 from .. import NOT_FOR_CLINICAL_USE
 from ..errors import InputFileError
 from ..io.atomic import atomic_directory
+from ..progress import Progress
 from ..results import Results
 from ..review_log import usable_events
 from . import markups, table
@@ -56,10 +57,12 @@ def review_decisions(review: ReviewScene) -> dict:
     }
 
 
-def save_review(review: ReviewScene, folder: Path | str, read_edits_first: bool = True) -> Path:
-    """Write the review folder (see module docstring). The user's segment edits are read back first."""
+def save_review(review: ReviewScene, folder: Path | str, read_edits_first: bool = True,
+                progress: Optional[Progress] = None) -> Path:
+    """Write the review folder (see module docstring). The user's segment edits are read back first (told to
+    ``progress``; Cancel there writes nothing and changes nothing)."""
     if read_edits_first:
-        review.read_edits()
+        review.read_edits(progress=progress)
     folder = Path(folder)
     with atomic_directory(folder, replace_marker=REVIEW_FILE) as tmp:
         review.results.write(tmp)
@@ -101,17 +104,30 @@ def apply_decisions(results: Results, decisions: dict) -> None:
         results.patient.operating_point = dict(decisions["operating_point"])
 
 
-def restore_review(scene, folder: Path | str, ct_node, pet_node=None) -> ReviewScene:
-    """Rebuild a saved review in ``scene`` over a loaded CT (and PET): the edited segmentation as saved,
-    decisions, operating point; table and markups re-rendered from the restored Results."""
+def read_saved_review(folder: Path | str) -> tuple[Results, dict]:
+    """The files of a saved review (Results with its decisions applied, and review.json): no scene involved, so
+    a GUI can read them on a worker thread."""
     folder = Path(folder)
     decisions = read_decisions(folder)
     results = Results.read(folder)
     apply_decisions(results, decisions)
+    return results, decisions
+
+
+def restore_review(scene, folder: Path | str, ct_node, pet_node=None, saved: Optional[tuple] = None,
+                   progress: Optional[Progress] = None) -> ReviewScene:
+    """Rebuild a saved review in ``scene`` over a loaded CT (and PET): the edited segmentation as saved,
+    decisions, operating point; table and markups re-rendered from the restored Results. ``saved``: what
+    read_saved_review(folder) returned, when the caller read it already; ``progress`` as in ReviewScene.show."""
+    folder = Path(folder)
+    progress = progress or Progress()
+    results, decisions = saved or read_saved_review(folder)
     segmentation_path = folder / SEGMENTATION_FILE
     gtv_ln, results.gtv_ln = results.gtv_ln, None  # the saved segmentation replaces the one built from labels
-    review = ReviewScene.show(scene, results, ct_node, pet_node, froc=decisions.get("froc", []))
+    review = ReviewScene.show(scene, results, ct_node, pet_node, froc=decisions.get("froc", []),
+                              progress=progress.sub(0.0, 0.6))
     results.gtv_ln = gtv_ln
+    progress.step(0.6, "GTV_LN segments")
     if segmentation_path.is_file():
         node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "GTV_LN")
         storage = slicer.vtkMRMLSegmentationStorageNode()
@@ -131,7 +147,8 @@ def restore_review(scene, folder: Path | str, ct_node, pet_node=None) -> ReviewS
     labels_path = folder / Results.IMAGE_FILES["gtv_ln"]
     if (segmentation_path.is_file() and labels_path.is_file()
             and segmentation_path.stat().st_mtime_ns > labels_path.stat().st_mtime_ns):
-        review.read_edits()  # a stroke saved in the segmentation, the process killed before GTV_LN followed it
+        # a stroke saved in the segmentation, the process killed before GTV_LN followed it
+        review.read_edits(progress=progress.sub(0.7, 1.0))
     review.refresh()
     review.tag_nodes()
     return review
@@ -158,7 +175,8 @@ def save_review_mrb(review: ReviewScene, path: Path | str) -> Path:
     return path
 
 
-def write_review_report(review: ReviewScene, results_dir: Path | str, case_id: str = "", study_date: str = "") -> Path:
+def write_review_report(review: ReviewScene, results_dir: Path | str, case_id: str = "", study_date: str = "",
+                        progress: Optional[Progress] = None) -> Path:
     """The reviewed report (report.write_reviewed_report, as the browser review and ``lnstaging report`` write it)
     from a review in a scene: the review is saved into RESULTS/review/ first (edits read back), then report.html is
     written there from that saved state with the scene's CT and PET. Returns the report's path."""
@@ -168,7 +186,7 @@ def write_review_report(review: ReviewScene, results_dir: Path | str, case_id: s
     results_dir = Path(results_dir)
     if (results_dir / REVIEW_FILE).is_file():
         results_dir = results_dir.parent  # given the review folder itself: its parent holds the run
-    save_review(review, results_dir / "review")
+    save_review(review, results_dir / "review", progress=progress)
     ct = volumes.image_from_volume(review.ct)
     pet = volumes.image_in_frame(review.pet, review.ct) if review.pet is not None else None  # registered PET
     return write_reviewed_report(results_dir, ct, pet, case_id=case_id, study_date=study_date)

@@ -17,6 +17,7 @@ import vtk
 import slicer
 
 from ..decision_style import DECISION_STYLES
+from ..progress import Progress
 from ..results import Candidate, Results
 from .coordinates import ijk_to_ras_matrix, vtk_matrix
 from .volumes import array_from_volume, image_data_from_array, temporary_nodes
@@ -164,26 +165,30 @@ def labelmap_on_reference(node, reference_volume_node, segment_ids: list[str]) -
         return array_from_volume(labelmap_node)
 
 
-def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[sitk.Image] = None) -> dict:
+def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[sitk.Image] = None,
+               progress: Optional[Progress] = None) -> dict:
     """Bring the segmentation as the user left it back into ``results`` (GTV_LN labels on the CT grid, LPS).
 
     Removed segments remove their candidate; empty segments too. Segments the user added become candidates with
     ``source="user"`` and a new id (the segment is renamed GTVn_<id> and tagged). Changed candidates get their
     volume, centroid, short axis (and SUVmax when ``pet_suv`` on the CT grid is given) measured again.
+    ``progress`` is told before the rasterisation and each measurement and may raise Cancelled there: nothing in
+    ``results`` or the segmentation changes before the last report, so a cancelled read leaves both as they were.
     Returns {"changed": [...], "removed": [...], "added": [...]} candidate ids.
     """
     if results.gtv_ln is None:
         raise ValueError("Results has no GTV_LN label map to update")
+    progress = progress or Progress()
     by_segment = candidate_ids_by_segment(node)
     next_id = max([c.id for c in results.candidates] + [0]) + 1
     segmentation = node.GetSegmentation()
+    new_segments = {}  # segment id -> the candidate id it will get (tagged only once nothing can be cancelled)
     for segment_id, cid in list(by_segment.items()):
         if cid is None:
-            segmentation.GetSegment(segment_id).SetTag(CANDIDATE_TAG, str(next_id))
-            segmentation.GetSegment(segment_id).SetTerminology(lymph_node_terminology())
-            by_segment[segment_id] = next_id
+            new_segments[segment_id] = by_segment[segment_id] = next_id
             next_id += 1
     segment_ids = list(by_segment)
+    progress.step(0.0, "reading the contours")
     merged = labelmap_on_reference(node, reference_volume_node, segment_ids) if segment_ids else None
     reference = results.gtv_ln
     old_labels = sitk.GetArrayViewFromImage(reference)
@@ -208,6 +213,17 @@ def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[
     boxes = _label_boxes(new_labels)
     present = set(boxes)
     old = {c.id: c for c in results.candidates}
+    to_measure = [cid for cid in old if cid in present and cid in touched]
+    to_measure += [cid for cid in by_segment.values() if cid not in old and cid in present]
+    measured = {}
+    for done, cid in enumerate(to_measure):
+        progress.step(0.3 + 0.7 * done / len(to_measure), "measuring the edited nodes")
+        measured[cid] = _measure(new_image, cid, boxes[cid], pet_suv)
+    progress.step(1.0, "measuring the edited nodes")  # the last chance to cancel: from here on, commit
+
+    for segment_id, cid in new_segments.items():
+        segmentation.GetSegment(segment_id).SetTag(CANDIDATE_TAG, str(cid))
+        segmentation.GetSegment(segment_id).SetTerminology(lymph_node_terminology())
     report = {"changed": [], "removed": [], "added": []}
     kept = []
     for cid, candidate in old.items():
@@ -216,12 +232,12 @@ def read_edits(node, reference_volume_node, results: Results, pet_suv: Optional[
             continue
         if cid in touched:
             report["changed"].append(cid)
-            _measure(candidate, new_image, cid, boxes[cid], pet_suv)
+            _set_measures(candidate, measured[cid], pet_suv is not None)
         kept.append(candidate)
     for segment_id, cid in by_segment.items():
         if cid not in old and cid in present:
             candidate = Candidate(id=cid, centroid_lps=(0.0, 0.0, 0.0), source="user", review="accepted")
-            _measure(candidate, new_image, cid, boxes[cid], pet_suv)
+            _set_measures(candidate, measured[cid], pet_suv is not None)
             kept.append(candidate)
             report["added"].append(cid)
             if segment_id != candidate.name and segmentation.GetSegment(candidate.name) is None:
@@ -242,8 +258,7 @@ def _label_boxes(labels: np.ndarray) -> dict[int, tuple[slice, ...]]:
     return {cid: box for cid, box in enumerate(ndimage.find_objects(labels), start=1) if box is not None}
 
 
-def _measure(candidate: Candidate, labels: sitk.Image, cid: int, box: tuple[slice, ...],
-             pet_suv: Optional[sitk.Image]) -> None:
+def _measure(labels: sitk.Image, cid: int, box: tuple[slice, ...], pet_suv: Optional[sitk.Image]):
     """Re-measure one edited label with the pipeline's own definitions (candidates/measure.py), on its box only
     (a cropped SimpleITK image keeps its place in the world, so centroids stay in LPS mm)."""
     from ..candidates.measure import measure_instances
@@ -253,8 +268,12 @@ def _measure(candidate: Candidate, labels: sitk.Image, cid: int, box: tuple[slic
     crop = sitk.RegionOfInterest(labels, size, index)
     pet_crop = sitk.RegionOfInterest(pet_suv, size, index) if pet_suv is not None else None
     (measured,) = measure_instances(sitk.Cast(crop == cid, sitk.sitkUInt8), pet_crop)
+    return measured
+
+
+def _set_measures(candidate: Candidate, measured, with_pet: bool) -> None:
     candidate.volume_ml = measured.volume_ml
     candidate.centroid_lps = measured.centroid_lps
     candidate.short_axis_mm = measured.short_axis_mm
-    if pet_suv is not None:
+    if with_pet:
         candidate.suv_max = measured.suv_max
