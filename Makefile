@@ -53,7 +53,7 @@ test-slicer-stable: $(STABLE_STAMP)
 	  -p no:cacheprovider $(SCENE_TESTS)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/paper_size_benchmark.py --size 96x96x64
 
 clean:
 	rm -rf $(VENV) $(STABLE_VENV) demo_output
