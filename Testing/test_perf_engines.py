@@ -21,11 +21,13 @@ def test_engine_benchmark_compares_every_engine_with_torch_eager(tmp_path):
         engines = set(result["seconds"]) | set(result["missing"])
         assert {"torch eager", "torch channels_last_3d", "torch bf16 autocast", "onnxruntime",
                 "openvino f32"} <= engines
-        assert result["max_abs_diff"]["torch eager"] == 0.0
+        assert result["max_abs_diff"]["torch eager"] == 0.0 and result["max_abs_logit_diff"]["torch eager"] == 0.0
+        assert set(result["max_abs_logit_diff"]) == set(result["seconds"])
         assert result["max_abs_diff"]["torch channels_last_3d"] <= 1e-4  # same arithmetic, another memory layout
         assert 0.0 < result["max_abs_diff"]["torch bf16 autocast"] < 0.5  # measured, not assumed
         assert all(seconds > 0 for seconds in result["seconds"].values())
-    assert report["table"].count("| unet |") == len(report["results"][0]["seconds"]) + len(report["results"][0]["missing"])
+    unet = report["results"][0]
+    assert report["table"].count("| unet |") == len(unet["seconds"]) + len(unet["missing"])
 
 
 def test_unet_window_is_parsed_or_refused():

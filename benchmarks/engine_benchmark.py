@@ -159,12 +159,13 @@ def compare(name: str, seed: int, threads: int, repeats: int, unet_window=None, 
     """Best-of-``repeats`` seconds and max |probability diff| against torch eager, per engine, for one network."""
     model, inputs, probability = build_network(name, seed, unet_window, cnn_batch, preset)
     engines, missing = engines_for(model, inputs, threads)
-    reference = probability(first_output(engines["torch eager"](*inputs)))  # also the warm-up of torch
-    diffs = {}
+    reference = first_output(engines["torch eager"](*inputs)).float()  # also the warm-up of torch
+    diffs, output_diffs = {"torch eager": 0.0}, {"torch eager": 0.0}
     for engine, run in engines.items():
         if engine != "torch eager":
-            diffs[engine] = float((probability(first_output(run(*inputs))) - reference).abs().max())  # warm-up
-    diffs["torch eager"] = 0.0
+            output = first_output(run(*inputs)).float()  # also the engine's warm-up
+            diffs[engine] = float((probability(output) - probability(reference)).abs().max())
+            output_diffs[engine] = float((output - reference).abs().max())
     seconds = {engine: float("inf") for engine in engines}
     for _ in range(repeats):
         for engine, run in engines.items():
@@ -172,20 +173,21 @@ def compare(name: str, seed: int, threads: int, repeats: int, unet_window=None, 
             run(*inputs)
             seconds[engine] = min(seconds[engine], time.perf_counter() - start)
     return {"network": name, "input": list(inputs[0].shape), "seconds": seconds, "max_abs_diff": diffs,
-            "missing": missing, "load_average": os.getloadavg()[0]}
+            "max_abs_logit_diff": output_diffs, "missing": missing, "load_average": os.getloadavg()[0]}
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| network | input | engine | seconds | x eager | max abs prob diff | within 1e-3 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| network | input | engine | seconds | x eager | max abs prob diff | within 1e-3 | max abs logit diff |",
+             "|---|---|---|---|---|---|---|---|"]
     for result in results:
         eager = result["seconds"]["torch eager"]
         for engine, seconds in result["seconds"].items():
             diff = result["max_abs_diff"][engine]
             lines.append(f"| {result['network']} | {'x'.join(map(str, result['input']))} | {engine} | {seconds:.2f} "
-                         f"| {eager / seconds:.2f} | {diff:.1e} | {'yes' if diff <= TOLERANCE else 'no'} |")
+                         f"| {eager / seconds:.2f} | {diff:.1e} | {'yes' if diff <= TOLERANCE else 'no'} "
+                         f"| {result['max_abs_logit_diff'][engine]:.1e} |")
         for engine, why in result["missing"].items():
-            lines.append(f"| {result['network']} | | {engine} | not run: {why} | | | |")
+            lines.append(f"| {result['network']} | | {engine} | not run: {why} | | | | |")
     return "\n".join(lines)
 
 

@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--presets", nargs="+", default=["small", "paper"], choices=["small", "paper"])
     parser.add_argument("--seg-spacing", default="demo", help="demo, paper or 'X Y Z' mm (see above)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is (not measured yet: no GPU here)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     from LNStagingLib.phantom.cohort import write_cohort
@@ -138,13 +139,14 @@ def main(argv=None) -> int:
         models = {"small": demo_paths()}
         if "paper" in args.presets:
             models["paper"] = write_paper_models(tmp / "models", args.seed, spacing_choice(args.seg_spacing))
-        report = {"size": args.size, "seg_spacing": args.seg_spacing, "cpu_count": os.cpu_count(),
+        report = {"size": args.size, "seg_spacing": args.seg_spacing, "device": args.device,
+                  "cpu_count": os.cpu_count(),
                   "parameters": {preset: parameter_counts(models[preset]) for preset in args.presets}, "runs": []}
         for preset in args.presets:
             spec = ",".join(f"{stage}={path}" for stage, path in models[preset].items())
             for threads in args.threads:
-                run = run_once(case, tmp / f"out-{preset}-{threads}", True, threads, models=spec)
-                run.update(preset=preset, threads=threads)
+                run = run_once(case, tmp / f"out-{preset}-{threads}", True, threads, models=spec, device=args.device)
+                run.update(preset=preset, threads=threads, device=args.device)
                 report["runs"].append(run)
                 print(f"{preset}, {threads} thread(s): {run['seconds']:.1f} s, peak {run['peak_rss_mb']:.0f} MB, "
                       f"{run['candidates']} candidates", flush=True)
