@@ -1,6 +1,7 @@
 """benchmarks/engine_benchmark.py at the small preset: every torch variant runs and is compared with torch eager, an
 engine that is not installed is reported (not dropped), and bf16 is measured against the issue's 1e-3 tolerance
-(the paper-size run and the ONNX Runtime / OpenVINO rows are made by hand: docs/PERFORMANCE.md, "Engines")."""
+(the paper-size run and the ONNX Runtime / OpenVINO rows are made by hand: docs/PERFORMANCE.md, issue 32,
+"Engines")."""
 
 import json
 import sys

@@ -10,7 +10,7 @@ the engine, which is what the tolerance is about (issue 32: probabilities within
 Engines: torch eager (the reference; what the pipeline runs), torch with channels_last_3d, torch under bf16
 autocast, ONNX Runtime and OpenVINO (f32, and bf16 where the CPU has it). An engine that is not installed, or fails
 to convert a network, is reported as such, not skipped silently. The pipeline's own venv has neither ONNX Runtime
-nor OpenVINO; run this from a venv that has them (docs/PERFORMANCE.md, "Engines"):
+nor OpenVINO; run this from a venv that has them (docs/PERFORMANCE.md, issue 32 section, "Engines"):
 
   python benchmarks/engine_benchmark.py --threads 1 --repeats 2
   python benchmarks/engine_benchmark.py --networks identifier cnn --unet-window 80x96x96   # quicker
