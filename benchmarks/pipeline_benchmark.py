@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(case: Path, out: Path, skip: bool, threads: int) -> dict:
-    """One pipeline run in a fresh process (OMP_NUM_THREADS = torch threads); returns its timings, peak RSS and the
-    machine's load average before and after (other people's jobs share the cores)."""
+def run_once(case: Path, out: Path, skip: bool, threads: int, models: str = "default", device: str = "cpu") -> dict:
+    """One pipeline run in a fresh process (OMP_NUM_THREADS = torch threads) with the --models choice ``models`` on
+    ``device`` (cpu or cuda); returns its timings, peak RSS and the machine's load average before and after (other jobs share the cores)."""
     code = f"""
 import json, resource, sys, time, torch
 torch.set_num_threads({threads})
@@ -35,7 +35,8 @@ case = {str(case)!r}
 inputs = CaseInputs(ct=case + '/ct.nii.gz', pet=case + '/pet.nii.gz', organs=case + '/organs.nii.gz',
                     organ_mapping='pdac20', tumor=case + '/tumor.nii.gz')
 t = time.perf_counter()
-results = run_to_folder(inputs, {str(out)!r}, RunOptions(models=select_models('default'), skip_empty_windows={skip}))
+results = run_to_folder(inputs, {str(out)!r}, RunOptions(models=select_models({models!r}), skip_empty_windows={skip},
+                                                         device={device!r}))
 print(json.dumps({{"seconds": time.perf_counter() - t, "candidates": len(results.candidates),
                   "timings": results.provenance["timings_s"], "stage1": results.provenance.get("stage1_windows"),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))

@@ -19,6 +19,7 @@ import SimpleITK as sitk
 import torch
 from monai.data.utils import compute_importance_map
 
+from ..models.unet import samples_per_call
 from ..models.seg_inputs import attention_array, channel_pad_values, network_channels, pad_channels
 from ..progress import Progress
 
@@ -44,19 +45,20 @@ def window_slices(shape: tuple[int, int, int], window: tuple[int, int, int], ove
 
 def sliding_window_logits(model, channels: np.ndarray, attention: np.ndarray | None, *, window=None,
                           overlap: float = 0.5, skip_empty: bool = True, device: str = "cpu",
-                          batch_size: int = WINDOW_BATCH, progress: Progress | None = None) -> tuple[np.ndarray, dict]:
+                          batch_size: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, dict]:
     """Blended logits [n_classes, z, y, x] of ``model`` over ``channels`` [C, z, y, x] (+ attention [1, z, y, x]).
 
     Returns (logits, stats) with stats = {"windows": n, "run": n_run, "skipped": n_skipped}. Volumes smaller than the
     window are padded (CT air, PET 0, attention 0) and cropped back. The windows that run go through the network
-    ``batch_size`` at a time (the last batch filled up with copies, so every window runs in a batch of the same size
-    and its logits do not depend on which windows ran beside it); the windows are blended in their tiling order,
-    so skipping and the full sliding window give the same bits.
+    ``batch_size`` at a time (default: WINDOW_BATCH, fewer when the network's windows are large: unet.samples_per_call;
+    the last batch filled up with copies, so every window runs in a batch of the same size and its logits do not
+    depend on which windows ran beside it); the windows are blended in their tiling order, so skipping and the full
+    sliding window give the same bits.
     """
     config = model.config
     window = tuple(window or config.patch_size)
     skip_empty = skip_empty and config.use_attention
-    batch_size = max(1, int(batch_size))
+    batch_size = samples_per_call(config, window, WINDOW_BATCH) if batch_size is None else max(1, int(batch_size))
     shape = channels.shape[1:]
     padded = tuple(max(s, w) for s, w in zip(shape, window))
     image = torch.from_numpy(pad_channels(channels, padded, channel_pad_values(config)).astype(np.float32, copy=False))

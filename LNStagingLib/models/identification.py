@@ -19,7 +19,7 @@ from torch import nn
 
 from .checkpoint import register_model
 from .seg_inputs import channel_pad_values
-from .unet import AttentionUNet, UNetConfig, UNetEncoder
+from .unet import AttentionUNet, UNetConfig, UNetEncoder, samples_per_call
 
 ID_PATCH = {"paper": (80, 96, 96), "small": (32, 48, 48), "tiny": (16, 32, 32)}
 
@@ -94,8 +94,13 @@ def instance_patch(channels: np.ndarray, labels: np.ndarray, instance_id: int, p
 
 
 def identify_instances(model: InstanceIdentifier, channels: np.ndarray, labels: np.ndarray,
-                       batch_size: int = 8, progress=None) -> dict[int, float]:
-    """Positive probability of every instance id in ``labels`` [z, y, x] (channels [C, z, y, x] normalised)."""
+                       batch_size: int | None = None, progress=None) -> dict[int, float]:
+    """Positive probability of every instance id in ``labels`` [z, y, x] (channels [C, z, y, x] normalised).
+
+    Instances go through the network ``batch_size`` at a time (default: 8, fewer for large patches within
+    unet.samples_per_call's memory budget)."""
+    if batch_size is None:
+        batch_size = samples_per_call(model.config, model.config.id_patch_size, 8)
     ids = [int(v) for v in np.unique(labels) if v != 0]
     pad = channel_pad_values(model.config)
     out: dict[int, float] = {}

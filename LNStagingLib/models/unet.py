@@ -24,6 +24,7 @@ computed by passing zero features through the head, so window skipping stays exa
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -251,6 +252,21 @@ class AttentionUNet(nn.Module):
 
 def head_device(head: nn.Module) -> torch.device:
     return next(head.parameters()).device
+
+
+#: How many first-level feature voxels one network call may hold: what the small preset batches where batching pays
+#: (~3x per window on a CPU thread): eight identification patches of 32 x 48 x 48 voxels x 8 features (four stage-1
+#: windows of 32 x 64 x 64 fit too). A paper-size window (80 x 192 x 160 voxels x 32 features) is 17x that on its
+#: own, so it runs alone: batching it only multiplies the memory (10 GB for four windows,
+#: benchmarks/paper_size_benchmark.py) and, on a case of fewer windows, the work spent on padding copies.
+ACTIVATION_BUDGET = 8 * 32 * 48 * 48 * 8
+
+
+def samples_per_call(config: UNetConfig, patch_size, upto: int) -> int:
+    """Patches of ``patch_size`` voxels that one call of this network may batch: at most ``upto``, at least 1, and no
+    more than ACTIVATION_BUDGET allows at the first level's width."""
+    per_sample = math.prod(int(v) for v in patch_size) * int(config.features[0])
+    return max(1, min(int(upto), ACTIVATION_BUDGET // per_sample))
 
 
 def parameter_count(model: nn.Module) -> int:
