@@ -508,7 +508,9 @@ def test_click_on_a_contour_selects_its_node_and_a_click_elsewhere_links_the_vie
     assert abs(where["plane_distance_mm"]) < 1.0
     x, y = where["xy"]
     page.mouse.click(box["x"] + x, box["y"] + y)
-    wait_for(lambda: get_json(status_url)["selected"]["id"] == b.id, what=f"a click on {b.name}'s contour selects it")
+    wait_for(lambda: get_json(status_url)["selected"]["id"] == b.id,
+             what=f"a click on {b.name}'s contour at {target} (from {a.name}'s slice) selects it; selected: "
+                  f"{get_json(status_url)['selected']['id']}")
     shot(page, "14_click_selects_contour")
 
     # the reviewer's name typed on the page goes with the next decision, with its UTC time, into review.json

@@ -101,14 +101,20 @@ def main(args) -> int:
     todo = [c for c in wanted if c not in done]
     print(f"{len(wanted)} cases: {len(done)} already finished (skipped), {len(todo)} to run.")
     jobs = [(c, case_inputs_from_dataset(dataset, c), args.out, options, args.overwrite) for c in todo]
+    started = time.time()
     with _sigterm_as_interrupt() as terminated:
         outcomes, interrupted = _run_on_dask(args, options, jobs) if jobs else ([], None)
+    late = set()  # cases a worker finished while the cluster was being stopped: finished (their time is not known)
+    if interrupted is not None:
+        late = {c for c in interrupted if _written_since(args.out / c, started)}
+        interrupted = [c for c in interrupted if c not in late]
     failed = {c: why for c, why, _ in outcomes if why is not None}
     summary_path = args.out / "batch_summary.json"
     summary = {
         "disclaimer": NOT_FOR_CLINICAL_USE,
-        "finished": sorted(set(done) | {c for c, why, _ in outcomes if why is None}),
-        "failed": {**{c: w for c, w in previous.get("failed", {}).items() if c not in {o[0] for o in outcomes}}, **failed},
+        "finished": sorted(set(done) | late | {c for c, why, _ in outcomes if why is None}),
+        "failed": {**{c: w for c, w in previous.get("failed", {}).items()
+                      if c not in {o[0] for o in outcomes} | late}, **failed},
         "seconds": {**previous.get("seconds", {}), **{c: round(s, 2) for c, _, s in outcomes}},
     }
     with atomic_file(summary_path) as tmp:
@@ -120,6 +126,12 @@ def main(args) -> int:
               f"command again to continue.", file=sys.stderr)
         return 128 + terminated[0] if terminated else 130
     return 1 if failed else 0
+
+
+def _written_since(case_folder: Path, since: float) -> bool:
+    """The case's results are complete on disk and were written by this run (after ``since``, a time.time())."""
+    candidates = case_folder / "candidates.json"
+    return candidates.is_file() and candidates.stat().st_mtime >= since
 
 
 @contextlib.contextmanager

@@ -124,7 +124,7 @@ class ReviewApp:
         s.cursor_text, s.counts_text, s.provenance_text, s.operating_text = "", "", "", ""
         s.view_info = {}
         s.rescoring, s.rescoring_available = True, False
-        s.other_findings = []
+        s.other_findings, s.other_findings_open = [], False
         s.reviewer_default = self.session.reviewer  # --reviewer: each browser starts with it, then keeps its own
 
     def push_state(self) -> None:

@@ -37,6 +37,9 @@ def build_page(app) -> None:
             action_bar(app, html, v)
             html.Div("{{ disclaimer }}", id="disclaimer", classes="text-warning font-weight-bold mx-2 text-caption",
                      style="max-width: 14vw; line-height: 1.1")
+            v.VBtn("{{ other_findings.length }} other", size="small", variant="text", id="other-findings-button",
+                   v_show="other_findings.length", click="other_findings_open = true", prepend_icon="mdi-eye-off-outline",
+                   title="Other findings, not in the node list (other_findings.csv)")
             v.VBtn(icon="mdi-keyboard", size="small", variant="text", id="help-button", click="help_open = !help_open",
                    title="Keyboard shortcuts (?)", aria_label="Keyboard shortcuts")
         with layout.drawer:
@@ -62,7 +65,6 @@ def build_page(app) -> None:
                 html.Div("{{ cursor_text }}", id="cursor-values", classes="text-caption font-weight-medium",
                          style="min-height: 1.2em")
                 candidate_table(app, html, v)  # before the view controls: about 16 rows without scrolling
-                other_findings(html, v)
                 view_controls(app, html, v)
                 html.Div("{{ slice_text }}", id="slice-positions", classes="text-caption")
                 edit_tools(app, html, v)
@@ -78,6 +80,7 @@ def build_page(app) -> None:
                 app.layout_manager.initialize_layout_grid(layout)
             help_panel(app, html, v)
             pending_dialog(app, html, v)
+            other_findings(html, v)
 
 
 def view_controls(app, html, v) -> None:
@@ -167,13 +170,16 @@ def candidate_table(app, html, v) -> None:
 
 
 def other_findings(html, v) -> None:
-    """Collapsed: PET lesions not in the node list (other_findings.csv), one line each with its reason."""
-    with v.VExpansionPanels(v_show="other_findings.length", id="other-findings", density="compact"):
-        with v.VExpansionPanel():
-            v.VExpansionPanelTitle("Other findings, not in the node list ({{ other_findings.length }})",
-                                   classes="text-caption")
-            with v.VExpansionPanelText():
+    """PET lesions not in the node list (other_findings.csv), one line each with its reason: behind a title-bar
+    button, in a dialog, so the list adds no height to the drawer (whose controls must stay in the viewport)."""
+    with v.VDialog(v_model=("other_findings_open",), max_width=640):
+        with v.VCard(id="other-findings"):
+            v.VCardTitle("Other findings, not in the node list ({{ other_findings.length }})")
+            with v.VCardText():
                 html.Div("{{ f }}", v_for="(f, i) in other_findings", key="i", classes="text-caption")
+            with v.VCardActions():
+                v.VSpacer()
+                v.VBtn("Close", click="other_findings_open = false", id="other-findings-close")
 
 
 def action_bar(app, html, v) -> None:
