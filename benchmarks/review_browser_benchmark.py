@@ -4,6 +4,8 @@
   jump   click a candidate name until the axial view shows the new image
   slice  one step of the axial slice slider (keyboard on its thumb) until the new image arrives
   paint  one brush stroke (12 mouse moves over 45 px) until the new image arrives and the stroke is saved
+  durable  the same stroke from mouse-up until its segmentation is on disk (status.json "stroke_times", the server's
+         wall clock: the same machine's as this script's); also when the mouse-up reached the server
 
 Each figure is the median (and range) of ``--repeats`` actions. The server is ``lnstaging review`` from each
 ``--repo`` (a checkout), so one run measures the code before (e.g. a checkout of main) and after a change on the same
@@ -153,17 +155,19 @@ def measure(args, repo: Path) -> dict:
                 page.wait_for_timeout(1000)
                 page.click("#tool-paint")
                 page.wait_for_timeout(500)
-                strokes, stroke_costs = [], []
+                strokes, stroke_costs, durable, received = [], [], [], []
                 for k in range(args.repeats):
                     before = server_timings(base)
                     box = page.locator(IMG).first.bounding_box()
                     x, y = status(base)["selected"]["views"]["axial"]["xy"]
                     saved = status(base)["saved_at"]
+                    up_at = []
 
                     def stroke():
                         page.mouse.move(box["x"] + x, box["y"] + y + 4 * k)
                         page.mouse.down()
                         page.mouse.move(box["x"] + x + 45, box["y"] + y + 10 + 4 * k, steps=12)
+                        up_at.append(time.time())
                         page.mouse.up()
 
                     seconds = timed_until_new_image(page, stroke)
@@ -171,6 +175,10 @@ def measure(args, repo: Path) -> dict:
                     while status(base)["saved_at"] == saved:
                         time.sleep(0.02)
                     strokes.append(max(seconds, time.perf_counter() - start))
+                    times = status(base).get("stroke_times") or {}
+                    if times.get("durable") and times["durable"] >= up_at[0]:
+                        durable.append(times["durable"] - up_at[0])
+                        received.append(times["released"] - up_at[0])
                     page.wait_for_timeout(300)
                     stroke_costs.append(server_cost(before, server_timings(base)))
                 browser.close()
@@ -178,7 +186,8 @@ def measure(args, repo: Path) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return {"repo": str(repo), "case": args.results.name, "jump": summary(jumps), "slice_step": summary(steps),
-            "paint_stroke": summary(strokes),
+            "paint_stroke": summary(strokes), "mouse_up_to_on_disk": summary(durable) if durable else None,
+            "mouse_up_to_server": summary(received) if received else None,
             "server_cpu": {"jump": cost_summary(jump_costs), "slice_step": cost_summary(step_costs),
                            "paint_stroke": cost_summary(stroke_costs)},
             "load_average_before": load_before, "load_average": [round(v, 2) for v in os.getloadavg()]}

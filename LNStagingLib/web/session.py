@@ -86,9 +86,8 @@ class ReviewSession(ContourEditing, Triage):
         self.editor = slicer_app.segmentation_editor
         self.editor.set_undo_stack(self.undo_stack)
         self.editor.segmentation_modified.connect(self._on_segmentation_modified)
-        self._loading = False
-        self._edits_pending = False
-        self._save_scheduled = False
+        self._observe_mouse_release()
+        self._loading = self._edits_pending = self._save_scheduled = False
         self._export_state = ("none", "")
         self.ct_preset = "soft tissue"
         self.pet_window = PET_SUV_WINDOW
@@ -586,7 +585,7 @@ class ReviewSession(ContourEditing, Triage):
             "last_edit": {str(k): v for k, v in self.last_edit.items()},
             "take_from_others": self.take_from_others,
             "bulk_rejected": list(self._bulk_rejected),
-            "stroke_durable_s": self.stroke_durable_s,
+            **self.stroke_status(),
             "read_only": self.read_only,
             "last_error": self.last_error,
         }
