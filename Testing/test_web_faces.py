@@ -392,6 +392,43 @@ def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(ser
     shot(page, "08_triage_controls_1920x1080")
 
 
+def test_seg_download_beside_the_rtstruct(server, browser, run):
+    """Issue 26: each export also writes a DICOM SEG of the same nodes; its download sits beside the RTSTRUCT's
+    inside 1920x1080, holds the accepted node's voxels, is not cached, and is refused once the review changed."""
+    import urllib.error
+    import urllib.request
+
+    import pydicom
+
+    page = open_page(browser, server)
+    results = Results.read(run)
+    accepted = min(results.candidates, key=lambda c: c.rank)
+    page.click(f"#accept-{accepted.id}")
+    wait_for(lambda: status(server)["decisions"][str(accepted.id)] == "accepted", what="the decision")
+    page.click("#export")
+    wait_for(lambda: status(server)["export_state"] == "current", timeout=120, what="the export")
+    seg_box, rt_box = (page.locator(s).bounding_box() for s in ("#download-seg", "#download-rtstruct"))
+    assert seg_box and seg_box["x"] + seg_box["width"] <= VIEWPORT["width"] and seg_box["y"] >= 0 \
+        and seg_box["y"] + seg_box["height"] <= VIEWPORT["height"], seg_box
+    assert abs(seg_box["y"] - rt_box["y"]) < 4, "the SEG download is not beside the RTSTRUCT's"
+    with page.expect_download() as download:
+        page.click("#download-seg")
+    assert download.value.suggested_filename.endswith("SEG_LNStaging.dcm")
+    seg = pydicom.dcmread(download.value.path())
+    assert seg.Modality == "SEG"
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == [accepted.name]
+    voxels = status(server)["voxels"][str(accepted.id)]
+    assert int(np.count_nonzero(seg.pixel_array)) == voxels, "the SEG does not hold the accepted node's voxels"
+    with urllib.request.urlopen(server.base + "/lnstaging/download/SEG_LNStaging.dcm", timeout=30) as response:
+        assert response.headers["Cache-Control"] == "no-store"
+    shot(page, "09_seg_download")
+    page.click(f"#reject-{accepted.id}")
+    wait_for(lambda: status(server)["export_state"] == "stale", what="the export out of date")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.base + "/lnstaging/download/SEG_LNStaging.dcm", timeout=10)
+    assert refused.value.code == 409
+
+
 def test_two_browsers_record_their_own_reviewer(server, browser, run):
     """Issue 25 item 7: the reviewer belongs to the browser that made the decision, not to the last name typed."""
     first, second = open_page(browser, server), open_page(browser, server)

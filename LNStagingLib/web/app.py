@@ -18,7 +18,8 @@ from .. import NOT_FOR_CLINICAL_USE, __version__
 from ..errors import LNStagingError
 from . import security, validation
 from .cases import ReviewCase
-from .session import CT_PRESETS, RTSTRUCT_NAME, ReviewSession
+from .downloads import DOWNLOADS
+from .session import CT_PRESETS, ReviewSession
 from .timing import ServerTimings
 from .keyboard import SHORTCUTS
 from .layout import TITLE, build_page, slice_view_overlay
@@ -28,7 +29,6 @@ from . import page_text
 log = logging.getLogger(__name__)
 
 VIEW_TITLES = {"Red": "Axial", "Green": "Coronal", "Yellow": "Sagittal"}
-DOWNLOADS = {"gtv_ln.nii.gz": "review", "review.json": "review", "report.html": "review", RTSTRUCT_NAME: "export"}
 # One JPEG quality for every frame. trame-rca's default renders each change twice, a quality-50 frame and 5 frame
 # periods later a quality-90 one; on 2 loaded cores a render of the three views outlasts those periods, so the second
 # round ran at once and held back the delivery of the first (docs/PERFORMANCE.md: 6 renders per jump, now 3).

@@ -5,7 +5,8 @@ what the texts say comes from web/page_text.py, what the actions do from web/app
 from __future__ import annotations
 
 from .keyboard import KEYBOARD_SCRIPT
-from .session import CT_PRESETS, RTSTRUCT_NAME
+from .downloads import RTSTRUCT_NAME, SEG_NAME
+from .session import CT_PRESETS
 
 TITLE = "LNStaging review"
 DRAWER_PX = 530  # the candidate list with its decision column uncut (Testing/test_web_faces.py)
@@ -199,6 +200,10 @@ def action_bar(app, html, v) -> None:
            disabled=("export_state !== 'current'",), href=f"lnstaging/download/{RTSTRUCT_NAME}",
            raw_attrs=[f'download="{RTSTRUCT_NAME}"'], prepend_icon="mdi-download",
            title="The RTSTRUCT of the last export (refused when the review changed since)")
+    v.VBtn("SEG", id="download-seg", size="small", v_show="has_export", classes="mx-1",
+           disabled=("export_state !== 'current'",), href=f"lnstaging/download/{SEG_NAME}",
+           raw_attrs=[f'download="{SEG_NAME}"'], prepend_icon="mdi-download",
+           title="The same nodes as a DICOM SEG (voxel masks), written with each export")
     html.Div("Export out of date: export again", id="export-stale", v_show="export_state === 'stale'",
              classes="text-warning text-caption font-weight-bold mx-1",
              title=("'The review changed after the export (' + export_summary + ')'",))

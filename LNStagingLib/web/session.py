@@ -31,6 +31,7 @@ from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
+from .downloads import RTSTRUCT_NAME, export_seg_beside
 from .editing import ContourEditing
 from .triage import Triage
 from .timing import Clock
@@ -48,7 +49,6 @@ PET_SUV_WINDOW = (2.0, 10.0)  # below SUV 2 transparent: background uptake does 
 MARKER_NAME = "Selected candidate"
 MARKER_DIAMETER_MM = 20.0  # the rays reach beyond a node of the usual size
 MARKER_COLOUR = (0.0, 1.0, 1.0)  # cyan: distinct from the heat map and the probability colours
-RTSTRUCT_NAME = "RS_LNStaging.dcm"
 
 
 class ReadOnlyReviewError(LNStagingError):
@@ -469,7 +469,8 @@ class ReviewSession(ContourEditing, Triage):
         summary, _record = export_review(self.review.results, self.case.ct_dicom, self.case.export_dir / RTSTRUCT_NAME,
                                          self.case.review_dir, threshold=self.review.threshold,
                                          include_pending=include_pending)
-        self.last_export = summary.path
+        self.last_export, self.last_error = summary.path, export_seg_beside(  # the SEG of the same nodes beside it
+            self.review.results, self.case.ct_dicom, self.case.export_dir, self.review.threshold, include_pending)
         self.refresh_export_state()
         self.on_change()
         return summary.path
