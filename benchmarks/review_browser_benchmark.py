@@ -136,7 +136,7 @@ def measure(args, repo: Path) -> dict:
                 ids = [int(i.split("-")[1]) for i in page.eval_on_selector_all(
                     "[id^=cand-]", "cells => cells.map(c => c.id)")]
                 jumps, jump_costs = [], []
-                for k in range(args.repeats):
+                for k in range(args.repeats if len(ids) > 1 else 0):  # one candidate: no jump to another
                     target = ids[(k + 1) % len(ids)]
                     before = server_timings(base)
                     jumps.append(timed_until_new_image(page, lambda: page.click(f"#cand-{target}")))
@@ -185,10 +185,10 @@ def measure(args, repo: Path) -> dict:
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return {"repo": str(repo), "case": args.results.name, "jump": summary(jumps), "slice_step": summary(steps),
+    return {"repo": str(repo), "case": args.results.name, "jump": summary(jumps) if jumps else None, "slice_step": summary(steps),
             "paint_stroke": summary(strokes), "mouse_up_to_on_disk": summary(durable) if durable else None,
             "mouse_up_to_server": summary(received) if received else None,
-            "server_cpu": {"jump": cost_summary(jump_costs), "slice_step": cost_summary(step_costs),
+            "server_cpu": {"jump": cost_summary(jump_costs) if jumps else None, "slice_step": cost_summary(step_costs),
                            "paint_stroke": cost_summary(stroke_costs)},
             "load_average_before": load_before, "load_average": [round(v, 2) for v in os.getloadavg()]}
 

@@ -349,7 +349,7 @@ class ReviewApp:
             "reset": lambda: selected is not None and session.set_review(selected, "pending", reviewer),
             "undo": session.undo, "redo": session.redo,
             "slice_up": lambda: session.step_slice(+1), "slice_down": lambda: session.step_slice(-1),
-            "overlay": session.toggle_overlay, "reset_zoom": session.reset_zoom,
+            "overlay": session.toggle_overlay, "reset_zoom": session.reset_zoom, "zoom_node": session.zoom_to_node,
             "next_pending": session.next_pending,
             "paint": lambda: session.set_tool("paint"), "erase": lambda: session.set_tool("erase"),
             "no_tool": lambda: session.set_tool("none"),

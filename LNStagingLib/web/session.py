@@ -326,10 +326,6 @@ class ReviewSession(ContourEditing, Triage):
         per_mm = np.abs(columns @ normal) / spacing**2  # index change per mm along the normal, per axis
         return float(1.0 / per_mm.max())
 
-    def reset_zoom(self) -> None:
-        for view in self.app.view_manager.get_slice_views():
-            view.fit_view_to_content()
-
     def toggle_overlay(self) -> None:
         self.set_overlay("none" if self.overlay != "none" else "pet")
 
@@ -360,6 +356,7 @@ class ReviewSession(ContourEditing, Triage):
         views.place_crosshair(self.scene, ras)  # the views are linked at the candidate
         self.selected_id = int(candidate_id)
         self._move_marker(ras)
+        self._follow_zoom()  # zoomed to a node: the next one is shown the same way (web/triage.py)
         if self.review.segmentation is not None and self.editor.active_segmentation is not None:
             segment_id = segments.segment_id_for(self.review.segmentation, self.selected_id)
             if segment_id:
@@ -537,8 +534,8 @@ class ReviewSession(ContourEditing, Triage):
             normal = np.array([slice_to_ras.GetElement(r, 2) for r in range(3)])
             origin = np.array([slice_to_ras.GetElement(r, 3) for r in range(3)])
             distance = float(np.dot(np.asarray(ras) - origin, normal / np.linalg.norm(normal)))
-            height = view.render_window().GetSize()[1]
-            out[VIEW_NAMES[node.GetName()]] = {"xy": [round(x, 1), round(height - 1 - y, 1)],
+            width, height = view.render_window().GetSize()
+            out[VIEW_NAMES[node.GetName()]] = {"xy": [round(x, 1), round(height - 1 - y, 1)], "size": [width, height],
                                                "plane_distance_mm": round(distance, 4)}
         return out
 
@@ -567,6 +564,7 @@ class ReviewSession(ContourEditing, Triage):
             "overlay": self.overlay,
             "overlay_opacity": self.overlay_opacity,
             "tool": self.tool,
+            "zoomed_to_node": self.zoomed_to_node,
             "can_undo": bool(self.undo_stack.can_undo()),
             "visible_ids": sorted(self.review.visible_ids()),
             "decisions": {str(c.id): c.review for c in results.candidates},
