@@ -473,6 +473,56 @@ def test_zoom_to_the_selected_node_in_all_three_views(server, browser, run):
         (refit, fitted, zoomed)
 
 
+def test_pet_mip_with_clickable_node_markers(server, browser, run, data_dir):
+    """Issue 26: a coronal PET MIP beside the views with a marker per shown node in its decision's colour; the
+    marker sits where the PET DICOM's own geometry puts the node, on uptake, and a click jumps the views to it."""
+    import base64
+
+    from PIL import Image
+
+    page = open_page(browser, server)
+    node = min(Results.read(run).candidates, key=lambda c: c.rank)
+    mip_box = page.locator("#pet-mip img").bounding_box()
+    assert mip_box and mip_box["x"] + mip_box["width"] <= VIEWPORT["width"] \
+        and mip_box["y"] + mip_box["height"] <= VIEWPORT["height"], mip_box
+    marker = page.locator(f"#mip-{node.id}")
+    box = marker.bounding_box()
+    centre = (box["x"] + box["width"] / 2 - mip_box["x"], box["y"] + box["height"] / 2 - mip_box["y"])
+
+    reader = sitk.ImageSeriesReader()  # the PET's geometry from its DICOM files (LPS), not from the server's scene
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(data_dir / STS / "PET/image")))
+    pet = reader.Execute()
+    corners = np.array([pet.TransformContinuousIndexToPhysicalPoint([i * (n - 1) for i, n in zip(ijk, pet.GetSize())])
+                        for ijk in np.ndindex(2, 2, 2)])
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    expected_x = (node.centroid_lps[0] - lo[0]) / (hi[0] - lo[0]) * mip_box["width"]  # patient right on the left
+    expected_y = (hi[2] - node.centroid_lps[2]) / (hi[2] - lo[2]) * mip_box["height"]  # superior at the top
+    assert abs(centre[0] - expected_x) < 4 and abs(centre[1] - expected_y) < 4, (centre, expected_x, expected_y)
+
+    src = page.get_attribute("#pet-mip img", "src")
+    grey = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L"), float)
+    row = int(centre[1] / mip_box["height"] * grey.shape[0])
+    col = int(centre[0] / mip_box["width"] * grey.shape[1])
+    around = grey[max(row - 3, 0):row + 4, max(col - 3, 0):col + 4]
+    assert around.min() < np.percentile(grey, 5), "the marker is not on uptake (dark in the inverted MIP)"
+    colour = marker.evaluate("m => getComputedStyle(m).borderColor")
+    assert colour, "the marker has no colour"
+
+    page.locator("#list-title").click()
+    for _ in range(8):
+        page.keyboard.press("PageDown")  # the axial view away from the node
+    wait_for(lambda: abs(status(server, ras_of(node))["point_views"]["axial"]["plane_distance_mm"]) > 5,
+             what="the axial view moved away")
+    marker.click()
+    wait_for(lambda: abs(status(server, ras_of(node))["point_views"]["axial"]["plane_distance_mm"]) < 1.0,
+             what="a click on the marker: back at the node")
+    assert all(abs(v["plane_distance_mm"]) < 1.0 for v in status(server, ras_of(node))["point_views"].values())
+    page.click(f"#accept-{node.id}")
+    wait_for(lambda: page.locator(f"#mip-{node.id}").evaluate("m => getComputedStyle(m).backgroundColor")
+             not in ("rgba(0, 0, 0, 0)", "transparent"), what="the accepted marker filled")
+    shot(page, "11_pet_mip")
+
+
 def test_two_browsers_record_their_own_reviewer(server, browser, run):
     """Issue 25 item 7: the reviewer belongs to the browser that made the decision, not to the last name typed."""
     first, second = open_page(browser, server), open_page(browser, server)

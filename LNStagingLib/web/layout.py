@@ -77,6 +77,7 @@ def build_page(app) -> None:
         with layout.content:
             with html.Div(classes="fill-height d-flex flex-row flex-grow-1", id="views"):
                 app.layout_manager.initialize_layout_grid(layout)
+                pet_mip(html)
             help_panel(app, html, v)
             pending_dialog(app, html, v)
 
@@ -178,6 +179,23 @@ def other_findings(html, v) -> None:
                                    classes="text-caption")
             with v.VExpansionPanelText():
                 html.Div("{{ f }}", v_for="(f, i) in other_findings", key="i", classes="text-caption")
+
+
+def pet_mip(html) -> None:
+    """The coronal PET MIP beside the views, a marker per shown node in its decision's colour (filled: accepted);
+    a click on a marker selects the node (web/mip.py). Padded so that a marker on the picture's edge stays
+    clickable."""
+    with html.Div(id="pet-mip", v_show="mip_src", style="flex: 0 0 190px; align-self: start; padding: 8px 6px",
+                  title="PET MIP (coronal; patient right on the left): click a node to jump to it"):
+        with html.Div(style="position: relative"):  # the markers' percentages are of the picture alone
+            html.Img(src=("mip_src",), style="width: 100%; display: block", alt="PET maximum intensity projection")
+            html.Div(v_for="m in mip_markers", key="m.id", id=("'mip-' + m.id",), title=("m.name",),
+                     click="window.lnsTrigger('lns_select', [m.id])", aria_label=("'Jump to ' + m.name",),
+                     style=("{position: 'absolute', left: m.left + '%', top: m.top + '%', width: '12px',"
+                            " height: '12px', transform: 'translate(-50%, -50%)', borderRadius: '50%',"
+                            " cursor: 'pointer', border: (m.selected ? 3 : 2) + 'px solid ' +"
+                            " (m.selected ? '#00ffff' : m.colour), background: m.filled ? m.colour : 'transparent'}",))
+        html.Div("PET MIP (R on the left)", classes="text-caption text-center")
 
 
 def action_bar(app, html, v) -> None:
