@@ -109,6 +109,8 @@ def main() -> int:
     parser.add_argument("--repo", type=Path, nargs="+", default=[Path(__file__).resolve().parents[1]])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--actions", nargs="+", choices=("jump", "slice", "paint"), default=["jump", "slice", "paint"],
+                        help="what to measure (default all)")
     args = parser.parse_args()
     for round_ in range(args.rounds):
         for repo in args.repo:
@@ -136,7 +138,7 @@ def measure(args, repo: Path) -> dict:
                 ids = [int(i.split("-")[1]) for i in page.eval_on_selector_all(
                     "[id^=cand-]", "cells => cells.map(c => c.id)")]
                 jumps, jump_costs = [], []
-                for k in range(args.repeats if len(ids) > 1 else 0):  # one candidate: no jump to another
+                for k in range(args.repeats if len(ids) > 1 and "jump" in args.actions else 0):  # one: no jump
                     target = ids[(k + 1) % len(ids)]
                     before = server_timings(base)
                     jumps.append(timed_until_new_image(page, lambda: page.click(f"#cand-{target}")))
@@ -144,7 +146,7 @@ def measure(args, repo: Path) -> dict:
                     jump_costs.append(server_cost(before, server_timings(base)))
                 thumb = page.locator(".slice-slider .v-slider-thumb").first
                 steps, step_costs = [], []
-                for k in range(args.repeats):
+                for k in range(args.repeats if "slice" in args.actions else 0):
                     thumb.focus()
                     key = "ArrowRight" if k % 2 == 0 else "ArrowLeft"
                     before = server_timings(base)
@@ -156,7 +158,7 @@ def measure(args, repo: Path) -> dict:
                 page.click("#tool-paint")
                 page.wait_for_timeout(500)
                 strokes, stroke_costs, durable, received = [], [], [], []
-                for k in range(args.repeats):
+                for k in range(args.repeats if "paint" in args.actions else 0):
                     before = server_timings(base)
                     box = page.locator(IMG).first.bounding_box()
                     x, y = status(base)["selected"]["views"]["axial"]["xy"]
@@ -185,10 +187,14 @@ def measure(args, repo: Path) -> dict:
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return {"repo": str(repo), "case": args.results.name, "jump": summary(jumps) if jumps else None, "slice_step": summary(steps),
-            "paint_stroke": summary(strokes), "mouse_up_to_on_disk": summary(durable) if durable else None,
-            "mouse_up_to_server": summary(received) if received else None,
-            "server_cpu": {"jump": cost_summary(jump_costs) if jumps else None, "slice_step": cost_summary(step_costs),
+
+    def summarised(values):
+        return summary(values) if values else None
+
+    return {"repo": str(repo), "case": args.results.name, "jump": summarised(jumps), "slice_step": summarised(steps),
+            "paint_stroke": summarised(strokes), "mouse_up_to_on_disk": summarised(durable),
+            "mouse_up_to_server": summarised(received),
+            "server_cpu": {"jump": cost_summary(jump_costs), "slice_step": cost_summary(step_costs),
                            "paint_stroke": cost_summary(stroke_costs)},
             "load_average_before": load_before, "load_average": [round(v, 2) for v in os.getloadavg()]}
 
