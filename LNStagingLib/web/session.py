@@ -536,6 +536,7 @@ class ReviewSession(ContourEditing, Triage):
             distance = float(np.dot(np.asarray(ras) - origin, normal / np.linalg.norm(normal)))
             width, height = view.render_window().GetSize()
             out[VIEW_NAMES[node.GetName()]] = {"xy": [round(x, 1), round(height - 1 - y, 1)], "size": [width, height],
+                                               "slice_size": list(node.GetDimensions()[:2]),
                                                "plane_distance_mm": round(distance, 4)}
         return out
 
