@@ -462,6 +462,9 @@ def test_zoom_to_the_selected_node_in_all_three_views(server, browser, run):
 
     wait_for(settled, what="the views' final size")
     fitted, _ = pixels_per_mm()
+    button = page.locator("#zoom-node").bounding_box()
+    assert button and 0 <= button["x"] and button["x"] + button["width"] <= VIEWPORT["width"] and 0 <= button["y"] \
+        and button["y"] + button["height"] <= VIEWPORT["height"], f"the zoom button is outside the viewport: {button}"
     page.locator("#list-title").click()
     page.keyboard.press("z")
     wait_for(lambda: status(server)["zoomed_to_node"], what="Z: zoomed to the node")

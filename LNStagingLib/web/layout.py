@@ -92,9 +92,6 @@ def view_controls(app, html, v) -> None:
                        click=f"window.lnsTrigger('lns_key', ['preset:{name}'])")
         v.VBtn(icon="mdi-fit-to-screen-outline", size="small", variant="text", id="reset-zoom",
                click="window.lnsTrigger('lns_key', ['reset_zoom'])", title="Reset zoom (F)", aria_label="Reset zoom")
-        v.VBtn(icon="mdi-magnify-plus-outline", size="small", variant="text", id="zoom-node",
-               click="window.lnsTrigger('lns_key', ['zoom_node'])", aria_label="Zoom to the selected node",
-               title="Zoom to the selected node in all three views, and the next ones too (Z; F ends it)")
     with v.VRow(dense=True, align="center", classes="ma-0"):
         html.Span("Overlay", classes="mr-2")
         with v.VBtnToggle(v_model=("overlay",), density="compact", mandatory=True, id="overlay"):
@@ -211,6 +208,9 @@ def action_bar(app, html, v) -> None:
            title="Undo (Ctrl+Z)", aria_label="Undo")
     v.VBtn(icon="mdi-redo", size="small", variant="text", disabled=("!can_redo",), click=app.redo, id="redo",
            title="Redo (Ctrl+Y)", aria_label="Redo")
+    v.VBtn(icon="mdi-magnify-plus-outline", size="small", variant="text", id="zoom-node",
+           click="window.lnsTrigger('lns_key', ['zoom_node'])", aria_label="Zoom to the selected node",
+           title="Zoom to the selected node in all three views, and the next ones too (Z; F ends it)")
     v.VBtn("Export RTSTRUCT", id="export", size="small", color="primary", classes="mx-1",
            disabled=("export_disabled_reason !== ''",), click="window.lnsTrigger('lns_export', [false])",
            title="Write the accepted nodes as a DICOM RT Structure Set on the planning CT")
