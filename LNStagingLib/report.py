@@ -105,6 +105,26 @@ def _candidate_figure(ct, pet, labels, candidate, show_p: bool = True) -> str:
     return data
 
 
+def coronal_mip(pet: sitk.Image, spacing: float = 2.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Coronal maximum intensity projection of the PET resampled on an LPS-aligned grid (any scan direction):
+    (mip, LPS corner of the grid, spacing); rows = superior at the top, columns = x (patient right on the left).
+    The report's overview and the review page's clickable MIP (web/mip.py) both use it."""
+    corners = [pet.TransformContinuousIndexToPhysicalPoint([i * (s - 1) for i, s in zip(ijk, pet.GetSize())])
+               for ijk in np.ndindex(2, 2, 2)]
+    lo, hi = np.min(corners, axis=0), np.max(corners, axis=0)
+    n = np.maximum(((hi - lo) / spacing).astype(int) + 1, 1)
+    ref = sitk.Image([int(v) for v in n], sitk.sitkUInt8)
+    ref.SetSpacing([spacing] * 3)
+    ref.SetOrigin(lo.tolist())
+    arr = sitk.GetArrayFromImage(sitk.Resample(pet, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+    return arr.max(axis=1)[::-1], lo, spacing
+
+
+def mip_position(lps, lo, spacing: float, rows: int) -> tuple[float, float]:
+    """(column, row) of an LPS point in coronal_mip's picture."""
+    return (lps[0] - lo[0]) / spacing, rows - 1 - (lps[2] - lo[2]) / spacing
+
+
 def _overview_figure(pet, results: Results, marked: Optional[set] = None) -> Optional[str]:
     """Coronal PET maximum intensity projection with the candidates marked, on an LPS-aligned 2 mm grid."""
     if pet is None:
@@ -114,23 +134,13 @@ def _overview_figure(pet, results: Results, marked: Optional[set] = None) -> Opt
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    corners = [pet.TransformContinuousIndexToPhysicalPoint([i * (s - 1) for i, s in zip(ijk, pet.GetSize())])
-               for ijk in np.ndindex(2, 2, 2)]
-    lo, hi = np.min(corners, axis=0), np.max(corners, axis=0)
-    spacing = 2.0
-    n = np.maximum(((hi - lo) / spacing).astype(int) + 1, 1)
-    ref = sitk.Image([int(v) for v in n], sitk.sitkUInt8)
-    ref.SetSpacing([spacing] * 3)
-    ref.SetOrigin(lo.tolist())
-    arr = sitk.GetArrayFromImage(sitk.Resample(pet, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32))
-    mip = arr.max(axis=1)[::-1]  # coronal: rows = superior at top, columns = x (patient right on the left)
+    mip, lo, spacing = coronal_mip(pet)
     aspect = max(mip.shape[0] / max(mip.shape[1], 1), 0.5)
     fig, ax = plt.subplots(figsize=(2.9, min(2.9 * aspect, 4.2)))
     ax.imshow(mip, cmap="gray_r", vmin=0, vmax=max(float(np.percentile(mip, 99.5)), 1.0))
     shown = [c for c in results.candidates if c.id in (marked if marked is not None else {c.id for c in results.candidates})]
     for c in shown:
-        x = (c.centroid_lps[0] - lo[0]) / spacing
-        row = mip.shape[0] - 1 - (c.centroid_lps[2] - lo[2]) / spacing
+        x, row = mip_position(c.centroid_lps, lo, spacing, mip.shape[0])
         colour = DECISION_COLOURS.get(c.review, "#1f77b4")
         ax.plot([x], [row], "o", mfc=colour if c.review == "accepted" else "none", mec=colour, ms=7, mew=1.3,
                 ls="none")

@@ -96,6 +96,12 @@ def ras_of(c) -> list[float]:
     return [-c.centroid_lps[0], -c.centroid_lps[1], c.centroid_lps[2]]
 
 
+def reviewed(run: Path) -> Results:
+    """The candidates as the server has them: the saved review's (an earlier test's stroke moved a centroid), else
+    the run's."""
+    return Results.read(run / "review") if (run / "review" / "candidates.json").is_file() else Results.read(run)
+
+
 def labels_on_disk(run: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz")))
 
@@ -293,6 +299,36 @@ def test_a_stroke_changes_only_the_selected_node_unless_asked_and_is_on_disk_bef
         again.kill()
 
 
+def test_a_stroke_is_on_disk_within_half_a_second_of_mouse_up(server, browser, run):
+    """Issue 26: from the page's mouse-up to the stroke's segmentation on disk (the server's wall clock and the
+    test's are the same machine's), and the file on disk holds the stroke."""
+    page = open_page(browser, server)
+    results = Results.read(run)
+    target = min(results.candidates, key=lambda c: c.rank)
+    ct = sitk.ReadImage(str(run / "gtv_ln.nii.gz"))
+    k = ct.TransformPhysicalPointToIndex(target.centroid_lps)[2]
+    page.click(f"#cand-{target.id}")
+    wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
+    page.click("#tool-paint")
+    wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
+    before = status(server)["voxels"][str(target.id)]
+    up = _stroke(page, server, [ras_of(target), _empty_point_near(ct, target, k)])
+    up_wall = time.time() - (time.perf_counter() - up)
+    times = wait_for(lambda: (t := status(server)["stroke_times"]).get("durable") and t["durable"] > up_wall - 5 and t,
+                     timeout=30, what="the stroke on disk")
+    seg = run / "review" / "GTV_LN.seg.nrrd"
+    assert seg.stat().st_mtime >= up_wall - 0.05, "the segmentation file was not written after the stroke"
+    durable_s = times["durable"] - up_wall
+    print(f"mouse-up to on disk {durable_s:.3f} s (mouse-up reached the server after "
+          f"{times['released'] - up_wall:.3f} s, stroke applied after {times['applied'] - up_wall:.3f} s); "
+          f"load average {__import__('os').getloadavg()[0]:.1f}")
+    saved = wait_for(lambda: (s := status(server))["voxels"][str(target.id)] > before and not s["edits_pending"]
+                     and s, timeout=30, what="the stroke saved")
+    print(f"mouse-up to fully saved (GTV_LN, tables, review.json) {saved['saved_at'] - up_wall:.3f} s; renders "
+          f"{saved['timings']['renders']}; actions {saved['timings']['actions']}")
+    assert durable_s < DURABLE_WITHIN_S, f"the stroke reached disk {durable_s:.2f} s after mouse-up"
+
+
 def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(server, browser, run):
     page = open_page(browser, server)
 
@@ -367,6 +403,147 @@ def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(ser
     wait_for(lambda: status(server)["export_state"] == "stale", what="the export out of date")
     inside("#export-stale")
     shot(page, "08_triage_controls_1920x1080")
+
+
+def test_seg_download_beside_the_rtstruct(server, browser, run):
+    """Issue 26: each export also writes a DICOM SEG of the same nodes; its download sits beside the RTSTRUCT's
+    inside 1920x1080, holds the accepted node's voxels, is not cached, and is refused once the review changed."""
+    import urllib.error
+    import urllib.request
+
+    import pydicom
+
+    page = open_page(browser, server)
+    results = Results.read(run)
+    accepted = min(results.candidates, key=lambda c: c.rank)
+    page.click(f"#accept-{accepted.id}")
+    wait_for(lambda: status(server)["decisions"][str(accepted.id)] == "accepted", what="the decision")
+    page.click("#export")
+    wait_for(lambda: status(server)["export_state"] == "current", timeout=120, what="the export")
+    seg_box, rt_box = (page.locator(s).bounding_box() for s in ("#download-seg", "#download-rtstruct"))
+    assert seg_box and seg_box["x"] + seg_box["width"] <= VIEWPORT["width"] and seg_box["y"] >= 0 \
+        and seg_box["y"] + seg_box["height"] <= VIEWPORT["height"], seg_box
+    assert abs(seg_box["y"] - rt_box["y"]) < 4, "the SEG download is not beside the RTSTRUCT's"
+    with page.expect_download() as download:
+        page.click("#download-seg")
+    assert download.value.suggested_filename.endswith("SEG_LNStaging.dcm")
+    seg = pydicom.dcmread(download.value.path())
+    assert seg.Modality == "SEG"
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == [accepted.name]
+    voxels = status(server)["voxels"][str(accepted.id)]
+    assert int(np.count_nonzero(seg.pixel_array)) == voxels, "the SEG does not hold the accepted node's voxels"
+    with urllib.request.urlopen(server.base + "/lnstaging/download/SEG_LNStaging.dcm", timeout=30) as response:
+        assert response.headers["Cache-Control"] == "no-store"
+    shot(page, "09_seg_download")
+    page.click(f"#reject-{accepted.id}")
+    wait_for(lambda: status(server)["export_state"] == "stale", what="the export out of date")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.base + "/lnstaging/download/SEG_LNStaging.dcm", timeout=10)
+    assert refused.value.code == 409
+
+
+def test_zoom_to_the_selected_node_in_all_three_views(server, browser, run):
+    """Issue 26: Z (or the magnifier button) centres the axial, coronal and sagittal views on the selected node and
+    shows ZOOM_NODE_DIAMETERS node diameters (at least ZOOM_MIN_FIELD_MM) across each view's shorter side; F fits
+    the images again. Checked by where the server draws the centroid and a point 10 mm away in each view."""
+    from LNStagingLib.web.triage import ZOOM_MIN_FIELD_MM, ZOOM_NODE_DIAMETERS
+
+    page = open_page(browser, server)
+    node = min(reviewed(run).candidates, key=lambda c: c.rank)
+    page.click(f"#cand-{node.id}")
+    wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == node.id, what="the jump")
+    ras = ras_of(node)
+    step = {"axial": [10, 0, 0], "coronal": [0, 0, 10], "sagittal": [0, 0, 10]}  # 10 mm within each view's plane
+
+    def pixels_per_mm() -> dict:
+        at = status(server, ras)["point_views"]
+        out = {}
+        for view, delta in step.items():
+            there = status(server, list(np.add(ras, delta)))["point_views"][view]["xy"]
+            out[view] = float(np.hypot(*np.subtract(there, at[view]["xy"]))) / 10.0
+        return out, at
+
+    def settled() -> bool:  # every view's slice node has the size its picture has (no resize on the way)
+        views = status(server, ras)["point_views"].values()
+        return all(v["size"] == v["slice_size"] for v in views)
+
+    wait_for(settled, what="the views' final size")
+    fitted, _ = pixels_per_mm()
+    button = page.locator("#zoom-node").bounding_box()
+    assert button and 0 <= button["x"] and button["x"] + button["width"] <= VIEWPORT["width"] and 0 <= button["y"] \
+        and button["y"] + button["height"] <= VIEWPORT["height"], f"the zoom button is outside the viewport: {button}"
+    page.locator("#list-title").click()
+    page.keyboard.press("z")
+    wait_for(lambda: status(server)["zoomed_to_node"], what="Z: zoomed to the node")
+    diameter = 2 * (3 * node.volume_ml * 1000 / (4 * np.pi)) ** (1 / 3)
+    field = max(ZOOM_MIN_FIELD_MM, ZOOM_NODE_DIAMETERS * diameter)
+    wait_for(settled, what="the views' final size")
+    zoomed, at = pixels_per_mm()
+    for view in step:
+        width, height = at[view]["size"]
+        x, y = at[view]["xy"]
+        assert abs(x - width / 2) <= 2 and abs(y - height / 2) <= 2, f"{view}: the node is not centred ({x}, {y})"
+        assert abs(at[view]["plane_distance_mm"]) < 1.0, f"{view}: the view does not pass through the node"
+        assert zoomed[view] == pytest.approx(min(width, height) / field, rel=0.03), (view, zoomed, field)
+        assert zoomed[view] > 1.5 * fitted[view], f"{view}: not zoomed in ({fitted[view]} -> {zoomed[view]} px/mm)"
+    shot(page, "10_zoomed_to_node")
+    page.keyboard.press("f")
+    wait_for(lambda: not status(server)["zoomed_to_node"], what="F: fitted again")
+    refit, _ = pixels_per_mm()
+    # zoomed out again to a fit of the images (trame-slicer's fit_view_to_content at the views' present size; the
+    # page's first fit was made while the views were being sized: 5-18 % apart in our runs)
+    assert all(refit[v] == pytest.approx(fitted[v], rel=0.25) and refit[v] < zoomed[v] / 1.5 for v in step), \
+        (refit, fitted, zoomed)
+
+
+def test_pet_mip_with_clickable_node_markers(server, browser, run, data_dir):
+    """Issue 26: a coronal PET MIP beside the views with a marker per shown node in its decision's colour; the
+    marker sits where the PET DICOM's own geometry puts the node, on uptake, and a click jumps the views to it."""
+    import base64
+
+    from PIL import Image
+
+    page = open_page(browser, server)
+    node = min(reviewed(run).candidates, key=lambda c: c.rank)
+    mip_box = page.locator("#pet-mip img").bounding_box()
+    assert mip_box and mip_box["x"] + mip_box["width"] <= VIEWPORT["width"] \
+        and mip_box["y"] + mip_box["height"] <= VIEWPORT["height"], mip_box
+    marker = page.locator(f"#mip-{node.id}")
+    box = marker.bounding_box()
+    centre = (box["x"] + box["width"] / 2 - mip_box["x"], box["y"] + box["height"] / 2 - mip_box["y"])
+
+    reader = sitk.ImageSeriesReader()  # the PET's geometry from its DICOM files (LPS), not from the server's scene
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(data_dir / STS / "PET/image")))
+    pet = reader.Execute()
+    corners = np.array([pet.TransformContinuousIndexToPhysicalPoint([i * (n - 1) for i, n in zip(ijk, pet.GetSize())])
+                        for ijk in np.ndindex(2, 2, 2)])
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    expected_x = (node.centroid_lps[0] - lo[0]) / (hi[0] - lo[0]) * mip_box["width"]  # patient right on the left
+    expected_y = (hi[2] - node.centroid_lps[2]) / (hi[2] - lo[2]) * mip_box["height"]  # superior at the top
+    assert abs(centre[0] - expected_x) < 4 and abs(centre[1] - expected_y) < 4, (centre, expected_x, expected_y)
+
+    src = page.get_attribute("#pet-mip img", "src")
+    grey = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L"), float)
+    row = int(centre[1] / mip_box["height"] * grey.shape[0])
+    col = int(centre[0] / mip_box["width"] * grey.shape[1])
+    around = grey[max(row - 3, 0):row + 4, max(col - 3, 0):col + 4]
+    assert around.min() < np.percentile(grey, 5), "the marker is not on uptake (dark in the inverted MIP)"
+    colour = marker.evaluate("m => getComputedStyle(m).borderColor")
+    assert colour, "the marker has no colour"
+
+    page.locator("#list-title").click()
+    for _ in range(8):
+        page.keyboard.press("PageDown")  # the axial view away from the node
+    wait_for(lambda: abs(status(server, ras_of(node))["point_views"]["axial"]["plane_distance_mm"]) > 5,
+             what="the axial view moved away")
+    marker.click()
+    wait_for(lambda: abs(status(server, ras_of(node))["point_views"]["axial"]["plane_distance_mm"]) < 1.0,
+             what="a click on the marker: back at the node")
+    assert all(abs(v["plane_distance_mm"]) < 1.0 for v in status(server, ras_of(node))["point_views"].values())
+    page.click(f"#accept-{node.id}")
+    wait_for(lambda: page.locator(f"#mip-{node.id}").evaluate("m => getComputedStyle(m).backgroundColor")
+             not in ("rgba(0, 0, 0, 0)", "transparent"), what="the accepted marker filled")
+    shot(page, "11_pet_mip")
 
 
 def test_two_browsers_record_their_own_reviewer(server, browser, run):

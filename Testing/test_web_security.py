@@ -967,7 +967,7 @@ def test_served_downloads_are_not_cached(real_served):
     deadline = time.monotonic() + 60
     while get_json(server.base + "/lnstaging/status.json")["export_state"] != "current" and time.monotonic() < deadline:
         time.sleep(0.5)
-    for name in ("RS_LNStaging.dcm", "review.json", "gtv_ln.nii.gz", "report.html"):
+    for name in ("RS_LNStaging.dcm", "SEG_LNStaging.dcm", "review.json", "gtv_ln.nii.gz", "report.html"):
         with urllib.request.urlopen(f"{server.base}/lnstaging/download/{name}", timeout=30) as response:
             assert response.status == 200, name
             assert f"Cache-Control: {response.headers['Cache-Control']}" == expected("review: downloads"), name

@@ -4,6 +4,8 @@
   jump   click a candidate name until the axial view shows the new image
   slice  one step of the axial slice slider (keyboard on its thumb) until the new image arrives
   paint  one brush stroke (12 mouse moves over 45 px) until the new image arrives and the stroke is saved
+  durable  the same stroke from mouse-up until its segmentation is on disk (status.json "stroke_times", the server's
+         wall clock: the same machine's as this script's); also when the mouse-up reached the server
 
 Each figure is the median (and range) of ``--repeats`` actions. The server is ``lnstaging review`` from each
 ``--repo`` (a checkout), so one run measures the code before (e.g. a checkout of main) and after a change on the same
@@ -107,6 +109,8 @@ def main() -> int:
     parser.add_argument("--repo", type=Path, nargs="+", default=[Path(__file__).resolve().parents[1]])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--actions", nargs="+", choices=("jump", "slice", "paint"), default=["jump", "slice", "paint"],
+                        help="what to measure (default all)")
     args = parser.parse_args()
     for round_ in range(args.rounds):
         for repo in args.repo:
@@ -134,7 +138,7 @@ def measure(args, repo: Path) -> dict:
                 ids = [int(i.split("-")[1]) for i in page.eval_on_selector_all(
                     "[id^=cand-]", "cells => cells.map(c => c.id)")]
                 jumps, jump_costs = [], []
-                for k in range(args.repeats):
+                for k in range(args.repeats if len(ids) > 1 and "jump" in args.actions else 0):  # one: no jump
                     target = ids[(k + 1) % len(ids)]
                     before = server_timings(base)
                     jumps.append(timed_until_new_image(page, lambda: page.click(f"#cand-{target}")))
@@ -142,7 +146,7 @@ def measure(args, repo: Path) -> dict:
                     jump_costs.append(server_cost(before, server_timings(base)))
                 thumb = page.locator(".slice-slider .v-slider-thumb").first
                 steps, step_costs = [], []
-                for k in range(args.repeats):
+                for k in range(args.repeats if "slice" in args.actions else 0):
                     thumb.focus()
                     key = "ArrowRight" if k % 2 == 0 else "ArrowLeft"
                     before = server_timings(base)
@@ -153,32 +157,48 @@ def measure(args, repo: Path) -> dict:
                 page.wait_for_timeout(1000)
                 page.click("#tool-paint")
                 page.wait_for_timeout(500)
-                strokes, stroke_costs = [], []
-                for k in range(args.repeats):
+                strokes, stroke_costs, durable, received = [], [], [], []
+                for k in range(args.repeats if "paint" in args.actions else 0):
                     before = server_timings(base)
                     box = page.locator(IMG).first.bounding_box()
                     x, y = status(base)["selected"]["views"]["axial"]["xy"]
                     saved = status(base)["saved_at"]
+                    up_at = []
 
                     def stroke():
                         page.mouse.move(box["x"] + x, box["y"] + y + 4 * k)
                         page.mouse.down()
                         page.mouse.move(box["x"] + x + 45, box["y"] + y + 10 + 4 * k, steps=12)
+                        for dx in (2, 0, 2, 0):  # a loaded server drops moves: dwell at the end (as a hand does)
+                            page.wait_for_timeout(100)
+                            page.mouse.move(box["x"] + x + 45 + dx, box["y"] + y + 10 + 4 * k)
+                        up_at.append(time.time())
                         page.mouse.up()
 
                     seconds = timed_until_new_image(page, stroke)
                     start = time.perf_counter() - seconds
                     while status(base)["saved_at"] == saved:
+                        if time.perf_counter() - start > 60:
+                            raise SystemExit("a stroke was never saved (it changed no voxel?)")
                         time.sleep(0.02)
                     strokes.append(max(seconds, time.perf_counter() - start))
+                    times = status(base).get("stroke_times") or {}
+                    if times.get("durable") and times["durable"] >= up_at[0]:
+                        durable.append(times["durable"] - up_at[0])
+                        received.append(times["released"] - up_at[0])
                     page.wait_for_timeout(300)
                     stroke_costs.append(server_cost(before, server_timings(base)))
                 browser.close()
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return {"repo": str(repo), "case": args.results.name, "jump": summary(jumps), "slice_step": summary(steps),
-            "paint_stroke": summary(strokes),
+
+    def summarised(values):
+        return summary(values) if values else None
+
+    return {"repo": str(repo), "case": args.results.name, "jump": summarised(jumps), "slice_step": summarised(steps),
+            "paint_stroke": summarised(strokes), "mouse_up_to_on_disk": summarised(durable),
+            "mouse_up_to_server": summarised(received),
             "server_cpu": {"jump": cost_summary(jump_costs), "slice_step": cost_summary(step_costs),
                            "paint_stroke": cost_summary(stroke_costs)},
             "load_average_before": load_before, "load_average": [round(v, 2) for v in os.getloadavg()]}

@@ -94,6 +94,20 @@ def crosshair_ras(scene) -> Optional[list]:
     return [round(float(v), 3) for v in node.GetCrosshairRAS()]
 
 
+def zoom_to_ras(scene, ras: Sequence[float], field_of_view_mm: float) -> None:
+    """Centre every slice view on ``ras`` (it pans, unlike jump_to_ras) and show ``field_of_view_mm`` across the
+    view's shorter side, keeping each view's aspect ratio and slice thickness."""
+    for slice_node in _nodes(scene, "vtkMRMLSliceNode"):
+        slice_node.JumpSliceByCentering(float(ras[0]), float(ras[1]), float(ras[2]))
+        width, height, depth = slice_node.GetFieldOfView()
+        ratio = width / height if height > 0 else 1.0
+        short = float(field_of_view_mm)
+        if ratio >= 1:
+            slice_node.SetFieldOfView(short * ratio, short, depth)
+        else:
+            slice_node.SetFieldOfView(short, short / ratio, depth)
+
+
 def jump_to_candidate(scene, candidate) -> tuple[float, float, float]:
     """Jump all slice views to a candidate's centroid; return the RAS point."""
     ras = lps_to_ras(candidate.centroid_lps)

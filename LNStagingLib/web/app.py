@@ -4,7 +4,7 @@ Layout: axial view large on the left, coronal and sagittal stacked on the right;
 case chooser, the patient probability, the operating point, the overlay, the candidate list (sorted by probability,
 click a name to jump, accept/reject), contour correction (paint/erase with undo) and export/downloads.
 HTTP routes beside the page: ``/lnstaging/status.json`` (what the session shows: slice offsets, decisions, voxel
-counts) and ``/lnstaging/download/<file>`` (the reviewed gtv_ln.nii.gz, review.json, the exported RTSTRUCT).
+counts) and ``/lnstaging/download/<file>`` (web/downloads.py: the reviewed GTV_LN, review.json, RTSTRUCT, SEG).
 Everything the page loads comes from this server (trame's client bundle, vuetify, icons): nothing from a CDN.
 """
 
@@ -16,19 +16,18 @@ from typing import Optional
 
 from .. import NOT_FOR_CLINICAL_USE, __version__
 from ..errors import LNStagingError
-from . import security, validation
+from . import mip, page_text, security, validation
 from .cases import ReviewCase
-from .session import CT_PRESETS, RTSTRUCT_NAME, ReviewSession
+from .downloads import DOWNLOADS
+from .session import CT_PRESETS, ReviewSession
 from .timing import ServerTimings
 from .keyboard import SHORTCUTS
 from .layout import TITLE, build_page, slice_view_overlay
 from .page_text import candidate_row, fmt as _fmt, fmt_p as _fmt_p  # noqa: F401 (tests import them here)
-from . import page_text
 
 log = logging.getLogger(__name__)
 
 VIEW_TITLES = {"Red": "Axial", "Green": "Coronal", "Yellow": "Sagittal"}
-DOWNLOADS = {"gtv_ln.nii.gz": "review", "review.json": "review", "report.html": "review", RTSTRUCT_NAME: "export"}
 # One JPEG quality for every frame. trame-rca's default renders each change twice, a quality-50 frame and 5 frame
 # periods later a quality-90 one; on 2 loaded cores a render of the three views outlasts those periods, so the second
 # round ran at once and held back the delivery of the first (docs/PERFORMANCE.md: 6 renders per jump, now 3).
@@ -81,7 +80,7 @@ class ReviewApp:
                                  flex_sizes=["2", "1"]))
             self.layout_manager.set_layout("review")  # creates the slice views (and their slice nodes) now
         _drop_model_slice_manager()
-        self.timings = ServerTimings()
+        self.timings, self._mip_cache = ServerTimings(), {}
         for view in self.slicer_app.view_manager.get_slice_views():
             name = view.get_view_node().GetName()
             self.timings.observe_render_window(VIEW_TITLES.get(name, name).lower(), view.render_window())
@@ -124,7 +123,7 @@ class ReviewApp:
         s.cursor_text, s.counts_text, s.provenance_text, s.operating_text = "", "", "", ""
         s.view_info = {}
         s.rescoring, s.rescoring_available = True, False
-        s.other_findings, s.other_findings_open = [], False
+        s.other_findings, s.other_findings_open, s.mip_src, s.mip_markers = [], False, "", []
         s.reviewer_default = self.session.reviewer  # --reviewer: each browser starts with it, then keeps its own
 
     def push_state(self) -> None:
@@ -160,6 +159,7 @@ class ReviewApp:
         s.provenance_text = self._provenance_text()
         s.selected_id = session.selected_id
         s.other_findings = page_text.other_finding_items(session.review.results)
+        s.update(mip.page_state(session, self._mip_cache))  # the clickable PET MIP (web/mip.py)
         s.case_id = session.case.case_id
         s.threshold = session.review.threshold
         s.show_rejected = session.review.show_rejected
@@ -349,7 +349,7 @@ class ReviewApp:
             "reset": lambda: selected is not None and session.set_review(selected, "pending", reviewer),
             "undo": session.undo, "redo": session.redo,
             "slice_up": lambda: session.step_slice(+1), "slice_down": lambda: session.step_slice(-1),
-            "overlay": session.toggle_overlay, "reset_zoom": session.reset_zoom,
+            "overlay": session.toggle_overlay, "reset_zoom": session.reset_zoom, "zoom_node": session.zoom_to_node,
             "next_pending": session.next_pending,
             "paint": lambda: session.set_tool("paint"), "erase": lambda: session.set_tool("erase"),
             "no_tool": lambda: session.set_tool("none"),

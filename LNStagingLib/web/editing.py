@@ -33,6 +33,19 @@ class ContourEditing:
     _stroke_saved = False  # the segmentation of the pending edit is on disk already (save_edits skips it)
     _stroke_at = 0.0
     stroke_durable_s: Optional[float] = None  # seconds from the last stroke applied to its segmentation on disk
+    _released_at: Optional[float] = None  # wall time (epoch) the last mouse-up reached the server
+    stroke_times: dict = {}  # wall times (epoch) of the last stroke: mouse-up received, applied, on disk
+
+    def _observe_mouse_release(self) -> None:
+        """Note when each mouse-up reaches the server: a stroke's clock starts there (status.json stroke_times; the
+        browser test compares it with the page's own mouse-up)."""
+        from vtkmodules.vtkCommonCore import vtkCommand
+
+        for view in self.app.view_manager.get_slice_views():
+            view.interactor().AddObserver(vtkCommand.LeftButtonReleaseEvent, self._on_mouse_release, 100.0)
+
+    def _on_mouse_release(self, *_args) -> None:
+        self._released_at = time.time()
 
     def set_tool(self, tool: str, brush_mm: Optional[float] = None) -> None:
         """'paint' or 'erase' the selected candidate's segment with a brush of ``brush_mm`` (mm), or 'none'."""
@@ -98,6 +111,7 @@ class ContourEditing:
             return
         if first:
             self._stroke_at = time.perf_counter()
+            self.stroke_times = {"released": self._released_at, "applied": time.time()}
             self._save_stroke()  # now, before the renders the stroke queued: durable first
             self.on_change()  # the page shows "saving..." until save() clears it
         if not self._save_scheduled:
@@ -113,6 +127,7 @@ class ContourEditing:
                 self._stroke_saved = review_autosave.save_segmentation(self.review, self.case.review_dir)
             if self._stroke_saved:  # from the edit reaching the scene to its segmentation on disk (status.json)
                 self.stroke_durable_s = round(time.perf_counter() - self._stroke_at, 4)
+                self.stroke_times["durable"] = time.time()
         except Exception:  # the full save that follows writes it again, or shows its error
             log.exception("saving the stroke failed")
 
@@ -124,6 +139,10 @@ class ContourEditing:
             log.exception("saving the review failed")
             self.last_error = f"Saving failed ({type(error).__name__}: {error})"
             self.on_change()
+
+    def stroke_status(self) -> dict:
+        """status.json: seconds from the stroke applied to on disk, and the wall times of its steps."""
+        return {"stroke_durable_s": self.stroke_durable_s, "stroke_times": dict(self.stroke_times)}
 
     def status_saving(self) -> bool:
         """True from a stroke until it is on disk (the page shows "saving...")."""

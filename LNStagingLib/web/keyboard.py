@@ -23,6 +23,7 @@ SHORTCUTS = (
     ("PageUp / PageDown or ↑ / ↓ with Shift", "axial slice up / down"),
     ("O", "PET overlay on / off"),
     ("1 2 3 4", "CT window: soft tissue, mediastinum, lung, bone"),
+    ("Z", "zoom to the selected node in all three views (the next ones too)"),
     ("F", "reset zoom (fit the images)"),
     ("?", "show / hide this panel"),
 )
@@ -31,7 +32,7 @@ KEYMAP = {
     "n": "next", "j": "next", "p": "previous", "k": "previous", "a": "accept", "r": "reject",
     "ArrowDown": "next", "ArrowUp": "previous", "u": "next_pending", "b": "paint", "e": "erase",
     "Escape": "no_tool", "[": "brush_smaller", "]": "brush_larger", "R": "reject_below",
-    "Backspace": "reset", "0": "reset", "o": "overlay", "f": "reset_zoom",
+    "Backspace": "reset", "0": "reset", "o": "overlay", "f": "reset_zoom", "z": "zoom_node",
     "PageUp": "slice_up", "PageDown": "slice_down", "Shift+ArrowUp": "slice_up", "Shift+ArrowDown": "slice_down",
     "1": "preset:soft tissue", "2": "preset:mediastinum", "3": "preset:lung", "4": "preset:bone",
     "Ctrl+z": "undo", "Ctrl+y": "redo", "Ctrl+Shift+Z": "redo", "Ctrl+Shift+z": "redo",

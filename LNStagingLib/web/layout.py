@@ -5,7 +5,8 @@ what the texts say comes from web/page_text.py, what the actions do from web/app
 from __future__ import annotations
 
 from .keyboard import KEYBOARD_SCRIPT
-from .session import CT_PRESETS, RTSTRUCT_NAME
+from .downloads import RTSTRUCT_NAME, SEG_NAME
+from .session import CT_PRESETS
 
 TITLE = "LNStaging review"
 DRAWER_PX = 530  # the candidate list with its decision column uncut (Testing/test_web_faces.py)
@@ -78,6 +79,7 @@ def build_page(app) -> None:
         with layout.content:
             with html.Div(classes="fill-height d-flex flex-row flex-grow-1", id="views"):
                 app.layout_manager.initialize_layout_grid(layout)
+                pet_mip(html)
             help_panel(app, html, v)
             pending_dialog(app, html, v)
             other_findings(html, v)
@@ -182,6 +184,23 @@ def other_findings(html, v) -> None:
                 v.VBtn("Close", click="other_findings_open = false", id="other-findings-close")
 
 
+def pet_mip(html) -> None:
+    """The coronal PET MIP beside the views, a marker per shown node in its decision's colour (filled: accepted);
+    a click on a marker selects the node (web/mip.py). Padded so that a marker on the picture's edge stays
+    clickable."""
+    with html.Div(id="pet-mip", v_show="mip_src", style="flex: 0 0 190px; align-self: start; padding: 8px 6px",
+                  title="PET MIP (coronal; patient right on the left): click a node to jump to it"):
+        with html.Div(style="position: relative"):  # the markers' percentages are of the picture alone
+            html.Img(src=("mip_src",), style="width: 100%; display: block", alt="PET maximum intensity projection")
+            html.Div(v_for="m in mip_markers", key="m.id", id=("'mip-' + m.id",), title=("m.name",),
+                     click="window.lnsTrigger('lns_select', [m.id])", aria_label=("'Jump to ' + m.name",),
+                     style=("{position: 'absolute', left: m.left + '%', top: m.top + '%', width: '12px',"
+                            " height: '12px', transform: 'translate(-50%, -50%)', borderRadius: '50%',"
+                            " cursor: 'pointer', border: (m.selected ? 3 : 2) + 'px solid ' +"
+                            " (m.selected ? '#00ffff' : m.colour), background: m.filled ? m.colour : 'transparent'}",))
+        html.Div("PET MIP (R on the left)", classes="text-caption text-center")
+
+
 def action_bar(app, html, v) -> None:
     """The controls a reviewer needs at every moment, in the title bar (never scrolled away): paint / erase, undo,
     export and download, and the out-of-date notice."""
@@ -195,6 +214,9 @@ def action_bar(app, html, v) -> None:
            title="Undo (Ctrl+Z)", aria_label="Undo")
     v.VBtn(icon="mdi-redo", size="small", variant="text", disabled=("!can_redo",), click=app.redo, id="redo",
            title="Redo (Ctrl+Y)", aria_label="Redo")
+    v.VBtn(icon="mdi-magnify-plus-outline", size="small", variant="text", id="zoom-node",
+           click="window.lnsTrigger('lns_key', ['zoom_node'])", aria_label="Zoom to the selected node",
+           title="Zoom to the selected node in all three views, and the next ones too (Z; F ends it)")
     v.VBtn("Export RTSTRUCT", id="export", size="small", color="primary", classes="mx-1",
            disabled=("export_disabled_reason !== ''",), click="window.lnsTrigger('lns_export', [false])",
            title="Write the accepted nodes as a DICOM RT Structure Set on the planning CT")
@@ -205,6 +227,10 @@ def action_bar(app, html, v) -> None:
            disabled=("export_state !== 'current'",), href=f"lnstaging/download/{RTSTRUCT_NAME}",
            raw_attrs=[f'download="{RTSTRUCT_NAME}"'], prepend_icon="mdi-download",
            title="The RTSTRUCT of the last export (refused when the review changed since)")
+    v.VBtn("SEG", id="download-seg", size="small", v_show="has_export", classes="mx-1",
+           disabled=("export_state !== 'current'",), href=f"lnstaging/download/{SEG_NAME}",
+           raw_attrs=[f'download="{SEG_NAME}"'], prepend_icon="mdi-download",
+           title="The same nodes as a DICOM SEG (voxel masks), written with each export")
     html.Div("Export out of date: export again", id="export-stale", v_show="export_state === 'stale'",
              classes="text-warning text-caption font-weight-bold mx-1",
              title=("'The review changed after the export (' + export_summary + ')'",))

@@ -31,6 +31,7 @@ from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
+from .downloads import RTSTRUCT_NAME, export_seg_beside
 from .editing import ContourEditing
 from .triage import Triage
 from .timing import Clock
@@ -48,7 +49,6 @@ PET_SUV_WINDOW = (2.0, 10.0)  # below SUV 2 transparent: background uptake does 
 MARKER_NAME = "Selected candidate"
 MARKER_DIAMETER_MM = 20.0  # the rays reach beyond a node of the usual size
 MARKER_COLOUR = (0.0, 1.0, 1.0)  # cyan: distinct from the heat map and the probability colours
-RTSTRUCT_NAME = "RS_LNStaging.dcm"
 
 
 class ReadOnlyReviewError(LNStagingError):
@@ -86,9 +86,8 @@ class ReviewSession(ContourEditing, Triage):
         self.editor = slicer_app.segmentation_editor
         self.editor.set_undo_stack(self.undo_stack)
         self.editor.segmentation_modified.connect(self._on_segmentation_modified)
-        self._loading = False
-        self._edits_pending = False
-        self._save_scheduled = False
+        self._observe_mouse_release()
+        self._loading = self._edits_pending = self._save_scheduled = False
         self._export_state = ("none", "")
         self.ct_preset = "soft tissue"
         self.pet_window = PET_SUV_WINDOW
@@ -327,10 +326,6 @@ class ReviewSession(ContourEditing, Triage):
         per_mm = np.abs(columns @ normal) / spacing**2  # index change per mm along the normal, per axis
         return float(1.0 / per_mm.max())
 
-    def reset_zoom(self) -> None:
-        for view in self.app.view_manager.get_slice_views():
-            view.fit_view_to_content()
-
     def toggle_overlay(self) -> None:
         self.set_overlay("none" if self.overlay != "none" else "pet")
 
@@ -361,6 +356,7 @@ class ReviewSession(ContourEditing, Triage):
         views.place_crosshair(self.scene, ras)  # the views are linked at the candidate
         self.selected_id = int(candidate_id)
         self._move_marker(ras)
+        self._follow_zoom()  # zoomed to a node: the next one is shown the same way (web/triage.py)
         if self.review.segmentation is not None and self.editor.active_segmentation is not None:
             segment_id = segments.segment_id_for(self.review.segmentation, self.selected_id)
             if segment_id:
@@ -470,7 +466,8 @@ class ReviewSession(ContourEditing, Triage):
         summary, _record = export_review(self.review.results, self.case.ct_dicom, self.case.export_dir / RTSTRUCT_NAME,
                                          self.case.review_dir, threshold=self.review.threshold,
                                          include_pending=include_pending)
-        self.last_export = summary.path
+        self.last_export, self.last_error = summary.path, export_seg_beside(  # the SEG of the same nodes beside it
+            self.review.results, self.case.ct_dicom, self.case.export_dir, self.review.threshold, include_pending)
         self.refresh_export_state()
         self.on_change()
         return summary.path
@@ -537,8 +534,9 @@ class ReviewSession(ContourEditing, Triage):
             normal = np.array([slice_to_ras.GetElement(r, 2) for r in range(3)])
             origin = np.array([slice_to_ras.GetElement(r, 3) for r in range(3)])
             distance = float(np.dot(np.asarray(ras) - origin, normal / np.linalg.norm(normal)))
-            height = view.render_window().GetSize()[1]
-            out[VIEW_NAMES[node.GetName()]] = {"xy": [round(x, 1), round(height - 1 - y, 1)],
+            width, height = view.render_window().GetSize()
+            out[VIEW_NAMES[node.GetName()]] = {"xy": [round(x, 1), round(height - 1 - y, 1)], "size": [width, height],
+                                               "slice_size": list(node.GetDimensions()[:2]),
                                                "plane_distance_mm": round(distance, 4)}
         return out
 
@@ -567,6 +565,7 @@ class ReviewSession(ContourEditing, Triage):
             "overlay": self.overlay,
             "overlay_opacity": self.overlay_opacity,
             "tool": self.tool,
+            "zoomed_to_node": self.zoomed_to_node,
             "can_undo": bool(self.undo_stack.can_undo()),
             "visible_ids": sorted(self.review.visible_ids()),
             "decisions": {str(c.id): c.review for c in results.candidates},
@@ -586,7 +585,7 @@ class ReviewSession(ContourEditing, Triage):
             "last_edit": {str(k): v for k, v in self.last_edit.items()},
             "take_from_others": self.take_from_others,
             "bulk_rejected": list(self._bulk_rejected),
-            "stroke_durable_s": self.stroke_durable_s,
+            **self.stroke_status(),
             "read_only": self.read_only,
             "last_error": self.last_error,
         }
