@@ -149,3 +149,14 @@ class WslinkClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+def axial_view_settled(page, status_url: str, ras) -> tuple | bool:
+    """(picture box, the server's axial view at ``ras``) once the axial view's render window, its slice node and its
+    picture on the page have one size (within a pixel), else False: the page's layout settles after the first
+    renders, and a pixel position taken earlier lands elsewhere. Use with wait_for before clicking or painting."""
+    view = get_json(status_url + "?ras=" + ",".join(f"{v:.3f}" for v in ras))["point_views"]["axial"]
+    shown = page.locator("#views img").first.bounding_box()
+    same = view["size"] == view["slice_size"] and all(
+        abs(a - b) <= 1 for a, b in zip(view["size"], (shown["width"], shown["height"])))
+    return same and (shown, view)

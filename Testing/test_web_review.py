@@ -28,7 +28,7 @@ pytest.importorskip("trame_slicer")
 pytest.importorskip("playwright")
 
 from export_roundtrip import write_phantom_ct  # noqa: E402
-from review_server import Server  # noqa: E402
+from review_server import Server, axial_view_settled  # noqa: E402
 from waiting import wait_for  # noqa: E402
 
 from LNStagingLib.phantom.cohort import write_cohort  # noqa: E402
@@ -503,14 +503,7 @@ def test_click_on_a_contour_selects_its_node_and_a_click_elsewhere_links_the_vie
             break
     assert chosen, "no two shown nodes share an axial slice in this case"
     a, b, target = chosen
-    def settled():  # the axial view's render window, its slice node and its picture on the page have one size
-        view = get_json(status_url + "?ras=" + ",".join(f"{v:.3f}" for v in target))["point_views"]["axial"]
-        shown = page.locator("#views img").first.bounding_box()
-        return (view["size"] == view["slice_size"]
-                and all(abs(a - b) <= 1 for a, b in zip(view["size"], (shown["width"], shown["height"])))
-                and (shown, view))
-
-    box, where = wait_for(settled, what="the axial view at its final size")
+    box, where = wait_for(lambda: axial_view_settled(page, status_url, target), what="the axial view's final size")
     assert abs(where["plane_distance_mm"]) < 1.0
     x, y = where["xy"]
     page.mouse.click(box["x"] + x, box["y"] + y)

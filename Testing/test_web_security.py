@@ -25,7 +25,8 @@ import SimpleITK as sitk
 
 pytest.importorskip("trame_slicer")
 
-from review_server import Server, WslinkClient, get_json  # noqa: E402
+from review_server import Server, WslinkClient, axial_view_settled, get_json  # noqa: E402
+from waiting import wait_for  # noqa: E402
 from scene_fixtures import make_case  # noqa: E402
 
 from LNStagingLib.errors import InputFileError, LNStagingError  # noqa: E402
@@ -919,11 +920,13 @@ def test_served_page_messages_are_far_below_the_cap(real_served):
             page.keyboard.press("ArrowLeft")
         page.click("#overlay-none")
         page.click("#overlay-pet")
-        page.click(f"#cand-{ids[0]}")
+        page.click(f"#cand-{ids[2]}")  # a pending node (shown, editable)
         page.click("#tool-paint")
         page.wait_for_selector("#views img", state="visible", timeout=60000)
-        axial = page.locator("#views img").first.bounding_box()
-        vx, vy = get_json(server.base + "/lnstaging/status.json")["selected"]["views"]["axial"]["xy"]
+        status_url = server.base + "/lnstaging/status.json"
+        centre = get_json(status_url)["selected"]["centroid_ras"]
+        axial, view = wait_for(lambda: axial_view_settled(page, status_url, centre), what="the axial view's size")
+        vx, vy = view["xy"]
         x, y = axial["x"] + vx, axial["y"] + vy
         page.mouse.move(x, y)
         page.mouse.down()
