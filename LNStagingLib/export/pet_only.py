@@ -24,17 +24,18 @@ def pet_only_reference(results_dir: Path | str, kind: str, ct_dicom: Optional[Pa
         return None
     if kind == "rtstruct":
         raise ExportError(f"{results_dir} is a PET-only run (no CT): an RTSTRUCT needs the planning CT; run "
-                          "'lnstaging run' again with --ct (the planning CT) and export that run.")
+                          "'lnstaging run' again with the planning CT given, and export that run.")
     if ct_dicom is not None:
         raise ExportError(f"{results_dir} is a PET-only run: its nodes are on the PET, not on a CT; leave --ct-dicom out "
-                          "(the SEG then references the run's PET series), or run 'lnstaging run' again with --ct.")
+                          "(the SEG then references the run's PET series), or run 'lnstaging run' again with the CT "
+                          "given.")
     pet = case_inputs.recorded_input_path(results_dir, "pet")
     if pet is None:
         raise case_inputs.missing_recorded_image(results_dir, "pet")
     if not pet.is_dir():
         raise ExportError(f"{results_dir} is a PET-only run on an image file ({pet.name}), not a DICOM series: a DICOM "
-                          "SEG must reference DICOM images; run 'lnstaging run --pet PET_DICOM_FOLDER' (or with --ct "
-                          "to export onto the CT).")
+                          "SEG must reference DICOM images; run 'lnstaging run' again on the PET's DICOM folder (or "
+                          "with the CT given, to export onto the CT).")
     recorded = case_inputs.read_recorded_inputs(results_dir)["pet"].get("sha256")
     if recorded and input_sha256(pet) != recorded:
         raise ExportError(f"The PET DICOM folder {pet} is not the one {results_dir} was run on (its sha256 differs from "

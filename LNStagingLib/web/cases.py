@@ -96,7 +96,7 @@ class ReviewCase:
 
 
 PET_ONLY_EXPORT = ("This run had no CT (PET-only): an RTSTRUCT needs the planning CT; run 'lnstaging run' again with "
-                   "--ct (the planning CT's DICOM folder) to export.")
+                   "the planning CT given, and review and export that run.")
 
 
 def is_results_folder(folder: Path) -> bool:
