@@ -9,7 +9,7 @@ review<S>.png and report_page1<S>.png (e.g. --suffix _pet_only).
 
 RESULTS is copied first (its review is never touched). On the page: two candidates accepted, one rejected, the first
 selected, a click beside it to show the linked crosshair; then the report is downloaded and printed to A4.
-Needs Debian's chromium and pdftoppm.
+Needs Debian's chromium; poppler's pdftoppm when present (else a screenshot of the page in print media).
 """
 
 from __future__ import annotations
@@ -98,9 +98,14 @@ def main() -> int:
                 printer.goto(report.as_uri())
                 pdf = Path(tmp) / "report.pdf"
                 printer.pdf(path=str(pdf), format="A4", prefer_css_page_size=True, print_background=True)
+                if not shutil.which("pdftoppm"):  # no poppler: the page as printed, on an A4 viewport at 96 dpi
+                    printer.emulate_media(media="print")
+                    printer.set_viewport_size({"width": 794, "height": 1123})
+                    printer.screenshot(path=str(args.out / f"report_page1{args.suffix}.png"), full_page=True)
                 browser.close()
-            subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile", str(pdf),
-                            str(args.out / f"report_page1{args.suffix}")], check=True)
+            if shutil.which("pdftoppm"):
+                subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                                str(args.out / f"report_page1{args.suffix}")], check=True)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
