@@ -180,8 +180,8 @@ def _add_file_candidates(labels: sitk.Image, rows: list[dict], sources: dict[int
         index = labels.TransformPhysicalPointToIndex(row["xyz"])
         if not all(0 <= i < n for i, n in zip(index, labels.GetSize())):
             raise InputFileError(f"a candidate at {tuple(round(v, 1) for v in row['xyz'])} (LPS mm) lies outside the "
-                                 f"{grid_name}: candidate coordinates must be LPS millimetres in the {grid_name}'s frame "
-                                 "of reference.")
+                                 f"{grid_name}: candidate coordinates must be LPS millimetres in the {grid_name}'s "
+                                 "frame of reference.")
         existing = int(array[index[2], index[1], index[0]])
         if existing:
             if "file" not in sources.get(existing, "").split("+"):

@@ -36,7 +36,9 @@ VIEW_MM = 80  # field of view of a candidate's slice views
 MAX_CANDIDATE_FIGURES = 4  # two rows of two: the page stays one A4 sheet
 MAX_TABLE_ROWS = 12  # top rows, then a count: 60 candidates still print on one A4 page (Testing/test_report_print.py)
 PET_OVERLAY_SUV = 2.0  # below: no tint, the CT shows through
-PET_ONLY_SUV_MAX = 8.0  # a PET-only run's thumbnails: inverted grey from SUV 0 to 8 (the overlay's lowest top)
+PET_OVERLAY_SUV_MAX = 8.0  # the top of the PET overlay's colour scale (higher when the view holds more)
+PET_ONLY_SUV_MAX = PET_OVERLAY_SUV_MAX  # a PET-only run shows the PET alone, inverted grey from SUV 0 to this (the
+# report's thumbnails and the review's background, scene/volumes.py): the same scale as the overlay of a PET/CT run
 from .decision_style import DECISION_COLOURS, DECISION_STYLES
 
 
@@ -97,7 +99,7 @@ def _candidate_figure(ct, pet, labels, candidate, show_p: bool = True) -> str:
         if pet_win is not None and ct_win is not None:
             p = take(pet_win)
             ax.imshow(np.ma.masked_less(p, PET_OVERLAY_SUV), cmap="hot", vmin=0,
-                      vmax=max(8.0, float(np.nanmax(p))), alpha=0.3)
+                      vmax=max(PET_OVERLAY_SUV_MAX, float(np.nanmax(p))), alpha=0.3)
         if lab_win is not None:
             _draw_decision(ax, take(lab_win) == candidate.id, candidate.review)
         ax.set_title(name, fontsize=7, pad=2)

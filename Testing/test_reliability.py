@@ -270,6 +270,8 @@ CASES = [
       "was run without a CT (PET-only)"),
     C("pet-only", "review of a PET-only run with a CT", "review SB/pet_only --ct SB/case/ct.nii.gz --port 0",
       "was run without a CT (PET-only)"),
+    C("pet-only", "run --ct-series-uid without --ct", "run --pet SB/case/pet.nii.gz --ct-series-uid 1.2.3 --models none "
+      "--out SB/work/r", "give --ct too"),
     C("pet-only", "PET-only run with a candidate outside the PET", "run --pet SB/case/pet.nii.gz --candidates "
       "SB/bad/outside.csv --models none --out SB/work/r", "lies outside the PET"),
     # --- dataset import (issue 30) ------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from ._common import (add_model_arguments, add_overwrite_argument, add_pet_timin
 
 def add_case_arguments(parser) -> None:
     parser.add_argument("--ct", type=Path, help="CT: NIfTI/NRRD/MHA file or DICOM folder; without it the run is "
-                                                "PET-only: the PET's grid is the reference, candidates come from its "
-                                                "SUV rules (or --candidates FILE), ranked by SUVpeak, and no model runs")
+                                                "PET-only: the PET's grid is the reference, candidates come from "
+                                                "its SUV rules (or --candidates FILE), ranked by SUVpeak, and no "
+                                                "model runs")
     parser.add_argument("--pet", required=True, type=Path, help="PET: DICOM folder (converted to SUVbw) or an SUV image file")
     parser.add_argument("--organs", type=Path, help="organ/vessel label map, Slicer .seg.nrrd, a folder of masks, or a "
                                                     "DICOM RTSTRUCT / SEG (structures matched by name)")
@@ -97,6 +98,11 @@ def register(sub):
 def main(args) -> int:
     from ..pipeline import RunOptions, check_results_folder, run_to_folder
 
+    if args.ct is None and args.ct_series_uid:
+        from ..errors import InputFileError
+
+        raise InputFileError("--ct-series-uid chooses a series of --ct: give --ct too, or leave it out for a PET-only "
+                             "run.")
     inputs = case_inputs(args)
     RunOptions(threshold=args.threshold, threads=args.threads)  # options and output checked before any work
     check_results_folder(inputs, args.out, overwrite=args.overwrite)

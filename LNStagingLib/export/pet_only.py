@@ -26,9 +26,9 @@ def pet_only_reference(results_dir: Path | str, kind: str, ct_dicom: Optional[Pa
         raise ExportError(f"{results_dir} is a PET-only run (no CT): an RTSTRUCT needs the planning CT; run "
                           "'lnstaging run' again with the planning CT given, and export that run.")
     if ct_dicom is not None:
-        raise ExportError(f"{results_dir} is a PET-only run: its nodes are on the PET, not on a CT; leave --ct-dicom out "
-                          "(the SEG then references the run's PET series), or run 'lnstaging run' again with the CT "
-                          "given.")
+        raise ExportError(f"{results_dir} is a PET-only run: its nodes are on the PET, not on a CT; leave --ct-dicom "
+                          "out (the SEG then references the run's PET series), or run 'lnstaging run' again with the "
+                          "CT given.")
     pet = case_inputs.recorded_input_path(results_dir, "pet")
     if pet is None:
         raise case_inputs.missing_recorded_image(results_dir, "pet")
@@ -38,8 +38,8 @@ def pet_only_reference(results_dir: Path | str, kind: str, ct_dicom: Optional[Pa
                           "with the CT given, to export onto the CT).")
     recorded = case_inputs.read_recorded_inputs(results_dir)["pet"].get("sha256")
     if recorded and input_sha256(pet) != recorded:
-        raise ExportError(f"The PET DICOM folder {pet} is not the one {results_dir} was run on (its sha256 differs from "
-                          "provenance.json): put the run's PET series back there, or run 'lnstaging run' again.")
+        raise ExportError(f"The PET DICOM folder {pet} is not the one {results_dir} was run on (its sha256 differs "
+                          "from provenance.json): put the run's PET series back there, or run 'lnstaging run' again.")
     return pet
 
 

@@ -152,8 +152,8 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
         pet_only = case_inputs.is_pet_only_run(case_dir)
         if pet_only and single and (ct is not None or ct_dicom is not None):
             option = "--ct" if ct is not None else "--ct-dicom"
-            raise InputFileError(f"Case '{case_id}' was run without a CT (PET-only): its nodes are on the PET grid, not "
-                                 f"on a CT; leave {option} out, or run 'lnstaging run' again with --ct.")
+            raise InputFileError(f"Case '{case_id}' was run without a CT (PET-only): its nodes are on the PET grid, "
+                                 f"not on a CT; leave {option} out, or run 'lnstaging run' again with --ct.")
         ct_path = None if pet_only else ct if single and ct is not None else (
             _image_in(case_dir, "ct") or (cohort_dir and _image_in(cohort_dir, "ct"))
             or case_inputs.recorded_input_path(case_dir, "ct"))
@@ -177,7 +177,8 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
             dicom = Path(ct_dicom) if single else Path(ct_dicom) / case_id
         elif ct_path is not None and Path(ct_path).is_dir():
             dicom = Path(ct_path)  # the run's CT was a DICOM series: the RTSTRUCT goes onto it
-        cases.append(ReviewCase(case_id, case_dir, Path(ct_path) if ct_path else None, Path(pet_path) if pet_path else None, dicom))
+        cases.append(ReviewCase(case_id, case_dir, Path(ct_path) if ct_path else None,
+                                Path(pet_path) if pet_path else None, dicom))
     return cases
 
 

@@ -166,6 +166,8 @@ class ReviewSession(ContourEditing, Triage):
         self.rescorer = None
         if self.rescore_model is None or not self.review.results.candidates:
             return None
+        if case.pet_only:
+            return "Re-scoring is off for this case: its model reads the CT, and this run had no CT (PET-only)."
         from ..inference.rescore import rescorer_from_checkpoint
 
         try:
