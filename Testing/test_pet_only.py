@@ -1,7 +1,8 @@
 """Issue 26, the PET-only case: `lnstaging run --pet PET` without --ct, through every face.
 
 Real data: the QIN head-and-neck PET (derived SUV crop, no CT; its DICOM SEG holds the primary tumour and 10
-metastatic nodes) and the raw STS_001 FDG PET DICOM series (Bq/ml with its dose and timing tags). The run ranks by
+metastatic nodes) and the raw STS_001 FDG PET DICOM series (Bq/ml with its dose and timing tags, and the sarcoma's
+RTSTRUCT drawn on it). The run ranks by
 SUVpeak and applies no model (each recorded as not applied because no CT was given); `report RESULTS` and
 `review RESULTS` need no image options; RTSTRUCT export is refused (no planning CT); a SEG references the PET series
 when the run read one, else it is refused."""
@@ -29,6 +30,7 @@ QIN = "mirp_qin_headneck_0139"
 QIN_PET = f"{QIN}/derived/pet_suv_headneck_crop.nii.gz"
 QIN_SEG = f"{QIN}/mask/mask.dcm"
 RAW_PET = "mirp_sts_raw_pet/STS_001/FDG_PET/image"
+RAW_PET_RTSTRUCT = "mirp_sts_raw_pet/STS_001/FDG_PET/mask/1-1.dcm"
 NO_CT = "no CT given: every model reads the CT"
 # words of a probability, a classifier's FROC or its operating point: none may appear when no classifier ran
 PROBABILITY_WORDS = ("p(metastasis)", "FROC", "false positives", "p = ", "most probable")
@@ -163,17 +165,26 @@ def test_qin_exports_are_refused_in_one_line(qin_run, data_dir, tmp_path, capsys
 
 
 def test_dicom_pet_only_run_and_its_seg_on_the_pet_series(data_dir, tmp_path, capsys):
-    """The raw STS_001 PET DICOM alone: SUV from its tags, results on its grid, a SEG that references its slices."""
+    """The raw STS_001 PET DICOM alone, its sarcoma from the RTSTRUCT drawn on that PET (ROI GTV_Mass): SUV from the
+    tags, results on the PET's grid, no candidate inside the primary, a SEG that references the PET's slices."""
+    from LNStagingLib.io.mask_source import read_mask
     from LNStagingLib.io.petct import load_pet_suv
 
     pet_dir = data_dir / RAW_PET
+    rtstruct = data_dir / RAW_PET_RTSTRUCT
     out = tmp_path / "sts"
-    assert main(["run", "--pet", str(pet_dir), "--models", "none", "--threads", "1", "--out", str(out)]) == 0
+    assert main(["run", "--pet", str(pet_dir), "--tumor", str(rtstruct), "--tumor-roi", "GTV_Mass", "--models", "none",
+                 "--threads", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     suv, factor, series = load_pet_suv(pet_dir)
-    assert factor is not None and same_grid(sitk.ReadImage(str(out / "gtv_ln.nii.gz")), suv)
+    labels = sitk.ReadImage(str(out / "gtv_ln.nii.gz"))
+    assert factor is not None and same_grid(labels, suv)
     candidates = json.loads((out / "candidates.json").read_text())["candidates"]
     assert candidates and all(c["probability"] is None for c in candidates)
+    primary = sitk.GetArrayFromImage(read_mask(rtstruct, series, what="tumour", roi="GTV_Mass")) > 0
+    assert primary.sum() > 0 and not sitk.GetArrayViewFromImage(labels)[primary].any()
+    with open(out / "other_findings.csv", newline="") as fh:
+        assert "primary" in {row["reason"] for row in csv.DictReader(fh)}
     assert json.loads((out / "patient.json").read_text())["models_not_applied"] == {}  # --models none: none given
 
     assert main(["export", "rtstruct", "--results", str(out), "--out", str(tmp_path / "rs.dcm")]) == 2
