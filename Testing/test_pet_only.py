@@ -136,6 +136,7 @@ def test_qin_review_serves_the_pet_with_no_image_options(qin_run, tmp_path):
         assert set(status["probabilities"].values()) == {None}
         assert status["ct_window"] == [8.0, 4.0]  # the PET background in SUV 0-8, not a CT window in HU
         assert status["overlay"] == "none" and "PET-only" in status["export_disabled_reason"]
+        assert "export seg" not in status["export_disabled_reason"]  # an SUV image file: no DICOM to reference
         assert status["threshold"] == 2.5
         with urllib.request.urlopen(server.base + "/lnstaging/download/report.html", timeout=60) as response:
             page = response.read().decode()
@@ -189,6 +190,10 @@ def test_dicom_pet_only_run_and_its_seg_on_the_pet_series(data_dir, tmp_path, ca
 
     assert main(["export", "rtstruct", "--results", str(out), "--out", str(tmp_path / "rs.dcm")]) == 2
     assert "needs the planning CT" in single_line_error(capsys)
+    from LNStagingLib.web.cases import find_cases
+
+    reason = find_cases(out)[0].export_disabled_reason()  # the review page's Export button says the same
+    assert "needs the planning CT" in reason and "lnstaging export seg --results" in reason
     seg_path = tmp_path / "seg.dcm"
     assert main(["export", "seg", "--results", str(out), "--include-pending", "--quiet", "--out", str(seg_path)]) == 0
     seg = pydicom.dcmread(seg_path)

@@ -85,8 +85,10 @@ class ReviewCase:
 
     def export_disabled_reason(self) -> str:
         """Empty when the RTSTRUCT export can run; otherwise why not, in the user's words."""
-        if self.pet_only:
-            return PET_ONLY_EXPORT
+        if self.pet_only:  # a SEG on the PET's own DICOM series is the command line's (export/pet_only.py)
+            seg = (" A DICOM SEG on this PET series: 'lnstaging export seg --results RESULTS'."
+                   if self.pet is not None and self.pet.is_dir() else "")
+            return PET_ONLY_EXPORT + seg
         if self.ct_dicom is None:
             return ("RTSTRUCT export needs the planning CT as DICOM: restart with "
                     "'lnstaging review DIR --ct-dicom CT_DICOM_FOLDER'.")
