@@ -38,9 +38,10 @@ MAX_CANDIDATE_RADIUS_MM = 50.0  # a 10 cm node is a bulky mass; a larger "radius
 
 @dataclass
 class CaseInputs:
-    """Paths of one case. CT/PET may be files (NIfTI/NRRD/MHA) or DICOM folders."""
+    """Paths of one case. CT/PET may be files (NIfTI/NRRD/MHA) or DICOM folders. Without a CT (PET-only staging) the
+    PET's grid is the reference, candidates come from the PET's SUV rules (or a candidate file) and no model runs."""
 
-    ct: Path
+    ct: Optional[Path]
     pet: Path
     organs: Optional[Path] = None  # label map, .seg.nrrd, folder of masks, RTSTRUCT or DICOM SEG
     organ_mapping: Optional[str | dict] = None  # a built-in mapping name, a JSON file, or a mapping dict
@@ -167,7 +168,8 @@ def read_candidate_file(path: Path) -> list[dict]:
     return parsed
 
 
-def _add_file_candidates(labels: sitk.Image, rows: list[dict], sources: dict[int, str]) -> tuple[sitk.Image, dict[int, str]]:
+def _add_file_candidates(labels: sitk.Image, rows: list[dict], sources: dict[int, str],
+                         grid_name: str = "CT") -> tuple[sitk.Image, dict[int, str]]:
     """Paint each file candidate as a sphere with a new id. A point inside an existing instance is merged with it by
     overlap: the instance keeps its own source and gains "file" (e.g. "pet+file"); nothing is dropped unsaid."""
     array = sitk.GetArrayFromImage(labels).astype(np.uint16)
@@ -177,8 +179,9 @@ def _add_file_candidates(labels: sitk.Image, rows: list[dict], sources: dict[int
     for row in rows:
         index = labels.TransformPhysicalPointToIndex(row["xyz"])
         if not all(0 <= i < n for i, n in zip(index, labels.GetSize())):
-            raise InputFileError(f"a candidate at {tuple(round(v, 1) for v in row['xyz'])} (LPS mm) lies outside the CT: "
-                                 "candidate coordinates must be LPS millimetres in the CT's frame of reference.")
+            raise InputFileError(f"a candidate at {tuple(round(v, 1) for v in row['xyz'])} (LPS mm) lies outside the "
+                                 f"{grid_name}: candidate coordinates must be LPS millimetres in the {grid_name}'s "
+                                 "frame of reference.")
         existing = int(array[index[2], index[1], index[0]])
         if existing:
             if "file" not in sources.get(existing, "").split("+"):
@@ -244,8 +247,13 @@ def models_for_site(models: ModelSelection, case_site: Optional[str], not_applie
 
 
 def _asks_for_pet_candidates(inputs: CaseInputs) -> bool:
-    """``--candidates pet``: candidates from the PET's SUV rules (not a candidate file)."""
-    return str(inputs.candidates).lower() == "pet"
+    """``--candidates pet``: candidates from the PET's SUV rules (not a candidate file); implied by a PET-only run
+    without a candidate file."""
+    return str(inputs.candidates).lower() == "pet" or (inputs.ct is None and inputs.candidates is None)
+
+
+#: Why no model runs in a PET-only run (every network's first input channel is the CT).
+NO_CT_REASON = "no CT given: every model reads the CT (run with --ct to apply it)"
 
 
 def _no_attention_hint() -> str:
@@ -264,6 +272,8 @@ def _no_attention_hint() -> str:
 
 def _native_pet_suv(inputs: CaseInputs, petct: PetCt) -> sitk.Image:
     """The PET in SUVbw on its own grid (where SUVpeak means what PERCIST says), not resampled onto the CT."""
+    if petct.ct is None:
+        return petct.pet_suv  # PET-only: already on its own grid
     if petct.pet_series is not None:
         native = sitk.Cast(petct.pet_series.image, sitk.sitkFloat32)
         return native * petct.suv.factor if petct.suv is not None and petct.suv.factor != 1.0 else native
@@ -283,7 +293,7 @@ def _add_pet_candidates(inputs: CaseInputs, petct: PetCt, tumor, labels: sitk.Im
     suv = _native_pet_suv(inputs, petct)
     detection = pet_candidates(suv, organs=inputs.organs, organ_mapping=inputs.organ_mapping if isinstance(
         inputs.organ_mapping, str) else None, tumor=tumor, threshold=inputs.pet_threshold, site=site)
-    on_ct = sitk.GetArrayFromImage(resample_to_reference(detection.labels, petct.ct, "nearest", 0))
+    on_ct = sitk.GetArrayFromImage(resample_to_reference(detection.labels, petct.reference, "nearest", 0))
     array = sitk.GetArrayFromImage(labels).astype(np.uint16)
     sources, peaks = dict(sources), {}
     next_id = int(array.max()) + 1
@@ -369,12 +379,17 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         timings[name] = round(time.perf_counter() - start, 3)
 
     t = time.perf_counter()
-    petct = load_pet_ct(inputs.ct, inputs.pet, weight_kg=inputs.weight_kg, dose_bq=inputs.dose_bq,
-                        injection_time=inputs.injection_time, half_life_s=inputs.half_life_s,
-                        accept_timing=inputs.accept_timing,
-                        ct_series_uid=inputs.ct_series_uid,
-                        pet_series_uid=inputs.pet_series_uid, progress=progress.sub(0.0, 0.1))
+    timing = dict(weight_kg=inputs.weight_kg, dose_bq=inputs.dose_bq, injection_time=inputs.injection_time,
+                  half_life_s=inputs.half_life_s, accept_timing=inputs.accept_timing,
+                  pet_series_uid=inputs.pet_series_uid, progress=progress.sub(0.0, 0.1))
+    if inputs.ct is None:
+        from .io.petct import load_pet_only
+
+        petct = load_pet_only(inputs.pet, **timing)
+    else:
+        petct = load_pet_ct(inputs.ct, inputs.pet, ct_series_uid=inputs.ct_series_uid, **timing)
     ct, pet = petct.ct, petct.pet_suv
+    grid, grid_series = petct.reference, petct.reference_series  # the CT's, or the PET's when no CT was given
     timed("load", t)
     images = CaseImages(petct)
 
@@ -382,7 +397,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     if inputs.tumor is not None:
         from .io.mask_source import read_mask
 
-        tumor = read_mask(inputs.tumor, petct.ct_series or ct, what="tumour mask", roi=inputs.tumor_roi,
+        tumor = read_mask(inputs.tumor, grid_series or grid, what="tumour mask", roi=inputs.tumor_roi,
                           segment=inputs.tumor_segment)
         if not np.any(sitk.GetArrayViewFromImage(tumor)):
             raise InputFileError(f"the tumour mask '{Path(inputs.tumor).name}' is empty: give the primary tumour "
@@ -399,7 +414,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         from .priors.attention import attention_map
 
         progress.step(0.1, "organ structures")
-        organs = read_organs(inputs.organs, reference=petct.ct_series or ct, resample=True, rois=inputs.organ_rois,
+        organs = read_organs(inputs.organs, reference=grid_series or grid, resample=True, rois=inputs.organ_rois,
                              roi_option="--organs-roi")
         structure_map = map_structures(organs, inputs.organ_mapping)
         images.structures = structure_map.image
@@ -410,12 +425,16 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         skipped.append("No organ/vessel masks: no attention map.")
     timed("attention", t)
     case_site = inputs.site or case_site_from_tumour(tumor, images.structures)
+    if ct is None:  # PET-only: every model reads the CT; each given model is recorded as not applied, with why
+        not_applied.update({stage: NO_CT_REASON for stage in MODEL_STAGES if getattr(models, stage) is not None})
+        models = ModelSelection(sites=dict(models.sites))
+        notes.append("PET-only run (no CT): the PET's own grid is the reference; candidates are ranked by SUVpeak.")
     models = models_for_site(models, case_site, not_applied)
 
     # ---- stage 1: LN segmentation -> instances ---------------------------------------------------------------
     t = time.perf_counter()
     probability = None
-    labels = _empty_labels(ct)
+    labels = _empty_labels(grid)
     stage1_ran = False
     if models.seg is not None:
         from .candidates.instances import instances_from_probability
@@ -451,7 +470,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
             stage1_ran = True
             parts["instances"] = time.perf_counter() - clock
             windows["seconds"] = {k: round(v, 3) for k, v in parts.items()}
-    elif options.models.seg is None:
+    elif options.models.seg is None and ct is not None:
         skipped.append("No stage-1 model: lymph nodes were not segmented.")
     timed("stage1", t)
 
@@ -465,12 +484,13 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         labels, sources, pet_peaks, line, other_findings = _add_pet_candidates(inputs, petct, tumor, labels, sources,
                                                                                site=case_site)
         notes.append(line)
-        if not want_pet:
+        if not want_pet and ct is not None:
             skipped.append("No stage-1 model fits this case: candidates come from the PET's SUV rules instead."
                            + (_no_attention_hint() if models.seg is None and options.models.seg is not None else ""))
         timed("pet_candidates", t)
     if inputs.candidates is not None and not want_pet:
-        labels, sources = _add_file_candidates(labels, read_candidate_file(Path(inputs.candidates)), sources)
+        labels, sources = _add_file_candidates(labels, read_candidate_file(Path(inputs.candidates)), sources,
+                                               grid_name="CT" if ct is not None else "PET")
 
     from .candidates.measure import measure_instances
 
@@ -491,7 +511,9 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     t = time.perf_counter()
     centroids = np.array([c.centroid_lps for c in candidates], np.float64).reshape(-1, 3)
     prior_table = None
-    if candidates:
+    if candidates and ct is None:
+        skipped.append("Spatial priors not computed: they are measured on the CT (lungs), and no CT was given.")
+    elif candidates:
         from .priors.candidate_priors import candidate_priors
 
         progress.step(0.6, "spatial priors")
@@ -529,7 +551,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                                         device=options.device, progress=progress.sub(0.7, 0.85))
             for c, p in zip(candidates, probs):
                 c.scores["stage2"] = float(p)
-    elif options.models.cls is None:
+    elif options.models.cls is None and ct is not None:
         skipped.append("No stage-2 model: candidates were not classified by CNN+GNN.")
     timed("stage2", t)
 
@@ -588,7 +610,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         patient_model, patient_config, _ = load_model(models.patient, models.sha256.get("patient"), options.device)
         patient.metastasis_probability = predict_patient(
             patient_model, patient_inputs(ct, tumor, patient_config, ln_volume_mm3=largest_ml * 1000.0))
-    elif options.models.patient is None:
+    elif options.models.patient is None and ct is not None:
         skipped.append("No patient-level model: the metastasis probability was not computed.")
     timed("patient", t)
 

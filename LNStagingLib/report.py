@@ -36,6 +36,9 @@ VIEW_MM = 80  # field of view of a candidate's slice views
 MAX_CANDIDATE_FIGURES = 4  # two rows of two: the page stays one A4 sheet
 MAX_TABLE_ROWS = 12  # top rows, then a count: 60 candidates still print on one A4 page (Testing/test_report_print.py)
 PET_OVERLAY_SUV = 2.0  # below: no tint, the CT shows through
+PET_OVERLAY_SUV_MAX = 8.0  # the top of the PET overlay's colour scale (higher when the view holds more)
+PET_ONLY_SUV_MAX = PET_OVERLAY_SUV_MAX  # a PET-only run shows the PET alone, inverted grey from SUV 0 to this (the
+# report's thumbnails and the review's background, scene/volumes.py): the same scale as the overlay of a PET/CT run
 from .decision_style import DECISION_COLOURS, DECISION_STYLES
 
 
@@ -70,16 +73,18 @@ def _draw_decision(ax, mask: np.ndarray, review: str) -> None:
 
 
 def _candidate_figure(ct, pet, labels, candidate, show_p: bool = True) -> str:
+    """Axial, coronal, sagittal views through the node: the CT with the PET overlaid, or, in a PET-only run (``ct``
+    None), the PET itself in inverted grey (SUV 0 white to 8 black, as PET is read)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     c = candidate.centroid_lps
-    ct_win = aligned_window(ct, c, default=-1000.0)
+    ct_win = aligned_window(ct, c, default=-1000.0) if ct is not None else None
     pet_win = aligned_window(pet, c) if pet is not None else None
     lab_win = aligned_window(labels, c, interpolator=sitk.sitkNearestNeighbor) if labels is not None else None
-    mid = ct_win.shape[0] // 2
+    mid = (ct_win if ct_win is not None else pet_win).shape[0] // 2
     planes = {
         "axial": lambda a: a[mid],
         "coronal": lambda a: a[::-1, mid, :],
@@ -87,11 +92,14 @@ def _candidate_figure(ct, pet, labels, candidate, show_p: bool = True) -> str:
     }
     fig, axes = plt.subplots(1, 3, figsize=(5.4, 1.95))
     for ax, (name, take) in zip(axes, planes.items()):
-        ax.imshow(take(ct_win), cmap="gray", vmin=-160, vmax=240)
-        if pet_win is not None:
+        if ct_win is None:
+            ax.imshow(take(pet_win), cmap="gray_r", vmin=0, vmax=PET_ONLY_SUV_MAX)
+        else:
+            ax.imshow(take(ct_win), cmap="gray", vmin=-160, vmax=240)
+        if pet_win is not None and ct_win is not None:
             p = take(pet_win)
             ax.imshow(np.ma.masked_less(p, PET_OVERLAY_SUV), cmap="hot", vmin=0,
-                      vmax=max(8.0, float(np.nanmax(p))), alpha=0.3)
+                      vmax=max(PET_OVERLAY_SUV_MAX, float(np.nanmax(p))), alpha=0.3)
         if lab_win is not None:
             _draw_decision(ax, take(lab_win) == candidate.id, candidate.review)
         ax.set_title(name, fontsize=7, pad=2)
@@ -254,9 +262,12 @@ def _rescore_line(results: Results) -> str:
     return f"<li>{html.escape(line)}</li>" if line else ""
 
 
-def render_report(results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None, title: str = "LNStaging report",
-                  review: Optional[ReviewInfo] = None) -> str:
-    """The HTML text of the one-page report for ``results`` on the CT (and PET), with the review when given."""
+def render_report(results: Results, ct: Optional[sitk.Image], pet: Optional[sitk.Image] = None,
+                  title: str = "LNStaging report", review: Optional[ReviewInfo] = None) -> str:
+    """The HTML text of the one-page report for ``results`` on the CT (and PET), or on the PET alone (``ct`` None:
+    a PET-only run), with the review when given."""
+    if ct is None and pet is None:
+        raise LNStagingError("The report needs the case's CT or PET: give the images the run read.")
     review = review or ReviewInfo()
     p = results.patient
     threshold = review.threshold if review.threshold is not None else p.operating_point.get("threshold")
@@ -331,11 +342,17 @@ img.mip {{ width: 60mm; }} img.thumb {{ width: 88mm; margin: 0; }}
 </div>
 {f'<div style="flex: 0 0 60mm"><img class="mip" alt="PET MIP" src="data:image/png;base64,{overview}"><p class="note">{_legend()}</p></div>' if overview else ''}
 </div>
-<h2>Slices through the nodes (CT, PET SUV &ge; {PET_OVERLAY_SUV:g} translucent; radiological convention)</h2>
+<h2>Slices through the nodes ({_slices_legend(ct)}; radiological convention)</h2>
 <div class="thumbs">{figures or '<p>No candidates.</p>'}</div>
 <h2>Provenance</h2><p class="prov">{_provenance(results)}{f'<br>Ran: {ran}' if ran else ''}{f'<br>Skipped steps: {skipped}' if skipped else ''}</p>
 </body></html>
 """
+
+
+def _slices_legend(ct) -> str:
+    if ct is None:
+        return f"PET only, no CT given: SUV 0 to {PET_ONLY_SUV_MAX:g}, inverted grey"
+    return f"CT, PET SUV &ge; {PET_OVERLAY_SUV:g} translucent"
 
 
 def _grouped_skips(lines: list[str]) -> list[str]:
@@ -371,7 +388,7 @@ def _reviewer_line(review: ReviewInfo) -> str:
     return f"<li>{who}; {len(times)} decision(s)/edit(s), {span} UTC</li>"
 
 
-def write_report(path: Path | str, results: Results, ct: sitk.Image, pet: Optional[sitk.Image] = None,
+def write_report(path: Path | str, results: Results, ct: Optional[sitk.Image], pet: Optional[sitk.Image] = None,
                  review: Optional[ReviewInfo] = None) -> None:
     Path(path).write_text(render_report(results, ct, pet, review=review), encoding="utf-8")
 
@@ -410,7 +427,7 @@ def review_info(results_dir: Path | str, results: Results, case_id: str = "", st
     return info
 
 
-def write_reviewed_report(results_dir: Path | str, ct: sitk.Image, pet: Optional[sitk.Image] = None,
+def write_reviewed_report(results_dir: Path | str, ct: Optional[sitk.Image], pet: Optional[sitk.Image] = None,
                           out: Optional[Path | str] = None, case_id: str = "", study_date: str = "") -> Path:
     """report.html from the saved review (decisions, edits, export), into results/review/ unless ``out`` is given."""
     from .export.review_rule import read_reviewed_results

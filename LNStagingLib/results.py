@@ -84,7 +84,8 @@ class PatientResult:
 
 @dataclass
 class Results:
-    """Everything a run produced for one case. Images are SimpleITK images in LPS on the CT grid."""
+    """Everything a run produced for one case. Images are SimpleITK images in LPS on the CT grid (a PET-only run:
+    on the PET's own grid)."""
 
     gtv_ln: Optional[sitk.Image] = None
     attention: Optional[sitk.Image] = None

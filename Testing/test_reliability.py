@@ -257,6 +257,23 @@ CASES = [
       "cannot be read"),
     C("candidates", "candidate outside the CT", f"run {CASE_IN} --candidates SB/bad/outside.csv --out SB/work/r",
       "outside the CT"),
+    # --- PET-only runs (issue 26: 'run --pet' without --ct; SB/pet_only is such a run on an SUV image file) ----------
+    C("pet-only", "export rtstruct of a PET-only run",
+      f"export rtstruct --results SB/pet_only --ct-dicom {STS_CT} --out SB/work/rs.dcm", "needs the planning CT"),
+    C("pet-only", "export seg of a PET-only run on an SUV image file", "export seg --results SB/pet_only "
+      "--out SB/work/seg.dcm", "not a DICOM series"),
+    C("pet-only", "export seg of a PET-only run onto a CT", f"export seg --results SB/pet_only --ct-dicom {STS_CT} "
+      "--out SB/work/seg.dcm", "leave --ct-dicom out"),
+    C("pet-only", "export of a PET/CT run without --ct-dicom", "export rtstruct --results SB/results --out SB/work/rs.dcm",
+      "--ct-dicom CT_DICOM_FOLDER"),
+    C("pet-only", "report of a PET-only run with a CT", "report SB/pet_only --ct SB/case/ct.nii.gz --out SB/work/r.html",
+      "was run without a CT (PET-only)"),
+    C("pet-only", "review of a PET-only run with a CT", "review SB/pet_only --ct SB/case/ct.nii.gz --port 0",
+      "was run without a CT (PET-only)"),
+    C("pet-only", "run --ct-series-uid without --ct", "run --pet SB/case/pet.nii.gz --ct-series-uid 1.2.3 --models none "
+      "--out SB/work/r", "give --ct too"),
+    C("pet-only", "PET-only run with a candidate outside the PET", "run --pet SB/case/pet.nii.gz --candidates "
+      "SB/bad/outside.csv --models none --out SB/work/r", "lies outside the PET"),
     # --- dataset import (issue 30) ------------------------------------------------------------------------------------
     C("dataset", "dataset import of a folder without DICOM", "dataset import --dicom SB/case --out SB/work/c",
       "holds no CT, PET, RTSTRUCT or SEG files"),
@@ -403,6 +420,7 @@ def build_sandbox(root: Path) -> Path:
     (case / "cands.csv").write_text("id,x,y,z\n1,{},{},{}\n".format(*centre))
     run_to_folder(CaseInputs(ct=case / "ct.nii.gz", pet=case / "pet.nii.gz", candidates=case / "cands.csv"),
                   root / "results")
+    run_to_folder(CaseInputs(ct=None, pet=case / "pet.nii.gz"), root / "pet_only")  # PET-only (issue 26)
     shutil.copytree(root / "results", root / "reviewed")
     (root / "reviewed" / "review").mkdir()
     (root / "reviewed" / "review" / "review.json").write_text(json.dumps({"decisions": {"1": "accepted"}}))

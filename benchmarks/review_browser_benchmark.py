@@ -38,10 +38,12 @@ from pathlib import Path
 IMG = "#views img"
 
 
-def start_server(repo: Path, results: Path, ct: Path, pet: Path, extra=()) -> tuple[subprocess.Popen, str]:
+def start_server(repo: Path, results: Path, ct: Path | None, pet: Path | None, extra=()) -> tuple[subprocess.Popen, str]:
+    """``lnstaging review RESULTS`` on a free port; ``ct``/``pet`` None: the run's recorded images."""
     env = dict(os.environ, PYTHONPATH=str(repo), VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "LNStagingLib", "review", str(results), "--ct", str(ct), "--pet",
-                             str(pet), "--port", "0", "--host", "127.0.0.1", *extra], cwd=repo, env=env,
+    images = [arg for option, path in (("--ct", ct), ("--pet", pet)) if path is not None for arg in (option, str(path))]
+    proc = subprocess.Popen([sys.executable, "-m", "LNStagingLib", "review", str(results), *images,
+                             "--port", "0", "--host", "127.0.0.1", *extra], cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 180
     for raw in proc.stdout:

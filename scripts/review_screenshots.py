@@ -2,11 +2,14 @@
 """The two pictures of docs/images: the browser review (review.png) and page 1 of the reviewed report as Chromium
 prints it (report_page1.png, PDF -> PNG with poppler's pdftoppm).
 
-  python scripts/review_screenshots.py RESULTS --ct CT --pet PET [--ct-dicom DIR] [--out docs/images]
+  python scripts/review_screenshots.py RESULTS [--ct CT --pet PET] [--ct-dicom DIR] [--out docs/images] [--suffix S]
+
+Without --ct/--pet the run's recorded images are used (a PET-only run: the PET alone); --suffix names the pictures
+review<S>.png and report_page1<S>.png (e.g. --suffix _pet_only).
 
 RESULTS is copied first (its review is never touched). On the page: two candidates accepted, one rejected, the first
 selected, a click beside it to show the linked crosshair; then the report is downloaded and printed to A4.
-Needs Debian's chromium and pdftoppm.
+Needs Debian's chromium; poppler's pdftoppm when present (else a screenshot of the page in print media).
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ def wait_until(predicate, timeout: float = 60.0):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
-    parser.add_argument("--ct", type=Path, required=True)
-    parser.add_argument("--pet", type=Path, required=True)
+    parser.add_argument("--ct", type=Path)
+    parser.add_argument("--pet", type=Path)
+    parser.add_argument("--suffix", default="", help="added to the picture names, e.g. _pet_only")
     parser.add_argument("--ct-dicom", type=Path)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images")
     args = parser.parse_args()
@@ -58,7 +62,8 @@ def main() -> int:
         work = Path(tmp) / args.results.name
         shutil.copytree(args.results, work, ignore=shutil.ignore_patterns("review", "export"))
         extra = ["--ct-dicom", str(args.ct_dicom.resolve())] if args.ct_dicom else []
-        proc, url = start_server(repo, work, args.ct.resolve(), args.pet.resolve(), extra=extra)
+        proc, url = start_server(repo, work, args.ct and args.ct.resolve(), args.pet and args.pet.resolve(),
+                                 extra=extra)
         base = url.split("?")[0].rstrip("/")
         try:
             with sync_playwright() as p:
@@ -84,7 +89,7 @@ def main() -> int:
                 page.evaluate("document.querySelector('#candidates').scrollIntoView()")
                 page.wait_for_timeout(800)
                 args.out.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(args.out / "review.png"))
+                page.screenshot(path=str(args.out / f"review{args.suffix}.png"))
                 with page.expect_download() as download:
                     page.click("#download-report")
                 report = Path(tmp) / "report.html"
@@ -93,13 +98,18 @@ def main() -> int:
                 printer.goto(report.as_uri())
                 pdf = Path(tmp) / "report.pdf"
                 printer.pdf(path=str(pdf), format="A4", prefer_css_page_size=True, print_background=True)
+                if not shutil.which("pdftoppm"):  # no poppler: the page as printed, on an A4 viewport at 96 dpi
+                    printer.emulate_media(media="print")
+                    printer.set_viewport_size({"width": 794, "height": 1123})
+                    printer.screenshot(path=str(args.out / f"report_page1{args.suffix}.png"), full_page=True)
                 browser.close()
-            subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile", str(pdf),
-                            str(args.out / "report_page1")], check=True)
+            if shutil.which("pdftoppm"):
+                subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                                str(args.out / f"report_page1{args.suffix}")], check=True)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    print(args.out / "review.png", args.out / "report_page1.png")
+    print(args.out / f"review{args.suffix}.png", args.out / f"report_page1{args.suffix}.png")
     return 0
 
 

@@ -59,7 +59,14 @@ def _reviewed(results_dir: Path):
 
 def main(args) -> int:
     from ..export.exporter import export_label_map
+    from ..export.pet_only import pet_only_reference, pet_series_uid
 
+    # a PET-only run: no RTSTRUCT; its SEG references the run's own PET DICOM series (export/pet_only.py)
+    pet_reference = pet_only_reference(args.results, args.kind, args.ct_dicom) if args.results is not None else None
+    reference = pet_reference or args.ct_dicom
+    if reference is None:
+        raise InputFileError("Give the planning CT's DICOM folder with --ct-dicom CT_DICOM_FOLDER.")
+    series_uid = args.series_uid or (pet_series_uid(args.results) if pet_reference else None)
     labels_path, candidates_path = args.labels, args.candidates
     candidates, threshold, labels, source = None, None, None, None
     if args.results is not None and labels_path is None and candidates_path is None:
@@ -76,16 +83,16 @@ def main(args) -> int:
             raise InputFileError("Give the label map with --labels gtv_ln.nii.gz (or a results folder with --results).")
         labels, candidates = _labels(labels_path), _candidates(candidates_path)
     out = args.out or Path(f"{'RS' if args.kind == 'rtstruct' else 'SEG'}_LNStaging.dcm")
-    inputs = [("--ct-dicom", args.ct_dicom), ("--labels", labels_path), ("--candidates", candidates_path)]
+    inputs = [("--ct-dicom", reference), ("--labels", labels_path), ("--candidates", candidates_path)]
     if source is not None:  # the saved review's files are inputs too: never overwritten by the export
         inputs += [("--results", source / "gtv_ln.nii.gz"), ("--results", source / "candidates.json")]
     check_output(out, kind="file", overwrite=args.overwrite, extensions=(".dcm",), inputs=inputs)
     if source is not None:
         print(f"review state read from {source}")
     summary = _run_with_bar(args.kind, args.quiet, lambda progress: export_label_map(
-        labels, args.ct_dicom, out, kind=args.kind, candidates=candidates, include_pending=args.include_pending,
+        labels, reference, out, kind=args.kind, candidates=candidates, include_pending=args.include_pending,
         only_accepted=args.only_accepted,
-        combined=args.combined, resample=args.resample, series_uid=args.series_uid, progress=progress,
+        combined=args.combined, resample=args.resample, series_uid=series_uid, progress=progress,
         threshold=threshold))
     for line in summary.lines():
         print(line)
@@ -99,7 +106,9 @@ def register(sub) -> None:
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     for kind, text in (("rtstruct", "DICOM RT Structure Set, one ROI per node"), ("seg", "DICOM Segmentation, one segment per node")):
         p = kinds.add_parser(kind, help=text, description=text)
-        p.add_argument("--ct-dicom", type=Path, required=True, help="folder holding the one CT series to reference")
+        p.add_argument("--ct-dicom", type=Path, help="folder holding the one CT series to reference (required, except "
+                                                     "for the SEG of a PET-only run given with --results: it "
+                                                     "references the run's PET DICOM series)")
         p.add_argument("--series-uid", help="SeriesInstanceUID of the CT when the folder holds several series")
         p.add_argument("--labels", type=Path, help="instance label map (gtv_ln.nii.gz: value = candidate id)")
         p.add_argument("--candidates", type=Path, help="candidates.json (names, probabilities, review states)")

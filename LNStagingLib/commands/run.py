@@ -1,4 +1,4 @@
-"""``lnstaging run``: one case from PET/CT to a results folder (see LNStagingLib/pipeline.py)."""
+"""``lnstaging run``: one case from PET/CT (or a PET alone) to a results folder (see LNStagingLib/pipeline.py)."""
 
 from pathlib import Path
 
@@ -8,7 +8,10 @@ from ._common import (add_model_arguments, add_overwrite_argument, add_pet_timin
 
 
 def add_case_arguments(parser) -> None:
-    parser.add_argument("--ct", required=True, type=Path, help="CT: NIfTI/NRRD/MHA file or DICOM folder")
+    parser.add_argument("--ct", type=Path, help="CT: NIfTI/NRRD/MHA file or DICOM folder; without it the run is "
+                                                "PET-only: the PET's grid is the reference, candidates come from "
+                                                "its SUV rules (or --candidates FILE), ranked by SUVpeak, and no "
+                                                "model runs")
     parser.add_argument("--pet", required=True, type=Path, help="PET: DICOM folder (converted to SUVbw) or an SUV image file")
     parser.add_argument("--organs", type=Path, help="organ/vessel label map, Slicer .seg.nrrd, a folder of masks, or a "
                                                     "DICOM RTSTRUCT / SEG (structures matched by name)")
@@ -80,7 +83,8 @@ def print_summary(results, out: Path) -> None:
 
 
 def register(sub):
-    parser = sub.add_parser("run", help="run the pipeline on one PET/CT case and write a results folder")
+    parser = sub.add_parser("run", help="run the pipeline on one PET/CT case (or a PET alone) and "
+                                                "write a results folder")
     add_case_arguments(parser)
     add_model_arguments(parser)
     add_progress_arguments(parser)
@@ -94,12 +98,17 @@ def register(sub):
 def main(args) -> int:
     from ..pipeline import RunOptions, check_results_folder, run_to_folder
 
+    if args.ct is None and args.ct_series_uid:
+        from ..errors import InputFileError
+
+        raise InputFileError("--ct-series-uid chooses a series of --ct: give --ct too, or leave it out for a PET-only "
+                             "run.")
     inputs = case_inputs(args)
     RunOptions(threshold=args.threshold, threads=args.threads)  # options and output checked before any work
     check_results_folder(inputs, args.out, overwrite=args.overwrite)
     from ..io.memory import check_memory
 
-    check_memory(args.ct, "lnstaging run")
+    check_memory(args.ct if args.ct is not None else args.pet, "lnstaging run")
     options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
                          threads=args.threads)
     results = run_to_folder(inputs, args.out, options, make_progress(args, "lnstaging run"), overwrite=args.overwrite)

@@ -58,6 +58,12 @@ def read_recorded_inputs(results_dir: Path | str) -> dict:
     return _provenance_part(results_dir, "inputs")
 
 
+def is_pet_only_run(results_dir: Path | str) -> bool:
+    """The run recorded a PET and no CT (``lnstaging run --pet`` without --ct): its results are on the PET's grid."""
+    recorded = read_recorded_inputs(results_dir)
+    return bool(recorded.get("pet")) and not recorded.get("ct")
+
+
 def recorded_image_reading(results_dir: Path | str) -> dict:
     """How the run read its images (weight, dose, injection time, series UIDs): the same SUV on review."""
     return _provenance_part(results_dir, "image_reading")

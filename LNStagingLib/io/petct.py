@@ -1,4 +1,5 @@
-"""Load a PET/CT pair: CT in HU, PET in SUVbw resampled onto the CT grid, both in LPS world coordinates.
+"""Load a PET/CT pair: CT in HU, PET in SUVbw resampled onto the CT grid, both in LPS world coordinates; or a PET
+alone (PET-only staging, ``load_pet_only``): then the PET's own grid is the reference of every result.
 
 Refuses pairs that cannot be fused safely: different FrameOfReferenceUIDs (when both are DICOM) without a
 registration, or images that do not overlap in space.
@@ -30,13 +31,24 @@ MAX_PLAUSIBLE_SUV = 500.0
 
 @dataclass
 class PetCt:
-    """CT (HU, float32) and PET (SUVbw, float32) on one grid, with what is known about their DICOM origin."""
+    """CT (HU, float32) and PET (SUVbw, float32) on one grid, with what is known about their DICOM origin.
+    ``ct`` is None for a PET-only run: the PET's own grid is then the reference."""
 
-    ct: sitk.Image
+    ct: sitk.Image | None
     pet_suv: sitk.Image
     suv: SuvFactor | None = None
     ct_series: DicomSeries | None = None
     pet_series: DicomSeries | None = None
+
+    @property
+    def reference(self) -> sitk.Image:
+        """The grid every result is on: the CT's, or the PET's own when no CT was given."""
+        return self.ct if self.ct is not None else self.pet_suv
+
+    @property
+    def reference_series(self) -> DicomSeries | None:
+        """The DICOM series of the reference grid (an RTSTRUCT's or SEG's frame of reference is checked against it)."""
+        return self.ct_series if self.ct is not None else self.pet_series
 
     @property
     def frame_of_reference_uid(self) -> str | None:
@@ -172,3 +184,17 @@ def load_pet_ct(ct: os.PathLike | str, pet: os.PathLike | str, *, weight_kg: flo
                             "(it must map CT points to PET points).")
     progress.step(1.0, "PET/CT loaded")
     return PetCt(ct=ct_image, pet_suv=pet_on_ct, suv=factor, ct_series=ct_series, pet_series=pet_series)
+
+
+def load_pet_only(pet: os.PathLike | str, *, weight_kg: float | None = None, dose_bq: float | None = None,
+                  injection_time: str | None = None, half_life_s: float | None = None,
+                  pet_series_uid: str | None = None, progress: Progress | None = None,
+                  accept_timing: bool = False) -> PetCt:
+    """A PET without a CT (PET-only staging): SUVbw on the PET's own grid, which becomes the reference."""
+    progress = progress or Progress()
+    progress.step(0.0, "reading PET")
+    pet_image, factor, pet_series = load_pet_suv(pet, pet_series_uid, weight_kg=weight_kg, dose_bq=dose_bq,
+                                                 injection_time=injection_time, half_life_s=half_life_s,
+                                                 accept_timing=accept_timing)
+    progress.step(1.0, "PET loaded")
+    return PetCt(ct=None, pet_suv=pet_image, suv=factor, pet_series=pet_series)

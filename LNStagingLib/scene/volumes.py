@@ -12,11 +12,13 @@ import vtk
 from vtk.util import numpy_support
 
 from ..errors import GeometryError
+from ..report import PET_ONLY_SUV_MAX
 from .coordinates import geometry_from_ijk_to_ras, ijk_to_ras_matrix, numpy_matrix, vtk_matrix
 
 PET_COLOR_NODE_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
 ATTENTION_COLOR_NODE_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
 CT_WINDOW_LEVEL = (400.0, 40.0)  # soft-tissue / mediastinal window in HU
+PET_BACKGROUND_ATTRIBUTE = "LNStaging.PETBackground"
 
 
 def image_data_from_array(array: np.ndarray) -> vtk.vtkImageData:
@@ -125,8 +127,27 @@ def load_volume_file(scene, path: Path | str, name: Optional[str] = None, labelm
     return add_volume(scene, image, name or path.name.split(".")[0], labelmap=labelmap)
 
 
+def add_pet_background(scene, image: sitk.Image):
+    """The PET as the background of a PET-only review (no CT): inverted grey, SUV 0 (white) to
+    PET_ONLY_SUV_MAX (black), as PET is read; ``show_ct`` keeps it so (a CT window means nothing on SUV)."""
+    node = add_volume(scene, image, "PET (no CT)")
+    node.SetAttribute(PET_BACKGROUND_ATTRIBUTE, "1")
+    show_ct(node)
+    return node
+
+
+def is_pet_background(node) -> bool:
+    return node is not None and node.GetAttribute(PET_BACKGROUND_ATTRIBUTE) == "1"
+
+
 def show_ct(node, window_level: tuple[float, float] = CT_WINDOW_LEVEL) -> None:
+    """The background in its CT window; a PET-only review's PET background (add_pet_background) in its SUV range."""
     display = node.GetDisplayNode()
+    if is_pet_background(node):
+        display.SetAutoWindowLevel(False)
+        display.SetWindowLevelMinMax(0.0, PET_ONLY_SUV_MAX)
+        display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeInvertedGrey")
+        return
     display.SetAutoWindowLevel(False)
     display.SetWindowLevel(*window_level)
     display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")

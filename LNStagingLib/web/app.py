@@ -118,7 +118,7 @@ class ReviewApp:
         s.export_state, s.export_summary, s.pending_rows, s.confirm_pending = "none", "", [], False
         s.message_ok, s.help_open, s.busy = False, False, 0
         s.shortcuts = [{"keys": k, "action": a} for k, a in SHORTCUTS]
-        s.ct_presets, s.ct_preset = list(CT_PRESETS), "soft tissue"
+        s.ct_presets, s.ct_preset, s.has_ct = list(CT_PRESETS), "soft tissue", True
         s.pet_lower, s.pet_upper, s.has_pet = 2.0, 10.0, False
         s.cursor_text, s.counts_text, s.provenance_text, s.operating_text = "", "", "", ""
         s.view_info = {}
@@ -156,6 +156,7 @@ class ReviewApp:
         s.ct_preset = session.ct_preset
         s.pet_lower, s.pet_upper = session.pet_window
         s.has_pet = session.review.pet is not None
+        s.has_ct = not session.case.pet_only
         s.provenance_text = self._provenance_text()
         s.selected_id = session.selected_id
         s.other_findings = page_text.other_finding_items(session.review.results)

@@ -7,7 +7,8 @@ files named ct.*/pet.* in the case folder, the cohort folder given with ``--data
 DATA/cases/<case_id>/ct.nii.gz), or the inputs the run recorded in provenance.json (io/case_inputs.py). Images are
 files (NIfTI/NRRD/MHA) or DICOM folders, as ``lnstaging run`` takes them. The CT DICOM folder for the RTSTRUCT
 export is ``--ct-dicom`` (one case) or ``--ct-dicom ROOT`` with ROOT/<case_id>/ (a batch), else the run's CT when
-it was a DICOM folder.
+it was a DICOM folder. A PET-only run (``lnstaging run`` without --ct) has no CT: its case shows the PET alone and
+has no RTSTRUCT export (that needs the planning CT).
 
 The review state is written to CASE/review/ by the scene adapter's ``save_review`` (a review folder: the edited
 results, GTV_LN.seg.nrrd, candidates.tsv, centroids.mrk.json, review.json); exports go to CASE/export/.
@@ -32,9 +33,13 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 class ReviewCase:
     case_id: str
     results_dir: Path
-    ct: Path
+    ct: Optional[Path]  # None: a PET-only run, shown on its PET
     pet: Optional[Path] = None
     ct_dicom: Optional[Path] = None
+
+    @property
+    def pet_only(self) -> bool:
+        return self.ct is None
 
     @property
     def review_dir(self) -> Path:
@@ -45,12 +50,14 @@ class ReviewCase:
         return self.results_dir / EXPORT_SUBDIR
 
     def study_date(self) -> str:
-        """The CT's Study Date (YYYY-MM-DD) from its DICOM folder, or '' (NIfTI images carry none)."""
-        if self.ct_dicom is None or not self.ct_dicom.is_dir():
+        """The CT's (a PET-only run: the PET's) Study Date (YYYY-MM-DD) from its DICOM folder, or '' (NIfTI images
+        carry none)."""
+        folder = self.pet if self.pet_only else self.ct_dicom
+        if folder is None or not folder.is_dir():
             return ""
         import pydicom
 
-        for path in sorted(self.ct_dicom.iterdir())[:50]:
+        for path in sorted(folder.iterdir())[:50]:
             try:
                 value = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyDate"]).get("StudyDate", ""))
             except Exception:  # not a DICOM file: try the next one
@@ -60,12 +67,12 @@ class ReviewCase:
         return ""
 
     def load_images(self):
-        """(CT, PET SUV or None) as SimpleITK images, each on its own grid; DICOM folders are read (and the PET
-        converted to SUV) the way the run read them (provenance.json "image_reading")."""
+        """(CT or None for a PET-only run, PET SUV or None) as SimpleITK images, each on its own grid; DICOM folders
+        are read (and the PET converted to SUV) the way the run read them (provenance.json "image_reading")."""
         from ..io.petct import load_ct, load_pet_suv
 
         reading = case_inputs.recorded_image_reading(self.results_dir)
-        ct, _ = load_ct(self.ct, reading.get("ct_series_uid"))
+        ct = None if self.pet_only else load_ct(self.ct, reading.get("ct_series_uid"))[0]
         pet = None
         if self.pet is not None:
             suv = {k: reading.get(k) for k in ("weight_kg", "dose_bq", "injection_time")}
@@ -78,12 +85,20 @@ class ReviewCase:
 
     def export_disabled_reason(self) -> str:
         """Empty when the RTSTRUCT export can run; otherwise why not, in the user's words."""
+        if self.pet_only:  # a SEG on the PET's own DICOM series is the command line's (export/pet_only.py)
+            seg = (" A DICOM SEG on this PET series: 'lnstaging export seg --results RESULTS'."
+                   if self.pet is not None and self.pet.is_dir() else "")
+            return PET_ONLY_EXPORT + seg
         if self.ct_dicom is None:
             return ("RTSTRUCT export needs the planning CT as DICOM: restart with "
                     "'lnstaging review DIR --ct-dicom CT_DICOM_FOLDER'.")
         if not self.ct_dicom.is_dir():
             return f"The CT DICOM folder {self.ct_dicom} does not exist: check --ct-dicom."
         return ""
+
+
+PET_ONLY_EXPORT = ("This run had no CT (PET-only): an RTSTRUCT needs the planning CT; run 'lnstaging run' again with "
+                   "the planning CT given, and review and export that run.")
 
 
 def is_results_folder(folder: Path) -> bool:
@@ -136,13 +151,20 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
     for case_dir in case_dirs:
         case_id = case_dir.name
         cohort_dir = _cohort_case_dir(data, case_id)
-        ct_path = ct if single and ct is not None else (
+        pet_only = case_inputs.is_pet_only_run(case_dir)
+        if pet_only and single and (ct is not None or ct_dicom is not None):
+            option = "--ct" if ct is not None else "--ct-dicom"
+            raise InputFileError(f"Case '{case_id}' was run without a CT (PET-only): its nodes are on the PET grid, "
+                                 f"not on a CT; leave {option} out, or run 'lnstaging run' again with --ct.")
+        ct_path = None if pet_only else ct if single and ct is not None else (
             _image_in(case_dir, "ct") or (cohort_dir and _image_in(cohort_dir, "ct"))
             or case_inputs.recorded_input_path(case_dir, "ct"))
         pet_path = pet if single and pet is not None else (
             _image_in(case_dir, "pet") or (cohort_dir and _image_in(cohort_dir, "pet"))
             or case_inputs.recorded_input_path(case_dir, "pet"))
-        if not ct_path:
+        if pet_only and not pet_path:
+            raise case_inputs.missing_recorded_image(case_dir, "pet")
+        if not ct_path and not pet_only:
             if case_inputs.read_recorded_inputs(case_dir).get("ct"):
                 raise case_inputs.missing_recorded_image(case_dir, "ct")
             raise InputFileError(f"No CT for case '{case_id}': give it with --ct FILE (one case) or the cohort folder "
@@ -151,11 +173,14 @@ def find_cases(folder: Path | str, ct: Optional[Path] = None, pet: Optional[Path
             if path and not Path(path).exists():
                 raise InputFileError(f"The {what} {path} does not exist: check --{what.lower()}.")
         dicom = None
-        if ct_dicom is not None:
+        if pet_only:
+            pass  # no CT to export onto (ReviewCase.export_disabled_reason says so)
+        elif ct_dicom is not None:
             dicom = Path(ct_dicom) if single else Path(ct_dicom) / case_id
-        elif Path(ct_path).is_dir():
+        elif ct_path is not None and Path(ct_path).is_dir():
             dicom = Path(ct_path)  # the run's CT was a DICOM series: the RTSTRUCT goes onto it
-        cases.append(ReviewCase(case_id, case_dir, Path(ct_path), Path(pet_path) if pet_path else None, dicom))
+        cases.append(ReviewCase(case_id, case_dir, Path(ct_path) if ct_path else None,
+                                Path(pet_path) if pet_path else None, dicom))
     return cases
 
 

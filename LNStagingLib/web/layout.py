@@ -87,8 +87,9 @@ def build_page(app) -> None:
 
 def view_controls(app, html, v) -> None:
     with v.VRow(dense=True, align="center", classes="ma-0", style="gap: 6px"):
-        html.Span("CT window", classes="mr-1")
-        with v.VBtnToggle(v_model=("ct_preset",), density="compact", mandatory=True, id="ct-presets"):
+        html.Span("CT window", classes="mr-1", v_show=("has_ct",))  # a PET-only run has no CT to window
+        with v.VBtnToggle(v_model=("ct_preset",), density="compact", mandatory=True, id="ct-presets",
+                          v_show=("has_ct",)):
             for k, name in enumerate(CT_PRESETS, start=1):
                 v.VBtn(name, value=name, size="small", id=f"preset-{name.replace(' ', '-')}",
                        title=f"{name} window ({k})",  # a click applies it, also after a mouse window/level

@@ -108,7 +108,10 @@ class ReviewSession(ContourEditing, Triage):
         self._loading = True
         try:
             ct_image, pet_image = case.load_images()  # files or DICOM folders, as the run read them
-            ct_node = volumes.add_volume(self.scene, ct_image, "CT")
+            if ct_image is None:  # a PET-only run: the PET is the background the contours are drawn over
+                ct_node = volumes.add_pet_background(self.scene, pet_image)
+            else:
+                ct_node = volumes.add_volume(self.scene, ct_image, "CT")
             self._nodes.append(ct_node)
             volumes.show_ct(ct_node)
             views.set_layers(self.scene, background=ct_node)  # background before the segmentation (quirk)
@@ -132,7 +135,8 @@ class ReviewSession(ContourEditing, Triage):
             self.set_ct_preset(self.ct_preset)
             if pet_node is not None:
                 self.set_pet_window(*self.pet_window)
-            self.set_overlay(self.overlay if (self.overlay != "attention" or review.attention) else "pet")
+            self.set_overlay("none" if case.pet_only else  # the PET background already shows the uptake
+                             self.overlay if (self.overlay != "attention" or review.attention) else "pet")
             for view in self.app.view_manager.get_slice_views():
                 view.fit_view_to_content()
             if review.segmentation is not None and review.segmentation.GetSegmentation().GetNumberOfSegments():
@@ -162,6 +166,8 @@ class ReviewSession(ContourEditing, Triage):
         self.rescorer = None
         if self.rescore_model is None or not self.review.results.candidates:
             return None
+        if case.pet_only:
+            return "Re-scoring is off for this case: its model reads the CT, and this run had no CT (PET-only)."
         from ..inference.rescore import rescorer_from_checkpoint
 
         try:
@@ -285,7 +291,8 @@ class ReviewSession(ContourEditing, Triage):
         out = {"hu": None, "suv": None, "candidate": None}
         if self.review is None:
             return out
-        for key, node in (("hu", self.review.ct), ("suv", self.review.pet)):
+        background = None if volumes.is_pet_background(self.review.ct) else self.review.ct  # a PET has no HU
+        for key, node in (("hu", background), ("suv", self.review.pet)):
             if node is None:
                 continue
             array, ras_to_ijk = self._array(key, node)
