@@ -228,3 +228,43 @@ def test_run_times_mark_a_resumed_run(tmp_path):
                                                 "\n$ lnstaging train seg --out z --overwrite\n")
     times = rt.run_times(tmp_path, ["seg_plain", "cls_gnnb", "seg_attention", "patient"])
     assert times == {"seg_plain": "3293", "cls_gnnb": "284 (resumed: last part only)", "seg_attention": "2014"}
+
+
+def test_one_table_replaced_in_place_from_a_work_folder_of_its_runs_only(tmp_path):
+    """--table mask writes the mask-ROI table from a work folder holding only its runs and replaces that table alone:
+    every other line of the document (the sphere Table 1 with its figures included) stays as it was."""
+    full, only_mask = tmp_path / "full", tmp_path / "mask"
+    _write(experiments(full)["cls_cnn_prior"]["result"], _cls_report(0.25))
+    out = tmp_path / "RESULTS.md"
+    script = [sys.executable, str(ROOT / "scripts" / "results_tables.py"), "--out", str(out)]
+    done = subprocess.run([*script, "--work", str(full)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before = out.read_text().splitlines()
+    specs = experiments(only_mask)
+    _write(specs["cls_cnn_prior_mask"]["result"], _cls_report(0.25))
+    _write(specs["cls_cnn_pet_mask"]["result"], _cls_report(0.75))
+    _write(specs["cls_cnn_pet_mask"]["external_result"], _cls_report(0.5))
+    done = subprocess.run([*script, "--work", str(only_mask), "--table", "mask"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    after = out.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(before) == len(after) and [a.split("|")[1].strip() for a, _ in changed] == \
+        ["+PET, mask ROI", "+spatial prior, mask ROI"]
+    pet, prior = (b for _, b in changed)
+    assert pet.startswith("| +PET, mask ROI | 16 / 32 / 96 | 0.750 [0.000, 1.000] |") and pet in done.stdout
+    assert float(pet.split("|")[10].split()[0]) > 0  # the paired difference to the mask CNN + prior row
+    assert "| 16 / 32, 0.500 [0.000, 1.000] | – |" in pet  # the new patients; the reference has no external JSON
+    assert prior.startswith("| +spatial prior, mask ROI | 16 / 32 / 96 | 0.250 ")
+    assert "| CNN (CT), mask ROI | not run |" in out.read_text()
+    assert "| +spatial prior | 16 / 32 / 96 | 0.250 [0.000, 1.000] |" in out.read_text()  # the sphere row kept
+
+
+def test_one_table_refused_when_the_document_does_not_hold_it(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Results\n\n| row | mFROC |\n|---|---|\n| CNN (CT) | 0.2 |\n")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_tables.py"), "--work", str(tmp_path),
+                           "--out", str(out), "--table", "mask"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode != 0 and "0 tables with the rows CNN (CT), mask ROI" in done.stderr
+    assert out.read_text() == "# Results\n\n| row | mFROC |\n|---|---|\n| CNN (CT) | 0.2 |\n"  # nothing lost

@@ -2,6 +2,7 @@
 """Write docs/RESULTS.md from the evaluation JSONs of scripts/train_demo_models.py (nothing is typed by hand).
 
   python scripts/results_tables.py --work /path/to/work [--notes NOTES.md]
+  python scripts/results_tables.py --work /path/to/work --table mask   (one table, replaced in place in --out)
 
 Seed 1 runs are read from WORK, seed 2 runs from WORK/seed2 (train_demo_models.py --work WORK/seed2 --cohorts WORK
 --seed 2 --replicates). A comparison (COMPARISONS) is stated as a conclusion only when both seeds' differences have
@@ -36,6 +37,11 @@ STRONG_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNb", "stron
 # Table 1 with the paper's ROI-GAP over the candidate's mask (--roi label); CLS_ROWS pool over a sphere
 MASK_ROWS = (("CNN (CT), mask ROI", "cls_cnn_ct_mask"), ("+PET, mask ROI", "cls_cnn_pet_mask"),
              ("+spatial prior, mask ROI", "cls_cnn_prior_mask"))
+# Tables --table writes on its own: name -> (rows, reference row of the paired differences). Each replaces, in an
+# existing document, the one table whose row labels are exactly its own, so a table can be brought up to date from a
+# work folder that holds only its runs without turning the rest of the document into "not run".
+NAMED_TABLES = {"table1": (CLS_ROWS, "cls_cnn_prior"), "mask": (MASK_ROWS, "cls_cnn_prior_mask"),
+                "strong": (STRONG_ROWS, "strong_cls_cnn_prior")}
 SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"),
             ("ablation: informative negatives, no gate", "seg_negatives_only"),
             ("distance-guided attention", "seg_attention"))
@@ -545,6 +551,34 @@ def rescore_table(work: Path) -> str:
     return "\n".join(lines)
 
 
+def replace_table(text: str, rows, table: str) -> str:
+    """``text`` with the Markdown table whose row labels are exactly those of ``rows`` (in order) replaced by
+    ``table``. Refuses (ValueError) unless exactly one table of ``text`` has these rows."""
+    lines = text.split("\n")
+    labels = [label for label, _ in rows]
+    blocks, start = [], None
+    for i, line in enumerate([*lines, ""]):
+        if line.startswith("|") and start is None:
+            start = i
+        elif not line.startswith("|") and start is not None:
+            blocks.append((start, i))
+            start = None
+    matches = [(a, b) for a, b in blocks if [line.split("|")[1].strip() for line in lines[a + 2:b]] == labels]
+    if len(matches) != 1:
+        raise ValueError(f"{len(matches)} tables with the rows {', '.join(labels)} (expected exactly 1); "
+                         "write the whole document instead (without --table)")
+    a, b = matches[0]
+    return "\n".join([*lines[:a], table, *lines[b:]])
+
+
+def write_one_table(work: Path, name: str, out: Path) -> str:
+    """The table ``name`` (NAMED_TABLES) from the runs in ``work``, put into ``out`` in place of the same table."""
+    rows, reference = NAMED_TABLES[name]
+    table = cls_table(experiments(work), rows, reference)
+    out.write_text(replace_table(out.read_text(), rows, table))
+    return table
+
+
 def replicated(rows):
     """The rows of a table whose run has a seed replicate (REPLICATED)."""
     return tuple((label, name) for label, name in rows if name in REPLICATED)
@@ -583,7 +617,18 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "RESULTS.md")
     parser.add_argument("--notes", type=Path, help="a Markdown file of observations appended verbatim")
+    parser.add_argument("--table", choices=sorted(NAMED_TABLES),
+                        help="write only this table: printed, and put into --out (which must exist) in place of the "
+                             "same table; the rest of --out is left as it is")
     args = parser.parse_args()
+    if args.table:
+        if not args.out.is_file():
+            parser.error(f"--table replaces a table in an existing document; {args.out} does not exist")
+        try:
+            print(write_one_table(args.work, args.table, args.out))
+        except ValueError as error:
+            parser.error(f"{args.out}: {error}")
+        return 0
     specs = experiments(args.work)
     seed2 = experiments(args.work / "seed2", 2, cohorts=args.work)
     rows = comparison_rows({1: specs, 2: seed2}, {1: args.work, 2: args.work / "seed2"})
