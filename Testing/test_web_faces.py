@@ -574,3 +574,65 @@ def test_two_browsers_record_their_own_reviewer(server, browser, run):
     by = {(e["candidate"], e["action"]): e.get("by") for e in events}
     assert by[(ranked[5], "rejected")] == "Dr A" and by[(ranked[6], "accepted")] == "Dr B"
     assert by[(ranked[7], "accepted")] == "Dr A"
+
+
+def test_a_stroke_on_an_accepted_node_changes_it_and_only_it(server, browser, run):
+    """Issue 26 (found in the last session): a brush stroke on an ACCEPTED node changed no voxel. Accepted nodes are
+    not locked: the stroke had missed the node, because a jump moved the slices without panning, and on a
+    1400 x 850 page the axial view, fitted while the page was still being laid out, did not show the node (it lay
+    left of the view; the stroke landed on the list). Here, on that page size: accept the node the axial view
+    shows farthest outside (or nearest its edge), select it, paint from its centre outwards; the node is drawn
+    inside the view, it gains voxels on disk, keeps its decision, and no other node changes."""
+    from review_server import axial_view_settled
+
+    page = browser.new_page(viewport={"width": 1400, "height": 850})  # a laptop screen
+    page.goto(server.url)
+    page.wait_for_selector("#cand-1", timeout=60000)
+    page.wait_for_selector("#views img", state="visible", timeout=60000)
+    status_url = server.base + "/lnstaging/status.json"
+    first = status(server)["selected"]["centroid_ras"]
+    box, _view = wait_for(lambda: axial_view_settled(page, status_url, first), what="the axial view's size")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # the reader pans (middle drag)
+    page.mouse.down(button="middle")
+    page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up(button="middle")
+    page.wait_for_timeout(1000)
+    results = reviewed(run)
+    decisions = status(server)["decisions"]
+    ranked = sorted(results.candidates, key=lambda c: c.rank)
+    pending = [c for c in ranked[8:] if decisions[str(c.id)] == "pending"]  # earlier tests decide the first 8
+
+    def inside_by(c) -> float:  # pixels from the axial view's nearest side edge (negative: outside the view)
+        drawn = status(server, ras_of(c))["point_views"]["axial"]
+        return min(drawn["xy"][0], drawn["size"][0] - drawn["xy"][0])
+
+    target = min(pending, key=inside_by)
+    shown_before = inside_by(target)
+    page.click(f"#accept-{target.id}")
+    wait_for(lambda: status(server)["decisions"][str(target.id)] == "accepted", what="the node accepted")
+    page.click(f"#cand-{target.id}")
+    wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
+    page.click("#tool-paint")
+    wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
+    _box, view = wait_for(lambda: axial_view_settled(page, status_url, ras_of(target)), what="the axial view's size")
+    (x, y), (width, height) = view["xy"], view["size"]
+    assert 0 <= x < width and 0 <= y < height, f"the selected node is drawn outside the axial view: {view}"
+
+    before = status(server)["voxels"]
+    labels = sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz"))
+    k = labels.TransformPhysicalPointToIndex(target.centroid_lps)[2]
+    _stroke(page, server, [ras_of(target), _empty_point_near(labels, target, k)])
+    saved = wait_for(lambda: (s := status(server))["voxels"][str(target.id)] > before[str(target.id)]
+                     and not s["edits_pending"] and s, timeout=30, what="the stroke on the accepted node saved")
+    gained = saved["voxels"][str(target.id)] - before[str(target.id)]
+    on_disk = labels_on_disk(run)
+    assert int((on_disk == target.id).sum()) == saved["voxels"][str(target.id)], "the file does not hold the stroke"
+    others = {i: n for i, n in before.items() if i != str(target.id)}
+    assert {i: int((on_disk == int(i)).sum()) for i in others} == others, "the stroke changed another node"
+    assert saved["last_edit"] == {str(target.id): gained}
+    assert saved["decisions"][str(target.id)] == "accepted", "editing the contour changed the decision"
+    assert "other nodes" not in page.inner_text("#edit-changes")
+    print(f"{target.name} (accepted) +{gained} voxels; before the jump {shown_before:.0f} px inside the axial "
+          f"view's side edges, after it drawn at {view['xy']} in a {view['size']} view")
+    shot(page, "12_stroke_on_an_accepted_node")
+    page.close()

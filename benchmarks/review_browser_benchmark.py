@@ -3,7 +3,9 @@
 
   jump   click a candidate name until the axial view shows the new image
   slice  one step of the axial slice slider (keyboard on its thumb) until the new image arrives
-  paint  one brush stroke (12 mouse moves over 45 px) until the new image arrives and the stroke is saved
+  paint  one brush stroke (12 mouse moves over 45 px, from the first candidate's centre) until the new image
+         arrives and the stroke is saved; "paint_voxels_added" lists the voxels each stroke added to the node (a
+         stroke that adds none is never saved: the benchmark stops and says so)
   durable  the same stroke from mouse-up until its segmentation is on disk (status.json "stroke_times", the server's
          wall clock: the same machine's as this script's); also when the mouse-up reached the server
 
@@ -157,12 +159,17 @@ def measure(args, repo: Path) -> dict:
                 page.wait_for_timeout(1000)
                 page.click("#tool-paint")
                 page.wait_for_timeout(500)
-                strokes, stroke_costs, durable, received = [], [], [], []
+                strokes, stroke_costs, durable, received, painted = [], [], [], [], []
                 for k in range(args.repeats if "paint" in args.actions else 0):
                     before = server_timings(base)
                     box = page.locator(IMG).first.bounding_box()
-                    x, y = status(base)["selected"]["views"]["axial"]["xy"]
-                    saved = status(base)["saved_at"]
+                    now = status(base)
+                    x, y = now["selected"]["views"]["axial"]["xy"]
+                    width, height = now["selected"]["views"]["axial"]["size"]
+                    if not (0 <= x < width and 0 <= y < height):
+                        raise SystemExit(f"the selected node is drawn outside the axial view ({x}, {y} in {width} x "
+                                         f"{height}): a stroke there would paint nothing")
+                    saved, voxels = now["saved_at"], now["voxels"][str(ids[0])]
                     up_at = []
 
                     def stroke():
@@ -179,9 +186,10 @@ def measure(args, repo: Path) -> dict:
                     start = time.perf_counter() - seconds
                     while status(base)["saved_at"] == saved:
                         if time.perf_counter() - start > 60:
-                            raise SystemExit("a stroke was never saved (it changed no voxel?)")
+                            raise SystemExit(f"stroke {k + 1} was never saved: it changed no voxel of node {ids[0]}")
                         time.sleep(0.02)
                     strokes.append(max(seconds, time.perf_counter() - start))
+                    painted.append(status(base)["voxels"][str(ids[0])] - voxels)
                     times = status(base).get("stroke_times") or {}
                     if times.get("durable") and times["durable"] >= up_at[0]:
                         durable.append(times["durable"] - up_at[0])
@@ -197,7 +205,8 @@ def measure(args, repo: Path) -> dict:
         return summary(values) if values else None
 
     return {"repo": str(repo), "case": args.results.name, "jump": summarised(jumps), "slice_step": summarised(steps),
-            "paint_stroke": summarised(strokes), "mouse_up_to_on_disk": summarised(durable),
+            "paint_stroke": summarised(strokes), "paint_voxels_added": painted,
+            "mouse_up_to_on_disk": summarised(durable),
             "mouse_up_to_server": summarised(received),
             "server_cpu": {"jump": cost_summary(jump_costs), "slice_step": cost_summary(step_costs),
                            "paint_stroke": cost_summary(stroke_costs)},
