@@ -7,7 +7,9 @@ options (the run's recorded DICOM folders) and driven in headless Chromium at 19
   hidden;
 - a paint stroke never changes another node unless "take voxels from other nodes" is on, and then the page says
   which node lost how many voxels;
-- "saved" shows only once the stroke is on disk, and the stroke is on disk within 0.5 s of mouse-up.
+- "saved" shows only once the stroke is on disk, and the stroke is on disk within 0.5 s of mouse-up (a SIGKILL then
+  keeps it);
+- an accepted node is edited like any other (a 1400 x 850 page, the node panned out of the axial view first).
 
 Screenshots go to Testing/artifacts/web_faces/. Needs Debian's chromium (apt-get install -y chromium); skipped,
 saying so, when it is absent.
@@ -329,6 +331,36 @@ def test_a_stroke_is_on_disk_within_half_a_second_of_mouse_up(server, browser, r
     assert durable_s < DURABLE_WITHIN_S, f"the stroke reached disk {durable_s:.2f} s after mouse-up"
 
 
+def test_a_stroke_survives_a_kill_half_a_second_after_mouse_up(server, browser, run):
+    """Issue 26 item 4: a stroke shown on screen was lost by a kill 1.4-2.8 s after mouse-up (5 of 5 trials). Here the
+    server is killed (SIGKILL) DURABLE_WITHIN_S after the page's mouse-up, without waiting for "saved"; a new server
+    on the same folder shows the stroke."""
+    page = open_page(browser, server)
+    results = reviewed(run)
+    target = min(results.candidates, key=lambda c: c.rank)
+    labels = sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz"))
+    k = labels.TransformPhysicalPointToIndex(target.centroid_lps)[2]
+    page.click(f"#cand-{target.id}")
+    wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
+    page.click("#tool-paint")
+    wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
+    before = status(server)["voxels"][str(target.id)]
+    up = _stroke(page, server, [ras_of(target), _empty_point_near(labels, target, k)])
+    time.sleep(max(0.0, DURABLE_WITHIN_S - (time.perf_counter() - up)))
+    killed_after = time.perf_counter() - up
+    server.kill()
+    page.close()
+    again = Server([str(run), "--port", "0", "--host", "127.0.0.1"], run.parent / "server.log")
+    try:
+        after = status(again)["voxels"][str(target.id)]
+    finally:
+        again.kill()
+    print(f"killed {killed_after:.3f} s after mouse-up; {target.name} {before} -> {after} voxels after the restart; "
+          f"load average {__import__('os').getloadavg()[0]:.1f}")
+    assert killed_after < DURABLE_WITHIN_S + 0.1, "the test killed the server too late to mean anything"
+    assert after > before, f"the stroke was lost by a kill {killed_after:.2f} s after mouse-up"
+
+
 def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(server, browser, run):
     page = open_page(browser, server)
 
@@ -580,9 +612,10 @@ def test_a_stroke_on_an_accepted_node_changes_it_and_only_it(server, browser, ru
     """Issue 26 (found in the last session): a brush stroke on an ACCEPTED node changed no voxel. Accepted nodes are
     not locked: the stroke had missed the node, because a jump moved the slices without panning, and on a
     1400 x 850 page the axial view, fitted while the page was still being laid out, did not show the node (it lay
-    left of the view; the stroke landed on the list). Here, on that page size: accept the node the axial view
-    shows farthest outside (or nearest its edge), select it, paint from its centre outwards; the node is drawn
-    inside the view, it gains voxels on disk, keeps its decision, and no other node changes."""
+    left of the view; the stroke landed on the list). Here, on that page size and after the reader panned the
+    axial view (a middle-button drag; the layout's own timing is not reproducible): accept the node the view shows
+    farthest outside, select it, paint from its centre outwards; the node is drawn inside the view, it gains voxels
+    on disk, keeps its decision, and no other node changes."""
     from review_server import axial_view_settled
 
     page = browser.new_page(viewport={"width": 1400, "height": 850})  # a laptop screen
