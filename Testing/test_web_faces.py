@@ -301,20 +301,25 @@ def test_a_stroke_changes_only_the_selected_node_unless_asked_and_is_on_disk_bef
         again.kill()
 
 
-def test_a_stroke_is_on_disk_within_half_a_second_of_mouse_up(server, browser, run):
-    """Issue 26: from the page's mouse-up to the stroke's segmentation on disk (the server's wall clock and the
-    test's are the same machine's), and the file on disk holds the stroke."""
-    page = open_page(browser, server)
-    results = Results.read(run)
-    target = min(results.candidates, key=lambda c: c.rank)
-    ct = sitk.ReadImage(str(run / "gtv_ln.nii.gz"))
-    k = ct.TransformPhysicalPointToIndex(target.centroid_lps)[2]
+def _stroke_from_the_first_node(page, server, run):
+    """Select the first-ranked node (as the server has it), take the paint tool and stroke from the node's centre
+    to empty space beside it: (the node, its voxels before, the time of mouse-up)."""
+    target = min(reviewed(run).candidates, key=lambda c: c.rank)
+    labels = sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz"))
+    k = labels.TransformPhysicalPointToIndex(target.centroid_lps)[2]
     page.click(f"#cand-{target.id}")
     wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
     page.click("#tool-paint")
     wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
     before = status(server)["voxels"][str(target.id)]
-    up = _stroke(page, server, [ras_of(target), _empty_point_near(ct, target, k)])
+    return target, before, _stroke(page, server, [ras_of(target), _empty_point_near(labels, target, k)])
+
+
+def test_a_stroke_is_on_disk_within_half_a_second_of_mouse_up(server, browser, run):
+    """Issue 26: from the page's mouse-up to the stroke's segmentation on disk (the server's wall clock and the
+    test's are the same machine's), and the file on disk holds the stroke."""
+    page = open_page(browser, server)
+    target, before, up = _stroke_from_the_first_node(page, server, run)
     up_wall = time.time() - (time.perf_counter() - up)
     times = wait_for(lambda: (t := status(server)["stroke_times"]).get("durable") and t["durable"] > up_wall - 5 and t,
                      timeout=30, what="the stroke on disk")
@@ -336,16 +341,7 @@ def test_a_stroke_survives_a_kill_half_a_second_after_mouse_up(server, browser, 
     server is killed (SIGKILL) DURABLE_WITHIN_S after the page's mouse-up, without waiting for "saved"; a new server
     on the same folder shows the stroke."""
     page = open_page(browser, server)
-    results = reviewed(run)
-    target = min(results.candidates, key=lambda c: c.rank)
-    labels = sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz"))
-    k = labels.TransformPhysicalPointToIndex(target.centroid_lps)[2]
-    page.click(f"#cand-{target.id}")
-    wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
-    page.click("#tool-paint")
-    wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
-    before = status(server)["voxels"][str(target.id)]
-    up = _stroke(page, server, [ras_of(target), _empty_point_near(labels, target, k)])
+    target, before, up = _stroke_from_the_first_node(page, server, run)
     time.sleep(max(0.0, DURABLE_WITHIN_S - (time.perf_counter() - up)))
     killed_after = time.perf_counter() - up
     server.kill()
