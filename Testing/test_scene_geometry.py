@@ -85,3 +85,25 @@ def test_jump_puts_every_slice_plane_through_the_centroid(review):
         assert abs(to_slice.MultiplyPoint((*ras, 1.0))[2]) < 1e-6, slice_node.GetName()
     axial = [n for n in views.ensure_slice_views(review.scene) if n.GetOrientation() == "Axial"][0]
     assert axial.GetSliceOffset() == pytest.approx(ras[2])
+
+
+def test_jump_shows_the_node_when_the_view_did_not_and_keeps_the_pan_when_it_did(review):
+    """A jump after the reader zoomed in on another node: a view that would not show the centroid is centred on
+    it (a jump that only moved the slices left it off-screen, and a brush stroke aimed at it missed); a view that
+    already shows a point well inside keeps its pan and zoom."""
+    nodes = [n for n in views.ensure_slice_views(review.scene) if n.GetName() in ("Red", "Yellow", "Green")]
+    near, far = (coordinates.lps_to_ras(review.results.candidate(i).centroid_lps) for i in (1, 4))
+    views.zoom_to_ras(review.scene, near, 20.0)  # 20 mm across: node 4 (about 40 mm away) is outside
+    assert not views.shows_point(nodes[0], far), "the test needs node 4 outside the zoomed axial view"
+    fields = [n.GetFieldOfView() for n in nodes]
+    review.jump_to(4)
+    for node, field in zip(nodes, fields):
+        assert views.shows_point(node, far, views.JUMP_EDGE_MARGIN), node.GetName()
+        assert node.GetFieldOfView() == pytest.approx(field), f"{node.GetName()}: the jump changed the zoom"
+        to_slice = vtk.vtkMatrix4x4()
+        vtk.vtkMatrix4x4.Invert(node.GetSliceToRAS(), to_slice)
+        assert abs(to_slice.MultiplyPoint((*far, 1.0))[2]) < 1e-6, node.GetName()
+    axial = nodes[0]
+    before = coordinates.numpy_matrix(axial.GetXYToRAS())
+    views.jump_to_ras(review.scene, (far[0] + 3.0, far[1], far[2]))  # 3 mm to the side: well inside the view
+    assert np.allclose(coordinates.numpy_matrix(axial.GetXYToRAS()), before), "the axial view panned needlessly"

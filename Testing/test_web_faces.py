@@ -7,7 +7,9 @@ options (the run's recorded DICOM folders) and driven in headless Chromium at 19
   hidden;
 - a paint stroke never changes another node unless "take voxels from other nodes" is on, and then the page says
   which node lost how many voxels;
-- "saved" shows only once the stroke is on disk, and the stroke is on disk within 0.5 s of mouse-up.
+- "saved" shows only once the stroke is on disk, and the stroke is on disk within 0.5 s of mouse-up (a SIGKILL then
+  keeps it);
+- an accepted node is edited like any other (a 1400 x 850 page, the node panned out of the axial view first).
 
 Screenshots go to Testing/artifacts/web_faces/. Needs Debian's chromium (apt-get install -y chromium); skipped,
 saying so, when it is absent.
@@ -299,20 +301,25 @@ def test_a_stroke_changes_only_the_selected_node_unless_asked_and_is_on_disk_bef
         again.kill()
 
 
-def test_a_stroke_is_on_disk_within_half_a_second_of_mouse_up(server, browser, run):
-    """Issue 26: from the page's mouse-up to the stroke's segmentation on disk (the server's wall clock and the
-    test's are the same machine's), and the file on disk holds the stroke."""
-    page = open_page(browser, server)
-    results = Results.read(run)
-    target = min(results.candidates, key=lambda c: c.rank)
-    ct = sitk.ReadImage(str(run / "gtv_ln.nii.gz"))
-    k = ct.TransformPhysicalPointToIndex(target.centroid_lps)[2]
+def _stroke_from_the_first_node(page, server, run):
+    """Select the first-ranked node (as the server has it), take the paint tool and stroke from the node's centre
+    to empty space beside it: (the node, its voxels before, the time of mouse-up)."""
+    target = min(reviewed(run).candidates, key=lambda c: c.rank)
+    labels = sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz"))
+    k = labels.TransformPhysicalPointToIndex(target.centroid_lps)[2]
     page.click(f"#cand-{target.id}")
     wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
     page.click("#tool-paint")
     wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
     before = status(server)["voxels"][str(target.id)]
-    up = _stroke(page, server, [ras_of(target), _empty_point_near(ct, target, k)])
+    return target, before, _stroke(page, server, [ras_of(target), _empty_point_near(labels, target, k)])
+
+
+def test_a_stroke_is_on_disk_within_half_a_second_of_mouse_up(server, browser, run):
+    """Issue 26: from the page's mouse-up to the stroke's segmentation on disk (the server's wall clock and the
+    test's are the same machine's), and the file on disk holds the stroke."""
+    page = open_page(browser, server)
+    target, before, up = _stroke_from_the_first_node(page, server, run)
     up_wall = time.time() - (time.perf_counter() - up)
     times = wait_for(lambda: (t := status(server)["stroke_times"]).get("durable") and t["durable"] > up_wall - 5 and t,
                      timeout=30, what="the stroke on disk")
@@ -327,6 +334,27 @@ def test_a_stroke_is_on_disk_within_half_a_second_of_mouse_up(server, browser, r
     print(f"mouse-up to fully saved (GTV_LN, tables, review.json) {saved['saved_at'] - up_wall:.3f} s; renders "
           f"{saved['timings']['renders']}; actions {saved['timings']['actions']}")
     assert durable_s < DURABLE_WITHIN_S, f"the stroke reached disk {durable_s:.2f} s after mouse-up"
+
+
+def test_a_stroke_survives_a_kill_half_a_second_after_mouse_up(server, browser, run):
+    """Issue 26 item 4: a stroke shown on screen was lost by a kill 1.4-2.8 s after mouse-up (5 of 5 trials). Here the
+    server is killed (SIGKILL) DURABLE_WITHIN_S after the page's mouse-up, without waiting for "saved"; a new server
+    on the same folder shows the stroke."""
+    page = open_page(browser, server)
+    target, before, up = _stroke_from_the_first_node(page, server, run)
+    time.sleep(max(0.0, DURABLE_WITHIN_S - (time.perf_counter() - up)))
+    killed_after = time.perf_counter() - up
+    server.kill()
+    page.close()
+    again = Server([str(run), "--port", "0", "--host", "127.0.0.1"], run.parent / "server.log")
+    try:
+        after = status(again)["voxels"][str(target.id)]
+    finally:
+        again.kill()
+    print(f"killed {killed_after:.3f} s after mouse-up; {target.name} {before} -> {after} voxels after the restart; "
+          f"load average {__import__('os').getloadavg()[0]:.1f}")
+    assert killed_after < DURABLE_WITHIN_S + 0.1, "the test killed the server too late to mean anything"
+    assert after > before, f"the stroke was lost by a kill {killed_after:.2f} s after mouse-up"
 
 
 def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(server, browser, run):
@@ -574,3 +602,66 @@ def test_two_browsers_record_their_own_reviewer(server, browser, run):
     by = {(e["candidate"], e["action"]): e.get("by") for e in events}
     assert by[(ranked[5], "rejected")] == "Dr A" and by[(ranked[6], "accepted")] == "Dr B"
     assert by[(ranked[7], "accepted")] == "Dr A"
+
+
+def test_a_stroke_on_an_accepted_node_changes_it_and_only_it(server, browser, run):
+    """Issue 26 (found in the last session): a brush stroke on an ACCEPTED node changed no voxel. Accepted nodes are
+    not locked: the stroke had missed the node, because a jump moved the slices without panning, and on a
+    1400 x 850 page the axial view, fitted while the page was still being laid out, did not show the node (it lay
+    left of the view; the stroke landed on the list). Here, on that page size and after the reader panned the
+    axial view (a middle-button drag; the layout's own timing is not reproducible): accept the node the view shows
+    farthest outside, select it, paint from its centre outwards; the node is drawn inside the view, it gains voxels
+    on disk, keeps its decision, and no other node changes."""
+    from review_server import axial_view_settled
+
+    page = browser.new_page(viewport={"width": 1400, "height": 850})  # a laptop screen
+    page.goto(server.url)
+    page.wait_for_selector("#cand-1", timeout=60000)
+    page.wait_for_selector("#views img", state="visible", timeout=60000)
+    status_url = server.base + "/lnstaging/status.json"
+    first = status(server)["selected"]["centroid_ras"]
+    box, _view = wait_for(lambda: axial_view_settled(page, status_url, first), what="the axial view's size")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # the reader pans (middle drag)
+    page.mouse.down(button="middle")
+    page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up(button="middle")
+    page.wait_for_timeout(1000)
+    results = reviewed(run)
+    decisions = status(server)["decisions"]
+    ranked = sorted(results.candidates, key=lambda c: c.rank)
+    pending = [c for c in ranked[8:] if decisions[str(c.id)] == "pending"]  # earlier tests decide the first 8
+
+    def inside_by(c) -> float:  # pixels from the axial view's nearest side edge (negative: outside the view)
+        drawn = status(server, ras_of(c))["point_views"]["axial"]
+        return min(drawn["xy"][0], drawn["size"][0] - drawn["xy"][0])
+
+    target = min(pending, key=inside_by)
+    shown_before = inside_by(target)
+    page.click(f"#accept-{target.id}")
+    wait_for(lambda: status(server)["decisions"][str(target.id)] == "accepted", what="the node accepted")
+    page.click(f"#cand-{target.id}")
+    wait_for(lambda: (s := status(server))["selected"] and s["selected"]["id"] == target.id, what="the jump")
+    page.click("#tool-paint")
+    wait_for(lambda: status(server)["tool"] == "paint", what="the paint tool")
+    _box, view = wait_for(lambda: axial_view_settled(page, status_url, ras_of(target)), what="the axial view's size")
+    (x, y), (width, height) = view["xy"], view["size"]
+    assert 0 <= x < width and 0 <= y < height, f"the selected node is drawn outside the axial view: {view}"
+
+    before = status(server)["voxels"]
+    labels = sitk.ReadImage(str(run / "review" / "gtv_ln.nii.gz"))
+    k = labels.TransformPhysicalPointToIndex(target.centroid_lps)[2]
+    _stroke(page, server, [ras_of(target), _empty_point_near(labels, target, k)])
+    saved = wait_for(lambda: (s := status(server))["voxels"][str(target.id)] > before[str(target.id)]
+                     and not s["edits_pending"] and s, timeout=30, what="the stroke on the accepted node saved")
+    gained = saved["voxels"][str(target.id)] - before[str(target.id)]
+    on_disk = labels_on_disk(run)
+    assert int((on_disk == target.id).sum()) == saved["voxels"][str(target.id)], "the file does not hold the stroke"
+    others = {i: n for i, n in before.items() if i != str(target.id)}
+    assert {i: int((on_disk == int(i)).sum()) for i in others} == others, "the stroke changed another node"
+    assert saved["last_edit"] == {str(target.id): gained}
+    assert saved["decisions"][str(target.id)] == "accepted", "editing the contour changed the decision"
+    assert "other nodes" not in page.inner_text("#edit-changes")
+    print(f"{target.name} (accepted) +{gained} voxels; before the jump {shown_before:.0f} px inside the axial "
+          f"view's side edges, after it drawn at {view['xy']} in a {view['size']} view")
+    shot(page, "12_stroke_on_an_accepted_node")
+    page.close()

@@ -3,15 +3,19 @@
 
   jump   click a candidate name until the axial view shows the new image
   slice  one step of the axial slice slider (keyboard on its thumb) until the new image arrives
-  paint  one brush stroke (12 mouse moves over 45 px) until the new image arrives and the stroke is saved
+  paint  one brush stroke (12 mouse moves over 45 px, from the first candidate's centre) until the new image
+         arrives and the stroke is saved; "paint_voxels_added" lists the voxels each stroke added to the node (a
+         stroke that adds none is never saved: the benchmark stops and says so)
   durable  the same stroke from mouse-up until its segmentation is on disk (status.json "stroke_times", the server's
-         wall clock: the same machine's as this script's); also when the mouse-up reached the server
+         wall clock: the same machine's as this script's), split into: the mouse-up reaching the server, the
+         stroke painted into the node (Slicer's segment editor), its segmentation written
 
 Each figure is the median (and range) of ``--repeats`` actions. The server is ``lnstaging review`` from each
 ``--repo`` (a checkout), so one run measures the code before (e.g. a checkout of main) and after a change on the same
 case; with ``--rounds N`` the checkouts take turns N times, so a change in the machine's load hits both alike:
 
   python benchmarks/review_browser_benchmark.py RESULTS --ct CT --pet PET [--repo PATH ...] [--repeats 5] [--rounds 1]
+      [--viewport 1400 850]
 
 Besides the wall seconds the reader waits, a server that reports its timings (status.json "timings",
 LNStagingLib/web/timing.py) gives the CPU seconds per action: the page action itself, the saves, and each view's
@@ -111,6 +115,8 @@ def main() -> int:
     parser.add_argument("--repo", type=Path, nargs="+", default=[Path(__file__).resolve().parents[1]])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--viewport", type=int, nargs=2, default=(1400, 850), metavar=("WIDTH", "HEIGHT"),
+                        help="the browser page's size in pixels (default 1400 850; the larger, the longer a render)")
     parser.add_argument("--actions", nargs="+", choices=("jump", "slice", "paint"), default=["jump", "slice", "paint"],
                         help="what to measure (default all)")
     args = parser.parse_args()
@@ -133,7 +139,7 @@ def measure(args, repo: Path) -> dict:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=shutil.which("chromium"),
                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
-                page = browser.new_page(viewport={"width": 1400, "height": 850})
+                page = browser.new_page(viewport={"width": args.viewport[0], "height": args.viewport[1]})
                 page.goto(url)
                 page.wait_for_selector("[id^=cand-]", timeout=60000)
                 page.wait_for_timeout(2000)
@@ -159,12 +165,18 @@ def measure(args, repo: Path) -> dict:
                 page.wait_for_timeout(1000)
                 page.click("#tool-paint")
                 page.wait_for_timeout(500)
-                strokes, stroke_costs, durable, received = [], [], [], []
+                strokes, stroke_costs, durable, received, painted = [], [], [], [], []
+                applying, writing = [], []  # mouse-up received -> stroke painted -> its segmentation on disk
                 for k in range(args.repeats if "paint" in args.actions else 0):
                     before = server_timings(base)
                     box = page.locator(IMG).first.bounding_box()
-                    x, y = status(base)["selected"]["views"]["axial"]["xy"]
-                    saved = status(base)["saved_at"]
+                    now = status(base)
+                    x, y = now["selected"]["views"]["axial"]["xy"]
+                    width, height = now["selected"]["views"]["axial"]["size"]
+                    if not (0 <= x < width and 0 <= y < height):
+                        raise SystemExit(f"the selected node is drawn outside the axial view ({x}, {y} in {width} x "
+                                         f"{height}): a stroke there would paint nothing")
+                    saved, voxels = now["saved_at"], now["voxels"][str(ids[0])]
                     up_at = []
 
                     def stroke():
@@ -181,13 +193,16 @@ def measure(args, repo: Path) -> dict:
                     start = time.perf_counter() - seconds
                     while status(base)["saved_at"] == saved:
                         if time.perf_counter() - start > 60:
-                            raise SystemExit("a stroke was never saved (it changed no voxel?)")
+                            raise SystemExit(f"stroke {k + 1} was never saved: it changed no voxel of node {ids[0]}")
                         time.sleep(0.02)
                     strokes.append(max(seconds, time.perf_counter() - start))
+                    painted.append(status(base)["voxels"][str(ids[0])] - voxels)
                     times = status(base).get("stroke_times") or {}
                     if times.get("durable") and times["durable"] >= up_at[0]:
                         durable.append(times["durable"] - up_at[0])
                         received.append(times["released"] - up_at[0])
+                        applying.append(times["applied"] - times["released"])
+                        writing.append(times["durable"] - times["applied"])
                     page.wait_for_timeout(300)
                     stroke_costs.append(server_cost(before, server_timings(base)))
                 browser.close()
@@ -199,8 +214,10 @@ def measure(args, repo: Path) -> dict:
         return summary(values) if values else None
 
     return {"repo": str(repo), "case": args.results.name, "jump": summarised(jumps), "slice_step": summarised(steps),
-            "paint_stroke": summarised(strokes), "mouse_up_to_on_disk": summarised(durable),
-            "mouse_up_to_server": summarised(received),
+            "paint_stroke": summarised(strokes), "paint_voxels_added": painted,
+            "mouse_up_to_on_disk": summarised(durable),
+            "mouse_up_to_server": summarised(received), "server_to_stroke_painted": summarised(applying),
+            "stroke_painted_to_on_disk": summarised(writing), "viewport": list(args.viewport),
             "server_cpu": {"jump": cost_summary(jump_costs), "slice_step": cost_summary(step_costs),
                            "paint_stroke": cost_summary(stroke_costs)},
             "load_average_before": load_before, "load_average": [round(v, 2) for v in os.getloadavg()]}

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
 import slicer
 
-from .coordinates import lps_to_ras
+from .coordinates import lps_to_ras, numpy_matrix
 
 STANDARD_VIEWS = (("Red", "Axial"), ("Yellow", "Sagittal"), ("Green", "Coronal"))
+# A jump keeps a view's pan while the point lies this far (a fraction of the view's width or height) inside its
+# edges, so the node and some of what surrounds it are seen; nearer an edge or outside, the view is centred on it.
+JUMP_EDGE_MARGIN = 0.1
 
 
 def _nodes(scene, class_name: str) -> list:
@@ -56,10 +60,27 @@ def set_foreground_opacity(scene, opacity: float) -> None:
     set_layers(scene, foreground_opacity=opacity)
 
 
+def shows_point(slice_node, ras: Sequence[float], margin: float = 0.0) -> bool:
+    """True when ``ras`` projects into the slice view, at least ``margin`` (a fraction of its size) from each edge."""
+    x, y = (np.linalg.inv(numpy_matrix(slice_node.GetXYToRAS())) @ [*map(float, ras), 1.0])[:2]
+    width, height = slice_node.GetDimensions()[:2]
+    return margin * width <= x <= (1 - margin) * width and margin * height <= y <= (1 - margin) * height
+
+
+def _jump_showing(slice_node, ras: Sequence[float]) -> None:
+    """The view passes through ``ras`` and shows it: an offset jump (the view does not pan) when that leaves the
+    point well inside the view, else centred on it. An offset jump alone left a node off-screen when the view was
+    zoomed or panned, or fitted at another size: the reader did not see it, and a brush stroke aimed at it missed."""
+    x, y, z = (float(v) for v in ras)
+    slice_node.JumpSliceByOffsetting(x, y, z)
+    if not shows_point(slice_node, ras, JUMP_EDGE_MARGIN):
+        slice_node.JumpSliceByCentering(x, y, z)
+
+
 def jump_to_ras(scene, ras: Sequence[float]) -> None:
-    """Move every slice view so that it passes through ``ras`` (offset jump: the views do not pan)."""
+    """Move every slice view so that it passes through ``ras`` and shows it (``_jump_showing``)."""
     for slice_node in _nodes(scene, "vtkMRMLSliceNode"):
-        slice_node.JumpSliceByOffsetting(float(ras[0]), float(ras[1]), float(ras[2]))
+        _jump_showing(slice_node, ras)
 
 
 def crosshair_node(scene):
@@ -83,7 +104,7 @@ def link_views_at(scene, ras: Sequence[float], source=None) -> None:
     ``ras`` and all of them draw the crosshair there; the clicked view keeps its slice."""
     for slice_node in _nodes(scene, "vtkMRMLSliceNode"):
         if slice_node is not source:
-            slice_node.JumpSliceByOffsetting(float(ras[0]), float(ras[1]), float(ras[2]))
+            _jump_showing(slice_node, ras)
     place_crosshair(scene, ras)
 
 
@@ -95,7 +116,7 @@ def crosshair_ras(scene) -> Optional[list]:
 
 
 def zoom_to_ras(scene, ras: Sequence[float], field_of_view_mm: float) -> None:
-    """Centre every slice view on ``ras`` (it pans, unlike jump_to_ras) and show ``field_of_view_mm`` across the
+    """Centre every slice view on ``ras`` (it always pans, unlike jump_to_ras) and show ``field_of_view_mm`` across the
     view's shorter side, keeping each view's aspect ratio and slice thickness."""
     for slice_node in _nodes(scene, "vtkMRMLSliceNode"):
         slice_node.JumpSliceByCentering(float(ras[0]), float(ras[1]), float(ras[2]))

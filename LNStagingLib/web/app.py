@@ -24,6 +24,7 @@ from .timing import ServerTimings
 from .keyboard import SHORTCUTS
 from .layout import TITLE, build_page, slice_view_overlay
 from .page_text import candidate_row, fmt as _fmt, fmt_p as _fmt_p  # noqa: F401 (tests import them here)
+from .render_pacing import pace_views
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class ReviewApp:
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
-        from trame_slicer.rca_view import register_rca_factories
+        from trame_slicer.app.ui import create_vertical_view_gutter_ui
+        from trame_slicer.rca_view import RemoteSliceViewFactory, RemoteThreeDViewFactory
         from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
         from .vtk_messages import RESIZE_EVENT_DEPRECATION, vtk_messages_without
@@ -67,10 +69,14 @@ class ReviewApp:
         security.limit_message_size(self.server)  # websocket frames; limit_connections does the rest at bind
         self.slicer_app = SlicerApp()
         self._views: dict = {}  # view id -> slice view, for the titles, orientation letters and scale bars
-        register_rca_factories(self.slicer_app.view_manager, self.server,
-                               slice_view_ui_f=lambda server, view_id, view: slice_view_overlay(server, view_id, view,
-                                                                                                  self._views),
-                               interactive_quality=FRAME_JPEG_QUALITY, blur_fps=UNFOCUSED_VIEW_FPS)
+        # trame-slicer's register_rca_factories, keeping the slice factory: its views' renders are paced below
+        frames = {"interactive_quality": FRAME_JPEG_QUALITY, "blur_fps": UNFOCUSED_VIEW_FPS}
+        slice_factory = RemoteSliceViewFactory(
+            self.server, populate_view_ui_f=lambda server, view_id, view: slice_view_overlay(server, view_id, view,
+                                                                                             self._views), **frames)
+        for factory in (slice_factory, RemoteThreeDViewFactory(self.server, **frames,
+                                                                populate_view_ui_f=create_vertical_view_gutter_ui)):
+            self.slicer_app.view_manager.register_factory(factory)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         axial, coronal, sagittal = (ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.coronal_view(),
                                     ViewLayoutDefinition.sagittal_view())
@@ -80,6 +86,7 @@ class ReviewApp:
                                  flex_sizes=["2", "1"]))
             self.layout_manager.set_layout("review")  # creates the slice views (and their slice nodes) now
         _drop_model_slice_manager()
+        self._paced = pace_views(slice_factory, self.slicer_app.view_manager.get_slice_views())  # the mouse-up first
         self.timings, self._mip_cache = ServerTimings(), {}
         for view in self.slicer_app.view_manager.get_slice_views():
             name = view.get_view_node().GetName()
