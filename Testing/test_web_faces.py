@@ -367,7 +367,8 @@ def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(ser
             and box["y"] + box["height"] <= VIEWPORT["height"], f"{selector} is outside the viewport: {box}"
 
     for selector in ("#tool-paint", "#tool-erase", "#undo", "#export", "#export-pending", "#bulk-reject", "#drawer-threshold",
-                     "#operating-point", "#list-title"):
+                     "#operating-point", "#list-title", "#pet-mip", "#th-name", "#th-sa", "#th-suvmax", "#th-suvpeak",
+                     "#th-vol", "#th-decision"):
         inside(selector)
     rows = [r for r in page.locator("#candidates tbody tr").all() if (b := r.bounding_box()) and
             b["y"] + b["height"] <= VIEWPORT["height"]]
@@ -400,6 +401,8 @@ def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(ser
     page.keyboard.press("ArrowUp")
     page.keyboard.press("u")
     wait_for(lambda: status(server)["selected"]["id"] == ranked[2], what="U: the next pending node")
+    page.keyboard.press("e")
+    wait_for(lambda: status(server)["tool"] == "erase", what="E: erase")
     page.keyboard.press("b")
     wait_for(lambda: status(server)["tool"] == "paint", what="B: paint")
     page.keyboard.press("]")
@@ -427,6 +430,7 @@ def test_triage_controls_fit_a_1920x1080_viewport_and_work_from_the_keyboard(ser
     page.click("#export")
     wait_for(lambda: status(server)["export_state"] == "current", timeout=60, what="the RTSTRUCT export")
     inside("#download-rtstruct")
+    inside("#download-seg")
     page.click(f"#accept-{ranked[2]}")
     wait_for(lambda: status(server)["export_state"] == "stale", what="the export out of date")
     inside("#export-stale")
