@@ -169,6 +169,9 @@ def model_card(model_id: str, task: str, payload: dict, report: dict, size: int,
                rescore: dict | None = None, rescore_external: dict | None = None) -> str:
     figures = (_patient_figures(report) if task == "patient" and "n_patients" in report
                else f"- Held-out phantom test metrics: {json.dumps(headline(task, report))}\n")
+    run = DEMO_MODELS[model_id][1].split("/")[0]
+    notes = (_volume_note(task, payload, report.get("ln_volume_source"))
+             + _review_state_note(payload, rescore, rescore_external))
     return f"""# Model card: {model_id}
 
 {NOT_FOR_CLINICAL_USE} These weights were trained on **synthetic phantoms only** (`lnstaging phantom`); they
@@ -179,8 +182,9 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 - Network: `{payload['model']}`, configuration below (travels inside the checkpoint)
 - File size: {size / 1e6:.2f} MB; sha256 in Resources/Models.json
 - Training data: {json.dumps(payload.get('training_data', {}))}
-- Reproduce: `python scripts/train_demo_models.py --work WORK --only {DEMO_MODELS[model_id][1].split('/')[0]}` (and the runs it starts from) then `python scripts/install_demo_models.py --work WORK --only {model_id}`
-{figures}{_volume_note(task, payload, report.get("ln_volume_source"))}{_review_state_note(payload, rescore, rescore_external)}
+- Reproduce: `python scripts/train_demo_models.py --work WORK --only {run}` (and the runs it starts from), then
+  `python scripts/install_demo_models.py --work WORK --only {model_id}`
+{figures}{notes}
 ## Configuration
 
 ```json
