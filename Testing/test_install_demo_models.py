@@ -115,7 +115,7 @@ def _patient_report(source: str) -> dict:
             "metrics": {"balanced_accuracy": metric(0.667, 0.4, 0.9), "auc": metric(20 / 27, 0.35, 1.0),
                         "sensitivity": metric(6 / 9, 0.33, 1.0), "specificity": metric(2 / 3, 0.0, 1.0),
                         "accuracy": metric(8 / 12, 0.4, 0.9)},
-            "patients": [{"case": f"case{i:03d}", "label": y, "probability": p, "ln_volume_mm3": 0.0}
+            "patients": [{"case": f"case{i:03d}", "label": y, "probability": p, "ln_volume_mm3": 100.0 * (i % 2)}
                          for i, (y, p) in enumerate(zip(labels, probabilities))],
             "ln_volume_source": source}
 
@@ -163,6 +163,7 @@ def test_a_patient_model_is_installed_only_with_pipeline_volume_metrics(tmp_path
     card = (resources / "models" / "demo-patient.md").read_text()
     assert "12 (9 positive, 3 negative)" in card and "AUC 0.741 [0.350, 1.000]" in card
     assert f"DeLong 95% CI [{delong_low:.3f}, {delong_high:.3f}]" in card
+    assert "is > 0 for 4 of the 9 positive and 2 of the 3 negative test patients" in card  # odd case numbers
     assert "rest on 3 negative patients (fewer than 10)" in card and "do not show how well" in card
     assert "LN volume of the test patients: the pipeline's (test_volumes.csv" in card
     assert "LN volume of the training patients: cross-fitted" in card

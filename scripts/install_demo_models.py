@@ -141,6 +141,11 @@ def _patient_figures(report: dict) -> str:
     text = (f"- Held-out phantom test patients: {report['n_patients']} ({positive} positive, {negative} negative). "
             f"{auc}; at probability {report.get('threshold', 0.5)}: {others} (value [95% CI, "
             f"{report.get('bootstrap', {}).get('n', 1000)}-resample patient bootstrap]).\n")
+    volumes = [(p["label"], p["ln_volume_mm3"]) for p in report.get("patients", []) if "ln_volume_mm3" in p]
+    if volumes:
+        nonzero = {label: sum(v > 0 for y, v in volumes if y == label) for label in (1, 0)}
+        text += (f"- The LN volume the model was tested with is > 0 for {nonzero[1]} of the {positive} positive and "
+                 f"{nonzero[0]} of the {negative} negative test patients.\n")
     if negative < FEW_NEGATIVES and min(positive, negative) >= 2:
         simulated = auc_interval_coverage(positive, negative, 0.75)
         text += (f"- These figures rest on {negative} negative patients (fewer than {FEW_NEGATIVES}): on {positive} "
