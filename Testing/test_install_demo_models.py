@@ -105,25 +105,96 @@ def test_the_review_command_refuses_an_unknown_rescoring_model_in_one_line(insta
     assert "demo-cls-rescore" in err and "Traceback" not in err
 
 
+def _patient_report(source: str) -> dict:
+    """An evaluate-patient JSON as `lnstaging evaluate patient` writes it: 9 positive and 3 negative patients (the
+    demo cohort's test set), AUC 20/27 (7 of the 27 positive-negative pairs misordered)."""
+    labels = [1] * 9 + [0] * 3
+    probabilities = [0.9, 0.8, 0.75, 0.7, 0.65, 0.6, 0.3, 0.2, 0.1, 0.62, 0.4, 0.05]
+    metric = lambda value, low, high: {"value": value, "low": low, "high": high, "level": 0.95}  # noqa: E731
+    return {"n_patients": 12, "n_positive": 9, "threshold": 0.5, "bootstrap": {"n": 1000, "seed": 0, "level": 0.95},
+            "metrics": {"balanced_accuracy": metric(0.667, 0.4, 0.9), "auc": metric(20 / 27, 0.35, 1.0),
+                        "sensitivity": metric(6 / 9, 0.33, 1.0), "specificity": metric(2 / 3, 0.0, 1.0),
+                        "accuracy": metric(8 / 12, 0.4, 0.9)},
+            "patients": [{"case": f"case{i:03d}", "label": y, "probability": p, "ln_volume_mm3": 100.0 * (i % 2)}
+                         for i, (y, p) in enumerate(zip(labels, probabilities))],
+            "ln_volume_source": source}
+
+
 def test_a_patient_model_is_installed_only_with_pipeline_volume_metrics(tmp_path):
     """Issue 29: the demo-patient card quoted an AUC measured with gtv_ln.nii.gz, which gives the phantom's label
-    away. Such an evaluation is refused; one with the pipeline's volumes is quoted and its source named."""
+    away, of a model trained on gtv_ln volumes. An evaluation with gtv_ln, a model trained on gtv_ln volumes, or one
+    trained on predicted volumes that were not cross-fitted are refused; the cross-fitted model's pipeline-volume
+    figures are quoted with their intervals, class counts and the note on its 3 negative patients."""
+    from LNStagingLib.evaluation.compare import delong_auc_ci
     from LNStagingLib.models.patient import PatientMetastasisNet, preset
 
     work, resources = tmp_path / "work", tmp_path / "Resources"
-    (work / "patient").mkdir(parents=True)
+    run = work / "patient_predicted"
+    run.mkdir(parents=True)
     resources.mkdir()
     shutil.copyfile(ROOT / "Resources" / "Models.schema.json", resources / "Models.schema.json")
     torch.manual_seed(1)
     net = PatientMetastasisNet(preset("tiny"))
-    save_checkpoint(work / "patient" / "patient_model.pt", net, net.config, training_data=TRAINING_DATA)
-    report = {"metrics": {"auc": {"value": 0.74}}, "ln_volume_source": "gtv_ln.nii.gz"}
-    (work / "patient" / "eval_patient_test.json").write_text(json.dumps(report))
-    with pytest.raises(SystemExit, match="gtv_ln.nii.gz"):
-        load_script().install_models(work, resources, only=["demo-patient"])
-    report = {"metrics": {"auc": {"value": 0.185}}, "ln_volume_source": "test_volumes.csv"}
-    (work / "patient" / "eval_patient_test.json").write_text(json.dumps(report))
-    entries = load_script().install_models(work, resources, only=["demo-patient"])
-    assert [e["metrics"]["auc"] for e in entries if e["id"] == "demo-patient"] == [0.185]
+
+    def install(training_source: str, report: dict):
+        save_checkpoint(run / "patient_model.pt", net, net.config,
+                        training_data={**TRAINING_DATA, "ln_volume_source": training_source})
+        (run / "eval_patient_test.json").write_text(json.dumps(report))
+        return load_script().install_models(work, resources, only=["demo-patient"])
+
+    with pytest.raises(SystemExit, match="was measured with gtv_ln.nii.gz"):
+        install("train_volumes.csv (predicted)", _patient_report("gtv_ln.nii.gz"))
+    with pytest.raises(SystemExit, match="not trained on cross-fitted volumes"):
+        install("gtv_ln.nii.gz (ground truth)", _patient_report("test_volumes.csv"))
+    with pytest.raises(SystemExit, match="not trained on cross-fitted volumes"):  # predicted, but no cross_fit/
+        install("train_volumes.csv (predicted)", _patient_report("test_volumes.csv"))
+    assert not (resources / "models" / "demo-patient.pt").exists()
+    (run / "cross_fit").mkdir()
+    report = _patient_report("test_volumes.csv")
+    entries = install("train_volumes.csv (predicted)", report)
+    entry = next(e for e in entries if e["id"] == "demo-patient")
+    _, delong_low, delong_high = delong_auc_ci([p["label"] for p in report["patients"]],
+                                               [p["probability"] for p in report["patients"]])
+    assert entry["metrics"]["auc"] == pytest.approx(20 / 27) and entry["metrics"]["auc_95ci_bootstrap"] == [0.35, 1.0]
+    assert entry["metrics"]["auc_95ci_delong"] == pytest.approx([delong_low, delong_high])
+    assert entry["metrics"]["test_patients"] == {"positive": 9, "negative": 3}
+    assert entry["metrics"]["ln_volume_source"] == "test_volumes.csv"
+    assert entry["sha256"] == sha256_of(resources / "models" / "demo-patient.pt")
     card = (resources / "models" / "demo-patient.md").read_text()
+    assert "12 (9 positive, 3 negative)" in card and "AUC 0.741 [0.350, 1.000]" in card
+    assert f"DeLong 95% CI [{delong_low:.3f}, {delong_high:.3f}]" in card
+    assert "is > 0 for 4 of the 9 positive and 2 of the 3 negative test patients" in card  # odd case numbers
+    assert "rest on 3 negative patients (fewer than 10)" in card and "do not show how well" in card
     assert "LN volume of the test patients: the pipeline's (test_volumes.csv" in card
+    assert "LN volume of the training patients: cross-fitted" in card
+    assert "train_demo_models.py --work WORK --only patient_predicted`" in card
+    assert "gtv_ln.nii.gz (ground truth)" not in card
+
+
+def test_every_demo_model_is_a_run_of_the_training_script_and_demo_patient_is_cross_fitted():
+    """Each bundled model's checkpoint and evaluation are what scripts/train_demo_models.py's run writes, so the
+    card's `--only RUN` reproduces it; demo-patient is the run trained on cross-fitted volumes and tested on the
+    volumes demo-seg's own run (seg_attention) predicts, which `--only patient_predicted` trains first."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_demo_models import experiments, with_prerequisites
+
+    work = Path("/w")
+    specs = experiments(work)
+    models = load_script().DEMO_MODELS
+    for model_id, (_, checkpoint, evaluation, _, _) in models.items():
+        run = checkpoint.split("/")[0]
+        assert specs[run]["result"] == str(work / evaluation), model_id
+        assert str(work / checkpoint) in specs[run]["evaluate"], model_id
+    assert models["demo-patient"][1] == "patient_predicted/patient_model.pt"
+    patient = specs["patient_predicted"]
+    cross_fit, test_volumes = ([argv for argv in patient["prepare"] if ("--cross-fit" in argv) == fit][0]
+                               for fit in (True, False))
+    assert cross_fit[cross_fit.index("--cross-fit") + 1] == "4"
+    assert patient["train"][patient["train"].index("--ln-volumes") + 1] == cross_fit[cross_fit.index("--out") + 1]
+    assert f"seg={work}/{models['demo-seg'][1]},identification={work}/{models['demo-identification'][1]}" \
+        in test_volumes
+    assert patient["evaluate"][patient["evaluate"].index("--ln-volumes") + 1] \
+        == test_volumes[test_volumes.index("--out") + 1]
+    assert with_prerequisites(["patient_predicted"], specs) == ["seg_attention", "patient_predicted"]

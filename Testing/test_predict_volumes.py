@@ -182,3 +182,11 @@ def test_cross_fit_predicts_each_training_case_with_a_model_that_never_saw_it(co
     stamp = (work / "fold0" / "seg" / "seg_model.pt").stat().st_mtime_ns
     assert cli([*argv, "--overwrite"]) == 0
     assert read_ln_volumes(out) == volumes and (work / "fold0" / "seg" / "seg_model.pt").stat().st_mtime_ns == stamp
+    # a group interrupted after its last epoch but before its models and volumes were written resumes: no epoch is
+    # trained again (the resume points are not rewritten) and the volumes are the same
+    last = {name: (work / "fold0" / "seg" / name).stat().st_mtime_ns for name in ("seg_last.pt", "identifier_last.pt")}
+    for name in ("volumes.csv", "seg/seg_model.pt", "seg/identifier.pt"):
+        (work / "fold0" / name).unlink()
+    assert cli([*argv, "--overwrite"]) == 0
+    assert read_ln_volumes(out) == volumes and (work / "fold0" / "seg" / "identifier.pt").is_file()
+    assert {name: (work / "fold0" / "seg" / name).stat().st_mtime_ns for name in last} == last

@@ -35,9 +35,12 @@ DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JS
     # issue 19: GNNp with the review state as input (train cls --reveal-labels); for lnstaging review --rescore-model
     "demo-cls-rescore": ("cls", "cls_gnnp_reveal/cls_model.pt", "cls_gnnp_reveal/eval_cls_test.json",
                          ["ct", "pet", "candidates", "tumor", "review decisions"], ABDOMEN),
-    "demo-patient": ("patient", "patient/patient_model.pt", "patient/eval_patient_test.json",
+    # issue 29: trained on cross-fitted predicted LN volumes (predict-volumes --cross-fit 4), tested on the volumes
+    # demo-seg + demo-identification predict for the test patients: the volumes `lnstaging run` gives it
+    "demo-patient": ("patient", "patient_predicted/patient_model.pt", "patient_predicted/eval_patient_test.json",
                      ["ct", "tumor", "ln_volume"], ABDOMEN),
 }
+FEW_NEGATIVES = 10  # as scripts/results_tables.py: a patient figure on fewer negatives says so
 NOT_DEFAULT = {"demo-cls-rescore", "demo-seg-noattention"}  # one default per task: demo-cls, demo-seg
 WHAT_ELSE = {"demo-cls-rescore": ", re-scores from review decisions",  # the catalogue description beyond the task
              "demo-seg-noattention": ", without attention (any site)"}
@@ -54,8 +57,31 @@ def headline(task: str, report: dict) -> dict:
     if task in ("seg", "identification"):
         return {k: report.get(k) for k in ("class_agnostic", "positive") if k in report}
     if task == "patient":
-        return {k: v.get("value") for k, v in report.get("metrics", {}).items()}
+        metrics = {k: v.get("value") for k, v in report.get("metrics", {}).items()}
+        if "auc" in report.get("metrics", {}):
+            metrics["auc_95ci_bootstrap"] = [report["metrics"]["auc"]["low"], report["metrics"]["auc"]["high"]]
+        delong = delong_interval(report)
+        if delong:
+            metrics["auc_95ci_delong"] = list(delong)
+        if "n_patients" in report:
+            metrics["test_patients"] = {"positive": report["n_positive"],
+                                        "negative": report["n_patients"] - report["n_positive"]}
+        if "ln_volume_source" in report:
+            metrics["ln_volume_source"] = report["ln_volume_source"]
+        return metrics
     return {}
+
+
+def delong_interval(report: dict) -> tuple[float, float] | None:
+    """DeLong's 95% AUC interval from the per-patient probabilities of an evaluate-patient JSON (None with fewer than
+    2 patients of a class)."""
+    from LNStagingLib.evaluation.compare import delong_auc_ci
+
+    patients = report.get("patients", [])
+    labels = [p["label"] for p in patients]
+    if min(sum(labels), len(labels) - sum(labels)) < 2:
+        return None
+    return delong_auc_ci(labels, [p["probability"] for p in patients])[1:]
 
 
 def froc_operating_points(report: dict) -> list[list[float]]:
@@ -100,19 +126,57 @@ def _review_state_note(payload: dict, rescore: dict | None = None, rescore_exter
             "re-scoring section) and says nothing about patients.\n"))
 
 
+def _patient_figures(report: dict) -> str:
+    """The patient model's test figures with what a reader needs to weigh them: the class counts, each metric's
+    interval, DeLong's AUC interval, and how little an interval says on fewer than FEW_NEGATIVES negatives."""
+    from LNStagingLib.evaluation.coverage import auc_interval_coverage
+
+    metrics = report["metrics"]
+    positive, negative = report["n_positive"], report["n_patients"] - report["n_positive"]
+    figure = lambda name: (f"{metrics[name]['value']:.3f} [{metrics[name]['low']:.3f}, "  # noqa: E731
+                           f"{metrics[name]['high']:.3f}]")
+    delong = delong_interval(report)
+    auc = f"AUC {figure('auc')}" + (f" (DeLong 95% CI [{delong[0]:.3f}, {delong[1]:.3f}])" if delong else "")
+    others = ", ".join(f"{name.replace('_', ' ')} {figure(name)}" for name in metrics if name != "auc")
+    text = (f"- Held-out phantom test patients: {report['n_patients']} ({positive} positive, {negative} negative). "
+            f"{auc}; at probability {report.get('threshold', 0.5)}: {others} (value [95% CI, "
+            f"{report.get('bootstrap', {}).get('n', 1000)}-resample patient bootstrap]).\n")
+    volumes = [(p["label"], p["ln_volume_mm3"]) for p in report.get("patients", []) if "ln_volume_mm3" in p]
+    if volumes:
+        nonzero = {label: sum(v > 0 for y, v in volumes if y == label) for label in (1, 0)}
+        text += (f"- The LN volume the model was tested with is > 0 for {nonzero[1]} of the {positive} positive and "
+                 f"{nonzero[0]} of the {negative} negative test patients.\n")
+    if negative < FEW_NEGATIVES and min(positive, negative) >= 2:
+        simulated = auc_interval_coverage(positive, negative, 0.75)
+        text += (f"- These figures rest on {negative} negative patients (fewer than {FEW_NEGATIVES}): on {positive} "
+                 f"positive / {negative} negative patients a nominal 95% AUC interval contains the true AUC in "
+                 f"{simulated['coverage']['delong']:.3f} (DeLong) and {simulated['coverage']['bootstrap']:.3f} "
+                 f"(bootstrap) of {simulated['n_sim']} simulated test sets (true AUC {simulated['true_auc']}; "
+                 "LNStagingLib/evaluation/coverage.py). They show the pipeline runs; they do not show how well the "
+                 "model separates patients.\n")
+    return text
+
+
 def _volume_note(task: str, payload: dict, volume_source: str | None) -> str:
     """Which LN volume the patient model's test metrics were measured with (never gtv_ln: install refuses it)."""
     if task != "patient" or not payload["config"].get("use_ln_volume", True):
         return ""
-    return (f"- LN volume of the test patients: the pipeline's ({volume_source}: stage 1 + identification of "
+    return ("- LN volume of the training patients: cross-fitted (`lnstaging predict-volumes --cross-fit 4` with "
+            "seg_attention's recipe: each training patient's volume predicted by one of 4 stage-1 models + "
+            "identifiers trained without that patient), so that training sees volumes like those of new patients.\n"
+            f"- LN volume of the test patients: the pipeline's ({volume_source}: stage 1 + identification of "
             "`seg_attention`, the demo-seg and demo-identification models, trained without them; `lnstaging "
             "predict-volumes --split test`), as `lnstaging run` feeds it. Never gtv_ln.nii.gz, which is > 0 exactly "
             "for the phantom's positive patients.\n")
 
 
-def model_card(model_id: str, task: str, payload: dict, metrics: dict, size: int, site: str,
-               rescore: dict | None = None, rescore_external: dict | None = None,
-               volume_source: str | None = None) -> str:
+def model_card(model_id: str, task: str, payload: dict, report: dict, size: int, site: str,
+               rescore: dict | None = None, rescore_external: dict | None = None) -> str:
+    figures = (_patient_figures(report) if task == "patient" and "n_patients" in report
+               else f"- Held-out phantom test metrics: {json.dumps(headline(task, report))}\n")
+    run = DEMO_MODELS[model_id][1].split("/")[0]
+    notes = (_volume_note(task, payload, report.get("ln_volume_source"))
+             + _review_state_note(payload, rescore, rescore_external))
     return f"""# Model card: {model_id}
 
 {NOT_FOR_CLINICAL_USE} These weights were trained on **synthetic phantoms only** (`lnstaging phantom`); they
@@ -123,9 +187,9 @@ demonstrate the pipeline and are not expected to work on patient images. Train o
 - Network: `{payload['model']}`, configuration below (travels inside the checkpoint)
 - File size: {size / 1e6:.2f} MB; sha256 in Resources/Models.json
 - Training data: {json.dumps(payload.get('training_data', {}))}
-- Reproduce: `python scripts/train_demo_models.py --work WORK --only {DEMO_MODELS[model_id][1].split('/')[0]}` then `python scripts/install_demo_models.py --work WORK --only {model_id}`
-- Held-out phantom test metrics: {json.dumps(metrics)}
-{_volume_note(task, payload, volume_source)}{_review_state_note(payload, rescore, rescore_external)}
+- Reproduce: `python scripts/train_demo_models.py --work WORK --only {run}` (and the runs it starts from), then
+  `python scripts/install_demo_models.py --work WORK --only {model_id}`
+{figures}{notes}
 ## Configuration
 
 ```json
@@ -171,6 +235,12 @@ def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | No
             raise SystemExit(f"{work / evaluation} was measured with gtv_ln.nii.gz, which gives the phantom's label "
                              "away: evaluate the patient model with the pipeline's volumes (--ln-volumes, "
                              "train_demo_models.py does) before installing it.")
+        if task == "patient" and payload["config"].get("use_ln_volume", True) and not (
+                str(payload.get("training_data", {}).get("ln_volume_source", "")).endswith("(predicted)")
+                and (source.parent / "cross_fit").is_dir()):
+            raise SystemExit(f"{source} was not trained on cross-fitted volumes (its training_data must name "
+                             f"predicted volumes and {source.parent / 'cross_fit'} hold their trainings): train it as "
+                             "train_demo_models.py's patient_predicted run does (predict-volumes --cross-fit 4).")
         shutil.copyfile(source, target / f"{model_id}.pt")
         size = (target / f"{model_id}.pt").stat().st_size
         metrics = headline(task, report)
@@ -178,8 +248,8 @@ def install_models(work: Path, resources: Path = RESOURCES, only: list[str] | No
             metrics["froc"] = froc_operating_points(report)
         rescore = _json((work / checkpoint).with_name("eval_rescore_test.json"))
         rescore_external = _json((work / checkpoint).with_name("eval_rescore_external.json"))
-        (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, headline(task, report), size, site,
-                                                          rescore, rescore_external, report.get("ln_volume_source")))
+        (target / f"{model_id}.md").write_text(model_card(model_id, task, payload, report, size, site, rescore,
+                                                          rescore_external))
         entries.append({"id": model_id, "version": "0.1.0", "task": task, "file": f"models/{model_id}.pt",
                         "sha256": sha256_of(target / f"{model_id}.pt"), "inputs": inputs,
                         "training_data": {"cohort": "phantom seed 11, 48 medium cases, 4 folds + 12 test",

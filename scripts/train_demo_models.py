@@ -167,9 +167,10 @@ def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[
         "spread_seg_attention": seg("spread_seg_attention", cohort="phantom_spread"),
         "spread_seg_plain": seg("spread_seg_plain", "--no-attention", cohort="phantom_spread"),
         # paper 2, patient level. Every run with the LN volume is tested on the volumes the pipeline predicts.
-        # trained on the ground-truth volume (demo-patient): what deploying a model trained that way gives
+        # trained on the ground-truth volume (the demo-patient of before issue 29): what deploying it gives
         "patient": patient("patient"),
         # paper 2's eq. 7 as published: trained on cross-fitted predicted volumes, tested on predicted ones
+        # (demo-patient: scripts/install_demo_models.py)
         "patient_predicted": patient("patient_predicted", cross_fit=True),
         # the image branch alone: without the largest positive LN volume
         "patient_image_only": patient("patient_image_only", "--no-ln-volume", volumes=None),
@@ -229,7 +230,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="folder for the cohort, runs and logs")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", nargs="*", help="experiment names (default: all)")
+    parser.add_argument("--only", nargs="*", help="experiment names (default: all) and the runs they start from")
     parser.add_argument("--seed", type=int, default=1, help="training seed of every run (default 1)")
     parser.add_argument("--cohorts", type=Path, help="folder of the cohorts (default: --work); a seed replicate "
                         "reads the cohorts of the seed-1 work folder")
@@ -243,10 +244,11 @@ def main() -> int:
     cohorts = args.cohorts or args.work
     cohorts.mkdir(parents=True, exist_ok=True)
     specs = experiments(args.work, args.seed, cohorts)
-    wanted = with_prerequisites(REPLICATED, specs) if args.replicates else (args.only or list(specs))
-    unknown = [n for n in wanted if n not in specs]
+    unknown = [n for n in args.only or [] if n not in specs]
     if unknown:
         parser.error(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(specs)}")
+    # --only NAME also runs what NAME starts from (a finished run is skipped), so a model card's command works
+    wanted = with_prerequisites(REPLICATED if args.replicates else (args.only or list(specs)), specs)
     # a cohort is drawn only when a wanted experiment reads it (its folder is an argument of that run's commands)
     argvs = [value for name in wanted for value in [*specs[name].values(), *specs[name].get("prepare", [])]
              if isinstance(value, list) and all(isinstance(a, str) for a in value)]

@@ -8,7 +8,8 @@ held-out ones learns a feature whose distribution changes between training and u
 cases are dealt into K groups (seeded, stratified by the patient label when every case has one, as in
 ``lnstaging cv``); for each group a stage-1 model and identifier are trained on the other groups with the ordinary
 ``lnstaging train seg`` on a derived cohort whose test set is the group (WORK/fold{k}/data, cases linked), and the
-group's volumes are predicted by the pipeline with that model. A group whose volumes file exists is not redone.
+group's volumes are predicted by the pipeline with that model. A group whose volumes file exists is not redone; a
+group whose training was interrupted continues from its *_last.pt (K trainings take hours on a CPU).
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ def check_stage1_options(seg_args: list[str]) -> None:
                            "training options.")
 
 
-def train_seg_command(data: Path, out: Path, config: str, seed: int, seg_args: list[str]) -> list[str]:
-    """argv of the stage-1 training (segmentation + identifier) on ``data``'s folds, inner fold 0 validating."""
+def train_seg_command(data: Path, out: Path, config: str, seed: int, seg_args: list[str],
+                      resume: bool = False) -> list[str]:
+    """argv of the stage-1 training (segmentation + identifier) on ``data``'s folds, inner fold 0 validating;
+    ``resume``: continue from the *_last.pt an interrupted training left in ``out``."""
     check_stage1_options(seg_args)
     return ["train", "seg", "--data", str(data), "--out", str(out), "--config", config, "--fold", "0",
-            "--seed", str(seed), "--overwrite", *seg_args]
+            "--seed", str(seed), "--resume" if resume else "--overwrite", *seg_args]
 
 
 def models_ready(folder: Path) -> bool:
@@ -75,7 +78,9 @@ def cross_fit_volumes(dataset, k: int, work: Path, *, config: str = "small", see
         if not done.is_file():
             models = fold / "seg"
             if not models_ready(models):
-                argv = train_seg_command(data, models, config, seed, list(seg_args))
+                # an interrupted training continues where it stopped (train seg's resume draws the same patches)
+                argv = train_seg_command(data, models, config, seed, list(seg_args),
+                                         resume=any(models.glob("*_last.pt")))
                 code = cli(argv)
                 if code:
                     raise DatasetError(f"cross-fit group {j}: 'lnstaging train seg' failed (exit {code}).")
