@@ -116,7 +116,9 @@ def test_comparison_rows_from_fake_runs(tmp_path):
                                  "(fewer than 10)")
     predicted = by[("patient model with vs without the LN volume",
                     "LN volume (trained on predicted volumes) - tumour slices only", "12 test patients")]
-    assert predicted["values"][1][1] > 0 and predicted["values"][2][1] > 0  # both intervals exclude 0, yet:
+    # seed 1 was tested with gtv_ln.nii.gz: its difference is withheld (no figure), seed 2's is shown; no conclusion
+    assert predicted["values"][1] == "withheld: tested with gtv_ln.nii.gz, the phantom's label"
+    assert predicted["values"][2][1] > 0
     assert predicted["conclusion"].startswith("no conclusion: seed 1 tested with the ground-truth LN volume")
     seg = by[("attention vs the paper's baseline", "attention - baseline (seg_plain)", "12 test patients")]
     assert seg["values"][1] == (0.0, 0.0, 0.0) and seg["values"][2][0] == pytest.approx(1 / 3)
@@ -268,3 +270,22 @@ def test_one_table_refused_when_the_document_does_not_hold_it(tmp_path):
                           timeout=120)
     assert done.returncode != 0 and "0 tables with the rows CNN (CT), mask ROI" in done.stderr
     assert out.read_text() == "# Results\n\n| row | mFROC |\n|---|---|\n| CNN (CT) | 0.2 |\n"  # nothing lost
+
+
+def test_patient_table_shows_no_figure_of_a_volume_model_tested_with_the_label(tmp_path):
+    """A patient model that reads the LN volume and was tested with gtv_ln.nii.gz (> 0 exactly for the phantom's
+    positive patients) shows no metric; the predicted-volume run is called cross-fitted only with its cross_fit/."""
+    from results_tables import patient_table
+
+    specs = experiments(tmp_path / "work")
+    _write(specs["patient"]["result"], _patient_report(0.5, "gtv_ln.nii.gz"))
+    _write(specs["patient_predicted"]["result"], _patient_report(0.3))
+    _write(specs["patient_image_only"]["result"], _patient_report(-0.05, "gtv_ln.nii.gz"))
+    table = patient_table(specs)
+    auc_row = next(line for line in table.splitlines() if line.startswith("| auc |"))
+    cells = [c.strip() for c in auc_row.strip("|").split("|")][1:]
+    assert cells[0] == "withheld: tested with gtv_ln.nii.gz, the phantom's label"
+    assert cells[1][0].isdigit() and cells[2][0].isdigit()  # pipeline-tested, and the image-only model (no volume)
+    assert "in-sample (an earlier recipe, not cross-fitted)" in table
+    (Path(specs["patient_predicted"]["result"]).parent / "cross_fit").mkdir()
+    assert "trained on cross-fitted predicted volumes" in patient_table(specs)

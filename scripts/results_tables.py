@@ -244,10 +244,22 @@ PATIENT_ROWS = (("trained on the ground-truth largest positive LN volume", "pati
                 ("tumour slices only (--no-ln-volume)", "patient_image_only"))
 
 
+WITHHELD = "withheld: tested with gtv_ln.nii.gz, the phantom's label"
+
+
+def patient_label(label: str, name: str, specs: dict) -> str:
+    """The column's label; the predicted-volume run is called cross-fitted only when its cross_fit/ folder exists
+    (an earlier recipe trained it on volumes predicted in-sample)."""
+    if name == "patient_predicted" and not (Path(specs[name]["result"]).parent / "cross_fit").is_dir():
+        return "trained on predicted volumes, in-sample (an earlier recipe, not cross-fitted)"
+    return label
+
+
 def patient_table(specs: dict) -> str:
-    """The patient runs' metrics; a run that reads the LN volume and was tested with gtv_ln.nii.gz is marked."""
+    """The patient runs' metrics. A run that reads the LN volume and was tested with gtv_ln.nii.gz shows no figure:
+    that volume is > 0 exactly for the phantom's positive patients (issue 29)."""
     rows = PATIENT_ROWS
-    reports = [(label, _load(specs[name]["result"])) for label, name in rows]
+    reports = [(patient_label(label, name, specs), _load(specs[name]["result"])) for label, name in rows]
     if all(r is None for _, r in reports):
         return "Not run."
     counts = [f"{name}: {r['n_patients']} patients ({r['n_positive']} positive, {r['n_patients'] - r['n_positive']} "
@@ -262,8 +274,11 @@ def patient_table(specs: dict) -> str:
     keys = next(r for _, r in reports if r is not None)["metrics"]
     for key in keys:
         cells = []
-        for _, report in reports:
+        for (_, report), (_, name) in zip(reports, rows):
             v = report["metrics"].get(key) if report else None
+            if v and name in USES_LN_VOLUME and ground_truth_volume(report):
+                cells.append(WITHHELD)
+                continue
             cells.append(f"{_f(v['value'])} [{_f(v['low'])}, {_f(v['high'])}]" if v else "not run")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -404,6 +419,8 @@ def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = N
         values = {seed: measure(kind, specs[a], specs[b], key) for seed, specs in seeds.items()}
         verdict_text = conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label, b_label)
         if kind == "AUC":
+            values = {seed: WITHHELD if a in USES_LN_VOLUME and ground_truth_volume(_load(specs[a]["result"]))
+                      else value for (seed, specs), value in zip(seeds.items(), values.values())}
             why, few = patient_row_caveat(seeds, a)
             verdict_text = why or verdict_text
             if few:
