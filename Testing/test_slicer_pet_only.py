@@ -1,0 +1,171 @@
+"""Issue 26, the PET-only case in the Slicer module: a PET loaded alone, CT None, Apply runs `lnstaging run` without
+--ct (the real child process, as in Slicer), and the review is shown on the PET through LNStagingLogic on
+slicer-core: the PET as the background, what ran in the module's status, the slider in SUVpeak, RTSTRUCT export
+and re-scoring refused in one line, the report, a saved review reloaded.
+
+Real data: the QIN head-and-neck PET (SUV crop), its axes permuted and one flipped so its direction is not the
+identity, and placed under a translation (a registered PET: the results must follow its transform)."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import vtk
+
+slicer = pytest.importorskip("slicer")
+pytest.importorskip("torch", reason="`lnstaging run` (the module's child process) needs PyTorch, which the module "
+                                    "installs in Slicer; this venv has none")
+pytest.importorskip("pydicom", reason="`lnstaging run` needs pydicom (shipped with Slicer)")
+
+from scene_fixtures import mrml  # noqa: E402,F401  (pytest fixture)
+
+from LNStagingLib.errors import ExportError, LNStagingError  # noqa: E402
+from LNStagingLib.io.resample import same_grid  # noqa: E402
+from LNStagingLib.report import PET_ONLY_SUV_MAX  # noqa: E402
+from LNStagingLib.scene import volumes  # noqa: E402
+
+MODULE = Path(__file__).resolve().parents[1] / "LNStaging"
+QIN_PET = "mirp_qin_headneck_0139/derived/pet_suv_headneck_crop.nii.gz"
+NO_CT = "no CT given: every model reads the CT"
+SHIFT_MM = (12.0, -7.0, 5.0)
+
+
+@pytest.fixture
+def logic(monkeypatch, mrml):  # noqa: F811
+    """LNStagingModule.logic as Slicer loads it (scripted-module base class stubbed, slicer.mrmlScene the fixture's
+    scene); the child process is the real `python -m LNStagingLib.cli run`."""
+    base = types.ModuleType("slicer.ScriptedLoadableModule")
+    base.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {"__init__": lambda self: None})
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
+    monkeypatch.setattr(slicer, "mrmlScene", mrml.scene, raising=False)
+    monkeypatch.syspath_prepend(str(MODULE))
+    monkeypatch.delitem(sys.modules, "LNStagingModule.logic", raising=False)
+    from LNStagingModule import logic as module
+
+    made = module.LNStagingLogic()
+    yield module, made
+    made.cleanup()
+    sys.modules.pop("LNStagingModule.logic", None)
+
+
+def qin_pet_image(data_dir) -> sitk.Image:
+    """The real QIN PET with a non-identity direction: axes x<->y permuted and z flipped."""
+    pet = sitk.ReadImage(str(data_dir / QIN_PET), sitk.sitkFloat32)
+    return sitk.Flip(sitk.PermuteAxes(pet, [1, 0, 2]), [False, False, True])
+
+
+@pytest.fixture
+def pet_node(mrml, data_dir):  # noqa: F811
+    """The PET in the scene, alone (no CT), under a translation (registered)."""
+    image = qin_pet_image(data_dir)
+    assert not np.allclose(np.reshape(image.GetDirection(), (3, 3)), np.eye(3))
+    node = volumes.add_volume(mrml.scene, image, "QIN PET")
+    transform = mrml.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "registration")
+    matrix = vtk.vtkMatrix4x4()
+    for axis, shift in enumerate(SHIFT_MM):
+        matrix.SetElement(axis, 3, shift)
+    transform.SetMatrixTransformToParent(matrix)
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    return node
+
+
+def run_pet_only(module, logic, pet):
+    run = logic.startAnalysis(None, pet)
+    deadline = time.time() + 300
+    while not logic.analysisFinished:
+        logic.pollAnalysis()
+        assert time.time() < deadline, "the run did not finish"
+        time.sleep(0.1)
+    output = "\n".join(logic.pollAnalysis() + (run.child.output if run.child else []))
+    return run, output
+
+
+def test_apply_without_a_ct_runs_pet_only_and_reviews_on_the_pet(logic, pet_node, mrml, data_dir,  # noqa: F811
+                                                                 tmp_path):
+    module, logic = logic
+    assert logic.inputsProblem(None, pet_node) == ""  # no CT: a PET-only run, not a refusal
+    assert "None for a PET-only run" in logic.inputsProblem(pet_node, pet_node)
+    run, output = run_pet_only(module, logic, pet_node)
+    assert "--ct" not in run.argv and run.argv[run.argv.index("--pet") + 1] == str(run.workDir / "pet.nrrd")
+    assert logic.notes[0] == module.PET_ONLY_NOTE
+    review = logic.finishAnalysis()
+    assert review.ct is pet_node and review.pet is pet_node and review.pet_only and logic.reviewAvailable
+    assert not (run.workDir / "pet.nrrd").exists()  # the input copy is removed
+
+    # the run: every model recorded as not applied (no CT), ranked by SUVpeak, on the PET's own grid
+    results = review.results
+    assert results.ranking == "suv_peak" and not results.applied_models()
+    assert set(results.not_applied_models()) == {"seg", "cls", "identification", "patient"}
+    assert same_grid(results.gtv_ln, qin_pet_image(data_dir)) and len(results.candidates) >= 5
+
+    # the PET is the background, inverted grey in SUV; no PET foreground over itself
+    display = pet_node.GetDisplayNode()
+    assert display.GetColorNodeID() == "vtkMRMLColorTableNodeInvertedGrey"
+    assert (display.GetWindowLevelMin(), display.GetWindowLevelMax()) == pytest.approx((0.0, PET_ONLY_SUV_MAX))
+    for composite in volumes_composites(mrml.scene):
+        assert composite.GetBackgroundVolumeID() == pet_node.GetID() and not composite.GetForegroundVolumeID()
+
+    # the contours are where the run put them: read back through the PET's non-identity grid, nothing changed; and
+    # they follow the PET's registration transform
+    assert review.read_edits() == {"changed": [], "removed": [], "added": []}
+    for node in (review.segmentation, review.markups):
+        assert node.GetTransformNodeID() == pet_node.GetTransformNodeID()
+
+    # the module's status says what ran, from Results
+    lines = logic.whatRan()
+    assert "ranked by SUVpeak" in lines[0] and "PET-only run (no CT)" in lines[0]
+    assert lines[0].startswith(f"{len(results.candidates)} candidates")
+    models = [line for line in lines if line.startswith("Model ")]
+    assert len(models) == 4 and all("not applied" in line and NO_CT in line for line in models)
+    assert any(line.startswith("Ran: PET candidates from SUV rules") for line in lines)
+    assert not any(word in " ".join(lines) for word in ("p(metastasis)", "FROC", "false positives"))
+
+    # the operating point is an SUVpeak: the slider reaches past every candidate, no FP-per-patient mode
+    control = logic.thresholdControl()
+    peaks = [c.suv_peak for c in results.candidates]
+    assert control["label"] == "SUVpeak threshold:" and control["fpAvailable"] is False
+    assert max(peaks) < control["maximum"] <= module.SUV_THRESHOLD_MAX
+    review.set_operating_point(threshold=control["maximum"])
+    assert review.visible_ids() == set()  # every pending candidate hidden at the slider's end
+    review.set_operating_point(threshold=2.5)
+    assert len(review.visible_ids()) == sum(p >= 2.5 for p in peaks)
+
+    # RTSTRUCT export and re-scoring refused in one line each
+    assert logic.exportProblem() == module.PET_ONLY_EXPORT
+    with pytest.raises(ExportError) as refused:
+        logic.export(tmp_path / "export")
+    assert str(refused.value) == module.PET_ONLY_EXPORT and "\n" not in str(refused.value)
+    assert not (tmp_path / "export").exists()
+    with pytest.raises(LNStagingError, match="this run had no CT"):
+        logic.setRescoreModel("demo-cls")
+    assert logic.rescoreModel == ""
+
+    # the report: the PET alone (no CT), written from the saved review
+    review.set_review(results.candidates[0].id, "accepted")
+    report = logic.writeReport()
+    assert "PET only, no CT given" in report.read_text()
+
+    # the saved review is shown again on the same PET; a CT, or another PET, is refused in one line
+    saved = report.parent
+    again = logic.loadResults(saved, None, pet_node)
+    assert again.pet_only and again.results.candidate(results.candidates[0].id).review == "accepted"
+    other = volumes.add_volume(mrml.scene, qin_pet_image(data_dir)[2:, :, :], "another PET")
+    with pytest.raises(LNStagingError, match="set the CT to None"):
+        logic.loadResults(saved, other, pet_node)
+    with pytest.raises(LNStagingError, match="not on the grid of the PET-only run"):
+        logic.loadResults(saved, None, other)
+    assert logic.review is again  # a refused load keeps the review on screen
+
+
+def volumes_composites(scene):
+    from LNStagingLib.scene import views
+
+    composites = views.composite_nodes(scene)
+    assert composites
+    return composites
