@@ -1,13 +1,17 @@
 """Issue 26, the PET-only case in the Slicer module: a PET loaded alone, CT None, Apply runs `lnstaging run` without
---ct (the real child process, as in Slicer), and the review is shown on the PET through LNStagingLogic on
-slicer-core: the PET as the background, what ran in the module's status, the slider in SUVpeak, RTSTRUCT export
-and re-scoring refused in one line, the report, a saved review reloaded.
+--ct, and the review is shown on the PET through LNStagingLogic on slicer-core: the PET as the background, what ran
+in the module's status, the slider in SUVpeak, RTSTRUCT export and re-scoring refused in one line, the report, a
+saved review reloaded, a CT or another PET refused.
 
 Real data: the QIN head-and-neck PET (SUV crop), its axes permuted and one flipped so its direction is not the
-identity, and placed under a translation (a registered PET: the results must follow its transform)."""
+identity, and placed under a translation (a registered PET: the results must follow its transform). The child is
+the real `python -m LNStagingLib.cli run` where PyTorch is installed (`make test`); in the small Slicer venvs (no
+PyTorch, no pydicom: make test-slicer-stable / test-slicer-510) a stand-in child writes a PET-only results folder
+made from the library's own PET detector on the same PET, in the form a run writes it."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 import types
@@ -19,21 +23,20 @@ import SimpleITK as sitk
 import vtk
 
 slicer = pytest.importorskip("slicer")
-pytest.importorskip("torch", reason="`lnstaging run` (the module's child process) needs PyTorch, which the module "
-                                    "installs in Slicer; this venv has none")
-pytest.importorskip("pydicom", reason="`lnstaging run` needs pydicom (shipped with Slicer)")
 
 from scene_fixtures import mrml  # noqa: E402,F401  (pytest fixture)
 
 from LNStagingLib.errors import ExportError, LNStagingError  # noqa: E402
 from LNStagingLib.io.resample import same_grid  # noqa: E402
 from LNStagingLib.report import PET_ONLY_SUV_MAX  # noqa: E402
+from LNStagingLib.results import Candidate, PatientResult, Results  # noqa: E402
 from LNStagingLib.scene import volumes  # noqa: E402
 
 MODULE = Path(__file__).resolve().parents[1] / "LNStaging"
 QIN_PET = "mirp_qin_headneck_0139/derived/pet_suv_headneck_crop.nii.gz"
 NO_CT = "no CT given: every model reads the CT"
 SHIFT_MM = (12.0, -7.0, 5.0)
+CAN_RUN = all(importlib.util.find_spec(name) for name in ("torch", "pydicom"))  # what `lnstaging run` needs
 
 
 @pytest.fixture
@@ -75,28 +78,81 @@ def pet_node(mrml, data_dir):  # noqa: F811
     return node
 
 
-def run_pet_only(module, logic, pet):
-    run = logic.startAnalysis(None, pet)
+def wait_for(logic, run):
     deadline = time.time() + 300
     while not logic.analysisFinished:
         logic.pollAnalysis()
         assert time.time() < deadline, "the run did not finish"
         time.sleep(0.1)
-    output = "\n".join(logic.pollAnalysis() + (run.child.output if run.child else []))
-    return run, output
+    logic.pollAnalysis()
+    assert run.child is not None and run.child.wait() == 0, "\n".join(run.child.output if run.child else [])
 
 
-def test_apply_without_a_ct_runs_pet_only_and_reviews_on_the_pet(logic, pet_node, mrml, data_dir,  # noqa: F811
-                                                                 tmp_path):
+def pet_only_results(pet: sitk.Image, folder: Path) -> Path:
+    """A PET-only results folder in the form `lnstaging run --pet` writes it (no model applied, each for want of a
+    CT; candidates from the library's PET detector on ``pet``, on its grid, ranked by SUVpeak; provenance records a
+    PET and no CT), for the venvs where the run itself cannot start."""
+    from LNStagingLib.candidates.from_pet import pet_candidates
+
+    detection = pet_candidates(pet)
+    found = sitk.GetArrayFromImage(detection.labels)
+    labels = np.zeros(found.shape, np.uint16)
+    candidates = []
+    for cid, lesion in enumerate(sorted(detection.candidates, key=lambda lesion: -lesion.suv_peak), start=1):
+        labels[found == lesion.id] = cid
+        candidates.append(Candidate(id=cid, centroid_lps=lesion.centroid_lps, volume_ml=lesion.mtv_ml,
+                                    suv_max=lesion.suv_max, suv_peak=lesion.suv_peak, source="pet"))
+    gtv = sitk.GetImageFromArray(labels)
+    gtv.CopyInformation(pet)
+    models = {stage: {"id": f"demo-{stage}", "applied": False, "reason": NO_CT + " (run with --ct to apply it)"}
+              for stage in ("seg", "cls", "identification", "patient")}
+    results = Results(gtv_ln=gtv, candidates=candidates, ranking="suv_peak", models=models,
+                      patient=PatientResult(operating_point={"basis": "suv_peak", "threshold": 2.5}),
+                      notes=[f"PET candidates from SUV rules ({detection.threshold_rule}): {len(candidates)} lesion(s)"],
+                      provenance={"inputs": {"pet": {"path": "pet.nrrd"}}})
+    results.rank_candidates()
+    results.write(folder)
+    return folder
+
+
+@pytest.mark.skipif(not CAN_RUN, reason="`lnstaging run` (the module's child process) needs PyTorch and pydicom, "
+                                        "which the module installs in Slicer; this venv lacks one")
+def test_apply_without_a_ct_runs_lnstaging_without_ct_and_reviews_on_the_pet(logic, pet_node, mrml,  # noqa: F811
+                                                                             data_dir, tmp_path):
     module, logic = logic
     assert logic.inputsProblem(None, pet_node) == ""  # no CT: a PET-only run, not a refusal
     assert "None for a PET-only run" in logic.inputsProblem(pet_node, pet_node)
-    run, output = run_pet_only(module, logic, pet_node)
+    run = logic.startAnalysis(None, pet_node)
     assert "--ct" not in run.argv and run.argv[run.argv.index("--pet") + 1] == str(run.workDir / "pet.nrrd")
     assert logic.notes[0] == module.PET_ONLY_NOTE
+    wait_for(logic, run)
     review = logic.finishAnalysis()
-    assert review.ct is pet_node and review.pet is pet_node and review.pet_only and logic.reviewAvailable
     assert not (run.workDir / "pet.nrrd").exists()  # the input copy is removed
+    check_review_on_the_pet(module, logic, review, pet_node, mrml, data_dir, tmp_path)
+
+
+def test_apply_without_a_ct_on_a_stand_in_child_reviews_on_the_pet(logic, pet_node, mrml, data_dir,  # noqa: F811
+                                                                   tmp_path, monkeypatch):
+    module, logic = logic
+    prebuilt = pet_only_results(qin_pet_image(data_dir), tmp_path / "prebuilt")
+    seen = {}
+
+    def stand_in(python, out_dir, ct, pet, *args, **kwargs):
+        seen["ct"], seen["pet"] = ct, Path(pet)
+        copy = "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2])"
+        return [sys.executable, "-c", copy, str(prebuilt), str(out_dir)]
+
+    monkeypatch.setattr(module.process, "run_argv", stand_in)
+    run = logic.startAnalysis(None, pet_node)
+    assert seen["ct"] is None and seen["pet"] == run.workDir / "pet.nrrd"
+    assert logic.notes[0] == module.PET_ONLY_NOTE
+    wait_for(logic, run)
+    review = logic.finishAnalysis()
+    check_review_on_the_pet(module, logic, review, pet_node, mrml, data_dir, tmp_path)
+
+
+def check_review_on_the_pet(module, logic, review, pet_node, mrml, data_dir, tmp_path):  # noqa: F811
+    assert review.ct is pet_node and review.pet is pet_node and review.pet_only and logic.reviewAvailable
 
     # the run: every model recorded as not applied (no CT), ranked by SUVpeak, on the PET's own grid
     results = review.results
