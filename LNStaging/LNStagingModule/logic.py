@@ -447,19 +447,18 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         return [first + "."] + results.what_ran()
 
     def thresholdControl(self) -> dict:
-        """The operating-point slider for the review on screen, in the run's ranking basis: a probability (0 to 1,
-        FP per patient when the classifier's FROC exists), or an SUVpeak (0 to the highest candidate's, rounded up:
-        every candidate can be hidden) when no classifier ran."""
+        """The operating-point slider for the review on screen, in the run's ranking basis, with the browser
+        review's range (web/page_text.threshold_range): a probability (0 to 1; FP per patient when the classifier's
+        FROC exists), or an SUVpeak (0 to the highest candidate's, rounded up) when no classifier ran."""
+        from LNStagingLib.web.page_text import threshold_range
+
         review = self.requireReview("show")
-        results = review.results
-        if results.ranks_by_probability:
-            return {"label": "Probability threshold:", "maximum": 1.0, "step": 0.01, "decimals": 2,
+        _, maximum, step = threshold_range(review.results)
+        if review.results.ranks_by_probability:
+            return {"label": "Probability threshold:", "maximum": maximum, "step": step, "decimals": 2,
                     "fpAvailable": bool(review.froc)}
-        values = [v for v in (results.ranking_value(c) for c in results.candidates) if v is not None]
-        highest = max(values + [review.threshold if review.threshold == review.threshold else 0.0, 1.0])
-        return {"label": "SUVpeak threshold:", "maximum": min(float(int(highest) + 1), SUV_THRESHOLD_MAX),
-                "step": 0.1, "decimals": 1,
-                "fpAvailable": False}
+        return {"label": "SUVpeak threshold:", "maximum": min(maximum, SUV_THRESHOLD_MAX), "step": step,
+                "decimals": 1, "fpAvailable": False}
 
     def validationFroc(self, results) -> list:
         """(fp_per_patient, threshold) pairs of the classifier's validation FROC: from the run's provenance
