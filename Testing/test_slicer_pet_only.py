@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import vtk
 
 slicer = pytest.importorskip("slicer")
 
-from scene_fixtures import mrml  # noqa: E402,F401  (pytest fixture)
+from scene_fixtures import import_module_logic, mrml  # noqa: E402,F401  (pytest fixture)
 
 from LNStagingLib.errors import ExportError, LNStagingError  # noqa: E402
 from LNStagingLib.io.resample import same_grid  # noqa: E402
@@ -32,7 +31,6 @@ from LNStagingLib.report import PET_ONLY_SUV_MAX  # noqa: E402
 from LNStagingLib.results import Candidate, PatientResult, Results  # noqa: E402
 from LNStagingLib.scene import volumes  # noqa: E402
 
-MODULE = Path(__file__).resolve().parents[1] / "LNStaging"
 QIN_PET = "mirp_qin_headneck_0139/derived/pet_suv_headneck_crop.nii.gz"
 NO_CT = "no CT given: every model reads the CT"
 SHIFT_MM = (12.0, -7.0, 5.0)
@@ -43,14 +41,7 @@ CAN_RUN = all(importlib.util.find_spec(name) for name in ("torch", "pydicom"))  
 def logic(monkeypatch, mrml):  # noqa: F811
     """LNStagingModule.logic as Slicer loads it (scripted-module base class stubbed, slicer.mrmlScene the fixture's
     scene); the child process is the real `python -m LNStagingLib.cli run`."""
-    base = types.ModuleType("slicer.ScriptedLoadableModule")
-    base.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {"__init__": lambda self: None})
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
-    monkeypatch.setattr(slicer, "mrmlScene", mrml.scene, raising=False)
-    monkeypatch.syspath_prepend(str(MODULE))
-    monkeypatch.delitem(sys.modules, "LNStagingModule.logic", raising=False)
-    from LNStagingModule import logic as module
-
+    module = import_module_logic(monkeypatch, mrml.scene)
     made = module.LNStagingLogic()
     yield module, made
     made.cleanup()
