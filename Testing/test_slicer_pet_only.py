@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import vtk
 slicer = pytest.importorskip("slicer")
 
 from scene_fixtures import import_module_logic, mrml  # noqa: E402,F401  (pytest fixture)
+from test_slicer_flows import module, widget_module  # noqa: E402,F401  (pytest fixtures: the module on fake Qt)
 
 from LNStagingLib.errors import ExportError, LNStagingError  # noqa: E402
 from LNStagingLib.io.resample import same_grid  # noqa: E402
@@ -216,3 +218,46 @@ def volumes_composites(scene):
     composites = views.composite_nodes(scene)
     assert composites
     return composites
+
+
+class FakeQt:
+    """A Qt widget as the panel uses it: properties set as attributes, blockSignals, appendPlainText."""
+
+    def __init__(self, **properties):
+        self.lines = []
+        self.__dict__.update(properties)
+
+    def blockSignals(self, blocked):
+        self.blocked = blocked
+
+    def appendPlainText(self, line):
+        self.lines.append(line)
+
+
+def test_the_panel_shows_what_ran_the_suv_slider_and_a_disabled_export(widget_module, module, pet_node, data_dir,
+                                                                        tmp_path):
+    """The widget's part (fake Qt, the real logic and review): Apply is enabled without a CT, the Review section's
+    first line and the log say what ran, the slider is an SUVpeak one without an FP-per-patient mode, and Export is
+    disabled with the one-line reason (its tooltip restored on a PET/CT review)."""
+    widget, seen = widget_module
+    logic = module.logic.LNStagingLogic()
+    panel = widget.LNStagingWidget.__new__(widget.LNStagingWidget)
+    panel.logic, panel._exportToolTip = logic, "RTSTRUCT on the planning CT"
+    panel._parameterNode = types.SimpleNamespace(ct=None, pet=pet_node, threshold=0.5, fpPerPatient=2.0)
+    panel.ui = types.SimpleNamespace(
+        applyButton=FakeQt(enabled=False, toolTip=""), whatRanLabel=FakeQt(text=""), logTextEdit=FakeQt(),
+        exportButton=FakeQt(enabled=True, toolTip=""), thresholdSliderLabel=FakeQt(text="Probability threshold:"),
+        thresholdSlider=FakeQt(decimals=2, singleStep=0.01, maximum=1.0, value=0.5, enabled=True),
+        operatingModeComboBox=FakeQt(enabled=True, currentIndex=0), fpSlider=FakeQt(value=2.0, enabled=False))
+    panel.updateApplyButton()
+    assert panel.ui.applyButton.enabled and "PET alone" in panel.ui.applyButton.toolTip
+    review = logic.loadResults(pet_only_results(qin_pet_image(data_dir), tmp_path / "run"), None, pet_node)
+    panel._showWhatRan()
+    panel._showOperatingPoint(review)
+    assert panel.ui.whatRanLabel.text.splitlines() == logic.whatRan() == panel.ui.logTextEdit.lines
+    assert "ranked by SUVpeak" in seen.status[-1]
+    assert not panel.ui.exportButton.enabled and panel.ui.exportButton.toolTip == module.logic.PET_ONLY_EXPORT
+    slider = panel.ui.thresholdSlider
+    assert panel.ui.thresholdSliderLabel.text == "SUVpeak threshold:" and (slider.decimals, slider.singleStep) == (1, 0.1)
+    assert slider.value == 2.5 == panel._parameterNode.threshold and slider.maximum >= 2.5
+    assert not panel.ui.operatingModeComboBox.enabled and not slider.blocked
