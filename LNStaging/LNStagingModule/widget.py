@@ -253,7 +253,7 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         reason = self.logic.inputsProblem(p.ct, p.pet) if p else "Select the PET."
         self.ui.applyButton.enabled = not reason
-        done = ("Find, classify and contour lymph nodes on this PET/CT." if p.ct else
+        done = ("Find, classify and contour lymph nodes on this PET/CT." if p and p.ct else
                 "Find and contour lymph-node candidates on this PET alone (no CT: ranked by SUVpeak, no model runs).")
         self.ui.applyButton.toolTip = reason or done
 
