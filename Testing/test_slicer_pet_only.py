@@ -242,11 +242,11 @@ def test_the_panel_shows_what_ran_the_suv_slider_and_a_disabled_export(widget_mo
     widget, seen = widget_module
     logic = module.logic.LNStagingLogic()
     panel = widget.LNStagingWidget.__new__(widget.LNStagingWidget)
-    panel.logic, panel._exportToolTip = logic, "RTSTRUCT on the planning CT"
+    panel.logic, panel._exportText, panel._exportToolTip = logic, "Export RTSTRUCT...", "RTSTRUCT on the planning CT"
     panel._parameterNode = types.SimpleNamespace(ct=None, pet=pet_node, threshold=0.5, fpPerPatient=2.0)
     panel.ui = types.SimpleNamespace(
         applyButton=FakeQt(enabled=False, toolTip=""), whatRanLabel=FakeQt(text=""), logTextEdit=FakeQt(),
-        exportButton=FakeQt(enabled=True, toolTip=""), thresholdSliderLabel=FakeQt(text="Probability threshold:"),
+        exportButton=FakeQt(enabled=True, toolTip="", text="Export RTSTRUCT..."), thresholdSliderLabel=FakeQt(text="Probability threshold:"),
         thresholdSlider=FakeQt(decimals=2, singleStep=0.01, maximum=1.0, value=0.5, enabled=True),
         operatingModeComboBox=FakeQt(enabled=True, currentIndex=0), fpSlider=FakeQt(value=2.0, enabled=False))
     panel.updateApplyButton()
@@ -257,7 +257,52 @@ def test_the_panel_shows_what_ran_the_suv_slider_and_a_disabled_export(widget_mo
     assert panel.ui.whatRanLabel.text.splitlines() == logic.whatRan() == panel.ui.logTextEdit.lines
     assert "ranked by SUVpeak" in seen.status[-1]
     assert not panel.ui.exportButton.enabled and panel.ui.exportButton.toolTip == module.logic.PET_ONLY_EXPORT
+    assert panel.ui.exportButton.text == "Export RTSTRUCT..."  # a PET from a file: no DICOM for a SEG either
     slider = panel.ui.thresholdSlider
     assert panel.ui.thresholdSliderLabel.text == "SUVpeak threshold:" and (slider.decimals, slider.singleStep) == (1, 0.1)
     assert slider.value == 2.5 == panel._parameterNode.threshold and slider.maximum >= 2.5
     assert not panel.ui.operatingModeComboBox.enabled and not slider.blocked
+
+
+def test_a_pet_only_review_of_a_dicom_pet_exports_a_seg_on_that_pet_series(module, mrml, data_dir, tmp_path,  # noqa: F811
+                                                                           monkeypatch):
+    """The raw STS_001 PET DICOM loaded as Slicer's DICOM module loads it (Bq/ml; the module reviews its SUV copy): a
+    PET-only review's Export writes a DICOM SEG on that PET series (the library's writer on the database's files, as
+    `lnstaging export seg --results`), with the accepted nodes only."""
+    pytest.importorskip("pydicom", reason="reading DICOM needs pydicom (shipped with Slicer)")
+    pytest.importorskip("highdicom", reason="a DICOM SEG needs highdicom (a module dependency)")
+    import pydicom
+
+    from slicer_dicom import DicomIndex, load_like_dicom_module
+
+    from LNStagingLib.export.seg import require_seg_support
+
+    try:
+        require_seg_support()
+    except ExportError as refused:  # Slicer 5.10's pydicom 2.4: test_slicer_packages.py checks that sentence
+        pytest.skip(str(refused))
+    raw_pet = data_dir / "mirp_sts_raw_pet" / "STS_001" / "FDG_PET" / "image"
+    pet_node = load_like_dicom_module(mrml.scene, raw_pet, "PET")
+    monkeypatch.setattr(slicer, "dicomDatabase", DicomIndex(raw_pet), raising=False)
+    logic = module.logic.LNStagingLogic()
+    shown = logic.suvPetNode(pet_node)  # the SUV copy Apply writes for the run, on the node's grid
+    review = logic.loadResults(pet_only_results(volumes.image_from_volume(shown), tmp_path / "run"), None, pet_node)
+    assert review.ct is shown and review.pet_only
+    assert logic.exportProblem() == "" and logic.exportRoute() == "petseg"
+    accepted, rejected = review.results.candidates[0], review.results.candidates[1]
+    review.accept(accepted.id)
+    review.reject(rejected.id)  # the others stay pending: none of them leaves
+
+    message = logic.export(tmp_path / "seg")
+
+    seg_path = tmp_path / "seg" / "SEG_LNStaging.dcm"
+    assert str(seg_path) in message and not (tmp_path / "seg" / "RS_LNStaging.dcm").exists()
+    seg = pydicom.dcmread(seg_path)
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(raw_pet.iterdir())]
+    assert seg.Modality == "SEG" and [s.SegmentLabel for s in seg.SegmentSequence] == [accepted.name]
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == headers[0].SeriesInstanceUID
+    assert seg.FrameOfReferenceUID == headers[0].FrameOfReferenceUID
+    referenced = {item.ReferencedSOPInstanceUID for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced and referenced <= {str(h.SOPInstanceUID) for h in headers}
+    voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(review.results.gtv_ln) == accepted.id))
+    assert int(np.count_nonzero(seg.pixel_array)) == voxels, "the SEG does not hold the accepted node's voxels"

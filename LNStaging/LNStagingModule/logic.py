@@ -35,7 +35,7 @@ KILL_AFTER_SECONDS = 5.0
 PET_ONLY_NOTE = ("No CT selected: a PET-only run (candidates from the PET's SUV rules, ranked by SUVpeak; no model "
                  "runs, each reads the CT). The results are on the PET's grid.")
 PET_ONLY_EXPORT = ("This review is of a PET-only run (no CT): an RTSTRUCT needs the planning CT; select the planning CT "
-                   "with this PET, press Apply again and export that review.")
+                   "with this PET, press Apply again and export that review (or load the PET from DICOM for a SEG).")
 SUV_THRESHOLD_MAX = 100.0  # the slider's ceiling in SUVpeak (parameters.threshold accepts up to this)
 PET_ONLY_RESCORING = "Re-scoring is off for this review: its model reads the CT, and this run had no CT (PET-only)."
 SUV_OF_ATTRIBUTE = "LNStaging.SuvOf"  # on the SUV copy of a DICOM PET: the ID of the Bq/ml node it was made from  # after Cancel, the child's process group is killed if it has not stopped by then
@@ -599,17 +599,32 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         return rt_export.pending_names(self.requireReview("export").results)
 
     def exportProblem(self) -> str:
-        """Why Export is disabled for the review on screen ("" when it can run): a PET-only run has no planning CT."""
-        return PET_ONLY_EXPORT if self.reviewAvailable and self.review.pet_only else ""
+        """Why Export is disabled for the review on screen ("" when it can run): a PET-only run has no planning CT
+        for an RTSTRUCT, and a SEG needs the PET's own DICOM files (petDicomOrigin)."""
+        if self.reviewAvailable and self.review.pet_only and self.petDicomOrigin() is None:
+            return PET_ONLY_EXPORT
+        return ""
+
+    def petDicomOrigin(self):
+        """The DICOM series a PET-only review's PET was loaded from (its SUV copy: the Bq/ml node's), when the DICOM
+        database can give its files; else None."""
+        pet = self.review.ct
+        scene = pet.GetScene()
+        source = scene.GetNodeByID(pet.GetAttribute(SUV_OF_ATTRIBUTE)) if pet.GetAttribute(SUV_OF_ATTRIBUTE) else pet
+        origin = dicom_source.dicom_origin(scene, source) if source is not None else None
+        return origin if origin is not None and dicomDatabase() is not None else None
 
     def exportRoute(self) -> str:
         """How Export writes the RTSTRUCT: "dicom" (the library's writer on the CT's own DICOM files, found in the
         DICOM database: it attaches to the planning CT), "slicerrt" (the CT did not come from DICOM: SlicerRT
         writes its own CT series with it) or "folder" (neither: the user gives the CT's DICOM folder). A PET-only
-        review is refused (exportProblem)."""
+        review: "petseg" (a DICOM SEG on the PET's own DICOM series, as `lnstaging export seg --results`), or refused
+        (exportProblem)."""
         review = self.requireReview("export")
         if self.exportProblem():
             raise ExportError(self.exportProblem())
+        if review.pet_only:
+            return "petseg"
         if dicom_source.dicom_origin(review.ct.GetScene(), review.ct) is not None and dicomDatabase() is not None:
             return "dicom"
         if hasattr(slicer.modules, "dicomrtimportexport"):
@@ -618,8 +633,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
     def export(self, outFolder, ctDicomFolder: Optional[str] = None, includePending: bool = False,
                progress: Optional[Progress] = None) -> str:
-        """RTSTRUCT of the reviewed nodes (accepted; pending too only with includePending; never rejected).
-        Returns what was written, for the widget's message. ``progress`` (the library's) is told how far the
+        """RTSTRUCT of the reviewed nodes (accepted; pending too only with includePending; never rejected); a
+        PET-only review: a DICOM SEG on the PET's DICOM series. Returns what was written, for the widget's message. ``progress`` (the library's) is told how far the
         writer is and can cancel it (Cancelled; the file is written atomically, so nothing is left)."""
         review = self.requireReview("export")
         route = self.exportRoute()
@@ -636,9 +651,10 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             names = rt_export.export_with_slicerrt(review.ct.GetScene(), review, outFolder, plugin, includePending)
             return (f"{outFolder} ({len(names)} ROIs: {', '.join(names)}). The CT was not loaded from DICOM, so "
                     "SlicerRT wrote a new CT series with the RTSTRUCT: import both into the planning system." + tail)
-        seriesUid = None
-        if route == "dicom":
-            origin = dicom_source.dicom_origin(review.ct.GetScene(), review.ct)
+        seriesUid, kind = None, "seg" if route == "petseg" else "rtstruct"
+        if route in ("dicom", "petseg"):
+            origin = self.petDicomOrigin() if route == "petseg" else dicom_source.dicom_origin(review.ct.GetScene(),
+                                                                                                review.ct)
             ctDicom, seriesUid = dicom_source.series_files(origin, dicomDatabase()), origin.series_instance_uid
         elif ctDicomFolder:
             ctDicom = ctDicomFolder
@@ -647,7 +663,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
                               "folder so the RTSTRUCT can reference it.")
         from LNStagingLib.export.exporter import export_label_map
 
-        summary = export_label_map(results.gtv_ln, ctDicom, Path(outFolder) / "RS_LNStaging.dcm", kind="rtstruct",
+        name = "SEG_LNStaging.dcm" if kind == "seg" else "RS_LNStaging.dcm"
+        summary = export_label_map(results.gtv_ln, ctDicom, Path(outFolder) / name, kind=kind,
                                    candidates=results.candidates, series_uid=seriesUid, resample=True,
                                    progress=progress,
                                    rescored_ids=set(rescored_changes(results)),

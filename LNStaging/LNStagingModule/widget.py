@@ -106,7 +106,8 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/LNStaging.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
-        self._exportToolTip = self.ui.exportButton.toolTip  # restored when a PET-only review no longer disables Export
+        # restored after a PET-only review (Export disabled, or "Export SEG..." on the PET's DICOM series)
+        self._exportText, self._exportToolTip = self.ui.exportButton.text, self.ui.exportButton.toolTip
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = LNStagingLogic()
 
@@ -383,8 +384,12 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.logTextEdit.appendPlainText(line)
         slicer.util.showStatusMessage(lines[0], 5000)
         problem = self.logic.exportProblem()
+        seg = self.logic.review.pet_only and not problem
         self.ui.exportButton.enabled = not problem
-        self.ui.exportButton.toolTip = problem or self._exportToolTip
+        self.ui.exportButton.text = "Export SEG..." if seg else self._exportText
+        self.ui.exportButton.toolTip = problem or (
+            "PET-only run (no planning CT, so no RTSTRUCT): a DICOM SEG on the PET's own DICOM series" if seg
+            else self._exportToolTip)
 
     def _showOperatingPoint(self, review):
         """Show the review's own operating point (a restored review keeps its saved one). Signals are blocked so
@@ -560,9 +565,10 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 ctDicom = self._folderDialog("ctDicom", "Folder of the CT's DICOM series")
                 if not ctDicom:
                     return
-            out = self._folderDialog("export", "Write the RTSTRUCT into")
+            what = "SEG" if route == "petseg" else "RTSTRUCT"
+            out = self._folderDialog("export", f"Write the {what} into")
         if out:  # reading the edits back, then the writer; Cancel: nothing written, a status line
-            written = withProgress("Writing the RTSTRUCT", "The export failed.",
+            written = withProgress(f"Writing the {what}", "The export failed.",
                                    lambda progress: self.logic.export(out, ctDicom, includePending, progress))
             if written is not None:
                 slicer.util.infoDisplay(f"Exported: {written}")
