@@ -73,7 +73,7 @@ S510_TESTS := Testing/test_slicer_packages.py Testing/test_export_rtstruct.py \
 	Testing/test_io_geometry.py Testing/test_scene_geometry.py Testing/test_scene_review.py \
 	Testing/test_slicer_export.py Testing/test_slicer_flows.py Testing/test_slicer_dicom_export.py \
 	Testing/test_slicer_sample_data.py Testing/test_slicer_api_contract.py Testing/test_slicer_extension_index.py \
-	Testing/test_slicer_robustness.py
+	Testing/test_slicer_robustness.py Testing/test_slicer_pet_only.py
 S510_DESELECT := --deselect Testing/test_io_readers.py::test_qin_headneck_seg_segments \
 	--deselect Testing/test_export_errors.py::test_cli_export_rtstruct_and_seg
 
@@ -87,8 +87,9 @@ $(S510_STAMP): requirements.lock requirements-test.lock $(S510_PINS) Makefile
 	  SimpleITK slicer-core vtk pytest pytest-timeout packaging "highdicom>=0.22" rt-utils dicompyler-core matplotlib
 	touch $(S510_STAMP)
 
-# The module's flow, Sample Data and robustness tests also run on Slicer's stable release (make test-slicer-stable).
-SCENE_TESTS += Testing/test_slicer_flows.py Testing/test_slicer_sample_data.py Testing/test_slicer_robustness.py
+# The module's flow, Sample Data, robustness and PET-only tests also run on Slicer's stable release (make test-slicer-stable).
+SCENE_TESTS += Testing/test_slicer_flows.py Testing/test_slicer_sample_data.py Testing/test_slicer_robustness.py \
+	Testing/test_slicer_pet_only.py
 
 .PHONY: test-slicer-510
 test-slicer-510: $(S510_STAMP)

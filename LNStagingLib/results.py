@@ -149,6 +149,12 @@ class Results:
                 lines.append(f"{name} not applied: {info.get('reason') or 'no reason recorded'}")
         return lines
 
+    def what_ran(self) -> list[str]:
+        """Per model applied or not (and why), each step that ran, each that was skipped: the lines every face
+        prints (the CLI summary, the Slicer module's status)."""
+        return ([f"Model {line}" for line in self.models_text()] + [f"Ran: {line}" for line in self.notes]
+                + [f"Skipped: {line}" for line in self.skipped])
+
     @property
     def ranking_text(self) -> str:
         """What the rank means, in the user's words (every face shows it)."""

@@ -87,3 +87,22 @@ def review(mrml, case):
     pet_node = volumes.add_volume(mrml.scene, pet, "PET")
     froc = [(0.5, 0.8), (1.0, 0.6), (2.0, 0.4), (4.0, 0.2), (8.0, 0.05)]
     return ReviewScene.show(mrml.scene, results, ct_node, pet_node, froc=froc)
+
+
+def import_module_logic(monkeypatch, scene):
+    """LNStagingModule.logic as Slicer loads it: the scripted-module base class (application only) stubbed, the
+    global scene ``scene``, imported afresh from LNStaging/ (the caller pops it from sys.modules when done)."""
+    import sys
+    import types
+
+    import slicer
+
+    base = types.ModuleType("slicer.ScriptedLoadableModule")
+    base.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {"__init__": lambda self: None})
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
+    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "LNStaging"))
+    monkeypatch.delitem(sys.modules, "LNStagingModule.logic", raising=False)
+    from LNStagingModule import logic
+
+    return logic

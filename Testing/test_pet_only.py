@@ -25,6 +25,7 @@ import SimpleITK as sitk
 from LNStagingLib.cli import main
 from LNStagingLib.io.checksums import input_sha256
 from LNStagingLib.io.resample import same_grid
+from LNStagingLib.results import Results
 
 QIN = "mirp_qin_headneck_0139"
 QIN_PET = f"{QIN}/derived/pet_suv_headneck_crop.nii.gz"
@@ -192,8 +193,9 @@ def test_dicom_pet_only_run_and_its_seg_on_the_pet_series(data_dir, tmp_path, ca
     assert "needs the planning CT" in single_line_error(capsys)
     from LNStagingLib.web.cases import find_cases
 
-    reason = find_cases(out)[0].export_disabled_reason()  # the review page's Export button says the same
-    assert "needs the planning CT" in reason and "lnstaging export seg --results" in reason
+    case = find_cases(out)[0]  # the review page's Export writes this SEG (test_dicom_pet_only_review_exports_...)
+    assert case.export_disabled_reason() == "" and case.export_kind == "seg"
+    assert case.export_reference() == (pet_dir, None)
     seg_path = tmp_path / "seg.dcm"
     assert main(["export", "seg", "--results", str(out), "--include-pending", "--quiet", "--out", str(seg_path)]) == 0
     seg = pydicom.dcmread(seg_path)
@@ -202,3 +204,62 @@ def test_dicom_pet_only_run_and_its_seg_on_the_pet_series(data_dir, tmp_path, ca
     referenced = {item.ReferencedSOPInstanceUID for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert referenced <= set(series.sop_instance_uids)
     assert len(seg.SegmentSequence) == len(candidates)
+
+
+def test_dicom_pet_only_review_exports_the_seg_onto_the_pet_series(data_dir, tmp_path):
+    """The review page of a PET-only run on a PET DICOM folder: its Export control writes the DICOM SEG on the run's
+    PET series (export/pet_only.py, as 'lnstaging export seg --results'), and the SEG download serves it; no
+    RTSTRUCT is written or offered. Headless Chromium at 1920x1080."""
+    pytest.importorskip("trame_slicer")
+    pytest.importorskip("playwright")
+    from playwright.sync_api import sync_playwright
+    from review_server import Server, get_json
+    from test_web_review import CHROMIUM_ARGS, chromium_path
+    from waiting import wait_for
+
+    from LNStagingLib.io.petct import load_pet_suv
+
+    pet_dir = data_dir / RAW_PET
+    out = tmp_path / "sts"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["run", "--pet", str(pet_dir), "--tumor", str(data_dir / RAW_PET_RTSTRUCT), "--tumor-roi",
+                     "GTV_Mass", "--models", "none", "--threads", "1", "--out", str(out)]) == 0
+    series = load_pet_suv(pet_dir)[2]
+    server = Server([str(out), "--port", "0"], tmp_path / "review.log")
+    executable = chromium_path()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                top = min(Results.read(out).candidates, key=lambda c: c.rank)
+                page.goto(server.url)
+                page.wait_for_selector(f"#cand-{top.id}", timeout=60000)
+                status = get_json(server.base + "/lnstaging/status.json")
+                assert status["export_disabled_reason"] == ""
+                export = page.locator("#export")
+                assert export.text_content().strip() == "Export SEG" and export.is_enabled()
+                assert "PET DICOM series" in export.get_attribute("title")
+                page.click(f"#accept-{top.id}")
+                wait_for(lambda: get_json(server.base + "/lnstaging/status.json")["decisions"][str(top.id)]
+                         == "accepted", what="the decision")
+                page.click("#export")
+                wait_for(lambda: get_json(server.base + "/lnstaging/status.json")["export_state"] == "current",
+                         timeout=120, what="the SEG export")
+                assert not page.locator("#download-rtstruct").is_visible()  # no RTSTRUCT without a planning CT
+                assert not (out / "export" / "RS_LNStaging.dcm").exists()
+                with page.expect_download() as download:
+                    page.click("#download-seg")
+                seg = pydicom.dcmread(download.value.path())
+            finally:
+                browser.close()
+        assert "Traceback" not in server.stderr_text()
+    finally:
+        server.kill()
+    assert seg.Modality == "SEG" and [s.SegmentLabel for s in seg.SegmentSequence] == [top.name]
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_instance_uid
+    assert seg.FrameOfReferenceUID == series.frame_of_reference_uid
+    referenced = {item.ReferencedSOPInstanceUID for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced and referenced <= set(series.sop_instance_uids)
+    voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(Results.read(out / "review").gtv_ln) == top.id))
+    assert int(np.count_nonzero(seg.pixel_array)) == voxels, "the SEG does not hold the accepted node's voxels"

@@ -113,6 +113,9 @@ def test_run_argv_is_accepted_by_the_library_cli():
     args = build_parser().parse_args(argv[3:])
     assert args.command == "run" and str(args.tumor) == "/t.nrrd" and args.organ_mapping == "slicer"
     assert args.progress_lines
+    assert str(args.ct) == "/ct.nrrd"
+    pet_only = build_parser().parse_args(process.run_argv("PythonSlicer", "/o", None, "/pet.nrrd")[3:])
+    assert pet_only.ct is None and str(pet_only.pet) == "/pet.nrrd"  # no CT selected: `lnstaging run` without --ct
     phantom = build_parser().parse_args(process.phantom_argv("PythonSlicer", "/p")[3:])
     assert phantom.command == "phantom" and phantom.cases == 1
 

@@ -23,13 +23,12 @@ import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
 
-from scene_fixtures import make_case, mrml  # noqa: E402,F401  (pytest fixture)
+from scene_fixtures import import_module_logic, make_case, mrml  # noqa: E402,F401  (pytest fixture)
 
 from LNStagingLib.errors import Cancelled, GeometryError, LNStagingError  # noqa: E402
 from LNStagingLib.scene import volumes  # noqa: E402
 from LNStagingLib.scene.review import ROLE_ATTRIBUTE  # noqa: E402
 
-MODULE = Path(__file__).resolve().parents[1] / "LNStaging"
 TESTING = Path(__file__).resolve().parent
 
 FAKE_CHILD = textwrap.dedent('''
@@ -56,13 +55,8 @@ STUBBORN_CHILD = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_
 def module(monkeypatch, mrml, tmp_path):  # noqa: F811
     """LNStagingModule.logic as Slicer loads it (the scripted-module base class stubbed, slicer.mrmlScene the
     fixture's scene) with the analysis child replaced by FAKE_CHILD; ``release(text)`` lets the child go on."""
-    base = types.ModuleType("slicer.ScriptedLoadableModule")
-    base.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {"__init__": lambda self: None})
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
-    monkeypatch.setattr(slicer, "mrmlScene", mrml.scene, raising=False)
-    monkeypatch.syspath_prepend(str(MODULE))
-    monkeypatch.delitem(sys.modules, "LNStagingModule.logic", raising=False)
-    from LNStagingModule import logic, process
+    logic = import_module_logic(monkeypatch, mrml.scene)
+    from LNStagingModule import process
 
     script = tmp_path / "fake_child.py"
     script.write_text(FAKE_CHILD.format(testing=str(TESTING)))

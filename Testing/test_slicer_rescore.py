@@ -22,7 +22,7 @@ import torch
 slicer = pytest.importorskip("slicer")
 
 from export_roundtrip import sitk_ct  # noqa: E402
-from scene_fixtures import PROBABILITIES, make_case, mrml  # noqa: E402,F401  (pytest fixture)
+from scene_fixtures import PROBABILITIES, import_module_logic, make_case, mrml  # noqa: E402,F401  (pytest fixture)
 from test_export_review_rule import reviewed  # noqa: E402,F401  (the shared fixture: 19 nodes on a DICOM CT)
 from test_install_demo_models import installed  # noqa: E402,F401  (demo models installed into a temporary Resources/)
 
@@ -33,7 +33,6 @@ from LNStagingLib.models.checkpoint import save_checkpoint  # noqa: E402
 from LNStagingLib.models.stage2 import Stage2Model, stage2_config  # noqa: E402
 from LNStagingLib.scene import table, volumes  # noqa: E402
 
-MODULE = Path(__file__).resolve().parents[1] / "LNStaging"
 
 
 def tiny_checkpoint(path: Path, review_state: bool) -> Path:
@@ -54,16 +53,7 @@ def tiny_checkpoint(path: Path, review_state: bool) -> Path:
 def logic_class(monkeypatch, mrml):  # noqa: F811
     """LNStagingLogic as Slicer would load it: the scripted-module base class (application only) stubbed, the
     global scene the fixture's MRML scene."""
-    base = types.ModuleType("slicer.ScriptedLoadableModule")
-    base.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {"__init__": lambda self: None})
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
-    monkeypatch.setattr(slicer, "mrmlScene", mrml.scene, raising=False)
-    monkeypatch.syspath_prepend(str(MODULE))
-    for name in ("LNStagingModule.logic",):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    from LNStagingModule.logic import LNStagingLogic
-
-    yield LNStagingLogic
+    yield import_module_logic(monkeypatch, mrml.scene).LNStagingLogic
     sys.modules.pop("LNStagingModule.logic", None)
 
 

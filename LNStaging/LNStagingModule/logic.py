@@ -23,6 +23,8 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 from LNStagingLib.errors import Cancelled, ExportError, LNStagingError
 from LNStagingLib.progress import Progress
 from LNStagingLib.inference.rescore_record import rescore_summary, rescored_changes
+from LNStagingLib.io import case_inputs
+from LNStagingLib.io.resample import same_grid
 from LNStagingLib.results import Results
 from LNStagingLib.scene import dicom_source, review_state, rt_export, volumes
 from LNStagingLib.scene.review import ROLE_ATTRIBUTE, ReviewScene
@@ -30,6 +32,12 @@ from LNStagingLib.scene.review import ROLE_ATTRIBUTE, ReviewScene
 from . import background, gpu, process
 
 KILL_AFTER_SECONDS = 5.0
+PET_ONLY_NOTE = ("No CT selected: a PET-only run (candidates from the PET's SUV rules, ranked by SUVpeak; no model "
+                 "runs, each reads the CT). The results are on the PET's grid.")
+PET_ONLY_EXPORT = ("This review is of a PET-only run (no CT): an RTSTRUCT needs the planning CT; select the planning CT "
+                   "with this PET, press Apply again and export that review (or load the PET from DICOM for a SEG).")
+SUV_THRESHOLD_MAX = 100.0  # the slider's ceiling in SUVpeak (parameters.threshold accepts up to this)
+PET_ONLY_RESCORING = "Re-scoring is off for this review: its model reads the CT, and this run had no CT (PET-only)."
 SUV_OF_ATTRIBUTE = "LNStaging.SuvOf"  # on the SUV copy of a DICOM PET: the ID of the Bq/ml node it was made from  # after Cancel, the child's process group is killed if it has not stopped by then
 
 
@@ -44,8 +52,8 @@ def dicomDatabase():
 
 
 class AnalysisRun:
-    """One Apply: the CT and PET it was started on (the results attach to them, whatever is selected when it
-    ends), its work folder, the thread writing the input copies, then the child process."""
+    """One Apply: the CT (None: a PET-only run) and PET it was started on (the results attach to them, whatever is
+    selected when it ends), its work folder, the thread writing the input copies, then the child process."""
 
     def __init__(self, ctNode, petNode, workDir: Path, images: dict, argv: list[str]):
         self.ct, self.pet, self.workDir, self.argv = ctNode, petNode, workDir, argv
@@ -173,13 +181,11 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
     # ---- inputs: in the CT's frame, PET in SUV --------------------------------------------------------------------
     @staticmethod
     def inputsProblem(ctNode, petNode) -> str:
-        """Why Apply cannot start ("" when it can): shown as the Apply button's tooltip."""
-        if ctNode is None:
-            return "Select the planning CT."
+        """Why Apply cannot start ("" when it can): shown as the Apply button's tooltip. No CT: a PET-only run."""
         if petNode is None:
             return "Select the PET (loaded from DICOM it is converted to SUV here)."
         if ctNode is petNode:
-            return "The CT and the PET are the same volume: select the PET."
+            return "The CT and the PET are the same volume: select the planning CT, or None for a PET-only run."
         return ""
 
     def checkFramesOfReference(self, ctNode, petNode) -> None:
@@ -240,13 +246,17 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         return petNode
 
     def inputImages(self, workDir: Path, ctNode, petNode) -> dict:
-        """The CT (its own frame) and the PET (in SUV, in the CT's frame through both parent transforms)."""
+        """The CT (its own frame) and the PET (in SUV, in the CT's frame through both parent transforms); without a
+        CT, the PET alone in its own frame (the results then follow the PET's parent transform)."""
+        if ctNode is None:
+            return {workDir / "pet.nrrd": volumes.image_from_volume(petNode)}
         self.checkFramesOfReference(ctNode, petNode)
         return {workDir / "ct.nrrd": volumes.image_from_volume(ctNode),
                 workDir / "pet.nrrd": volumes.image_in_frame(petNode, ctNode)}
 
     def _exportSegmentLabelmap(self, segmentationNode, segmentId, ctNode, path: Path) -> Path:
-        """One segment as a 0/1 label map on the CT grid; the temporary nodes (and colour table) are removed."""
+        """One segment as a 0/1 label map on the CT grid (a PET-only run: the PET's); the temporary nodes (and colour
+        table) are removed."""
         scene = ctNode.GetScene()
         with volumes.temporary_nodes(scene):
             labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "LNStaging_tumor")
@@ -259,7 +269,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
     # ---- running ----------------------------------------------------------------------------------------------
     def startAnalysis(self, ctNode, petNode, organsNode=None, tumourSegmentation=None, tumourSegmentId="",
                       modelId: Optional[str] = None, device: str = "cpu") -> AnalysisRun:
-        """Copy the inputs out of the scene (GUI thread, fast), write them and start the child (background)."""
+        """Copy the inputs out of the scene (GUI thread, fast), write them and start the child (background).
+        ``ctNode`` None: a PET-only run (``lnstaging run`` without --ct) on the PET's grid."""
         if self.run is not None:
             raise LNStagingError("An analysis is running: wait for it or cancel it first.")
         problem = self.inputsProblem(ctNode, petNode)
@@ -268,23 +279,29 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         if device == "cuda" and not self.cudaAvailable():
             raise LNStagingError("No usable GPU was found (PyTorch reports no CUDA device): choose CPU.")
         self.notes = []
-        self.checkFramesOfReference(ctNode, petNode)
-        volumes.matrix_to_frame(petNode, ctNode)  # a transform that cannot be applied is refused before any work
+        if ctNode is not None:
+            self.checkFramesOfReference(ctNode, petNode)
+            volumes.matrix_to_frame(petNode, ctNode)  # a transform that cannot be applied is refused before any work
+        else:
+            self.notes.append(PET_ONLY_NOTE)
         petNode = self.suvPetNode(petNode)
+        reference = ctNode if ctNode is not None else petNode  # the grid and frame of the results
         workDir = Path(tempfile.mkdtemp(prefix="LNStaging-"))
         try:
             images = self.inputImages(workDir, ctNode, petNode)
             files = {"organs": None, "tumor": None}
             if organsNode is not None:
-                if organsNode.GetParentTransformNode() is not ctNode.GetParentTransformNode():
-                    raise LNStagingError("The organ segmentation is under another transform than the CT: harden "
-                                         "both transforms or place them under the same one.")
+                if organsNode.GetParentTransformNode() is not reference.GetParentTransformNode():
+                    raise LNStagingError(f"The organ segmentation is under another transform than the "
+                                         f"{'CT' if ctNode is not None else 'PET'}: harden both transforms or place "
+                                         "them under the same one.")
                 files["organs"] = workDir / "organs.seg.nrrd"
                 exportCopy(organsNode, files["organs"])
             if tumourSegmentation is not None and tumourSegmentId:
-                files["tumor"] = self._exportSegmentLabelmap(tumourSegmentation, tumourSegmentId, ctNode,
+                files["tumor"] = self._exportSegmentLabelmap(tumourSegmentation, tumourSegmentId, reference,
                                                              workDir / "tumor.nrrd")
-            argv = process.run_argv(python_slicer(), workDir / "results", workDir / "ct.nrrd", workDir / "pet.nrrd",
+            ct = workDir / "ct.nrrd" if ctNode is not None else None
+            argv = process.run_argv(python_slicer(), workDir / "results", ct, workDir / "pet.nrrd",
                                     files["organs"], files["tumor"], self.modelsSpec(modelId), device,
                                     organ_mapping="slicer")
         except BaseException:
@@ -328,7 +345,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             raise LNStagingError(process.failure_message("\n".join(output), code))
         results = run.workDir / "results"
         self.workDirs.append(run.workDir)
-        if run.ct.GetScene() is None or (run.pet is not None and run.pet.GetScene() is None):
+        if any(node is not None and node.GetScene() is None for node in (run.ct, run.pet)):
             raise LNStagingError(f"The scene was closed (or the CT or PET removed) during the analysis. The results "
                                  f"are in {results}: load the CT and PET again, then open that folder with "
                                  "Load results folder...")
@@ -368,17 +385,23 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         """Results of a run (or a saved review) into the scene, over the given CT/PET. The review on screen is
         replaced only once the new one is built: a folder that fails to load, or Cancel on ``progress``, leaves it
         as it was. The files are read and the re-scoring CNN runs in a worker thread; the nodes are built here
-        (MRML: the GUI thread), with ``progress`` told before each."""
-        if ctNode is None or ctNode.GetScene() is None:
-            raise LNStagingError("Select the planning CT the results were computed on, then load them.")
-        progress = progress or Progress()
+        (MRML: the GUI thread), with ``progress`` told before each. A PET-only run's results are shown on the PET
+        (``ctNode`` None), which becomes the background (volumes.mark_pet_background)."""
         folder = Path(folder)
-        scene = ctNode.GetScene()
+        petOnly = case_inputs.is_pet_only_run(folder)
+        self.checkReviewInputs(petOnly, ctNode, petNode)
+        progress = progress or Progress()
+        scene = (petNode if petOnly else ctNode).GetScene()
         saved = (folder / review_state.REVIEW_FILE).is_file()
         read = review_state.read_saved_review if saved else Results.read
         loaded = background.inWorkerThread(lambda _: read(folder), progress.sub(0.0, 0.3), "reading the results")
         if petNode is not None:
             petNode = self.suvPetNode(petNode)  # a DICOM PET is reviewed in SUV, as after Apply
+        if petOnly:
+            if not same_grid(volumes.image_from_volume(petNode), loaded[0].gtv_ln if saved else loaded.gtv_ln):
+                raise LNStagingError(f"The selected PET is not on the grid of the PET-only run in {folder}: select "
+                                     "the PET it was run on, then load it.")
+            ctNode = volumes.mark_pet_background(petNode)  # shown by ReviewScene as the background, SUV in grey
         before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
         building = progress.sub(0.3, 0.6)
         try:
@@ -395,10 +418,47 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         for node in [n for n in reviewNodes(scene) if n.GetID() in before]:  # the previous review's nodes
             scene.RemoveNode(node)
         self.review, self.resultsFolder = review, folder
-        self._placeBesideCt(ctNode)
+        self._placeBesideCt(review.ct)
         self._useRescorer(rescorer)
         self.rescoreNote = note
         return self.review
+
+    @staticmethod
+    def checkReviewInputs(petOnly: bool, ctNode, petNode) -> None:
+        """The volumes a results folder is shown on: the planning CT for a PET/CT run, the PET alone (no CT) for a
+        PET-only run, whose nodes are on the PET's grid."""
+        if petOnly:
+            if petNode is None or petNode.GetScene() is None:
+                raise LNStagingError("These results are of a PET-only run (no CT): select the PET it was run on, "
+                                     "then load them.")
+            if ctNode is not None:
+                raise LNStagingError("These results are of a PET-only run (no CT): their nodes are on the PET's grid; "
+                                     "set the CT to None and select the PET it was run on, then load them.")
+        elif ctNode is None or ctNode.GetScene() is None:
+            raise LNStagingError("Select the planning CT the results were computed on, then load them.")
+
+    def whatRan(self) -> list[str]:
+        """The module's status of the review on screen, from its Results (the lines of the CLI summary): how the
+        candidates are ranked, each model applied or not and why, each step run or skipped."""
+        results = self.requireReview("describe").results
+        first = f"{len(results.candidates)} candidates, {results.ranking_text}"
+        if self.review.pet_only:
+            first += "; PET-only run (no CT): shown on the PET"
+        return [first + "."] + results.what_ran()
+
+    def thresholdControl(self) -> dict:
+        """The operating-point slider for the review on screen, in the run's ranking basis, with the browser
+        review's range (web/page_text.threshold_range): a probability (0 to 1; FP per patient when the classifier's
+        FROC exists), or an SUVpeak (0 to the highest candidate's, rounded up) when no classifier ran."""
+        from LNStagingLib.web.page_text import threshold_range
+
+        review = self.requireReview("show")
+        _, maximum, step = threshold_range(review.results)
+        if review.results.ranks_by_probability:
+            return {"label": "Probability threshold:", "maximum": maximum, "step": step, "decimals": 2,
+                    "fpAvailable": bool(review.froc)}
+        return {"label": "SUVpeak threshold:", "maximum": min(maximum, SUV_THRESHOLD_MAX), "step": step,
+                "decimals": 1, "fpAvailable": False}
 
     def validationFroc(self, results) -> list:
         """(fp_per_patient, threshold) pairs of the classifier's validation FROC: from the run's provenance
@@ -485,6 +545,10 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         as LNStagingError with failure="raise", else returned as the note "Re-scoring is off ...". """
         if not self.rescoreModel:
             return None, ""
+        if review.pet_only:
+            if failure == "raise":
+                raise LNStagingError(PET_ONLY_RESCORING)
+            return None, PET_ONLY_RESCORING
         from LNStagingLib.models.catalogue import resolve_model_file
 
         try:
@@ -534,11 +598,33 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         """Unreviewed nodes, for the widget's confirmation before they are included in an export."""
         return rt_export.pending_names(self.requireReview("export").results)
 
+    def exportProblem(self) -> str:
+        """Why Export is disabled for the review on screen ("" when it can run): a PET-only run has no planning CT
+        for an RTSTRUCT, and a SEG needs the PET's own DICOM files (petDicomOrigin)."""
+        if self.reviewAvailable and self.review.pet_only and self.petDicomOrigin() is None:
+            return PET_ONLY_EXPORT
+        return ""
+
+    def petDicomOrigin(self):
+        """The DICOM series a PET-only review's PET was loaded from (its SUV copy: the Bq/ml node's), when the DICOM
+        database can give its files; else None."""
+        pet = self.review.ct
+        scene = pet.GetScene()
+        source = scene.GetNodeByID(pet.GetAttribute(SUV_OF_ATTRIBUTE)) if pet.GetAttribute(SUV_OF_ATTRIBUTE) else pet
+        origin = dicom_source.dicom_origin(scene, source) if source is not None else None
+        return origin if origin is not None and dicomDatabase() is not None else None
+
     def exportRoute(self) -> str:
         """How Export writes the RTSTRUCT: "dicom" (the library's writer on the CT's own DICOM files, found in the
         DICOM database: it attaches to the planning CT), "slicerrt" (the CT did not come from DICOM: SlicerRT
-        writes its own CT series with it) or "folder" (neither: the user gives the CT's DICOM folder)."""
+        writes its own CT series with it) or "folder" (neither: the user gives the CT's DICOM folder). A PET-only
+        review: "petseg" (a DICOM SEG on the PET's own DICOM series, as `lnstaging export seg --results`), or refused
+        (exportProblem)."""
         review = self.requireReview("export")
+        if self.exportProblem():
+            raise ExportError(self.exportProblem())
+        if review.pet_only:
+            return "petseg"
         if dicom_source.dicom_origin(review.ct.GetScene(), review.ct) is not None and dicomDatabase() is not None:
             return "dicom"
         if hasattr(slicer.modules, "dicomrtimportexport"):
@@ -547,8 +633,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
 
     def export(self, outFolder, ctDicomFolder: Optional[str] = None, includePending: bool = False,
                progress: Optional[Progress] = None) -> str:
-        """RTSTRUCT of the reviewed nodes (accepted; pending too only with includePending; never rejected).
-        Returns what was written, for the widget's message. ``progress`` (the library's) is told how far the
+        """RTSTRUCT of the reviewed nodes (accepted; pending too only with includePending; never rejected); a
+        PET-only review: a DICOM SEG on the PET's DICOM series. Returns what was written, for the widget's message. ``progress`` (the library's) is told how far the
         writer is and can cancel it (Cancelled; the file is written atomically, so nothing is left)."""
         review = self.requireReview("export")
         route = self.exportRoute()
@@ -565,9 +651,10 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
             names = rt_export.export_with_slicerrt(review.ct.GetScene(), review, outFolder, plugin, includePending)
             return (f"{outFolder} ({len(names)} ROIs: {', '.join(names)}). The CT was not loaded from DICOM, so "
                     "SlicerRT wrote a new CT series with the RTSTRUCT: import both into the planning system." + tail)
-        seriesUid = None
-        if route == "dicom":
-            origin = dicom_source.dicom_origin(review.ct.GetScene(), review.ct)
+        seriesUid, kind = None, "seg" if route == "petseg" else "rtstruct"
+        if route in ("dicom", "petseg"):
+            origin = self.petDicomOrigin() if route == "petseg" else dicom_source.dicom_origin(review.ct.GetScene(),
+                                                                                                review.ct)
             ctDicom, seriesUid = dicom_source.series_files(origin, dicomDatabase()), origin.series_instance_uid
         elif ctDicomFolder:
             ctDicom = ctDicomFolder
@@ -576,7 +663,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
                               "folder so the RTSTRUCT can reference it.")
         from LNStagingLib.export.exporter import export_label_map
 
-        summary = export_label_map(results.gtv_ln, ctDicom, Path(outFolder) / "RS_LNStaging.dcm", kind="rtstruct",
+        name = "SEG_LNStaging.dcm" if kind == "seg" else "RS_LNStaging.dcm"
+        summary = export_label_map(results.gtv_ln, ctDicom, Path(outFolder) / name, kind=kind,
                                    candidates=results.candidates, series_uid=seriesUid, resample=True,
                                    progress=progress,
                                    rescored_ids=set(rescored_changes(results)),

@@ -34,18 +34,19 @@ def library_dir() -> Path:
 LIBRARY_DIR = library_dir()
 
 
-def run_argv(python: str, out_dir: Path | str, ct: Path | str, pet: Path | str,
+def run_argv(python: str, out_dir: Path | str, ct: Optional[Path | str], pet: Path | str,
              organs: Optional[Path | str] = None, tumor: Optional[Path | str] = None,
              models: str = "default", device: str = "cpu", organ_mapping: Optional[str] = None) -> list[str]:
     """``PythonSlicer -m LNStagingLib.cli run ...`` for one case, with machine-readable progress lines.
 
     ``models`` is the CLI's --models spec ('default' or stage=ID[,...]); ``organ_mapping`` e.g. 'slicer' for a
     .seg.nrrd whose segment names say which organ is which. ``--overwrite``: the module reuses its results folder
-    (one lnstaging wrote); the output rule still refuses a folder holding a review or an input.
+    (one lnstaging wrote); the output rule still refuses a folder holding a review or an input. ``ct`` None: a
+    PET-only run (no --ct; docs/CANDIDATES.md "PET-only runs").
     """
-    argv = [python, "-m", "LNStagingLib.cli", "run", "--ct", str(ct), "--pet", str(pet), "--out", str(out_dir),
+    argv = [python, "-m", "LNStagingLib.cli", "run", "--pet", str(pet), "--out", str(out_dir),
             "--device", device, "--models", models or "default", "--progress-lines", "--overwrite"]
-    for flag, value in (("--organs", organs), ("--organ-mapping", organ_mapping if organs else None), ("--tumor", tumor)):
+    for flag, value in (("--ct", ct), ("--organs", organs), ("--organ-mapping", organ_mapping if organs else None), ("--tumor", tumor)):
         if value:
             argv += [flag, str(value)]
     return argv

@@ -106,6 +106,8 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/LNStaging.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
+        # restored after a PET-only review (Export disabled, or "Export SEG..." on the PET's DICOM series)
+        self._exportText, self._exportToolTip = self.ui.exportButton.text, self.ui.exportButton.toolTip
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = LNStagingLogic()
 
@@ -232,7 +234,8 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self):
         self._disconnectGui()
         self._parameterNode = LNStagingParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.ct:
+        if not self._parameterNode.ct and slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") > 1:
+            # a first guess only with two volumes or more: a PET loaded alone is a PET-only run (CT: None)
             self._parameterNode.ct = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
         self._guiConnection = self._parameterNode.connectGui(self.ui)
         self.addObserver(self._parameterNode, vtkModifiedEvent(), self.updateApplyButton)
@@ -249,9 +252,11 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.logic.run is not None:
             return
         p = self._parameterNode
-        reason = self.logic.inputsProblem(p.ct, p.pet) if p else "Select the planning CT."
+        reason = self.logic.inputsProblem(p.ct, p.pet) if p else "Select the PET."
         self.ui.applyButton.enabled = not reason
-        self.ui.applyButton.toolTip = reason or "Find, classify and contour lymph nodes on this PET/CT."
+        done = ("Find, classify and contour lymph nodes on this PET/CT." if p and p.ct else
+                "Find and contour lymph-node candidates on this PET alone (no CT: ranked by SUVpeak, no model runs).")
+        self.ui.applyButton.toolTip = reason or done
 
     # ---- running: the logic's flow, polled by a timer ---------------------------------------------------------------
     def onApply(self):
@@ -365,9 +370,26 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentEditorWidget.setSourceVolumeNode(review.ct)
         probability = review.results.patient.metastasis_probability
         self.ui.patientProbabilityLabel.text = "-" if probability is None else f"{probability:.2f}"
+        self._showWhatRan()
         self._showReviewAvailable()
         self._showOperatingPoint(review)  # the review's own (saved) operating point, not the slider default
         self.onOverlay()
+
+    def _showWhatRan(self):
+        """What ran, from the review's Results: in the panel, the log and the status bar; Export disabled with the
+        reason when it cannot run (a PET-only run)."""
+        lines = self.logic.whatRan()
+        self.ui.whatRanLabel.text = "\n".join(lines)
+        for line in lines:
+            self.ui.logTextEdit.appendPlainText(line)
+        slicer.util.showStatusMessage(lines[0], 5000)
+        problem = self.logic.exportProblem()
+        seg = self.logic.review.pet_only and not problem
+        self.ui.exportButton.enabled = not problem
+        self.ui.exportButton.text = "Export SEG..." if seg else self._exportText
+        self.ui.exportButton.toolTip = problem or (
+            "PET-only run (no planning CT, so no RTSTRUCT): a DICOM SEG on the PET's own DICOM series" if seg
+            else self._exportToolTip)
 
     def _showOperatingPoint(self, review):
         """Show the review's own operating point (a restored review keeps its saved one). Signals are blocked so
@@ -375,10 +397,16 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         GUI binding does not reset the sliders later."""
         controls = review.operating_point()
         byFp = controls["mode"] == "fp_per_patient"
+        slider = self.logic.thresholdControl()  # a probability, or an SUVpeak when no classifier ran
         widgets = (self.ui.operatingModeComboBox, self.ui.thresholdSlider, self.ui.fpSlider)
         for widget in widgets:
             widget.blockSignals(True)
         try:
+            self.ui.thresholdSliderLabel.text = slider["label"]
+            self.ui.thresholdSlider.decimals = slider["decimals"]
+            self.ui.thresholdSlider.singleStep = slider["step"]
+            self.ui.thresholdSlider.maximum = slider["maximum"]
+            self.ui.operatingModeComboBox.enabled = slider["fpAvailable"]
             self.ui.operatingModeComboBox.currentIndex = 1 if byFp else 0
             self._parameterNode.threshold = controls["threshold"]
             self.ui.thresholdSlider.value = controls["threshold"]
@@ -537,9 +565,10 @@ class LNStagingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 ctDicom = self._folderDialog("ctDicom", "Folder of the CT's DICOM series")
                 if not ctDicom:
                     return
-            out = self._folderDialog("export", "Write the RTSTRUCT into")
+            what = "SEG" if route == "petseg" else "RTSTRUCT"
+            out = self._folderDialog("export", f"Write the {what} into")
         if out:  # reading the edits back, then the writer; Cancel: nothing written, a status line
-            written = withProgress("Writing the RTSTRUCT", "The export failed.",
+            written = withProgress(f"Writing the {what}", "The export failed.",
                                    lambda progress: self.logic.export(out, ctDicom, includePending, progress))
             if written is not None:
                 slicer.util.infoDisplay(f"Exported: {written}")

@@ -72,12 +72,8 @@ def print_summary(results, out: Path) -> None:
     if results.patient.metastasis_probability is not None:
         phantom = " (model trained on synthetic phantoms only)" if results.probability_domain else ""
         print(f"Patient metastasis probability{phantom}: {results.patient.metastasis_probability:.3f}")
-    for line in results.models_text():
-        print(f"Model {line}")
-    for line in results.notes:
-        print(f"Ran: {line}")
-    for line in results.skipped:
-        print(f"Skipped: {line}")
+    for line in results.what_ran():
+        print(line)
     print(f"Report: {Path(out).absolute() / 'report.html'}")
     print(NOT_FOR_CLINICAL_USE)
 

@@ -128,10 +128,10 @@ def _threshold(results: Results, threshold: float | None) -> float | None:
 
 def export_review(results: Results, ct_dicom: Path | str, out: Path | str, review_dir: Path | str,
                   threshold: float | None = None, include_pending: bool = False, kind: str = "rtstruct",
-                  progress: Progress | None = None) -> tuple[ExportSummary, ExportRecord]:
+                  progress: Progress | None = None, series_uid: str | None = None) -> tuple[ExportSummary, ExportRecord]:
     """Export a review (the faces' entry point) and save its record with the review, so a later change marks the
     file out of date (review_rule.export_state)."""
     summary = export_results(results, ct_dicom, out, kind=kind, include_pending=include_pending, threshold=threshold,
-                             progress=progress)
+                             progress=progress, series_uid=series_uid)
     record = write_record(review_dir, summary, results, summary.counts, include_pending)
     return summary, record

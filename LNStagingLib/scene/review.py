@@ -81,6 +81,11 @@ class ReviewScene:
     # "accepted" | "rejected" | "pending" | "edited" | "erased", "by": reviewer when given}; saved in review.json
     events: list = field(default_factory=list)
 
+    @property
+    def pet_only(self) -> bool:
+        """A review of a PET-only run (``lnstaging run`` without --ct): its background is the PET, not a CT."""
+        return volumes.is_pet_background(self.ct)
+
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
     def show(cls, scene, results: Results, ct_node, pet_node=None, froc: Sequence = (), overlay: str = "pet",
@@ -104,7 +109,7 @@ class ReviewScene:
         review.markups = markups.add_centroid_markups(scene, results)
         progress.step(0.95, "views")
         volumes.show_ct(ct_node)  # the user's display settings change only once nothing can be cancelled
-        if pet_node is not None:
+        if pet_node is not None and pet_node is not ct_node:  # a PET-only review's PET is its background
             volumes.show_pet(pet_node, pet_suv_max)
         if review.attention is not None:
             volumes.show_attention(review.attention)
@@ -125,8 +130,10 @@ class ReviewScene:
                 node.SetAttribute(ROLE_ATTRIBUTE, role)
 
     def set_overlay(self, which: str = "pet", opacity: Optional[float] = None) -> None:
-        """Foreground layer: 'pet', 'attention' or 'none'; CT stays the background."""
-        foreground = {"pet": self.pet, "attention": self.attention}.get(which)
+        """Foreground layer: 'pet', 'attention' or 'none'; CT stays the background (a PET-only review: the PET, then
+        'pet' adds no foreground over it)."""
+        pet = None if self.pet is self.ct else self.pet
+        foreground = {"pet": pet, "attention": self.attention}.get(which)
         views.set_layers(self.scene, background=self.ct, foreground=foreground, foreground_opacity=opacity)
         if which == "none":
             for composite in views.composite_nodes(self.scene):

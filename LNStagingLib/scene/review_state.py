@@ -187,6 +187,6 @@ def write_review_report(review: ReviewScene, results_dir: Path | str, case_id: s
     if (results_dir / REVIEW_FILE).is_file():
         results_dir = results_dir.parent  # given the review folder itself: its parent holds the run
     save_review(review, results_dir / "review", progress=progress)
-    ct = volumes.image_from_volume(review.ct)
+    ct = None if review.pet_only else volumes.image_from_volume(review.ct)  # a PET-only run: the PET alone
     pet = volumes.image_in_frame(review.pet, review.ct) if review.pet is not None else None  # registered PET
     return write_reviewed_report(results_dir, ct, pet, case_id=case_id, study_date=study_date)

@@ -130,9 +130,15 @@ def load_volume_file(scene, path: Path | str, name: Optional[str] = None, labelm
 def add_pet_background(scene, image: sitk.Image):
     """The PET as the background of a PET-only review (no CT): inverted grey, SUV 0 (white) to
     PET_ONLY_SUV_MAX (black), as PET is read; ``show_ct`` keeps it so (a CT window means nothing on SUV)."""
-    node = add_volume(scene, image, "PET (no CT)")
-    node.SetAttribute(PET_BACKGROUND_ATTRIBUTE, "1")
+    node = mark_pet_background(add_volume(scene, image, "PET (no CT)"))
     show_ct(node)
+    return node
+
+
+def mark_pet_background(node):
+    """Make a PET volume already in the scene (Slicer: the user's PET, or its SUV copy) the background of a PET-only
+    review: ``show_ct`` then shows it as add_pet_background does. Returns the node."""
+    node.SetAttribute(PET_BACKGROUND_ATTRIBUTE, "1")
     return node
 
 

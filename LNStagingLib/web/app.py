@@ -121,7 +121,7 @@ class ReviewApp:
         s.saving, s.take_from_others = False, False
         s.below_count, s.can_undo_bulk = 0, False
         s.sort_by = "rank"
-        s.export_disabled_reason, s.has_attention, s.has_export = "", False, False
+        s.export_disabled_reason, s.has_attention, s.has_export, s.export_kind = "", False, False, "rtstruct"
         s.export_state, s.export_summary, s.pending_rows, s.confirm_pending = "none", "", [], False
         s.message_ok, s.help_open, s.busy = False, False, 0
         s.shortcuts = [{"keys": k, "action": a} for k, a in SHORTCUTS]
@@ -184,7 +184,7 @@ class ReviewApp:
                         if session.saved_at else "")
         s.edit_text, s.take_from_others = session.edit_text(), session.take_from_others
         s.below_count, s.can_undo_bulk = session.below_operating_point(), bool(session._bulk_rejected)
-        s.export_disabled_reason = session.case.export_disabled_reason()
+        s.export_disabled_reason, s.export_kind = session.case.export_disabled_reason(), session.case.export_kind
         s.has_export = export_state != "none"
         if session.last_error:
             s.message, s.message_ok = session.last_error, False

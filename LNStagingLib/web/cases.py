@@ -83,12 +83,25 @@ class ReviewCase:
     def has_saved_review(self) -> bool:
         return (self.review_dir / "review.json").is_file()
 
+    @property
+    def export_kind(self) -> str:
+        """What the page's Export writes: an RTSTRUCT on the planning CT, or for a PET-only run a DICOM SEG on the
+        run's PET DICOM series (export/pet_only.py, as 'lnstaging export seg --results')."""
+        return "seg" if self.pet_only else "rtstruct"
+
+    def export_reference(self) -> tuple[Optional[Path], Optional[str]]:
+        """(DICOM folder, SeriesInstanceUID or None) the export references: the planning CT's, or a PET-only run's
+        own PET series (checked against the run's sha256; ExportError in one line otherwise)."""
+        if not self.pet_only:
+            return self.ct_dicom, None
+        from ..export.pet_only import pet_only_reference, pet_series_uid
+
+        return pet_only_reference(self.results_dir, "seg"), pet_series_uid(self.results_dir)
+
     def export_disabled_reason(self) -> str:
-        """Empty when the RTSTRUCT export can run; otherwise why not, in the user's words."""
-        if self.pet_only:  # a SEG on the PET's own DICOM series is the command line's (export/pet_only.py)
-            seg = (" A DICOM SEG on this PET series: 'lnstaging export seg --results RESULTS'."
-                   if self.pet is not None and self.pet.is_dir() else "")
-            return PET_ONLY_EXPORT + seg
+        """Empty when the export can run; otherwise why not, in the user's words."""
+        if self.pet_only:  # a PET DICOM series: Export writes the SEG on it (export_kind); an image file: nothing
+            return "" if self.pet is not None and self.pet.is_dir() else PET_ONLY_EXPORT
         if self.ct_dicom is None:
             return ("RTSTRUCT export needs the planning CT as DICOM: restart with "
                     "'lnstaging review DIR --ct-dicom CT_DICOM_FOLDER'.")

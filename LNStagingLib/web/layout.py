@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .keyboard import KEYBOARD_SCRIPT
 from .downloads import RTSTRUCT_NAME, SEG_NAME
+from .page_text import EXPORT_TITLES
 from .session import CT_PRESETS
 
 TITLE = "LNStaging review"
@@ -218,13 +219,14 @@ def action_bar(app, html, v) -> None:
     v.VBtn(icon="mdi-magnify-plus-outline", size="small", variant="text", id="zoom-node",
            click="window.lnsTrigger('lns_key', ['zoom_node'])", aria_label="Zoom to the selected node",
            title="Zoom to the selected node in all three views, and the next ones too (Z; F ends it)")
-    v.VBtn("Export RTSTRUCT", id="export", size="small", color="primary", classes="mx-1",
-           disabled=("export_disabled_reason !== ''",), click="window.lnsTrigger('lns_export', [false])",
-           title="Write the accepted nodes as a DICOM RT Structure Set on the planning CT")
+    v.VBtn("{{ export_kind === 'seg' ? 'Export SEG' : 'Export RTSTRUCT' }}", id="export", size="small",
+           color="primary", classes="mx-1", disabled=("export_disabled_reason !== ''",),
+           click="window.lnsTrigger('lns_export', [false])", title=(f"export_kind === 'seg' ? '{EXPORT_TITLES['seg']}' : '{EXPORT_TITLES['rtstruct']}'",))
     v.VBtn("+ pending…", id="export-pending", size="small", variant="outlined",
            disabled=("export_disabled_reason !== '' || pending_rows.length === 0",),
            click="confirm_pending = true", title="List the pending nodes, then choose to export them too")
-    v.VBtn("RTSTRUCT", id="download-rtstruct", size="small", v_show="has_export", classes="mx-1",
+    v.VBtn("RTSTRUCT", id="download-rtstruct", size="small", v_show="has_export && export_kind === 'rtstruct'",
+           classes="mx-1",
            disabled=("export_state !== 'current'",), href=f"lnstaging/download/{RTSTRUCT_NAME}",
            raw_attrs=[f'download="{RTSTRUCT_NAME}"'], prepend_icon="mdi-download",
            title="The RTSTRUCT of the last export (refused when the review changed since)")

@@ -11,6 +11,10 @@ import math
 from ..results import Results
 
 PROBABILITY_SLIDER = (0.0, 1.0, 0.01)
+# The Export button's tooltip per export kind (web/cases.py ReviewCase.export_kind)
+EXPORT_TITLES = {"rtstruct": "Write the accepted nodes as a DICOM RT Structure Set on the planning CT",
+                 "seg": "PET-only run (no planning CT, so no RTSTRUCT): write the accepted nodes as a DICOM SEG on "
+                        "the PET DICOM series of the run"}  # no quotes: they sit in a JavaScript string (layout.py)
 SUV_SLIDER_STEP = 0.1
 
 

@@ -31,7 +31,7 @@ from ..scene.review import ReviewScene
 from ..scene.setup import register_converter_rules
 from . import validation
 from .cases import ReviewCase
-from .downloads import RTSTRUCT_NAME, export_seg_beside
+from .downloads import RTSTRUCT_NAME, SEG_NAME, export_seg_beside
 from .editing import ContourEditing
 from .triage import Triage
 from .timing import Clock
@@ -461,8 +461,9 @@ class ReviewSession(ContourEditing, Triage):
 
     def export_rtstruct(self, include_pending: bool = False) -> Path:
         """The accepted nodes (and the pending ones when the reviewer chose so after seeing them listed) as an
-        RTSTRUCT on the CT DICOM series, into CASE/export/; the export record is saved with the review
-        (export/review_rule.py: rejected never leaves; any later change marks the file out of date)."""
+        RTSTRUCT on the CT DICOM series (a PET-only run: a SEG on its PET DICOM series), into CASE/export/; the
+        export record is saved with the review (export/review_rule.py: rejected never leaves; any later change
+        marks the file out of date)."""
         from ..export.exporter import export_review
 
         self._refuse_if_read_only("export")
@@ -470,11 +471,13 @@ class ReviewSession(ContourEditing, Triage):
         if reason:
             raise LNStagingError(reason)
         self.save()
-        summary, _record = export_review(self.review.results, self.case.ct_dicom, self.case.export_dir / RTSTRUCT_NAME,
-                                         self.case.review_dir, threshold=self.review.threshold,
-                                         include_pending=include_pending)
-        self.last_export, self.last_error = summary.path, export_seg_beside(  # the SEG of the same nodes beside it
-            self.review.results, self.case.ct_dicom, self.case.export_dir, self.review.threshold, include_pending)
+        reference, series_uid = self.case.export_reference()
+        seg_only = self.case.export_kind == "seg"
+        summary, _record = export_review(self.review.results, reference, self.case.export_dir / (
+            SEG_NAME if seg_only else RTSTRUCT_NAME), self.case.review_dir, threshold=self.review.threshold,
+            include_pending=include_pending, kind=self.case.export_kind, series_uid=series_uid)
+        self.last_export, self.last_error = summary.path, "" if seg_only else export_seg_beside(  # the same nodes
+            self.review.results, reference, self.case.export_dir, self.review.threshold, include_pending)
         self.refresh_export_state()
         self.on_change()
         return summary.path
