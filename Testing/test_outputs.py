@@ -364,3 +364,30 @@ def test_outputs_never_write_through_a_link(tmp_path):
         tmp.write_text('{"decisions": {}}')
     assert not planted.is_symlink() and planted.read_text() == '{"decisions": {}}'
     assert victim.read_bytes() == before
+
+
+def test_a_folder_moved_aside_by_another_run_during_the_check_is_not_refused(tmp_path, monkeypatch):
+    """Concurrent --overwrite runs: between the check's "it exists" and its look for provenance.json, another run may
+    rename the folder aside (to swap in its own results). Nothing is there any more, so nothing is refused; a folder
+    that stays without the marker is still refused."""
+    from LNStagingLib.errors import OutputError
+    from LNStagingLib.io import atomic
+
+    final = tmp_path / "results"
+    final.mkdir()
+    (final / "provenance.json").write_text("{}")
+    real_is_empty = atomic._is_empty_folder
+
+    def moved_aside_meanwhile(path):
+        empty = real_is_empty(path)
+        if path == final and final.exists():
+            final.rename(tmp_path / ".results.old-other")  # the other run's swap
+        return empty
+
+    monkeypatch.setattr(atomic, "_is_empty_folder", moved_aside_meanwhile)
+    atomic._check_target(final, "provenance.json")  # no error: the folder is gone, not foreign
+    monkeypatch.setattr(atomic, "_is_empty_folder", real_is_empty)
+    final.mkdir()
+    (final / "notes.txt").write_text("not lnstaging's")
+    with pytest.raises(OutputError, match="not a folder lnstaging wrote"):
+        atomic._check_target(final, "provenance.json")

@@ -80,6 +80,17 @@ def _is_empty_folder(path: Path) -> bool:
 
 
 def _check_target(final: Path, replace_marker: Optional[str]) -> None:
+    """Refuse a ``final`` that may not be replaced. A refusal of a folder that is gone by the end of the check is
+    dropped: another run moved it aside meanwhile (concurrent --overwrite runs swap their results in), so nothing is
+    there to keep."""
+    try:
+        _refuse_unreplaceable(final, replace_marker)
+    except OutputError:
+        if final.exists() or final.is_symlink():
+            raise
+
+
+def _refuse_unreplaceable(final: Path, replace_marker: Optional[str]) -> None:
     from .outputs import check_replaceable
 
     if not (final.exists() or final.is_symlink()) or _is_empty_folder(final):
