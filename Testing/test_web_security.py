@@ -762,7 +762,11 @@ def test_served_oversized_messages_are_refused_without_allocating(served):
                 await client.ws.send_bytes(chunk(9, 0, MAX_MESSAGE_BYTES + 8192, b"\x00" * (MAX_MESSAGE_BYTES + 8192)))
             except (ConnectionResetError, aiohttp.ClientConnectionError):
                 pass
-            assert (await closed_by_server(client, 15))[0] == 1009
+            closed = await closed_by_server(client, 15)
+            # the server closes with 1009; when it closes while our 1 MiB is still being sent, the TCP reset discards
+            # its close frame and the client sees 1006 (seen once, at load 9). Either way the server closed it (the
+            # server's memory, its answers and its log are checked below)
+            assert closed is not None and closed[0] in (1009, 1006), closed
             # and a message within the limit still works on a new connection
             client = await WslinkClient.connect(http, server.port, origin=server.base)
             await client.hello(secret_of(server))
