@@ -33,6 +33,40 @@ def test_shapes_and_deep_supervision_outputs():
     assert paper.total_stride == (16, 32, 32) and paper.deep_supervision_outputs == 4
 
 
+def _every_level_kept(model, x, attention):
+    """The forward as it was before issue 32's memory fix: every skip and every decoded level kept to the end."""
+    skips = model.encoder(x)
+    y = skips[-1]
+    decoded = []
+    for j in reversed(range(len(model.decoders))):
+        y = model.upsamples[j](y)
+        y = model.decoders[j](torch.cat([y, skips[j]], dim=1))
+        decoded.append(y)
+    decoded.reverse()
+    n_out = len(model.heads) if model.training else 1
+    return [model.heads[k](model.gate(decoded[k], attention)) for k in range(n_out)]
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(use_pet=True, seg_head="authors", attention_resize="cubic"),
+                                       dict(use_attention=False)])
+def test_forward_that_frees_levels_gives_the_same_bits(overrides):
+    """Dropping each level once used (issue 32: a paper-size window's peak memory) changes no output bit, at
+    inference (one head) and in training (every deep-supervision head)."""
+    torch.manual_seed(1)
+    model = AttentionUNet(unet_config("tiny", **overrides))
+    x = torch.randn(2, model.config.in_channels, 16, 32, 32)
+    attention = torch.rand(2, 1, 16, 32, 32)
+    attention[0, :, :8] = 0
+    model.eval()
+    with torch.inference_mode():
+        assert torch.equal(model(x, attention), _every_level_kept(model, x, attention)[0])
+    model.train()
+    with torch.no_grad():
+        outputs, reference = model(x, attention), _every_level_kept(model, x, attention)
+    assert len(outputs) == len(reference) == 2
+    assert all(torch.equal(a, b) for a, b in zip(outputs, reference))
+
+
 def test_zero_attention_gives_exactly_the_background_logits():
     model = _tiny().eval()
     x = torch.randn(1, 1, 16, 32, 32) * 3
