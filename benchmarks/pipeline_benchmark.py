@@ -38,9 +38,12 @@ from LNStagingLib.progress import Progress
 
 steps = {{}}  # step message -> [peak RSS in MB, CPU seconds at its start, CPU seconds spent in it]
 current = ["start"]
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def rss_mb():  # Linux: the current RSS; elsewhere the peak so far (ru_maxrss: KB on Linux, bytes on macOS)
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 def enter(fraction, message):
     label, now = re.sub(r"[0-9]+", "#", message) or current[0], time.process_time()
     if label != current[0]:
