@@ -2,6 +2,7 @@
 benchmark itself runs end to end at a reduced size (the full size is run by hand: docs/PERFORMANCE.md)."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,4 +57,24 @@ def test_benchmark_runs_at_a_reduced_size(tmp_path):
     assert run["preset"] == "small" and run["threads"] == 1
     assert {"load", "stage1", "stage2", "total"} <= set(run["timings"])
     assert run["seconds"] >= run["timings"]["stage1"] > 0 and run["peak_rss_mb"] > 0
-    assert report["table"].splitlines()[2].startswith("| small | 1 |")
+    # CPU seconds of the run's process (every thread): positive, and no more than its cores could give in its wall time
+    assert 0 < run["cpu_seconds"] <= run["seconds"] * os.cpu_count() * 1.05
+    assert all(len(run[key]) == 3 for key in ("load_average_1_5_15_before", "load_average_1_5_15_after"))
+    # each progress step's CPU seconds add up to the run's; its peak memory is at most the process's peak
+    assert sum(step["cpu_seconds"] for step in run["steps"].values()) == pytest.approx(run["cpu_seconds"], abs=0.2)
+    peaks = [step["peak_rss_mb"] for step in run["steps"].values() if step["peak_rss_mb"] is not None]
+    assert peaks and max(peaks) <= run["peak_rss_mb"] + 1
+    assert any(name.startswith("segmenting window") for name in run["steps"])
+    row = report["table"].splitlines()[2]
+    assert row.startswith("| small | 1 |")
+    assert f"| {run['cpu_seconds']:.1f} | {run['peak_rss_mb']:.0f} |" in row
+
+
+def test_table_has_cpu_seconds_and_load_columns():
+    run = {"preset": "paper", "threads": 2, "timings": {"stage1": 461.4, "total": 558.7}, "seconds": 565.5,
+           "cpu_seconds": 1012.3, "peak_rss_mb": 7072.4, "load_average_1_5_15_before": [1.04, 1.0, 1.3],
+           "load_average_1_5_15_after": [9.87, 8.7, 5.9]}
+    head, rule, row = bench.table([run]).splitlines()
+    assert head.split(" | ")[-4:] == ["whole run (s)", "CPU (s)", "peak RSS (MB)", "load average before / after |"]
+    assert row == "| paper | 2 | 461.4 | 558.7 | 565.5 | 1012.3 | 7072 | 1.0 / 9.9 |"
+    assert rule.count("---") == head.count("|") - 1

@@ -46,6 +46,16 @@ def test_instances_match_scipy_components_and_min_size(seg):
     assert ours == kept and len(kept) >= 3 and len(kept) < n
 
 
+def test_float32_and_float64_probability_give_the_same_instances(seg):
+    """A float32 map is thresholded without a copy (issue 32's memory); another pixel type is cast first: same labels."""
+    prob, _ = _probability_from_labels(seg, SMALL_LABELS)
+    as_float64 = sitk.Cast(prob, sitk.sitkFloat64)
+    a, b = (instances_from_probability(image, threshold=0.5, min_volume_mm3=150 * 27.0) for image in (prob, as_float64))
+    assert a.GetPixelID() == b.GetPixelID() == sitk.sitkUInt16
+    assert np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b))
+    assert sitk.GetArrayViewFromImage(a).max() >= 3 and prob.GetPixelID() == sitk.sitkFloat32
+
+
 def test_measure_centroid_volume_on_non_identity_non_isotropic_grid(seg):
     array = sitk.GetArrayFromImage(seg)
     labels_np = np.zeros(array.shape, np.uint16)

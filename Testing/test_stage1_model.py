@@ -33,6 +33,40 @@ def test_shapes_and_deep_supervision_outputs():
     assert paper.total_stride == (16, 32, 32) and paper.deep_supervision_outputs == 4
 
 
+def _every_level_kept(model, x, attention):
+    """The forward as it was before issue 32's memory fix: every skip and every decoded level kept to the end."""
+    skips = model.encoder(x)
+    y = skips[-1]
+    decoded = []
+    for j in reversed(range(len(model.decoders))):
+        y = model.upsamples[j](y)
+        y = model.decoders[j](torch.cat([y, skips[j]], dim=1))
+        decoded.append(y)
+    decoded.reverse()
+    n_out = len(model.heads) if model.training else 1
+    return [model.heads[k](model.gate(decoded[k], attention)) for k in range(n_out)]
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(use_pet=True, seg_head="authors", attention_resize="cubic"),
+                                       dict(use_attention=False)])
+def test_forward_that_frees_levels_gives_the_same_bits(overrides):
+    """Dropping each level once used (issue 32: a paper-size window's peak memory) changes no output bit, at
+    inference (one head) and in training (every deep-supervision head)."""
+    torch.manual_seed(1)
+    model = AttentionUNet(unet_config("tiny", **overrides))
+    x = torch.randn(2, model.config.in_channels, 16, 32, 32)
+    attention = torch.rand(2, 1, 16, 32, 32)
+    attention[0, :, :8] = 0
+    model.eval()
+    with torch.inference_mode():
+        assert torch.equal(model(x, attention), _every_level_kept(model, x, attention)[0])
+    model.train()
+    with torch.no_grad():
+        outputs, reference = model(x, attention), _every_level_kept(model, x, attention)
+    assert len(outputs) == len(reference) == 2
+    assert all(torch.equal(a, b) for a, b in zip(outputs, reference))
+
+
 def test_zero_attention_gives_exactly_the_background_logits():
     model = _tiny().eval()
     x = torch.randn(1, 1, 16, 32, 32) * 3
@@ -121,3 +155,36 @@ def test_identifier_starts_from_segmentation_encoder(tmp_path):
     probs = identify_instances(rebuilt, channels, labels)
     assert set(probs) == {3, 7} and all(0 <= p <= 1 for p in probs.values())
     assert probs == identify_instances(identifier, channels, labels)
+
+
+
+def test_instance_patch_from_bounding_boxes_equals_the_voxel_list(data_dir):
+    """Issue 32: the patch is centred from the instance's bounding box (ndimage.find_objects) instead of the list of
+    its voxels (np.argwhere, which took gigabytes for a large instance): on a real label map (TotalSegmentator's,
+    100+ structures, some at the border) the boxes equal the voxel lists' extremes, so the centre (min + max) // 2
+    and the patches are the same, with and without the box given; ids missing from the map are still refused."""
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(data_dir / "totalsegmentator/example_seg_fast_force_split.nii.gz")))
+    channels = np.random.default_rng(0).normal(size=(1, *labels.shape)).astype(np.float32)
+    boxes = ndimage.find_objects(labels)
+    present = [i for i in range(1, labels.max() + 1) if boxes[i - 1] is not None]
+    assert len(present) > 50
+    centred_inside = 0
+    for i in present:
+        where = np.argwhere(labels == i)  # what the centre was computed from before
+        from_voxels = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(where.min(axis=0), where.max(axis=0)))
+        assert boxes[i - 1] == from_voxels, i
+        x, m = instance_patch(channels, labels, i, (16, 32, 32), [-1.0])
+        centre = (where.min(axis=0) + where.max(axis=0)) // 2
+        inside = tuple(slice(int(c) - p // 2, int(c) - p // 2 + p) for c, p in zip(centre, (16, 32, 32)))
+        if all(s.start >= 0 and s.stop <= n for s, n in zip(inside, labels.shape)):
+            assert np.array_equal(x[0], channels[0][inside]) and np.array_equal(m[0], labels[inside] == i), i
+            centred_inside += 1
+        x_box, m_box = instance_patch(channels, labels, i, (16, 32, 32), [-1.0], boxes[i - 1])
+        assert np.array_equal(x, x_box) and np.array_equal(m, m_box), i
+    assert centred_inside > 20
+    absent = next(i for i in range(1, labels.max() + 1) if boxes[i - 1] is None)
+    with pytest.raises(ValueError, match="not in the label map"):
+        instance_patch(channels, labels, absent, (16, 32, 32), [-1.0])

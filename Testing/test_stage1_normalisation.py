@@ -45,6 +45,28 @@ def test_window_normalisation_is_unchanged_and_missing_statistics_are_refused(re
         network_channels(unet_config("tiny", ct_normalisation="nnunet"), ct)
 
 
+def test_in_place_normalisation_gives_the_same_bits_as_before(real_ct, data_dir):
+    """Issue 32 normalises one float32 copy in place (no CT-sized temporaries): the same bits as the expressions it
+    replaced, on a real CT and PET, for both CT schemes, the PET, and the 1- and 2-channel stacks."""
+    ct, foreground = real_ct
+    hu = sitk.GetArrayViewFromImage(ct)
+    pet_image = sitk.ReadImage(str(data_dir / "mirp_qin_headneck_0139/derived/pet_suv_headneck_crop.nii.gz"))
+    suv = sitk.GetArrayViewFromImage(pet_image)
+    stats = ct_foreground_statistics(hu[foreground])
+    window_before = ((np.clip(hu.astype(np.float32), -200.0, 300.0) - 50.0) / 250.0).astype(np.float32)
+    nnunet_before = ((np.clip(hu.astype(np.float32), stats[0], stats[1]) - np.float32(stats[2]))
+                     / np.float32(stats[3])).astype(np.float32)
+    pet_before = (np.clip(suv.astype(np.float32), 0.0, 20.0) * (4.0 / 20.0)).astype(np.float32)
+    window = network_channels(unet_config("tiny"), ct)
+    nnunet = network_channels(unet_config("tiny", ct_normalisation="nnunet", ct_statistics=stats), ct)
+    assert window.shape == (1, *hu.shape) and window.dtype == nnunet.dtype == np.float32
+    assert np.array_equal(window[0], window_before) and np.array_equal(nnunet[0], nnunet_before)
+    ct_on_pet = sitk.Resample(ct, pet_image, sitk.Transform(), sitk.sitkLinear, -1024.0)
+    both = network_channels(unet_config("tiny", use_pet=True), ct_on_pet, pet_image)
+    assert both.shape == (2, *suv.shape)
+    assert np.array_equal(both[1], pet_before) and np.unique(both[1]).size > 100
+
+
 @pytest.mark.slow
 def test_augmentation_moves_label_with_image_and_is_deterministic():
     rng = np.random.default_rng(0)

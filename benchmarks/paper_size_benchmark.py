@@ -6,8 +6,9 @@ its paper preset (models/unet.py, roi_cnn.py, gnn.py, identification.py, patient
 fixed seed (--seed) and saved as a real checkpoint beside the demo model's training-data record (voxel size, prior
 statistics): the timings and memory are those of the paper's architecture, the probabilities mean nothing. The
 `small` row runs the bundled demo weights. Both run the same case through the same pipeline in fresh processes, on
-1 and on 2 threads (--threads), and the table gives each step's seconds (provenance.json's timings), the whole run and
-the peak resident memory of the process.
+1 and on 2 threads (--threads), and the table gives each step's seconds (provenance.json's timings), the whole run's
+wall and CPU seconds, the peak resident memory of the process and the load average before and after the run; the JSON
+(--json) also holds each progress step's peak memory and CPU seconds (runs[i]["steps"]).
 
   python benchmarks/paper_size_benchmark.py                       # full size: the 512 x 512 x 300 phantom
   python benchmarks/paper_size_benchmark.py --size 96x96x64 --threads 1 --presets small paper   # CI size
@@ -106,14 +107,18 @@ def spacing_choice(text: str):
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: one row per (preset, threads), one column per pipeline step, then total and peak memory."""
+    """Markdown: one row per (preset, threads), one column per pipeline step (wall seconds), then the whole run's wall
+    and CPU seconds (user + system of every thread of the run: what it costs whatever else shares the cores, so a
+    run on a busy machine still says what a quiet one needs), the peak memory and the load average around the run."""
     steps = sorted({step for row in rows for step in row["timings"]})
-    head = "| preset | threads | " + " | ".join(steps) + " | whole run (s) | peak RSS (MB) |"
-    lines = [head, "|" + "---|" * (len(steps) + 4)]
+    head = ("| preset | threads | " + " | ".join(steps)
+            + " | whole run (s) | CPU (s) | peak RSS (MB) | load average before / after |")
+    lines = [head, "|" + "---|" * (len(steps) + 6)]
     for row in rows:
         cells = [f"{row['timings'].get(step, 0.0):.1f}" for step in steps]
+        load = f"{row['load_average_1_5_15_before'][0]:.1f} / {row['load_average_1_5_15_after'][0]:.1f}"
         lines.append(f"| {row['preset']} | {row['threads']} | " + " | ".join(cells)
-                     + f" | {row['seconds']:.1f} | {row['peak_rss_mb']:.0f} |")
+                     + f" | {row['seconds']:.1f} | {row['cpu_seconds']:.1f} | {row['peak_rss_mb']:.0f} | {load} |")
     return "\n".join(lines)
 
 
@@ -148,7 +153,8 @@ def main(argv=None) -> int:
                 run = run_once(case, tmp / f"out-{preset}-{threads}", True, threads, models=spec, device=args.device)
                 run.update(preset=preset, threads=threads, device=args.device)
                 report["runs"].append(run)
-                print(f"{preset}, {threads} thread(s): {run['seconds']:.1f} s, peak {run['peak_rss_mb']:.0f} MB, "
+                print(f"{preset}, {threads} thread(s): {run['seconds']:.1f} s, {run['cpu_seconds']:.1f} CPU s, "
+                      f"peak {run['peak_rss_mb']:.0f} MB, "
                       f"{run['candidates']} candidates", flush=True)
     report["table"] = table(report["runs"])
     print(report["table"])

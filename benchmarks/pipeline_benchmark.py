@@ -25,21 +25,53 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_once(case: Path, out: Path, skip: bool, threads: int, models: str = "default", device: str = "cpu") -> dict:
     """One pipeline run in a fresh process (OMP_NUM_THREADS = torch threads) with the --models choice ``models`` on
-    ``device`` (cpu or cuda); returns its timings, peak RSS and the machine's load average before and after (other jobs share the cores)."""
+    ``device`` (cpu or cuda); returns its timings, peak RSS, the CPU seconds it used (user + system of all its
+    threads: what the run costs whatever else shares the cores), the peak RSS and CPU seconds of each progress step
+    (sampled every 50 ms, digits in the step's message replaced by #), and the machine's load average before and
+    after (other jobs share the cores)."""
     code = f"""
-import json, resource, sys, time, torch
+import json, re, resource, sys, threading, time, torch
 torch.set_num_threads({threads})
 from LNStagingLib.commands._common import select_models
 from LNStagingLib.pipeline import CaseInputs, RunOptions, run_to_folder
+from LNStagingLib.progress import Progress
+
+steps = {{}}  # step message -> [peak RSS in MB, CPU seconds at its start, CPU seconds spent in it]
+current = ["start"]
+def rss_mb():  # Linux: the current RSS; elsewhere the peak so far (ru_maxrss: KB on Linux, bytes on macOS)
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+def enter(fraction, message):
+    label, now = re.sub(r"[0-9]+", "#", message) or current[0], time.process_time()
+    if label != current[0]:
+        steps[current[0]][2] += now - steps[current[0]][1]
+        steps.setdefault(label, [None, 0.0, 0.0])[1] = now
+        current[0] = label
+steps["start"] = [None, time.process_time(), 0.0]
+done = threading.Event()
+def sample():
+    while not done.wait(0.05):
+        row = steps[current[0]]
+        row[0] = max(row[0] or 0.0, rss_mb())
+threading.Thread(target=sample, daemon=True).start()
+
 case = {str(case)!r}
 inputs = CaseInputs(ct=case + '/ct.nii.gz', pet=case + '/pet.nii.gz', organs=case + '/organs.nii.gz',
                     organ_mapping='pdac20', tumor=case + '/tumor.nii.gz')
-t = time.perf_counter()
+t, cpu = time.perf_counter(), time.process_time()
 results = run_to_folder(inputs, {str(out)!r}, RunOptions(models=select_models({models!r}), skip_empty_windows={skip},
-                                                         device={device!r}))
-print(json.dumps({{"seconds": time.perf_counter() - t, "candidates": len(results.candidates),
+                                                         device={device!r}), progress=Progress(enter))
+seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+enter(1.0, "end")
+done.set()
+print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu, "candidates": len(results.candidates),
                   "timings": results.provenance["timings_s"], "stage1": results.provenance.get("stage1_windows"),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "steps": {{k: {{"peak_rss_mb": None if v[0] is None else round(v[0]), "cpu_seconds": round(v[2], 2)}}
+                            for k, v in steps.items() if k != "end"}}}}))
 """
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     load_before = os.getloadavg()

@@ -24,7 +24,9 @@ def instances_from_probability(probability: sitk.Image, threshold: float = DEFAU
                                min_volume_mm3: float = DEFAULT_MIN_VOLUME_MM3,
                                fully_connected: bool = False) -> sitk.Image:
     """Instance label map (uint16, 0 = background, 1..N by decreasing size) of voxels with probability >= threshold."""
-    mask = sitk.BinaryThreshold(sitk.Cast(probability, sitk.sitkFloat32), lowerThreshold=float(threshold),
+    if probability.GetPixelID() != sitk.sitkFloat32:  # a float32 map is thresholded as is: no CT-sized copy
+        probability = sitk.Cast(probability, sitk.sitkFloat32)
+    mask = sitk.BinaryThreshold(probability, lowerThreshold=float(threshold),
                                 upperThreshold=float("inf"), insideValue=1, outsideValue=0)
     return instances_from_mask(mask, min_volume_mm3, fully_connected)
 

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,12 +75,16 @@ class InstanceIdentifier(nn.Module):
 
 
 def instance_patch(channels: np.ndarray, labels: np.ndarray, instance_id: int, patch: tuple[int, int, int],
-                   pad_values: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(x [C, *patch], mask [1, *patch]) centred on the instance's bounding-box centre; outside the image is padded."""
-    where = np.argwhere(labels == instance_id)
-    if not len(where):
+                   pad_values: list[float], box: tuple[slice, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x [C, *patch], mask [1, *patch]) centred on the instance's bounding-box centre; outside the image is padded.
+
+    ``box``: the instance's bounding box as ndimage.find_objects gives it (found here when not given). A box, not
+    the list of the instance's voxels: a large instance's voxel coordinates took gigabytes (issue 32)."""
+    if box is None:
+        box = ndimage.find_objects(labels, max_label=instance_id)[instance_id - 1]
+    if box is None:
         raise ValueError(f"Instance {instance_id} is not in the label map.")
-    centre = (where.min(axis=0) + where.max(axis=0)) // 2
+    centre = np.array([(s.start + s.stop - 1) // 2 for s in box])
     starts = [int(c) - p // 2 for c, p in zip(centre, patch)]
     x = np.stack([np.full(patch, v, np.float32) for v in pad_values])
     mask = np.zeros((1, *patch), np.float32)
@@ -101,7 +106,8 @@ def identify_instances(model: InstanceIdentifier, channels: np.ndarray, labels: 
     unet.samples_per_call's memory budget)."""
     if batch_size is None:
         batch_size = samples_per_call(model.config, model.config.id_patch_size, 8)
-    ids = [int(v) for v in np.unique(labels) if v != 0]
+    boxes = ndimage.find_objects(labels)  # every instance's bounding box in one pass (None: no such id)
+    ids = [i + 1 for i, box in enumerate(boxes) if box is not None]
     pad = channel_pad_values(model.config)
     out: dict[int, float] = {}
     model.eval()
@@ -110,7 +116,7 @@ def identify_instances(model: InstanceIdentifier, channels: np.ndarray, labels: 
             if progress is not None:
                 progress.step(start / max(len(ids), 1), f"identifying instance {start + 1}/{len(ids)}")
             chunk = ids[start:start + batch_size]
-            pairs = [instance_patch(channels, labels, i, model.config.id_patch_size, pad) for i in chunk]
+            pairs = [instance_patch(channels, labels, i, model.config.id_patch_size, pad, boxes[i - 1]) for i in chunk]
             x = torch.from_numpy(np.stack([p[0] for p in pairs]))
             m = torch.from_numpy(np.stack([p[1] for p in pairs]))
             prob = torch.softmax(model(x, m), dim=1)[:, 1]

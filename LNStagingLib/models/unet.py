@@ -216,16 +216,21 @@ class AttentionUNet(nn.Module):
         if self.config.use_attention and attention is None:
             raise ModelError("This segmentation model was trained with the attention map; compute it from the organ "
                              "masks (lnstaging attention) and pass it.")
+        # Each full-resolution tensor is dropped as soon as the next step has used it (a skip once concatenated, the
+        # concatenation once the first conv has read it, a decoder level once the next one is built unless a head
+        # needs it): at inference only the finest level feeds a head, so a paper-size window holds about half the
+        # memory it would with every level kept; the operations and their order are unchanged.
         skips = self.encoder(x)
-        y = skips[-1]
-        decoded: list[torch.Tensor] = []
-        for j in reversed(range(len(self.decoders))):
-            y = self.upsamples[j](y)
-            y = self.decoders[j](torch.cat([y, skips[j]], dim=1))
-            decoded.append(y)
-        decoded.reverse()  # finest first
+        y = skips.pop()
         n_out = len(self.heads) if self.training else 1
-        outputs = [self.heads[k](self.gate(decoded[k], attention)) for k in range(n_out)]
+        decoded: dict[int, torch.Tensor] = {}  # decoder level -> its features, for the levels with a head
+        for j in reversed(range(len(self.decoders))):
+            block = self.decoders[j].layers
+            y = block[0](torch.cat([self.upsamples[j](y), skips.pop()], dim=1))
+            y = block[1:](y)
+            if j < n_out:
+                decoded[j] = y
+        outputs = [self.heads[k](self.gate(decoded.pop(k), attention)) for k in range(n_out)]
         return outputs if self.training else outputs[0]
 
     def gate(self, features: torch.Tensor, attention: torch.Tensor | None) -> torch.Tensor:
