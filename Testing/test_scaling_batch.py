@@ -100,6 +100,13 @@ def test_local_cluster_matches_serial_then_skips_finished(cohort, models, serial
     assert "4 already finished (skipped), 0 to run" in capsys.readouterr().out
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """A command started from a terminal has Ctrl-C's default action. A test suite started in the background of a
+    script (`make test &`, nohup) ignores SIGINT, and a child inherits that (Python then installs no KeyboardInterrupt
+    handler): the run-batch these tests start must see Ctrl-C as a user's would, wherever the suite runs."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture()
 def external_cluster(tmp_path):
     """`dask scheduler` + 2 `dask worker` processes on 127.0.0.1, started as a user would (retry once on death)."""
@@ -181,7 +188,8 @@ def test_ctrl_c_with_a_scheduler_waits_for_and_counts_the_running_cases(cohort, 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "LNStagingLib.cli",
                                 *batch_args(cohort, out, models, "--scheduler", external_cluster)], env=env,
-                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(out.glob(".case*.partial-*")):
         time.sleep(0.1)
@@ -230,7 +238,8 @@ def test_ctrl_c_or_sigterm_cancels_and_leaves_no_partial_case_folder(cohort, mod
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "LNStagingLib.cli", *batch_args(cohort, out, models, "--workers",
                                                                                      "2")], env=env, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               preexec_fn=ctrl_c_as_in_a_terminal, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(out.glob(".case*.partial-*")):
         time.sleep(0.1)  # wait until a case is being written
