@@ -306,3 +306,22 @@ def test_a_pet_only_review_of_a_dicom_pet_exports_a_seg_on_that_pet_series(modul
     assert referenced and referenced <= {str(h.SOPInstanceUID) for h in headers}
     voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(review.results.gtv_ln) == accepted.id))
     assert int(np.count_nonzero(seg.pixel_array)) == voxels, "the SEG does not hold the accepted node's voxels"
+
+
+def test_dicom_refusals_name_the_pet_of_a_pet_only_review():
+    """The series a refusal names is the one the review reads: the PET of a PET-only case, not 'the CT'."""
+    from LNStagingLib.errors import ExportError
+    from LNStagingLib.scene.dicom_source import UNKNOWN_UID, DicomOrigin, series_files
+
+    class Database:  # ctkDICOMDatabase's one method the module uses: this one has lost every file
+        def fileForInstance(self, uid):
+            return ""
+
+    without_uids = DicomOrigin("1.2.3", (UNKNOWN_UID,), "1.2.4")
+    with pytest.raises(ExportError, match=r"^The PET's DICOM files have no SOP Instance UID.*Export the PET again"):
+        series_files(without_uids, Database(), what="PET")
+    gone = DicomOrigin("1.2.3", ("1.2.3.1", "1.2.3.2"), "1.2.4")
+    with pytest.raises(ExportError, match=r"^2 of the PET's 2 DICOM files .*import the PET series"):
+        series_files(gone, Database(), what="PET")
+    with pytest.raises(ExportError, match=r"^2 of the CT's 2 DICOM files"):  # the planning CT by default
+        series_files(gone, Database())

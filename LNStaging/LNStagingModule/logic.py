@@ -212,7 +212,7 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         from LNStagingLib.io.dicom_series import read_dicom_series
         from LNStagingLib.io.suv import pet_to_suv
 
-        files = dicom_source.series_files(origin, dicomDatabase())
+        files = dicom_source.series_files(origin, dicomDatabase(), what="PET")
         series = read_dicom_series(files, series_uid=origin.series_instance_uid, what="PET")
         suv, factor = pet_to_suv(series)
         self.notes.append(f"PET converted to SUV from its DICOM tags: {factor.describe()}")
@@ -655,7 +655,8 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         if route in ("dicom", "petseg"):
             origin = self.petDicomOrigin() if route == "petseg" else dicom_source.dicom_origin(review.ct.GetScene(),
                                                                                                 review.ct)
-            ctDicom, seriesUid = dicom_source.series_files(origin, dicomDatabase()), origin.series_instance_uid
+            ctDicom = dicom_source.series_files(origin, dicomDatabase(), what="PET" if route == "petseg" else "CT")
+            seriesUid = origin.series_instance_uid
         elif ctDicomFolder:
             ctDicom = ctDicomFolder
         else:

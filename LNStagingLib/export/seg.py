@@ -30,8 +30,9 @@ def require_seg_support() -> None:
     which predates numpy 2 (it uses np.float_) and lacks CIELabColor.from_rgb: no SEG can be written there."""
     if not hasattr(hd.color.CIELabColor, "from_rgb"):
         raise ExportError(f"Writing a DICOM SEG needs highdicom 0.23 or later (installed: {hd.__version__}, the newest "
-                          "that works with pydicom 2.4 as in Slicer 5.10): export an RTSTRUCT instead, or use "
-                          "Slicer 5.12 or the command line's own environment for a SEG.")
+                          "that works with pydicom 2.4 as in Slicer 5.10): use Slicer 5.12 or the command line's own "
+                          "environment (lnstaging export seg) for a SEG, or export an RTSTRUCT instead (a PET/CT "
+                          "run only: an RTSTRUCT needs the planning CT).")
 
 
 def segment_descriptions(rois: list[RoiSpec]) -> list[hd.seg.SegmentDescription]:

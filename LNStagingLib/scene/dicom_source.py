@@ -50,16 +50,17 @@ def dicom_origin(scene, node) -> DicomOrigin | None:
     return DicomOrigin(series, tuple(instances), hierarchy.GetItemAttribute(item, FRAME_OF_REFERENCE_ATTRIBUTE) or "")
 
 
-def series_files(origin: DicomOrigin, database) -> list[str]:
-    """The files of the series' instances, from the DICOM database; refused when one is not there any more."""
+def series_files(origin: DicomOrigin, database, what: str = "CT") -> list[str]:
+    """The files of the series' instances, from the DICOM database; refused when one is not there any more.
+    ``what`` names the series in the refusals (the planning CT, or the PET of a PET-only review)."""
     if database is None:
         raise ExportError("Slicer's DICOM database is not open: open the DICOM module once, then export again.")
     if UNKNOWN_UID in origin.instance_uids:
-        raise ExportError("The CT's DICOM files have no SOP Instance UID: a structure set cannot reference them. "
-                          "Export the CT again from the scanner or PACS without removing UIDs.")
+        raise ExportError(f"The {what}'s DICOM files have no SOP Instance UID: an RTSTRUCT or SEG cannot reference "
+                          f"them. Export the {what} again from the scanner or PACS without removing UIDs.")
     files = [database.fileForInstance(uid) for uid in origin.instance_uids]
     missing = sum(1 for f in files if not f)
     if missing:
-        raise ExportError(f"{missing} of the CT's {len(files)} DICOM files are no longer in Slicer's DICOM database: "
-                          "import the CT series into the DICOM database again, then export.")
+        raise ExportError(f"{missing} of the {what}'s {len(files)} DICOM files are no longer in Slicer's DICOM "
+                          f"database: import the {what} series into the DICOM database again, then export.")
     return files
