@@ -22,6 +22,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
 from LNStagingLib.errors import Cancelled, ExportError, LNStagingError
 from LNStagingLib.progress import Progress
+from LNStagingLib.inference import rescore_record
 from LNStagingLib.inference.rescore_record import rescore_summary, rescored_changes
 from LNStagingLib.io import case_inputs
 from LNStagingLib.io.resample import same_grid
@@ -37,7 +38,7 @@ PET_ONLY_NOTE = ("No CT selected: a PET-only run (candidates from the PET's SUV 
 PET_ONLY_EXPORT = ("This review is of a PET-only run (no CT): an RTSTRUCT needs the planning CT; select the planning CT "
                    "with this PET, press Apply again and export that review (or load the PET from DICOM for a SEG).")
 SUV_THRESHOLD_MAX = 100.0  # the slider's ceiling in SUVpeak (parameters.threshold accepts up to this)
-PET_ONLY_RESCORING = "Re-scoring is off for this review: its model reads the CT, and this run had no CT (PET-only)."
+PET_ONLY_RESCORING = f"Re-scoring is off for this review: {rescore_record.NO_CT_REASON}"
 SUV_OF_ATTRIBUTE = "LNStaging.SuvOf"  # on the SUV copy of a DICOM PET: the ID of the Bq/ml node it was made from  # after Cancel, the child's process group is killed if it has not stopped by then
 
 
@@ -621,8 +622,9 @@ class LNStagingLogic(ScriptedLoadableModuleLogic):
         review: "petseg" (a DICOM SEG on the PET's own DICOM series, as `lnstaging export seg --results`), or refused
         (exportProblem)."""
         review = self.requireReview("export")
-        if self.exportProblem():
-            raise ExportError(self.exportProblem())
+        problem = self.exportProblem()
+        if problem:
+            raise ExportError(problem)
         if review.pet_only:
             return "petseg"
         if dicom_source.dicom_origin(review.ct.GetScene(), review.ct) is not None and dicomDatabase() is not None:

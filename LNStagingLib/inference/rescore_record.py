@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+#: Why a PET-only review (no CT) is not re-scored, for every face's "Re-scoring is off ...: WHY"
+NO_CT_REASON = "its model reads the CT, and this run had no CT (PET-only)."
+
 
 def original_probability(candidate) -> float:
     """The probability before any re-scoring: stage 2's score when it ran, else the one shown."""

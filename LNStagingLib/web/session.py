@@ -24,6 +24,7 @@ import SimpleITK as sitk
 import vtk
 
 from ..errors import LNStagingError
+from ..inference import rescore_record
 from ..results import Results
 from ..scene import review_autosave, review_state, segments, views, volumes
 from ..scene.coordinates import lps_to_ras
@@ -167,7 +168,7 @@ class ReviewSession(ContourEditing, Triage):
         if self.rescore_model is None or not self.review.results.candidates:
             return None
         if case.pet_only:
-            return "Re-scoring is off for this case: its model reads the CT, and this run had no CT (PET-only)."
+            return f"Re-scoring is off for this case: {rescore_record.NO_CT_REASON}"
         from ..inference.rescore import rescorer_from_checkpoint
 
         try:
