@@ -24,7 +24,6 @@ from scipy import ndimage
 
 from . import NOT_FOR_CLINICAL_USE, __version__
 from .errors import InputFileError, LNStagingError
-from .inference.engine import check_engine, engine_record, engine_text
 from .io.atomic import atomic_directory
 from .io.checksums import input_sha256
 from .io.petct import PetCt, load_pet_ct
@@ -102,12 +101,10 @@ class RunOptions:
     threshold: float = DEFAULT_THRESHOLD
     skip_empty_windows: bool = True
     threads: Optional[int] = None  # torch CPU threads; None = torch's default
-    engine: str = "torch"  # what runs stage 1's windows and identification's patches (inference/engine.py)
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
         check_threads(self.threads)
-        check_engine(self.engine, self.device)
 
 
 def check_threshold(value, option: str = "--threshold") -> float:
@@ -462,8 +459,7 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
                                 for image, fill in zip(on_grid, (-1024.0, 0.0, 0.0)))
             parts["resample_in"], clock = time.perf_counter() - clock, time.perf_counter()
             probability, windows = segment_lymph_nodes(seg_model, *on_grid, skip_empty=options.skip_empty_windows,
-                                                       device=options.device, engine=options.engine,
-                                                       progress=progress.sub(0.2, 0.6))
+                                                       device=options.device, progress=progress.sub(0.2, 0.6))
             del on_grid
             parts["sliding_windows"], clock = time.perf_counter() - clock, time.perf_counter()
             windows["grid_spacing_mm"] = list(grid.GetSpacing())
@@ -562,7 +558,6 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
     t = time.perf_counter()
     if models.identification is not None and not candidates:
         not_applied["identification"] = "there were no candidates to identify"
-    identification_ran = False
     if models.identification is not None and candidates:
         from .models.identification import identify_instances
         from .models.seg_inputs import network_channels
@@ -571,17 +566,11 @@ def run_case(inputs: CaseInputs, options: RunOptions | None = None,
         id_model, id_config, _ = load_model(models.identification, models.sha256.get("identification"), options.device)
         box = _instances_box(labels, id_config.id_patch_size)
         scores = identify_instances(id_model, network_channels(id_config, ct[box], None if pet is None else pet[box]),
-                                    sitk.GetArrayFromImage(labels[box]), engine=options.engine,
-                                    progress=progress.sub(0.85, 0.9))
+                                    sitk.GetArrayFromImage(labels[box]), progress=progress.sub(0.85, 0.9))
         for c in candidates:
             if c.id in scores:
                 c.scores["identification"] = float(scores[c.id])
-        identification_ran = True
     timed("identification", t)
-    ran_on_engine = [step for step, ran in (("stage-1 windows", stage1_ran),
-                                             ("instance identification", identification_ran)) if ran]
-    if options.engine != "torch" and ran_on_engine:
-        notes.append(f"{' and '.join(ran_on_engine).capitalize()} ran on {engine_text(options.engine)}.")
 
     # the probability shown is a metastasis probability (stage 2, else the instance identifier); a stage-1 score
     # says "lymph node tissue" and stays in c.scores: without a classifier the list is ranked by SUVpeak
@@ -697,8 +686,7 @@ def provenance(inputs: CaseInputs, options: RunOptions, petct: PetCt, timings: d
         "resampled_inputs": {name: series.resampled for name, series in (("ct", petct.ct_series),
                              ("pet", petct.pet_series)) if series is not None and series.resampled},
         "options": {"device": options.device, "threshold": options.threshold,
-                    "skip_empty_windows": options.skip_empty_windows, "threads": options.threads,
-                    "engine": engine_record(options.engine)},
+                    "skip_empty_windows": options.skip_empty_windows, "threads": options.threads},
         "timings_s": timings,
     }
 

@@ -121,12 +121,13 @@ def onnxruntime_engine(model, inputs, threads: int):
 
 
 def openvino_engine(model, inputs, threads: int, precision: str):
-    """The pipeline's OpenVINO path (telemetry off, the PyTorch front end), compiled before the timing starts."""
-    from LNStagingLib.inference.engine import OpenVinoNetwork
+    import openvino as ov
 
-    network = OpenVinoNetwork(model, threads, precision)
-    network(*inputs)
-    return network
+    converted = ov.convert_model(model, example_input=inputs)
+    compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": precision,
+                                                          "INFERENCE_NUM_THREADS": threads})
+    request = compiled.create_infer_request()
+    return lambda *x: torch.from_numpy(np.array(request.infer([t.numpy() for t in x])[0]))
 
 
 def cpu_has_bf16() -> bool:

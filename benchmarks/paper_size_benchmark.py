@@ -106,33 +106,18 @@ def spacing_choice(text: str):
     return values
 
 
-def compare_outputs(first: Path, second: Path) -> dict:
-    """Issue 32's tolerance between two runs of one case: the probability maps' max |diff|, and whether the
-    candidates are the same (id, centre, volume, source) with their largest score difference."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    maps = [sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "ln_probability.nii.gz"))) for folder in (first, second)]
-    found = [json.loads((folder / "candidates.json").read_text())["candidates"] for folder in (first, second)]
-    same = ("id", "centroid_lps", "volume_ml", "source")
-    scores = [abs(a["scores"][k] - b["scores"][k]) for a, b in zip(*found) for k in a["scores"] if k in b["scores"]]
-    return {"max_abs_probability_difference": float(np.abs(maps[0] - maps[1]).max()),
-            "same_candidates": [[c[k] for k in same] for c in found[0]] == [[c[k] for k in same] for c in found[1]],
-            "max_abs_score_difference": max(scores, default=0.0)}
-
-
 def table(rows: list[dict]) -> str:
     """Markdown: one row per (preset, threads), one column per pipeline step (wall seconds), then the whole run's wall
     and CPU seconds (user + system of every thread of the run: what it costs whatever else shares the cores, so a
     run on a busy machine still says what a quiet one needs), the peak memory and the load average around the run."""
     steps = sorted({step for row in rows for step in row["timings"]})
-    head = ("| preset | threads | engine | " + " | ".join(steps)
+    head = ("| preset | threads | " + " | ".join(steps)
             + " | whole run (s) | CPU (s) | peak RSS (MB) | load average before / after |")
-    lines = [head, "|" + "---|" * (len(steps) + 7)]
+    lines = [head, "|" + "---|" * (len(steps) + 6)]
     for row in rows:
         cells = [f"{row['timings'].get(step, 0.0):.1f}" for step in steps]
         load = f"{row['load_average_1_5_15_before'][0]:.1f} / {row['load_average_1_5_15_after'][0]:.1f}"
-        lines.append(f"| {row['preset']} | {row['threads']} | {row.get('engine', 'torch')} | " + " | ".join(cells)
+        lines.append(f"| {row['preset']} | {row['threads']} | " + " | ".join(cells)
                      + f" | {row['seconds']:.1f} | {row['cpu_seconds']:.1f} | {row['peak_rss_mb']:.0f} | {load} |")
     return "\n".join(lines)
 
@@ -145,9 +130,6 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", nargs="+", default=["small", "paper"], choices=["small", "paper"])
     parser.add_argument("--seg-spacing", default="demo", help="demo, paper or 'X Y Z' mm (see above)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is (not measured yet: no GPU here)")
-    parser.add_argument("--engines", nargs="+", default=["torch"], choices=["torch", "openvino"],
-                        help="engines of the stage-1 windows and identification (openvino: pip install "
-                             "'lnstaging[openvino]'); each run after the first is compared with the first engine's")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     from LNStagingLib.phantom.cohort import write_cohort
@@ -168,17 +150,12 @@ def main(argv=None) -> int:
         for preset in args.presets:
             spec = ",".join(f"{stage}={path}" for stage, path in models[preset].items())
             for threads in args.threads:
-                for engine in args.engines:
-                    out = tmp / f"out-{preset}-{threads}-{engine}"
-                    run = run_once(case, out, True, threads, models=spec, device=args.device, engine=engine)
-                    run.update(preset=preset, threads=threads, device=args.device, engine=engine)
-                    if engine != args.engines[0]:
-                        run["against_" + args.engines[0]] = compare_outputs(
-                            tmp / f"out-{preset}-{threads}-{args.engines[0]}", out)
-                    report["runs"].append(run)
-                    print(f"{preset}, {threads} thread(s), {engine}: {run['seconds']:.1f} s, "
-                          f"{run['cpu_seconds']:.1f} CPU s, peak {run['peak_rss_mb']:.0f} MB, "
-                          f"{run['candidates']} candidates", run.get("against_" + args.engines[0], ""), flush=True)
+                run = run_once(case, tmp / f"out-{preset}-{threads}", True, threads, models=spec, device=args.device)
+                run.update(preset=preset, threads=threads, device=args.device)
+                report["runs"].append(run)
+                print(f"{preset}, {threads} thread(s): {run['seconds']:.1f} s, {run['cpu_seconds']:.1f} CPU s, "
+                      f"peak {run['peak_rss_mb']:.0f} MB, "
+                      f"{run['candidates']} candidates", flush=True)
     report["table"] = table(report["runs"])
     print(report["table"])
     if args.json:

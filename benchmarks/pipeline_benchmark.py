@@ -23,10 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(case: Path, out: Path, skip: bool, threads: int, models: str = "default", device: str = "cpu",
-             engine: str = "torch") -> dict:
+def run_once(case: Path, out: Path, skip: bool, threads: int, models: str = "default", device: str = "cpu") -> dict:
     """One pipeline run in a fresh process (OMP_NUM_THREADS = torch threads) with the --models choice ``models`` on
-    ``device`` (cpu or cuda) and ``engine`` (torch or openvino); returns its timings, peak RSS, the CPU seconds it used (user + system of all its
+    ``device`` (cpu or cuda); returns its timings, peak RSS, the CPU seconds it used (user + system of all its
     threads: what the run costs whatever else shares the cores), the peak RSS and CPU seconds of each progress step
     (sampled every 50 ms, digits in the step's message replaced by #), and the machine's load average before and
     after (other jobs share the cores)."""
@@ -64,8 +63,7 @@ inputs = CaseInputs(ct=case + '/ct.nii.gz', pet=case + '/pet.nii.gz', organs=cas
                     organ_mapping='pdac20', tumor=case + '/tumor.nii.gz')
 t, cpu = time.perf_counter(), time.process_time()
 results = run_to_folder(inputs, {str(out)!r}, RunOptions(models=select_models({models!r}), skip_empty_windows={skip},
-                                                         device={device!r}, engine={engine!r}),
-                        progress=Progress(enter))
+                                                         device={device!r}), progress=Progress(enter))
 seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
 enter(1.0, "end")
 done.set()

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from ..errors import ModelError
-from ..inference.engine import ENGINES
 
 STAGES = ("seg", "cls", "identification", "patient")
 
@@ -21,10 +20,6 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run (default cpu)")
     parser.add_argument("--threads", type=int, help="CPU threads for the networks (default: all cores; 1 is faster "
                                                     "when other programs keep the cores busy)")
-    parser.add_argument("--engine", default="torch", choices=ENGINES,
-                        help="what runs the stage-1 windows and the instance identifier: torch (default) or openvino "
-                             "(CPU only, 1.5-2.6x faster at paper size, within 1e-3 of torch; needs "
-                             "pip install 'lnstaging[openvino]'; docs/PERFORMANCE.md)")
 
 
 def add_overwrite_argument(parser, what: str = "results lnstaging wrote there") -> None:

@@ -48,7 +48,7 @@ def register(sub) -> None:
 
 
 def predict_volumes(dataset, case_ids, models, *, threshold: float = 0.5, device: str = "cpu", threads=None,
-                    engine: str = "torch", progress=None) -> dict[str, float]:
+                    progress=None) -> dict[str, float]:
     """case id -> V_max_pLN (mm3) from the pipeline run with the stage-1 and identification models only."""
     from ..pipeline import ModelSelection, RunOptions, run_case
     from ..progress import Progress
@@ -59,7 +59,7 @@ def predict_volumes(dataset, case_ids, models, *, threshold: float = 0.5, device
                          "--models seg=...,identification=...")
     only = ModelSelection(seg=models.seg, identification=models.identification,
                           sha256={k: v for k, v in models.sha256.items() if k in ("seg", "identification")})
-    options = RunOptions(models=only, device=device, threshold=threshold, threads=threads, engine=engine)
+    options = RunOptions(models=only, device=device, threshold=threshold, threads=threads)
     progress = progress or Progress()
     volumes = {}
     for i, case_id in enumerate(case_ids):
@@ -75,9 +75,6 @@ def main(args) -> int:
     from ..errors import LNStagingError
     from ..io.outputs import check_output
 
-    from ..inference.engine import check_engine
-
-    check_engine(args.engine, args.device)  # before a cross-fit trains for hours
     check_output(args.out, kind="file", overwrite=args.overwrite, extensions=(".csv",), inputs={"--data": args.data})
     dataset = read_dataset(args.data)
     if args.cross_fit is not None:
@@ -93,7 +90,7 @@ def main(args) -> int:
         if unknown:
             raise LNStagingError(f"case id(s) {', '.join(unknown)} are not in {args.data}: check --cases.")
         volumes = predict_volumes(dataset, case_ids, select_models(args.models), threshold=args.threshold,
-                                  device=args.device, threads=args.threads, engine=args.engine,
+                                  device=args.device, threads=args.threads,
                                   progress=make_progress(args, "predict-volumes"))
     write_ln_volumes(args.out, volumes)
     positive = sum(v > 0 for v in volumes.values())
@@ -121,5 +118,4 @@ def _cross_fit(args, dataset) -> dict[str, float]:
                  option="--work")
     return cross_fit_volumes(dataset, args.cross_fit, work, config=args.config, seed=args.seed,
                              seg_args=shlex.split(args.seg_args), threshold=args.threshold, device=args.device,
-                             threads=args.threads, engine=args.engine,
-                             progress=make_progress(args, "predict-volumes --cross-fit"))
+                             threads=args.threads, progress=make_progress(args, "predict-volumes --cross-fit"))

@@ -100,14 +100,13 @@ def main(args) -> int:
         raise InputFileError("--ct-series-uid chooses a series of --ct: give --ct too, or leave it out for a PET-only "
                              "run.")
     inputs = case_inputs(args)
-    # options and output checked before any work
-    RunOptions(threshold=args.threshold, threads=args.threads, engine=args.engine, device=args.device)
+    RunOptions(threshold=args.threshold, threads=args.threads)  # options and output checked before any work
     check_results_folder(inputs, args.out, overwrite=args.overwrite)
     from ..io.memory import check_memory
 
     check_memory(args.ct if args.ct is not None else args.pet, "lnstaging run")
     options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
-                         threads=args.threads, engine=args.engine)
+                         threads=args.threads)
     results = run_to_folder(inputs, args.out, options, make_progress(args, "lnstaging run"), overwrite=args.overwrite)
     print_summary(results, args.out)
     return 0

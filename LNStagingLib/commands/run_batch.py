@@ -78,7 +78,7 @@ def main(args) -> int:
     check_engine_options(args)
     args.data, args.out = Path(args.data).absolute(), Path(args.out).absolute()  # workers may have another cwd
     dataset = read_dataset(args.data)
-    RunOptions(threshold=args.threshold, threads=args.threads, engine=args.engine, device=args.device)
+    RunOptions(threshold=args.threshold, threads=args.threads)
     if args.workers is not None and args.workers < 1:
         raise LNStagingError(f"--workers {args.workers} is not a process count: give 1 or more.")
     wanted = args.cases or dataset.case_ids
@@ -90,7 +90,7 @@ def main(args) -> int:
     check_output(args.out, kind="folder", write_into=True, inputs=inputs, needed_bytes=needed)
     previous = read_summary(args.out / "batch_summary.json")
     options = RunOptions(models=select_models(args.models), device=args.device, threshold=args.threshold,
-                         threads=args.threads, engine=args.engine)
+                         threads=args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     done = [c for c in wanted if (args.out / c / "candidates.json").is_file()]
     if args.overwrite:

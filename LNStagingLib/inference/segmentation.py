@@ -20,7 +20,6 @@ import torch
 from monai.data.utils import compute_importance_map
 
 from ..models.unet import samples_per_call
-from .engine import inference_network
 from ..models.seg_inputs import attention_array, channel_pad_values, network_channels, pad_channels
 from ..progress import Progress
 
@@ -46,8 +45,7 @@ def window_slices(shape: tuple[int, int, int], window: tuple[int, int, int], ove
 
 def sliding_window_logits(model, channels: np.ndarray, attention: np.ndarray | None, *, window=None,
                           overlap: float = 0.5, skip_empty: bool = True, device: str = "cpu",
-                          batch_size: int | None = None, engine: str = "torch",
-                          progress: Progress | None = None) -> tuple[np.ndarray, dict]:
+                          batch_size: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, dict]:
     """Blended logits [n_classes, z, y, x] of ``model`` over ``channels`` [C, z, y, x] (+ attention [1, z, y, x]).
 
     Returns (logits, stats) with stats = {"windows": n, "run": n_run, "skipped": n_skipped}. Volumes smaller than the
@@ -55,7 +53,7 @@ def sliding_window_logits(model, channels: np.ndarray, attention: np.ndarray | N
     ``batch_size`` at a time (default: WINDOW_BATCH, fewer when the network's windows are large: unet.samples_per_call;
     the last batch filled up with copies, so every window runs in a batch of the same size and its logits do not
     depend on which windows ran beside it); the windows are blended in their tiling order, so skipping and the full
-    sliding window give the same bits. ``engine`` "openvino" runs the windows through OpenVINO (inference/engine.py).
+    sliding window give the same bits.
     """
     config = model.config
     window = tuple(window or config.patch_size)
@@ -72,7 +70,6 @@ def sliding_window_logits(model, channels: np.ndarray, attention: np.ndarray | N
     weight_sum = torch.zeros(padded, dtype=torch.float32)
     zero_logits = model.zero_attention_logits().float().cpu().view(-1, 1, 1, 1) if skip_empty else None
     slices = window_slices(padded, window, overlap)
-    network = inference_network(model, engine)
     pending: list[tuple[tuple[slice, ...], int | None]] = []  # (region, index in the batch or None if skipped)
     batch: list[tuple[slice, ...]] = []
 
@@ -82,7 +79,7 @@ def sliding_window_logits(model, channels: np.ndarray, attention: np.ndarray | N
         x = torch.stack([image[(slice(None), *region)] for region in batch + fill]).to(device)
         a = (torch.stack([att[(slice(None), *region)] for region in batch + fill]).to(device)
              if att is not None else None)
-        return network(x, a)[:n].float().cpu()
+        return model(x, a)[:n].float().cpu()
 
     def blend_pending() -> None:
         outputs = run_batch() if batch else None
@@ -121,7 +118,7 @@ def foreground_probability(logits: np.ndarray) -> np.ndarray:
 
 
 def segment_lymph_nodes(model, ct: sitk.Image, attention: sitk.Image | None, pet: sitk.Image | None = None, *,
-                        overlap: float = 0.5, skip_empty: bool = True, device: str = "cpu", engine: str = "torch",
+                        overlap: float = 0.5, skip_empty: bool = True, device: str = "cpu",
                         progress: Progress | None = None) -> tuple[sitk.Image, dict]:
     """LN probability map (float32, on the CT grid, geometry copied) and window statistics.
 
@@ -130,7 +127,7 @@ def segment_lymph_nodes(model, ct: sitk.Image, attention: sitk.Image | None, pet
     channels = network_channels(model.config, ct, pet)
     att = attention_array(attention, ct) if (attention is not None and model.config.use_attention) else None
     logits, stats = sliding_window_logits(model, channels, att, overlap=overlap, skip_empty=skip_empty,
-                                          device=device, engine=engine, progress=progress)
+                                          device=device, progress=progress)
     probability = sitk.GetImageFromArray(foreground_probability(logits))
     probability.CopyInformation(ct)
     return probability, stats

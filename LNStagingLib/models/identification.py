@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..inference.engine import inference_network
 from .checkpoint import register_model
 from .seg_inputs import channel_pad_values
 from .unet import AttentionUNet, UNetConfig, UNetEncoder, samples_per_call
@@ -100,11 +99,11 @@ def instance_patch(channels: np.ndarray, labels: np.ndarray, instance_id: int, p
 
 
 def identify_instances(model: InstanceIdentifier, channels: np.ndarray, labels: np.ndarray,
-                       batch_size: int | None = None, engine: str = "torch", progress=None) -> dict[int, float]:
+                       batch_size: int | None = None, progress=None) -> dict[int, float]:
     """Positive probability of every instance id in ``labels`` [z, y, x] (channels [C, z, y, x] normalised).
 
     Instances go through the network ``batch_size`` at a time (default: 8, fewer for large patches within
-    unet.samples_per_call's memory budget); ``engine`` "openvino" runs them through OpenVINO (inference/engine.py)."""
+    unet.samples_per_call's memory budget)."""
     if batch_size is None:
         batch_size = samples_per_call(model.config, model.config.id_patch_size, 8)
     boxes = ndimage.find_objects(labels)  # every instance's bounding box in one pass (None: no such id)
@@ -112,7 +111,6 @@ def identify_instances(model: InstanceIdentifier, channels: np.ndarray, labels: 
     pad = channel_pad_values(model.config)
     out: dict[int, float] = {}
     model.eval()
-    network = inference_network(model, engine)
     with torch.inference_mode():
         for start in range(0, len(ids), batch_size):
             if progress is not None:
@@ -121,6 +119,6 @@ def identify_instances(model: InstanceIdentifier, channels: np.ndarray, labels: 
             pairs = [instance_patch(channels, labels, i, model.config.id_patch_size, pad, boxes[i - 1]) for i in chunk]
             x = torch.from_numpy(np.stack([p[0] for p in pairs]))
             m = torch.from_numpy(np.stack([p[1] for p in pairs]))
-            prob = torch.softmax(network(x, m), dim=1)[:, 1]
+            prob = torch.softmax(model(x, m), dim=1)[:, 1]
             out.update({i: float(p) for i, p in zip(chunk, prob)})
     return out

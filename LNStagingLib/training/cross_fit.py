@@ -57,8 +57,7 @@ def models_ready(folder: Path) -> bool:
 
 
 def cross_fit_volumes(dataset, k: int, work: Path, *, config: str = "small", seed: int = 0, seg_args=(),
-                      threshold: float = 0.5, device: str = "cpu", threads=None, engine: str = "torch",
-                      progress=None) -> dict[str, float]:
+                      threshold: float = 0.5, device: str = "cpu", threads=None, progress=None) -> dict[str, float]:
     """case id -> V_max_pLN (mm3) for every non-test case, each from a stage-1 model trained without it."""
     from ..cli import main as cli
     from ..commands.predict_volumes import predict_volumes
@@ -88,7 +87,7 @@ def cross_fit_volumes(dataset, k: int, work: Path, *, config: str = "small", see
             selection = ModelSelection(seg=models / "seg_model.pt", identification=models / "identifier.pt")
             selection.sha256 = {stage: sha256_of(getattr(selection, stage)) for stage in ("seg", "identification")}
             predicted = predict_volumes(dataset, group, selection, threshold=threshold, device=device,
-                                        threads=threads, engine=engine, progress=progress.sub(j / k, (j + 1) / k))
+                                        threads=threads, progress=progress.sub(j / k, (j + 1) / k))
             write_ln_volumes(done, predicted)
         volumes.update(read_ln_volumes(done))
     return {case_id: volumes[case_id] for case_id in dataset.trainval_ids}
