@@ -40,7 +40,6 @@ DEMO_MODELS = {  # id -> (task, checkpoint inside the work folder, evaluation JS
     "demo-patient": ("patient", "patient_predicted/patient_model.pt", "patient_predicted/eval_patient_test.json",
                      ["ct", "tumor", "ln_volume"], ABDOMEN),
 }
-FEW_NEGATIVES = 10  # as scripts/results_tables.py: a patient figure on fewer negatives says so
 NOT_DEFAULT = {"demo-cls-rescore", "demo-seg-noattention"}  # one default per task: demo-cls, demo-seg
 WHAT_ELSE = {"demo-cls-rescore": ", re-scores from review decisions",  # the catalogue description beyond the task
              "demo-seg-noattention": ", without attention (any site)"}
@@ -129,7 +128,7 @@ def _review_state_note(payload: dict, rescore: dict | None = None, rescore_exter
 def _patient_figures(report: dict) -> str:
     """The patient model's test figures with what a reader needs to weigh them: the class counts, each metric's
     interval, DeLong's AUC interval, and how little an interval says on fewer than FEW_NEGATIVES negatives."""
-    from LNStagingLib.evaluation.coverage import auc_interval_coverage
+    from LNStagingLib.evaluation.coverage import FEW_NEGATIVES, auc_interval_coverage
 
     metrics = report["metrics"]
     positive, negative = report["n_positive"], report["n_patients"] - report["n_positive"]

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from train_demo_models import COHORT_ARGS, COHORTS, EXTERNAL, REPLICATED, experiments  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
+from LNStagingLib.evaluation.coverage import FEW_NEGATIVES, auc_interval_coverage  # noqa: E402
 from LNStagingLib.evaluation.froc import candidate_detections, paired_mfroc_difference  # noqa: E402
 
 CLS_ROWS = (("CNN (CT)", "cls_cnn_ct"), ("+PET", "cls_cnn_pet"), ("+spatial prior", "cls_cnn_prior"),
@@ -307,7 +308,6 @@ COMPARISONS = tuple(
 # Patient runs that read the LN volume: tested with gtv_ln.nii.gz they are given the phantom's label (the volume is
 # > 0 exactly for its positive patients), so such a row is never a conclusion (issue 29).
 USES_LN_VOLUME = ("patient", "patient_predicted")
-FEW_NEGATIVES = 10
 
 
 def ground_truth_volume(report: dict | None) -> bool:
@@ -510,8 +510,6 @@ def tested(rows: list[dict]) -> int:
 
 def coverage_note(specs: dict) -> str:
     """What a nominal 95% AUC interval covers on the patient test set's class counts (evaluation/coverage.py)."""
-    from LNStagingLib.evaluation.coverage import auc_interval_coverage
-
     report = next((r for r in (_load(specs[name]["result"]) for name in ("patient", "patient_image_only",
                                                                          "patient_predicted")) if r), None)
     if report is None or "n_patients" not in report:

@@ -14,6 +14,10 @@ import math
 
 import numpy as np
 
+#: A conclusion about patients that rests on fewer negative test patients than this says so (RESULTS.md's rows,
+#: the model cards): on so few, a nominal 95% interval covers much less (auc_interval_coverage).
+FEW_NEGATIVES = 10
+
 
 def _bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, n_boot: int, rng, level: float) -> tuple:
     """Percentile interval of the AUC over patient resamples (resamples with one class left out), as

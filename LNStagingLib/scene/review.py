@@ -130,8 +130,8 @@ class ReviewScene:
                 node.SetAttribute(ROLE_ATTRIBUTE, role)
 
     def set_overlay(self, which: str = "pet", opacity: Optional[float] = None) -> None:
-        """Foreground layer: 'pet', 'attention' or 'none'; CT stays the background (a PET-only review: the PET, then
-        'pet' adds no foreground over it)."""
+        """Foreground layer: 'pet', 'attention' or 'none'; CT stays the background (a PET-only review: the PET; when
+        the PET node is that background itself, as in the Slicer module, 'pet' adds no foreground over it)."""
         pet = None if self.pet is self.ct else self.pet
         foreground = {"pet": pet, "attention": self.attention}.get(which)
         views.set_layers(self.scene, background=self.ct, foreground=foreground, foreground_opacity=opacity)

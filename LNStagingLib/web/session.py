@@ -292,7 +292,7 @@ class ReviewSession(ContourEditing, Triage):
         out = {"hu": None, "suv": None, "candidate": None}
         if self.review is None:
             return out
-        background = None if volumes.is_pet_background(self.review.ct) else self.review.ct  # a PET has no HU
+        background = None if self.review.pet_only else self.review.ct  # a PET background has no HU
         for key, node in (("hu", background), ("suv", self.review.pet)):
             if node is None:
                 continue
