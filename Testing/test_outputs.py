@@ -391,3 +391,59 @@ def test_a_folder_moved_aside_by_another_run_during_the_check_is_not_refused(tmp
     (final / "notes.txt").write_text("not lnstaging's")
     with pytest.raises(OutputError, match="not a folder lnstaging wrote"):
         atomic._check_target(final, "provenance.json")
+
+
+def test_the_check_before_the_work_follows_a_folder_another_run_swaps(tmp_path, monkeypatch):
+    """Five concurrent --overwrite runs (CI, load 1.5): one run's check before the work found --out, then another run
+    moved it aside to swap in its own results, and the check's listing failed with "No such file or directory" (exit
+    2). Now a folder moved aside or replaced during the check is checked again as it is now: gone or another run's
+    results pass, a folder holding a review that took its place is still refused."""
+    from LNStagingLib.io import outputs
+
+    out = tmp_path / "results"
+    real_refuse_review = outputs.refuse_review
+
+    def results_folder(path, review=False):
+        path.mkdir()
+        (path / "provenance.json").write_text("{}")
+        if review:
+            (path / "review").mkdir()
+
+    def swapped_meanwhile(replacement):
+        def refuse_review(folder, option):
+            real_refuse_review(folder, option)
+            if folder == out and not (tmp_path / ".results.old-other").exists():
+                out.rename(tmp_path / ".results.old-other")  # the other run's swap...
+                if replacement:
+                    results_folder(out, review=replacement == "review")  # ...and what it put there
+        return refuse_review
+
+    for replacement in (None, "results"):
+        shutil.rmtree(tmp_path / ".results.old-other", ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        results_folder(out)
+        monkeypatch.setattr(outputs, "refuse_review", swapped_meanwhile(replacement))
+        assert outputs.check_output(out, overwrite=True, marker="provenance.json") == out
+    shutil.rmtree(tmp_path / ".results.old-other")
+    shutil.rmtree(out)
+    results_folder(out)
+    monkeypatch.setattr(outputs, "refuse_review", swapped_meanwhile("review"))
+    with pytest.raises(OutputError, match="holds a review"):
+        outputs.check_output(out, overwrite=True, marker="provenance.json")
+
+
+def test_a_folder_that_vanishes_while_it_is_listed_counts_as_empty(tmp_path, monkeypatch):
+    """At the swap, "is --out an empty folder?" lists it; another run may rename it away between is_dir and the
+    listing. Nothing is there to keep, so the rename of the new results is tried (and checked again if it fails)."""
+    from LNStagingLib.io import atomic
+
+    final = tmp_path / "results"
+    final.mkdir()
+    (final / "provenance.json").write_text("{}")
+
+    def vanished(self):
+        raise FileNotFoundError(2, "No such file or directory", str(self))
+
+    assert not atomic._is_empty_folder(final)
+    monkeypatch.setattr(Path, "iterdir", vanished)
+    assert atomic._is_empty_folder(final)

@@ -76,18 +76,20 @@ def recover_after_kill(final: Path) -> None:
 
 
 def _is_empty_folder(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    """An empty folder (not a link). A folder that vanishes while it is read (another run moved it aside) counts as
+    empty: nothing is there to keep."""
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except FileNotFoundError:
+        return True
 
 
 def _check_target(final: Path, replace_marker: Optional[str]) -> None:
-    """Refuse a ``final`` that may not be replaced. A refusal of a folder that is gone by the end of the check is
-    dropped: another run moved it aside meanwhile (concurrent --overwrite runs swap their results in), so nothing is
-    there to keep."""
-    try:
-        _refuse_unreplaceable(final, replace_marker)
-    except OutputError:
-        if final.exists() or final.is_symlink():
-            raise
+    """Refuse a ``final`` that may not be replaced. A refusal of a folder that was moved aside or replaced during the
+    check (concurrent --overwrite runs swap their results in) is not kept: what is there now is checked again."""
+    from .outputs import checked_while_stable
+
+    checked_while_stable(final, lambda: _refuse_unreplaceable(final, replace_marker))
 
 
 def _refuse_unreplaceable(final: Path, replace_marker: Optional[str]) -> None:

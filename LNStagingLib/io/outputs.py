@@ -12,10 +12,11 @@ Every refusal is an ``OutputError`` (exit code 2, one line) and leaves every fil
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Union
+from typing import Callable, Iterable, Mapping, Optional, Union
 
 from ..errors import InputFileError, OutputError
 
@@ -63,6 +64,36 @@ def review_folders(folder: Path) -> list[Path]:
     for name in REVIEW_FOLDERS:
         found += [p for p in [folder / name, *folder.glob(f"*/{name}")] if p.is_dir()]
     return found
+
+
+def identity(path: Path) -> Optional[tuple[int, int]]:
+    """(device, inode) of ``path`` itself (a link is not followed), or None when nothing is there. A rename keeps it;
+    a folder renamed into the place of another has a different one. A path below a file or through a link loop has
+    nothing there either (what pathlib's exists() says)."""
+    try:
+        stat = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return None
+        raise
+    return stat.st_dev, stat.st_ino
+
+
+def checked_while_stable(path: Path, check: Callable[[], None], attempts: int = 10) -> None:
+    """Run ``check`` on ``path``; when it refuses or trips over a vanished file while ``path`` was replaced or
+    removed under it (concurrent --overwrite runs into one --out swap their results in), check again the folder
+    that is there now. A refusal of a folder that stayed the same is raised as it is."""
+    for _ in range(attempts):
+        before = identity(path)
+        try:
+            check()
+            return
+        except (OutputError, FileNotFoundError):
+            if identity(path) == before:
+                raise
+    raise OutputError(f"{path} keeps changing while it is checked: is another run writing the same output?")
 
 
 def _named_inputs(inputs: Inputs) -> list[tuple[str, Path]]:
@@ -149,27 +180,32 @@ def check_output(out: os.PathLike | str, *, kind: str = "folder", inputs: Inputs
                               f"give another {'folder' if kind == 'folder' else 'file'}.")
     if kind == "file" and extensions and not out.name.lower().endswith(extensions):
         raise OutputError(f"{option} {given} has an unknown extension: use one of {', '.join(extensions)}.")
-    if (out.exists() or out.is_symlink()) and not (kind == "folder" and write_into):
-        for name, path in _named_inputs(inputs):
-            if path.is_dir() and path in out.parents:
-                raise OutputError(f"{option} {out} is part of the input {name} {path}: an output never replaces an "
-                                  "input; write it outside that folder.")
-    if out.exists() or out.is_symlink():
-        if kind == "folder" and not out.is_dir():
-            raise OutputError(f"{option} {given} is a file, not a folder: give a folder for the results.")
-        if kind == "file" and out.is_dir():
-            raise OutputError(f"{option} {given} is a folder: give a file name, e.g. {given / ('output' + (extensions[0] if extensions else ''))}.")
-        if kind == "folder":
-            if not write_into:
-                refuse_review(out, option)
-                if any(out.iterdir()):
-                    if not overwrite:
-                        raise OutputError(f"{option} {given} already exists: give a new folder, or pass --overwrite "
-                                          "to replace results lnstaging wrote there.")
-                    if marker:
-                        check_replaceable(out, marker, option)
-        elif not overwrite:
-            raise OutputError(f"{option} {given} already exists: give a new file name, or pass --overwrite to replace it.")
+
+    def check_existing() -> None:
+        """What is at ``out`` now: may it be replaced (or written into)?"""
+        if (out.exists() or out.is_symlink()) and not (kind == "folder" and write_into):
+            for name, path in _named_inputs(inputs):
+                if path.is_dir() and path in out.parents:
+                    raise OutputError(f"{option} {out} is part of the input {name} {path}: an output never replaces an "
+                                      "input; write it outside that folder.")
+        if out.exists() or out.is_symlink():
+            if kind == "folder" and not out.is_dir():
+                raise OutputError(f"{option} {given} is a file, not a folder: give a folder for the results.")
+            if kind == "file" and out.is_dir():
+                raise OutputError(f"{option} {given} is a folder: give a file name, e.g. {given / ('output' + (extensions[0] if extensions else ''))}.")
+            if kind == "folder":
+                if not write_into:
+                    refuse_review(out, option)
+                    if any(out.iterdir()):
+                        if not overwrite:
+                            raise OutputError(f"{option} {given} already exists: give a new folder, or pass --overwrite "
+                                              "to replace results lnstaging wrote there.")
+                        if marker:
+                            check_replaceable(out, marker, option)
+            elif not overwrite:
+                raise OutputError(f"{option} {given} already exists: give a new file name, or pass --overwrite to replace it.")
+
+    checked_while_stable(out, check_existing)
     where = _nearest_existing(out if kind == "folder" and write_into else out.parent)
     if not where.is_dir():
         raise OutputError(f"{option} {given}: {where} is a file, not a folder: give a path inside a folder.")
