@@ -262,6 +262,43 @@ def test_one_table_replaced_in_place_from_a_work_folder_of_its_runs_only(tmp_pat
     assert "| +spatial prior | 16 / 32 / 96 | 0.250 [0.000, 1.000] |" in out.read_text()  # the sphere row kept
 
 
+def test_mask_seed2_table_and_comparisons_replaced_in_place(tmp_path):
+    """The mask rows' seed 2 (WORK/seed2) and what PET and the priors add with the mask ROI, both seeds, are written
+    from a work folder holding only the mask runs: CT only worse on both seeds is a conclusion, the priors (better on
+    seed 1 only) are not; nothing else of the document changes."""
+    full, only_mask = tmp_path / "full", tmp_path / "mask"
+    out = tmp_path / "RESULTS.md"
+    script = [sys.executable, str(ROOT / "scripts" / "results_tables.py"), "--out", str(out)]
+    done = subprocess.run([*script, "--work", str(full)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before = out.read_text().splitlines()
+    assert any(line.startswith("| CNN (CT), mask ROI, seed 2 | not run |") for line in before)
+    for seed, specs in ((1, experiments(only_mask)), (2, experiments(only_mask / "seed2", 2, cohorts=only_mask))):
+        _write(specs["cls_cnn_prior_mask"]["result"], _cls_report(0.75))
+        _write(specs["cls_cnn_ct_mask"]["result"], _cls_report(0.25))
+        _write(specs["cls_cnn_pet_mask"]["result"], _cls_report(0.25 if seed == 1 else 0.75))
+    for table in ("mask-seed2", "mask-comparisons"):
+        done = subprocess.run([*script, "--work", str(only_mask), "--table", table], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr
+    after = out.read_text().splitlines()
+    changed = [b for a, b in zip(before, after) if a != b]
+    # the 3 seed-2 rows and the 2 comparisons on the 12 test patients (no run has the 48 new patients' JSON)
+    assert len(before) == len(after) and [line.split("|")[1].strip() for line in changed] == \
+        [f"{label}, seed 2" for label in ("CNN (CT), mask ROI", "+PET, mask ROI", "+spatial prior, mask ROI")] + \
+        ["CT + PET + priors vs CT only (mask ROI)", "spatial priors (mask ROI)"]
+    rows = {tuple(c.strip() for c in line.split("|")[1:5]): line for line in after
+            if line.startswith("| CT + PET + priors vs CT only") or line.startswith("| spatial priors (mask ROI)")}
+    ct = rows[("CT + PET + priors vs CT only (mask ROI)", "CNN + priors - CNN (CT)", "mFROC", "12 test patients")]
+    assert ct.endswith("| **CNN + priors higher** |")
+    priors = rows[("spatial priors (mask ROI)", "CNN + priors - CNN (CT + PET)", "mFROC", "12 test patients")]
+    assert priors.endswith("| not supported (seed 2 interval contains 0) |")
+    assert rows[("spatial priors (mask ROI)", "CNN + priors - CNN (CT + PET)", "mFROC", "48 new patients")] \
+        .endswith("| not run | not run | not supported (seed 1: not run; seed 2: not run) |")
+    assert any(line.startswith("| +PET, mask ROI, seed 2 | 16 / 32 / 96 | 0.750 ") for line in after)
+    assert any(line.startswith("| CNN (CT), mask ROI | not run |") for line in after)  # seed 1's: not asked for
+
+
 def test_one_table_refused_when_the_document_does_not_hold_it(tmp_path):
     out = tmp_path / "RESULTS.md"
     out.write_text("# Results\n\n| row | mFROC |\n|---|---|\n| CNN (CT) | 0.2 |\n")

@@ -2,7 +2,8 @@
 """Write docs/RESULTS.md from the evaluation JSONs of scripts/train_demo_models.py (nothing is typed by hand).
 
   python scripts/results_tables.py --work /path/to/work [--notes NOTES.md]
-  python scripts/results_tables.py --work /path/to/work --table mask   (one table, replaced in place in --out)
+  python scripts/results_tables.py --work /path/to/work --table mask   (one table, replaced in place in --out;
+      also mask-seed2, mask-comparisons, table1, strong)
 
 Seed 1 runs are read from WORK, seed 2 runs from WORK/seed2 (train_demo_models.py --work WORK/seed2 --cohorts WORK
 --seed 2 --replicates). A comparison (COMPARISONS) is stated as a conclusion only when both seeds' differences have
@@ -38,11 +39,16 @@ STRONG_ROWS = (("CNN + spatial prior", "strong_cls_cnn_prior"), ("+GNNb", "stron
 # Table 1 with the paper's ROI-GAP over the candidate's mask (--roi label); CLS_ROWS pool over a sphere
 MASK_ROWS = (("CNN (CT), mask ROI", "cls_cnn_ct_mask"), ("+PET, mask ROI", "cls_cnn_pet_mask"),
              ("+spatial prior, mask ROI", "cls_cnn_prior_mask"))
-# Tables --table writes on its own: name -> (rows, reference row of the paired differences). Each replaces, in an
-# existing document, the one table whose row labels are exactly its own, so a table can be brought up to date from a
-# work folder that holds only its runs without turning the rest of the document into "not run".
-NAMED_TABLES = {"table1": (CLS_ROWS, "cls_cnn_prior"), "mask": (MASK_ROWS, "cls_cnn_prior_mask"),
-                "strong": (STRONG_ROWS, "strong_cls_cnn_prior")}
+# The seed-2 replicate of the mask table, labelled apart: all its rows are replicated, so without the label it would
+# be a second table with the rows of the first.
+MASK_SEED2_ROWS = tuple((f"{label}, seed 2", name) for label, name in MASK_ROWS)
+# Tables --table writes on its own: name -> (rows, reference row of the paired differences, training seed). Each
+# replaces, in an existing document, the one table whose row labels are exactly its own, so a table can be brought up
+# to date from a work folder that holds only its runs without turning the rest of the document into "not run". Seed 2
+# runs are read from WORK/seed2.
+NAMED_TABLES = {"table1": (CLS_ROWS, "cls_cnn_prior", 1), "mask": (MASK_ROWS, "cls_cnn_prior_mask", 1),
+                "mask-seed2": (MASK_SEED2_ROWS, "cls_cnn_prior_mask", 2),
+                "strong": (STRONG_ROWS, "strong_cls_cnn_prior", 1)}
 SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"),
             ("ablation: informative negatives, no gate", "seg_negatives_only"),
             ("distance-guided attention", "seg_attention"))
@@ -287,6 +293,11 @@ def patient_table(specs: dict) -> str:
 
 # ---- seed-replicated comparisons ---------------------------------------------------------------------------------
 TEST_SETS = {"result": "12 test patients", "external_result": "48 new patients"}
+# Table 1 with the paper's mask ROI: what PET and the spatial priors add (question, A, B, run A, run B)
+MASK_QUESTIONS = (("CT + PET + priors vs CT only (mask ROI)", "CNN + priors", "CNN (CT)", "cls_cnn_prior_mask",
+                   "cls_cnn_ct_mask"),
+                  ("spatial priors (mask ROI)", "CNN + priors", "CNN (CT + PET)", "cls_cnn_prior_mask",
+                   "cls_cnn_pet_mask"))
 # (question, what A is, what B is, kind, run A, run B, test set). The difference is always A - B on the same patients.
 COMPARISONS = tuple(
     [(question, a_label, b_label, "mFROC", a, b, key)
@@ -300,6 +311,8 @@ COMPARISONS = tuple(
           "strong_cls_cnn_prior_more"),
          ("GNNp vs GNNb (--relations strong)", "GNNp", "GNNb", "strong_cls_gnnp", "strong_cls_gnnb"))
      for key in TEST_SETS]
+    + [(question, a_label, b_label, "mFROC", a, b, key)
+       for question, a_label, b_label, a, b in MASK_QUESTIONS for key in TEST_SETS]
     + [("attention vs the paper's baseline", "attention", "baseline (seg_plain)", kind, "seg_attention", "seg_plain",
         "result") for kind in ("positive-LN F", "all-LN F")]
     + [("patient model with vs without the LN volume", label, "tumour slices only", "AUC", a, "patient_image_only",
@@ -587,11 +600,24 @@ def replace_table(text: str, rows, table: str) -> str:
 
 
 def write_one_table(work: Path, name: str, out: Path) -> str:
-    """The table ``name`` (NAMED_TABLES) from the runs in ``work``, put into ``out`` in place of the same table."""
-    rows, reference = NAMED_TABLES[name]
-    table = cls_table(experiments(work), rows, reference)
-    out.write_text(replace_table(out.read_text(), rows, table))
+    """The table ``name`` (NAMED_TABLES, or "mask-comparisons") from the runs in ``work`` (seed 2: ``work``/seed2),
+    put into ``out`` in place of the same table."""
+    if name == "mask-comparisons":
+        rows = mask_comparison_rows({1: experiments(work), 2: experiments(work / "seed2", 2, cohorts=work)})
+        table = comparisons_table(rows)
+        labels = [(row["question"], None) for row in rows]
+    else:
+        labels, reference, seed = NAMED_TABLES[name]
+        specs = experiments(work) if seed == 1 else experiments(work / "seed2", seed, cohorts=work)
+        table = cls_table(specs, labels, reference)
+    out.write_text(replace_table(out.read_text(), labels, table))
     return table
+
+
+def mask_comparison_rows(seeds: dict[int, dict]) -> list[dict]:
+    """The rows of the comparison table that ask what PET and the priors add with the mask ROI (MASK_QUESTIONS)."""
+    questions = {question for question, *_ in MASK_QUESTIONS}
+    return [row for row in comparison_rows(seeds) if row["question"] in questions]
 
 
 def replicated(rows):
@@ -632,7 +658,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "RESULTS.md")
     parser.add_argument("--notes", type=Path, help="a Markdown file of observations appended verbatim")
-    parser.add_argument("--table", choices=sorted(NAMED_TABLES),
+    parser.add_argument("--table", choices=sorted([*NAMED_TABLES, "mask-comparisons"]),
                         help="write only this table: printed, and put into --out (which must exist) in place of the "
                              "same table; the rest of --out is left as it is")
     args = parser.parse_args()
@@ -697,6 +723,14 @@ over the sphere), difference to its own CNN + prior row; `python scripts/train_d
 {' '.join(name for _, name in MASK_ROWS)}`:
 
 {cls_table(specs, MASK_ROWS, "cls_cnn_prior_mask")}
+
+The same three rows trained with seed 2 (`scripts/train_demo_models.py --work WORK/seed2 --cohorts WORK --seed 2
+--replicates`), and what PET and the priors add with the mask ROI, both seeds (a conclusion only when both agree with
+intervals that exclude 0):
+
+{cls_table(seed2, MASK_SEED2_ROWS, "cls_cnn_prior_mask")}
+
+{comparisons_table(mask_comparison_rows({1: specs, 2: seed2}))}
 
 The graph heads against the control, which has the same training budget (mFROC difference [paired 95% CI]):
 
