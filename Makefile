@@ -33,7 +33,7 @@ browser:
 	  echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"
 
 test: $(TEST_STAMP) browser
-	VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow $(BIN)/python -m pytest -q -p no:cacheprovider Testing
+	VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow $(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 Testing
 
 # The scene tests again on Slicer's current stable release (slicer-core 5.12, same vtk 9.6.0 as the pinned 5.11),
 # in a small separate venv: the lock file's pins with slicer-core swapped, and only what the scene tests import.
