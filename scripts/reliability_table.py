@@ -33,7 +33,9 @@ exit 0), never a traceback, and leave every file of the sandbox byte-identical (
   A review that appears while a run works is checked again at the end: the new results are then kept beside it.
   So are the results of concurrent runs into one `--out` (all but the first to finish): each under its own name
   `NAME_<YYYYmmdd-HHMMSS-microseconds>[-n]` (reserved with mkdir, so never shared), named in that run's one-line
-  error (exit 2); none is left under a hidden name. With `--overwrite` each replaces what it finds (the last stays).
+  error (exit 2); none is left under a hidden name. With `--overwrite` each replaces what it finds (the last stays);
+  a folder that another run moves aside or replaces while it is being checked is checked again as it is then (a
+  review that took its place is still refused), never reported as "No such file or directory".
 - Results folders and files get the mode your umask gives (umask 022: readable by the group and others; 077:
   private); temporaries are private (0700/0600) until the rename that makes them visible.
 - A symbolic link loop in an input or output path (`--ct`, `--out`, `--data`, ...) is one line naming the option.
