@@ -264,8 +264,8 @@ def test_one_table_replaced_in_place_from_a_work_folder_of_its_runs_only(tmp_pat
 
 def test_mask_seed2_table_and_comparisons_replaced_in_place(tmp_path):
     """The mask rows' seed 2 (WORK/seed2) and what PET and the priors add with the mask ROI, both seeds, are written
-    from a work folder holding only the mask runs: CT only worse on both seeds is a conclusion, the priors (better on
-    seed 1 only) are not; nothing else of the document changes."""
+    from a work folder holding only the mask runs: CT only worse on both seeds is a conclusion, PET and the priors
+    (each better on one seed only) are not; nothing else of the document changes."""
     full, only_mask = tmp_path / "full", tmp_path / "mask"
     out = tmp_path / "RESULTS.md"
     script = [sys.executable, str(ROOT / "scripts" / "results_tables.py"), "--out", str(out)]
@@ -286,11 +286,13 @@ def test_mask_seed2_table_and_comparisons_replaced_in_place(tmp_path):
     # the 3 seed-2 rows and the 2 comparisons on the 12 test patients (no run has the 48 new patients' JSON)
     assert len(before) == len(after) and [line.split("|")[1].strip() for line in changed] == \
         [f"{label}, seed 2" for label in ("CNN (CT), mask ROI", "+PET, mask ROI", "+spatial prior, mask ROI")] + \
-        ["CT + PET + priors vs CT only (mask ROI)", "spatial priors (mask ROI)"]
+        ["CT + PET + priors vs CT only (mask ROI)", "PET (mask ROI)", "spatial priors (mask ROI)"]
     rows = {tuple(c.strip() for c in line.split("|")[1:5]): line for line in after
-            if line.startswith("| CT + PET + priors vs CT only") or line.startswith("| spatial priors (mask ROI)")}
+            if line.startswith(("| CT + PET + priors vs CT only", "| PET (mask ROI)", "| spatial priors (mask ROI)"))}
     ct = rows[("CT + PET + priors vs CT only (mask ROI)", "CNN + priors - CNN (CT)", "mFROC", "12 test patients")]
     assert ct.endswith("| **CNN + priors higher** |")
+    pet = rows[("PET (mask ROI)", "CNN (CT + PET) - CNN (CT)", "mFROC", "12 test patients")]
+    assert pet.endswith("| not supported (seed 1 interval contains 0) |")  # equal on seed 1, better on seed 2
     priors = rows[("spatial priors (mask ROI)", "CNN + priors - CNN (CT + PET)", "mFROC", "12 test patients")]
     assert priors.endswith("| not supported (seed 2 interval contains 0) |")
     assert rows[("spatial priors (mask ROI)", "CNN + priors - CNN (CT + PET)", "mFROC", "48 new patients")] \
