@@ -293,12 +293,17 @@ def patient_table(specs: dict) -> str:
 
 # ---- seed-replicated comparisons ---------------------------------------------------------------------------------
 TEST_SETS = {"result": "12 test patients", "external_result": "48 new patients"}
-# Table 1 with the paper's mask ROI: what PET and the spatial priors add (question, A, B, run A, run B)
+# Table 1 with the paper's mask ROI: what PET and the spatial priors add, and the mask ROI against the sphere
+# (question, A, B, run A, run B)
 MASK_QUESTIONS = (("CT + PET + priors vs CT only (mask ROI)", "CNN + priors", "CNN (CT)", "cls_cnn_prior_mask",
                    "cls_cnn_ct_mask"),
                   ("PET (mask ROI)", "CNN (CT + PET)", "CNN (CT)", "cls_cnn_pet_mask", "cls_cnn_ct_mask"),
                   ("spatial priors (mask ROI)", "CNN + priors", "CNN (CT + PET)", "cls_cnn_prior_mask",
-                   "cls_cnn_pet_mask"))
+                   "cls_cnn_pet_mask"),
+                  # the paper's ROI against the sphere ablation, row by row (same recipe, patients and seed)
+                  *((f"mask ROI vs sphere ({label})", "mask ROI", "sphere", f"{run}_mask", run)
+                    for label, run in (("CT", "cls_cnn_ct"), ("CT + PET", "cls_cnn_pet"),
+                                       ("CT + PET + priors", "cls_cnn_prior"))))
 # (question, what A is, what B is, kind, run A, run B, test set). The difference is always A - B on the same patients.
 COMPARISONS = tuple(
     [(question, a_label, b_label, "mFROC", a, b, key)

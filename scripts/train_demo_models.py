@@ -51,11 +51,11 @@ EXTERNAL = {"phantom_medium": ("phantom_medium_test", EXTERNAL_ARGS),
 # The runs behind every comparison docs/RESULTS.md may draw a conclusion from (scripts/results_tables.py COMPARISONS):
 # GNNp vs CNN + priors (and vs the CNN trained as long), GNNp vs GNNb, on both cohorts; the re-scoring rows;
 # attention vs the paper's baseline; the patient model with vs without the LN volume; Table 1 with the paper's mask
-# ROI (what PET and the priors add). --replicates trains these.
+# ROI (what PET and the priors add) and its sphere ablation. --replicates trains these.
 REPLICATED = ("cls_cnn_prior", "cls_gnnp", "cls_gnnb", "cls_cnn_prior_more", "strong_cls_cnn_prior", "strong_cls_gnnp",
               "strong_cls_gnnb", "strong_cls_cnn_prior_more", "cls_gnnp_reveal", "strong_cls_gnnp_reveal",
               "seg_attention", "seg_plain", "patient", "patient_predicted", "patient_image_only",
-              "cls_cnn_ct_mask", "cls_cnn_pet_mask", "cls_cnn_prior_mask")
+              "cls_cnn_ct_mask", "cls_cnn_pet_mask", "cls_cnn_prior_mask", "cls_cnn_ct", "cls_cnn_pet")
 
 
 def experiments(work: Path, seed: int = 1, cohorts: Path | None = None) -> dict[str, dict]:
