@@ -74,11 +74,13 @@ def train_patient_sgd(cohort, out, fold: int, distributed: bool = False) -> None
 
 
 def stop_processes(processes: list[subprocess.Popen], timeout: float = 30) -> None:
-    """Terminate started Dask processes, the last started first; kill what does not end within ``timeout``."""
+    """Terminate started Dask processes one at a time, the last started first (workers before their scheduler: a
+    worker whose scheduler is already gone spends Dask's 30 s connect timeout trying to say goodbye); kill what does
+    not end within ``timeout``."""
     for process in reversed(processes):
         process.terminate()
-    for process in processes:
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
