@@ -3,7 +3,7 @@
 
   python scripts/results_tables.py --work /path/to/work [--notes NOTES.md]
   python scripts/results_tables.py --work /path/to/work --table mask   (one table, replaced in place in --out;
-      also mask-seed2, mask-comparisons, table1, strong)
+      also mask-seed2, mask-comparisons, sphere-seed1, sphere-seed2, table1, strong)
 
 Seed 1 runs are read from WORK, seed 2 runs from WORK/seed2 (train_demo_models.py --work WORK/seed2 --cohorts WORK
 --seed 2 --replicates). A comparison (COMPARISONS) is stated as a conclusion only when both seeds' differences have
@@ -42,12 +42,19 @@ MASK_ROWS = (("CNN (CT), mask ROI", "cls_cnn_ct_mask"), ("+PET, mask ROI", "cls_
 # The seed-2 replicate of the mask table, labelled apart: all its rows are replicated, so without the label it would
 # be a second table with the rows of the first.
 MASK_SEED2_ROWS = tuple((f"{label}, seed 2", name) for label, name in MASK_ROWS)
+# The sphere rows the mask rows are compared with (MASK_QUESTIONS), each seed in a table of its own: the pairs are
+# trained with the same code, which Table 1's figures need not be when it was written earlier.
+SPHERE_ROWS = (("CNN (CT), sphere ROI", "cls_cnn_ct"), ("+PET, sphere ROI", "cls_cnn_pet"),
+               ("+spatial prior, sphere ROI", "cls_cnn_prior"))
+SPHERE_SEED_ROWS = {seed: tuple((f"{label}, seed {seed}", name) for label, name in SPHERE_ROWS) for seed in (1, 2)}
 # Tables --table writes on its own: name -> (rows, reference row of the paired differences, training seed). Each
 # replaces, in an existing document, the one table whose row labels are exactly its own, so a table can be brought up
 # to date from a work folder that holds only its runs without turning the rest of the document into "not run". Seed 2
 # runs are read from WORK/seed2.
 NAMED_TABLES = {"table1": (CLS_ROWS, "cls_cnn_prior", 1), "mask": (MASK_ROWS, "cls_cnn_prior_mask", 1),
                 "mask-seed2": (MASK_SEED2_ROWS, "cls_cnn_prior_mask", 2),
+                "sphere-seed1": (SPHERE_SEED_ROWS[1], "cls_cnn_prior", 1),
+                "sphere-seed2": (SPHERE_SEED_ROWS[2], "cls_cnn_prior", 2),
                 "strong": (STRONG_ROWS, "strong_cls_cnn_prior", 1)}
 SEG_ROWS = (("nnU-Net-style baseline (no attention)", "seg_plain"),
             ("ablation: informative negatives, no gate", "seg_negatives_only"),
@@ -737,6 +744,12 @@ intervals that exclude 0):
 {cls_table(seed2, MASK_SEED2_ROWS, "cls_cnn_prior_mask")}
 
 {comparisons_table(mask_comparison_rows({1: specs, 2: seed2}))}
+
+The sphere rows of these pairs, seed 1 and seed 2:
+
+{cls_table(specs, SPHERE_SEED_ROWS[1])}
+
+{cls_table(seed2, SPHERE_SEED_ROWS[2])}
 
 The graph heads against the control, which has the same training budget (mFROC difference [paired 95% CI]):
 
