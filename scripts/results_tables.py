@@ -311,6 +311,8 @@ MASK_QUESTIONS = (("CT + PET + priors vs CT only (mask ROI)", "CNN + priors", "C
                   *((f"mask ROI vs sphere ({label})", "mask ROI", "sphere", f"{run}_mask", run)
                     for label, run in (("CT", "cls_cnn_ct"), ("CT + PET", "cls_cnn_pet"),
                                        ("CT + PET + priors", "cls_cnn_prior"))))
+MASK_COMPARISONS = tuple((question, a_label, b_label, "mFROC", a, b, key)
+                         for question, a_label, b_label, a, b in MASK_QUESTIONS for key in TEST_SETS)
 # (question, what A is, what B is, kind, run A, run B, test set). The difference is always A - B on the same patients.
 COMPARISONS = tuple(
     [(question, a_label, b_label, "mFROC", a, b, key)
@@ -324,13 +326,14 @@ COMPARISONS = tuple(
           "strong_cls_cnn_prior_more"),
          ("GNNp vs GNNb (--relations strong)", "GNNp", "GNNb", "strong_cls_gnnp", "strong_cls_gnnb"))
      for key in TEST_SETS]
-    + [(question, a_label, b_label, "mFROC", a, b, key)
-       for question, a_label, b_label, a, b in MASK_QUESTIONS for key in TEST_SETS]
+    + list(MASK_COMPARISONS)
     + [("attention vs the paper's baseline", "attention", "baseline (seg_plain)", kind, "seg_attention", "seg_plain",
         "result") for kind in ("positive-LN F", "all-LN F")]
     + [("patient model with vs without the LN volume", label, "tumour slices only", "AUC", a, "patient_image_only",
         "result") for label, a in (("LN volume (trained on ground truth)", "patient"),
                                    ("LN volume (trained on predicted volumes)", "patient_predicted"))])
+# Comparison tables --table writes on its own, as NAMED_TABLES: name -> the comparisons that are its rows
+COMPARISON_TABLES = {"mask-comparisons": MASK_COMPARISONS}
 # Patient runs that read the LN volume: tested with gtv_ln.nii.gz they are given the phantom's label (the volume is
 # > 0 exactly for its positive patients), so such a row is never a conclusion (issue 29).
 USES_LN_VOLUME = ("patient", "patient_predicted")
@@ -435,13 +438,15 @@ def conclusion(seed1, seed2, a_label: str, b_label: str) -> str:
     return "not supported (the seeds disagree in sign)"
 
 
-def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = None) -> list[dict]:
-    """Every comparison of COMPARISONS (and the re-scoring rows) measured per seed, with its conclusion.
+def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = None,
+                    comparisons=COMPARISONS) -> list[dict]:
+    """Every comparison of ``comparisons`` (and, when ``rescores`` is given, the re-scoring rows) measured per seed,
+    with its conclusion.
 
     ``seeds``: seed -> experiments() of that seed's work folder; ``rescores``: seed -> work folder (re-scoring
     JSONs)."""
     rows = []
-    for question, a_label, b_label, kind, a, b, key in COMPARISONS:
+    for question, a_label, b_label, kind, a, b, key in comparisons:
         values = {seed: measure(kind, specs[a], specs[b], key) for seed, specs in seeds.items()}
         verdict_text = conclusion(values.get(1, "not run"), values.get(2, "not run"), a_label, b_label)
         if kind == "AUC":
@@ -453,8 +458,8 @@ def comparison_rows(seeds: dict[int, dict], rescores: dict[int, Path] | None = N
                 verdict_text += f"; {few}"
         rows.append({"question": question, "comparison": f"{a_label} - {b_label}", "metric": kind,
                      "test_set": TEST_SETS[key], "values": values, "conclusion": verdict_text})
-    for (cohort, run), (file, test_set) in [(r, f) for r in RESCORE_ROWS for f in RESCORE_FILES]:
-        reports = {seed: _load(str(folder / run / file)) for seed, folder in (rescores or {}).items()}
+    for (cohort, run), (file, test_set) in [(r, f) for r in RESCORE_ROWS for f in RESCORE_FILES if rescores]:
+        reports = {seed: _load(str(folder / run / file)) for seed, folder in rescores.items()}
         ks = sorted({k for r in reports.values() if r for k in r["k"]}, key=int) or ["–"]
         for k in ks:
             for first, a_label, other, b_label in RESCORE_COMPARISONS:
@@ -612,25 +617,31 @@ def replace_table(text: str, rows, table: str) -> str:
     return "\n".join([*lines[:a], table, *lines[b:]])
 
 
+def seed_experiments(work: Path, seed: int) -> dict:
+    """experiments() of one training seed: seed 1 in ``work``, seed 2 in ``work``/seed2 (reading ``work``'s
+    cohorts)."""
+    return experiments(work) if seed == 1 else experiments(work / f"seed{seed}", seed, cohorts=work)
+
+
 def write_one_table(work: Path, name: str, out: Path) -> str:
-    """The table ``name`` (NAMED_TABLES, or "mask-comparisons") from the runs in ``work`` (seed 2: ``work``/seed2),
+    """The table ``name`` (NAMED_TABLES or COMPARISON_TABLES) from the runs in ``work`` (seed 2: ``work``/seed2),
     put into ``out`` in place of the same table."""
-    if name == "mask-comparisons":
-        rows = mask_comparison_rows({1: experiments(work), 2: experiments(work / "seed2", 2, cohorts=work)})
+    if name in COMPARISON_TABLES:
+        rows = comparison_rows({seed: seed_experiments(work, seed) for seed in (1, 2)},
+                               comparisons=COMPARISON_TABLES[name])
         table = comparisons_table(rows)
         labels = [(row["question"], None) for row in rows]
     else:
         labels, reference, seed = NAMED_TABLES[name]
-        specs = experiments(work) if seed == 1 else experiments(work / "seed2", seed, cohorts=work)
-        table = cls_table(specs, labels, reference)
+        table = cls_table(seed_experiments(work, seed), labels, reference)
     out.write_text(replace_table(out.read_text(), labels, table))
     return table
 
 
-def mask_comparison_rows(seeds: dict[int, dict]) -> list[dict]:
-    """The rows of the comparison table that ask what PET and the priors add with the mask ROI (MASK_QUESTIONS)."""
-    questions = {question for question, *_ in MASK_QUESTIONS}
-    return [row for row in comparison_rows(seeds) if row["question"] in questions]
+def rows_of(rows: list[dict], comparisons) -> list[dict]:
+    """The rows of ``rows`` (comparison_rows) that ask one of the questions of ``comparisons``."""
+    questions = {question for question, *_ in comparisons}
+    return [row for row in rows if row["question"] in questions]
 
 
 def replicated(rows):
@@ -671,7 +682,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "RESULTS.md")
     parser.add_argument("--notes", type=Path, help="a Markdown file of observations appended verbatim")
-    parser.add_argument("--table", choices=sorted([*NAMED_TABLES, "mask-comparisons"]),
+    parser.add_argument("--table", choices=sorted([*NAMED_TABLES, *COMPARISON_TABLES]),
                         help="write only this table: printed, and put into --out (which must exist) in place of the "
                              "same table; the rest of --out is left as it is")
     args = parser.parse_args()
@@ -683,8 +694,7 @@ def main() -> int:
         except ValueError as error:
             parser.error(f"{args.out}: {error}")
         return 0
-    specs = experiments(args.work)
-    seed2 = experiments(args.work / "seed2", 2, cohorts=args.work)
+    specs, seed2 = seed_experiments(args.work, 1), seed_experiments(args.work, 2)
     rows = comparison_rows({1: specs, 2: seed2}, {1: args.work, 2: args.work / "seed2"})
     seconds = {seed: run_times(folder, specs) for seed, folder in ((1, args.work), (2, args.work / "seed2"))}
     text = f"""# Results on the phantom cohort
@@ -743,7 +753,7 @@ intervals that exclude 0):
 
 {cls_table(seed2, MASK_SEED2_ROWS, "cls_cnn_prior_mask")}
 
-{comparisons_table(mask_comparison_rows({1: specs, 2: seed2}))}
+{comparisons_table(rows_of(rows, MASK_COMPARISONS))}
 
 The sphere rows of these pairs, seed 1 and seed 2:
 
